@@ -1,0 +1,66 @@
+"""graphc: a static computational-graph compiler for reverse-mode differentiation.
+
+Declare a DAG of φ nodes, ask for gradients (a graph of the same IR), compile
+the outputs into a flat plan over numbered buffers, and run it on NumPy::
+
+    import graphc as gc
+
+    with gc.Graph("seed") as g:
+        x = gc.input("x", shape=(8, 4))
+        w = gc.param("w", shape=(4, 4))
+        loss = gc.sum(gc.tanh(x @ w) ** 2)
+    (dw,) = gc.grad(loss, [w])
+    prog = gc.compile([loss, dw])
+    loss_v, dw_v = prog.run({"x": X})
+"""
+
+from graphc.errors import GraphError
+from graphc.ir import Aval, Graph, Node, Value
+from graphc.ops import (
+    Primitive,
+    add,
+    add_n,
+    broadcast_to,
+    concat,
+    constant,
+    defop,
+    div,
+    exp,
+    input,
+    log,
+    log_softmax,
+    matmul,
+    max,
+    maximum,
+    mean,
+    mse,
+    mul,
+    neg,
+    one_hot,
+    pad_axis,
+    param,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    slice_axis,
+    softmax,
+    softmax_cross_entropy,
+    sqrt,
+    sub,
+    sum,
+    tanh,
+    transpose,
+)
+from graphc.autodiff import grad
+from graphc.compile import Cost, Program, compile, sgd
+from graphc.plan import Plan
+
+__all__ = [
+    "GraphError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "compile", "sgd", "Program", "Plan", "Cost",
+    "input", "param", "constant",
+    "add", "add_n", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
+    "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",
+    "concat", "slice_axis", "pad_axis", "softmax", "log_softmax", "softmax_cross_entropy",
+    "one_hot", "mse",
+]

@@ -1,0 +1,168 @@
+"""``compile``: the pipeline from Values to a runnable :class:`Program`.
+
+    outputs ─► passes (DCE, CSE) ─► schedule ─► memory ─► Plan ─► runtime
+
+Each stage is a function of the previous stage's value; this module only
+glues them and checks the user's arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from graphc.autodiff import grad
+from graphc.errors import GraphError
+from graphc.ir import Node, Value, as_values
+from graphc.memory import MemoryPlan, alias_analysis, plan_memory
+from graphc.ops.core import lookup
+from graphc.passes import optimize
+from graphc.plan import Plan, lower
+from graphc.runtime import Executable
+from graphc.schedule import schedule
+
+REMAT_POLICIES = ("none",)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """FLOPs of one run, split as the lecture counts them (backward ≈ 2× forward)."""
+
+    forward_flops: int
+    backward_flops: int
+    recompute_flops: int
+    update_flops: int = 0
+
+    @property
+    def total_flops(self) -> int:
+        return self.forward_flops + self.backward_flops + self.recompute_flops + self.update_flops
+
+    def __str__(self) -> str:
+        ratio = self.backward_flops / self.forward_flops if self.forward_flops else float("nan")
+        return (
+            f"forward {self.forward_flops:,d} FLOPs, backward {self.backward_flops:,d} ({ratio:.2f}x forward), "
+            f"recompute {self.recompute_flops:,d}"
+        )
+
+
+def plan_cost(plan: Plan) -> Cost:
+    """Count each instruction's FLOPs with its op's cost model, by tag."""
+    totals = {"forward": 0, "backward": 0, "recompute": 0, "update": 0}
+    for ins in plan.instructions:
+        if ins.op == "assign":
+            continue
+        in_avals = [plan.buffers[a].aval for a in ins.args]
+        flops = lookup(ins.op).flops(in_avals, plan.buffers[ins.out].aval, **ins.attrs)
+        totals[ins.tag] += int(flops)
+    return Cost(totals["forward"], totals["backward"], totals["recompute"], totals["update"])
+
+
+class Program:
+    """A compiled plan bound to memory: ``run(feeds)`` returns the outputs.
+
+    Attributes: ``plan`` (printable :class:`~graphc.plan.Plan`), ``memory``
+    (:class:`~graphc.memory.MemoryPlan`), ``cost`` (:class:`Cost`).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        stored_params: Mapping[str, np.ndarray] | None = None,
+        memory: MemoryPlan | None = None,
+        feedable: frozenset[str] | None = None,
+        single: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.memory = memory
+        self.cost = plan_cost(plan)
+        self._feedable = feedable if feedable is not None else frozenset(plan.inputs) | frozenset(plan.params)
+        self._single = single
+        self._executable = Executable(plan, stored_params or {})
+
+    def run(self, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray] | np.ndarray:
+        """Run once. ``feeds`` maps input (and optionally param) names to arrays.
+
+        Returns new arrays in output order (one array if one Value was compiled).
+        Feeds the outputs do not need are accepted; unknown names are an error.
+        """
+        feeds = feeds or {}
+        unknown = sorted(set(feeds) - self._feedable)
+        if unknown:
+            raise GraphError(
+                f"feed {', '.join(map(repr, unknown))} names no input or param of the graph; "
+                f"inputs and params: {', '.join(sorted(self._feedable))}"
+            )
+        results = self._executable.run(feeds)
+        return results[0] if self._single else results
+
+    __call__ = run
+
+    def __repr__(self) -> str:
+        return f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, arena {self.plan.arena_bytes:,d} B>"
+
+
+def _check_updates(updates: Any, graph) -> list[tuple[Node, Node]]:
+    pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates or ())
+    checked = []
+    for target, value in pairs:
+        (target, value) = as_values([target, value])
+        if target.node.op.name != "param":
+            raise GraphError(f"updates: {target.node.describe()} is not a param; only params can be updated")
+        if value.graph is not graph or target.graph is not graph:
+            raise GraphError(f"updates: {target.node.describe()} and its new value must belong to the compiled graph")
+        if value.aval != target.aval:
+            raise GraphError(f"updates: new value {value.node.describe()} does not match param {target.node.describe()}")
+        checked.append((target.node, value.node))
+    if len({t for t, _ in checked}) != len(checked):
+        raise GraphError("updates: a param is updated twice")
+    return checked
+
+
+def compile(  # noqa: A001
+    outputs: Value | Sequence[Value],
+    *,
+    remat: str = "none",
+    memory_budget: int | None = None,
+    updates: Mapping[Value, Value] | Sequence[tuple[Value, Value]] | None = None,
+    name: str | None = None,
+) -> Program:
+    """Compile ``outputs`` into a :class:`Program`.
+
+    ``updates`` maps params to new values (``{w: w - lr * dw}``, Theano's
+    ``updates``): after the outputs are computed, each new value is written
+    into the param's stored array, so one training step is one run.
+    """
+    single = isinstance(outputs, Value)
+    values = as_values([outputs] if single else outputs)
+    if not values:
+        raise GraphError("compile needs at least one output")
+    graph = values[0].graph
+    for v in values:
+        if v.graph is not graph:
+            raise GraphError(f"output {v.node.describe()} belongs to graph {v.graph.name!r}, not {graph.name!r}")
+    if remat not in REMAT_POLICIES:
+        raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
+    pairs = _check_updates(updates, graph)
+
+    out_nodes = [v.node for v in values]
+    flow = optimize(out_nodes + [value for _, value in pairs])
+    canonical_outputs = flow.roots[: len(out_nodes)]
+    canonical_updates = [(p, v) for (p, _), v in zip(pairs, flow.roots[len(out_nodes):])]
+    order = schedule(flow)
+    owner = alias_analysis(flow)
+    scratch = {n: n.op.scratch(*(a.aval for a in flow.args[n]), **n.attrs) for n in order if n.op.scratch}
+    memory = plan_memory(flow, order, owner, scratch)
+    plan = lower(name or graph.name, flow, order, owner, scratch, memory, canonical_outputs, canonical_updates)
+
+    stored = {n.name: n.data for n in graph.params.values()}
+    feedable = frozenset(graph.inputs) | frozenset(graph.params)
+    return Program(plan, stored, memory, feedable, single)
+
+
+def sgd(loss: Value, params: Sequence[Value], lr: float) -> dict[Value, Value]:
+    """Plain gradient-descent updates ``{W: W - lr · ∂loss/∂W}`` for ``compile(updates=...)``."""
+    params = as_values(params)
+    grads = grad(loss, params)
+    return {p: p - lr * g for p, g in zip(params, grads)}

@@ -1,0 +1,352 @@
+"""The intermediate representation: a Graph of Nodes, handled through Values.
+
+A :class:`Graph` owns its nodes in creation order. Each node is one φ: an
+operation (a :class:`~graphc.ops.core.Primitive`), the nodes it reads, static
+attributes, and the static shape and dtype of its single result, inferred
+when the node is built. Since a node can only read nodes that exist already,
+creation order is a topological order, and every pass can walk the graph with
+plain loops (no recursion, so graphs of 10⁵ nodes are fine).
+
+Users hold :class:`Value` handles, which carry the arithmetic operators::
+
+    with gc.Graph("seed") as g:
+        x = gc.input("x", shape=(8, 4))
+        w = gc.param("w", shape=(4, 4))
+        y = gc.tanh(x @ w) + 1.0
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+import numpy as np
+
+from graphc.errors import GraphError
+
+if TYPE_CHECKING:
+    from graphc.ops.core import Primitive
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+INT_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+@dataclass(frozen=True)
+class Aval:
+    """The abstract value of a node: its static shape and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __str__(self) -> str:
+        return f"{self.shape} {self.dtype.name}"
+
+
+@dataclass(frozen=True)
+class AdjointInfo:
+    """Where an adjoint node comes from, for rendering and for reading plans.
+
+    ``forward`` is the forward node whose gradient this node computes (or helps
+    compute); ``consumer`` is the node whose Jacobian-transpose it applies,
+    ``J^T_{φ consumer | forward}``. ``role`` is one of:
+
+    - ``"seed"``: the cotangent ∂ℓ/∂y that starts the pass;
+    - ``"vjp"``: an intermediate step of one J^T product;
+    - ``"contribution"``: the finished term J^T_{φc|x} · ∂ℓ/∂x(c);
+    - ``"accumulate"``: the sum of several contributions, ∂ℓ/∂x = Σ_c ...;
+    - ``"zero"``: a zero gradient materialised for a ``wrt`` that ``y`` does not reach.
+    """
+
+    role: str
+    forward: "Node | None" = None
+    consumer: "Node | None" = None
+
+
+class Node:
+    """One φ in a graph: ``op(*inputs; **attrs)`` with a static ``aval``.
+
+    ``data`` holds the array of a constant (read-only) or the stored value of
+    a param (updated in place by compiled ``updates``).
+    """
+
+    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint")
+
+    def __init__(
+        self,
+        graph: "Graph",
+        op: "Primitive",
+        inputs: tuple["Node", ...],
+        attrs: dict[str, Any],
+        aval: Aval,
+        name: str,
+        node_id: int,
+    ) -> None:
+        self.graph = graph
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.aval = aval
+        self.name = name
+        self.id = node_id
+        self.data: np.ndarray | None = None
+        self.adjoint: AdjointInfo | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.aval.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.aval.dtype
+
+    @property
+    def is_source(self) -> bool:
+        """Inputs, params and constants: nodes computed by no kernel."""
+        return self.op.source
+
+    def describe(self) -> str:
+        """``name: op (shape) dtype`` — the phrase errors use to name a node."""
+        return f"'{self.name}' ({self.op.name}, shape {self.shape}, {self.dtype.name})"
+
+    def __repr__(self) -> str:
+        args = ", ".join(i.name for i in self.inputs)
+        return f"<Node {self.id} {self.name} = {self.op.name}({args}) : {self.aval}>"
+
+
+_context = threading.local()
+
+
+def _graph_stack() -> list["Graph"]:
+    if not hasattr(_context, "stack"):
+        _context.stack = []
+    return _context.stack
+
+
+def current_graph() -> "Graph":
+    """The innermost graph opened with ``with Graph(...)``."""
+    stack = _graph_stack()
+    if not stack:
+        raise GraphError(
+            "no graph is open: build inputs, params and constants inside "
+            "`with gc.Graph('name') as g:`"
+        )
+    return stack[-1]
+
+
+class Graph:
+    """A DAG of φ nodes. A context manager: nodes built inside belong to it.
+
+    Nodes are kept in creation order, which is topological. Inputs and params
+    are also indexed by name, since ``Program.run`` feeds them by name.
+    """
+
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self.nodes: list[Node] = []
+        self.inputs: dict[str, Node] = {}
+        self.params: dict[str, Node] = {}
+        self.contributions: list = []  # autodiff.Contribution records, for rendering
+        self._recording: list[Node] | None = None
+
+    def __enter__(self) -> "Graph":
+        _graph_stack().append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _graph_stack().pop()
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name!r}: {len(self.nodes)} nodes>"
+
+    def add(
+        self,
+        op: "Primitive",
+        inputs: tuple[Node, ...],
+        attrs: dict[str, Any],
+        aval: Aval,
+        name: str | None = None,
+    ) -> Node:
+        """Append a node whose aval has been inferred already."""
+        node_id = len(self.nodes)  # ids are positions in creation (topological) order
+        node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
+        if op.name in ("input", "param"):
+            table = self.inputs if op.name == "input" else self.params
+            if node.name in self.inputs or node.name in self.params:
+                raise GraphError(f"graph {self.name!r} already has an input or param named {node.name!r}")
+            table[node.name] = node
+        self.nodes.append(node)
+        if self._recording is not None:
+            self._recording.append(node)
+        return node
+
+    def record(self) -> "_Recorder":
+        """Collect the nodes created inside a ``with`` block (used by the adjoint pass)."""
+        return _Recorder(self)
+
+
+class _Recorder:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.nodes: list[Node] = []
+
+    def __enter__(self) -> list[Node]:
+        self._outer = self.graph._recording
+        self.graph._recording = self.nodes
+        return self.nodes
+
+    def __exit__(self, *exc: object) -> None:
+        self.graph._recording = self._outer
+        if self._outer is not None:
+            self._outer.extend(self.nodes)
+
+
+class Value:
+    """A symbolic handle to a node's result, with NumPy-like operators.
+
+    ``+ - * / ** @`` and unary ``-`` build nodes; Python scalars and NumPy
+    arrays on either side become constants of this value's dtype.
+    """
+
+    __slots__ = ("node",)
+    __array_ufunc__ = None  # make `ndarray @ Value` defer to Value.__rmatmul__
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    # --- static facts -----------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.node.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.node.aval.ndim
+
+    @property
+    def aval(self) -> Aval:
+        return self.node.aval
+
+    @property
+    def graph(self) -> Graph:
+        return self.node.graph
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def op(self) -> str:
+        return self.node.op.name
+
+    @property
+    def T(self) -> "Value":
+        return ops.transpose(self)
+
+    # --- the stored value of a param ----------------------------------------
+    @property
+    def value(self) -> np.ndarray:
+        """A copy of a param's stored value or a constant's data."""
+        if self.node.data is None:
+            raise GraphError(f"{self.node.describe()} has no stored value: only params and constants do")
+        return self.node.data.copy()
+
+    def assign(self, array: Any) -> None:
+        """Set a param's stored value (copied; shape and dtype must match)."""
+        if self.node.op.name != "param":
+            raise GraphError(f"{self.node.describe()} is not a param; only params can be assigned")
+        self.node.data[...] = check_array(self.node, array, what="assigned value")
+
+    # --- operators --------------------------------------------------------
+    def __add__(self, other: Any) -> "Value":
+        return ops.add(self, other)
+
+    def __radd__(self, other: Any) -> "Value":
+        return ops.add(other, self)
+
+    def __sub__(self, other: Any) -> "Value":
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> "Value":
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> "Value":
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> "Value":
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> "Value":
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> "Value":
+        return ops.div(other, self)
+
+    def __pow__(self, other: Any) -> "Value":
+        return ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> "Value":
+        return ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> "Value":
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> "Value":
+        return ops.matmul(other, self)
+
+    def __neg__(self) -> "Value":
+        return ops.neg(self)
+
+    def __bool__(self) -> bool:
+        raise GraphError(f"{self.node.describe()} is symbolic: it has no truth value until a program runs")
+
+    def __repr__(self) -> str:
+        return f"<Value {self.name}: {self.op} {self.aval}>"
+
+
+def check_array(node: Node, array: Any, what: str) -> np.ndarray:
+    """Return ``array`` as an ndarray if its shape and dtype match ``node``'s, else raise."""
+    arr = np.asarray(array)
+    if arr.shape != node.shape:
+        raise GraphError(f"{what} for {node.describe()} has shape {arr.shape}, expected {node.shape}")
+    if arr.dtype != node.dtype:
+        raise GraphError(
+            f"{what} for {node.describe()} has dtype {arr.dtype.name}, expected {node.dtype.name}"
+            f" (convert it with .astype(np.{node.dtype.name}))"
+        )
+    return arr
+
+
+def as_values(items: Iterable[Any]) -> list[Value]:
+    """Check that every item is a Value (for APIs that take lists of Values)."""
+    out = []
+    for item in items:
+        if not isinstance(item, Value):
+            raise GraphError(f"expected a graphc Value, got {type(item).__name__}")
+        out.append(item)
+    return out
+
+
+from graphc import ops  # noqa: E402  (the operators above need the op functions)

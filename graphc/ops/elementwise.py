@@ -1,0 +1,179 @@
+"""Elementwise ops with NumPy broadcasting, and the n-ary sum of gradient terms.
+
+A binary op's VJP first forms the product at the broadcast shape, then sums it
+back to the operand's shape (:func:`unbroadcast`): the Jacobian of a broadcast
+is a copy, and the transpose of a copy is a sum.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graphc.ir import Aval, Value
+from graphc.ops import reduce as R
+from graphc.ops import shape as S
+from graphc.ops.core import ZERO, Primitive, ShapeError, broadcast_shapes, same_float_dtype
+
+
+def unbroadcast(g: Value, shape: tuple[int, ...]) -> Value:
+    """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    stretched = tuple(lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    summed = R.sum(g, axis=tuple(range(lead)) + stretched)
+    return summed if summed.shape == shape else S.reshape(summed, shape)
+
+
+def _unary_aval(x: Aval) -> Aval:
+    same_float_dtype(x)
+    return x
+
+
+def _binary_aval(a: Aval, b: Aval) -> Aval:
+    return Aval(broadcast_shapes(a.shape, b.shape), same_float_dtype(a, b))
+
+
+def _unary(name: str, kernel: Any, vjp: Any, flops_per_element: int = 1, doc: str = "") -> Primitive:
+    return Primitive(
+        name,
+        infer=_unary_aval,
+        kernel=kernel,
+        vjp=[vjp],
+        flops=lambda ins, out: flops_per_element * out.size,
+        elementwise=True,
+        doc=doc,
+    )
+
+
+def _binary(name: str, kernel: Any, vjp_a: Any, vjp_b: Any, flops_per_element: int = 1, doc: str = "") -> Primitive:
+    return Primitive(
+        name,
+        infer=_binary_aval,
+        kernel=kernel,
+        vjp=[vjp_a, vjp_b],
+        flops=lambda ins, out: flops_per_element * out.size,
+        elementwise=True,
+        doc=doc,
+    )
+
+
+add = _binary(
+    "add",
+    lambda out, a, b: np.add(a, b, out=out),
+    lambda g, y, a, b: unbroadcast(g, a.shape),
+    lambda g, y, a, b: unbroadcast(g, b.shape),
+    doc="a + b.  J^T: g summed to each operand's shape.",
+)
+sub = _binary(
+    "sub",
+    lambda out, a, b: np.subtract(a, b, out=out),
+    lambda g, y, a, b: unbroadcast(g, a.shape),
+    lambda g, y, a, b: unbroadcast(neg(g), b.shape),
+    doc="a - b.  J^T: (g, -g).",
+)
+mul = _binary(
+    "mul",
+    lambda out, a, b: np.multiply(a, b, out=out),
+    lambda g, y, a, b: unbroadcast(g * b, a.shape),
+    lambda g, y, a, b: unbroadcast(g * a, b.shape),
+    doc="a * b.  J^T: (g·b, g·a).",
+)
+div = _binary(
+    "div",
+    lambda out, a, b: np.divide(a, b, out=out),
+    lambda g, y, a, b: unbroadcast(g / b, a.shape),
+    lambda g, y, a, b: unbroadcast(neg(g * y / b), b.shape),
+    doc="a / b.  J^T: (g / b, -g·y / b).",
+)
+pow = _binary(  # noqa: A001
+    "pow",
+    lambda out, a, b: np.power(a, b, out=out),
+    lambda g, y, a, b: unbroadcast(g * b * a ** (b - 1.0), a.shape),
+    lambda g, y, a, b: unbroadcast(g * y * log(a), b.shape),
+    flops_per_element=10,
+    doc="a ** b.  J^T: (g·b·a^(b-1), g·y·log a).",
+)
+neg = _unary("neg", lambda out, x: np.negative(x, out=out), lambda g, y, x: neg(g), doc="-x.  J^T: -g.")
+exp = _unary("exp", lambda out, x: np.exp(x, out=out), lambda g, y, x: g * y, 4, doc="eˣ.  J^T: g·y.")
+log = _unary("log", lambda out, x: np.log(x, out=out), lambda g, y, x: g / x, 4, doc="ln x.  J^T: g / x.")
+sqrt = _unary("sqrt", lambda out, x: np.sqrt(x, out=out), lambda g, y, x: g / (2.0 * y), 2, doc="√x.  J^T: g / 2y.")
+tanh = _unary("tanh", lambda out, x: np.tanh(x, out=out), lambda g, y, x: g * (1.0 - y * y), 4, doc="tanh x.  J^T: g·(1 - y²).")
+
+
+def _sigmoid_kernel(out: np.ndarray, x: np.ndarray) -> None:
+    # σ(x) = ½(1 + tanh(x/2)): no overflow for large |x|, no temporary.
+    np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    np.multiply(out, 0.5, out=out)
+    np.add(out, 0.5, out=out)
+
+
+sigmoid = _unary("sigmoid", _sigmoid_kernel, lambda g, y, x: g * y * (1.0 - y), 4, doc="σ(x) = 1/(1+e⁻ˣ).  J^T: g·y·(1 - y).")
+relu = _unary(
+    "relu",
+    lambda out, x: np.maximum(x, 0, out=out),
+    lambda g, y, x: g * greater(x, 0.0),
+    doc="max(x, 0).  J^T: g·[x > 0].",
+)
+
+# Masks: piecewise-constant, so their gradient is zero by structure.
+greater = _binary(
+    "greater",
+    lambda out, a, b: np.greater(a, b, out=out, casting="unsafe"),
+    ZERO,
+    ZERO,
+    doc="[a > b] as 0.0 / 1.0 in the operands' float dtype.",
+)
+equal = _binary(
+    "equal",
+    lambda out, a, b: np.equal(a, b, out=out, casting="unsafe"),
+    ZERO,
+    ZERO,
+    doc="[a == b] as 0.0 / 1.0 in the operands' float dtype.",
+)
+
+
+def _tie_split(a: Value, b: Value) -> Value:
+    """∂ max(a, b)/∂a: 1 where a > b, ½ where they tie (as JAX), else 0."""
+    return greater(a, b) + 0.5 * equal(a, b)
+
+
+maximum = _binary(
+    "maximum",
+    lambda out, a, b: np.maximum(a, b, out=out),
+    lambda g, y, a, b: unbroadcast(g * _tie_split(a, b), a.shape),
+    lambda g, y, a, b: unbroadcast(g * _tie_split(b, a), b.shape),
+    doc="max(a, b) elementwise.  J^T: g where each side wins, split in half at ties.",
+)
+
+
+def _add_n_aval(*avals: Aval) -> Aval:
+    if not avals:
+        raise ShapeError("needs at least one term")
+    if len(set(avals)) != 1:
+        raise ShapeError("all terms must have the same shape and dtype")
+    same_float_dtype(avals[0])
+    return avals[0]
+
+
+def _add_n_kernel(out: np.ndarray, first: np.ndarray, *rest: np.ndarray) -> None:
+    if not rest:
+        np.copyto(out, first)
+        return
+    np.add(first, rest[0], out=out)
+    for term in rest[1:]:
+        np.add(out, term, out=out)
+
+
+add_n = Primitive(
+    "add_n",
+    infer=_add_n_aval,
+    kernel=_add_n_kernel,
+    vjp=lambda index: (lambda g, y, *terms: g),
+    flops=lambda ins, out: (len(ins) - 1) * out.size,
+    elementwise=True,
+    doc="Σ terms, all of one shape: the accumulation of gradient contributions.",
+)

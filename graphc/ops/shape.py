@@ -1,0 +1,231 @@
+"""Ops that move elements without arithmetic: reshape, transpose, broadcast_to,
+concat, and the slice/pad pair that are each other's transpose.
+
+``reshape``, ``transpose``, ``broadcast_to`` and ``slice_axis`` are views: their
+kernel returns a view of the input instead of writing into an output buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from graphc.ir import Aval, Value
+from graphc.ops.core import Primitive, ShapeError, normalize_axis
+
+
+def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
+    return 0
+
+
+# --- reshape ------------------------------------------------------------------
+
+
+def _reshape_normalize(x: Aval, shape: Sequence[int]) -> dict[str, Any]:
+    dims = [int(d) for d in ((shape,) if isinstance(shape, (int, np.integer)) else shape)]
+    if dims.count(-1) > 1:
+        raise ShapeError(f"shape {tuple(dims)} has more than one -1")
+    if -1 in dims:
+        known = int(np.prod([d for d in dims if d != -1], dtype=np.int64))
+        if known == 0 or x.size % known:
+            raise ShapeError(f"cannot reshape {x.size} elements into {tuple(dims)}")
+        dims[dims.index(-1)] = x.size // known
+    return {"shape": tuple(dims)}
+
+
+def _reshape_aval(x: Aval, shape: tuple[int, ...]) -> Aval:
+    if int(np.prod(shape, dtype=np.int64)) != x.size or any(d < 0 for d in shape):
+        raise ShapeError(f"cannot reshape {x.shape} ({x.size} elements) into {shape}")
+    return Aval(shape, x.dtype)
+
+
+_RESHAPE = Primitive(
+    "reshape",
+    infer=_reshape_aval,
+    normalize=_reshape_normalize,
+    kernel=lambda x, shape: x.reshape(shape),
+    vjp=[lambda g, y, x, shape: reshape(g, x.shape)],
+    flops=_no_flops,
+    view=True,
+    doc="The same elements in a new shape.  J^T: reshape back.",
+)
+
+
+def reshape(x: Any, shape: Sequence[int] | int, name: str | None = None) -> Value:
+    """``x`` with shape ``shape`` (one entry may be -1)."""
+    return _RESHAPE(x, shape=shape, name=name)
+
+
+# --- transpose ----------------------------------------------------------------
+
+
+def _transpose_normalize(x: Aval, axes: Sequence[int] | None = None) -> dict[str, Any]:
+    if axes is None:
+        return {"axes": tuple(reversed(range(x.ndim)))}
+    perm = tuple(normalize_axis(int(a), x.ndim) for a in axes)
+    if sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"axes {tuple(axes)} are not a permutation of {x.ndim} axes")
+    return {"axes": perm}
+
+
+_TRANSPOSE = Primitive(
+    "transpose",
+    infer=lambda x, axes: Aval(tuple(x.shape[a] for a in axes), x.dtype),
+    normalize=_transpose_normalize,
+    kernel=lambda x, axes: x.transpose(axes),
+    vjp=[lambda g, y, x, axes: transpose(g, tuple(int(a) for a in np.argsort(axes)))],
+    flops=_no_flops,
+    view=True,
+    doc="Permute axes (reverse them by default).  J^T: the inverse permutation.",
+)
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None, name: str | None = None) -> Value:
+    """``x`` with its axes permuted (reversed when ``axes`` is None)."""
+    return _TRANSPOSE(x, axes=axes, name=name)
+
+
+# --- broadcast_to -------------------------------------------------------------
+
+
+def _broadcast_aval(x: Aval, shape: tuple[int, ...]) -> Aval:
+    lead = len(shape) - x.ndim
+    if lead < 0 or any(d not in (1, t) for d, t in zip(x.shape, shape[lead:])):
+        raise ShapeError(f"cannot broadcast {x.shape} to {shape}")
+    return Aval(shape, x.dtype)
+
+
+def _broadcast_vjp(g: Value, y: Value, x: Value, shape: tuple[int, ...]) -> Value:
+    from graphc.ops.elementwise import unbroadcast
+
+    return unbroadcast(g, x.shape)
+
+
+_BROADCAST_TO = Primitive(
+    "broadcast_to",
+    infer=_broadcast_aval,
+    normalize=lambda x, shape: {"shape": tuple(int(d) for d in shape)},
+    kernel=lambda x, shape: np.broadcast_to(x, shape),
+    vjp=[_broadcast_vjp],
+    flops=_no_flops,
+    view=True,
+    doc="Repeat along broadcast axes (a read-only view).  J^T: sum over those axes.",
+)
+
+
+def broadcast_to(x: Any, shape: Sequence[int], name: str | None = None) -> Value:
+    """``x`` broadcast to ``shape`` by NumPy's rules."""
+    return _BROADCAST_TO(x, shape=shape, name=name)
+
+
+# --- slice_axis and pad_axis ---------------------------------------------------
+
+
+def _index(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
+def _slice_normalize(x: Aval, axis: int, start: int, stop: int) -> dict[str, Any]:
+    axis = normalize_axis(axis, x.ndim)
+    if not 0 <= start <= stop <= x.shape[axis]:
+        raise ShapeError(f"slice [{start}:{stop}] is outside axis {axis} of length {x.shape[axis]}")
+    return {"axis": axis, "start": int(start), "stop": int(stop)}
+
+
+def _slice_aval(x: Aval, axis: int, start: int, stop: int) -> Aval:
+    shape = list(x.shape)
+    shape[axis] = stop - start
+    return Aval(tuple(shape), x.dtype)
+
+
+_SLICE = Primitive(
+    "slice_axis",
+    infer=_slice_aval,
+    normalize=_slice_normalize,
+    kernel=lambda x, axis, start, stop: x[_index(x.ndim, axis, start, stop)],
+    vjp=[lambda g, y, x, axis, start, stop: pad_axis(g, axis, start, x.shape[axis] - stop)],
+    flops=_no_flops,
+    view=True,
+    doc="x[..., start:stop, ...] along one axis.  J^T: pad with zeros back to x's shape.",
+)
+
+
+def slice_axis(x: Any, axis: int, start: int, stop: int, name: str | None = None) -> Value:
+    """The elements ``start:stop`` of ``x`` along ``axis``."""
+    return _SLICE(x, axis=axis, start=start, stop=stop, name=name)
+
+
+def _pad_normalize(x: Aval, axis: int, before: int, after: int) -> dict[str, Any]:
+    if before < 0 or after < 0:
+        raise ShapeError(f"padding ({before}, {after}) is negative")
+    return {"axis": normalize_axis(axis, x.ndim), "before": int(before), "after": int(after)}
+
+
+def _pad_aval(x: Aval, axis: int, before: int, after: int) -> Aval:
+    shape = list(x.shape)
+    shape[axis] += before + after
+    return Aval(tuple(shape), x.dtype)
+
+
+def _pad_kernel(out: np.ndarray, x: np.ndarray, axis: int, before: int, after: int) -> None:
+    out[_index(out.ndim, axis, 0, before)] = 0
+    out[_index(out.ndim, axis, before + x.shape[axis], out.shape[axis])] = 0
+    out[_index(out.ndim, axis, before, before + x.shape[axis])] = x
+
+
+_PAD = Primitive(
+    "pad_axis",
+    infer=_pad_aval,
+    normalize=_pad_normalize,
+    kernel=_pad_kernel,
+    vjp=[lambda g, y, x, axis, before, after: slice_axis(g, axis, before, before + x.shape[axis])],
+    flops=_no_flops,
+    doc="Zeros before and after x along one axis.  J^T: the slice that drops them.",
+)
+
+
+def pad_axis(x: Any, axis: int, before: int, after: int, name: str | None = None) -> Value:
+    """``x`` with ``before`` zeros in front and ``after`` behind along ``axis``."""
+    return _PAD(x, axis=axis, before=before, after=after, name=name)
+
+
+# --- concat ---------------------------------------------------------------------
+
+
+def _concat_aval(*xs: Aval, axis: int) -> Aval:
+    if not xs:
+        raise ShapeError("needs at least one operand")
+    first = xs[0]
+    if len({x.dtype for x in xs}) != 1:
+        raise ShapeError("operands have different dtypes")
+    for x in xs[1:]:
+        if x.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis):
+            raise ShapeError(f"shapes {first.shape} and {x.shape} differ off axis {axis}")
+    shape = list(first.shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    return Aval(tuple(shape), first.dtype)
+
+
+def _concat_vjp(index: int):
+    def rule(g: Value, y: Value, *xs: Value, axis: int) -> Value:
+        start = sum(x.shape[axis] for x in xs[:index])
+        return slice_axis(g, axis, start, start + xs[index].shape[axis])
+
+    return rule
+
+
+_CONCAT = Primitive(
+    "concat",
+    infer=_concat_aval,
+    normalize=lambda *xs, axis=0: {"axis": normalize_axis(axis, xs[0].ndim) if xs else axis},
+    kernel=lambda out, *xs, axis: np.concatenate(xs, axis=axis, out=out),
+    vjp=_concat_vjp,
+    flops=_no_flops,
+    doc="Join along an axis.  J^T: each operand's slice of g.",
+)
+
+
+def concat(values: Sequence[Any], axis: int = 0, name: str | None = None) -> Value:
+    """The operands joined along ``axis``."""
+    return _CONCAT(*values, axis=axis, name=name)

@@ -1,0 +1,93 @@
+"""Graph rewrites run by ``compile``: dead-code elimination and common subexpressions.
+
+The passes never change the user's graph. They produce a :class:`Dataflow`,
+the compile-time view of the part of the graph the outputs need: canonical
+nodes in topological order, each with its (rewritten) operands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+
+from graphc.ir import Node
+
+
+@dataclass
+class Dataflow:
+    """The nodes a program computes, in topological order, with their operands.
+
+    ``args[n]`` are n's operands after rewriting (``n.inputs`` stays as the
+    user built it); ``roots`` are the values the program must produce.
+    """
+
+    nodes: list[Node]
+    args: dict[Node, tuple[Node, ...]]
+    roots: list[Node]
+
+    def consumers(self) -> dict[Node, list[Node]]:
+        """For each node, the nodes that read it (in topological order)."""
+        users: dict[Node, list[Node]] = {n: [] for n in self.nodes}
+        for node in self.nodes:
+            for operand in self.args[node]:
+                users[operand].append(node)
+        return users
+
+
+def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
+    """Keep only the ancestors of ``roots`` (iteratively: no recursion limit)."""
+    needed: set[Node] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node not in needed:
+            needed.add(node)
+            stack.extend(node.inputs)
+    nodes = sorted(needed, key=lambda n: n.id)
+    return Dataflow(nodes, {n: n.inputs for n in nodes}, list(roots))
+
+
+def _cse_key(node: Node, args: tuple[Node, ...]) -> Hashable | None:
+    """Nodes with equal keys compute equal values; None for nodes never merged."""
+    if node.op.name in ("input", "param"):
+        return None
+    if node.op.name == "const":
+        data = node.data
+        return ("const", data.dtype.str, data.shape, data.tobytes())
+    try:
+        attrs = tuple(sorted(node.attrs.items()))
+        hash(attrs)
+    except TypeError:  # a custom op with unhashable attributes: leave it alone
+        return None
+    return (node.op.name, tuple(a.id for a in args), attrs, node.aval)
+
+
+def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
+    """Merge nodes that apply the same op with the same attributes to the same operands.
+
+    One sweep in topological order: operands are canonical before their
+    consumers are keyed, so chains of duplicates collapse together.
+    """
+    canonical: dict[Node, Node] = {}
+    seen: dict[Hashable, Node] = {}
+    nodes: list[Node] = []
+    args: dict[Node, tuple[Node, ...]] = {}
+    for node in flow.nodes:
+        node_args = tuple(canonical[a] for a in flow.args[node])
+        key = _cse_key(node, node_args)
+        if key is not None and key in seen:
+            canonical[node] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = node
+        canonical[node] = node
+        nodes.append(node)
+        args[node] = node_args
+    return Dataflow(nodes, args, [canonical[r] for r in flow.roots])
+
+
+def optimize(roots: Sequence[Node]) -> Dataflow:
+    """The default pass pipeline: DCE, then CSE."""
+    return common_subexpression_elimination(dead_code_elimination(roots))
