@@ -54,10 +54,11 @@ from graphc.ops import (
 )
 from graphc.autodiff import grad
 from graphc.compile import Cost, Program, compile, sgd
+from graphc.gradcheck import gradcheck
 from graphc.plan import Plan
 
 __all__ = [
-    "GraphError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "compile", "sgd", "Program", "Plan", "Cost",
+    "GraphError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "Program", "Plan", "Cost",
     "input", "param", "constant",
     "add", "add_n", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",

@@ -160,7 +160,9 @@ def _contribution(graph: Graph, consumer: Node, index: int, operand: Node, cotan
 
 
 def _zero_like(w: Value) -> Value:
-    zero = broadcast_to(constant_node(w.graph, 0.0, w.dtype), w.shape)
+    # A Value, not a bare Node: bind() finds the graph from Value operands only, so a
+    # Node here would fall back to the open graph and fail outside `with gc.Graph()`.
+    zero = broadcast_to(Value(constant_node(w.graph, 0.0, w.dtype)), w.shape)
     zero.node.adjoint = AdjointInfo("zero", forward=w.node)
     return zero
 

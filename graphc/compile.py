@@ -16,7 +16,7 @@ import numpy as np
 from graphc.autodiff import grad
 from graphc.errors import GraphError
 from graphc.ir import Node, Value, as_values
-from graphc.memory import MemoryPlan, alias_analysis, plan_memory
+from graphc.memory import MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
@@ -151,10 +151,8 @@ def compile(  # noqa: A001
     canonical_outputs = flow.roots[: len(out_nodes)]
     canonical_updates = [(p, v) for (p, _), v in zip(pairs, flow.roots[len(out_nodes):])]
     order = schedule(flow)
-    owner = alias_analysis(flow)
-    scratch = {n: n.op.scratch(*(a.aval for a in flow.args[n]), **n.attrs) for n in order if n.op.scratch}
-    memory = plan_memory(flow, order, owner, scratch)
-    plan = lower(name or graph.name, flow, order, owner, scratch, memory, canonical_outputs, canonical_updates)
+    memory, storage, scratch = plan_memory(flow, order)
+    plan = lower(name or graph.name, flow, order, storage, scratch, memory, canonical_outputs, canonical_updates)
 
     stored = {n.name: n.data for n in graph.params.values()}
     feedable = frozenset(graph.inputs) | frozenset(graph.params)

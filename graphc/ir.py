@@ -17,6 +17,8 @@ Users hold :class:`Value` handles, which carry the arithmetic operators::
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -32,6 +34,12 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INT_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 
+@functools.lru_cache(maxsize=None)
+def dtype_name(dtype: np.dtype) -> str:
+    """``dtype.name``, cached (NumPy computes it anew on every access)."""
+    return dtype.name
+
+
 @dataclass(frozen=True)
 class Aval:
     """The abstract value of a node: its static shape and dtype."""
@@ -45,7 +53,7 @@ class Aval:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:

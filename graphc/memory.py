@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
+import numpy as np
+
 from graphc.ir import Aval, Node
 from graphc.passes import Dataflow
 
@@ -71,9 +73,9 @@ def alias_analysis(flow: Dataflow) -> dict[Node, Node]:
     return owner
 
 
-def is_copying_view(node: Node, owner: dict[Node, Node]) -> bool:
+def is_copying_view(node: Node, storage: dict[Node, Node]) -> bool:
     """A view op that the plan runs as a copy (a reshape of a non-contiguous value)."""
-    return node.op.view and owner[node] is node
+    return node.op.view and storage[node] is node
 
 
 @dataclass
@@ -96,6 +98,7 @@ class MemoryPlan:
     inputs_bytes: int
     live_bytes: list[int] = field(repr=False)
     strategy: str = "no-reuse"
+    strategy_bytes: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         def mib(n: int) -> str:
@@ -113,26 +116,87 @@ class MemoryPlan:
         return "\n".join(lines)
 
 
+def storage_assignment(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node]) -> dict[Node, Node]:
+    """For each node, the node whose storage holds its value, with in-place reuse.
+
+    An elementwise op writes into an operand's storage when that operand is
+    read for the last time at this step, has the op's shape and dtype, is no
+    view and no source, is not an output, and no other operand reads the same
+    storage through a different view (``x + x`` is fine, ``x + xᵀ`` is not).
+    """
+    step = {node: i for i, node in enumerate(order)}
+    last_read = value_last_reads(flow, order, view_owner)
+    pinned = {view_owner[r] for r in flow.roots}
+    storage: dict[Node, Node] = {}
+    for node in order:
+        if view_owner[node] is not node:
+            continue
+        storage[node] = node
+        if not node.op.elementwise:
+            continue
+        for operand in flow.args[node]:
+            if (
+                view_owner[operand] is operand
+                and not operand.is_source
+                and operand not in pinned
+                and operand.aval == node.aval
+                and last_read[operand] == step[node]
+                and all(view_owner[other] is not operand or other is operand for other in flow.args[node])
+            ):
+                storage[node] = storage[operand]
+                break
+    return {node: storage[view_owner[node]] for node in flow.nodes if not view_owner[node].is_source} | {
+        node: view_owner[node] for node in flow.nodes if view_owner[node].is_source
+    }
+
+
+def value_last_reads(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node]) -> dict[Node, int]:
+    """The last step that reads each owning value (through any of its views); outputs read at the end."""
+    last: dict[Node, int] = {}
+    for i, node in enumerate(order):
+        if node.op.view and view_owner[node] is not node:
+            continue  # a bound view reads nothing when the plan runs
+        for operand in flow.args[node]:
+            base = view_owner[operand]
+            last[base] = max(last.get(base, -1), i)
+    for root in flow.roots:
+        last[view_owner[root]] = len(order)
+    return last
+
+
 def liveness(
     flow: Dataflow,
     order: Sequence[Node],
-    owner: dict[Node, Node],
+    storage: dict[Node, Node],
     scratch: dict[Node, list[Aval]],
 ) -> list[Interval]:
-    """The storage intervals of a schedule: one per owning intermediate, one per scratch."""
+    """The storage intervals of a schedule: one per storage block, one per scratch.
+
+    A block lives from the step that first writes it to the last step that
+    reads any value it holds (values that share it in place come one after
+    another). Outputs live to the end of the run, when they are copied out.
+    """
     step = {node: i for i, node in enumerate(order)}
-    end = len(order)  # the step that copies outputs out
-    last_use: dict[Node, int] = {}
+    end = len(order)
+    first: dict[Node, int] = {}
+    last: dict[Node, int] = {}
     for node in order:
+        block = storage[node]
+        if block.is_source:
+            continue
+        first.setdefault(block, step[node])
+        last[block] = max(last.get(block, -1), step[node])
+        if node.op.view and storage[node] is not node:
+            continue
         for operand in flow.args[node]:
-            base = owner[operand]
-            last_use[base] = max(last_use.get(base, -1), step[node])
+            other = storage[operand]
+            if not other.is_source:
+                last[other] = max(last[other], step[node])
     for root in flow.roots:
-        last_use[owner[root]] = end
-    intervals = []
+        if not storage[root].is_source:
+            last[storage[root]] = end
+    intervals = [Interval(block, block.aval.nbytes, start, last[block]) for block, start in first.items()]
     for node in order:
-        if owner[node] is node:
-            intervals.append(Interval(node, node.aval.nbytes, step[node], last_use.get(node, step[node])))
         for k, aval in enumerate(scratch.get(node, ())):
             intervals.append(Interval((node, k), aval.nbytes, step[node], step[node]))
     return intervals
@@ -151,6 +215,74 @@ def live_bytes_per_step(intervals: Sequence[Interval], steps: int) -> list[int]:
     return live
 
 
+def node_scratch(flow: Dataflow, order: Sequence[Node]) -> dict[Node, list[Aval]]:
+    """The temporaries each kernel declares (``Primitive.scratch``)."""
+    return {n: n.op.scratch(*(a.aval for a in flow.args[n]), **n.attrs) for n in order if n.op.scratch}
+
+
+def peak_live_bytes(flow: Dataflow, order: Sequence[Node]) -> int:
+    """The lower bound of a schedule: the most bytes live at any one step."""
+    storage = storage_assignment(flow, order, alias_analysis(flow))
+    intervals = liveness(flow, order, storage, node_scratch(flow, order))
+    return max(live_bytes_per_step(intervals, len(order)), default=0)
+
+
+# --- placement in the arena ----------------------------------------------------------
+
+
+class _Placed:
+    """Blocks placed so far, as arrays, so the time-overlap query is vectorised."""
+
+    def __init__(self, capacity: int) -> None:
+        self.start = np.empty(capacity, np.int64)
+        self.end = np.empty(capacity, np.int64)
+        self.offset = np.empty(capacity, np.int64)
+        self.size = np.empty(capacity, np.int64)
+        self.count = 0
+
+    def add(self, iv: Interval, offset: int) -> None:
+        k = self.count
+        self.start[k], self.end[k], self.offset[k], self.size[k] = iv.start, iv.end, offset, align(iv.nbytes)
+        self.count += 1
+
+    def fit(self, iv: Interval, best: bool) -> int:
+        """The offset for ``iv``: the lowest (first fit) or the tightest (best fit) gap
+        among the blocks live at the same time, else the top of those blocks."""
+        k = self.count
+        live = np.flatnonzero((self.start[:k] <= iv.end) & (self.end[:k] >= iv.start))
+        if live.size == 0:
+            return 0
+        live = live[np.argsort(self.offset[live], kind="stable")]
+        offsets = self.offset[live]
+        ends = offsets + self.size[live]
+        tops = np.maximum.accumulate(np.concatenate(([0], ends)))  # tops[i]: highest end below block i
+        gaps = offsets - tops[:-1]
+        fits = np.flatnonzero(gaps >= align(iv.nbytes))
+        if fits.size == 0:
+            return int(tops[-1])
+        chosen = fits[np.argmin(gaps[fits])] if best else fits[0]
+        return int(tops[chosen])
+
+
+def _place(intervals: Sequence[Interval], key, best: bool) -> dict[Hashable, int]:
+    placed = _Placed(len(intervals))
+    offsets = {}
+    for iv in sorted(intervals, key=key):
+        offsets[iv.key] = placed.fit(iv, best)
+        placed.add(iv, offsets[iv.key])
+    return offsets
+
+
+def greedy_by_size(intervals: Sequence[Interval]) -> dict[Hashable, int]:
+    """Largest blocks first, each into the tightest gap that fits (Pisarchyk & Lee 2020; TFLite)."""
+    return _place(intervals, key=lambda iv: (-iv.nbytes, iv.start, iv.end), best=True)
+
+
+def first_fit_by_start(intervals: Sequence[Interval]) -> dict[Hashable, int]:
+    """Blocks in the order they come alive, each at the lowest offset that fits (a heap simulator)."""
+    return _place(intervals, key=lambda iv: (iv.start, -iv.nbytes, iv.end), best=False)
+
+
 def place_without_reuse(intervals: Sequence[Interval]) -> dict[Hashable, int]:
     """Every block at its own aligned offset: the baseline every strategy must beat."""
     offsets, top = {}, 0
@@ -160,25 +292,49 @@ def place_without_reuse(intervals: Sequence[Interval]) -> dict[Hashable, int]:
     return offsets
 
 
+STRATEGIES = {
+    "greedy-by-size": greedy_by_size,
+    "first-fit-by-start": first_fit_by_start,
+    "no-reuse": place_without_reuse,
+}
+
+
+def arena_bytes(intervals: Sequence[Interval], offsets: dict[Hashable, int]) -> int:
+    return max((offsets[iv.key] + align(iv.nbytes) for iv in intervals), default=0)
+
+
 def plan_memory(
     flow: Dataflow,
     order: Sequence[Node],
-    owner: dict[Node, Node],
-    scratch: dict[Node, list[Aval]],
-) -> MemoryPlan:
-    """Liveness, the lower bound and arena offsets for one schedule."""
-    intervals = liveness(flow, order, owner, scratch)
+    strategies: Sequence[str] = ("greedy-by-size", "first-fit-by-start"),
+) -> tuple[MemoryPlan, dict[Node, Node], dict[Node, list[Aval]]]:
+    """Liveness, in-place reuse and arena offsets for one schedule.
+
+    Every strategy in ``strategies`` places the blocks; the smallest arena is
+    kept (ties to the first listed). Returns the plan, the storage of each
+    node and each node's scratch.
+    """
+    storage = storage_assignment(flow, order, alias_analysis(flow))
+    scratch = node_scratch(flow, order)
+    intervals = liveness(flow, order, storage, scratch)
     live = live_bytes_per_step(intervals, len(order))
-    offsets = place_without_reuse(intervals)
-    no_reuse = sum(align(iv.nbytes) for iv in intervals)
+    sizes, best = {}, None
+    for name in strategies:
+        offsets = STRATEGIES[name](intervals)
+        sizes[name] = arena_bytes(intervals, offsets)
+        if best is None or sizes[name] < sizes[best[0]]:
+            best = (name, offsets)
     sources = [n for n in flow.nodes if n.op.name in ("input", "param")]
-    return MemoryPlan(
-        offsets=offsets,
+    plan = MemoryPlan(
+        offsets=best[1],
         intervals=intervals,
-        planned_bytes=no_reuse,
+        planned_bytes=sizes[best[0]],
         lower_bound_bytes=max(live, default=0),
-        no_reuse_bytes=no_reuse,
+        no_reuse_bytes=sum(align(iv.nbytes) for iv in intervals),
         params_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param"),
         inputs_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "input"),
         live_bytes=live,
+        strategy=best[0],
+        strategy_bytes=sizes,
     )
+    return plan, storage, scratch

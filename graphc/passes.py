@@ -7,12 +7,14 @@ nodes in topological order, each with its (rewritten) operands.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
 
 import numpy as np
 
 from graphc.ir import Node
+from graphc.ops.core import lookup
 
 
 @dataclass
@@ -88,6 +90,46 @@ def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
     return Dataflow(nodes, args, [canonical[r] for r in flow.roots])
 
 
+_synthetic_ids = itertools.count(-1, -1)
+
+
+def synthetic_node(like: Node, op_name: str, args: tuple[Node, ...], name: str) -> Node:
+    """A compile-time node, outside the user's graph, that inherits ``like``'s aval and metadata."""
+    node = Node(like.graph, lookup(op_name), args, {}, like.aval, name, next(_synthetic_ids))
+    node.adjoint = like.adjoint
+    return node
+
+
+def split_accumulations(flow: Dataflow) -> Dataflow:
+    """Rewrite each ``add_n(t1 … tk)`` as a running sum ``((t1 + t2) + t3) + …``.
+
+    Terms are added in topological order, so the schedule can add each term as
+    soon as it exists and free it, instead of holding all k terms for one sum
+    (the problem of tensorflow#10607); with in-place reuse the running sum
+    stays in one buffer.
+    """
+    replaced: dict[Node, Node] = {}
+    position = {n: i for i, n in enumerate(flow.nodes)}
+    nodes: list[Node] = []
+    args: dict[Node, tuple[Node, ...]] = {}
+    for node in flow.nodes:
+        node_args = tuple(replaced.get(a, a) for a in flow.args[node])
+        if node.op.name != "add_n" or len(node_args) < 2:
+            nodes.append(node)
+            args[node] = node_args
+            continue
+        terms = sorted(node_args, key=lambda t: position.get(t, len(position)))
+        total = terms[0]
+        for k, term in enumerate(terms[1:], start=1):
+            last = k == len(terms) - 1
+            step = synthetic_node(node, "add", (total, term), node.name if last else f"{node.name}.{k}")
+            nodes.append(step)
+            args[step] = (total, term)
+            total = step
+        replaced[node] = total
+    return Dataflow(nodes, args, [replaced.get(r, r) for r in flow.roots])
+
+
 def optimize(roots: Sequence[Node]) -> Dataflow:
-    """The default pass pipeline: DCE, then CSE."""
-    return common_subexpression_elimination(dead_code_elimination(roots))
+    """The default pass pipeline: DCE, CSE, then running sums for gradient accumulation."""
+    return split_accumulations(common_subexpression_elimination(dead_code_elimination(roots)))

@@ -9,6 +9,7 @@ found again by op name in the op registry.
 from __future__ import annotations
 
 import base64
+import math
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Hashable, Sequence
@@ -16,7 +17,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import Aval, Node
+from graphc.ir import Aval, Node, dtype_name
 from graphc.memory import MemoryPlan, is_copying_view
 from graphc.passes import Dataflow
 
@@ -46,7 +47,7 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
-        return self.aval.nbytes
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def lower(
     name: str,
     flow: Dataflow,
     order: Sequence[Node],
-    owner: dict[Node, Node],
+    storage: dict[Node, Node],
     scratch: dict[Node, list[Aval]],
     memory: MemoryPlan,
     outputs: Sequence[Node],
@@ -179,7 +180,7 @@ def lower(
 
     def new_buffer(key: Hashable, label: str, aval: Aval, kind: str, offset: int | None = None) -> int:
         number[key] = len(buffers)
-        buffers.append(Buffer(len(buffers), label, aval.shape, aval.dtype.name, kind, offset))
+        buffers.append(Buffer(len(buffers), label, aval.shape, dtype_name(aval.dtype), kind, offset))
         return number[key]
 
     constants = {}
@@ -191,12 +192,12 @@ def lower(
 
     instructions = []
     for node in order:
-        copying = is_copying_view(node, owner)
+        copying = is_copying_view(node, storage)
         if node.op.view and not copying:
             out = new_buffer(node, node.name, node.aval, VIEW)
             mode = BIND_VIEW
         else:
-            out = new_buffer(node, node.name, node.aval, TEMP, memory.offsets[node])
+            out = new_buffer(node, node.name, node.aval, TEMP, memory.offsets[storage[node]])
             mode = COPY if copying else KERNEL
         scratch_ids = tuple(
             new_buffer((node, k), f"{node.name}.scratch{k}", aval, SCRATCH, memory.offsets[(node, k)])

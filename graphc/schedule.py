@@ -1,16 +1,90 @@
-"""Ordering: one topological order of the nodes a program computes.
+"""Ordering: one topological order of the nodes a program computes, chosen for memory.
 
 Sources (inputs, params, constants) are not scheduled: they are bound before
-the first step. The order is deterministic: the same graph always gives the
-same plan.
+the first step. Two candidate orders are built and the one whose peak of live
+bytes is lower is kept (ties go to creation order):
+
+- creation order — forward in the order the user wrote it, then the adjoint
+  pass in reverse topological order;
+- a greedy list schedule that, among the ready nodes, runs the one that
+  allocates the least net of what it frees (the last read of a value frees
+  it), ties broken by creation order. It sums gradient terms as they arrive
+  and frees activations as soon as their last gradient use has run.
+
+Both are deterministic: the same graph always gives the same plan.
 """
 
 from __future__ import annotations
 
+import heapq
+
 from graphc.ir import Node
+from graphc.memory import alias_analysis, peak_live_bytes
 from graphc.passes import Dataflow
 
 
-def schedule(flow: Dataflow) -> list[Node]:
-    """The computed nodes of ``flow`` in creation order (a topological order)."""
+def creation_order(flow: Dataflow) -> list[Node]:
+    """The computed nodes of ``flow`` in its topological list order."""
     return [node for node in flow.nodes if not node.is_source]
+
+
+def greedy_order(flow: Dataflow) -> list[Node]:
+    """List scheduling by net allocation: min(bytes written − bytes freed), then position.
+
+    A node's net only falls as the schedule goes on (a value it reads gets
+    freed by it once every other reader has run), so a heap with a fresh entry
+    pushed at each fall keeps the choice exact in O(n log n).
+    """
+    owner = alias_analysis(flow)
+    computed = creation_order(flow)
+    position = {n: i for i, n in enumerate(computed)}
+    pinned = {owner[r] for r in flow.roots}
+    users = flow.consumers()
+    reads = {n: _storages_read(n, flow, owner) for n in computed}
+    readers: dict[Node, list[Node]] = {}
+    for node in computed:
+        for base in reads[node]:
+            readers.setdefault(base, []).append(node)
+    remaining = {base: len(nodes) for base, nodes in readers.items()}
+    waiting = {n: sum(1 for a in flow.args[n] if not a.is_source) for n in computed}
+    done: set[Node] = set()
+
+    def net(node: Node) -> int:
+        allocated = node.aval.nbytes if owner[node] is node else 0
+        freed = sum(b.aval.nbytes for b in reads[node] if remaining[b] == 1 and b not in pinned)
+        return allocated - freed
+
+    heap = [(net(n), position[n], n) for n in computed if waiting[n] == 0]
+    heapq.heapify(heap)
+    order: list[Node] = []
+    while heap:
+        priority, _, node = heapq.heappop(heap)
+        if node in done or priority != net(node):
+            continue  # a stale entry: a fresher one is in the heap
+        done.add(node)
+        order.append(node)
+        for base in reads[node]:
+            remaining[base] -= 1
+            if remaining[base] == 1:
+                last = next(r for r in readers[base] if r not in done)
+                if waiting[last] == 0:
+                    heapq.heappush(heap, (net(last), position[last], last))
+        for user in users[node]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(heap, (net(user), position[user], user))
+    return order
+
+
+def _storages_read(node: Node, flow: Dataflow, owner: dict[Node, Node]) -> frozenset[Node]:
+    """The storages a node's kernel reads (a bound view reads nothing itself)."""
+    if node.op.view and owner[node] is not node:
+        return frozenset()
+    return frozenset(owner[a] for a in flow.args[node] if not owner[a].is_source)
+
+
+def schedule(flow: Dataflow) -> list[Node]:
+    """The lower-peak of the creation order and the greedy order."""
+    first = creation_order(flow)
+    second = greedy_order(flow)
+    return second if peak_live_bytes(flow, second) < peak_live_bytes(flow, first) else first

@@ -174,6 +174,5 @@ add_n = Primitive(
     kernel=_add_n_kernel,
     vjp=lambda index: (lambda g, y, *terms: g),
     flops=lambda ins, out: (len(ins) - 1) * out.size,
-    elementwise=True,
     doc="Σ terms, all of one shape: the accumulation of gradient contributions.",
 )

@@ -93,7 +93,7 @@ def param(
     if data.shape != aval.shape:
         raise GraphError(f"param {name!r}: init has shape {data.shape}, expected {aval.shape}")
     node = graph.add(param_op, (), {}, aval, name)
-    node.data = np.ascontiguousarray(data, dtype=aval.dtype)
+    node.data = np.array(data, dtype=aval.dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
     return Value(node)
 
 

@@ -1,0 +1,505 @@
+"""Every op, the same way: forward values against NumPy, VJPs against finite differences.
+
+Each :class:`Case` is one lambda ``fn(m, *args)`` written against a namespace
+``m`` that is either :mod:`graphc.ops` (symbolic) or :data:`NP` (a NumPy
+reference written here, independently of graphc's kernels) — tinygrad's
+``helper_test_op``: the oracle runs through the same lambda. Each case gets
+
+- ``test_forward``: graphc's values against NumPy's, in float64 and float32;
+- ``test_vjp_gradcheck``: :func:`graphc.gradcheck` (random directions, float64);
+- ``test_vjp_elementwise``: an independent checker, a loop over every element
+  of every input with central differences of the NumPy reference, against
+  ``gc.grad(y, inputs, seed=c)`` — so gradcheck is itself checked;
+
+and every op has a fan-out case (the same value read twice: ``x * x``,
+``x @ x``, ``gc.maximum(x, x)``, ``gc.concat([x, x])``), the bug micrograd (#2)
+and Paddle's ``matmul(x, x)`` (#11977) shipped with. Inputs stay away from kinks
+(relu at 0, ties of max/maximum, log/sqrt/pow of non-positives).
+
+``test_every_op_is_covered`` fails when an op is registered without a case here.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import graphc as gc
+import graphc.autodiff
+import graphc.ops as G
+from graphc.gradcheck import GradcheckError
+from graphc.ops import ZERO, registered
+
+# --- the NumPy reference --------------------------------------------------------
+
+
+def _slice_axis(x, axis, start, stop):
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+def _pad_axis(x, axis, before, after):
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (before, after)
+    return np.pad(x, widths)
+
+
+def _log_softmax(x, axis=-1):
+    return x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
+
+
+def _softmax_cross_entropy(logits, labels):
+    picked = np.take_along_axis(_log_softmax(logits), labels[..., None], axis=-1)
+    return -np.mean(picked)
+
+
+NP = SimpleNamespace(
+    add=np.add,
+    sub=np.subtract,
+    mul=np.multiply,
+    div=np.divide,
+    neg=np.negative,
+    pow=np.power,
+    matmul=np.matmul,
+    exp=np.exp,
+    log=np.log,
+    sqrt=np.sqrt,
+    tanh=np.tanh,
+    sigmoid=lambda x: 1.0 / (1.0 + np.exp(-x)),
+    relu=lambda x: np.where(x > 0, x, 0.0),
+    maximum=np.maximum,
+    greater=lambda a, b: np.greater(a, b).astype(np.result_type(a, b)),
+    equal=lambda a, b: np.equal(a, b).astype(np.result_type(a, b)),
+    sum=lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+    mean=lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+    max=lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
+    reshape=np.reshape,
+    transpose=lambda x, axes=None: np.transpose(x, axes),
+    broadcast_to=np.broadcast_to,
+    concat=lambda xs, axis=0: np.concatenate(xs, axis=axis),
+    slice_axis=_slice_axis,
+    pad_axis=_pad_axis,
+    softmax=lambda x, axis=-1: np.exp(x) / np.sum(np.exp(x), axis=axis, keepdims=True),
+    log_softmax=_log_softmax,
+    softmax_cross_entropy=_softmax_cross_entropy,
+    one_hot=lambda labels, classes, dtype: (labels[..., None] == np.arange(classes)).astype(dtype),
+    mse=lambda p, t: np.mean((p - t) ** 2),
+    add_n=lambda *xs: functools.reduce(np.add, xs),
+)
+
+# --- inputs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arg:
+    """An input of a case: its shape and the domain its values are drawn from.
+
+    kinds: ``any`` U(-2, 2); ``pos`` U(0.5, 2); ``away`` ±U(0.2, 2) (no zeros);
+    ``grid0`` / ``grid1`` multiples of 0.2 plus 0 / 0.1 (so a grid0 and a grid1
+    value differ by ≥ 0.1: no ties); ``distinct`` all values ≥ 0.05 apart;
+    ``labels`` ints in [0, classes).
+    """
+
+    shape: tuple[int, ...]
+    kind: str = "any"
+    classes: int = 0
+    dtype: str = "float64"
+
+    def make(self, rng: np.random.Generator, float_dtype: str = "float64") -> np.ndarray:
+        shape, n = self.shape, int(np.prod(self.shape))
+        if self.kind == "labels":
+            return rng.integers(0, self.classes, size=shape).astype(self.dtype)
+        if self.kind == "any":
+            x = rng.uniform(-2, 2, shape)
+        elif self.kind == "pos":
+            x = rng.uniform(0.5, 2, shape)
+        elif self.kind == "away":
+            x = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.2, 2, shape)
+        elif self.kind in ("grid0", "grid1"):
+            x = 0.2 * rng.integers(-8, 8, shape) + (0.1 if self.kind == "grid1" else 0.0)
+        elif self.kind == "distinct":
+            x = (rng.permutation(n).reshape(shape) - n / 2) * 0.1 + rng.uniform(0, 0.05, shape)
+        else:
+            raise ValueError(self.kind)
+        return np.asarray(x, dtype=float_dtype)
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind != "labels"
+
+
+def A(*shape: int) -> Arg:
+    return Arg(shape)
+
+
+def P(*shape: int) -> Arg:
+    return Arg(shape, "pos")
+
+
+def L(shape: tuple[int, ...], classes: int, dtype: str = "int64") -> Arg:
+    return Arg(shape, "labels", classes, dtype)
+
+
+@dataclass(frozen=True)
+class Case:
+    op: str  # the registered op under test
+    label: str
+    fn: Callable[..., Any]  # fn(m, *args) with m = graphc.ops or NP
+    args: tuple[Arg, ...]
+    eps: float = 1e-6
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.label}"
+
+
+def _shapes(*args: Arg) -> str:
+    return "x".join(str(a.shape).replace(" ", "") for a in args)
+
+
+CASES: list[Case] = []
+
+
+def case(op: str, fn: Callable[..., Any], *args: Arg, label: str | None = None, eps: float = 1e-6) -> None:
+    CASES.append(Case(op, label or _shapes(*args), fn, tuple(args), eps))
+
+
+# --- binary elementwise ops, with broadcasting ------------------------------------
+
+BROADCASTS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 3, 4), (3, 1)), ((), (2, 3)), ((4, 1), (1, 3)), ((1,), (2, 1, 3))]
+
+for a, b in BROADCASTS:
+    case("add", lambda m, x, y: m.add(x, y), A(*a), A(*b))
+    case("sub", lambda m, x, y: m.sub(x, y), A(*a), A(*b))
+    case("mul", lambda m, x, y: m.mul(x, y), A(*a), A(*b))
+    case("div", lambda m, x, y: m.div(x, y), A(*a), P(*b))
+    case("pow", lambda m, x, y: m.pow(x, y), P(*a), A(*b))
+    case("maximum", lambda m, x, y: m.maximum(x, y), Arg(a, "grid0"), Arg(b, "grid1"))
+case("add", lambda m, x: x + x, A(3, 4), label="fanout")
+case("add", lambda m, x, y: 1.5 + x + y, A(3,), A(2, 3), label="operators-scalar")
+case("sub", lambda m, x: x - x * x, A(3, 4), label="fanout")
+case("sub", lambda m, x: 1.0 - x, A(3, 4), label="rsub-scalar")
+case("mul", lambda m, x: x * x, A(3, 4), label="fanout")
+case("mul", lambda m, x: m.mul(m.mul(x, x), x), A(5,), label="fanout-cube")
+case("div", lambda m, x: x / (x * x + 1.0), A(3, 4), label="fanout")
+case("div", lambda m, x: m.div(x, x), P(3, 4), label="fanout-x/x")
+case("div", lambda m, x: 2.0 / x, P(2, 3), label="rtruediv-scalar")
+case("pow", lambda m, x: m.pow(x, x), P(3, 4), label="fanout")
+case("pow", lambda m, x: x ** 3.0, A(3, 4), label="scalar-exponent-negative-base")
+case("pow", lambda m, x: 2.0 ** x, A(3, 4), label="rpow-scalar-base")
+case("maximum", lambda m, x: m.maximum(x, x), A(3, 4), label="fanout-ties")
+case("maximum", lambda m, x, y: m.maximum(x, y) * x, Arg((3, 4), "grid0"), Arg((4,), "grid1"), label="fanout-broadcast")
+case("maximum", lambda m, x: m.maximum(x, 0.1), Arg((3, 4), "grid0"), label="scalar")
+
+# --- unary ops ---------------------------------------------------------------------
+
+UNARY = {
+    "neg": ("any", lambda m, x: m.neg(x)),
+    "exp": ("any", lambda m, x: m.exp(x)),
+    "log": ("pos", lambda m, x: m.log(x)),
+    "sqrt": ("pos", lambda m, x: m.sqrt(x)),
+    "tanh": ("any", lambda m, x: m.tanh(x)),
+    "sigmoid": ("any", lambda m, x: m.sigmoid(x)),
+    "relu": ("away", lambda m, x: m.relu(x)),
+}
+for op, (kind, f) in UNARY.items():
+    for shape in [(), (5,), (2, 3, 4)]:
+        case(op, f, Arg(shape, kind))
+    case(op, lambda m, x, f=f: f(m, x) * x, Arg((3, 4), kind), label="fanout")
+    case(op, lambda m, x, f=f: (lambda u: u * u)(f(m, x)), Arg((3,), kind), label="fanout-output")
+case("neg", lambda m, x: -x * x, A(3, 4), label="operator-fanout")
+case("relu", lambda m, x: m.relu(x) * m.relu(-x) + m.relu(x), Arg((2, 5), "away"), label="fanout-both-signs")
+
+# --- masks (ZERO VJP rules) and one_hot: the gradient flows around them ---------------
+
+case("greater", lambda m, x, y: m.greater(x, y) * x, Arg((3, 4), "grid0"), Arg((4,), "grid1"))
+case("greater", lambda m, x: m.greater(x, 0.1) * x * x, Arg((3, 4), "grid0"), label="fanout")
+case("equal", lambda m, x, y: m.equal(x, m.maximum(x, y)) * y, Arg((3, 4), "grid0"), Arg((3, 4), "grid1"))
+case("equal", lambda m, x: m.equal(x, x) * x, A(3, 4), label="fanout")
+case("one_hot", lambda m, x, lab: m.one_hot(lab, 5, x.dtype) * x, A(4, 5), L((4,), 5))
+case("one_hot", lambda m, x, lab: m.one_hot(lab, 3, x.dtype) * x * x, A(2, 3, 3), L((2, 3), 3, "int32"), label="fanout")
+
+# --- matmul ---------------------------------------------------------------------------
+
+MATMULS = [((3, 4), (4, 5)), ((4,), (4, 3)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
+           ((2, 3, 4), (2, 4, 2)), ((2, 1, 3, 4), (3, 4, 2)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,))]
+for a, b in MATMULS:
+    case("matmul", lambda m, x, y: m.matmul(x, y), A(*a), A(*b))
+case("matmul", lambda m, x: x @ x, A(3, 3), label="fanout")
+case("matmul", lambda m, x: m.matmul(x, x), A(2, 3, 3), label="fanout-batched")
+case("matmul", lambda m, x: x @ m.transpose(x), A(3, 4), label="fanout-xxT")
+case("matmul", lambda m, x: x @ x, A(4,), label="fanout-dot")
+
+# --- reductions ------------------------------------------------------------------------
+
+for op, kind in [("sum", "any"), ("mean", "any"), ("max", "distinct")]:
+    for axis in [None, 1, -1, (0, 2)]:
+        for keepdims in [False, True]:
+            case(op, lambda m, x, op=op, axis=axis, keepdims=keepdims: getattr(m, op)(x, axis=axis, keepdims=keepdims),
+                 Arg((2, 3, 4), kind), label=f"(2,3,4)-axis={axis}-keepdims={keepdims}".replace(" ", ""))
+    case(op, lambda m, x, op=op: getattr(m, op)(x), Arg((), kind), label="scalar")
+    case(op, lambda m, x, op=op: getattr(m, op)(x, axis=0), Arg((5,), kind), label="(5,)-axis=0")
+    case(op, lambda m, x, op=op: x * getattr(m, op)(x, axis=1, keepdims=True), Arg((3, 4), kind), label="fanout")
+    case(op, lambda m, x, op=op: getattr(m, op)(x, axis=0) * getattr(m, op)(x, axis=0), Arg((3, 4), kind), label="fanout-twice")
+
+# --- moving elements -------------------------------------------------------------------
+
+case("reshape", lambda m, x: m.reshape(x, (6, 4)), A(2, 3, 4))
+case("reshape", lambda m, x: m.reshape(x, (-1,)), A(2, 3, 4), label="(2,3,4)-flatten")
+case("reshape", lambda m, x: m.reshape(x, (4, 3, 2)), A(2, 3, 4), label="(2,3,4)-to-(4,3,2)")
+case("reshape", lambda m, x: m.reshape(x, (1, 1)), A(), label="scalar-to-(1,1)")
+case("reshape", lambda m, x: m.reshape(m.transpose(x), (12,)), A(3, 4), label="of-transposed")
+case("reshape", lambda m, x: m.reshape(x, (4, 3)) * m.transpose(x), A(3, 4), label="fanout")
+
+case("transpose", lambda m, x: m.transpose(x), A(3, 4))
+case("transpose", lambda m, x: m.transpose(x, (1, 2, 0)), A(2, 3, 4), label="(2,3,4)-axes=(1,2,0)")
+case("transpose", lambda m, x: m.transpose(x, (2, 0, 1)), A(2, 3, 4), label="(2,3,4)-axes=(2,0,1)")
+case("transpose", lambda m, x: m.transpose(x, (0, 2, 1)), A(2, 3, 4), label="(2,3,4)-axes=(0,2,1)")
+case("transpose", lambda m, x: m.transpose(x) * x, A(3, 3), label="fanout")
+case("transpose", lambda m, x: m.transpose(x, (1, 2, 0)) * m.transpose(x, (2, 0, 1)), A(2, 2, 2), label="fanout-3d")
+
+case("broadcast_to", lambda m, x: m.broadcast_to(x, (3, 4)), A(4))
+case("broadcast_to", lambda m, x: m.broadcast_to(x, (2, 3, 5)), A(3, 1))
+case("broadcast_to", lambda m, x: m.broadcast_to(x, (2, 3)), A())
+case("broadcast_to", lambda m, x: m.broadcast_to(x, (2, 4)), A(2, 4), label="(2,4)-identity")
+case("broadcast_to", lambda m, x: m.broadcast_to(x, (3, 4)) * x, A(4), label="fanout")
+
+case("concat", lambda m, x, y: m.concat([x, y]), A(2, 3), A(4, 3))
+case("concat", lambda m, x, y, z: m.concat([x, y, z], axis=1), A(2, 3), A(2, 2), A(2, 1))
+case("concat", lambda m, x, y: m.concat([x, y], axis=-1), A(2, 3, 1), A(2, 3, 2))
+case("concat", lambda m, x: m.concat([x]), A(3,), label="one-operand")
+case("concat", lambda m, x: m.concat([x, x]), A(2, 3), label="fanout")
+case("concat", lambda m, x, y: m.concat([x, y, x], axis=1) * 2.0, A(2, 3), A(2, 1), label="fanout-axis1")
+
+case("slice_axis", lambda m, x: m.slice_axis(x, 0, 1, 4), A(5, 4))
+case("slice_axis", lambda m, x: m.slice_axis(x, -1, 0, 2), A(5, 4), label="(5,4)-axis=-1")
+case("slice_axis", lambda m, x: m.slice_axis(x, 1, 2, 5), A(2, 5, 3), label="(2,5,3)-axis=1")
+case("slice_axis", lambda m, x: m.slice_axis(x, 0, 0, 5), A(5,), label="(5,)-whole")
+case("slice_axis", lambda m, x: m.slice_axis(x, 0, 0, 2) * m.slice_axis(x, 0, 1, 3), A(4, 3), label="fanout")
+
+case("pad_axis", lambda m, x: m.pad_axis(x, 0, 1, 2), A(3, 4))
+case("pad_axis", lambda m, x: m.pad_axis(x, 1, 0, 3), A(3, 4), label="(3,4)-axis=1")
+case("pad_axis", lambda m, x: m.pad_axis(x, -1, 2, 0), A(2, 3, 4), label="(2,3,4)-axis=-1")
+case("pad_axis", lambda m, x: m.pad_axis(x, 0, 1, 0) * m.pad_axis(x, 0, 0, 1), A(3, 2), label="fanout")
+
+# --- softmax and the losses ----------------------------------------------------------------
+
+for op in ["softmax", "log_softmax"]:
+    case(op, lambda m, x, op=op: getattr(m, op)(x), A(5))
+    case(op, lambda m, x, op=op: getattr(m, op)(x), A(3, 4), label="(3,4)-axis=-1")
+    case(op, lambda m, x, op=op: getattr(m, op)(x, axis=0), A(3, 4), label="(3,4)-axis=0")
+    case(op, lambda m, x, op=op: getattr(m, op)(x, axis=1), A(2, 3, 4), label="(2,3,4)-axis=1")
+    case(op, lambda m, x, op=op: getattr(m, op)(x) * x, A(3, 4), label="fanout")
+
+case("softmax_cross_entropy", lambda m, x, lab: m.softmax_cross_entropy(x, lab), A(4, 5), L((4,), 5))
+case("softmax_cross_entropy", lambda m, x, lab: m.softmax_cross_entropy(x, lab), A(2, 3, 5), L((2, 3), 5, "int32"))
+case("softmax_cross_entropy", lambda m, x, lab: m.softmax_cross_entropy(x, lab), A(5), L((), 5))
+case("softmax_cross_entropy",
+     lambda m, x, l1, l2: m.softmax_cross_entropy(x, l1) * m.softmax_cross_entropy(x, l2),
+     A(4, 3), L((4,), 3), L((4,), 3), label="fanout")
+
+case("mse", lambda m, x, y: m.mse(x, y), A(3, 4), A(3, 4))
+case("mse", lambda m, x, y: m.mse(x, y), A(3, 4), A(4))
+case("mse", lambda m, x, y: m.mse(x, y), A(), A(2, 2))
+case("mse", lambda m, x: m.mse(x, m.tanh(x)), A(3, 4), label="fanout")
+
+case("add_n", lambda m, x, y: m.add_n(x, y), A(3, 4), A(3, 4))
+case("add_n", lambda m, x, y, z: m.add_n(x, y, z), A(2, 3), A(2, 3), A(2, 3))
+case("add_n", lambda m, x: m.add_n(x), A(3,), label="one-term")
+case("add_n", lambda m, x, y: m.add_n(x, x, x * y), A(3, 4), A(3, 4), label="fanout")
+
+# Ops whose every VJP rule is ZERO (masks, one-hot rows: piecewise constant, or int
+# operands) or that have no rule at all (sources). They still have forward cases and
+# cases above where the gradient flows *around* them.
+NO_VJP = {"greater", "equal", "one_hot", "input", "param", "const"}
+SOURCES = {"input", "param", "const"}
+# Public functions built from other ops (no primitive of their own): tested like ops.
+COMPOSITES = {"mse": "mean"}
+
+_ids = [c.id for c in CASES]
+assert len(set(_ids)) == len(_ids), sorted(i for i in _ids if _ids.count(i) > 1)
+
+
+# --- the checkers ------------------------------------------------------------------------
+
+
+def _build(c: Case, dtype: str, rng: np.random.Generator):
+    """Graph, input Values, the Value of ``c.fn`` and the feeds, for case ``c``."""
+    arrays = [a.make(rng, dtype) for a in c.args]
+    with gc.Graph(c.id) as g:
+        xs = [gc.input(f"x{i}", a.shape, arr.dtype) for i, (a, arr) in enumerate(zip(c.args, arrays))]
+        y = c.fn(G, *xs)
+    return g, xs, y, arrays
+
+
+def _feeds(xs, arrays) -> dict[str, np.ndarray]:
+    return {x.name: arr for x, arr in zip(xs, arrays)}
+
+
+def numeric_vjp(fn: Callable[..., np.ndarray], arrays: list[np.ndarray], index: int, cot: np.ndarray, eps: float) -> np.ndarray:
+    """Jᵀc for input ``index`` by central differences, one element at a time, NumPy only."""
+    base = arrays[index]
+    out = np.empty(base.shape)
+    for i in np.ndindex(*base.shape):
+        shifted = []
+        for sign in (1.0, -1.0):
+            x = base.copy()
+            x[i] += sign * eps
+            args = list(arrays)
+            args[index] = x
+            shifted.append(float(np.sum(np.asarray(fn(*args)) * cot)))
+        out[i] = (shifted[0] - shifted[1]) / (2 * eps)
+    return out
+
+
+def elementwise_check(c: Case, rng: np.random.Generator, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """graphc's VJP against :func:`numeric_vjp` of the NumPy reference, every element."""
+    g, xs, y, arrays = _build(c, "float64", rng)
+    wrt = [x for x, a in zip(xs, c.args) if a.is_float]
+    cot = rng.standard_normal(y.shape) if y.shape else np.ones(())
+    grads = gc.grad(y, wrt, seed=cot if y.shape else None)
+    analytic = gc.compile(grads).run(_feeds(xs, arrays))
+    ref = functools.partial(c.fn, NP)
+    for x, got in zip(wrt, analytic):
+        index = xs.index(x)
+        expected = numeric_vjp(ref, arrays, index, cot, c.eps)
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=f"gradient of {x.name} in {c.id}")
+
+
+@pytest.mark.parametrize("c", CASES, ids=_ids)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_forward(c: Case, dtype: str, rng: np.random.Generator) -> None:
+    g, xs, y, arrays = _build(c, dtype, rng)
+    got = gc.compile(y).run(_feeds(xs, arrays))
+    expected = c.fn(NP, *[a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays])
+    assert got.shape == np.shape(expected) == y.shape
+    assert got.dtype == y.dtype == np.dtype(dtype)
+    tol = {"float64": dict(rtol=1e-12, atol=1e-14), "float32": dict(rtol=2e-6, atol=1e-6)}[dtype]
+    np.testing.assert_allclose(got, expected, **tol)
+
+
+@pytest.mark.parametrize("c", CASES, ids=_ids)
+def test_vjp_gradcheck(c: Case, rng: np.random.Generator) -> None:
+    g, xs, y, arrays = _build(c, "float64", rng)
+    wrt = [x for x, a in zip(xs, c.args) if a.is_float]
+    report = gc.gradcheck(y, wrt, _feeds(xs, arrays), eps=c.eps)
+    assert set(report.max_rel_error) == {x.name for x in wrt}
+
+
+@pytest.mark.parametrize("c", CASES, ids=_ids)
+def test_vjp_elementwise(c: Case, rng: np.random.Generator) -> None:
+    elementwise_check(c, rng)
+
+
+# --- the checkers can fail ------------------------------------------------------------------
+
+FANOUT = next(c for c in CASES if c.id == "mul-fanout")
+TANH = next(c for c in CASES if c.id == "tanh-(2,3,4)")
+
+
+def test_checkers_catch_a_missing_sum_over_consumers(monkeypatch, rng) -> None:
+    """micrograd's first bug: keep the last contribution instead of summing them."""
+    monkeypatch.setattr(graphc.autodiff, "_accumulate", lambda node, pending: pending[-1])
+    g, xs, y, arrays = _build(FANOUT, "float64", rng)
+    with pytest.raises(GradcheckError, match=r"'x0'"):
+        gc.gradcheck(y, xs, _feeds(xs, arrays))
+    with pytest.raises(AssertionError, match="gradient of x0"):
+        elementwise_check(FANOUT, rng)
+
+
+def test_checkers_catch_a_wrong_vjp_rule(monkeypatch, rng) -> None:
+    """tanh's J^T with (1 - y) instead of (1 - y²): both checkers must object."""
+    tanh = registered()["tanh"]
+    monkeypatch.setattr(tanh, "vjp", [lambda g, y, x: g * (1.0 - y)])
+    g, xs, y, arrays = _build(TANH, "float64", rng)
+    with pytest.raises(AssertionError, match="x0"):
+        gc.gradcheck(y, xs, _feeds(xs, arrays))
+    with pytest.raises(AssertionError, match="gradient of x0"):
+        elementwise_check(TANH, rng)
+
+
+def test_numeric_vjp_matches_a_known_derivative() -> None:
+    """The test's own finite differences, on a function whose gradient is known exactly."""
+    x = np.array([[0.3, -1.2], [2.0, 0.5]])
+    cot = np.array([[1.0, -2.0], [0.5, 3.0]])
+    got = numeric_vjp(lambda a: a**3, [x], 0, cot, 1e-6)
+    np.testing.assert_allclose(got, 3 * x**2 * cot, rtol=1e-8)
+
+
+# --- coverage -------------------------------------------------------------------------------
+
+
+def _builtin_ops() -> dict[str, gc.Primitive]:
+    """Ops defined by graphc itself (custom ops that tests define with gc.defop are left out)."""
+    return {name: p for name, p in registered().items() if getattr(p.infer, "__module__", "").startswith("graphc.")}
+
+
+def test_every_op_is_covered() -> None:
+    builtin = _builtin_ops()
+    assert {"add", "matmul", "softmax_cross_entropy", "input"} <= set(builtin)
+    tested = {c.op for c in CASES}
+    missing = sorted(set(builtin) - SOURCES - tested)
+    assert not missing, f"ops with no case in tests/test_ops.py: {missing}"
+    with_vjp = set(builtin) - NO_VJP
+    fanout = {c.op for c in CASES if c.label.startswith("fanout")}
+    assert with_vjp <= fanout, f"ops without a fan-out case: {sorted(with_vjp - fanout)}"
+    unknown = tested - set(builtin) - set(COMPOSITES)
+    assert not unknown, f"cases name unknown ops: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", sorted(NO_VJP))
+def test_no_vjp_list_is_honest(name: str) -> None:
+    """An op listed in NO_VJP really has only ZERO rules (or none, for sources)."""
+    prim = registered()[name]
+    arity = {"greater": 2, "equal": 2, "one_hot": 1}.get(name, 0)
+    if name in SOURCES:
+        assert prim.vjp is None
+    else:
+        assert all(prim.vjp_rule(i) is ZERO for i in range(arity))
+
+
+@pytest.mark.parametrize("name", sorted({"add", "mul", "matmul", "concat", "softmax_cross_entropy", "add_n"}))
+def test_ops_with_vjp_have_a_rule(name: str) -> None:
+    """The converse: ops outside NO_VJP define a rule for their first operand."""
+    assert name not in NO_VJP
+    rule = registered()[name].vjp_rule(0)
+    assert rule is not None and rule is not ZERO
+
+
+def test_every_case_reaches_its_op() -> None:
+    """A case must actually build a node of the op it claims to test."""
+    rng = np.random.default_rng(0)
+    for c in CASES:
+        g, _, _, _ = _build(c, "float64", rng)
+        assert any(n.op.name == COMPOSITES.get(c.op, c.op) for n in g.nodes), c.id
+
+
+# --- ties: not differentiable, so a convention (JAX's), checked directly -------------------
+
+
+def test_max_ties_share_the_gradient_equally() -> None:
+    """At a tie, max's J^T splits g equally among the maxima (as jax.lax.reduce_max)."""
+    x = np.array([[1.0, 3.0, 3.0, 0.5], [2.0, 2.0, 2.0, -1.0]])
+    with gc.Graph("ties") as g:
+        xv = gc.input("x", x.shape, "float64")
+        rows = gc.max(xv, axis=1)
+        total = gc.max(xv)
+    d_rows, d_total = gc.compile([gc.grad(gc.sum(rows * np.array([1.0, 6.0])), xv), gc.grad(total, xv)]).run({"x": x})
+    np.testing.assert_array_equal(d_rows, [[0, 0.5, 0.5, 0], [2, 2, 2, 0]])
+    np.testing.assert_array_equal(d_total, [[0, 0.5, 0.5, 0], [0, 0, 0, 0]])
+
+
+def test_maximum_ties_split_the_gradient_in_half() -> None:
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 0.0])
+    with gc.Graph("ties") as g:
+        av, bv = gc.input("a", (3,), "float64"), gc.input("b", (3,), "float64")
+        da, db = gc.grad(gc.sum(gc.maximum(av, bv)), [av, bv])
+    got_a, got_b = gc.compile([da, db]).run({"a": a, "b": b})
+    np.testing.assert_array_equal(got_a, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(got_b, [0.5, 1.0, 0.0])

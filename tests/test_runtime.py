@@ -1,0 +1,198 @@
+"""The runtime's contract with the caller: feeds are only read, results are the caller's.
+
+Also: feeds the outputs do not need, stored versus fed params.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+
+def _model():
+    rng = np.random.default_rng(0)
+    W0, B0 = rng.normal(size=(4, 3)), rng.normal(size=(3,))
+    with gc.Graph("rt") as g:
+        x = gc.input("x", shape=(5, 4), dtype="float64")
+        w = gc.param("w", shape=(4, 3), dtype="float64", init=W0)
+        b = gc.param("b", shape=(3,), dtype="float64", init=B0)
+        h = gc.tanh(x @ w + b)
+        loss = gc.sum(h * h)
+    dw, db = gc.grad(loss, [w, b])
+    return dict(g=g, x=x, w=w, b=b, h=h, loss=loss, dw=dw, db=db, W0=W0, B0=B0)
+
+
+def _reference(X, W, B):
+    H = np.tanh(X @ W + B)
+    dZ = 2 * H * (1 - H**2)
+    return np.sum(H * H), H, X.T @ dZ, dZ.sum(0)
+
+
+def test_caller_arrays_are_never_written():
+    m = _model()
+    prog = gc.compile([m["loss"], m["h"], m["dw"], m["db"]])
+    rng = np.random.default_rng(1)
+    X, W, B = rng.normal(size=(5, 4)), rng.normal(size=(4, 3)), rng.normal(size=(3,))
+    copies = {k: v.copy() for k, v in dict(x=X, w=W, b=B).items()}
+    for arr in (X, W, B):
+        arr.setflags(write=False)  # a write would raise inside the runtime
+    for _ in range(2):
+        out = prog.run({"x": X, "w": W, "b": B})
+    for name, arr in dict(x=X, w=W, b=B).items():
+        np.testing.assert_array_equal(arr, copies[name])
+    ref = _reference(X, W, B)
+    for a, b in zip(out, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_writable_feeds_are_not_written_either():
+    """Same, with writable feeds: compare with copies taken before the run."""
+    m = _model()
+    prog = gc.compile([m["loss"], m["dw"], m["db"]], updates=gc.sgd(m["loss"], [m["w"], m["b"]], 0.1))
+    X = np.random.default_rng(2).normal(size=(5, 4))
+    X_before = X.copy()
+    prog.run({"x": X})
+    np.testing.assert_array_equal(X, X_before)
+
+
+def test_outputs_that_alias_sources_are_copies():
+    """Outputs that are an input, a param or a view of one are new arrays, not the caller's."""
+    with gc.Graph("alias"):
+        x = gc.input("x", shape=(2, 3), dtype="float64")
+        w = gc.param("w", shape=(3,), dtype="float64", init=np.array([1.0, 2.0, 3.0]))
+        xt = gc.transpose(x)
+        r = gc.reshape(x, (6,))
+    X = np.arange(6.0).reshape(2, 3)
+    out_x, out_w, out_xt, out_r = gc.compile([x, w, xt, r]).run({"x": X})
+    for out in (out_x, out_w, out_xt, out_r):
+        assert not np.shares_memory(out, X)
+        assert not np.shares_memory(out, w.node.data)
+    np.testing.assert_array_equal(out_xt, X.T)
+    np.testing.assert_array_equal(out_r, X.ravel())
+    out_x[...] = -1
+    out_w[...] = -1
+    np.testing.assert_array_equal(X, np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(w.value, [1.0, 2.0, 3.0])
+
+
+def test_results_survive_later_runs():
+    m = _model()
+    prog = gc.compile([m["loss"], m["h"], m["dw"], m["db"]])
+    rng = np.random.default_rng(3)
+    X1, X2 = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+    first = prog.run({"x": X1})
+    kept = [a.copy() for a in first]
+    second = prog.run({"x": X2})
+    for a, b in zip(first, kept):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first, second):
+        assert not np.shares_memory(a, b)
+    for a, ref in zip(second, _reference(X2, m["W0"], m["B0"])):
+        np.testing.assert_allclose(a, ref, rtol=1e-12)
+    # Results are writable and the caller may scribble on them.
+    for a in first:
+        a[...] = np.nan
+    for a, ref in zip(prog.run({"x": X1}), _reference(X1, m["W0"], m["B0"])):
+        np.testing.assert_allclose(a, ref, rtol=1e-12)
+
+
+def test_the_same_value_twice_gives_two_independent_arrays():
+    m = _model()
+    a, b = gc.compile([m["dw"], m["dw"]]).run({"x": np.ones((5, 4))})
+    assert not np.shares_memory(a, b)
+    np.testing.assert_array_equal(a, b)
+    a[...] = 0
+    assert np.any(b != 0)
+
+
+def test_feeds_the_outputs_do_not_need_are_accepted():
+    m = _model()
+    with m["g"]:
+        gc.input("unused", shape=(7,), dtype="float64")
+    prog = gc.compile(m["h"])
+    X = np.ones((5, 4))
+    out = prog.run({"x": X, "unused": np.zeros(7), "w": m["W0"]})
+    np.testing.assert_allclose(out, np.tanh(X @ m["W0"] + m["B0"]))
+    # A program that needs no input at all still accepts every input and param by name.
+    with gc.Graph("params-only"):
+        gc.input("x", shape=(2,), dtype="float64")
+        p = gc.param("p", shape=(2,), dtype="float64", init=np.array([1.0, -1.0]))
+        y = gc.sum(p * p)
+    np.testing.assert_allclose(gc.compile(y).run({"x": np.zeros(2)}), 2.0)
+    np.testing.assert_allclose(gc.compile(y).run(), 2.0)
+
+
+def test_unfed_params_use_stored_values_and_fed_params_override_for_one_run():
+    m = _model()
+    prog = gc.compile([m["loss"], m["dw"], m["db"]])
+    X = np.random.default_rng(4).normal(size=(5, 4))
+    W_other = np.full((4, 3), 0.25)
+
+    stored = prog.run({"x": X})
+    ref_stored = _reference(X, m["W0"], m["B0"])
+    np.testing.assert_allclose(stored[0], ref_stored[0], rtol=1e-13)
+
+    fed = prog.run({"x": X, "w": W_other})  # b still from storage
+    ref_fed = _reference(X, W_other, m["B0"])
+    for a, ref in zip(fed, (ref_fed[0], ref_fed[2], ref_fed[3])):
+        np.testing.assert_allclose(a, ref, rtol=1e-12)
+    np.testing.assert_array_equal(m["w"].value, m["W0"])  # the stored value is untouched
+
+    again = prog.run({"x": X})  # the override lasted one run
+    for a, b in zip(again, stored):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_assign_changes_what_an_unfed_param_reads():
+    m = _model()
+    prog = gc.compile(m["loss"])
+    X = np.ones((5, 4))
+    W_new = np.full((4, 3), -0.1)
+    m["w"].assign(W_new)
+    np.testing.assert_allclose(prog.run({"x": X}), _reference(X, W_new, m["B0"])[0], rtol=1e-13)
+    with pytest.raises(gc.GraphError):
+        m["w"].assign(np.ones((3, 4)))
+
+
+def test_fed_param_with_updates_updates_from_the_fed_value():
+    """A param fed for a run is the value that run differentiates; the update lands in storage."""
+    m = _model()
+    lr = 0.05
+    prog = gc.compile(m["loss"], updates=gc.sgd(m["loss"], [m["w"]], lr))
+    X = np.random.default_rng(5).normal(size=(5, 4))
+    W_fed = np.full((4, 3), 0.2)
+    prog.run({"x": X, "w": W_fed})
+    _, _, dW, _ = _reference(X, W_fed, m["B0"])
+    np.testing.assert_allclose(m["w"].value, W_fed - lr * dW, rtol=1e-12)
+
+
+def test_int_labels_are_read_not_written():
+    with gc.Graph("labels"):
+        logits = gc.input("logits", shape=(4, 3), dtype="float64")
+        labels = gc.input("labels", shape=(4,), dtype="int64")
+        loss = gc.softmax_cross_entropy(logits, labels)
+    dlogits = gc.grad(loss, logits)
+    L = np.arange(12.0).reshape(4, 3) / 5
+    Y = np.array([0, 2, 1, 2])
+    Y.setflags(write=False)
+    L.setflags(write=False)
+    got_loss, got_d = gc.compile([loss, dlogits]).run({"logits": L, "labels": Y})
+    P = np.exp(L - L.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    np.testing.assert_allclose(got_loss, -np.mean(np.log(P[np.arange(4), Y])), rtol=1e-13)
+    onehot = np.eye(3)[Y]
+    np.testing.assert_allclose(got_d, (P - onehot) / 4, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(Y, [0, 2, 1, 2])
+
+
+def test_non_contiguous_and_broadcast_feeds():
+    """Feeds need not be C-contiguous: a transposed view and a broadcast view work."""
+    m = _model()
+    prog = gc.compile(m["h"])
+    base = np.random.default_rng(6).normal(size=(4, 5))
+    Xt = base.T  # (5, 4), Fortran-ordered
+    np.testing.assert_allclose(prog.run({"x": Xt}), np.tanh(Xt @ m["W0"] + m["B0"]), rtol=1e-13)
+    Xb = np.broadcast_to(np.arange(4.0), (5, 4))  # read-only, zero strides
+    np.testing.assert_allclose(prog.run({"x": Xb}), np.tanh(Xb @ m["W0"] + m["B0"]), rtol=1e-13)
