@@ -16,12 +16,13 @@ import numpy as np
 from graphc.autodiff import grad
 from graphc.errors import GraphError
 from graphc.ir import Node, Value, as_values
-from graphc.memory import MemoryPlan, plan_memory
+from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
 from graphc.runtime import Executable
 from graphc.schedule import schedule
+from graphc import validate
 
 REMAT_POLICIES = ("none",)
 
@@ -74,6 +75,8 @@ class Program:
         feedable: frozenset[str] | None = None,
         single: bool = False,
     ) -> None:
+        if validate.VALIDATE_PLANS:
+            validate.validate(plan)
         self.plan = plan
         self.memory = memory
         self.cost = plan_cost(plan)
@@ -126,6 +129,7 @@ def compile(  # noqa: A001
     remat: str = "none",
     memory_budget: int | None = None,
     updates: Mapping[Value, Value] | Sequence[tuple[Value, Value]] | None = None,
+    memory: str = "auto",
     name: str | None = None,
 ) -> Program:
     """Compile ``outputs`` into a :class:`Program`.
@@ -133,6 +137,10 @@ def compile(  # noqa: A001
     ``updates`` maps params to new values (``{w: w - lr * dw}``, Theano's
     ``updates``): after the outputs are computed, each new value is written
     into the param's stored array, so one training step is one run.
+
+    ``memory`` picks the arena placement: ``"auto"`` (the smaller of
+    greedy-by-size and first-fit-by-start, with in-place reuse), one of those
+    two by name, or ``"no-reuse"`` (every value its own storage).
     """
     single = isinstance(outputs, Value)
     values = as_values([outputs] if single else outputs)
@@ -144,6 +152,8 @@ def compile(  # noqa: A001
             raise GraphError(f"output {v.node.describe()} belongs to graph {v.graph.name!r}, not {graph.name!r}")
     if remat not in REMAT_POLICIES:
         raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
+    if memory not in MEMORY_MODES:
+        raise GraphError(f"memory={memory!r} is not a placement mode; choose one of {', '.join(MEMORY_MODES)}")
     pairs = _check_updates(updates, graph)
 
     out_nodes = [v.node for v in values]
@@ -151,12 +161,12 @@ def compile(  # noqa: A001
     canonical_outputs = flow.roots[: len(out_nodes)]
     canonical_updates = [(p, v) for (p, _), v in zip(pairs, flow.roots[len(out_nodes):])]
     order = schedule(flow)
-    memory, storage, scratch = plan_memory(flow, order)
-    plan = lower(name or graph.name, flow, order, storage, scratch, memory, canonical_outputs, canonical_updates)
+    memory_plan, storage, scratch = plan_memory(flow, order, memory)
+    plan = lower(name or graph.name, flow, order, storage, scratch, memory_plan, canonical_outputs, canonical_updates)
 
     stored = {n.name: n.data for n in graph.params.values()}
     feedable = frozenset(graph.inputs) | frozenset(graph.params)
-    return Program(plan, stored, memory, feedable, single)
+    return Program(plan, stored, memory_plan, feedable, single)
 
 
 def sgd(loss: Value, params: Sequence[Value], lr: float) -> dict[Value, Value]:

@@ -116,7 +116,9 @@ class MemoryPlan:
         return "\n".join(lines)
 
 
-def storage_assignment(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node]) -> dict[Node, Node]:
+def storage_assignment(
+    flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node], inplace: bool = True
+) -> dict[Node, Node]:
     """For each node, the node whose storage holds its value, with in-place reuse.
 
     An elementwise op writes into an operand's storage when that operand is
@@ -132,7 +134,7 @@ def storage_assignment(flow: Dataflow, order: Sequence[Node], view_owner: dict[N
         if view_owner[node] is not node:
             continue
         storage[node] = node
-        if not node.op.elementwise:
+        if not (inplace and node.op.elementwise):
             continue
         for operand in flow.args[node]:
             if (
@@ -303,20 +305,30 @@ def arena_bytes(intervals: Sequence[Interval], offsets: dict[Hashable, int]) -> 
     return max((offsets[iv.key] + align(iv.nbytes) for iv in intervals), default=0)
 
 
+MEMORY_MODES = ("auto", "greedy-by-size", "first-fit-by-start", "no-reuse")
+
+
 def plan_memory(
-    flow: Dataflow,
-    order: Sequence[Node],
-    strategies: Sequence[str] = ("greedy-by-size", "first-fit-by-start"),
+    flow: Dataflow, order: Sequence[Node], mode: str = "auto"
 ) -> tuple[MemoryPlan, dict[Node, Node], dict[Node, list[Aval]]]:
     """Liveness, in-place reuse and arena offsets for one schedule.
 
-    Every strategy in ``strategies`` places the blocks; the smallest arena is
-    kept (ties to the first listed). Returns the plan, the storage of each
-    node and each node's scratch.
+    ``mode`` ``"auto"`` places the blocks with every strategy and keeps the
+    smallest arena (ExecuTorch does the same); a strategy's name uses that one
+    alone; ``"no-reuse"`` gives every value storage of its own (no in-place,
+    no sharing), the baseline the others are measured against. Returns the
+    plan, the storage of each node and each node's scratch.
     """
-    storage = storage_assignment(flow, order, alias_analysis(flow))
+    view_owner = alias_analysis(flow)
     scratch = node_scratch(flow, order)
-    intervals = liveness(flow, order, storage, scratch)
+    separate = liveness(flow, order, storage_assignment(flow, order, view_owner, inplace=False), scratch)
+    if mode == "no-reuse":
+        storage = storage_assignment(flow, order, view_owner, inplace=False)
+        intervals, strategies = separate, ["no-reuse"]
+    else:
+        storage = storage_assignment(flow, order, view_owner)
+        intervals = liveness(flow, order, storage, scratch)
+        strategies = ["greedy-by-size", "first-fit-by-start"] if mode == "auto" else [mode]
     live = live_bytes_per_step(intervals, len(order))
     sizes, best = {}, None
     for name in strategies:
@@ -330,7 +342,7 @@ def plan_memory(
         intervals=intervals,
         planned_bytes=sizes[best[0]],
         lower_bound_bytes=max(live, default=0),
-        no_reuse_bytes=sum(align(iv.nbytes) for iv in intervals),
+        no_reuse_bytes=sum(align(iv.nbytes) for iv in separate),
         params_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param"),
         inputs_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "input"),
         live_bytes=live,

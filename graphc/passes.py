@@ -29,6 +29,17 @@ class Dataflow:
     args: dict[Node, tuple[Node, ...]]
     roots: list[Node]
 
+    def ancestors(self, nodes: Sequence[Node]) -> set[Node]:
+        """``nodes`` and every node they depend on."""
+        seen: set[Node] = set()
+        stack = list(nodes)
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(self.args[node])
+        return seen
+
     def consumers(self) -> dict[Node, list[Node]]:
         """For each node, the nodes that read it (in topological order)."""
         users: dict[Node, list[Node]] = {n: [] for n in self.nodes}

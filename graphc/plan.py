@@ -160,8 +160,11 @@ def _tuples(value: Any) -> Any:
 _SOURCE_KIND = {"input": INPUT, "param": PARAM, "const": CONST}
 
 
-def _tag(node: Node) -> str:
-    return "forward" if node.adjoint is None else "backward"
+def _tag(node: Node, for_outputs: set[Node]) -> str:
+    """backward: an adjoint node; forward: needed by an output; update: needed only by updates."""
+    if node.adjoint is not None:
+        return "backward"
+    return "forward" if node in for_outputs else "update"
 
 
 def lower(
@@ -177,6 +180,7 @@ def lower(
     """Number the buffers of a scheduled, memory-planned dataflow and emit its instructions."""
     buffers: list[Buffer] = []
     number: dict[Hashable, int] = {}
+    for_outputs = flow.ancestors(outputs)
 
     def new_buffer(key: Hashable, label: str, aval: Aval, kind: str, offset: int | None = None) -> int:
         number[key] = len(buffers)
@@ -204,7 +208,7 @@ def lower(
             for k, aval in enumerate(scratch.get(node, ()))
         )
         args = tuple(number[a] for a in flow.args[node])
-        instructions.append(Instruction(node.op.name, out, args, dict(node.attrs), scratch_ids, mode, _tag(node)))
+        instructions.append(Instruction(node.op.name, out, args, dict(node.attrs), scratch_ids, mode, _tag(node, for_outputs)))
     for param, value in updates:
         instructions.append(Instruction("assign", number[param], (number[value],), tag="update"))
     return Plan(name, buffers, instructions, [number[o] for o in outputs], constants, memory.planned_bytes)
@@ -246,7 +250,7 @@ def format_listing(plan: Plan) -> str:
         if ins.attrs:
             call += "  " + _fmt_attrs(ins.attrs)
         where = "view" if ins.mode == BIND_VIEW else f"@{out.offset}"
-        mark = {"backward": "∂", "recompute": "↻", "forward": " "}.get(ins.tag, " ")
+        mark = {"backward": "∂", "recompute": "↻", "update": "←"}.get(ins.tag, " ")
         lines.append(f"  {i:>{width}} {mark} {call:<48s} {str(out.shape):>14s} {out.dtype:<8s} {where:<8s} {out.name}")
     lines.append("  outputs: " + ", ".join(f"%{o} {buf[o].name}" for o in plan.outputs))
     return "\n".join(lines)

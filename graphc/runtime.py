@@ -25,6 +25,12 @@ from graphc.ops.core import lookup
 from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, PARAM, SCRATCH, TEMP, Buffer, Plan
 
 
+# A ufunc that broadcasts an operand allocates an iteration buffer of this many
+# elements per call (NumPy's default is 8192, 64 KiB for float64); a small one
+# keeps a run's transient allocations small and is no slower.
+UFUNC_BUFFER_ELEMENTS = 1024
+
+
 def _aligned_arena(nbytes: int) -> np.ndarray:
     raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
@@ -86,6 +92,13 @@ class Executable:
 
     def run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
         """Execute once with ``feeds`` (name → array); return copies of the outputs."""
+        bufsize = np.setbufsize(UFUNC_BUFFER_ELEMENTS)
+        try:
+            return self._run(feeds)
+        finally:
+            np.setbufsize(bufsize)
+
+    def _run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
         for name, (buf, slot) in self.slots.items():
             if name in feeds:
                 np.copyto(slot, _checked_feed(buf, feeds[name]))

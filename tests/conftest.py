@@ -8,3 +8,9 @@ import pytest
 def rng() -> np.random.Generator:
     """A generator with a fixed seed, so every test sees the same numbers."""
     return np.random.default_rng(0)
+
+
+import graphc.validate
+
+# Every plan a test compiles is checked by the independent validator.
+graphc.validate.VALIDATE_PLANS = True

@@ -155,9 +155,12 @@ def test_updates_apply_one_sgd_step_in_place():
     np.testing.assert_allclose(r["w"].value, W1, rtol=1e-13)
     np.testing.assert_allclose(r["b"].value, B1, rtol=1e-13)
     assert r["w"].node.data is stored  # written in place, not rebound
-    # The updates are the plan's last instructions.
-    tags = [ins.tag for ins in prog.plan.instructions]
-    assert tags[-2:] == ["update", "update"] and tags.count("update") == 2
+    # The assignments are the plan's last instructions, one per param.
+    plan = prog.plan
+    ops = [ins.op for ins in plan.instructions]
+    assert ops[-2:] == ["assign", "assign"] and ops.count("assign") == 2
+    assert {plan.buffers[ins.out].name for ins in plan.instructions[-2:]} == {"w", "b"}
+    assert all(ins.tag == "update" for ins in plan.instructions[-2:])
 
     # A second run starts from the updated value.
     loss2, *_ = prog.run({"x": r["X"], "t": r["T"]})
@@ -302,3 +305,22 @@ def test_float32_program_computes_in_float32():
     W = w.value.astype(np.float64)
     H = np.tanh(X.astype(np.float64) @ W)
     np.testing.assert_allclose(out_dw, X.T.astype(np.float64) @ (1 - H**2), rtol=1e-5, atol=1e-6)
+
+
+def test_updates_read_the_values_from_before_the_step():
+    """All new values are computed from the params as they were when the run started
+    (Theano's ``updates`` semantics), so the order of the updates does not matter."""
+    A0, B0 = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[5.0, 6.0], [7.0, 8.0]])
+    with gc.Graph("simultaneous"):
+        a = gc.param("a", shape=(2, 2), dtype="float64", init=A0)
+        b = gc.param("b", shape=(2, 2), dtype="float64", init=B0)
+        y = gc.sum(a * b)
+    out = gc.compile(y, updates=[(a, a * 2.0), (b, b + a)]).run()
+    np.testing.assert_allclose(out, np.sum(A0 * B0))
+    np.testing.assert_array_equal(a.value, 2 * A0)
+    np.testing.assert_array_equal(b.value, B0 + A0)
+    # A swap, with a view: a ← b, b ← aᵀ.
+    A1, B1 = a.value, b.value
+    gc.compile(y, updates={a: b, b: gc.transpose(a)}).run()
+    np.testing.assert_array_equal(a.value, B1)
+    np.testing.assert_array_equal(b.value, A1.T)

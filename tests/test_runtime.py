@@ -196,3 +196,28 @@ def test_non_contiguous_and_broadcast_feeds():
     np.testing.assert_allclose(prog.run({"x": Xt}), np.tanh(Xt @ m["W0"] + m["B0"]), rtol=1e-13)
     Xb = np.broadcast_to(np.arange(4.0), (5, 4))  # read-only, zero strides
     np.testing.assert_allclose(prog.run({"x": Xb}), np.tanh(Xb @ m["W0"] + m["B0"]), rtol=1e-13)
+
+
+def test_outputs_include_intermediates_and_views_of_values_reused_in_place():
+    """Intermediates asked for as outputs, also through views, keep their values even where
+    the planner may reuse storage in place for later elementwise ops."""
+    rng = np.random.default_rng(7)
+    X, W = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    with gc.Graph("views"):
+        x = gc.input("x", shape=(4, 4), dtype="float64")
+        w = gc.param("w", shape=(4, 4), dtype="float64", init=W)
+        a = gc.tanh(x @ w)
+        at = gc.transpose(a)
+        b = a * 2.0
+        c = gc.exp(b) + at  # reads a through a view after b was computed from a
+        d = gc.reshape(c, (16,))
+        e = gc.sigmoid(c) * at
+        f = gc.sum(e) + gc.sum(d * d)
+    got = gc.compile([f, at, d, e, b]).run({"x": X})
+    A = np.tanh(X @ W)
+    B = 2 * A
+    C = np.exp(B) + A.T
+    E = 1 / (1 + np.exp(-C)) * A.T
+    expected = [E.sum() + (C * C).sum(), A.T, C.ravel(), E, B]
+    for out, ref in zip(got, expected):
+        np.testing.assert_allclose(out, ref, rtol=1e-13)

@@ -1,0 +1,139 @@
+"""Long graphs: every pass must be a loop, never a recursion.
+
+A 20,000-node forward chain is differentiated and compiled (the adjoint graph
+more than doubles it), and a 10⁵-node forward graph is compiled. Any pass that
+recursed over the graph would raise RecursionError at Python's default limit
+(1000). The compile times are printed and written to
+``/tmp/graphc_large_compile_time.txt`` (and ``..._1e5.txt``); they are measurements, not assertions.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+REPORT = "/tmp/graphc_large_compile_time{}.txt"
+
+
+def _report(line: str, suffix: str = "") -> None:
+    print("\n" + line)
+    with open(REPORT.format(suffix), "w") as fh:
+        fh.write(line + "\n")
+
+
+@pytest.fixture(autouse=True)
+def default_recursion_limit():
+    """Python's default limit, whatever a plugin set: a recursive pass over 10⁴ nodes fails."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    yield
+    sys.setrecursionlimit(before)
+
+
+def _chain(n_nodes: int, width: int = 4):
+    """x ← tanh(x·½ + c), repeated until the graph holds ``n_nodes`` forward nodes."""
+    with gc.Graph("chain") as g:
+        x0 = gc.input("x", shape=(width,), dtype="float64")
+        c = gc.param("c", shape=(width,), dtype="float64", init=np.linspace(-0.2, 0.2, width))
+        half = gc.constant(0.5, dtype="float64")
+        x, steps = x0, 0
+        while len(g.nodes) < n_nodes - 2:
+            x = gc.tanh(x * half + c)
+            steps += 1
+        loss = gc.sum(x * x)
+    return g, x0, c, loss, steps
+
+
+def _numpy_chain(X0, C, steps):
+    """Forward by the recurrence, backward by hand: x_{k+1} = tanh(x_k/2 + c)."""
+    xs = [X0]
+    for _ in range(steps):
+        xs.append(np.tanh(xs[-1] * 0.5 + C))
+    loss = np.sum(xs[-1] ** 2)
+    g = 2 * xs[-1]
+    dc = np.zeros_like(C)
+    for k in range(steps, 0, -1):
+        dz = g * (1 - xs[k] ** 2)  # through tanh
+        dc += dz
+        g = dz * 0.5  # through x·½
+    return loss, dc, g
+
+
+def test_20k_node_chain_builds_grads_and_compiles():
+    t0 = time.perf_counter()
+    g, x0, c, loss, steps = _chain(20_000)
+    n_forward = len(g.nodes)
+    assert n_forward >= 20_000
+    t1 = time.perf_counter()
+    dc, dx0 = gc.grad(loss, [c, x0])
+    t2 = time.perf_counter()
+    prog = gc.compile([loss, dc, dx0])
+    t3 = time.perf_counter()
+    X0 = np.linspace(-1, 1, 4)
+    got_loss, got_dc, got_dx0 = prog.run({"x": X0})
+    t4 = time.perf_counter()
+
+    ref_loss, ref_dc, ref_dx0 = _numpy_chain(X0, c.value, steps)
+    np.testing.assert_allclose(got_loss, ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(got_dc, ref_dc, rtol=1e-10)
+    np.testing.assert_allclose(got_dx0, ref_dx0, rtol=1e-10, atol=1e-300)
+    assert prog.cost.forward_flops > 0 and prog.cost.backward_flops > 0
+    _report(
+        f"20k-node chain ({n_forward} forward nodes, {len(g.nodes)} with the adjoint, "
+        f"{len(prog.plan.instructions)} instructions): build {t1 - t0:.2f} s, grad {t2 - t1:.2f} s, "
+        f"compile {t3 - t2:.2f} s, first run {t4 - t3:.3f} s"
+    )
+
+
+def test_1e5_node_forward_graph_compiles():
+    """10⁵ forward nodes, compiled and run without gradients."""
+    width = 8
+    with gc.Graph("wide-chain") as g:
+        x = gc.input("x", shape=(width,), dtype="float64")
+        c = gc.param("c", shape=(width,), dtype="float64", init=np.full(width, 0.01))
+        half = gc.constant(0.5, dtype="float64")
+        h, steps = x, 0
+        while len(g.nodes) < 100_000 - 2:
+            h = gc.tanh(h * half + c)
+            steps += 1
+        y = gc.sum(h)
+    assert len(g.nodes) >= 100_000
+    t0 = time.perf_counter()
+    prog = gc.compile(y)
+    t1 = time.perf_counter()
+    X = np.linspace(-2, 2, width)
+    got = prog.run({"x": X})
+    ref = X.copy()
+    for _ in range(steps):
+        ref = np.tanh(ref * 0.5 + 0.01)
+    np.testing.assert_allclose(got, ref.sum(), rtol=1e-12)
+    assert len(prog.plan.instructions) == len(g.nodes) - 3  # every op but x, c, ½
+    _report(f"1e5-node forward graph ({len(g.nodes)} nodes): compile {t1 - t0:.2f} s", "_1e5")
+
+
+@pytest.mark.parametrize("depth", [1500])
+def test_deep_nested_gradient_of_gradient(depth):
+    """A second derivative through a 1500-step chain: the adjoint of an adjoint graph."""
+    with gc.Graph("deep2") as g:
+        x = gc.input("x", shape=(2,), dtype="float64")
+        h = x
+        for _ in range(depth):
+            h = gc.tanh(h) * 0.999
+        y = gc.sum(h)
+    d1 = gc.grad(y, x)
+    d2 = gc.grad(gc.sum(d1), x)
+    X = np.array([0.3, -0.2])
+    got = gc.compile(d2).run({"x": X})
+    # d/dx Σ ∂y/∂x, by forward-mode dual numbers in NumPy: (h, h', h'').
+    h, dh, ddh = X.copy(), np.ones(2), np.zeros(2)
+    for _ in range(depth):
+        t = np.tanh(h)
+        s = 1 - t**2
+        h, dh, ddh = 0.999 * t, 0.999 * s * dh, 0.999 * (s * ddh - 2 * t * s * dh**2)
+    np.testing.assert_allclose(got, ddh, rtol=1e-9, atol=1e-300)
+    assert len(g.nodes) > 4 * depth
