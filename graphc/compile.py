@@ -21,10 +21,11 @@ from graphc.ops.core import lookup
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
 from graphc.runtime import Executable
+from graphc.remat import rematerialize
 from graphc.schedule import schedule
 from graphc import validate
 
-REMAT_POLICIES = ("none",)
+REMAT_POLICIES = ("none", "sqrt", "revolve")
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,14 @@ def compile(  # noqa: A001
     ``updates``): after the outputs are computed, each new value is written
     into the param's stored array, so one training step is one run.
 
-    ``memory`` picks the arena placement: ``"auto"`` (the smaller of
-    greedy-by-size and first-fit-by-start, with in-place reuse), one of those
-    two by name, or ``"no-reuse"`` (every value its own storage).
+    ``memory`` picks the arena placement: ``"auto"`` (the smallest of
+    greedy-by-size, best-fit-by-start and first-fit-by-start, with in-place
+    reuse), one of those by name, or ``"no-reuse"`` (every value its own storage).
+
+    ``remat`` trades memory for compute (see :mod:`graphc.remat`): ``"none"``,
+    ``"sqrt"``, ``"revolve"``; with ``memory_budget`` (bytes of the arena),
+    the policy's least recompute that fits, or a GraphError naming the least
+    feasible budget.
     """
     single = isinstance(outputs, Value)
     values = as_values([outputs] if single else outputs)
@@ -156,8 +162,12 @@ def compile(  # noqa: A001
         raise GraphError(f"memory={memory!r} is not a placement mode; choose one of {', '.join(MEMORY_MODES)}")
     pairs = _check_updates(updates, graph)
 
+    if memory_budget is not None and memory_budget < 0:
+        raise GraphError(f"memory_budget={memory_budget} is negative")
+
     out_nodes = [v.node for v in values]
     flow = optimize(out_nodes + [value for _, value in pairs])
+    flow = rematerialize(flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory)[0].planned_bytes)
     canonical_outputs = flow.roots[: len(out_nodes)]
     canonical_updates = [(p, v) for (p, _), v in zip(pairs, flow.roots[len(out_nodes):])]
     order = schedule(flow)

@@ -90,7 +90,7 @@ class Node:
     a param (updated in place by compiled ``updates``).
     """
 
-    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint")
+    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint", "recompute_of")
 
     def __init__(
         self,
@@ -111,6 +111,7 @@ class Node:
         self.id = node_id
         self.data: np.ndarray | None = None
         self.adjoint: AdjointInfo | None = None
+        self.recompute_of: Node | None = None  # set on compile-time clones that recompute a forward node
 
     @property
     def shape(self) -> tuple[int, ...]:

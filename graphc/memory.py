@@ -276,8 +276,14 @@ def _place(intervals: Sequence[Interval], key, best: bool) -> dict[Hashable, int
 
 
 def greedy_by_size(intervals: Sequence[Interval]) -> dict[Hashable, int]:
-    """Largest blocks first, each into the tightest gap that fits (Pisarchyk & Lee 2020; TFLite)."""
-    return _place(intervals, key=lambda iv: (-iv.nbytes, iv.start, iv.end), best=True)
+    """Largest blocks first (longer-lived first among equals), each into the tightest gap
+    that fits (Pisarchyk & Lee 2020; TFLite's planner)."""
+    return _place(intervals, key=lambda iv: (-iv.nbytes, iv.start - iv.end, iv.start), best=True)
+
+
+def best_fit_by_start(intervals: Sequence[Interval]) -> dict[Hashable, int]:
+    """Blocks in the order they come alive, each into the tightest gap that fits."""
+    return _place(intervals, key=lambda iv: (iv.start, -iv.nbytes, iv.end), best=True)
 
 
 def first_fit_by_start(intervals: Sequence[Interval]) -> dict[Hashable, int]:
@@ -296,16 +302,18 @@ def place_without_reuse(intervals: Sequence[Interval]) -> dict[Hashable, int]:
 
 STRATEGIES = {
     "greedy-by-size": greedy_by_size,
+    "best-fit-by-start": best_fit_by_start,
     "first-fit-by-start": first_fit_by_start,
     "no-reuse": place_without_reuse,
 }
 
 
 def arena_bytes(intervals: Sequence[Interval], offsets: dict[Hashable, int]) -> int:
-    return max((offsets[iv.key] + align(iv.nbytes) for iv in intervals), default=0)
+    """The arena ends at the last byte of its highest block (blocks start aligned; ends need not)."""
+    return max((offsets[iv.key] + iv.nbytes for iv in intervals), default=0)
 
 
-MEMORY_MODES = ("auto", "greedy-by-size", "first-fit-by-start", "no-reuse")
+MEMORY_MODES = ("auto", "greedy-by-size", "best-fit-by-start", "first-fit-by-start", "no-reuse")
 
 
 def plan_memory(
@@ -328,7 +336,7 @@ def plan_memory(
     else:
         storage = storage_assignment(flow, order, view_owner)
         intervals = liveness(flow, order, storage, scratch)
-        strategies = ["greedy-by-size", "first-fit-by-start"] if mode == "auto" else [mode]
+        strategies = ["greedy-by-size", "best-fit-by-start", "first-fit-by-start"] if mode == "auto" else [mode]
     live = live_bytes_per_step(intervals, len(order))
     sizes, best = {}, None
     for name in strategies:

@@ -161,7 +161,10 @@ _SOURCE_KIND = {"input": INPUT, "param": PARAM, "const": CONST}
 
 
 def _tag(node: Node, for_outputs: set[Node]) -> str:
-    """backward: an adjoint node; forward: needed by an output; update: needed only by updates."""
+    """backward: an adjoint node; recompute: a clone of a forward node; forward: needed by an
+    output; update: needed only by updates."""
+    if node.recompute_of is not None:
+        return "recompute"
     if node.adjoint is not None:
         return "backward"
     return "forward" if node in for_outputs else "update"

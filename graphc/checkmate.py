@@ -1,0 +1,817 @@
+"""Optimal rematerialisation on an abstract DAG: Checkmate's MILP and its LP rounding.
+
+Reference: Jain et al. 2020, "Checkmate: Breaking the Memory Wall with Optimal Tensor
+Rematerialization" (MLSys). The graph here is abstract: node ``i`` has a value of
+``sizes[i]`` bytes, costs ``costs[i]`` to compute, and reads the values of ``deps[i]``
+(all ``< i``, so ``0..n-1`` is a topological order). Sources such as params are not nodes.
+The remat stage of the compiler maps its IR onto a :class:`RematProblem`.
+
+Memory model (the one :func:`peak_of` replays). A schedule is a sequence of events
+``("compute", i)`` and ``("free", i)``. Computing ``i`` needs every value of ``deps[i]``
+in memory; while it runs, memory holds everything already there plus ``i`` itself. A
+freed value may be computed again later (rematerialisation). The peak is the largest
+memory at any compute; every node is computed at least once and the values of ``keep``
+are in memory at the end.
+
+The MILP (frontier-advancing stages, T = n; M_i = sizes[i], C_i = costs[i]). Binary
+
+    R[t,i], i <= t    node i is computed in stage t; R[t,t] = 1: stage t computes t first
+    S[t,i], i <  t    value i is in memory when stage t starts (kept from stage t-1)
+    FREE[t,i,k]       value i is freed right after computing k in stage t, for every
+                      edge i -> k with k < t (a free after k = t changes no U of stage t)
+
+and continuous U[t,k], k <= t: the memory right after computing k in stage t.
+
+    minimise    Σ_t Σ_{i<=t} C_i R[t,i]
+    subject to  R[t,k]  <= R[t,i] + S[t,i]            i in deps[k], k <= t  (dependencies)
+                S[t+1,i] <= S[t,i] + R[t,i]           i < t                 (storage)
+                S[n-1,i] + R[n-1,i] >= 1              i in keep             (outputs)
+                U[t,0] = M_0 R[t,0] + Σ_{i<t} M_i S[t,i]
+                U[t,k] = U[t,k-1] + M_k R[t,k] - Σ_{i in deps[k-1]} M_i FREE[t,i,k-1]
+                0 <= U[t,k] <= budget
+                FREE[t,i,k] = R[t,k] (1 - S[t+1,i]) Π_{j in users(i), k<j<=t} (1 - R[t,j])
+
+The product is linearised as in the paper with the number of hazards
+``h = (1 - R[t,k]) + S[t+1,i] + Σ_{j in users(i), k<j<=t} R[t,j]`` and its maximum ``m``
+(the number of terms): ``1 - FREE <= h`` and ``m (1 - FREE) >= h``, so FREE = 1 exactly
+when h = 0. In the last stage S[n,i] reads as 1 for i in keep (those have no FREE) and
+0 for the others. Memory is counted in units of g = gcd(sizes), so the budget becomes
+floor(budget / g).
+
+The fixed topological order is part of the model: stage t is the first computation of
+node t, and inside a stage nodes run in index order, each at most once. The optimum is
+therefore optimal among such schedules; a schedule that first-computes nodes in another
+order can be cheaper (see ``tests/test_checkmate.py`` for a four-node example).
+
+A solution is returned in canonical form: recomputations that no later event reads are
+removed, a value is freed right after its last read (:func:`schedule_of`), and S is what
+that schedule holds at each stage boundary. That schedule never holds more than the
+MILP's U, so its peak (:func:`peak_of`) is within the budget.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from functools import reduce
+from typing import Sequence, TextIO
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+Event = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class RematProblem:
+    """A DAG with value sizes, compute costs, outputs and a memory budget."""
+
+    sizes: Sequence[int]  # bytes of node i's value (nodes 0..n-1 in a topological order)
+    costs: Sequence[float]  # compute cost of node i (FLOPs; may be 0)
+    deps: Sequence[Sequence[int]]  # deps[i]: nodes i reads (all < i); sources are not nodes
+    keep: Sequence[int]  # nodes that must be in memory at the end (outputs)
+    budget: int  # bytes
+
+    def __post_init__(self) -> None:
+        n = len(self.sizes)
+        if len(self.costs) != n or len(self.deps) != n:
+            raise ValueError(f"sizes, costs and deps differ in length: {n}, {len(self.costs)}, {len(self.deps)}")
+        if any(int(s) != s or s < 0 for s in self.sizes):
+            raise ValueError("sizes must be non-negative integers")
+        if any(not math.isfinite(c) or c < 0 for c in self.costs):
+            raise ValueError("costs must be finite and non-negative")
+        for i, ds in enumerate(self.deps):
+            if any(not 0 <= d < i for d in ds):
+                raise ValueError(f"node {i} reads {list(ds)}: every dependency must be a node < {i}")
+        if any(not 0 <= k < n for k in self.keep):
+            raise ValueError(f"keep {list(self.keep)} names a node outside 0..{n - 1}")
+        if self.budget < 0:
+            raise ValueError(f"negative budget {self.budget}")
+
+    @property
+    def n(self) -> int:
+        return len(self.sizes)
+
+
+@dataclass(frozen=True)
+class RematSolution:
+    """A schedule in stage form, its cost, peak and how the solver ended."""
+
+    R: np.ndarray  # bool (n × n): R[t, i] = node i is computed in stage t
+    S: np.ndarray  # bool: S[t, i] = value i is in memory at the start of stage t
+    cost: float  # Σ R·costs
+    peak: int  # peak_of(problem, schedule_of(problem, self))
+    status: str  # "optimal", "feasible", "infeasible", or "timeout" (limit hit, nothing found)
+    solve_seconds: float
+    lower_bound: float | None  # the solver's bound on the cost, when it has one
+    build_seconds: float = 0.0  # time spent building the model
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def _deps(problem: RematProblem) -> list[list[int]]:
+    """Dependencies without repeats (``x * x`` reads ``x`` once as far as memory goes)."""
+    return [sorted(set(ds)) for ds in problem.deps]
+
+
+def _instances(problem: RematProblem, R: np.ndarray) -> tuple[list[int], list[int]]:
+    """The computes of R in stage order and, for each, the position after which it is freed.
+
+    A value lives from its compute to its last read before it is computed again; a
+    value read by nobody is freed at once, unless it is the last instance of a node
+    in ``keep`` (then it is never freed: position -1).
+    """
+    order = [int(k) for k in np.nonzero(R)[1]]  # row-major: stage by stage, index order
+    deps = _deps(problem)
+    latest: dict[int, int] = {}
+    free_at = list(range(len(order)))
+    for p, k in enumerate(order):
+        for d in deps[k]:
+            if d not in latest:
+                raise ValueError(f"node {k} reads {d} before any computation of it")
+            free_at[latest[d]] = p
+        latest[k] = p
+    for k in set(problem.keep) & set(latest):
+        free_at[latest[k]] = -1
+    return order, free_at
+
+
+def events_of(problem: RematProblem, R: np.ndarray) -> list[Event]:
+    """The schedule of a compute matrix R: its computes, each value freed after its last read."""
+    order, free_at = _instances(problem, R)
+    frees: list[list[int]] = [[] for _ in order]
+    for q, p in enumerate(free_at):
+        if p >= 0:
+            frees[p].append(order[q])
+    events: list[Event] = []
+    for p, k in enumerate(order):
+        events.append(("compute", k))
+        events.extend(("free", j) for j in sorted(frees[p]))
+    return events
+
+
+def schedule_of(problem: RematProblem, solution: RematSolution) -> list[Event]:
+    """The events of a solution: R's computes in stage order, frees right after last reads."""
+    return events_of(problem, solution.R)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a schedule does: its peak, the values in memory at the end, the nodes it computed."""
+
+    peak: int
+    in_memory: frozenset[int]
+    computed: frozenset[int]
+    cost: float
+
+
+def replay(problem: RematProblem, events: Sequence[Event]) -> Replay:
+    """Run a schedule on the memory model; raise ValueError on an impossible event.
+
+    memory(e) = Σ_{v in memory before e} M_v + M_i   at each ("compute", i)
+    peak = max_e memory(e)
+    """
+    deps = _deps(problem)
+    memory: set[int] = set()
+    used = peak = 0
+    computed: set[int] = set()
+    cost = 0.0
+    for kind, i in events:
+        if kind == "compute":
+            missing = [d for d in deps[i] if d not in memory]
+            if missing or i in memory:
+                raise ValueError(f"compute {i}: reads {missing} not in memory" if missing else f"compute {i}: already in memory")
+            used += problem.sizes[i]
+            peak = max(peak, used)
+            memory.add(i)
+            computed.add(i)
+            cost += problem.costs[i]
+        elif kind == "free":
+            if i not in memory:
+                raise ValueError(f"free {i}: not in memory")
+            memory.remove(i)
+            used -= problem.sizes[i]
+        else:
+            raise ValueError(f"unknown event {kind!r}")
+    return Replay(int(peak), frozenset(memory), frozenset(computed), cost)
+
+
+def peak_of(problem: RematProblem, events: Sequence[Event]) -> int:
+    """The peak memory of a schedule (see :func:`replay`)."""
+    return replay(problem, events).peak
+
+
+def _stage_memory(problem: RematProblem, R: np.ndarray) -> np.ndarray:
+    """S of a compute matrix: S[t, i] = value i is held when stage t starts under :func:`events_of`."""
+    n = problem.n
+    order, free_at = _instances(problem, R)
+    stage = np.nonzero(R)[0]
+    S = np.zeros((n, n), dtype=bool)
+    for q, k in enumerate(order):
+        last = len(order) - 1 if free_at[q] < 0 else free_at[q]
+        # held at the start of every stage t with stage[q] < t <= stage[last]
+        S[stage[q] + 1 : stage[last] + 1, k] = True
+    return S
+
+
+def _prune(problem: RematProblem, R: np.ndarray) -> np.ndarray:
+    """Drop computes whose value no later event reads (frontier computes R[t,t] stay).
+
+    Backwards over the events: a compute is needed iff its node is demanded, i.e. read
+    by a later kept compute (or in ``keep``) before any later compute of it.
+    """
+    R = R.copy()
+    deps = _deps(problem)
+    demanded = set(problem.keep)
+    stages, nodes = np.nonzero(R)
+    for t, k in zip(stages[::-1].tolist(), nodes[::-1].tolist()):
+        if k == t or k in demanded:
+            demanded.discard(k)
+            demanded.update(deps[k])
+        else:
+            R[t, k] = False
+    return R
+
+
+def _canonical(problem: RematProblem, R: np.ndarray, *, status: str, seconds: float,
+               lower_bound: float | None, build_seconds: float = 0.0) -> RematSolution:
+    """A solution from a compute matrix: pruned R, the S it implies, cost and replayed peak."""
+    R = _prune(problem, R)
+    events = events_of(problem, R)
+    cost = float(np.asarray(problem.costs, dtype=float) @ R.sum(axis=0))
+    return RematSolution(R=R, S=_stage_memory(problem, R), cost=cost, peak=peak_of(problem, events),
+                         status=status, solve_seconds=seconds, lower_bound=lower_bound,
+                         build_seconds=build_seconds)
+
+
+def _infeasible(problem: RematProblem, status: str = "infeasible", seconds: float = 0.0,
+                lower_bound: float | None = None, build_seconds: float = 0.0) -> RematSolution:
+    n = problem.n
+    empty = np.zeros((n, n), dtype=bool)
+    return RematSolution(R=empty, S=empty.copy(), cost=math.inf, peak=0, status=status,
+                         solve_seconds=seconds, lower_bound=lower_bound, build_seconds=build_seconds)
+
+
+def store_all_peak(problem: RematProblem) -> int:
+    """The peak of computing every node once, in index order, freeing after last reads."""
+    return peak_of(problem, events_of(problem, np.eye(problem.n, dtype=bool)))
+
+
+def budget_lower_bound(problem: RematProblem) -> int:
+    """A budget no schedule can go below: max(max_i (M_i + Σ_{d in deps_i} M_d), Σ_{i in keep} M_i)."""
+    sizes = problem.sizes
+    local = max((sizes[i] + sum(sizes[d] for d in ds) for i, ds in enumerate(_deps(problem))), default=0)
+    return int(max(local, sum(sizes[k] for k in set(problem.keep))))
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (g, v) with starts[g] <= v < stops[g], grouped by g: the vectorised double loop."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.maximum(np.asarray(stops, dtype=np.int64) - starts, 0)
+    group = np.repeat(np.arange(len(starts)), lengths)
+    first = np.cumsum(lengths) - lengths
+    value = np.arange(int(lengths.sum()), dtype=np.int64) - first[group] + starts[group]
+    return group, value
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Index maps of the variables: R, S, U lower-triangular, FREE per edge and stage.
+
+    R[t,i] -> t(t+1)/2 + i;  S[t,i] -> s0 + t(t-1)/2 + i;  U[t,k] -> u0 + t(t+1)/2 + k;
+    FREE[t,e] (edge e = src -> dst, dst < t) -> f0 + free_start[e] + t - dst - 1.
+    """
+
+    n: int
+    src: np.ndarray  # edges sorted by (src, dst)
+    dst: np.ndarray
+    group_end: np.ndarray  # one past the last edge with the same src
+    free_start: np.ndarray
+    free_stop_stage: np.ndarray  # FREE[t, e] exists for dst[e] < t < free_stop_stage[e]
+    n_free: int
+
+    @property
+    def n_tri(self) -> int:
+        return self.n * (self.n + 1) // 2
+
+    @property
+    def s0(self) -> int:
+        return self.n_tri
+
+    @property
+    def u0(self) -> int:
+        return self.s0 + self.n * (self.n - 1) // 2
+
+    @property
+    def f0(self) -> int:
+        return self.u0 + self.n_tri
+
+    @property
+    def n_vars(self) -> int:
+        return self.f0 + self.n_free
+
+    def r(self, t: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return t * (t + 1) // 2 + i
+
+    def s(self, t: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return self.s0 + t * (t - 1) // 2 + i
+
+    def u(self, t: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return self.u0 + t * (t + 1) // 2 + k
+
+    def free(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return self.f0 + self.free_start[e] + t - self.dst[e] - 1
+
+
+def _layout(problem: RematProblem) -> _Layout:
+    n = problem.n
+    pairs = sorted({(d, k) for k, ds in enumerate(problem.deps) for d in ds})
+    src = np.array([p[0] for p in pairs], dtype=np.int64)
+    dst = np.array([p[1] for p in pairs], dtype=np.int64)
+    kept = np.zeros(n, dtype=bool)
+    kept[list(problem.keep)] = True
+    stop = n - kept[src].astype(np.int64)  # no FREE of a kept value in the last stage
+    counts = np.maximum(stop - dst - 1, 0)
+    group_end = np.searchsorted(src, src, side="right")
+    return _Layout(n=n, src=src, dst=dst, group_end=group_end,
+                   free_start=np.cumsum(counts) - counts, free_stop_stage=stop, n_free=int(counts.sum()))
+
+
+class _Rows:
+    """A sparse constraint matrix built block by block from (row, col, value) triplets."""
+
+    def __init__(self) -> None:
+        self.m = 0
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.lo: list[np.ndarray] = []
+        self.hi: list[np.ndarray] = []
+
+    def block(self, m: int, lo: np.ndarray | float, hi: np.ndarray | float) -> int:
+        """Reserve m rows with bounds lo <= A x <= hi; returns the first row."""
+        base = self.m
+        self.m += m
+        self.lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (m,)))
+        self.hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (m,)))
+        return base
+
+    def term(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float) -> None:
+        vals = np.broadcast_to(np.asarray(vals, dtype=float), np.shape(rows))
+        keep = vals != 0
+        self.parts.append((np.asarray(rows)[keep], np.asarray(cols)[keep], vals[keep]))
+
+    def constraint(self, n_vars: int) -> LinearConstraint:
+        rows, cols, vals = (np.concatenate([p[j] for p in self.parts]) if self.parts else np.zeros(0) for j in range(3))
+        A = sp.csr_matrix((vals, (rows.astype(np.int64), cols.astype(np.int64))), shape=(self.m, n_vars))
+        return LinearConstraint(A, np.concatenate(self.lo or [np.zeros(0)]), np.concatenate(self.hi or [np.zeros(0)]))
+
+
+def _dependency_rows(rows: _Rows, lay: _Layout) -> None:
+    """R[t,k] - R[t,i] - S[t,i] <= 0 for every edge i -> k and stage t >= k."""
+    e, t = _expand(lay.dst, np.full(len(lay.dst), lay.n))
+    r = rows.block(len(t), -np.inf, 0.0) + np.arange(len(t))
+    rows.term(r, lay.r(t, lay.dst[e]), 1.0)
+    rows.term(r, lay.r(t, lay.src[e]), -1.0)
+    rows.term(r, lay.s(t, lay.src[e]), -1.0)
+
+
+def _storage_rows(rows: _Rows, lay: _Layout) -> None:
+    """S[t+1,i] - S[t,i] - R[t,i] <= 0 for i < t < n-1 (i = t holds trivially: R[t,t] = 1)."""
+    stages = np.arange(1, max(lay.n - 1, 1))
+    g, i = _expand(np.zeros(len(stages)), stages)
+    t = stages[g]
+    r = rows.block(len(t), -np.inf, 0.0) + np.arange(len(t))
+    rows.term(r, lay.s(t + 1, i), 1.0)
+    rows.term(r, lay.s(t, i), -1.0)
+    rows.term(r, lay.r(t, i), -1.0)
+
+
+def _keep_rows(rows: _Rows, lay: _Layout, keep: Sequence[int]) -> None:
+    """S[n-1,i] + R[n-1,i] >= 1 for i in keep (i = n-1 is computed in the last stage anyway)."""
+    i = np.array(sorted(k for k in set(keep) if k < lay.n - 1), dtype=np.int64)
+    t = np.full(len(i), lay.n - 1)
+    r = rows.block(len(i), 1.0, np.inf) + np.arange(len(i))
+    rows.term(r, lay.s(t, i), 1.0)
+    rows.term(r, lay.r(t, i), 1.0)
+
+
+def _memory_rows(rows: _Rows, lay: _Layout, M: np.ndarray) -> None:
+    """U[t,0] = M_0 R[t,0] + Σ_{i<t} M_i S[t,i];  U[t,k] = U[t,k-1] + M_k R[t,k] - Σ M_i FREE[t,i,k-1].
+
+    One row per U[t,k], numbered like U; FREE[t,e] (e = i -> k-1) enters row (t, k).
+    """
+    n = lay.n
+    base = rows.block(lay.n_tri, 0.0, 0.0)
+    t, k = np.tril_indices(n)
+    r = base + lay.r(t, k)
+    rows.term(r, lay.u(t, k), 1.0)
+    rows.term(r, lay.r(t, k), -M[k])
+    later = k > 0
+    rows.term(r[later], lay.u(t[later], k[later] - 1), -1.0)
+    stages = np.arange(1, n)
+    g, i = _expand(np.zeros(len(stages)), stages)
+    ts = stages[g]
+    rows.term(base + lay.r(ts, 0 * ts), lay.s(ts, i), -M[i])
+    e, tf = _expand(lay.dst + 1, lay.free_stop_stage)
+    rows.term(base + lay.r(tf, lay.dst[e] + 1), lay.free(tf, e), M[lay.src[e]])
+
+
+def _free_terms(lay: _Layout) -> tuple[np.ndarray, ...]:
+    """FREE[t,e] and its factors, vectorised.
+
+    Per FREE (in FREE order): stage t, edge e, whether S[t+1,src] exists (t < n-1), and the
+    number of later users. Per (FREE, later user j) entry: the FREE's offset and R[t,j]'s column.
+    """
+    e, t = _expand(lay.dst + 1, lay.free_stop_stage)  # one entry per FREE, in FREE order
+    # later users: pairs (e, e2) of edges from one src with dst[e2] > dst[e], in stages t >= dst[e2]
+    p, e2 = _expand(np.arange(len(lay.dst)) + 1, lay.group_end)
+    q, tq = _expand(lay.dst[e2], lay.free_stop_stage[p])
+    fq = lay.free(tq, p[q]) - lay.f0
+    later = np.bincount(fq, minlength=lay.n_free)
+    return t, e, t < lay.n - 1, later, fq, lay.r(tq, lay.dst[e2[q]])
+
+
+def _free_rows_paper(rows: _Rows, lay: _Layout) -> None:
+    """1 - FREE <= h and m (1 - FREE) >= h, h = 1 - R[t,k] + S[t+1,i] + Σ_{j in users(i), k<j<=t} R[t,j].
+
+    As rows:  FREE - R[t,k] + S[t+1,i] + Σ R[t,j] >= 0  and  m FREE - R[t,k] + S[t+1,i] + Σ R[t,j] <= m - 1,
+    m = 1 + [t < n-1] + #{j}. FREE must be binary: with h >= 1 these allow FREE <= 1 - h/m.
+    """
+    t, e, has_s, later, fq, rj = _free_terms(lay)
+    f = lay.f0 + np.arange(lay.n_free)
+    m = 1 + has_s + later
+    lo_base = rows.block(len(f), 0.0, np.inf)
+    hi_base = rows.block(len(f), -np.inf, m - 1.0)
+    for base, free_coef in ((lo_base, 1.0), (hi_base, m)):
+        r = base + np.arange(len(f))
+        rows.term(r, f, free_coef)
+        rows.term(r, lay.r(t, lay.dst[e]), -1.0)
+        rows.term(r[has_s], lay.s(t[has_s] + 1, lay.src[e[has_s]]), 1.0)
+        rows.term(base + fq, rj, 1.0)
+
+
+def _free_rows_tight(rows: _Rows, lay: _Layout) -> None:
+    """FREE <= each factor of the product: FREE <= R[t,k], FREE <= 1 - S[t+1,i], FREE <= 1 - R[t,j].
+
+    With R, S binary this gives 0 <= FREE <= R[t,k] (1 - S[t+1,i]) Π (1 - R[t,j]) for a
+    continuous FREE: a schedule may free less than it could, never more, and freeing
+    only lowers U, so the optimum is the paper's. The LP relaxation is tighter
+    (min of the factors instead of their mean).
+    """
+    t, e, has_s, later, fq, rj = _free_terms(lay)
+    f = lay.f0 + np.arange(lay.n_free)
+    r = rows.block(len(f), -np.inf, 0.0) + np.arange(len(f))
+    rows.term(r, f, 1.0)
+    rows.term(r, lay.r(t, lay.dst[e]), -1.0)
+    r = rows.block(int(has_s.sum()), -np.inf, 1.0) + np.arange(int(has_s.sum()))
+    rows.term(r, f[has_s], 1.0)
+    rows.term(r, lay.s(t[has_s] + 1, lay.src[e[has_s]]), 1.0)
+    r = rows.block(len(fq), -np.inf, 1.0) + np.arange(len(fq))
+    rows.term(r, lay.f0 + fq, 1.0)
+    rows.term(r, rj, 1.0)
+
+
+LINEARISATIONS = ("paper", "tight")
+
+
+@dataclass(frozen=True)
+class _Model:
+    lay: _Layout
+    c: np.ndarray
+    constraint: LinearConstraint
+    bounds: Bounds
+    integrality: np.ndarray
+    unit: int  # bytes per memory unit (gcd of the sizes)
+
+
+def _unit(problem: RematProblem) -> int:
+    positive = [int(s) for s in problem.sizes if s > 0]
+    return reduce(math.gcd, positive) if positive else 1
+
+
+def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimise_peak: bool = False,
+           linearisation: str = "paper") -> _Model:
+    """The MILP (or its LP relaxation) in scipy's form.
+
+    ``linearisation`` of FREE: "paper" (binary FREE, two hazard-count rows) or "tight"
+    (continuous FREE below each factor); both give the same optimum.
+    With ``minimise_peak`` the objective is a new variable P >= U[t,k] for all (t, k)
+    instead of Σ C R, and ``budget`` (if given) only bounds U from above.
+    """
+    lay = _layout(problem)
+    unit = _unit(problem)
+    M = np.asarray(problem.sizes, dtype=float) / unit
+    rows = _Rows()
+    _dependency_rows(rows, lay)
+    _storage_rows(rows, lay)
+    _keep_rows(rows, lay, problem.keep)
+    _memory_rows(rows, lay, M)
+    if linearisation not in LINEARISATIONS:
+        raise ValueError(f"linearisation must be one of {LINEARISATIONS}, not {linearisation!r}")
+    (_free_rows_paper if linearisation == "paper" else _free_rows_tight)(rows, lay)
+    n_vars = lay.n_vars + int(minimise_peak)
+    lo, hi = np.zeros(n_vars), np.ones(n_vars)
+    diag = np.arange(lay.n)
+    lo[lay.r(diag, diag)] = 1.0
+    hi[lay.u0 : lay.f0] = np.inf if budget is None else math.floor(budget / unit)
+    c = np.zeros(n_vars)
+    if minimise_peak:
+        hi[-1] = np.inf
+        c[-1] = 1.0
+        t, k = np.tril_indices(lay.n)
+        r = rows.block(lay.n_tri, -np.inf, 0.0) + np.arange(lay.n_tri)
+        rows.term(r, lay.u(t, k), 1.0)
+        rows.term(r, np.full(lay.n_tri, n_vars - 1), -1.0)
+    else:
+        t, i = np.tril_indices(lay.n)
+        c[: lay.n_tri] = np.asarray(problem.costs, dtype=float)[i]
+    integrality = np.zeros(n_vars)
+    if integral:
+        integrality[: lay.u0] = 1
+        integrality[lay.f0 : lay.n_vars] = linearisation == "paper"
+    return _Model(lay, c, rows.constraint(n_vars), Bounds(lo, hi), integrality, unit)
+
+
+def model_size(problem: RematProblem, *, linearisation: str = "paper") -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of the MILP of ``problem``."""
+    model = _build(problem, budget=problem.budget, integral=True, linearisation=linearisation)
+    return len(model.c), model.constraint.A.shape[0], model.constraint.A.nnz
+
+
+def _run(model: _Model, time_limit: float, mip_gap: float | None = None):
+    options = {"time_limit": max(float(time_limit), 0.01), "disp": False}
+    if mip_gap is not None:
+        options["mip_rel_gap"] = mip_gap
+    return milp(model.c, integrality=model.integrality, bounds=model.bounds,
+                constraints=[model.constraint], options=options)
+
+
+def _matrices(lay: _Layout, x: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """R and S (floats) of a solution vector."""
+    n = lay.n
+    R = np.zeros((n, n))
+    S = np.zeros((n, n))
+    R[np.tril_indices(n)] = x[: lay.s0]
+    S[np.tril_indices(n, -1)] = x[lay.s0 : lay.u0]
+    return R, S
+
+
+def _status(res) -> str:
+    if res.status == 0:
+        return "optimal"
+    if res.status == 2:
+        return "infeasible"
+    if res.x is not None:
+        return "feasible"
+    if res.status == 1:
+        return "timeout"
+    raise RuntimeError(f"HiGHS ended with status {res.status}: {res.message}")
+
+
+def _bound(res) -> float | None:
+    bound = getattr(res, "mip_dual_bound", None)
+    return float(bound) if bound is not None and math.isfinite(bound) else None
+
+
+# --------------------------------------------------------------------------- solvers
+
+
+def _shortcut(problem: RematProblem) -> RematSolution | None:
+    """Answers that need no solver: empty graph, budget below a lower bound, store-all fits.
+
+    If computing each node once fits, its cost Σ C_i is optimal: every node is computed
+    at least once and costs are non-negative.
+    """
+    if problem.n == 0:
+        return _canonical(problem, np.zeros((0, 0), dtype=bool), status="optimal", seconds=0.0, lower_bound=0.0)
+    if budget_lower_bound(problem) > problem.budget:
+        return _infeasible(problem)
+    if store_all_peak(problem) <= problem.budget:
+        total = float(sum(problem.costs))
+        return _canonical(problem, np.eye(problem.n, dtype=bool), status="optimal", seconds=0.0, lower_bound=total)
+    return None
+
+
+def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: float | None = None,
+               linearisation: str = "paper") -> RematSolution:
+    """The least-cost schedule within the budget: Checkmate's MILP solved by HiGHS.
+
+    Status "optimal" (within HiGHS's relative gap, 1e-4 unless ``mip_gap``), "feasible"
+    (time limit hit; the best schedule found), "infeasible" (proven), or "timeout" (time
+    limit hit before any schedule was found). ``lower_bound`` is HiGHS's dual bound.
+    """
+    quick = _shortcut(problem)
+    if quick is not None:
+        return quick
+    start = time.perf_counter()
+    model = _build(problem, budget=problem.budget, integral=True, linearisation=linearisation)
+    built = time.perf_counter()
+    res = _run(model, time_limit, mip_gap)
+    seconds = time.perf_counter() - built
+    status = _status(res)
+    if res.x is None:
+        return _infeasible(problem, status, seconds, _bound(res), built - start)
+    R, S = _matrices(model.lay, res.x)
+    R, S = R > 0.5, S > 0.5
+    np.fill_diagonal(R, True)
+    R &= ~S  # a value held from the previous stage needs no recompute
+    return _canonical(problem, R, status=status, seconds=seconds, lower_bound=_bound(res),
+                      build_seconds=built - start)
+
+
+def minimal_least_budget(problem: RematProblem, *, time_limit: float = 60.0, linearisation: str = "paper") -> int:
+    """The least budget a schedule of this model can meet (the problem's own budget is ignored).
+
+    min P  s.t. U[t,k] <= P and the constraints of the MILP (units of g = gcd(sizes));
+    the answer is g·P*. Cheap bounds come first: ``budget_lower_bound`` <= answer <=
+    ``store_all_peak``. Raises TimeoutError if HiGHS cannot prove P* within the limit.
+    """
+    low, high = budget_lower_bound(problem), store_all_peak(problem)
+    if low >= high:
+        return high
+    model = _build(replace(problem, budget=high), budget=high, integral=True, minimise_peak=True,
+                   linearisation=linearisation)
+    res = _run(model, time_limit)
+    if res.status != 0:
+        raise TimeoutError(f"least budget not proven in {time_limit} s: HiGHS status {res.status}, {res.message}")
+    return int(math.ceil(res.fun - 1e-6)) * model.unit
+
+
+def _compute_from_storage(problem: RematProblem, S: np.ndarray) -> np.ndarray:
+    """The least R for a (rounded) S, stage by stage from the last.
+
+    Needed at the end of stage t: keep (t = n-1) or what stage t+1 takes from storage.
+    In stage t, from k = t down to 0, a needed k is taken from S[t,k] if stored (then it
+    is needed at the end of stage t-1) and otherwise computed (R[t,k] = 1), which makes
+    its dependencies needed.
+    """
+    n = problem.n
+    deps = _deps(problem)
+    R = np.zeros((n, n), dtype=bool)
+    carry = set(problem.keep)
+    for t in range(n - 1, -1, -1):
+        need = carry | {t}
+        carry = set()
+        pending = [-k for k in need]  # a max-heap: dependencies (< k) come after k
+        heapq.heapify(pending)
+        while pending:
+            k = -heapq.heappop(pending)
+            if k < t and S[t, k]:
+                carry.add(k)
+                continue
+            R[t, k] = True
+            for d in deps[k]:
+                if d not in need:
+                    need.add(d)
+                    heapq.heappush(pending, -d)
+    return R
+
+
+def _roundings(S_frac: np.ndarray, seed: int, n_random: int) -> list[np.ndarray]:
+    """Candidate S: store all, store none, thresholds S* >= τ, and Bernoulli(S*) draws."""
+    rng = np.random.default_rng(seed)
+    candidates = [np.ones_like(S_frac, dtype=bool), np.zeros_like(S_frac, dtype=bool)]
+    candidates += [S_frac >= tau for tau in np.linspace(0.05, 0.95, 19)]
+    candidates += [rng.random(S_frac.shape) < S_frac for _ in range(n_random)]
+    return candidates
+
+
+def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: int = 0,
+                      n_random: int = 16, lp_budget_factors: Sequence[float] = (1.0, 0.9, 0.8, 0.7),
+                      linearisation: str = "paper") -> RematSolution:
+    """The fast approximation: round the LP relaxation's S, then the least R for it.
+
+    For each LP budget b·f (f in ``lp_budget_factors``, never below ``budget_lower_bound``;
+    a smaller LP budget leaves room for the rounding), solve the relaxation, round S
+    (thresholds and seeded randomised rounding), complete R with
+    ``_compute_from_storage``, and replay; the cheapest schedule whose peak is within
+    the budget wins. Status "feasible" or "infeasible" (no rounding met the budget, or
+    every LP was infeasible); ``lower_bound`` is the LP's bound at f = 1 when solved.
+    """
+    quick = _shortcut(problem)
+    if quick is not None:
+        return quick if quick.status == "infeasible" else replace(quick, status="feasible")
+    start = time.perf_counter()
+    floor_budget = budget_lower_bound(problem)
+    best: RematSolution | None = None
+    bound: float | None = None
+    build = 0.0
+    for factor in lp_budget_factors:
+        left = time_limit - (time.perf_counter() - start)
+        if left <= 0:
+            break
+        lp_budget = max(floor_budget, int(problem.budget * factor))
+        b0 = time.perf_counter()
+        model = _build(problem, budget=lp_budget, integral=False, linearisation=linearisation)
+        build += time.perf_counter() - b0
+        res = _run(model, left)
+        if res.x is None:
+            if res.status == 2:
+                break  # smaller LP budgets are infeasible too
+            continue
+        if factor == 1.0 and res.status == 0:
+            bound = float(res.fun)
+        _, S_frac = _matrices(model.lay, res.x)
+        for S_round in _roundings(S_frac, seed, n_random):
+            R = _prune(problem, _compute_from_storage(problem, S_round))
+            events = events_of(problem, R)
+            peak = peak_of(problem, events)
+            cost = float(np.asarray(problem.costs, dtype=float) @ R.sum(axis=0))
+            if peak <= problem.budget and (best is None or (cost, peak) < (best.cost, best.peak)):
+                best = _canonical(problem, R, status="feasible", seconds=0.0, lower_bound=None)
+    seconds = time.perf_counter() - start - build
+    if best is None:
+        return _infeasible(problem, "infeasible", seconds, bound, build)
+    return replace(best, solve_seconds=seconds, lower_bound=bound, build_seconds=build)
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def training_chain(n: int, *, size: int = 1, cost: float = 1.0, budget: int | None = None) -> RematProblem:
+    """A forward chain of n nodes and its backward chain: 2n nodes, output the last gradient.
+
+    f_j = node j reads f_{j-1};  g_j = node 2n-1-j reads f_j and g_{j+1} (g_{n-1} reads f_{n-1}).
+    Keep: g_0. Default budget: the store-all peak, (n + 1)·size.
+    """
+    deps: list[list[int]] = [[j - 1] if j else [] for j in range(n)]
+    deps += [[n - 1]] + [[j, 2 * n - 2 - j] for j in range(n - 2, -1, -1)]
+    problem = RematProblem(sizes=[size] * 2 * n, costs=[cost] * 2 * n, deps=deps, keep=[2 * n - 1], budget=0)
+    return replace(problem, budget=store_all_peak(problem) if budget is None else budget)
+
+
+def random_training_dag(n: int, *, seed: int = 0, width: int = 4, max_deps: int = 3) -> RematProblem:
+    """A random layered forward DAG of n//2 nodes and its adjoint: n nodes in all (n even).
+
+    Forward node v (layer by layer, ``width`` per layer) reads 1..max_deps nodes of the
+    previous layer (none in the first). Adjoint node b_v reads f_v and b_c for each
+    consumer c of v. Sizes and costs are random in 1..4; keep: the adjoints of the first
+    layer. Budget: halfway between ``budget_lower_bound`` and the store-all peak.
+    """
+    rng = np.random.default_rng(seed)
+    nf = max(n // 2, 1)
+    layer = np.arange(nf) // width
+    deps: list[list[int]] = []
+    for v in range(nf):
+        prev = np.nonzero(layer == layer[v] - 1)[0]
+        k = min(len(prev), int(rng.integers(1, max_deps + 1)))
+        deps.append(sorted(rng.choice(prev, size=k, replace=False).tolist()) if k else [])
+    consumers: list[list[int]] = [[] for _ in range(nf)]
+    for v, ds in enumerate(deps):
+        for d in ds:
+            consumers[d].append(v)
+    adjoint = {v: 2 * nf - 1 - v for v in range(nf)}  # b_v after all b_c of consumers c > v
+    for v in range(nf - 1, -1, -1):
+        deps.append([v] + sorted(adjoint[c] for c in consumers[v]))
+    sizes = rng.integers(1, 5, size=2 * nf).tolist()
+    costs = rng.integers(1, 5, size=2 * nf).astype(float).tolist()
+    keep = [adjoint[v] for v in range(nf) if layer[v] == 0]
+    problem = RematProblem(sizes=sizes, costs=costs, deps=deps, keep=keep, budget=0)
+    return replace(problem, budget=mid_budget(problem))
+
+
+def mid_budget(problem: RematProblem) -> int:
+    """Halfway between ``budget_lower_bound`` and the store-all peak."""
+    return (budget_lower_bound(problem) + store_all_peak(problem)) // 2
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def benchmark_solve_times(sizes: Sequence[int] = (10, 25, 50, 100, 200, 500), *, time_limit: float = 60.0,
+                          lp_rounding: bool = True, seed: int = 0, out: TextIO = sys.stdout) -> list[dict]:
+    """Solve times of the MILP (and LP rounding) at a mid budget; prints a table, returns its rows.
+
+    Graphs: ``training_chain(n // 2)`` and ``random_training_dag(n)`` (n nodes in all),
+    budget ``mid_budget``. ``proven`` says whether HiGHS proved optimality within the limit.
+    """
+    header = (f"{'graph':<8} {'n':>4} {'vars':>8} {'rows':>8} {'budget':>6} {'build s':>8} {'solve s':>8} "
+              f"{'status':>10} {'cost':>8} {'bound':>8} {'proven':>6}" + (f" {'lp s':>7} {'lp cost':>8} {'lp/milp':>8}" if lp_rounding else ""))
+    print(header, file=out, flush=True)
+    rows = []
+    for n in sizes:
+        for name, problem in (("chain", training_chain(max(n // 2, 1))), ("layered", random_training_dag(n, seed=seed))):
+            problem = replace(problem, budget=mid_budget(problem))
+            n_vars, n_rows, _ = model_size(problem)
+            sol = solve_milp(problem, time_limit=time_limit)
+            row = dict(graph=name, n=problem.n, vars=n_vars, rows=n_rows, budget=problem.budget,
+                       build_seconds=sol.build_seconds, solve_seconds=sol.solve_seconds, status=sol.status,
+                       cost=sol.cost, bound=sol.lower_bound, proven=sol.status == "optimal")
+            line = (f"{name:<8} {problem.n:>4} {n_vars:>8} {n_rows:>8} {problem.budget:>6} {sol.build_seconds:>8.2f} "
+                    f"{sol.solve_seconds:>8.2f} {sol.status:>10} {sol.cost:>8.0f} "
+                    f"{(sol.lower_bound if sol.lower_bound is not None else math.nan):>8.1f} {str(row['proven']):>6}")
+            if lp_rounding:
+                lp = solve_lp_rounding(problem, time_limit=time_limit)
+                ratio = lp.cost / sol.cost if math.isfinite(sol.cost) and sol.cost > 0 else math.nan
+                row.update(lp_seconds=lp.solve_seconds + lp.build_seconds, lp_cost=lp.cost, lp_ratio=ratio)
+                line += f" {row['lp_seconds']:>7.2f} {lp.cost:>8.0f} {ratio:>8.3f}"
+            print(line, file=out, flush=True)
+            rows.append(row)
+    return rows

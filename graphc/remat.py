@@ -1,0 +1,455 @@
+"""Recompute: which forward values to keep, which to compute again for the backward pass.
+
+The lecture's two costs — "BP needs all the intermediate results in memory"
+and "takes twice the computation of the forward pass" — are one trade-off.
+A policy rewrites the program's dataflow into *instances*: the first
+evaluation of a forward node is the node itself; every later evaluation is a
+clone (``Node.recompute_of``), and each backward node reads the instance that
+is current when it runs. The rewritten dataflow's node list is the intended
+execution order; the memory planner then measures what the choice costs.
+
+Policies:
+
+- ``"none"``: keep everything.
+- ``"sqrt"``: Chen et al. 2016. The forward graph is cut at its *separators*
+  (values every input-to-loss path passes through); every k-th separator is
+  kept, and each segment is computed once more, from its checkpoint, just
+  before its backward — one extra forward at most, O(√n) memory for k ≈ √n.
+- ``"revolve"``: Griewank & Walther's binomial checkpointing over the chain of
+  separators: with s snapshots, the reversal of l steps takes the least
+  possible number of forward steps, r·l − C(s+r, s+1), r the least with
+  C(s+r, s) ≥ l.
+- ``"optimal"``: Checkmate (Jain et al. 2020), a MILP over compute and keep
+  decisions per stage, solved with HiGHS (see :mod:`graphc.checkmate`).
+
+Given a ``memory_budget``, a policy tries its candidate settings and keeps
+the least recompute whose planned arena fits (ties: the smaller arena), so a
+lower budget never gives less recompute nor a larger arena.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Iterable, Sequence
+
+from graphc.errors import GraphError
+from graphc.ir import Node
+from graphc.ops.core import lookup
+from graphc.passes import Dataflow
+
+_clone_ids = itertools.count(-10**9, -1)
+
+
+# --- the forward graph and its separators ---------------------------------------------------
+
+
+def forward_nodes(flow: Dataflow) -> list[Node]:
+    """Computed nodes that belong to the forward pass: no adjoint role, no adjoint ancestor."""
+    backward: set[Node] = set()
+    forward = []
+    for node in flow.nodes:
+        if node.adjoint is not None or any(a in backward for a in flow.args[node]):
+            backward.add(node)
+        elif not node.is_source:
+            forward.append(node)
+    return forward
+
+
+def separators(flow: Dataflow, forward: Sequence[Node]) -> list[int]:
+    """Positions i in ``forward`` after which exactly one forward value is still needed.
+
+    Walking the forward nodes in topological order, the *frontier* after
+    position i is the set of values computed at or before i that a later
+    forward node reads. Where it is the single value ``forward[i]``, every path
+    from the inputs to the rest of the graph passes through it: it is a cut
+    vertex on all input-to-loss paths (the articulation points the
+    gradient-checkpointing project for TensorFlow uses, restricted to those on
+    every path). A linear sweep over last uses finds them all.
+    """
+    position = {n: i for i, n in enumerate(forward)}
+    last_forward_use = {n: i for i, n in enumerate(forward)}
+    for i, node in enumerate(forward):
+        for a in flow.args[node]:
+            if a in position:
+                last_forward_use[a] = max(last_forward_use[a], i)
+    ends = [0] * (len(forward) + 1)  # how many frontier values stop being needed after each position
+    open_count, cuts = 0, []
+    for i, node in enumerate(forward):
+        open_count += 1
+        for a in {a for a in flow.args[node] if a in position}:
+            if last_forward_use[a] == i:
+                open_count -= 1
+        if last_forward_use[node] == i:
+            open_count -= 1  # a value nothing later reads (the loss) closes at once
+        if open_count == 1 and last_forward_use[node] > i or open_count == 0:
+            cuts.append(i)
+    return cuts
+
+
+def segments_between(forward: Sequence[Node], cuts: Sequence[int]) -> list[list[Node]]:
+    """The forward nodes split after each cut position (the last segment runs to the end)."""
+    result, start = [], 0
+    for cut in cuts:
+        if cut >= start:
+            result.append(list(forward[start: cut + 1]))
+            start = cut + 1
+    if start < len(forward):
+        result.append(list(forward[start:]))
+    return result
+
+
+# --- instances: the rewritten dataflow ---------------------------------------------------------
+
+
+def clone(node: Node, args: tuple[Node, ...]) -> Node:
+    """A recomputation of ``node`` reading ``args``; it is not part of the user's graph."""
+    copy = Node(node.graph, node.op, args, node.attrs, node.aval, f"{node.name}'", next(_clone_ids))
+    copy.recompute_of = node
+    return copy
+
+
+class _Builder:
+    """Emits instances in execution order: forward evaluations, recomputes, backward nodes."""
+
+    def __init__(self, flow: Dataflow, segments: list[list[Node]]) -> None:
+        self.flow = flow
+        self.segments = segments
+        self.segment_of = {n: k for k, seg in enumerate(segments) for n in seg}
+        self.current: dict[Node, Node] = {}
+        self.nodes: list[Node] = []
+        self.args: dict[Node, tuple[Node, ...]] = {}
+        for node in flow.nodes:
+            if node.is_source:
+                self._emit(node, ())
+        self._backward = [n for n in flow.nodes if not n.is_source and n not in self.segment_of]
+        self._position = {n: i for i, n in enumerate(self._backward)}
+        self._step_of = {b: self._reverse_step(b) for b in self._backward}
+        self._by_step: dict[int | None, list[Node]] = {}
+        for b in self._backward:
+            self._by_step.setdefault(self._step_of[b], []).append(b)
+        self._waiting = {b: sum(1 for a in flow.args[b] if a in self._position) for b in self._backward}
+        self._released: set[Node] = {b for b in self._backward if self._step_of[b] is None}
+        self._ready: list[tuple[int, Node]] = []
+        self._done: set[Node] = set()
+        for b in self._released:
+            if self._waiting[b] == 0:
+                heapq.heappush(self._ready, (self._position[b], b))
+
+    def _reverse_step(self, node: Node) -> int | None:
+        """The segment whose backward this node belongs to: its VJP's forward consumer's."""
+        consumer = node.adjoint.consumer if node.adjoint is not None else None
+        return self.segment_of.get(consumer) if consumer is not None else None
+
+    def _emit(self, node: Node, args: tuple[Node, ...]) -> None:
+        self.nodes.append(node)
+        self.args[node] = args
+
+    def _mapped(self, node: Node) -> tuple[Node, ...]:
+        return tuple(self.current.get(a, a) for a in self.flow.args[node])
+
+    def evaluate(self, k: int, first: bool, needed: set[Node] | None = None) -> None:
+        """Evaluate segment k (only ``needed`` nodes if given): the originals the first time, else clones."""
+        for node in self.segments[k]:
+            if needed is not None and node not in needed:
+                continue
+            args = self._mapped(node)
+            instance = node if first else clone(node, args)
+            self._emit(instance, args)
+            self.current[node] = instance
+
+    def needed_by_backward(self, k: int) -> set[Node]:
+        """Values of segment k that its backward nodes read, with their ancestors inside segment k."""
+        segment = set(self.segments[k])
+        wanted = {a for b in self._by_step.get(k, ()) for a in self.flow.args[b] if a in segment}
+        stack = list(wanted)
+        while stack:
+            for a in self.flow.args[stack.pop()]:
+                if a in segment and a not in wanted:
+                    wanted.add(a)
+                    stack.append(a)
+        return wanted
+
+    def restore(self, state: Node | None, instance: Node | None) -> None:
+        if state is not None:
+            self.current[state] = instance
+
+    def reverse(self, k: int) -> None:
+        """Release segment k's backward nodes and emit every backward node that is ready."""
+        self._released.update(self._by_step.get(k, ()))
+        for b in self._by_step.get(k, ()):
+            if self._waiting[b] == 0 and b not in self._done:
+                heapq.heappush(self._ready, (self._position[b], b))
+        self._drain()
+
+    def _drain(self) -> None:
+        users = self._users()
+        while self._ready:
+            _, b = heapq.heappop(self._ready)
+            if b in self._done:
+                continue
+            self._done.add(b)
+            self._emit(b, self._mapped(b))
+            for user in users.get(b, ()):
+                self._waiting[user] -= 1
+                if self._waiting[user] == 0 and user in self._released:
+                    heapq.heappush(self._ready, (self._position[user], user))
+
+    def _users(self) -> dict[Node, list[Node]]:
+        if not hasattr(self, "_user_map"):
+            self._user_map: dict[Node, list[Node]] = {}
+            for b in self._backward:
+                for a in self.flow.args[b]:
+                    if a in self._position:
+                        self._user_map.setdefault(a, []).append(b)
+        return self._user_map
+
+    def finish(self) -> Dataflow:
+        self._released.update(self._backward)
+        for b in self._backward:
+            if self._waiting[b] == 0 and b not in self._done:
+                heapq.heappush(self._ready, (self._position[b], b))
+        self._drain()
+        if len(self._done) != len(self._backward):
+            raise GraphError("recompute: the backward nodes could not all be ordered (a cycle through the forward graph?)")
+        roots = [r for r in self.flow.roots]
+        return Dataflow(self.nodes, self.args, roots)
+
+
+def last_state(segment: list[Node]) -> Node:
+    return segment[-1]
+
+
+# --- policies ----------------------------------------------------------------------------------
+
+
+def checkpoint_segments(flow: Dataflow, segments: list[list[Node]], keep_every: int) -> Dataflow:
+    """√n checkpointing: group the chain into runs of ``keep_every`` segments, keep each run's
+    last state, and compute each run once more (from the previous kept state) before its backward.
+    The last run is not recomputed: its values are still live when the backward starts."""
+    runs = [list(itertools.chain.from_iterable(segments[i: i + keep_every])) for i in range(0, len(segments), keep_every)]
+    builder = _Builder(flow, runs)
+    for k in range(len(runs)):
+        builder.evaluate(k, first=True)
+    for k in reversed(range(len(runs))):
+        if k < len(runs) - 1:
+            kept = runs[k][-1]
+            needed = builder.needed_by_backward(k) - {kept}
+            builder.evaluate(k, first=False, needed=needed)
+        builder.reverse(k)
+    return builder.finish()
+
+
+@lru_cache(maxsize=None)
+def revolve_forward_steps(steps: int, snapshots: int) -> int:
+    """Least forward steps to reverse ``steps`` steps with ``snapshots`` snapshots (one holds the start):
+    t = r·l − C(s+r, s+1), r the least with C(s+r, s) ≥ l (Griewank & Walther 2000)."""
+    if steps <= 1:
+        return 0
+    if snapshots < 1:
+        raise GraphError("revolve needs at least one snapshot")
+    r = 0
+    while math.comb(snapshots + r, snapshots) < steps:
+        r += 1
+    return r * steps - math.comb(snapshots + r, snapshots + 1)
+
+
+@lru_cache(maxsize=None)
+def _revolve_split(steps: int, snapshots: int) -> int:
+    """The advance m that minimises m + t(l − m, s − 1) + t(m, s)."""
+    best, best_cost = 1, None
+    for m in range(1, steps):
+        cost = m + revolve_forward_steps(steps - m, snapshots - 1) + revolve_forward_steps(m, snapshots)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = m, cost
+    return best
+
+
+def revolve_actions(steps: int, snapshots: int) -> list[tuple[str, int, int]]:
+    """The binomial reversal schedule as actions over states 0..steps:
+
+    ``("advance", a, b)`` computes states a+1..b from state a; ``("restore", a, 0)``
+    makes the snapshot of state a current; ``("reverse", i, 0)`` runs the
+    backward of step i (from state i−1). Built with an explicit stack.
+    """
+    if snapshots < 1:
+        raise GraphError("revolve needs at least one snapshot")
+    actions: list[tuple[str, int, int]] = []
+    stack: list[tuple] = [("treeverse", 0, steps, snapshots)]
+    while stack:
+        task = stack.pop()
+        if task[0] != "treeverse":
+            actions.append(task)
+            continue
+        _, a, b, s = task
+        length = b - a
+        if length == 1:
+            actions.append(("reverse", b, 0))
+        elif s == 1:
+            for i in range(b, a, -1):  # every step from the one snapshot, last first
+                if i < b:
+                    actions.append(("restore", a, 0))
+                if i - 1 > a:
+                    actions.append(("advance", a, i - 1))
+                actions.append(("reverse", i, 0))
+        else:
+            m = _revolve_split(length, s)
+            actions.append(("advance", a, a + m))
+            stack.append(("treeverse", a, a + m, s))
+            stack.append(("restore", a, 0))
+            stack.append(("treeverse", a + m, b, s - 1))
+    return actions
+
+
+def revolve(flow: Dataflow, segments: list[list[Node]], snapshots: int) -> Dataflow:
+    """Binomial checkpointing over the chain of segments with ``snapshots`` snapshots."""
+    steps = len(segments)
+    builder = _Builder(flow, segments)
+    evaluated = [False] * steps
+    snaps: dict[int, Node | None] = {0: None}
+    state = 0
+
+    def advance(a: int, b: int) -> None:
+        for k in range(a, b):  # step k+1 is segment k
+            builder.evaluate(k, first=not evaluated[k])
+            evaluated[k] = True
+
+    for action, a, b in revolve_actions(steps, snapshots):
+        if action == "advance":
+            advance(a, b)
+            snaps[b] = builder.current[segments[b - 1][-1]]
+            state = b
+        elif action == "restore":
+            if a > 0:
+                builder.restore(segments[a - 1][-1], snaps[a])
+            state = a
+        else:  # reverse step a (segment a-1) from state a-1
+            k = a - 1
+            if not evaluated[k]:
+                advance(k, a)  # the first turn: the originals of the last segment
+            else:
+                builder.evaluate(k, first=False, needed=builder.needed_by_backward(k))
+            builder.reverse(k)
+    return builder.finish()
+
+
+# --- choosing a setting under a budget -------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """One setting of a policy: its recompute FLOPs, and how to build (and measure) it."""
+
+    setting: int
+    recompute_flops: int
+    build: Callable[[], Dataflow]
+    planned_bytes: int | None = None
+
+
+def node_flops(node: Node, flow: Dataflow) -> int:
+    return int(node.op.flops([a.aval for a in flow.args[node]], node.aval, **node.attrs))
+
+
+def recompute_flops(flow: Dataflow) -> int:
+    """FLOPs of the clones in a rewritten flow."""
+    return sum(node_flops(n, flow) for n in flow.nodes if n.recompute_of is not None)
+
+
+def choose(candidates: Sequence[Candidate], budget: int | None, policy: str, measure: Callable[[Dataflow], int]) -> Dataflow:
+    """The least recompute whose arena fits the budget (ties: the smaller arena, then the setting).
+
+    Candidates are measured lazily in order of recompute, so the search stops
+    at the first group that fits. A budget nothing meets raises GraphError
+    naming the least feasible budget of this policy.
+    """
+    ordered = sorted(candidates, key=lambda c: (c.recompute_flops, c.setting))
+    if budget is None:
+        return ordered[0].build()
+    for _, group in itertools.groupby(ordered, key=lambda c: c.recompute_flops):
+        fits = []
+        for c in group:
+            flow = c.build()
+            c.planned_bytes = measure(flow)
+            if c.planned_bytes <= budget:
+                fits.append((c.planned_bytes, c.setting, flow))
+        if fits:
+            return min(fits, key=lambda f: f[:2])[2]
+    least = min(c.planned_bytes for c in ordered)
+    raise GraphError(
+        f"memory_budget={budget:,d} B is below what remat={policy!r} can reach; "
+        f"the least feasible budget for it is {least:,d} B"
+    )
+
+
+def rematerialize(
+    flow: Dataflow,
+    policy: str,
+    budget: int | None,
+    measure: Callable[[Dataflow], int],
+) -> Dataflow:
+    """Rewrite ``flow`` by ``policy`` under ``budget``; ``measure`` returns a flow's planned arena bytes."""
+    forward = forward_nodes(flow)
+    segments = segments_between(forward, separators(flow, forward))
+    if policy == "none" or len(segments) < 2:
+        candidates = [Candidate(0, 0, lambda: flow)]
+    elif policy == "sqrt":
+        candidates = _sqrt_candidates(flow, segments, budget)
+    elif policy == "revolve":
+        candidates = _revolve_candidates(flow, segments, budget)
+    else:
+        raise GraphError(f"remat={policy!r} is not a policy here")
+    return choose(candidates, budget, policy, measure)
+
+
+def _sqrt_candidates(flow: Dataflow, segments: list[list[Node]], budget: int | None) -> list[Candidate]:
+    count = len(segments)
+    settings = [max(1, round(math.sqrt(count)))] if budget is None else _ladder(count)
+    candidates = []
+    for k in settings:
+        rewritten = checkpoint_segments(flow, segments, k)
+        candidates.append(Candidate(k, recompute_flops(rewritten), lambda r=rewritten: r))
+    return candidates
+
+
+def _ladder(count: int) -> list[int]:
+    """Settings 1…32, then a geometric ladder (×1.25) up to ``count``: the candidates tried under a budget."""
+    settings = list(range(1, min(count, 32) + 1))
+    s = 32
+    while s < count:
+        s = min(count, int(s * 1.25) + 1)
+        settings.append(s)
+    return settings
+
+
+def _revolve_candidates(flow: Dataflow, segments: list[list[Node]], budget: int | None) -> list[Candidate]:
+    count = len(segments)
+    if budget is None:  # the fewest snapshots that reverse with at most one extra forward step per step
+        s = 1
+        while revolve_forward_steps(count, s) > 2 * count:
+            s += 1
+        settings = [s]
+    else:
+        settings = _ladder(count - 1)
+    builder = _Builder(flow, segments)
+    segment_flops = [sum(node_flops(n, flow) for n in seg) for seg in segments]
+    retaped = sum(sum(node_flops(n, flow) for n in builder.needed_by_backward(k)) for k in range(count - 1))
+    candidates = []
+    for s in settings:
+        advanced = _revolve_advance_flops(revolve_actions(count, s), segment_flops)
+        candidates.append(Candidate(s, advanced + retaped, lambda s=s: revolve(flow, segments, s)))
+    return candidates
+
+
+def _revolve_advance_flops(actions: list[tuple[str, int, int]], segment_flops: list[int]) -> int:
+    """FLOPs of the advances that compute a segment again (first evaluations are the forward pass)."""
+    prefix = list(itertools.accumulate(segment_flops, initial=0))
+    reached, total = 0, 0
+    for action, a, b in actions:
+        if action == "advance":
+            again_until = min(b, reached)
+            total += prefix[again_until] - prefix[a] if again_until > a else 0
+            reached = max(reached, b)
+    return total

@@ -1,0 +1,817 @@
+"""Pictures of graphs and plans, drawn with graphviz.
+
+``to_dot(target, view)`` returns a :class:`graphviz.Digraph` (it shows inline in
+Jupyter) and ``render(target, path, view)`` writes it as an image whose type
+comes from the suffix (``.png``, ``.svg``, ``.pdf``). The target is a
+:class:`~graphc.Graph`, a list of :class:`~graphc.Value` (the part of the graph
+they need), or a :class:`~graphc.Program`. The views:
+
+- ``"forward"``: the φ nodes the user wrote;
+- ``"adjoint"``: the nodes ``grad`` built, with the forward values they read
+  drawn as dashed references;
+- ``"joint"`` (the default for graphs): both, the adjoint inside a cluster;
+- ``"plan"`` (the default for programs): the instructions of the compiled
+  plan, numbered in execution order, with their buffers and arena offsets.
+
+What the pictures show:
+
+- inputs, params and constants have shapes and colours of their own, ops are
+  rounded boxes; adjoint nodes are rose-coloured;
+- an edge carries the shape of its value (``8×4``); an edge that carries a
+  Jacobian-transpose term of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · ∂ℓ/∂x(c)`` is red and
+  says which one, ``Jᵀ x3|w1`` (consumer ``x3``, forward value ``w1``);
+- an accumulation of several terms (``add_n``) is marked ``Σ``;
+- a forward value the backward pass reads (a kept checkpoint) has a double
+  border; in a plan, recomputed instructions are orange and marked ``↻``.
+
+Every label is escaped, so names with ``: / " < \\`` are drawn as written.
+A picture of more than ``max_nodes`` boxes (150 by default) is shrunk: runs
+of a repeated block (a layer of a deep chain, say) keep their first and last
+copies and draw the copies in between as one ``×k`` box, and if that is not
+enough, consecutive nodes are grouped into boxes that list their ops.
+``max_nodes=None`` draws every node; ``collapse=False`` raises instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Sequence
+
+import graphviz
+import numpy as np
+
+from graphc.errors import GraphError
+from graphc.ir import Graph, Node, Value
+
+if TYPE_CHECKING:
+    from graphc.compile import Program
+    from graphc.plan import Plan
+
+VIEWS = ("forward", "adjoint", "joint", "plan")
+FORMATS = ("png", "svg", "pdf")
+DEFAULT_MAX_NODES = 150
+MAX_PERIOD = 64  # the longest repeated block looked for, in boxes
+
+FONT = "Helvetica,Arial,sans-serif"
+
+# Fill colours, one per kind of box.
+COLOURS = {
+    "input": "#cfe8cf",
+    "param": "#fbe3b0",
+    "const": "#f0f0f0",
+    "forward": "#dce9f7",
+    "adjoint": "#f9d9d4",
+    "accumulate": "#f0a898",
+    "update": "#e4d9f3",
+    "recompute": "#ffcf99",
+    "group": "#ececec",
+    "reference": "#ffffff",
+}
+EDGE = "#5f5f5f"
+CONTRIBUTION_EDGE = "#c0392b"
+CHECKPOINT_EDGE = "#7f9fc8"
+CHECKPOINT_BORDER = "#1f4e8c"
+CLUSTER_FILL = "#fff6f3"
+CLUSTER_BORDER = "#e3a99c"
+ADJOINT_TITLE = "adjoint graph:  ∂ℓ/∂x = Σ over the consumers c of x of  Jᵀ c|x · ∂ℓ/∂c"
+CLUSTER_STYLE = {
+    "forward": {"style": "rounded", "color": "#a9c1e0", "fontcolor": "#2c5282"},
+    "adjoint": {"style": "rounded,filled", "fillcolor": CLUSTER_FILL, "color": CLUSTER_BORDER, "fontcolor": "#9c3d2e"},
+    "backward": {"style": "rounded,filled", "fillcolor": CLUSTER_FILL, "color": CLUSTER_BORDER, "fontcolor": "#9c3d2e"},
+}
+
+
+# --- a picture before it is DOT ------------------------------------------------------------
+
+
+@dataclass
+class Box:
+    """One box of the picture: label lines, graphviz attributes and what collapsing needs."""
+
+    lines: list[str]
+    attrs: dict[str, str]
+    part: str  # "forward", "adjoint", "update", "reference", "source" (decides the cluster)
+    signature: Hashable  # equal signatures: the same kind of box (for repeated blocks)
+    op: str  # for the summary of a group
+    name: str
+    computed: bool = True  # False for inputs, params and constants
+    in_order: bool = False  # plan instructions: drawn one below the other, in execution order
+
+
+@dataclass
+class Arrow:
+    """An edge between boxes ``src`` and ``dst`` (indices into the box list)."""
+
+    src: int
+    dst: int
+    label: str = ""
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Scene:
+    """Boxes in a topological order, arrows, the legend and the title of one picture."""
+
+    title: str
+    boxes: list[Box]
+    arrows: list[Arrow]
+    legend: list[str]  # keys of LEGEND
+    clusters: dict[str, str]  # part -> cluster label
+    notes: list[str] = field(default_factory=list)
+
+
+# --- labels ----------------------------------------------------------------------------------
+
+
+def dot_text(text: str) -> str:
+    """``text`` safe inside a DOT label: backslashes doubled (``\\n`` etc. stay literal)."""
+    return str(text).replace("\\", "\\\\")
+
+
+def dot_label(lines: Iterable[str]) -> graphviz.quoting.NoHtml:
+    """Lines joined by DOT's line break, never read as an HTML-like label (quoted on output)."""
+    return graphviz.nohtml("\\n".join(dot_text(line) for line in lines))
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """``8×4``; ``scalar`` for ``()``."""
+    return "×".join(str(d) for d in shape) if shape else "scalar"
+
+
+def _auto_named(node: Node) -> bool:
+    return node.name == f"{node.op.name}_{node.id}"
+
+
+# --- graph views --------------------------------------------------------------------------------
+
+
+def _ancestors(nodes: Iterable[Node]) -> list[Node]:
+    """``nodes`` and everything they read, in id (topological) order; iterative."""
+    seen: set[Node] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.inputs)
+    return sorted(seen, key=lambda n: n.id)
+
+
+def _parts(nodes: Sequence[Node]) -> dict[Node, str]:
+    """forward, adjoint, or update (an ordinary op that reads a gradient, e.g. ``w − η·dw``)."""
+    part: dict[Node, str] = {}
+    for node in nodes:  # id order: inputs first
+        if node.adjoint is not None:
+            part[node] = "adjoint"
+        elif any(part.get(i, "forward") != "forward" for i in node.inputs):
+            part[node] = "update"
+        else:
+            part[node] = "forward"
+    return part
+
+
+@dataclass
+class _AdjointFacts:
+    """What the contribution records say, arranged for drawing."""
+
+    labels: dict[tuple[Node, Node], list[str]]  # (src, dst) edge -> Jᵀ labels
+    totals: dict[Node, list[str]]  # node -> names of the forward values it is ∂ℓ/∂ of
+
+
+def _contribution_text(consumer: Node, forward: Node) -> str:
+    return f"Jᵀ {consumer.name}|{forward.name}"
+
+
+def _vjp_path_input(term: Node, forward: Node, consumer: Node) -> Node | None:
+    """The input of ``term`` through which the cotangent ∂ℓ/∂consumer reaches it.
+
+    The nodes of one J^T (the VJP rule's steps) carry ``AdjointInfo(forward,
+    consumer)``; an input of those steps that is none of them, nor the consumer
+    or one of its operands, is the cotangent. Walks the steps in id order.
+    """
+    def own(n: Node) -> bool:
+        info = n.adjoint
+        return info is not None and info.forward is forward and info.consumer is consumer
+
+    fixed = {consumer, *consumer.inputs}
+    steps: list[Node] = []
+    stack, seen = [term], {term}
+    while stack:
+        node = stack.pop()
+        steps.append(node)
+        for i in node.inputs:
+            if i not in seen and own(i):
+                seen.add(i)
+                stack.append(i)
+    reaches: dict[Node, bool] = {}
+    for node in sorted(steps, key=lambda n: n.id):
+        reaches[node] = any(
+            reaches.get(i, False) or (not own(i) and i not in fixed and i.adjoint is not None) for i in node.inputs
+        )
+    for i in term.inputs:
+        if reaches.get(i, False) or (not own(i) and i not in fixed and i.adjoint is not None):
+            return i
+    return None
+
+
+def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
+    """Edge labels for the J^T terms and the ∂ℓ/∂x each adjoint node holds.
+
+    A term added into a Σ labels its edge into the Σ; a term that is the whole
+    gradient (one consumer) labels the edge through which the cotangent enters it.
+    """
+    accumulations: dict[Node, list[Node]] = {}
+    for node in shown:
+        info = node.adjoint
+        if info is not None and info.role == "accumulate" and info.forward is not None:
+            accumulations.setdefault(info.forward, []).append(node)
+    labels: dict[tuple[Node, Node], list[str]] = {}
+    totals: dict[Node, list[str]] = {}
+    for c in graph.contributions:
+        if c.term not in shown:
+            continue
+        text = _contribution_text(c.consumer, c.forward)
+        sums = [a for a in accumulations.get(c.forward, []) if c.term in a.inputs]
+        if sums:
+            labels.setdefault((c.term, sums[0]), []).append(text)
+            continue
+        totals.setdefault(c.term, []).append(c.forward.name)
+        info = c.term.adjoint
+        created_here = info is not None and info.forward is c.forward and info.consumer is c.consumer
+        source = _vjp_path_input(c.term, c.forward, c.consumer) if created_here else None
+        if source is not None and source in shown:
+            labels.setdefault((source, c.term), []).append(text)
+    for forward, sums in accumulations.items():
+        for a in sums:
+            totals.setdefault(a, []).append(forward.name)
+    return _AdjointFacts(labels, totals)
+
+
+def _source_box(node: Node, part: str) -> Box:
+    kind = node.op.name
+    shape = shape_text(node.shape)
+    if kind == "const":
+        data = node.data
+        text = np.format_float_positional(float(data), precision=4, trim="-") if data is not None and data.size == 1 else f"const {shape}"
+        lines = [text]
+        attrs = {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"], "fontsize": "8",
+                 "height": "0.25", "margin": "0.02"}
+        if node.adjoint is not None and node.adjoint.role == "seed":
+            lines = [f"seed ∂ℓ/∂{node.adjoint.forward.name} = {text}"]
+            attrs = {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["adjoint"]}
+    elif kind == "input":
+        lines = [node.name, f"input {shape}" + ("" if node.dtype.kind == "f" else f" {node.dtype.name}")]
+        attrs = {"shape": "invhouse", "style": "filled", "fillcolor": COLOURS["input"]}
+    else:
+        lines = [node.name, f"param {shape}"]
+        attrs = {"shape": "cylinder", "style": "filled", "fillcolor": COLOURS["param"]}
+    value = None
+    if kind == "const" and node.data is not None and node.data.size == 1:
+        value = float(node.data)
+    signature = (part, kind, node.shape, str(node.dtype), value)
+    return Box(lines, attrs, part, signature, kind, node.name, computed=False)
+
+
+def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
+    info = node.adjoint
+    op = node.op.name
+    lines = [node.name] if _auto_named(node) else [node.name, op]
+    fill = COLOURS[part] if part in COLOURS else COLOURS["forward"]
+    attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": fill}
+    if info is not None and info.role == "accumulate":
+        lines = [f"Σ {node.name}", op]
+        attrs.update(fillcolor=COLOURS["accumulate"], penwidth="1.6")
+    for name in facts.totals.get(node, []):
+        if not (node.name.startswith("d") and node.name.endswith(f"/d{name}")):
+            lines.append(f"= ∂ℓ/∂{name}")
+    if kept:
+        attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
+    role = info.role if info is not None else None
+    signature = (part, op, role, node.shape, str(node.dtype), kept,
+                 tuple((i.op.name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))))
+    return Box(lines, attrs, part, signature, op, node.name)
+
+
+def _reference_box(node: Node) -> Box:
+    lines = [node.name, f"{node.op.name} (read)" if node.is_source else "forward value (read)"]
+    attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
+    return Box(lines, attrs, "reference", ("reference", node.op.name, node.shape), node.op.name, node.name,
+               computed=not node.is_source)
+
+
+def _select(target: Graph | Sequence[Value]) -> tuple[Graph, list[Node], str]:
+    """The graph, the nodes to draw (id order), and a phrase naming them."""
+    if isinstance(target, Graph):
+        return target, list(target.nodes), f"graph {target.name!r}"
+    values = [target] if isinstance(target, Value) else list(target)
+    if not values:
+        raise GraphError("render: nothing to draw (an empty list of Values)")
+    for v in values:
+        if not isinstance(v, Value):
+            raise GraphError(f"render: expected a Graph, a Program or Values, got a list holding {type(v).__name__}")
+    graph = values[0].graph
+    if any(v.graph is not graph for v in values):
+        raise GraphError("render: the Values belong to different graphs")
+    names = ", ".join(v.name for v in values[:3]) + (", …" if len(values) > 3 else "")
+    return graph, _ancestors(v.node for v in values), f"graph {graph.name!r}, what {names} need"
+
+
+def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
+    """The boxes and arrows of a forward, adjoint or joint view of a graph."""
+    graph, nodes, what = _select(target)
+    part = _parts(nodes)
+    wanted = {"forward": ("forward",), "adjoint": ("adjoint", "update"), "joint": ("forward", "adjoint", "update")}[view]
+    drawn = [n for n in nodes if part[n] in wanted]
+    if view == "adjoint":
+        read = {i for n in drawn for i in n.inputs if part.get(i) == "forward"}
+        drawn = sorted(set(drawn) | read, key=lambda n: n.id)
+    drawn_set = set(drawn)
+    facts = _adjoint_facts(graph, drawn_set) if view != "forward" else _AdjointFacts({}, {})
+    read_by_backward = {i for n in drawn if part[n] != "forward" for i in n.inputs if part.get(i) == "forward"}
+    index: dict[Node, int] = {}
+    boxes: list[Box] = []
+    for node in drawn:
+        index[node] = len(boxes)
+        if view == "adjoint" and part[node] == "forward":
+            boxes.append(_reference_box(node))
+        elif node.is_source:
+            boxes.append(_source_box(node, "adjoint" if part[node] == "adjoint" else "forward"))
+        else:
+            kept = view == "joint" and node in read_by_backward
+            boxes.append(_op_box(node, part[node], facts, kept))
+    arrows = [_graph_arrow(i, n, index, part, facts) for n in drawn for i in n.inputs
+              if i in drawn_set and not (view == "adjoint" and part[n] == "forward")]
+    legend = _graph_legend(view, drawn, part, facts)
+    clusters = {"forward": "forward graph", "adjoint": ADJOINT_TITLE} if view == "joint" else {}
+    title = f"{what} — {view} view, {len(drawn)} nodes"
+    return Scene(title, boxes, arrows, legend, clusters)
+
+
+def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, str], facts: _AdjointFacts) -> Arrow:
+    texts = facts.labels.get((src, dst))
+    shape = shape_text(src.shape)
+    if texts:
+        label = "\n".join(dict.fromkeys(texts)) + "\n" + shape
+        return Arrow(index[src], index[dst], label,
+                     {"color": CONTRIBUTION_EDGE, "fontcolor": CONTRIBUTION_EDGE, "penwidth": "1.5"})
+    attrs = {}
+    if part.get(src) == "forward" and part.get(dst) != "forward":
+        attrs = {"color": CHECKPOINT_EDGE, "fontcolor": CHECKPOINT_EDGE}
+    return Arrow(index[src], index[dst], shape, attrs)
+
+
+def _graph_legend(view: str, drawn: Sequence[Node], part: dict[Node, str], facts: _AdjointFacts) -> list[str]:
+    if view == "adjoint":
+        ops = {n.op.name for n in drawn if part[n] != "forward"}
+        keys = ["const"] if "const" in ops else []
+    else:
+        ops = {n.op.name for n in drawn}
+        keys = [k for k in ("input", "param", "const") if k in ops] + ["op"]
+    if view != "forward" and any(part[n] == "adjoint" for n in drawn):
+        keys += ["adjoint", "accumulate", "contribution"] if facts.labels else ["adjoint"]
+    if any(part[n] == "update" for n in drawn):
+        keys.append("update")
+    if view == "joint" and any(part[n] == "adjoint" for n in drawn):
+        keys.append("kept")
+    if view == "adjoint":
+        keys.append("reference")
+    return keys
+
+
+# --- plan views ------------------------------------------------------------------------------------
+
+
+def plan_scene(plan: "Plan", view: str = "plan") -> Scene:
+    """The instructions of a plan as boxes, in execution order, with buffers and offsets.
+
+    ``view`` ``"plan"`` draws every instruction; ``"forward"`` the forward and
+    recompute ones; ``"adjoint"`` the backward ones (with the forward buffers
+    they read as references); ``"joint"`` all, the backward ones in a cluster.
+    """
+    from graphc.plan import BIND_VIEW
+
+    buffers = plan.buffers
+    writer = {ins.out: k for k, ins in enumerate(plan.instructions) if ins.op != "assign"}
+    tag_of = {k: ins.tag for k, ins in enumerate(plan.instructions)}
+    wanted = {"plan": ("forward", "backward", "recompute", "update"), "joint": ("forward", "backward", "recompute", "update"),
+              "forward": ("forward", "recompute"), "adjoint": ("backward",)}[view]
+    steps = [k for k, ins in enumerate(plan.instructions) if ins.tag in wanted]
+    kept = _kept_checkpoints(plan)
+    read_sources = sorted({a for k in steps for a in plan.instructions[k].args if a not in writer}
+                          | {plan.instructions[k].out for k in steps if plan.instructions[k].op == "assign"})
+    references = sorted({a for k in steps for a in plan.instructions[k].args if a in writer and writer[a] not in steps})
+    boxes: list[Box] = []
+    where: dict[int, int] = {}  # buffer id -> box producing it
+    for b in read_sources:
+        where[b] = len(boxes)
+        boxes.append(_buffer_box(buffers[b], plan))
+    for b in references:
+        where[b] = len(boxes)
+        buf = buffers[b]
+        boxes.append(Box([f"%{b} {buf.name}", f"{tag_of[writer[b]]} value"], {"shape": "box", "style": "rounded,dashed",
+                         "color": "#8c8c8c", "fontcolor": "#6b6b6b"}, "reference", ("reference", buf.shape), "ref", buf.name))
+    arrows: list[Arrow] = []
+    for k in steps:
+        ins = plan.instructions[k]
+        me = len(boxes)
+        boxes.append(_instruction_box(plan, k, ins.out in kept, ins.mode == BIND_VIEW))
+        for a in dict.fromkeys(ins.args):
+            if a in where:
+                attrs = {"color": CHECKPOINT_EDGE} if ins.tag in ("backward", "recompute") and a in kept else {}
+                arrows.append(Arrow(where[a], me, "", attrs))
+        if ins.op == "assign":
+            arrows.append(Arrow(me, where[ins.out], "writes", {"style": "dashed", "color": "#7d5ba6",
+                                                             "fontcolor": "#7d5ba6", "constraint": "false"}))
+        else:
+            where[ins.out] = me
+    tags = {plan.instructions[k].tag for k in steps}
+    legend = [k for k in ("input", "param", "const") if any(buffers[b].kind == k for b in read_sources)]
+    legend += ["forward_ins"] + [t for t in ("backward", "recompute", "update") if t in tags]
+    if any(plan.instructions[k].out in kept for k in steps):
+        legend.append("kept")
+    if references:
+        legend.append("reference")
+    clusters = {"adjoint": "backward instructions"} if view == "joint" else {}
+    title = (f"plan {plan.name!r} — {len(plan.instructions)} instructions, arena {plan.arena_bytes:,d} B"
+             f"{'' if view == 'plan' else f' ({view} view)'};  #step  %buffer = op %args  @arena offset")
+    return Scene(title, boxes, arrows, legend, clusters)
+
+
+def _kept_checkpoints(plan: "Plan") -> set[int]:
+    """Buffers written by forward instructions and read by backward or recompute ones."""
+    forward_out = {ins.out for ins in plan.instructions if ins.tag == "forward"}
+    return {a for ins in plan.instructions if ins.tag in ("backward", "recompute") for a in ins.args if a in forward_out}
+
+
+def _buffer_box(buf, plan: "Plan") -> Box:
+    shape = shape_text(buf.shape)
+    if buf.kind == "const":
+        value = plan.constants.get(buf.id)
+        text = (np.format_float_positional(float(value), precision=4, trim="-")
+                if value is not None and value.size == 1 else f"const {shape}")
+        return Box([f"%{buf.id} = {text}"], {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"],
+                   "fontsize": "8", "height": "0.25", "margin": "0.02"}, "source", ("const", buf.shape), "const",
+                   buf.name, computed=False)
+    shape_attr = "invhouse" if buf.kind == "input" else "cylinder"
+    fill = COLOURS["input"] if buf.kind == "input" else COLOURS["param"]
+    return Box([f"%{buf.id} {buf.name}", f"{buf.kind} {shape}"], {"shape": shape_attr, "style": "filled",
+               "fillcolor": fill}, "source", (buf.kind, buf.shape), buf.kind, buf.name, computed=False)
+
+
+_TAG_MARK = {"backward": "∂ ", "recompute": "↻ ", "update": "← "}
+_TAG_FILL = {"forward": COLOURS["forward"], "backward": COLOURS["adjoint"], "recompute": COLOURS["recompute"],
+             "update": COLOURS["update"]}
+
+
+def _instruction_box(plan: "Plan", step: int, kept: bool, is_view: bool) -> Box:
+    ins = plan.instructions[step]
+    out = plan.buffers[ins.out]
+    if ins.op == "assign":
+        lines = [f"#{step} ← {out.name}", f"assign %{ins.args[0]}"]
+    else:
+        args = " ".join(f"%{a}" for a in ins.args)
+        place = "view" if is_view else f"@{out.offset}"
+        lines = [f"#{step} {_TAG_MARK.get(ins.tag, '')}%{ins.out} = {ins.op} {args}",
+                 f"{out.name}  {shape_text(out.shape)}  {place}"]
+    if kept:
+        lines.append("kept for backward")
+    attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": _TAG_FILL.get(ins.tag, COLOURS["forward"])}
+    if kept:
+        attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
+    part = "adjoint" if ins.tag == "backward" else ins.tag
+    signature = (ins.tag, ins.op, ins.mode, out.shape, kept, tuple(plan.buffers[a].shape for a in ins.args))
+    return Box(lines, attrs, part, signature, ins.op, out.name, in_order=True)
+
+
+# --- the legend ------------------------------------------------------------------------------------
+
+LEGEND = {
+    "input": ("input", COLOURS["input"], ""),
+    "param": ("param", COLOURS["param"], ""),
+    "const": ("constant", COLOURS["const"], ""),
+    "op": ("forward op", COLOURS["forward"], ""),
+    "forward_ins": ("forward", COLOURS["forward"], ""),
+    "adjoint": ("adjoint op", COLOURS["adjoint"], ""),
+    "backward": ("∂ backward", COLOURS["adjoint"], ""),
+    "accumulate": ("Σ sum of terms", COLOURS["accumulate"], ""),
+    "contribution": ("Jᵀ c|x: a term of ∂ℓ/∂x", "#ffffff", CONTRIBUTION_EDGE),
+    "update": ("← update", COLOURS["update"], ""),
+    "recompute": ("↻ recomputed", COLOURS["recompute"], ""),
+    "kept": ("kept for backward", "#ffffff", CHECKPOINT_BORDER),
+    "reference": ("forward value read", "#ffffff", "#8c8c8c"),
+    "group": ("collapsed nodes", COLOURS["group"], ""),
+}
+
+
+def _legend_html(keys: Sequence[str]) -> str:
+    """One row of coloured cells (an HTML-like label: only our own fixed words go in)."""
+    cells = []
+    for key in keys:
+        text, fill, border = LEGEND[key]
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        font = f'<FONT COLOR="{border}">{text}</FONT>' if border else text
+        cells.append(f'<TD BGCOLOR="{fill}"{f" COLOR={chr(34)}{border}{chr(34)}" if border else ""}>{font}</TD>')
+    return ('<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="3"><TR><TD BORDER="0">legend</TD>'
+            + "".join(cells) + "</TR></TABLE>>")
+
+
+# --- shrinking big pictures ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    """Boxes ``members`` drawn as one box."""
+
+    members: list[int]
+    kind: str  # "repeat" or "band"
+    repeats: int = 0
+    period: int = 0
+
+
+def _find_best_run(codes: np.ndarray, free: np.ndarray, max_period: int) -> tuple[int, int, int] | None:
+    """The run of a repeated block that hides the most boxes: ``(start, period, repeats)``.
+
+    For each period p, positions i with ``codes[i] == codes[i + p]`` (both free)
+    form stretches; a stretch of length L from s is a block of p boxes repeated
+    ``(L + p) // p`` times. The first and last copies stay drawn.
+    """
+    n = len(codes)
+    best: tuple[int, int, int, int] | None = None  # (hidden, start, period, repeats)
+    for p in range(1, min(max_period, n // 3) + 1):
+        same = (codes[:-p] == codes[p:]) & free[:-p] & free[p:]
+        if not same.any():
+            continue
+        edges = np.diff(np.concatenate(([0], same.view(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        repeats = (ends - starts + p) // p
+        hidden = (repeats - 2) * p
+        k = int(np.argmax(hidden))
+        if hidden[k] > 0 and (best is None or hidden[k] > best[0]):
+            best = (int(hidden[k]), int(starts[k]), p, int(repeats[k]))
+    return None if best is None else best[1:]
+
+
+def _repeat_groups(scene: Scene, max_nodes: int) -> list[_Group]:
+    """Collapse the middle copies of repeated blocks, largest first, until the picture fits."""
+    codes_of: dict[Hashable, int] = {}
+    codes = np.array([codes_of.setdefault(b.signature, len(codes_of)) for b in scene.boxes], dtype=np.int64)
+    free = np.ones(len(codes), dtype=bool)
+    groups: list[_Group] = []
+    shown = len(codes)
+    while shown > max_nodes:
+        found = _find_best_run(codes, free, MAX_PERIOD)
+        if found is None:
+            break
+        start, period, repeats = found
+        hidden = list(range(start + period, start + (repeats - 1) * period))
+        free[start: start + repeats * period] = False
+        groups.append(_Group(hidden, "repeat", repeats - 2, period))
+        shown -= len(hidden) - 1
+    return groups
+
+
+def _band_groups(scene: Scene, owner: list[int | None], groups: list[_Group], max_nodes: int) -> list[_Group]:
+    """Group consecutive boxes of one part into bands so that at most ``max_nodes`` stay drawn.
+
+    A band is a stretch of the topological order, so the picture stays acyclic.
+    Boxes already in a repeat group stay in it (the group counts as one box).
+    """
+    units: list[list[int]] = []  # the drawn units in order: single boxes or whole groups
+    seen: set[int] = set()
+    for i, g in enumerate(owner):
+        if g is None:
+            units.append([i])
+        elif g not in seen:
+            seen.add(g)
+            units.append(list(groups[g].members))
+    runs: list[list[list[int]]] = []
+    for unit in units:
+        part = scene.boxes[unit[0]].part
+        if runs and scene.boxes[runs[-1][-1][0]].part == part:
+            runs[-1].append(unit)
+        else:
+            runs.append([unit])
+    size = 2
+    while sum(math.ceil(len(r) / size) for r in runs) > max_nodes and size < len(units):
+        size += max(1, size // 4)
+    bands = []
+    for run in runs:
+        for k in range(0, len(run), size):
+            chunk = run[k: k + size]
+            members = [i for unit in chunk for i in unit]
+            if len(chunk) > 1 or len(members) > 1:
+                bands.append(_Group(sorted(members), "band"))
+    return bands
+
+
+def _group_box(scene: Scene, group: _Group) -> Box:
+    members = [scene.boxes[i] for i in group.members]
+    computed = [b for b in members if b.computed]
+    named = computed or members
+    span = named[0].name if len(named) == 1 else f"{named[0].name} … {named[-1].name}"
+    if group.kind == "repeat":
+        unit = members[: group.period]
+        ops = [b.op for b in unit if b.computed]
+        sources = len(unit) - len(ops)
+        block = " → ".join(ops[:6]) + (" → …" if len(ops) > 6 else "")
+        extra = f" (+{sources} source{'s' if sources > 1 else ''})" if sources else ""
+        lines = [f"× {group.repeats} repeats of a {group.period}-node block", block + extra, span]
+    else:
+        counts = Counter(b.op for b in members)
+        common = ", ".join(f"{op} ×{c}" if c > 1 else op for op, c in counts.most_common(4))
+        more = ", …" if len(counts) > 4 else ""
+        lines = [f"{len(members)} nodes grouped", common + more, span]
+    parts = Counter(b.part for b in members)
+    part = parts.most_common(1)[0][0]
+    attrs = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": COLOURS["group"], "penwidth": "1.4"}
+    return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members))
+
+
+def shrink(scene: Scene, max_nodes: int) -> Scene:
+    """A scene of at most about ``max_nodes`` boxes: repeated blocks collapsed, then bands."""
+    if len(scene.boxes) <= max_nodes:
+        return scene
+    groups = _repeat_groups(scene, max_nodes)
+    owner: list[int | None] = [None] * len(scene.boxes)
+    for g, group in enumerate(groups):
+        for i in group.members:
+            owner[i] = g
+    drawn = sum(1 for o in owner if o is None) + len(groups)
+    notes = []
+    if groups:
+        hidden = sum(len(g.members) for g in groups)
+        notes.append(f"{len(groups)} repeated block{'s' if len(groups) > 1 else ''} collapsed ({hidden:,d} nodes drawn as {len(groups)} boxes)")
+    if drawn > max_nodes:
+        groups = _band_groups(scene, owner, groups, max_nodes)
+        owner = [None] * len(scene.boxes)
+        for g, group in enumerate(groups):
+            for i in group.members:
+                owner[i] = g
+        notes.append("consecutive nodes grouped into boxes that list their ops")
+    return _quotient(scene, groups, owner, notes)
+
+
+def _quotient(scene: Scene, groups: list[_Group], owner: list[int | None], notes: list[str]) -> Scene:
+    """The scene with every group drawn as one box; parallel arrows merged and counted."""
+    boxes: list[Box] = []
+    new_index: list[int] = [0] * len(scene.boxes)
+    placed: dict[int, int] = {}
+    for i, box in enumerate(scene.boxes):
+        g = owner[i]
+        if g is None:
+            new_index[i] = len(boxes)
+            boxes.append(box)
+        elif g in placed:
+            new_index[i] = placed[g]
+        else:
+            placed[g] = new_index[i] = len(boxes)
+            boxes.append(_group_box(scene, groups[g]))
+    merged: dict[tuple[int, int], list[Arrow]] = {}
+    for a in scene.arrows:
+        s, d = new_index[a.src], new_index[a.dst]
+        if s != d:
+            merged.setdefault((s, d), []).append(a)
+    arrows = []
+    for (s, d), group in merged.items():
+        if len(group) == 1 and owner[group[0].src] is None and owner[group[0].dst] is None:
+            arrows.append(Arrow(s, d, group[0].label, group[0].attrs))
+        else:
+            label = f"×{len(group)}" if len(group) > 1 else group[0].label.split("\n")[-1]
+            arrows.append(Arrow(s, d, label, {"penwidth": "1.4", **({"style": "bold"} if len(group) > 1 else {})}))
+    legend = list(scene.legend) + (["group"] if groups else [])
+    return Scene(scene.title, boxes, arrows, legend, scene.clusters, scene.notes + notes)
+
+
+# --- DOT -----------------------------------------------------------------------------------------------
+
+
+def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
+    """The scene as a graphviz Digraph; every label escaped."""
+    title = [scene.title] + scene.notes
+    dot = graphviz.Digraph(
+        name=name,
+        graph_attr={"rankdir": "TB", "fontname": FONT, "fontsize": "12", "labelloc": "t", "labeljust": "l",
+                    "label": dot_label(title), "nodesep": "0.25", "ranksep": "0.35", "newrank": "true"},
+        node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.08,0.03"},
+        edge_attr={"fontname": FONT, "fontsize": "8", "color": EDGE, "fontcolor": "#404040", "arrowsize": "0.6"},
+    )
+    clusters = {part: graphviz.Digraph(name=f"cluster_{part}", graph_attr={
+        "label": dot_label([label]), "labeljust": "l", **CLUSTER_STYLE.get(part, CLUSTER_STYLE["adjoint"])})
+        for part, label in scene.clusters.items()}
+    for i, box in enumerate(scene.boxes):
+        where = clusters.get(box.part, dot)
+        where.node(f"n{i}", label=dot_label(box.lines), **box.attrs)
+    for cluster in clusters.values():
+        dot.subgraph(cluster)
+    for a in scene.arrows:
+        dot.edge(f"n{a.src}", f"n{a.dst}", label=dot_label(a.label.split("\n")) if a.label else None, **a.attrs)
+    sequence = [i for i, box in enumerate(scene.boxes) if box.in_order]
+    for a, b in zip(sequence, sequence[1:]):  # keeps execution order top to bottom
+        dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
+    if scene.legend:
+        dot.node("legend", label=_legend_html(list(dict.fromkeys(scene.legend))), shape="plain", fontsize="9")
+    return dot
+
+
+# --- the public functions ------------------------------------------------------------------------------
+
+
+def _is_program(target: Any) -> bool:
+    from graphc.compile import Program
+
+    return isinstance(target, Program)
+
+
+def make_scene(target: Any, view: str | None = None) -> Scene:
+    """The unshrunk scene of ``target`` in ``view`` (None: joint for graphs, plan for programs)."""
+    program = _is_program(target)
+    view = view or ("plan" if program else "joint")
+    if view not in VIEWS:
+        raise GraphError(f"view={view!r} is not a view; choose one of {', '.join(VIEWS)}")
+    if program:
+        return plan_scene(target.plan, view)
+    from graphc.plan import Plan
+
+    if isinstance(target, Plan):
+        return plan_scene(target, view)
+    if view == "plan":
+        if isinstance(target, Graph):
+            raise GraphError("view='plan' draws a compiled plan: pass a Program, or the Values to compile")
+        from graphc.compile import compile as compile_values
+
+        _, nodes, _ = _select(target)
+        values = [target] if isinstance(target, Value) else list(target)
+        return plan_scene(compile_values(values).plan, "plan")
+    if not isinstance(target, (Graph, Value, list, tuple)):
+        raise GraphError(f"render: expected a Graph, a list of Values or a Program, got {type(target).__name__}")
+    return graph_scene(target, view)
+
+
+def to_dot(
+    target: Any, view: str | None = None, *, max_nodes: int | None = DEFAULT_MAX_NODES, collapse: bool = True
+) -> graphviz.Digraph:
+    """A :class:`graphviz.Digraph` of ``target`` (a Graph, Values, or a Program) in ``view``.
+
+    ``view`` is ``"forward"``, ``"adjoint"``, ``"joint"`` (default for graphs) or
+    ``"plan"`` (default for programs; Values are compiled first). Above
+    ``max_nodes`` boxes, repeated blocks are collapsed and then consecutive
+    nodes grouped; ``collapse=False`` raises :class:`GraphError` instead, and
+    ``max_nodes=None`` draws every node. In Jupyter the result shows inline.
+
+    Examples
+    --------
+    >>> import graphc as gc
+    >>> from graphc import zoo
+    >>> g, v = zoo.seed_dag()
+    >>> _ = gc.grad(v["loss"], [v["w1"], v["w2"]])
+    >>> "Jᵀ x3|w1" in gc.to_dot(g, "joint").source
+    True
+    """
+    scene = make_scene(target, view)
+    if max_nodes is not None and len(scene.boxes) > max_nodes:
+        if not collapse:
+            raise GraphError(
+                f"{scene.title.split(' — ')[0]} has {len(scene.boxes):,d} nodes to draw, more than max_nodes={max_nodes}: "
+                "draw a part (pass the Values whose subgraph you want, e.g. gc.render([h10], ...)), "
+                "raise max_nodes (max_nodes=None draws all, slowly), or let repeated blocks collapse (collapse=True)"
+            )
+        scene = shrink(scene, max_nodes)
+    return scene_to_dot(scene)
+
+
+def render(
+    target: Any,
+    path: str | Path,
+    view: str | None = None,
+    *,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    collapse: bool = True,
+    dpi: int = 96,
+) -> Path:
+    """Draw ``target`` into ``path``; the suffix picks the format (``.png``, ``.svg``, ``.pdf``).
+
+    Arguments as for :func:`to_dot`; ``dpi`` sets the resolution of PNGs.
+    Returns the path written. Raises :class:`GraphError` for an unknown view or
+    suffix, and ``RuntimeError`` if graphviz's ``dot`` program is not installed.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise GraphError(f"render: cannot tell the image type of {str(path)!r}; use a suffix among "
+                         + ", ".join("." + f for f in FORMATS))
+    dot = to_dot(target, view, max_nodes=max_nodes, collapse=collapse)
+    if fmt == "png":
+        dot.graph_attr["dpi"] = str(dpi)
+    try:
+        data = dot.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise RuntimeError(
+            "graphviz's `dot` program is not installed (it draws the images): "
+            "`apt-get install graphviz`, `brew install graphviz` or `conda install graphviz`"
+        ) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
