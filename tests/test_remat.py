@@ -1,0 +1,167 @@
+"""Recompute policies: identical gradients, Revolve's step count, the √n bound, budgets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import passes, remat, zoo
+from graphc.memory import plan_memory
+from graphc.plan import lower
+from graphc.schedule import schedule
+
+POLICIES = [p for p in ("sqrt", "revolve", "optimal") if p in gc.compile.__globals__["REMAT_POLICIES"]]
+SMALL_ZOO = ["seed", "mlp", "chain-100", "residual", "unet", "attention", "random-100"]
+
+
+@pytest.mark.parametrize("name", SMALL_ZOO)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_policy_gives_bit_identical_gradients(name, policy):
+    graph, values = zoo.ZOO[name]()
+    outputs = zoo.training_outputs(values)
+    data = zoo.feeds(graph)
+    reference = gc.compile(outputs).run(data)
+    prog = gc.compile(outputs, remat=policy)
+    for got, want in zip(prog.run(data), reference):
+        np.testing.assert_array_equal(got, want)
+
+
+def _forward_step_count(prog: gc.Program, op: str) -> int:
+    return sum(1 for ins in prog.plan.instructions if ins.op == op and ins.tag in ("forward", "recompute"))
+
+
+def _mul_chain(n: int):
+    """x_i = x_{i-1} ⊙ w_i: one node per step, whose VJP reads only the step's input (Revolve's model)."""
+    with gc.Graph(f"mul-chain-{n}") as g:
+        h = gc.input("x", (4,), dtype="float64")
+        params = []
+        for i in range(n):
+            w = gc.param(f"w{i}", (4,), dtype="float64", init=1.0 + 0.01 * i)
+            params.append(w)
+            h = h * w
+        loss = gc.sum(h)
+    return g, params, loss
+
+
+@pytest.mark.parametrize("n", [10, 100, 1000])
+@pytest.mark.parametrize("s", range(1, 11))
+def test_revolve_schedule_makes_the_binomial_number_of_forward_steps(n, s):
+    r = next(r for r in range(n + 1) if math.comb(s + r, s) >= n)
+    expected = r * n - math.comb(s + r, s + 1)
+    actions = remat.revolve_actions(n, s)
+    assert sum(b - a for kind, a, b in actions if kind == "advance") == expected
+    assert [a for kind, a, _ in actions if kind == "reverse"] == list(range(n, 0, -1))
+
+
+@pytest.mark.parametrize("n", [10, 100])
+@pytest.mark.parametrize("s", range(1, 11))
+def test_a_revolve_plan_evaluates_each_step_as_often_as_the_schedule_says(n, s):
+    g, params, loss = _mul_chain(n)
+    grads = gc.grad(loss, params)
+    flow = passes.optimize([loss.node, *(d.node for d in grads)])
+    forward = remat.forward_nodes(flow)
+    segments = remat.segments_between(forward, remat.separators(flow, forward))
+    assert [len(seg) for seg in segments] == [1] * (n + 1)  # n products, then the loss
+    steps = len(segments)
+    rewritten = remat.revolve(flow, segments, s)
+    forward = [node for node in rewritten.nodes if not node.is_source and (node.recompute_of or node.adjoint is None)]
+    r = next(r for r in range(steps + 1) if math.comb(s + r, s) >= steps)
+    # the last step's evaluation is the first turn, not an advance
+    assert len(forward) - 1 == r * steps - math.comb(s + r, s + 1)
+
+
+def _program(flow: passes.Dataflow, graph: gc.Graph) -> gc.Program:
+    """A program straight from a (rewritten) dataflow, through the pipeline's own stages."""
+    order = schedule(flow)
+    memory, storage, scratch = plan_memory(flow, order)
+    plan = lower(graph.name, flow, order, storage, scratch, memory, flow.roots)
+    return gc.Program(plan, {name: node.data for name, node in graph.params.items()})
+
+
+def test_revolve_plans_give_the_same_gradients_for_every_snapshot_count():
+    g, params, loss = _mul_chain(12)
+    grads = gc.grad(loss, params)
+    feeds = {"x": np.arange(4.0)}
+    reference = gc.compile([loss, *grads]).run(feeds)
+    flow = passes.optimize([loss.node, *(d.node for d in grads)])
+    forward = remat.forward_nodes(flow)
+    segments = remat.segments_between(forward, remat.separators(flow, forward))
+    for s in range(1, 14):
+        prog = _program(remat.revolve(flow, segments, s), g)
+        for got, want in zip(prog.run(feeds), reference):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_sqrt_on_a_chain_of_100_keeps_few_activations_for_one_extra_forward():
+    n, batch, width = 100, 512, 32
+    graph, values = zoo.chain(n, width=width, batch=batch)
+    outputs = zoo.training_outputs(values)
+    prog = gc.compile(outputs, remat="sqrt")
+    activation = batch * width * 4
+    peak_step = int(np.argmax(prog.memory.live_bytes))
+    live = [iv for iv in prog.memory.intervals if iv.start <= peak_step <= iv.end and iv.nbytes == activation]
+    assert len(live) <= 2.5 * math.sqrt(n)
+    assert 0 < prog.cost.recompute_flops <= prog.cost.forward_flops
+    stored_all = gc.compile(outputs)
+    assert prog.memory.planned_bytes < stored_all.memory.planned_bytes / 3
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_lower_budget_never_gives_less_recompute_nor_a_larger_arena(policy):
+    graph, values = zoo.chain(24, width=16, batch=128)
+    outputs = zoo.training_outputs(values)
+    full = gc.compile(outputs).memory.planned_bytes
+    previous = None
+    for fraction in (1.0, 0.8, 0.6, 0.45, 0.35, 0.3):
+        budget = int(full * fraction)
+        try:
+            prog = gc.compile(outputs, remat=policy, memory_budget=budget)
+        except gc.GraphError:
+            break
+        assert prog.memory.planned_bytes <= budget
+        figures = (prog.cost.recompute_flops, prog.memory.planned_bytes)
+        if previous is not None:
+            assert figures[0] >= previous[0] and figures[1] <= previous[1]
+        previous = figures
+    assert previous is not None
+
+
+@pytest.mark.parametrize("policy", ["none", *POLICIES])
+def test_an_impossible_budget_names_the_least_feasible_one(policy):
+    graph, values = zoo.chain(12, width=16, batch=64)
+    outputs = zoo.training_outputs(values)
+    with pytest.raises(gc.GraphError, match=r"least feasible budget for it is ([\d,]+) B") as info:
+        gc.compile(outputs, remat=policy, memory_budget=1024)
+    least = int(info.value.args[0].split("least feasible budget for it is ")[1].split(" B")[0].replace(",", ""))
+    assert gc.compile(outputs, remat=policy, memory_budget=least).memory.planned_bytes <= least
+
+
+def test_recompute_is_marked_in_the_listing_and_counted():
+    graph, values = zoo.chain(16, width=8, batch=64)
+    prog = gc.compile(zoo.training_outputs(values), remat="sqrt")
+    recomputed = [ins for ins in prog.plan.instructions if ins.tag == "recompute"]
+    assert recomputed and "↻" in str(prog.plan)
+    assert prog.cost.recompute_flops > 0
+    assert "'" in prog.plan.buffers[recomputed[0].out].name  # clones are named after their forward node
+
+
+def test_separators_of_the_seed_dag_and_a_chain():
+    graph, values = zoo.seed_dag()
+    flow = passes.optimize([values["loss"].node])
+    forward = remat.forward_nodes(flow)
+    names = [forward[i].name for i in remat.separators(flow, forward)]
+    # x1 feeds both φ2 and φ3, so nothing between x1 and x3 is a cut; x3 and after are
+    assert names[0] == "z1" and "x1" in names and "x2" not in names and "p3" in names
+    graph, values = zoo.chain(5)
+    flow = passes.optimize([values["loss"].node])
+    forward = remat.forward_nodes(flow)
+    assert len(remat.separators(flow, forward)) >= 3 * 5
+
+
+def test_unknown_policy_is_an_error():
+    graph, values = zoo.seed_dag()
+    with pytest.raises(gc.GraphError, match="not a known policy"):
+        gc.compile(values["loss"], remat="magic")
