@@ -6,8 +6,8 @@ compiled once per placement mode and the script prints one row per graph:
 - ``nodes`` (of the graph, forward + adjoint) and ``instr`` (instructions of the plan);
 - ``no-reuse``: the arena if every value had storage of its own;
 - ``LB``: the lower bound, max over schedule steps of the bytes live at that step;
-- the arena planned by ``greedy-by-size``, ``first-fit-by-start`` and ``auto``
-  (the smaller of the two), each also as a ratio to LB, and the strategy auto chose;
+- the arena planned by ``greedy-by-size``, ``best-fit-by-start``, ``first-fit-by-start``
+  and ``auto`` (the smallest of the three), each also as a ratio to LB, and the strategy auto chose;
 - ``aLB``: the lower bound with every block rounded up to the 64-byte alignment,
   and ``auto/aLB``: how far the placement is from it (padding excluded);
 - ``outs`` and ``run−out``: the number of returned arrays, and tracemalloc's peak
@@ -46,7 +46,7 @@ from graphc.plan import lower
 from graphc.runtime import Executable
 from graphc.schedule import schedule
 
-STRATEGIES = ("greedy-by-size", "first-fit-by-start", "auto")
+STRATEGIES = ("greedy-by-size", "best-fit-by-start", "first-fit-by-start", "auto")
 TARGET_MAX, TARGET_MEAN, TARGET_COMPILE_S = 1.05, 1.02, 2.0
 
 
@@ -167,11 +167,11 @@ def kib(n: int) -> str:
 
 
 COLUMNS = (
-    ("graph", 12), ("nodes", 6), ("instr", 6), ("no-reuse", 9), ("LB", 9), ("gbs", 9), ("ffs", 9), ("auto", 9),
-    ("gbs/LB", 6), ("ffs/LB", 6), ("auto/LB", 7), ("chosen", 6), ("aLB", 9), ("auto/aLB", 8),
+    ("graph", 12), ("nodes", 6), ("instr", 6), ("no-reuse", 9), ("LB", 9), ("gbs", 9), ("bfs", 9), ("ffs", 9), ("auto", 9),
+    ("gbs/LB", 6), ("bfs/LB", 6), ("ffs/LB", 6), ("auto/LB", 7), ("chosen", 6), ("aLB", 9), ("auto/aLB", 8),
     ("outs", 5), ("run−out", 7), ("bind", 9), ("plan", 9), ("compile", 7),
 )
-ABBREVIATIONS = {"greedy-by-size": "gbs", "first-fit-by-start": "ffs"}
+ABBREVIATIONS = {"greedy-by-size": "gbs", "best-fit-by-start": "bfs", "first-fit-by-start": "ffs"}
 
 
 def table_row(r: Row) -> list[str]:

@@ -132,6 +132,11 @@ class _Builder:
         for b in self._backward:
             self._by_step.setdefault(self._step_of[b], []).append(b)
         self._waiting = {b: sum(1 for a in flow.args[b] if a in self._position) for b in self._backward}
+        self._users: dict[Node, list[Node]] = {}
+        for b in self._backward:
+            for a in flow.args[b]:
+                if a in self._position:
+                    self._users.setdefault(a, []).append(b)
         self._released: set[Node] = {b for b in self._backward if self._step_of[b] is None}
         self._ready: list[tuple[int, Node]] = []
         self._done: set[Node] = set()
@@ -173,9 +178,9 @@ class _Builder:
                     stack.append(a)
         return wanted
 
-    def restore(self, state: Node | None, instance: Node | None) -> None:
-        if state is not None:
-            self.current[state] = instance
+    def restore(self, state: Node, instance: Node) -> None:
+        """Make ``instance`` (a kept snapshot) the value later instances read for ``state``."""
+        self.current[state] = instance
 
     def reverse(self, k: int) -> None:
         """Release segment k's backward nodes and emit every backward node that is ready."""
@@ -186,7 +191,7 @@ class _Builder:
         self._drain()
 
     def _drain(self) -> None:
-        users = self._users()
+        users = self._users
         while self._ready:
             _, b = heapq.heappop(self._ready)
             if b in self._done:
@@ -198,15 +203,6 @@ class _Builder:
                 if self._waiting[user] == 0 and user in self._released:
                     heapq.heappush(self._ready, (self._position[user], user))
 
-    def _users(self) -> dict[Node, list[Node]]:
-        if not hasattr(self, "_user_map"):
-            self._user_map: dict[Node, list[Node]] = {}
-            for b in self._backward:
-                for a in self.flow.args[b]:
-                    if a in self._position:
-                        self._user_map.setdefault(a, []).append(b)
-        return self._user_map
-
     def finish(self) -> Dataflow:
         self._released.update(self._backward)
         for b in self._backward:
@@ -217,10 +213,6 @@ class _Builder:
             raise GraphError("recompute: the backward nodes could not all be ordered (a cycle through the forward graph?)")
         roots = [r for r in self.flow.roots]
         return Dataflow(self.nodes, self.args, roots)
-
-
-def last_state(segment: list[Node]) -> Node:
-    return segment[-1]
 
 
 # --- policies ----------------------------------------------------------------------------------

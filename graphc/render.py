@@ -573,13 +573,12 @@ def _repeat_groups(scene: Scene, max_nodes: int) -> list[_Group]:
     return groups
 
 
-def _band_groups(scene: Scene, owner: list[int | None], groups: list[_Group], max_nodes: int) -> list[_Group]:
-    """Group consecutive boxes of one part into bands so that at most ``max_nodes`` stay drawn.
+BAND_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
-    A band is a stretch of the topological order, so the picture stays acyclic.
-    Boxes already in a repeat group stay in it (the group counts as one box).
-    """
-    units: list[list[int]] = []  # the drawn units in order: single boxes or whole groups
+
+def _drawn_units(owner: list[int | None], groups: list[_Group]) -> list[list[int]]:
+    """The boxes as drawn so far, in order: single boxes, and whole groups as one unit."""
+    units: list[list[int]] = []
     seen: set[int] = set()
     for i, g in enumerate(owner):
         if g is None:
@@ -587,24 +586,69 @@ def _band_groups(scene: Scene, owner: list[int | None], groups: list[_Group], ma
         elif g not in seen:
             seen.add(g)
             units.append(list(groups[g].members))
+    return units
+
+
+def _bandable_runs(scene: Scene, units: list[list[int]], keep_groups: bool) -> tuple[list[list[list[int]]], int]:
+    """Stretches of units of one part that bands may merge, and the number of units kept apart."""
     runs: list[list[list[int]]] = []
+    kept, previous = 0, None
     for unit in units:
+        if keep_groups and len(unit) > 1:
+            kept, previous = kept + 1, None
+            continue
         part = scene.boxes[unit[0]].part
-        if runs and scene.boxes[runs[-1][-1][0]].part == part:
+        if part == previous:
             runs[-1].append(unit)
         else:
             runs.append([unit])
-    size = 2
-    while sum(math.ceil(len(r) / size) for r in runs) > max_nodes and size < len(units):
-        size += max(1, size // 4)
-    bands = []
-    for run in runs:
-        for k in range(0, len(run), size):
-            chunk = run[k: k + size]
-            members = [i for unit in chunk for i in unit]
-            if len(chunk) > 1 or len(members) > 1:
-                bands.append(_Group(sorted(members), "band"))
-    return bands
+        previous = part
+    return runs, kept
+
+
+def _window(length: int, fraction: float) -> tuple[int, int]:
+    """The middle ``fraction`` of a run: ``(start, size)``; the ends stay drawn one by one."""
+    size = length if fraction >= 1 else int(round(fraction * length))
+    return (length - size) // 2, size
+
+
+def _fit_bands(runs: list[list[list[int]]], kept: int, max_nodes: int) -> tuple[list[tuple[int, int]], int] | None:
+    """The smallest band size, then the narrowest middle windows, that fit ``max_nodes``."""
+    for size in BAND_SIZES:
+        for tenth in range(1, 11):
+            windows = [_window(len(run), tenth / 10) for run in runs]
+            count = kept + sum(len(r) - w + math.ceil(w / size) for r, (_, w) in zip(runs, windows))
+            if count <= max_nodes:
+                return windows, size
+    return None
+
+
+def _band_groups(scene: Scene, owner: list[int | None], groups: list[_Group], max_nodes: int) -> list[_Group]:
+    """Bands of consecutive boxes of one part, in the middle of each run, until ``max_nodes`` fit.
+
+    A band is a stretch of the topological order, so the picture stays acyclic.
+    The beginning and end of each part (the inputs, the loss, the last
+    gradients) stay drawn box by box when possible; repeat groups stay whole
+    unless bands alone cannot make the picture fit, and then bands absorb them.
+    """
+    units = _drawn_units(owner, groups)
+    for keep_groups in (True, False):
+        runs, kept = _bandable_runs(scene, units, keep_groups)
+        found = _fit_bands(runs, kept, max_nodes)
+        if found is not None:
+            break
+    if found is None:  # nothing fits: the coarsest bands over everything
+        found = ([_window(len(run), 1.0) for run in runs], BAND_SIZES[-1])
+    windows, size = found
+    bands: list[_Group] = []
+    for run, (start, width) in zip(runs, windows):
+        middle = run[start: start + width]
+        for k in range(0, len(middle), size):
+            members = sorted(i for unit in middle[k: k + size] for i in unit)
+            if len(members) > 1:
+                bands.append(_Group(members, "band"))
+    absorbed = {i for band in bands for i in band.members}
+    return [g for g in groups if g.members[0] not in absorbed] + bands
 
 
 def _group_box(scene: Scene, group: _Group) -> Box:
