@@ -1,0 +1,153 @@
+"""Memory against recompute: every policy swept over budgets, and the MILP's solve time.
+
+For each graph, the training step ``[ℓ, ∂ℓ/∂w …]`` is compiled with
+``remat="none"`` (store all), which gives the top of the sweep, and the least
+feasible budget of each policy is read from the GraphError an impossible
+budget raises. Budgets are then swept between the least feasible and store-all;
+for every policy and budget the table gives the planned arena, the recompute as
+a fraction of one forward pass, and the measured time of a step relative to
+store-all (median of several runs, side by side in one process).
+
+Then the targets of the recompute issue on a chain of n = 100 layers, and the
+MILP's solve time against graph size. The frontier (peak memory against extra
+compute) is saved as a chart.
+
+    python benchmarks/remat.py [--quick] [--plot out/bench/remat_frontier.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import graphc as gc
+from graphc import zoo
+from graphc.compile import REMAT_POLICIES
+
+POLICIES = [p for p in REMAT_POLICIES if p != "none"]
+LEAST = re.compile(r"least feasible budget for it is ([\d,]+) B")
+
+
+def graphs(quick: bool) -> dict[str, Callable[[], tuple[gc.Graph, dict]]]:
+    """Graphs whose activations, not their gradients, dominate memory (a large batch)."""
+    chosen = {
+        "chain-100": lambda: zoo.chain(100, width=32, batch=512),
+        "residual": lambda: zoo.residual_mlp(depth=16, width=32, batch=512),
+        "unet": lambda: zoo.unet(),
+        "attention": lambda: zoo.attention(seq=64, dim=32),
+    }
+    if quick:
+        chosen = {"chain-24": lambda: zoo.chain(24, width=16, batch=256), "residual": lambda: zoo.residual_mlp(depth=6, width=16, batch=256)}
+    return chosen
+
+
+def least_feasible(outputs: list[gc.Value], policy: str) -> int:
+    try:
+        return gc.compile(outputs, remat=policy, memory_budget=0).memory.planned_bytes
+    except gc.GraphError as err:
+        match = LEAST.search(str(err))
+        if not match:
+            raise
+        return int(match.group(1).replace(",", ""))
+
+
+def step_seconds(prog: gc.Program, feeds: dict, repeats: int) -> float:
+    prog.run(feeds)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        prog.run(feeds)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def sweep(name: str, build: Callable, points: int, repeats: int) -> list[dict]:
+    graph, values = build()
+    outputs = zoo.training_outputs(values)
+    data = zoo.feeds(graph)
+    store_all = gc.compile(outputs)
+    top = store_all.memory.planned_bytes
+    base_time = step_seconds(store_all, data, repeats)
+    lows = {p: least_feasible(outputs, p) for p in POLICIES}
+    low = min(lows.values())
+    budgets = sorted({int(low + (top - low) * k / (points - 1)) for k in range(points)})
+    rows = [_row(name, "none", top, store_all, 1.0)]
+    for policy in POLICIES:
+        for budget in budgets:
+            if budget < lows[policy]:
+                continue
+            prog = gc.compile(outputs, remat=policy, memory_budget=budget)
+            rows.append(_row(name, policy, budget, prog, step_seconds(prog, data, repeats) / base_time))
+    print(f"\n{name}: store-all arena {top:,d} B; least feasible: " + ", ".join(f"{p} {b:,d} B" for p, b in lows.items()))
+    print(f"  {'policy':8s} {'budget':>12s} {'planned':>12s} {'planned/all':>11s} {'recompute/fwd':>13s} {'step/all':>9s}")
+    for r in rows:
+        print(f"  {r['policy']:8s} {r['budget']:>12,d} {r['planned_bytes']:>12,d} {r['planned_bytes'] / top:>11.3f} "
+              f"{r['recompute_flops'] / r['forward_flops']:>13.3f} {r['step_ratio']:>9.2f}")
+    return rows
+
+
+def _row(graph: str, policy: str, budget: int, prog: gc.Program, step_ratio: float) -> dict:
+    return {
+        "graph": graph, "policy": policy, "budget": budget, "planned_bytes": prog.memory.planned_bytes,
+        "recompute_flops": prog.cost.recompute_flops, "forward_flops": prog.cost.forward_flops, "step_ratio": step_ratio,
+    }
+
+
+def chain_targets() -> None:
+    """On a chain of n = 100: √n stores ≤ 2.5·√n activations for ≤ 1 extra forward."""
+    n, batch, width = 100, 512, 32
+    graph, values = zoo.chain(n, width=width, batch=batch)
+    prog = gc.compile(zoo.training_outputs(values), remat="sqrt")
+    activation = batch * width * 4
+    peak = int(np.argmax(prog.memory.live_bytes))
+    stored = sum(1 for iv in prog.memory.intervals if iv.start <= peak <= iv.end and iv.nbytes == activation)
+    extra = prog.cost.recompute_flops / prog.cost.forward_flops
+    print(f"\nchain n={n}, sqrt: {stored} activations live at the peak (target <= {2.5 * math.sqrt(n):.0f}), "
+          f"recompute {extra:.2f} forward passes (target <= 1)")
+
+
+def solver_times(quick: bool) -> None:
+    try:
+        from graphc import checkmate
+    except ImportError:
+        print("\n(the MILP is not available)")
+        return
+    print()
+    checkmate.benchmark_solve_times(sizes=(10, 25, 50) if quick else (10, 25, 50, 100, 200, 500))
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    try:
+        from graphc.plots import plot_frontier
+    except ImportError:
+        print("(graphc.plots is not available: no chart)")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_frontier(rows, path)
+    print(f"chart: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small graphs, few budgets")
+    parser.add_argument("--plot", type=Path, default=Path("out/bench/remat_frontier.png"))
+    args = parser.parse_args(argv)
+    rows = []
+    for name, build in graphs(args.quick).items():
+        rows += sweep(name, build, points=4 if args.quick else 8, repeats=3 if args.quick else 7)
+    chain_targets()
+    solver_times(args.quick)
+    plot(rows, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
