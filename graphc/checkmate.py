@@ -438,7 +438,7 @@ def _free_terms(lay: _Layout) -> tuple[np.ndarray, ...]:
     return t, e, t < lay.n - 1, later, fq, lay.r(tq, lay.dst[e2[q]])
 
 
-def _free_rows_paper(rows: _Rows, lay: _Layout) -> None:
+def _free_rows(rows: _Rows, lay: _Layout) -> None:
     """1 - FREE <= h and m (1 - FREE) >= h, h = 1 - R[t,k] + S[t+1,i] + Σ_{j in users(i), k<j<=t} R[t,j].
 
     As rows:  FREE - R[t,k] + S[t+1,i] + Σ R[t,j] >= 0  and  m FREE - R[t,k] + S[t+1,i] + Σ R[t,j] <= m - 1,
@@ -457,30 +457,6 @@ def _free_rows_paper(rows: _Rows, lay: _Layout) -> None:
         rows.term(base + fq, rj, 1.0)
 
 
-def _free_rows_tight(rows: _Rows, lay: _Layout) -> None:
-    """FREE <= each factor of the product: FREE <= R[t,k], FREE <= 1 - S[t+1,i], FREE <= 1 - R[t,j].
-
-    With R, S binary this gives 0 <= FREE <= R[t,k] (1 - S[t+1,i]) Π (1 - R[t,j]) for a
-    continuous FREE: a schedule may free less than it could, never more, and freeing
-    only lowers U, so the optimum is the paper's. The LP relaxation is tighter
-    (min of the factors instead of their mean).
-    """
-    t, e, has_s, later, fq, rj = _free_terms(lay)
-    f = lay.f0 + np.arange(lay.n_free)
-    r = rows.block(len(f), -np.inf, 0.0) + np.arange(len(f))
-    rows.term(r, f, 1.0)
-    rows.term(r, lay.r(t, lay.dst[e]), -1.0)
-    r = rows.block(int(has_s.sum()), -np.inf, 1.0) + np.arange(int(has_s.sum()))
-    rows.term(r, f[has_s], 1.0)
-    rows.term(r, lay.s(t[has_s] + 1, lay.src[e[has_s]]), 1.0)
-    r = rows.block(len(fq), -np.inf, 1.0) + np.arange(len(fq))
-    rows.term(r, lay.f0 + fq, 1.0)
-    rows.term(r, rj, 1.0)
-
-
-LINEARISATIONS = ("paper", "tight")
-
-
 @dataclass(frozen=True)
 class _Model:
     lay: _Layout
@@ -496,12 +472,8 @@ def _unit(problem: RematProblem) -> int:
     return reduce(math.gcd, positive) if positive else 1
 
 
-def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimise_peak: bool = False,
-           linearisation: str = "paper") -> _Model:
+def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimise_peak: bool = False) -> _Model:
     """The MILP (or its LP relaxation) in scipy's form.
-
-    ``linearisation`` of FREE: "paper" (binary FREE, two hazard-count rows) or "tight"
-    (continuous FREE below each factor); both give the same optimum.
     With ``minimise_peak`` the objective is a new variable P >= U[t,k] for all (t, k)
     instead of Σ C R, and ``budget`` (if given) only bounds U from above.
     """
@@ -513,9 +485,7 @@ def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimis
     _storage_rows(rows, lay)
     _keep_rows(rows, lay, problem.keep)
     _memory_rows(rows, lay, M)
-    if linearisation not in LINEARISATIONS:
-        raise ValueError(f"linearisation must be one of {LINEARISATIONS}, not {linearisation!r}")
-    (_free_rows_paper if linearisation == "paper" else _free_rows_tight)(rows, lay)
+    _free_rows(rows, lay)
     n_vars = lay.n_vars + int(minimise_peak)
     lo, hi = np.zeros(n_vars), np.ones(n_vars)
     diag = np.arange(lay.n)
@@ -535,22 +505,26 @@ def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimis
     integrality = np.zeros(n_vars)
     if integral:
         integrality[: lay.u0] = 1
-        integrality[lay.f0 : lay.n_vars] = linearisation == "paper"
+        integrality[lay.f0 : lay.n_vars] = 1
     return _Model(lay, c, rows.constraint(n_vars), Bounds(lo, hi), integrality, unit)
 
 
-def model_size(problem: RematProblem, *, linearisation: str = "paper") -> tuple[int, int, int]:
+def model_size(problem: RematProblem) -> tuple[int, int, int]:
     """(variables, constraints, nonzeros) of the MILP of ``problem``."""
-    model = _build(problem, budget=problem.budget, integral=True, linearisation=linearisation)
+    model = _build(problem, budget=problem.budget, integral=True)
     return len(model.c), model.constraint.A.shape[0], model.constraint.A.nnz
 
 
-def _run(model: _Model, time_limit: float, mip_gap: float | None = None):
+def _options(time_limit: float, mip_gap: float | None = None) -> dict:
     options = {"time_limit": max(float(time_limit), 0.01), "disp": False}
     if mip_gap is not None:
         options["mip_rel_gap"] = mip_gap
+    return options
+
+
+def _run(model: _Model, time_limit: float, mip_gap: float | None = None):
     return milp(model.c, integrality=model.integrality, bounds=model.bounds,
-                constraints=[model.constraint], options=options)
+                constraints=[model.constraint], options=_options(time_limit, mip_gap))
 
 
 def _matrices(lay: _Layout, x: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -599,34 +573,68 @@ def _shortcut(problem: RematProblem) -> RematSolution | None:
     return None
 
 
+def _cutoff(problem: RematProblem, incumbent: float, gap: float) -> float:
+    """The objective bound for "is there a schedule cheaper than the incumbent?".
+
+    Σ C R <= incumbent - max(gap·incumbent, 1/2 if all costs are integers): a schedule
+    within the relative gap of the incumbent is no better (HiGHS's own optimality test).
+    """
+    integral = all(float(c).is_integer() for c in problem.costs)
+    return incumbent - max(gap * abs(incumbent), 0.5 if integral else 0.0)
+
+
+def _solution_of(problem: RematProblem, model: _Model, x: np.ndarray, **fields) -> RematSolution:
+    """The canonical solution of a MILP point (R, S rounded; a held value is not recomputed)."""
+    R, S = _matrices(model.lay, x)
+    R, S = R > 0.5, S > 0.5
+    np.fill_diagonal(R, True)
+    return _canonical(problem, R & ~S, **fields)
+
+
 def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: float | None = None,
-               linearisation: str = "paper") -> RematSolution:
+               incumbent: bool = True) -> RematSolution:
     """The least-cost schedule within the budget: Checkmate's MILP solved by HiGHS.
 
+    With ``incumbent`` (the default) :func:`solve_lp_rounding` first finds a schedule
+    (given a quarter of the time) and the MILP gets the rest with the cut
+    Σ C R <= ``_cutoff``: HiGHS then either finds a cheaper schedule or proves there is
+    none, and its bound is the optimum's. The answer is the cheaper of the two.
+
     Status "optimal" (within HiGHS's relative gap, 1e-4 unless ``mip_gap``), "feasible"
-    (time limit hit; the best schedule found), "infeasible" (proven), or "timeout" (time
-    limit hit before any schedule was found). ``lower_bound`` is HiGHS's dual bound.
+    (time limit hit; the best schedule known), "infeasible" (proven), or "timeout" (time
+    limit hit and no schedule known). ``lower_bound``: a proven bound on the optimum.
     """
     quick = _shortcut(problem)
     if quick is not None:
         return quick
     start = time.perf_counter()
-    model = _build(problem, budget=problem.budget, integral=True, linearisation=linearisation)
-    built = time.perf_counter()
-    res = _run(model, time_limit, mip_gap)
-    seconds = time.perf_counter() - built
-    status = _status(res)
-    if res.x is None:
-        return _infeasible(problem, status, seconds, _bound(res), built - start)
-    R, S = _matrices(model.lay, res.x)
-    R, S = R > 0.5, S > 0.5
-    np.fill_diagonal(R, True)
-    R &= ~S  # a value held from the previous stage needs no recompute
-    return _canonical(problem, R, status=status, seconds=seconds, lower_bound=_bound(res),
-                      build_seconds=built - start)
+    gap = 1e-4 if mip_gap is None else mip_gap
+    first = solve_lp_rounding(problem, time_limit=time_limit / 4) if incumbent else None
+    known = first if first is not None and first.status == "feasible" else None
+    b0 = time.perf_counter()
+    model = _build(problem, budget=problem.budget, integral=True)
+    build = time.perf_counter() - b0
+    constraints = [model.constraint]
+    if known is not None:
+        constraints.append(LinearConstraint(sp.csr_matrix(model.c[None, :]), -np.inf, _cutoff(problem, known.cost, gap)))
+    res = milp(model.c, integrality=model.integrality, bounds=model.bounds, constraints=constraints,
+               options=_options(time_limit - (time.perf_counter() - start), mip_gap))
+    seconds = time.perf_counter() - start - build
+    status, bound = _status(res), _bound(res)
+    if res.x is not None:
+        return _solution_of(problem, model, res.x, status=status, seconds=seconds, lower_bound=bound, build_seconds=build)
+    if known is None:
+        return _infeasible(problem, status, seconds, bound, build)
+    if status == "infeasible":  # nothing cheaper than the incumbent
+        bound = known.cost if _cutoff(problem, known.cost, 0.0) < known.cost else _cutoff(problem, known.cost, gap)
+        status = "optimal"
+    else:
+        bound = None if bound is None else min(bound, known.cost)
+        status = "feasible"
+    return replace(known, status=status, solve_seconds=seconds, lower_bound=bound, build_seconds=build)
 
 
-def minimal_least_budget(problem: RematProblem, *, time_limit: float = 60.0, linearisation: str = "paper") -> int:
+def minimal_least_budget(problem: RematProblem, *, time_limit: float = 60.0) -> int:
     """The least budget a schedule of this model can meet (the problem's own budget is ignored).
 
     min P  s.t. U[t,k] <= P and the constraints of the MILP (units of g = gcd(sizes));
@@ -636,8 +644,7 @@ def minimal_least_budget(problem: RematProblem, *, time_limit: float = 60.0, lin
     low, high = budget_lower_bound(problem), store_all_peak(problem)
     if low >= high:
         return high
-    model = _build(replace(problem, budget=high), budget=high, integral=True, minimise_peak=True,
-                   linearisation=linearisation)
+    model = _build(replace(problem, budget=high), budget=high, integral=True, minimise_peak=True)
     res = _run(model, time_limit)
     if res.status != 0:
         raise TimeoutError(f"least budget not proven in {time_limit} s: HiGHS status {res.status}, {res.message}")
@@ -675,61 +682,98 @@ def _compute_from_storage(problem: RematProblem, S: np.ndarray) -> np.ndarray:
 
 
 def _roundings(S_frac: np.ndarray, seed: int, n_random: int) -> list[np.ndarray]:
-    """Candidate S: store all, store none, thresholds S* >= τ, and Bernoulli(S*) draws."""
+    """Candidate S: store all, thresholds S* >= τ, and Bernoulli(S*) draws (a seeded generator)."""
     rng = np.random.default_rng(seed)
-    candidates = [np.ones_like(S_frac, dtype=bool), np.zeros_like(S_frac, dtype=bool)]
+    candidates = [np.ones_like(S_frac, dtype=bool)]
     candidates += [S_frac >= tau for tau in np.linspace(0.05, 0.95, 19)]
     candidates += [rng.random(S_frac.shape) < S_frac for _ in range(n_random)]
     return candidates
 
 
-def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: int = 0,
-                      n_random: int = 16, lp_budget_factors: Sequence[float] = (1.0, 0.9, 0.8, 0.7),
-                      linearisation: str = "paper") -> RematSolution:
-    """The fast approximation: round the LP relaxation's S, then the least R for it.
+def _cost(problem: RematProblem, R: np.ndarray) -> float:
+    """Σ_t Σ_i C_i R[t,i]."""
+    return float(np.asarray(problem.costs, dtype=float) @ R.sum(axis=0))
 
-    For each LP budget b·f (f in ``lp_budget_factors``, never below ``budget_lower_bound``;
-    a smaller LP budget leaves room for the rounding), solve the relaxation, round S
-    (thresholds and seeded randomised rounding), complete R with
-    ``_compute_from_storage``, and replay; the cheapest schedule whose peak is within
-    the budget wins. Status "feasible" or "infeasible" (no rounding met the budget, or
-    every LP was infeasible); ``lower_bound`` is the LP's bound at f = 1 when solved.
+
+def _fits(problem: RematProblem, R: np.ndarray) -> bool:
+    return peak_of(problem, events_of(problem, R)) <= problem.budget
+
+
+def _hold_instead(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray:
+    """Local search: drop one recompute R[t,k] (k < t) if the schedule still fits the budget.
+
+    Without it the earlier value of k lives on until stage t reads it, and the
+    recomputes that only fed it are pruned. Passes go over the recomputes, dearest
+    first, until one changes nothing or the deadline passes; each accepted move removes
+    at least one compute, so the cost never rises and the search ends.
+    """
+    costs = np.asarray(problem.costs, dtype=float)
+    R = _prune(problem, R)
+    changed = True
+    while changed and time.perf_counter() < deadline:
+        changed = False
+        ts, ks = np.nonzero(np.tril(R, -1))
+        for j in np.argsort(-costs[ks], kind="stable"):
+            t, k = ts[j], ks[j]
+            if not R[t, k] or time.perf_counter() >= deadline:
+                continue
+            trial = R.copy()
+            trial[t, k] = False
+            trial = _prune(problem, trial)
+            if _fits(problem, trial):
+                R, changed = trial, True
+    return R
+
+
+def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: int = 0, n_random: int = 16,
+                      lp_budget_factors: Sequence[float] = (1.0, 0.9, 0.8, 0.7), improve: int = 3) -> RematSolution:
+    """The fast approximation: round the LP relaxation's S, complete R, then hold instead of recompute.
+
+    For LP budgets b·f, f in ``lp_budget_factors`` in turn (never below
+    ``budget_lower_bound``; a smaller LP budget leaves the rounding room), until one
+    gives a schedule within the budget b: solve the relaxation, round S (store-all,
+    thresholds 0.05..0.95, ``n_random`` seeded Bernoulli(S*) draws), complete each with
+    the least R (``_compute_from_storage``) and replay it. The ``improve`` cheapest
+    schedules that fit then go through ``_hold_instead``; the cheapest result wins.
+
+    Status "feasible", or "infeasible" when no rounding fits (the budget may still be
+    feasible: only the LP's infeasibility at f = 1 proves it is not). ``lower_bound`` is
+    the LP's optimum at f = 1.
     """
     quick = _shortcut(problem)
     if quick is not None:
         return quick if quick.status == "infeasible" else replace(quick, status="feasible")
     start = time.perf_counter()
+    deadline = start + time_limit
     floor_budget = budget_lower_bound(problem)
-    best: RematSolution | None = None
+    fitting: dict[bytes, np.ndarray] = {}
     bound: float | None = None
     build = 0.0
     for factor in lp_budget_factors:
-        left = time_limit - (time.perf_counter() - start)
-        if left <= 0:
+        if fitting or time.perf_counter() >= deadline:
             break
-        lp_budget = max(floor_budget, int(problem.budget * factor))
         b0 = time.perf_counter()
-        model = _build(problem, budget=lp_budget, integral=False, linearisation=linearisation)
+        model = _build(problem, budget=max(floor_budget, int(problem.budget * factor)), integral=False)
         build += time.perf_counter() - b0
-        res = _run(model, left)
+        res = _run(model, deadline - time.perf_counter())
         if res.x is None:
             if res.status == 2:
                 break  # smaller LP budgets are infeasible too
             continue
         if factor == 1.0 and res.status == 0:
             bound = float(res.fun)
-        _, S_frac = _matrices(model.lay, res.x)
-        for S_round in _roundings(S_frac, seed, n_random):
+        for S_round in _roundings(_matrices(model.lay, res.x)[1], seed, n_random):
             R = _prune(problem, _compute_from_storage(problem, S_round))
-            events = events_of(problem, R)
-            peak = peak_of(problem, events)
-            cost = float(np.asarray(problem.costs, dtype=float) @ R.sum(axis=0))
-            if peak <= problem.budget and (best is None or (cost, peak) < (best.cost, best.peak)):
-                best = _canonical(problem, R, status="feasible", seconds=0.0, lower_bound=None)
+            if _fits(problem, R):
+                fitting.setdefault(np.packbits(R).tobytes(), R)
+    starts = sorted(fitting.values(), key=lambda R: _cost(problem, R))[: max(improve, 1)]
+    if improve > 0:
+        starts = [_hold_instead(problem, R, deadline) for R in starts]
     seconds = time.perf_counter() - start - build
-    if best is None:
+    if not starts:
         return _infeasible(problem, "infeasible", seconds, bound, build)
-    return replace(best, solve_seconds=seconds, lower_bound=bound, build_seconds=build)
+    best = min(starts, key=lambda R: _cost(problem, R))
+    return _canonical(problem, best, status="feasible", seconds=seconds, lower_bound=bound, build_seconds=build)
 
 
 # --------------------------------------------------------------------------- generators

@@ -21,11 +21,11 @@ from graphc.ops.core import lookup
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
 from graphc.runtime import Executable
-from graphc.remat import rematerialize
+from graphc.remat import RematReport, rematerialize
 from graphc.schedule import schedule
 from graphc import validate
 
-REMAT_POLICIES = ("none", "sqrt", "revolve")
+REMAT_POLICIES = ("none", "sqrt", "revolve", "optimal", "optimal-lp")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ class Program:
     """A compiled plan bound to memory: ``run(feeds)`` returns the outputs.
 
     Attributes: ``plan`` (printable :class:`~graphc.plan.Plan`), ``memory``
-    (:class:`~graphc.memory.MemoryPlan`), ``cost`` (:class:`Cost`).
+    (:class:`~graphc.memory.MemoryPlan`), ``cost`` (:class:`Cost`), ``remat``
+    (:class:`~graphc.remat.RematReport`: what the recompute stage chose).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class Program:
         self._feedable = feedable if feedable is not None else frozenset(plan.inputs) | frozenset(plan.params)
         self._single = single
         self._executable = Executable(plan, stored_params or {})
+        self.remat: RematReport | None = None
 
     def run(self, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray] | np.ndarray:
         """Run once. ``feeds`` maps input (and optionally param) names to arrays.
@@ -131,6 +133,7 @@ def compile(  # noqa: A001
     memory_budget: int | None = None,
     updates: Mapping[Value, Value] | Sequence[tuple[Value, Value]] | None = None,
     memory: str = "auto",
+    time_limit: float = 60.0,
     name: str | None = None,
 ) -> Program:
     """Compile ``outputs`` into a :class:`Program`.
@@ -144,9 +147,11 @@ def compile(  # noqa: A001
     reuse), one of those by name, or ``"no-reuse"`` (every value its own storage).
 
     ``remat`` trades memory for compute (see :mod:`graphc.remat`): ``"none"``,
-    ``"sqrt"``, ``"revolve"``; with ``memory_budget`` (bytes of the arena),
-    the policy's least recompute that fits, or a GraphError naming the least
-    feasible budget.
+    ``"sqrt"``, ``"revolve"``, ``"optimal"`` (Checkmate's MILP, solved within
+    ``time_limit`` seconds; the best schedule found when the limit is hit, as
+    ``prog.remat`` reports) or ``"optimal-lp"`` (its LP relaxation, rounded);
+    with ``memory_budget`` (bytes of the arena), the policy's least recompute
+    that fits, or a GraphError naming the least feasible budget.
     """
     single = isinstance(outputs, Value)
     values = as_values([outputs] if single else outputs)
@@ -167,7 +172,9 @@ def compile(  # noqa: A001
 
     out_nodes = [v.node for v in values]
     flow = optimize(out_nodes + [value for _, value in pairs])
-    flow = rematerialize(flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory)[0].planned_bytes)
+    flow, remat_report = rematerialize(
+        flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory)[0].planned_bytes, time_limit
+    )
     canonical_outputs = flow.roots[: len(out_nodes)]
     canonical_updates = [(p, v) for (p, _), v in zip(pairs, flow.roots[len(out_nodes):])]
     order = schedule(flow)
@@ -176,7 +183,9 @@ def compile(  # noqa: A001
 
     stored = {n.name: n.data for n in graph.params.values()}
     feedable = frozenset(graph.inputs) | frozenset(graph.params)
-    return Program(plan, stored, memory_plan, feedable, single)
+    prog = Program(plan, stored, memory_plan, feedable, single)
+    prog.remat = remat_report
+    return prog
 
 
 def sgd(loss: Value, params: Sequence[Value], lr: float) -> dict[Value, Value]:

@@ -36,9 +36,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
+from graphc.checkmate import RematProblem, solve_lp_rounding, solve_milp
 from graphc.errors import GraphError
 from graphc.ir import Node
-from graphc.ops.core import lookup
+from graphc.memory import alias_analysis, align
 from graphc.passes import Dataflow
 
 _clone_ids = itertools.count(-10**9, -1)
@@ -335,10 +338,29 @@ def revolve(flow: Dataflow, segments: list[list[Node]], snapshots: int) -> Dataf
 class Candidate:
     """One setting of a policy: its recompute FLOPs, and how to build (and measure) it."""
 
-    setting: int
+    label: str
     recompute_flops: int
     build: Callable[[], Dataflow]
     planned_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class RematReport:
+    """What the remat stage chose: ``Program.remat``."""
+
+    policy: str
+    chosen: str
+    recompute_flops: int
+    planned_bytes: int | None
+    candidates: int
+    solver_status: str | None = None  # "optimal", "feasible" (time limit hit), "rounded", "infeasible", ...
+    solve_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        planned = "" if self.planned_bytes is None else f", arena {self.planned_bytes:,d} B"
+        solver = f"; the solver ended {self.solver_status} after {self.solve_seconds:.2f} s" if self.solver_status else ""
+        return (f"remat={self.policy!r}: {self.chosen} ({self.candidates} candidates), "
+                f"recompute {self.recompute_flops:,d} FLOPs{planned}{solver}")
 
 
 def node_flops(node: Node, flow: Dataflow) -> int:
@@ -350,26 +372,28 @@ def recompute_flops(flow: Dataflow) -> int:
     return sum(node_flops(n, flow) for n in flow.nodes if n.recompute_of is not None)
 
 
-def choose(candidates: Sequence[Candidate], budget: int | None, policy: str, measure: Callable[[Dataflow], int]) -> Dataflow:
-    """The least recompute whose arena fits the budget (ties: the smaller arena, then the setting).
+def choose(candidates: Sequence[Candidate], budget: int | None, policy: str, measure: Callable[[Dataflow], int]) -> tuple[Candidate, Dataflow]:
+    """The least recompute whose arena fits the budget (ties: the smaller arena, then list order).
 
     Candidates are measured lazily in order of recompute, so the search stops
     at the first group that fits. A budget nothing meets raises GraphError
     naming the least feasible budget of this policy.
     """
-    ordered = sorted(candidates, key=lambda c: (c.recompute_flops, c.setting))
+    ordered = sorted(enumerate(candidates), key=lambda ic: (ic[1].recompute_flops, ic[0]))
     if budget is None:
-        return ordered[0].build()
-    for _, group in itertools.groupby(ordered, key=lambda c: c.recompute_flops):
+        return ordered[0][1], ordered[0][1].build()
+    for _, group in itertools.groupby(ordered, key=lambda ic: ic[1].recompute_flops):
         fits = []
-        for c in group:
+        for index, c in group:
             flow = c.build()
-            c.planned_bytes = measure(flow)
+            if c.planned_bytes is None:
+                c.planned_bytes = measure(flow)
             if c.planned_bytes <= budget:
-                fits.append((c.planned_bytes, c.setting, flow))
+                fits.append((c.planned_bytes, index, c, flow))
         if fits:
-            return min(fits, key=lambda f: f[:2])[2]
-    least = min(c.planned_bytes for c in ordered)
+            _, _, chosen, flow = min(fits, key=lambda f: f[:2])
+            return chosen, flow
+    least = min(c.planned_bytes for c in candidates)
     raise GraphError(
         f"memory_budget={budget:,d} B is below what remat={policy!r} can reach; "
         f"the least feasible budget for it is {least:,d} B"
@@ -381,19 +405,32 @@ def rematerialize(
     policy: str,
     budget: int | None,
     measure: Callable[[Dataflow], int],
-) -> Dataflow:
+    time_limit: float = 60.0,
+) -> tuple[Dataflow, RematReport]:
     """Rewrite ``flow`` by ``policy`` under ``budget``; ``measure`` returns a flow's planned arena bytes."""
     forward = forward_nodes(flow)
     segments = segments_between(forward, separators(flow, forward))
-    if policy == "none" or len(segments) < 2:
-        candidates = [Candidate(0, 0, lambda: flow)]
+    keep_all = Candidate("store all", 0, lambda: flow)
+    solve_seconds, solver_status = 0.0, None
+    if policy == "none" or (len(segments) < 2 and policy in ("sqrt", "revolve")):
+        candidates = [keep_all]
     elif policy == "sqrt":
         candidates = _sqrt_candidates(flow, segments, budget)
     elif policy == "revolve":
         candidates = _revolve_candidates(flow, segments, budget)
+    elif policy in ("optimal", "optimal-lp"):
+        candidates = [keep_all]
+        if budget is not None:
+            solved, solver_status, solve_seconds = _solver_candidate(flow, budget, policy, measure, time_limit)
+            candidates += solved
+            if len(segments) >= 2:
+                candidates += _sqrt_candidates(flow, segments, budget) + _revolve_candidates(flow, segments, budget)
     else:
         raise GraphError(f"remat={policy!r} is not a policy here")
-    return choose(candidates, budget, policy, measure)
+    chosen, rewritten = choose(candidates, budget, policy, measure)
+    report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates),
+                         solver_status, solve_seconds)
+    return rewritten, report
 
 
 def _sqrt_candidates(flow: Dataflow, segments: list[list[Node]], budget: int | None) -> list[Candidate]:
@@ -402,7 +439,7 @@ def _sqrt_candidates(flow: Dataflow, segments: list[list[Node]], budget: int | N
     candidates = []
     for k in settings:
         rewritten = checkpoint_segments(flow, segments, k)
-        candidates.append(Candidate(k, recompute_flops(rewritten), lambda r=rewritten: r))
+        candidates.append(Candidate(f"sqrt, a checkpoint every {k} segments", recompute_flops(rewritten), lambda r=rewritten: r))
     return candidates
 
 
@@ -431,7 +468,7 @@ def _revolve_candidates(flow: Dataflow, segments: list[list[Node]], budget: int 
     candidates = []
     for s in settings:
         advanced = _revolve_advance_flops(revolve_actions(count, s), segment_flops)
-        candidates.append(Candidate(s, advanced + retaped, lambda s=s: revolve(flow, segments, s)))
+        candidates.append(Candidate(f"revolve, {s} snapshots", advanced + retaped, lambda s=s: revolve(flow, segments, s)))
     return candidates
 
 
@@ -445,3 +482,103 @@ def _revolve_advance_flops(actions: list[tuple[str, int, int]], segment_flops: l
             total += prefix[again_until] - prefix[a] if again_until > a else 0
             reached = max(reached, b)
     return total
+
+
+# --- optimal: Checkmate's MILP (or its LP rounding) on the whole dataflow -------------------------
+
+MILP_MAX_NODES = 150
+"""Above this many nodes (forward + backward values), "optimal" solves the LP relaxation and rounds it."""
+LP_MAX_NODES = 600
+"""Above this many, the solver is not tried: the policy keeps the best of its constructed schedules."""
+
+
+def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
+    """The values the solver schedules: computed nodes that own storage (views ride on their base)."""
+    owner = alias_analysis(flow)
+    return [n for n in flow.nodes if not n.is_source and owner[n] is n], owner
+
+
+def remat_problem(flow: Dataflow, budget: int) -> tuple[RematProblem, list[Node]]:
+    """The dataflow as Checkmate's abstract problem: sizes (64-byte aligned), FLOPs + 1, reads, outputs."""
+    nodes, owner = _solver_nodes(flow)
+    index = {n: i for i, n in enumerate(nodes)}
+    deps = [sorted({index[owner[a]] for a in flow.args[n] if owner[a] in index}) for n in nodes]
+    keep = sorted({index[owner[r]] for r in flow.roots if owner[r] in index})
+    sizes = [align(n.aval.nbytes) for n in nodes]
+    costs = [float(node_flops(n, flow) + 1) for n in nodes]
+    return RematProblem(sizes, costs, deps, keep, budget), nodes
+
+
+def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray) -> Dataflow:
+    """The instances of a stage schedule: stage t computes the nodes i with R[t, i], in index order.
+
+    A node's first computation is the node itself, later ones are clones; each
+    reads the latest instance of its operands, and views are re-bound onto the
+    latest instance of their base when it changes.
+    """
+    current: dict[Node, Node] = {}
+    out_nodes: list[Node] = [n for n in flow.nodes if n.is_source]
+    args: dict[Node, tuple[Node, ...]] = {n: () for n in out_nodes}
+
+    def instance(node: Node) -> Node:
+        """The latest instance of ``node``, binding views of a newer base as needed."""
+        chain = []
+        while node.op.view and node not in nodes_set and not node.is_source:
+            chain.append(node)
+            node = flow.args[node][0]
+        base = node if node.is_source else current[node]
+        for view in reversed(chain):
+            made = current.get(view)
+            if made is None or args[made][0] is not base:
+                made = view if made is None and base is flow.args[view][0] else clone(view, (base,))
+                out_nodes.append(made)
+                args[made] = (base,)
+                current[view] = made
+            base = made
+        return base
+
+    nodes_set = set(nodes)
+    for t, i in zip(*np.nonzero(R)):
+        node = nodes[i]
+        node_args = tuple(instance(a) for a in flow.args[node])
+        made = node if node not in current else clone(node, node_args)
+        out_nodes.append(made)
+        args[made] = node_args
+        current[node] = made
+    roots = [instance(r) for r in flow.roots]
+    return dead_code(Dataflow(out_nodes, args, roots))
+
+
+def dead_code(flow: Dataflow) -> Dataflow:
+    """Drop instances no root depends on."""
+    live = flow.ancestors(flow.roots)
+    nodes = [n for n in flow.nodes if n in live]
+    return Dataflow(nodes, {n: flow.args[n] for n in nodes}, flow.roots)
+
+
+def _solver_candidate(
+    flow: Dataflow, budget: int, policy: str, measure: Callable[[Dataflow], int], time_limit: float
+) -> tuple[list[Candidate], str, float]:
+    """Solve for the budget; where the planned arena overshoots it (alignment, scratch), solve
+    again with the model's budget lowered by the overshoot (at most three times).
+    Returns the candidate (if any), how the solver ended, and its seconds."""
+    problem, nodes = remat_problem(flow, budget)
+    exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
+    if problem.n > LP_MAX_NODES:
+        return [], f"not tried ({problem.n} values > {LP_MAX_NODES})", 0.0
+    model_budget, seconds, found = budget, 0.0, []
+    for _ in range(3):
+        problem = RematProblem(problem.sizes, problem.costs, problem.deps, problem.keep, max(model_budget, 0))
+        solution = solve_milp(problem, time_limit=time_limit) if exact else solve_lp_rounding(problem, time_limit=time_limit)
+        seconds += solution.solve_seconds
+        status = solution.status if exact else ("rounded" if solution.status == "feasible" else solution.status)
+        if solution.status not in ("optimal", "feasible"):
+            return found, status, seconds
+        rewritten = from_stages(flow, nodes, solution.R)
+        planned = measure(rewritten)
+        label = f"{'MILP' if exact else 'LP rounding'} ({status})"
+        found = [Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned)]
+        if planned <= budget:
+            break
+        model_budget -= planned - budget
+    return found, status, seconds

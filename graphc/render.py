@@ -54,6 +54,9 @@ VIEWS = ("forward", "adjoint", "joint", "plan")
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_MAX_NODES = 150
 MAX_PERIOD = 64  # the longest repeated block looked for, in boxes
+MIN_HIDDEN = 4  # a repeated block is collapsed only if that hides at least this many boxes
+EDGES_PER_BOX = 1.4  # a shrunk picture with more arrows than this × max_nodes is shrunk further
+CHAIN_MAX = 60  # plans of at most this many boxes are drawn strictly in execution order
 
 FONT = "Helvetica,Arial,sans-serif"
 
@@ -121,6 +124,7 @@ class Scene:
     legend: list[str]  # keys of LEGEND
     clusters: dict[str, str]  # part -> cluster label
     notes: list[str] = field(default_factory=list)
+    graph_attrs: dict[str, str] = field(default_factory=dict)
 
 
 # --- labels ----------------------------------------------------------------------------------
@@ -437,7 +441,7 @@ def plan_scene(plan: "Plan", view: str = "plan") -> Scene:
     clusters = {"adjoint": "backward instructions"} if view == "joint" else {}
     title = (f"plan {plan.name!r} — {len(plan.instructions)} instructions, arena {plan.arena_bytes:,d} B"
              f"{'' if view == 'plan' else f' ({view} view)'};  #step  %buffer = op %args  @arena offset")
-    return Scene(title, boxes, arrows, legend, clusters)
+    return Scene(title, boxes, arrows, legend, clusters, graph_attrs={"ranksep": "0.25"})
 
 
 def _kept_checkpoints(plan: "Plan") -> set[int]:
@@ -547,9 +551,9 @@ def _find_best_run(codes: np.ndarray, free: np.ndarray, max_period: int) -> tupl
         edges = np.diff(np.concatenate(([0], same.view(np.int8), [0])))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         repeats = (ends - starts + p) // p
-        hidden = (repeats - 2) * p
+        hidden = np.where(repeats >= 4, (repeats - 2) * p, 0)  # at least 4 copies: not a coincidence
         k = int(np.argmax(hidden))
-        if hidden[k] > 0 and (best is None or hidden[k] > best[0]):
+        if hidden[k] >= MIN_HIDDEN and (best is None or hidden[k] > best[0]):
             best = (int(hidden[k]), int(starts[k]), p, int(repeats[k]))
     return None if best is None else best[1:]
 
@@ -598,7 +602,8 @@ def _bandable_runs(scene: Scene, units: list[list[int]], keep_groups: bool) -> t
             kept, previous = kept + 1, None
             continue
         part = scene.boxes[unit[0]].part
-        if part == previous:
+        part = part if part in scene.clusters else None  # bands never straddle a cluster's border
+        if part == previous and runs:
             runs[-1].append(unit)
         else:
             runs.append([unit])
@@ -661,7 +666,8 @@ def _group_box(scene: Scene, group: _Group) -> Box:
         ops = [b.op for b in unit if b.computed]
         sources = len(unit) - len(ops)
         block = " → ".join(ops[:6]) + (" → …" if len(ops) > 6 else "")
-        extra = f" (+{sources} source{'s' if sources > 1 else ''})" if sources else ""
+        extra = f" (+{sources} source{'s' if sources > 1 else ''})" if sources and ops else ""
+        block = block or ", ".join(b.op for b in unit)
         lines = [f"× {group.repeats} repeats of a {group.period}-node block", block + extra, span]
     else:
         counts = Counter(b.op for b in members)
@@ -671,6 +677,8 @@ def _group_box(scene: Scene, group: _Group) -> Box:
     parts = Counter(b.part for b in members)
     part = parts.most_common(1)[0][0]
     attrs = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": COLOURS["group"], "penwidth": "1.4"}
+    if any(b.attrs.get("peripheries") == "2" for b in members):
+        attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
     return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members))
 
 
@@ -726,7 +734,7 @@ def _quotient(scene: Scene, groups: list[_Group], owner: list[int | None], notes
             label = f"×{len(group)}" if len(group) > 1 else group[0].label.split("\n")[-1]
             arrows.append(Arrow(s, d, label, {"penwidth": "1.4", **({"style": "bold"} if len(group) > 1 else {})}))
     legend = list(scene.legend) + (["group"] if groups else [])
-    return Scene(scene.title, boxes, arrows, legend, scene.clusters, scene.notes + notes)
+    return Scene(scene.title, boxes, arrows, legend, scene.clusters, scene.notes + notes, scene.graph_attrs)
 
 
 # --- DOT -----------------------------------------------------------------------------------------------
@@ -738,7 +746,8 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     dot = graphviz.Digraph(
         name=name,
         graph_attr={"rankdir": "TB", "fontname": FONT, "fontsize": "12", "labelloc": "t", "labeljust": "l",
-                    "label": dot_label(title), "nodesep": "0.25", "ranksep": "0.35", "newrank": "true"},
+                    "label": dot_label(title), "nodesep": "0.25", "ranksep": "0.35", "newrank": "true",
+                    **scene.graph_attrs},
         node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.08,0.03"},
         edge_attr={"fontname": FONT, "fontsize": "8", "color": EDGE, "fontcolor": "#404040", "arrowsize": "0.6"},
     )
@@ -753,8 +762,10 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     for a in scene.arrows:
         dot.edge(f"n{a.src}", f"n{a.dst}", label=dot_label(a.label.split("\n")) if a.label else None, **a.attrs)
     sequence = [i for i, box in enumerate(scene.boxes) if box.in_order]
-    for a, b in zip(sequence, sequence[1:]):  # keeps execution order top to bottom
-        dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
+    whole = not any(box.op == "group" for box in scene.boxes)
+    if whole and len(scene.boxes) <= CHAIN_MAX:  # execution order top to bottom (too slow for dot on big plans)
+        for a, b in zip(sequence, sequence[1:]):
+            dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
     if scene.legend:
         dot.node("legend", label=_legend_html(list(dict.fromkeys(scene.legend))), shape="plain", fontsize="9")
     return dot
@@ -822,8 +833,37 @@ def to_dot(
                 "draw a part (pass the Values whose subgraph you want, e.g. gc.render([h10], ...)), "
                 "raise max_nodes (max_nodes=None draws all, slowly), or let repeated blocks collapse (collapse=True)"
             )
-        scene = shrink(scene, max_nodes)
+        scene = fit(scene, max_nodes)
     return scene_to_dot(scene)
+
+
+def fit(scene: Scene, max_nodes: int) -> Scene:
+    """:func:`shrink` to ``max_nodes`` boxes, and further while arrows are too many to lay out quickly."""
+    limit = max_nodes
+    while True:
+        small = _without_crossing_reads(shrink(scene, limit))
+        if len(small.arrows) <= EDGES_PER_BOX * max_nodes or limit <= 20:
+            break
+        limit = int(limit * 0.75)
+    hint = "max_nodes=None draws every node; gc.render([values], ...) draws what those values need"
+    return Scene(small.title, small.boxes, small.arrows, small.legend, small.clusters, small.notes + [hint],
+                 small.graph_attrs)
+
+
+def _without_crossing_reads(scene: Scene) -> Scene:
+    """A shrunk joint view without the arrows from forward boxes into the adjoint cluster.
+
+    Those reads (the kept checkpoints) wrap around the whole picture once
+    boxes are grouped; the double borders still mark what the backward pass reads.
+    """
+    if "adjoint" not in scene.clusters or not any(box.op == "group" for box in scene.boxes):
+        return scene
+    inside = [box.part == "adjoint" for box in scene.boxes]
+    arrows = [a for a in scene.arrows if inside[a.src] or not inside[a.dst]]
+    if len(arrows) == len(scene.arrows):
+        return scene
+    note = "arrows from forward values into the adjoint graph left out (double borders mark the values it reads)"
+    return Scene(scene.title, scene.boxes, arrows, scene.legend, scene.clusters, scene.notes + [note], scene.graph_attrs)
 
 
 def render(
