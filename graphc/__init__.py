@@ -18,6 +18,7 @@ from graphc.errors import GraphError
 from graphc.ir import Aval, Graph, Node, Value
 from graphc.ops import (
     Primitive,
+    ShapeError,
     add,
     add_n,
     broadcast_to,
@@ -56,12 +57,15 @@ from graphc.autodiff import grad
 from graphc.compile import Cost, Program, compile, sgd
 from graphc.gradcheck import gradcheck
 from graphc.plan import Plan
+from graphc.render import render, to_dot
+from graphc.plots import plot_arena_layout, plot_frontier, plot_memory_timeline  # matplotlib is imported when called
 
 __all__ = [
-    "GraphError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "Program", "Plan", "Cost",
+    "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "Program", "Plan", "Cost",
     "input", "param", "constant",
     "add", "add_n", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",
     "concat", "slice_axis", "pad_axis", "softmax", "log_softmax", "softmax_cross_entropy",
     "one_hot", "mse",
+    "render", "to_dot", "plot_memory_timeline", "plot_arena_layout", "plot_frontier",
 ]

@@ -74,7 +74,7 @@ class Primitive:
 
     def __post_init__(self) -> None:
         if self.name in _REGISTRY:
-            raise GraphError(f"an op named {self.name!r} is registered already")
+            raise GraphError(f"an op named {self.name!r} is registered already (defop(..., replace=True) redefines one of yours)")
         _REGISTRY[self.name] = self
         if self.doc:
             self.__doc__ = self.doc
@@ -116,9 +116,21 @@ def defop(
     vjp: Sequence[VjpRule | _Zero | None] | Callable[[int], VjpRule | _Zero | None] | None = None,
     flops: Callable[..., int] = _elementwise_flops,
     elementwise: bool = False,
+    scratch: Callable[..., list[Aval]] | None = None,
+    normalize: Callable[..., dict[str, Any]] | None = None,
+    int_operands: Sequence[int] = (),
     doc: str = "",
+    replace: bool = False,
 ) -> Primitive:
     """Define a new φ; the returned primitive builds nodes when called.
+
+    ``elementwise=True`` promises that the kernel stays correct when ``out`` is
+    the very array of an operand of its shape (the planner then reuses a dying
+    operand's memory): read each operand element before writing it. ``scratch``
+    lists temporaries the kernel receives as ``scratch=(...)``; ``int_operands``
+    are operand positions that take integer arrays (labels). ``replace=True``
+    redefines an op of the same name defined earlier with ``defop`` (a notebook
+    cell run twice); graphc's own ops cannot be replaced.
 
     Example — softplus, ``y = log(1 + eˣ)`` with ``∂y/∂x = σ(x)``::
 
@@ -131,8 +143,14 @@ def defop(
         )
         y = softplus(x)
     """
+    previous = _REGISTRY.get(name)
+    if previous is not None and replace:
+        if previous.infer.__module__.startswith("graphc."):
+            raise GraphError(f"{name!r} is one of graphc's own ops and cannot be replaced")
+        del _REGISTRY[name]
     return Primitive(
-        name=name, infer=infer, kernel=kernel, vjp=vjp, flops=flops, elementwise=elementwise, doc=doc
+        name=name, infer=infer, kernel=kernel, vjp=vjp, flops=flops, elementwise=elementwise,
+        scratch=scratch, normalize=normalize, int_operands=frozenset(int_operands), doc=doc,
     )
 
 
@@ -208,7 +226,7 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
         if prim.normalize is not None:
             attrs = prim.normalize(*in_avals, **attrs)
         aval = prim.infer(*in_avals, **attrs)
-    except ShapeError as err:
+    except (ShapeError, ValueError) as err:  # GraphError is a ValueError: the context is added once more
         label = f" {name!r}" if name else ""
         raise GraphError(f"{prim.name}{label}: {err}; operands: {describe_operands(nodes)}") from None
     except TypeError as err:
