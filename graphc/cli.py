@@ -1,20 +1,70 @@
 """The ``graphc`` command line.
 
-Each subcommand is added to the parser by one small ``_add_<name>`` function that sets its
-handler, ``handler(args) -> int``. Handlers import the library lazily, so ``graphc --help``
-stays fast and does not depend on the heavier modules.
+    graphc demo                               the lecture's DAG, then an MLP on digits
+    graphc plan FILE.py:FUNC                  compile FUNC's outputs; print the plan and memory report
+    graphc render FILE.py:FUNC -o out.png     draw the graph (or plan) FUNC's outputs need
+    graphc bench memory|remat|speed           run benchmarks/<name>.py
 
-    graphc demo        run the end-to-end demo (graphc.demo.main)
+``FILE.py:FUNC`` names a function in a Python file. graphc imports the file,
+calls ``FUNC()`` with no arguments and uses what it returns:
+
+- a :class:`~graphc.Value` or a list of Values: the outputs to compile;
+- a pair ``(outputs, updates)``: outputs as above, and updates as for
+  ``gc.compile(updates=...)`` — a dict ``{param: new value}`` (e.g.
+  ``gc.sgd(loss, params, lr)``) or a list of ``(param, new value)`` pairs.
+
+For example, ``step.py``::
+
+    import graphc as gc
+    from graphc import zoo
+
+    def train_step():
+        g, v = zoo.mlp(32)
+        return [v["loss"]], gc.sgd(v["loss"], v["params"], 0.1)
+
+and ``graphc plan step.py:train_step --json step.json``.
+
+Each subcommand is added by one small ``_add_<name>`` function that sets its handler,
+``handler(args) -> int``. Handlers import the library lazily, so ``graphc --help``
+stays fast. A bad path, function, return value or option exits with status 2
+and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import itertools
+import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # the object returned by add_subparsers()
+
+ROOT = Path(__file__).resolve().parent.parent  # the source tree (benchmarks/ lives here)
+BENCHMARKS = ("memory", "remat", "speed", "all")
+
+FUNC_HELP = """\
+FUNC is called with no arguments and returns the outputs to compile: a Value, a list of
+Values, or a pair (outputs, updates) where updates is a dict {param: new value} such as
+gc.sgd(loss, params, lr), or a list of (param, new value) pairs."""
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in FILE.py:FUNC: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``graphc plan: error: ... (see graphc plan --help)``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _version() -> str:
@@ -24,6 +74,147 @@ def _version() -> str:
         return version("graphc")
     except PackageNotFoundError:  # running from a source tree that is not installed
         return "unknown"
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+class Progress:
+    """``with Progress("rendering"):`` — on a terminal, a spinner with the elapsed seconds.
+
+    Writes to stderr, so stdout stays clean for listings and JSON. Work that
+    takes a second or more ends with one line saying so; work that fails
+    leaves nothing behind (the error says what happened).
+    """
+
+    SHOW_AFTER = 0.5  # seconds before the spinner appears
+    REPORT_AFTER = 1.0  # seconds of work worth a closing line
+
+    def __init__(self, what: str, stream: TextIO | None = None) -> None:
+        self.what = what
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drawn = False
+
+    def _spin(self) -> None:
+        if self._stop.wait(self.SHOW_AFTER):
+            return
+        for mark in itertools.cycle("|/-\\"):
+            self.stream.write(f"\r{mark} {self.what} {time.perf_counter() - self.start:5.1f} s")
+            self.stream.flush()
+            self._drawn = True
+            if self._stop.wait(0.2):
+                break
+
+    def __enter__(self) -> "Progress":
+        self.start = time.perf_counter()
+        if self.tty:
+            self._thread = threading.Thread(target=self._spin, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._drawn:
+            self.stream.write("\r" + " " * (len(self.what) + 12) + "\r")
+        seconds = time.perf_counter() - self.start
+        if exc_type is None and seconds >= self.REPORT_AFTER:
+            print(f"{self.what}: done in {seconds:.1f} s", file=self.stream, flush=True)
+        self.stream.flush()
+
+
+# --- FILE.py:FUNC ------------------------------------------------------------------------
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """`` (file.py, line 12)`` for the innermost frame of ``exc`` inside ``path``, if any."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f" ({path.name}, line {exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    return f" ({path.name}, line {frames[-1].lineno})" if frames else ""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def load_function(spec: str) -> tuple[Callable[[], Any], str]:
+    """Import ``FILE.py`` of ``FILE.py:FUNC`` and return ``FUNC`` and a label for messages."""
+    path_text, sep, name = spec.rpartition(":")
+    if not sep or not path_text or not name:
+        raise UsageError(f"{spec!r} is not FILE.py:FUNC (a Python file, a colon, a function name)")
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path_text}")
+    module_name = f"_graphc_user_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise UsageError(f"cannot import {path_text}: not a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: report it in one line
+        raise UsageError(f"importing {path_text} failed{_where(exc, path)}: {_one_line(exc)}") from None
+    finally:
+        sys.path.pop(0)
+    func = getattr(module, name, None)
+    if func is None:
+        found = sorted(k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", None) == module_name)
+        hint = f"; functions defined there: {', '.join(found)}" if found else ""
+        raise UsageError(f"{path_text} has no function {name!r}{hint}")
+    if not callable(func):
+        raise UsageError(f"{spec} is not a function but a value of type {type(func).__name__}")
+    return func, spec
+
+
+def _is_update_list(items: Any) -> bool:
+    from graphc.ir import Value
+
+    return isinstance(items, (list, tuple)) and all(
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, Value) for x in p) for p in items
+    )
+
+
+def split_result(result: Any, label: str) -> tuple[list[Any], Any]:
+    """``(outputs, updates)`` from what FUNC returned (see :data:`FUNC_HELP`), else UsageError."""
+    from graphc.ir import Value
+
+    def values(items: Any) -> list[Value] | None:
+        if isinstance(items, Value):
+            return [items]
+        if isinstance(items, (list, tuple)) and items and all(isinstance(v, Value) for v in items):
+            return list(items)
+        return None
+
+    if isinstance(result, tuple) and len(result) == 2 and (isinstance(result[1], Mapping) or _is_update_list(result[1])):
+        outputs = values(result[0])
+        if outputs is not None:
+            return outputs, result[1]
+    outputs = values(result)
+    if outputs is not None:
+        return outputs, None
+    kind = type(result).__name__
+    raise UsageError(
+        f"{label} returned a value of type {kind}; it must return a Value, a list of Values, or (outputs, updates) "
+        "with updates a dict {param: new value}"
+    )
+
+
+def call_function(spec: str) -> tuple[list[Any], Any]:
+    """Load FILE.py:FUNC, call it, and split what it returns into outputs and updates."""
+    func, label = load_function(spec)
+    path = Path(spec.rpartition(":")[0])
+    try:
+        result = func()
+    except Exception as exc:  # the user's code (a GraphError names the node): one line
+        raise UsageError(f"{label} raised{_where(exc, path)} {_one_line(exc)}") from None
+    return split_result(result, label)
 
 
 # --- subcommands -------------------------------------------------------------------------
@@ -39,22 +230,166 @@ def _add_demo(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
         help="run the end-to-end demo",
-        description="Run the end-to-end demo (graphc.demo): build, differentiate, compile and run a graph.",
+        description="Run the end-to-end demo (graphc.demo): the lecture's DAG (plan, memory, the two terms of "
+        "∂ℓ/∂w1), then an MLP trained on the shipped digits. Writes text and images to out/demo/.",
     )
-    p.set_defaults(handler=_run_demo)
+    p.set_defaults(handler=_run_demo, command_name="demo")
 
 
-# Order = order in --help. Add `plan`, `render`, `bench` here as they are written.
-_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo,)
+def _check_compile_options(args: argparse.Namespace) -> None:
+    """Reject an unknown --memory or --remat before any work is done."""
+    from graphc.memory import MEMORY_MODES
+
+    remat_policies = importlib.import_module("graphc.compile").REMAT_POLICIES
+    if args.memory not in MEMORY_MODES:
+        raise UsageError(f"--memory {args.memory!r} is not a placement mode; choose one of {', '.join(MEMORY_MODES)}")
+    if args.remat not in remat_policies:
+        raise UsageError(f"--remat {args.remat!r} is not a recompute policy; choose one of {', '.join(remat_policies)}")
+
+
+def _compile(spec: str, args: argparse.Namespace):
+    import graphc as gc
+
+    _check_compile_options(args)
+    outputs, updates = call_function(spec)
+    with Progress(f"compiling {len(outputs)} output{'s' if len(outputs) > 1 else ''} of {spec}"):
+        return gc.compile(outputs, updates=updates, memory=args.memory, remat=args.remat, memory_budget=args.budget)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    program = _compile(args.target, args)
+    print(program.plan)
+    print()
+    print(program.memory)
+    print(f"\ncost: {program.cost}")
+    if args.json is not None:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(program.plan.to_json(indent=1) + "\n")
+        print(f"plan JSON written to {args.json}", file=sys.stderr)
+    if args.timeline is not None:
+        from graphc.plots import plot_memory_timeline
+
+        plot_memory_timeline(program, args.timeline, budget=args.budget)
+        print(f"memory timeline written to {args.timeline}", file=sys.stderr)
+    return 0
+
+
+def _add_compile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory", default="auto", metavar="MODE",
+                   help="arena placement: auto (default), greedy-by-size, first-fit-by-start, no-reuse, ...")
+    p.add_argument("--remat", default="none", metavar="POLICY",
+                   help="recompute policy: none (default), or one of graphc.compile.REMAT_POLICIES (e.g. sqrt)")
+    p.add_argument("--budget", type=int, default=None, metavar="BYTES", help="memory budget for --remat, in bytes")
+
+
+def _add_plan(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="compile FILE.py:FUNC and print its plan and memory report",
+        description="Import FILE.py, call FUNC(), compile what it returns, and print the plan listing, the memory "
+        "report and the FLOP count.",
+        epilog=FUNC_HELP + "\n\nexample: graphc plan step.py:train_step --memory no-reuse --json step.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", metavar="FILE.py:FUNC", help="a Python file and a function in it")
+    _add_compile_options(p)
+    p.add_argument("--json", metavar="OUT", default=None, help="also write the plan as JSON to OUT")
+    p.add_argument("--timeline", metavar="PNG", default=None, help="also plot the memory timeline to PNG (matplotlib)")
+    p.set_defaults(handler=_run_plan, command_name="plan")
+
+
+def _max_nodes(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'all'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from graphc.render import make_scene, render
+
+    from graphc.render import FORMATS
+
+    view = args.view
+    out = args.output or f"{args.target.rpartition(':')[2]}_{view}.png"
+    if Path(out).suffix.lower().lstrip(".") not in FORMATS:
+        raise UsageError(f"-o {out}: the suffix gives the image type; use one of " + ", ".join("." + f for f in FORMATS))
+    if view == "plan":
+        target = _compile(args.target, args)
+    else:
+        outputs, updates = call_function(args.target)
+        pairs = updates.items() if isinstance(updates, Mapping) else (updates or ())
+        target = outputs + [new for _, new in pairs]
+    nodes = len(make_scene(target, view).boxes)
+    with Progress(f"rendering the {view} view ({nodes:,d} nodes) to {out}"):
+        render(target, out, view, max_nodes=args.max_nodes, collapse=not args.no_collapse)
+    print(out)
+    return 0
+
+
+def _add_render(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "render",
+        help="draw the graph or plan of FILE.py:FUNC as an image",
+        description="Import FILE.py, call FUNC(), and draw what its outputs need: the forward graph, the adjoint "
+        "graph, both (joint), or the compiled plan. The image type comes from the suffix of -o "
+        "(.png, .svg, .pdf). Needs graphviz's `dot` program.",
+        epilog=FUNC_HELP + "\n\nexample: graphc render step.py:train_step --view joint -o step.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", metavar="FILE.py:FUNC", help="a Python file and a function in it")
+    p.add_argument("--view", choices=("forward", "adjoint", "joint", "plan"), default="joint",
+                   help="what to draw (default: joint, forward and adjoint together)")
+    p.add_argument("-o", "--output", metavar="OUT", default=None, help="the image to write (default: FUNC_VIEW.png)")
+    p.add_argument("--max-nodes", type=_max_nodes, default=150, metavar="N",
+                   help="above N boxes, collapse repeated blocks and group nodes (default 150; 'all' draws every node)")
+    p.add_argument("--no-collapse", action="store_true", help="fail instead of collapsing when above --max-nodes")
+    _add_compile_options(p)
+    p.set_defaults(handler=_run_render, command_name="render")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    script = ROOT / "benchmarks" / ("run_all.py" if args.name == "all" else f"{args.name}.py")
+    if not script.is_file():
+        raise UsageError(f"the {args.name} benchmark is missing: {script} does not exist")
+    command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
+    label = f"benchmarks/{script.name}{' --quick' if args.quick else ''}"
+    print(f"running {label} (from {ROOT})", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    status = subprocess.run(command, cwd=ROOT).returncode
+    print(f"{label}: exit status {status} after {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return status
+
+
+def _add_bench(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run a benchmark script (benchmarks/NAME.py)",
+        description="Run benchmarks/NAME.py of the source tree from its root (tables on stdout, charts under "
+        "out/bench/). 'all' runs every script in --quick mode.",
+    )
+    p.add_argument("name", choices=BENCHMARKS, help="which benchmark: " + ", ".join(BENCHMARKS))
+    p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller graphs")
+    p.set_defaults(handler=_run_bench, command_name="bench")
+
+
+# Order = order in --help.
+_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_plan, _add_render, _add_bench)
 
 
 # --- entry point -------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="graphc",
         description="A static computational-graph compiler for reverse-mode differentiation.",
+        epilog="Run `graphc COMMAND --help` for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -74,7 +409,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    return handler(args)
+    from graphc.errors import GraphError
+
+    try:
+        return handler(args)
+    except (UsageError, GraphError, RuntimeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"graphc {getattr(args, 'command_name', '')}".rstrip() + f": error: {first}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graphc: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -335,13 +335,47 @@ def digits_demo(out_dir: Path | None = None, stream: TextIO | None = None, **tra
     return result
 
 
+# --- part 3: see it ------------------------------------------------------------------------
+
+
+def see_it(out_dir: Path, train_program: gc.Program | None = None, stream: TextIO | None = None) -> list[Path]:
+    """Part 3: images of parts 1 and 2 in ``out_dir``; returns the files written.
+
+    ``seed_joint.png`` (the lecture's DAG and its adjoint, each J^T term on its
+    edge), ``seed_plan.png`` (the compiled plan: steps, buffers, arena
+    offsets), and for the MLP's training step ``memory_timeline.png`` and
+    ``arena_layout.png``. Images that need a missing tool (graphviz's ``dot``,
+    matplotlib) are skipped with a note.
+    """
+    out = stream or sys.stdout
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    g, v = zoo.seed_dag()
+    dw1, dw2 = gc.grad(v["loss"], [v["w1"], v["w2"]])
+    try:
+        written.append(gc.render(g, out_dir / "seed_joint.png", "joint"))
+        written.append(gc.render(gc.compile([v["loss"], dw1, dw2]), out_dir / "seed_plan.png"))
+    except RuntimeError as exc:  # graphviz's `dot` is not installed
+        print(f"(graph images skipped: {exc})", file=out)
+    if train_program is not None:
+        try:
+            gc.plot_memory_timeline(train_program, out_dir / "memory_timeline.png")
+            gc.plot_arena_layout(train_program, out_dir / "arena_layout.png")
+            written += [out_dir / "memory_timeline.png", out_dir / "arena_layout.png"]
+        except ImportError:
+            print("(memory plots skipped: matplotlib is not installed; pip install 'graphc[plots]')", file=out)
+    print("═══ 3. See it ═══", "", *(f"  {p}" for p in written), "", sep="\n", file=out)
+    return written
+
+
 def main(out_dir: str | Path | None = OUT_DIR, epochs: int = EPOCHS) -> int:
-    """Run both parts; write text outputs to ``out_dir`` (None: write nothing). Return 0."""
+    """Run the parts; write text outputs and images to ``out_dir`` (None: write nothing). Return 0."""
     start = time.perf_counter()
     target = None if out_dir is None else Path(out_dir)
     seed_demo(target)
-    digits_demo(target, epochs=epochs)
+    result = digits_demo(target, epochs=epochs)
     if target is not None:
+        see_it(target, result.train_program)
         print(f"outputs written to {target}/: " + ", ".join(sorted(p.name for p in target.iterdir())))
     print(f"demo wall time {time.perf_counter() - start:.2f} s")
     return 0

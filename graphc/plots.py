@@ -159,6 +159,22 @@ def _block_name(key: Any) -> str:
     return str(getattr(key, "name", key))
 
 
+def block_label(program: "Program", iv: Any, offset: int) -> str:
+    """The values a block holds in turn (in-place reuse), e.g. ``matmul_4 → z1 → h1 → … (+2)``.
+
+    Read off the plan: the buffers written at this offset, with this size,
+    while the block is live.
+    """
+    plan = program.plan
+    names = []
+    for ins in plan.instructions[iv.start: iv.end + 1]:
+        out = plan.buffers[ins.out]
+        if out.offset == offset and out.kind in ("temp", "scratch") and out.nbytes == iv.nbytes:
+            names.append(out.name)
+    names = names or [_block_name(iv.key)]
+    return " → ".join(names) if len(names) <= 3 else " → ".join(names[:3]) + f" → … (+{len(names) - 3})"
+
+
 def plot_arena_layout(program: "Program", path: str | Path | None = None, label_blocks: int = 12,
                       title: str | None = None) -> "Figure":
     """Each arena block as a rectangle: [first step, last step] × [offset, offset + bytes].
@@ -188,7 +204,7 @@ def plot_arena_layout(program: "Program", path: str | Path | None = None, label_
     for iv in largest:  # names only where they fit: wide enough and tall enough for a line of text
         offset = memory.offsets.get(iv.key)
         if offset is not None and (iv.end - iv.start + 1) >= steps / 12 and iv.nbytes >= memory.planned_bytes / 25:
-            ax.text((iv.start + iv.end) / 2, (offset + iv.nbytes / 2) / scale, _block_name(iv.key),
+            ax.text((iv.start + iv.end) / 2, (offset + iv.nbytes / 2) / scale, block_label(program, iv, offset),
                     ha="center", va="center", fontsize=7, clip_on=True)
     ax.axhline(memory.planned_bytes / scale, color="#1f4e8c", ls="--", lw=1.2)
     ax.set_xlim(-1, steps)

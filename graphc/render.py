@@ -55,7 +55,7 @@ FORMATS = ("png", "svg", "pdf")
 DEFAULT_MAX_NODES = 150
 MAX_PERIOD = 64  # the longest repeated block looked for, in boxes
 MIN_HIDDEN = 4  # a repeated block is collapsed only if that hides at least this many boxes
-EDGES_PER_BOX = 1.4  # a shrunk picture with more arrows than this × max_nodes is shrunk further
+EDGES_PER_BOX = 1.0  # a shrunk picture with more arrows than this × max_nodes is shrunk further
 CHAIN_MAX = 60  # plans of at most this many boxes are drawn strictly in execution order
 
 FONT = "Helvetica,Arial,sans-serif"
@@ -79,7 +79,7 @@ CHECKPOINT_EDGE = "#7f9fc8"
 CHECKPOINT_BORDER = "#1f4e8c"
 CLUSTER_FILL = "#fff6f3"
 CLUSTER_BORDER = "#e3a99c"
-ADJOINT_TITLE = "adjoint graph:  ∂ℓ/∂x = Σ over the consumers c of x of  Jᵀ c|x · ∂ℓ/∂c"
+ADJOINT_TITLE = "adjoint graph: ∂ℓ/∂x = Σ over the consumers c of x of Jᵀ c|x · ∂ℓ/∂c"
 CLUSTER_STYLE = {
     "forward": {"style": "rounded", "color": "#a9c1e0", "fontcolor": "#2c5282"},
     "adjoint": {"style": "rounded,filled", "fillcolor": CLUSTER_FILL, "color": CLUSTER_BORDER, "fontcolor": "#9c3d2e"},
@@ -228,7 +228,7 @@ def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
     gradient (one consumer) labels the edge through which the cotangent enters it.
     """
     accumulations: dict[Node, list[Node]] = {}
-    for node in shown:
+    for node in sorted(shown, key=lambda n: n.id):
         info = node.adjoint
         if info is not None and info.role == "accumulate" and info.forward is not None:
             accumulations.setdefault(info.forward, []).append(node)
@@ -395,28 +395,51 @@ def plan_scene(plan: "Plan", view: str = "plan") -> Scene:
     recompute ones; ``"adjoint"`` the backward ones (with the forward buffers
     they read as references); ``"joint"`` all, the backward ones in a cluster.
     """
-    from graphc.plan import BIND_VIEW
-
-    buffers = plan.buffers
-    writer = {ins.out: k for k, ins in enumerate(plan.instructions) if ins.op != "assign"}
-    tag_of = {k: ins.tag for k, ins in enumerate(plan.instructions)}
-    wanted = {"plan": ("forward", "backward", "recompute", "update"), "joint": ("forward", "backward", "recompute", "update"),
-              "forward": ("forward", "recompute"), "adjoint": ("backward",)}[view]
+    wanted = {"plan": PLAN_TAGS, "joint": PLAN_TAGS, "forward": ("forward", "recompute"), "adjoint": ("backward",)}[view]
     steps = [k for k, ins in enumerate(plan.instructions) if ins.tag in wanted]
     kept = _kept_checkpoints(plan)
-    read_sources = sorted({a for k in steps for a in plan.instructions[k].args if a not in writer}
-                          | {plan.instructions[k].out for k in steps if plan.instructions[k].op == "assign"})
-    references = sorted({a for k in steps for a in plan.instructions[k].args if a in writer and writer[a] not in steps})
+    boxes, where, references = _plan_sources(plan, steps)
+    arrows = _plan_instructions(plan, steps, kept, boxes, where)
+    legend = _plan_legend(plan, steps, kept, boxes, references)
+    clusters = {"adjoint": "backward instructions"} if view == "joint" else {}
+    title = (f"plan {plan.name!r} — {len(plan.instructions)} instructions, arena {plan.arena_bytes:,d} B"
+             f"{'' if view == 'plan' else f' ({view} view)'};  #step  %buffer = op %args  @arena offset")
+    return Scene(title, boxes, arrows, legend, clusters, graph_attrs={"ranksep": "0.25"})
+
+
+PLAN_TAGS = ("forward", "backward", "recompute", "update")
+
+
+def _plan_sources(plan: "Plan", steps: list[int]) -> tuple[list[Box], dict[int, int], list[int]]:
+    """Boxes for the buffers the drawn steps read but do not write: sources, then references.
+
+    Returns the boxes, ``where`` (buffer id -> its box) and the referenced buffers
+    (values of instructions not drawn, e.g. the forward values of an adjoint view).
+    """
+    writer = {ins.out: k for k, ins in enumerate(plan.instructions) if ins.op != "assign"}
+    drawn = set(steps)
+    reads = [a for k in steps for a in plan.instructions[k].args]
+    assigned = [plan.instructions[k].out for k in steps if plan.instructions[k].op == "assign"]
+    sources = sorted({a for a in reads if a not in writer} | set(assigned))
+    references = sorted({a for a in reads if a in writer and writer[a] not in drawn})
     boxes: list[Box] = []
-    where: dict[int, int] = {}  # buffer id -> box producing it
-    for b in read_sources:
+    where: dict[int, int] = {}
+    for b in sources:
         where[b] = len(boxes)
-        boxes.append(_buffer_box(buffers[b], plan))
+        boxes.append(_buffer_box(plan.buffers[b], plan))
     for b in references:
         where[b] = len(boxes)
-        buf = buffers[b]
-        boxes.append(Box([f"%{b} {buf.name}", f"{tag_of[writer[b]]} value"], {"shape": "box", "style": "rounded,dashed",
-                         "color": "#8c8c8c", "fontcolor": "#6b6b6b"}, "reference", ("reference", buf.shape), "ref", buf.name))
+        buf = plan.buffers[b]
+        lines = [f"%{b} {buf.name}", f"{plan.instructions[writer[b]].tag} value"]
+        attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
+        boxes.append(Box(lines, attrs, "reference", ("reference", buf.shape), "ref", buf.name))
+    return boxes, where, references
+
+
+def _plan_instructions(plan: "Plan", steps: list[int], kept: set[int], boxes: list[Box], where: dict[int, int]) -> list[Arrow]:
+    """Append a box per drawn instruction, in order; return the dataflow arrows."""
+    from graphc.plan import BIND_VIEW
+
     arrows: list[Arrow] = []
     for k in steps:
         ins = plan.instructions[k]
@@ -426,22 +449,24 @@ def plan_scene(plan: "Plan", view: str = "plan") -> Scene:
             if a in where:
                 attrs = {"color": CHECKPOINT_EDGE} if ins.tag in ("backward", "recompute") and a in kept else {}
                 arrows.append(Arrow(where[a], me, "", attrs))
-        if ins.op == "assign":
+        if ins.op == "assign":  # W ← new W: the update writes the stored param
             arrows.append(Arrow(me, where[ins.out], "writes", {"style": "dashed", "color": "#7d5ba6",
                                                              "fontcolor": "#7d5ba6", "constraint": "false"}))
         else:
             where[ins.out] = me
+    return arrows
+
+
+def _plan_legend(plan: "Plan", steps: list[int], kept: set[int], boxes: list[Box], references: list[int]) -> list[str]:
+    kinds = {b.op for b in boxes if not b.computed}
     tags = {plan.instructions[k].tag for k in steps}
-    legend = [k for k in ("input", "param", "const") if any(buffers[b].kind == k for b in read_sources)]
+    legend = [k for k in ("input", "param", "const") if k in kinds]
     legend += ["forward_ins"] + [t for t in ("backward", "recompute", "update") if t in tags]
     if any(plan.instructions[k].out in kept for k in steps):
         legend.append("kept")
     if references:
         legend.append("reference")
-    clusters = {"adjoint": "backward instructions"} if view == "joint" else {}
-    title = (f"plan {plan.name!r} — {len(plan.instructions)} instructions, arena {plan.arena_bytes:,d} B"
-             f"{'' if view == 'plan' else f' ({view} view)'};  #step  %buffer = op %args  @arena offset")
-    return Scene(title, boxes, arrows, legend, clusters, graph_attrs={"ranksep": "0.25"})
+    return legend
 
 
 def _kept_checkpoints(plan: "Plan") -> set[int]:
@@ -596,14 +621,15 @@ def _drawn_units(owner: list[int | None], groups: list[_Group]) -> list[list[int
 def _bandable_runs(scene: Scene, units: list[list[int]], keep_groups: bool) -> tuple[list[list[list[int]]], int]:
     """Stretches of units of one part that bands may merge, and the number of units kept apart."""
     runs: list[list[list[int]]] = []
-    kept, previous = 0, None
+    barrier = object()  # a kept group ends a run
+    kept, previous = 0, barrier
     for unit in units:
         if keep_groups and len(unit) > 1:
-            kept, previous = kept + 1, None
+            kept, previous = kept + 1, barrier
             continue
         part = scene.boxes[unit[0]].part
-        part = part if part in scene.clusters else None  # bands never straddle a cluster's border
-        if part == previous and runs:
+        part = part if part in scene.clusters else ""  # bands never straddle a cluster's border
+        if part == previous:
             runs[-1].append(unit)
         else:
             runs.append([unit])
@@ -731,8 +757,12 @@ def _quotient(scene: Scene, groups: list[_Group], owner: list[int | None], notes
         if len(group) == 1 and owner[group[0].src] is None and owner[group[0].dst] is None:
             arrows.append(Arrow(s, d, group[0].label, group[0].attrs))
         else:
-            label = f"×{len(group)}" if len(group) > 1 else group[0].label.split("\n")[-1]
-            arrows.append(Arrow(s, d, label, {"penwidth": "1.4", **({"style": "bold"} if len(group) > 1 else {})}))
+            label = f"{len(group)} edges" if len(group) > 1 else group[0].label.split("\n")[-1]
+            attrs = {"penwidth": "1.4", **({"style": "bold"} if len(group) > 1 else {})}
+            if all(a.attrs.get("constraint") == "false" for a in group):  # writes back to params
+                attrs = dict(group[0].attrs)
+                label = group[0].label + (f" ({len(group)})" if len(group) > 1 else "")
+            arrows.append(Arrow(s, d, label, attrs))
     legend = list(scene.legend) + (["group"] if groups else [])
     return Scene(scene.title, boxes, arrows, legend, scene.clusters, scene.notes + notes, scene.graph_attrs)
 
@@ -797,7 +827,7 @@ def make_scene(target: Any, view: str | None = None) -> Scene:
             raise GraphError("view='plan' draws a compiled plan: pass a Program, or the Values to compile")
         from graphc.compile import compile as compile_values
 
-        _, nodes, _ = _select(target)
+        _select(target)  # checks the Values
         values = [target] if isinstance(target, Value) else list(target)
         return plan_scene(compile_values(values).plan, "plan")
     if not isinstance(target, (Graph, Value, list, tuple)):

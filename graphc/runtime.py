@@ -75,6 +75,8 @@ class Executable:
         args = [arrays[a] for a in ins.args]
         if ins.op == "assign":
             name = self.plan.buffers[ins.out].name
+            if name not in self.stored:
+                raise GraphError(f"the plan updates param {name!r}, but no stored value was given for it")
             self.updates.append((self.stored[name], args[0]))
             return
         kernel = lookup(ins.op).kernel

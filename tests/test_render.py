@@ -1,0 +1,259 @@
+"""graphc.render: every view of every zoo graph draws; labels say what the pictures claim."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import graphc as gc
+from graphc import zoo
+
+R = importlib.import_module("graphc.render")  # the module (gc.render is the function)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+@functools.lru_cache(maxsize=None)
+def built(name: str) -> tuple[gc.Graph, gc.Program]:
+    """A zoo graph with its training gradients, and the compiled training step (built once per worker)."""
+    graph, values = zoo.ZOO[name]()
+    program = gc.compile(zoo.training_outputs(values))
+    return graph, program
+
+
+def svg_texts(path: Path) -> list[str]:
+    """The text of every <text> element of an SVG (parsing it checks it is well-formed XML)."""
+    root = ET.parse(path).getroot()
+    assert root.tag == SVG_NS + "svg"
+    return ["".join(t.itertext()) for t in root.iter(SVG_NS + "text")]
+
+
+def seed_with_grads() -> tuple[gc.Graph, dict, list[gc.Value]]:
+    g, v = zoo.seed_dag()
+    grads = gc.grad(v["loss"], [v["w1"], v["w2"]])
+    return g, v, grads
+
+
+# --- every view of every zoo graph -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("view", R.VIEWS)
+@pytest.mark.parametrize("name", list(zoo.ZOO))
+def test_every_view_of_every_zoo_graph_renders_png_and_svg(name, view, tmp_path):
+    graph, program = built(name)
+    target = program if view == "plan" else graph
+    png = gc.render(target, tmp_path / "g.png", view)
+    assert png == tmp_path / "g.png" and png.read_bytes()[:8] == PNG_MAGIC
+    texts = svg_texts(gc.render(target, tmp_path / "g.svg", view))
+    title = " ".join(texts)
+    assert (f"plan '{program.plan.name}'" if view == "plan" else f"graph '{graph.name}'") in title
+    assert f"{view} view" in title or view == "plan"
+
+
+def test_pdf_from_the_suffix(tmp_path):
+    g, _, _ = seed_with_grads()
+    assert gc.render(g, tmp_path / "seed.PDF").read_bytes()[:5] == b"%PDF-"
+
+
+# --- what the seed DAG's pictures say -------------------------------------------------------------
+
+
+def test_seed_joint_labels_each_term_with_its_jacobian(tmp_path):
+    g, v, (dw1, dw2) = seed_with_grads()
+    texts = svg_texts(gc.render(g, tmp_path / "seed.svg", "joint"))
+    for name in ("x", "w1", "w2", "z1", "x1", "s2", "z2", "x2", "p3", "x3", "loss"):
+        assert name in texts
+    # ∂ℓ/∂w1 = J^T_{φ3|w1} ∂ℓ/∂x3 + J^T_{φ1|w1} ∂ℓ/∂x1: φ3's matmul is x3, φ1's is z1
+    assert {"Jᵀ x3|w1", "Jᵀ z1|w1"} <= set(texts)
+    assert "Σ dloss/dw1" in texts  # the accumulation, marked
+    assert "Jᵀ z2|w2" in texts  # a single term (w2 has one consumer) labels the edge into it
+    assert texts.count("Jᵀ x3_sq|x3") == 2  # x3 * x3: both operands are x3, two terms
+    assert {"8×4", "4×4", "scalar"} <= set(texts)  # shapes on edges
+    assert "adjoint graph: ∂ℓ/∂x = Σ over the consumers c of x of Jᵀ c|x · ∂ℓ/∂c" in texts
+    assert "kept for backward" in texts  # the legend of the double border
+
+
+def test_contribution_edges_match_the_records():
+    """Each red edge ends at a Σ of its forward value, or at the term the cotangent enters."""
+    g, v, _ = seed_with_grads()
+    scene = R.graph_scene(g, "joint")
+    labelled = [(a.src, a.dst, a.label.split("\n")[0]) for a in scene.arrows if a.label.startswith("Jᵀ")]
+    index = {node: i for i, node in enumerate(n for n in g.nodes)}
+    sums = {i for i, box in enumerate(scene.boxes) if box.lines[0].startswith("Σ ")}
+    terms = {index[c.term] for c in g.contributions}
+    assert labelled and all(dst in sums or dst in terms for _, dst, _ in labelled)
+    by_dst = {}
+    for _, dst, text in labelled:
+        by_dst.setdefault(scene.boxes[dst].name, []).append(text)
+    assert sorted(by_dst["dloss/dw1"]) == ["Jᵀ x3|w1", "Jᵀ z1|w1"]
+
+
+def test_forward_view_has_no_adjoint_nodes(tmp_path):
+    g, _, _ = seed_with_grads()
+    texts = svg_texts(gc.render(g, tmp_path / "f.svg", "forward"))
+    assert "x3" in texts and not any(t.startswith("Jᵀ") or t.startswith("Σ") for t in texts)
+
+
+def test_adjoint_view_draws_read_forward_values_as_references():
+    g, _, _ = seed_with_grads()
+    scene = R.graph_scene(g, "adjoint")
+    references = {b.name for b in scene.boxes if b.part == "reference"}
+    assert {"x1", "x2", "p3", "x3", "w1", "w2", "x"} <= references
+    ref_index = {i for i, b in enumerate(scene.boxes) if b.part == "reference"}
+    assert not any(a.src in ref_index and a.dst in ref_index for a in scene.arrows)
+
+
+def test_values_target_draws_only_what_they_need():
+    g, v, (dw1, dw2) = seed_with_grads()
+    names = {b.name for b in R.graph_scene([v["x2"]], "forward").boxes}
+    assert names == {"x", "w1", "w2", "z1", "x1", "s2", "z2", "x2"}
+    adjoint = {b.name for b in R.graph_scene([dw2], "joint").boxes}
+    assert "dloss/dw2" in adjoint and "dloss/dw1" not in adjoint
+
+
+def test_plan_view_shows_steps_buffers_offsets_and_checkpoints():
+    g, v, grads = seed_with_grads()
+    program = gc.compile([v["loss"], *grads])
+    source = gc.to_dot(program).source  # a Program: the plan view by default
+    assert "#0 " in source and "@0" in source and "%" in source
+    kept = R._kept_checkpoints(program.plan)
+    assert {program.plan.buffers[b].name for b in kept} >= {"x1", "x2", "p3", "x3"}
+    assert "kept for backward" in source and "legend" in source
+    assert "style=invis" in source  # small plans are drawn strictly in execution order
+
+
+def test_values_in_plan_view_are_compiled():
+    g, v, grads = seed_with_grads()
+    assert "plan 'seed'" in gc.to_dot([v["loss"], *grads], "plan").source
+
+
+def test_recomputed_instructions_are_marked():
+    """A plan with an instruction tagged "recompute": orange, ↻, in the legend."""
+    g, v, grads = seed_with_grads()
+    plan = gc.compile([v["loss"], *grads]).plan
+    k = next(i for i, ins in enumerate(plan.instructions) if ins.tag == "forward" and ins.mode == "kernel")
+    instructions = list(plan.instructions)
+    instructions[k] = dataclasses.replace(instructions[k], tag="recompute")
+    scene = R.plan_scene(dataclasses.replace(plan, instructions=instructions))
+    box = next(b for b in scene.boxes if b.lines[0].startswith(f"#{k} "))
+    assert "↻" in box.lines[0] and box.attrs["fillcolor"] == R.COLOURS["recompute"]
+    assert "recompute" in scene.legend
+    assert "↻ recomputed" in R.scene_to_dot(scene).source
+
+
+def test_remat_plan_marks_recompute_when_the_policy_exists():
+    from graphc.compile import REMAT_POLICIES
+
+    if "sqrt" not in REMAT_POLICIES:
+        pytest.skip("remat='sqrt' is not available")
+    _, v = zoo.chain(6, width=8, batch=4)
+    program = gc.compile(zoo.training_outputs(v), remat="sqrt")
+    if program.cost.recompute_flops == 0:
+        pytest.skip("the policy recomputes nothing on this chain")
+    assert "↻" in gc.to_dot(program).source
+
+
+# --- quoting (Theano#1412) -------------------------------------------------------------------------
+
+
+NASTY = ['a:b', 'c/d', 'say "hi"', "<lambda>", "<b>bold</b>", "back\\slash", "{x}", "x -> y", "n\\l", "a;b=c"]
+
+
+def test_names_with_special_characters_are_drawn_as_written(tmp_path):
+    with gc.Graph('g:"/<>') as g:
+        x = gc.input(NASTY[0], shape=(2, 3))
+        w = gc.param(NASTY[1], shape=(3, 3))
+        h = gc.tanh(gc.matmul(x, w, name=NASTY[2]), name=NASTY[3])
+        h = gc.mul(h, h, name=NASTY[4])
+        h = gc.add(h, 1.0, name=NASTY[5])
+        h = gc.relu(h, name=NASTY[6])
+        h = gc.sigmoid(h, name=NASTY[7])
+        h = gc.exp(h, name=NASTY[8])
+        loss = gc.sum(h, name=NASTY[9])
+    gc.grad(loss, [w])
+    for view in ("forward", "joint"):
+        texts = svg_texts(gc.render(g, tmp_path / f"{view}.svg", view))
+        for name in NASTY:
+            assert name in texts, (view, name)
+        assert f"graph 'g:\"/<>' — {view} view, " in " ".join(texts)
+    assert "Jᵀ <b>bold</b>|<lambda>" in svg_texts(tmp_path / "joint.svg")
+    plan_texts = svg_texts(gc.render(gc.compile([loss]), tmp_path / "plan.svg"))
+    for name in NASTY:
+        assert any(name in t for t in plan_texts), name
+    assert gc.render(g, tmp_path / "nasty.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_dot_text_escapes_backslashes_only():
+    assert R.dot_text("a\\nb") == "a\\\\nb"
+    assert str(R.dot_label(["<x>", "y"])) == "<x>\\ny"  # nohtml: quoted on output, never HTML
+
+
+# --- big graphs ---------------------------------------------------------------------------------------
+
+
+def test_a_deep_chain_collapses_its_repeated_layers():
+    g, v = zoo.chain(200)
+    zoo.training_outputs(v)
+    full = R.make_scene(g, "joint")
+    assert len(full.boxes) > 2000
+    dot = gc.to_dot(g, "joint")
+    drawn = dot.source.count("label=") - dot.source.count("->")
+    assert drawn <= R.DEFAULT_MAX_NODES + 2  # boxes (+ the graph's title and the legend)
+    assert "× 197 repeats of a 5-node block" in dot.source
+    assert "matmul → add → tanh" in dot.source or "add → tanh → matmul" in dot.source
+    assert "max_nodes=None draws every node" in dot.source
+
+
+def test_shrunk_scenes_stay_acyclic_and_small():
+    """Groups are stretches of a topological order, so every arrow still points forward."""
+    for graph, values in (zoo.chain(300), zoo.random_dag(300), zoo.unet()):
+        program = gc.compile(zoo.training_outputs(values))
+        for target, view in ((graph, "joint"), (graph, "adjoint"), (program, "plan")):
+            scene = R.make_scene(target, view)
+            small = R.fit(scene, 100) if len(scene.boxes) > 100 else scene
+            assert len(small.boxes) <= 100, (graph.name, view)
+            for a in small.arrows:
+                assert a.src < a.dst or a.attrs.get("constraint") == "false", (graph.name, view)
+
+
+def test_collapse_false_refuses_with_advice():
+    g, v = zoo.chain(100)
+    with pytest.raises(gc.GraphError, match=r"max_nodes=150.*gc\.render\(\[h10\]"):
+        gc.to_dot(g, "forward", collapse=False)
+
+
+def test_max_nodes_none_draws_every_node():
+    g, v = zoo.chain(40)
+    source = gc.to_dot(g, "forward", max_nodes=None).source
+    assert "repeats" not in source and "z40" in source and "h17" in source
+
+
+def test_find_best_run_picks_the_longest_repeat():
+    import numpy as np
+
+    codes = np.array([9, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 8])
+    start, period, repeats = R._find_best_run(codes, np.ones(len(codes), bool), 8)
+    assert (start, period, repeats) == (1, 3, 5)
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+def test_bad_arguments_raise_graph_errors(tmp_path):
+    g, v, grads = seed_with_grads()
+    with pytest.raises(gc.GraphError, match="view='sideways' is not a view"):
+        gc.to_dot(g, "sideways")
+    with pytest.raises(gc.GraphError, match=r"suffix among \.png, \.svg, \.pdf"):
+        gc.render(g, tmp_path / "seed.gif")
+    with pytest.raises(gc.GraphError, match="empty list"):
+        gc.to_dot([])
+    with pytest.raises(gc.GraphError, match="view='plan' draws a compiled plan"):
+        gc.to_dot(g, "plan")
+    with pytest.raises(gc.GraphError, match="expected a Graph"):
+        gc.to_dot(42)
