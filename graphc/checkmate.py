@@ -26,8 +26,8 @@ and continuous U[t,k], k <= t: the memory right after computing k in stage t.
     subject to  R[t,k]  <= R[t,i] + S[t,i]            i in deps[k], k <= t  (dependencies)
                 S[t+1,i] <= S[t,i] + R[t,i]           i < t                 (storage)
                 S[n-1,i] + R[n-1,i] >= 1              i in keep             (outputs)
-                U[t,0] = M_0 R[t,0] + Σ_{i<t} M_i S[t,i]
-                U[t,k] = U[t,k-1] + M_k R[t,k] - Σ_{i in deps[k-1]} M_i FREE[t,i,k-1]
+                U[t,0] >= M_0 R[t,0] + Σ_{i<t} M_i S[t,i]
+                U[t,k] >= U[t,k-1] + M_k R[t,k] - Σ_{i in deps[k-1]} M_i FREE[t,i,k-1]
                 0 <= U[t,k] <= budget
                 FREE[t,i,k] = R[t,k] (1 - S[t+1,i]) Π_{j in users(i), k<j<=t} (1 - R[t,j])
 
@@ -35,7 +35,8 @@ The product is linearised as in the paper with the number of hazards
 ``h = (1 - R[t,k]) + S[t+1,i] + Σ_{j in users(i), k<j<=t} R[t,j]`` and its maximum ``m``
 (the number of terms): ``1 - FREE <= h`` and ``m (1 - FREE) >= h``, so FREE = 1 exactly
 when h = 0. In the last stage S[n,i] reads as 1 for i in keep (those have no FREE) and
-0 for the others. Memory is counted in units of g = gcd(sizes), so the budget becomes
+0 for the others. The paper's U recurrence is an equality; U is only bounded above,
+so ">=" admits the same schedules. Memory is counted in units of g = gcd(sizes), so the budget becomes
 floor(budget / g).
 
 The fixed topological order is part of the model: stage t is the first computation of
@@ -62,6 +63,7 @@ from typing import Sequence, TextIO
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse.csgraph import breadth_first_order
 
 Event = tuple[str, int]
 
@@ -219,29 +221,10 @@ def _stage_memory(problem: RematProblem, R: np.ndarray) -> np.ndarray:
     return S
 
 
-def _prune(problem: RematProblem, R: np.ndarray) -> np.ndarray:
-    """Drop computes whose value no later event reads (frontier computes R[t,t] stay).
-
-    Backwards over the events: a compute is needed iff its node is demanded, i.e. read
-    by a later kept compute (or in ``keep``) before any later compute of it.
-    """
-    R = R.copy()
-    deps = _deps(problem)
-    demanded = set(problem.keep)
-    stages, nodes = np.nonzero(R)
-    for t, k in zip(stages[::-1].tolist(), nodes[::-1].tolist()):
-        if k == t or k in demanded:
-            demanded.discard(k)
-            demanded.update(deps[k])
-        else:
-            R[t, k] = False
-    return R
-
-
 def _canonical(problem: RematProblem, R: np.ndarray, *, status: str, seconds: float,
                lower_bound: float | None, build_seconds: float = 0.0) -> RematSolution:
     """A solution from a compute matrix: pruned R, the S it implies, cost and replayed peak."""
-    R = _prune(problem, R)
+    R, _ = _prune_fast(_graph(problem), R)
     events = events_of(problem, R)
     cost = float(np.asarray(problem.costs, dtype=float) @ R.sum(axis=0))
     return RematSolution(R=R, S=_stage_memory(problem, R), cost=cost, peak=peak_of(problem, events),
@@ -403,12 +386,15 @@ def _keep_rows(rows: _Rows, lay: _Layout, keep: Sequence[int]) -> None:
 
 
 def _memory_rows(rows: _Rows, lay: _Layout, M: np.ndarray) -> None:
-    """U[t,0] = M_0 R[t,0] + Σ_{i<t} M_i S[t,i];  U[t,k] = U[t,k-1] + M_k R[t,k] - Σ M_i FREE[t,i,k-1].
+    """U[t,0] >= M_0 R[t,0] + Σ_{i<t} M_i S[t,i];  U[t,k] >= U[t,k-1] + M_k R[t,k] - Σ M_i FREE[t,i,k-1].
 
     One row per U[t,k], numbered like U; FREE[t,e] (e = i -> k-1) enters row (t, k).
+    U is only bounded above, so the least U of a schedule is the paper's equality.
+    (With equalities, HiGHS 1.12's presolve returned dearer "optimal" schedules and
+    declared feasible budgets infeasible on a few 6–8 node models; not with these.)
     """
     n = lay.n
-    base = rows.block(lay.n_tri, 0.0, 0.0)
+    base = rows.block(lay.n_tri, 0.0, np.inf)
     t, k = np.tril_indices(n)
     r = base + lay.r(t, k)
     rows.term(r, lay.u(t, k), 1.0)
@@ -457,6 +443,29 @@ def _free_rows(rows: _Rows, lay: _Layout) -> None:
         rows.term(base + fq, rj, 1.0)
 
 
+def _free_rows_factors(rows: _Rows, lay: _Layout) -> None:
+    """FREE below each factor of its product: FREE <= R[t,k], FREE <= 1 - S[t+1,i], FREE <= 1 - R[t,j].
+
+    With R, S binary and FREE continuous this is 0 <= FREE <= R[t,k](1 - S[t+1,i])Π(1 - R[t,j]):
+    a schedule may free less than it could, never more, and since freeing only lowers U
+    the optimum is the paper's. In the LP relaxation FREE is held below the least factor
+    instead of their mean (the hazard count lets an integral R, S free a fraction of a
+    value still in use), which is what the rounding relies on.
+    """
+    t, e, has_s, later, fq, rj = _free_terms(lay)
+    f = lay.f0 + np.arange(lay.n_free)
+    r = rows.block(len(f), -np.inf, 0.0) + np.arange(len(f))
+    rows.term(r, f, 1.0)
+    rows.term(r, lay.r(t, lay.dst[e]), -1.0)
+    m = int(has_s.sum())
+    r = rows.block(m, -np.inf, 1.0) + np.arange(m)
+    rows.term(r, f[has_s], 1.0)
+    rows.term(r, lay.s(t[has_s] + 1, lay.src[e[has_s]]), 1.0)
+    r = rows.block(len(fq), -np.inf, 1.0) + np.arange(len(fq))
+    rows.term(r, lay.f0 + fq, 1.0)
+    rows.term(r, rj, 1.0)
+
+
 @dataclass(frozen=True)
 class _Model:
     lay: _Layout
@@ -472,8 +481,12 @@ def _unit(problem: RematProblem) -> int:
     return reduce(math.gcd, positive) if positive else 1
 
 
-def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimise_peak: bool = False) -> _Model:
+def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimise_peak: bool = False,
+           free_rows: str = "hazards") -> _Model:
     """The MILP (or its LP relaxation) in scipy's form.
+
+    ``free_rows``: FREE linearised by the hazard count ("hazards", the paper's; FREE
+    binary) or by the factors ("factors"; FREE continuous).
     With ``minimise_peak`` the objective is a new variable P >= U[t,k] for all (t, k)
     instead of Σ C R, and ``budget`` (if given) only bounds U from above.
     """
@@ -485,7 +498,9 @@ def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimis
     _storage_rows(rows, lay)
     _keep_rows(rows, lay, problem.keep)
     _memory_rows(rows, lay, M)
-    _free_rows(rows, lay)
+    if free_rows not in ("hazards", "factors"):
+        raise ValueError(f"free_rows must be 'hazards' or 'factors', not {free_rows!r}")
+    (_free_rows if free_rows == "hazards" else _free_rows_factors)(rows, lay)
     n_vars = lay.n_vars + int(minimise_peak)
     lo, hi = np.zeros(n_vars), np.ones(n_vars)
     diag = np.arange(lay.n)
@@ -505,7 +520,7 @@ def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimis
     integrality = np.zeros(n_vars)
     if integral:
         integrality[: lay.u0] = 1
-        integrality[lay.f0 : lay.n_vars] = 1
+        integrality[lay.f0 : lay.n_vars] = free_rows == "hazards"
     return _Model(lay, c, rows.constraint(n_vars), Bounds(lo, hi), integrality, unit)
 
 
@@ -515,19 +530,43 @@ def model_size(problem: RematProblem) -> tuple[int, int, int]:
     return len(model.c), model.constraint.A.shape[0], model.constraint.A.nnz
 
 
-def _options(time_limit: float, mip_gap: float | None = None) -> dict:
-    options = {"time_limit": max(float(time_limit), 0.01), "disp": False}
+def _options(time_limit: float, mip_gap: float | None = None, presolve: bool = True) -> dict:
+    options = {"time_limit": max(float(time_limit), 0.01), "disp": False, "presolve": presolve}
     if mip_gap is not None:
         options["mip_rel_gap"] = mip_gap
     return options
 
 
-def _run(model: _Model, time_limit: float, mip_gap: float | None = None):
-    return milp(model.c, integrality=model.integrality, bounds=model.bounds,
-                constraints=[model.constraint], options=_options(time_limit, mip_gap))
+def _presolve_safe(problem: RematProblem) -> bool:
+    """Whether HiGHS's MIP presolve can be trusted on the cost MILP of ``problem``.
+
+    With zero-cost nodes it has returned "optimal" schedules dearer than the optimum and
+    declared feasible budgets infeasible (the class of HiGHS issues 1517, 2388, 3296);
+    with every cost positive no disagreement with presolve off was seen in 1250 random
+    models (nor on the min-peak model in 620).
+    """
+    return min(problem.costs, default=1.0) > 0
 
 
-def _matrices(lay: _Layout, x: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def _run(model: _Model, time_limit: float, mip_gap: float | None = None, *, extra: Sequence[LinearConstraint] = (),
+         presolve: bool = True, recheck: bool = False):
+    """HiGHS on the model (plus ``extra`` rows) within ``time_limit`` seconds.
+
+    With ``recheck`` an "infeasible" verdict reached with presolve is checked again
+    without it, in the time left.
+    """
+    start = time.perf_counter()
+    constraints = [model.constraint, *extra]
+    res = milp(model.c, integrality=model.integrality, bounds=model.bounds, constraints=constraints,
+               options=_options(time_limit, mip_gap, presolve))
+    if res.status == 2 and presolve and recheck:
+        left = time_limit - (time.perf_counter() - start)
+        res = milp(model.c, integrality=model.integrality, bounds=model.bounds, constraints=constraints,
+                   options=_options(left, mip_gap, presolve=False))
+    return res
+
+
+def _matrices(lay: _Layout, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """R and S (floats) of a solution vector."""
     n = lay.n
     R = np.zeros((n, n))
@@ -579,8 +618,11 @@ def _cutoff(problem: RematProblem, incumbent: float, gap: float) -> float:
     Σ C R <= incumbent - max(gap·incumbent, 1/2 if all costs are integers): a schedule
     within the relative gap of the incumbent is no better (HiGHS's own optimality test).
     """
-    integral = all(float(c).is_integer() for c in problem.costs)
-    return incumbent - max(gap * abs(incumbent), 0.5 if integral else 0.0)
+    return incumbent - max(gap * abs(incumbent), 0.5 if _integral_costs(problem) else 0.0)
+
+
+def _integral_costs(problem: RematProblem) -> bool:
+    return all(float(c).is_integer() for c in problem.costs)
 
 
 def _solution_of(problem: RematProblem, model: _Model, x: np.ndarray, **fields) -> RematSolution:
@@ -603,6 +645,8 @@ def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: floa
     Status "optimal" (within HiGHS's relative gap, 1e-4 unless ``mip_gap``), "feasible"
     (time limit hit; the best schedule known), "infeasible" (proven), or "timeout" (time
     limit hit and no schedule known). ``lower_bound``: a proven bound on the optimum.
+    HiGHS runs without presolve when some cost is zero (``_presolve_safe``); a final
+    "infeasible" verdict (no schedule known) reached with presolve is checked without it.
     """
     quick = _shortcut(problem)
     if quick is not None:
@@ -614,41 +658,55 @@ def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: floa
     b0 = time.perf_counter()
     model = _build(problem, budget=problem.budget, integral=True)
     build = time.perf_counter() - b0
-    constraints = [model.constraint]
+    extra = []
     if known is not None:
-        constraints.append(LinearConstraint(sp.csr_matrix(model.c[None, :]), -np.inf, _cutoff(problem, known.cost, gap)))
-    res = milp(model.c, integrality=model.integrality, bounds=model.bounds, constraints=constraints,
-               options=_options(time_limit - (time.perf_counter() - start), mip_gap))
+        extra.append(LinearConstraint(sp.csr_matrix(model.c[None, :]), -np.inf, _cutoff(problem, known.cost, gap)))
+    res = _run(model, time_limit - (time.perf_counter() - start), mip_gap, extra=extra,
+               presolve=_presolve_safe(problem), recheck=known is None)
     seconds = time.perf_counter() - start - build
     status, bound = _status(res), _bound(res)
     if res.x is not None:
         return _solution_of(problem, model, res.x, status=status, seconds=seconds, lower_bound=bound, build_seconds=build)
     if known is None:
         return _infeasible(problem, status, seconds, bound, build)
-    if status == "infeasible":  # nothing cheaper than the incumbent
-        bound = known.cost if _cutoff(problem, known.cost, 0.0) < known.cost else _cutoff(problem, known.cost, gap)
-        status = "optimal"
+    if status == "infeasible":  # every schedule costs more than the cutoff: the incumbent is optimal
+        cut = _cutoff(problem, known.cost, gap)
+        bound, status = (math.floor(cut) + 1.0 if _integral_costs(problem) else cut), "optimal"
     else:
         bound = None if bound is None else min(bound, known.cost)
         status = "feasible"
     return replace(known, status=status, solve_seconds=seconds, lower_bound=bound, build_seconds=build)
 
 
+class LeastBudgetTimeout(TimeoutError):
+    """The least budget was not proven within the time limit; it lies in [lower, upper]."""
+
+    def __init__(self, lower: int, upper: int, seconds: float) -> None:
+        super().__init__(f"least budget not proven in {seconds:.0f} s: between {lower} and {upper} bytes")
+        self.lower, self.upper = lower, upper
+
+
 def minimal_least_budget(problem: RematProblem, *, time_limit: float = 60.0) -> int:
     """The least budget a schedule of this model can meet (the problem's own budget is ignored).
 
     min P  s.t. U[t,k] <= P and the constraints of the MILP (units of g = gcd(sizes));
-    the answer is g·P*. Cheap bounds come first: ``budget_lower_bound`` <= answer <=
-    ``store_all_peak``. Raises TimeoutError if HiGHS cannot prove P* within the limit.
+    the answer is g·P*. ``budget_lower_bound`` <= answer <= ``store_all_peak``; when
+    they meet no solver runs. Raises :class:`LeastBudgetTimeout` (with the bounds then
+    known) if HiGHS cannot prove P* within the limit.
     """
     low, high = budget_lower_bound(problem), store_all_peak(problem)
     if low >= high:
         return high
-    model = _build(replace(problem, budget=high), budget=high, integral=True, minimise_peak=True)
+    model = _build(problem, budget=high, integral=True, minimise_peak=True)
     res = _run(model, time_limit)
-    if res.status != 0:
-        raise TimeoutError(f"least budget not proven in {time_limit} s: HiGHS status {res.status}, {res.message}")
-    return int(math.ceil(res.fun - 1e-6)) * model.unit
+    if res.status == 0:
+        return int(math.ceil(res.fun - 1e-6)) * model.unit
+    bound = _bound(res)
+    if bound is not None:
+        low = max(low, int(math.ceil(bound - 1e-6)) * model.unit)
+    if res.x is not None:
+        high = min(high, int(math.ceil(res.fun - 1e-6)) * model.unit)
+    raise LeastBudgetTimeout(low, high, time_limit)
 
 
 def _compute_from_storage(problem: RematProblem, S: np.ndarray) -> np.ndarray:
@@ -695,8 +753,83 @@ def _cost(problem: RematProblem, R: np.ndarray) -> float:
     return float(np.asarray(problem.costs, dtype=float) @ R.sum(axis=0))
 
 
-def _fits(problem: RematProblem, R: np.ndarray) -> bool:
-    return peak_of(problem, events_of(problem, R)) <= problem.budget
+@dataclass(frozen=True)
+class _Graph:
+    """The problem as arrays: dependencies in CSR form (deps of i: idx[ptr[i]:ptr[i+1]])."""
+
+    ptr: np.ndarray
+    idx: np.ndarray
+    sizes: np.ndarray
+    costs: np.ndarray
+    keep: np.ndarray  # node indices
+
+
+def _graph(problem: RematProblem) -> _Graph:
+    deps = _deps(problem)
+    ptr = np.concatenate(([0], np.cumsum([len(ds) for ds in deps]))).astype(np.int64)
+    idx = np.array([d for ds in deps for d in ds], dtype=np.int64)
+    return _Graph(ptr, idx, np.asarray(problem.sizes, dtype=np.int64), np.asarray(problem.costs, dtype=float),
+                  np.array(sorted(set(problem.keep)), dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """The schedule of a compute matrix, vectorised (position p = p-th compute in stage order).
+
+    read[r] is the position whose value reader[r] reads (the latest compute of that node
+    before it); free_at[p] the position after which p's value is freed (-1: never);
+    memory[p] = Σ_{q<=p} M_q - Σ_{q: 0<=free_at[q]<p} M_q, the memory while p runs.
+    """
+
+    stage: np.ndarray
+    node: np.ndarray
+    reader: np.ndarray
+    read: np.ndarray
+    free_at: np.ndarray
+    memory: np.ndarray
+
+
+def _profile(g: _Graph, R: np.ndarray) -> _Profile:
+    stage, node = np.nonzero(R)
+    P = len(node)
+    pos = np.arange(P)
+    reader, k = _expand(g.ptr[node], g.ptr[node + 1])
+    dep = g.idx[k]
+    by_node = np.argsort(node * P + pos, kind="stable")
+    keys = (node * P + pos)[by_node]
+    j = np.searchsorted(keys, dep * P + reader) - 1
+    if np.any(j < 0) or np.any(keys[np.maximum(j, 0)] // P != dep):
+        raise ValueError("a node reads a value before any computation of it")
+    read = by_node[j]
+    free_at = pos.copy()
+    np.maximum.at(free_at, read, reader)
+    last = np.full(len(g.ptr) - 1, -1)
+    np.maximum.at(last, node, pos)
+    final = last[g.keep]
+    free_at[final[final >= 0]] = -1
+    size = g.sizes[node]
+    freed = np.zeros(P + 1, dtype=np.int64)
+    np.add.at(freed, free_at[free_at >= 0] + 1, size[free_at >= 0])
+    memory = np.cumsum(size) - np.cumsum(freed)[:-1]
+    return _Profile(stage, node, reader, read, free_at, memory)
+
+
+def _prune_fast(g: _Graph, R: np.ndarray) -> tuple[np.ndarray, _Profile]:
+    """``_prune`` by reachability: keep the computes a frontier compute or a kept output reads,
+    directly or through other kept computes (reads point backwards: one graph search)."""
+    prof = _profile(g, R)
+    P = len(prof.node)
+    roots = np.nonzero((prof.node == prof.stage) | (prof.free_at < 0))[0]
+    rows = np.concatenate((prof.reader, np.full(len(roots), P)))
+    cols = np.concatenate((prof.read, roots))
+    graph = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(P + 1, P + 1))
+    reached = breadth_first_order(graph, P, directed=True, return_predecessors=False)
+    reached = reached[reached < P]
+    if len(reached) == P:
+        return R, prof
+    pruned = np.zeros_like(R)
+    pruned[prof.stage[reached], prof.node[reached]] = True
+    return pruned, _profile(g, pruned)
 
 
 def _hold_instead(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray:
@@ -707,20 +840,20 @@ def _hold_instead(problem: RematProblem, R: np.ndarray, deadline: float) -> np.n
     first, until one changes nothing or the deadline passes; each accepted move removes
     at least one compute, so the cost never rises and the search ends.
     """
-    costs = np.asarray(problem.costs, dtype=float)
-    R = _prune(problem, R)
+    g = _graph(problem)
+    R, _ = _prune_fast(g, R)
     changed = True
     while changed and time.perf_counter() < deadline:
         changed = False
         ts, ks = np.nonzero(np.tril(R, -1))
-        for j in np.argsort(-costs[ks], kind="stable"):
-            t, k = ts[j], ks[j]
+        for j in np.argsort(-g.costs[ks], kind="stable"):
+            t, k = int(ts[j]), int(ks[j])
             if not R[t, k] or time.perf_counter() >= deadline:
                 continue
             trial = R.copy()
             trial[t, k] = False
-            trial = _prune(problem, trial)
-            if _fits(problem, trial):
+            trial, profile = _prune_fast(g, trial)
+            if profile.memory.max(initial=0) <= problem.budget:
                 R, changed = trial, True
     return R
 
@@ -738,33 +871,34 @@ def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: 
 
     Status "feasible", or "infeasible" when no rounding fits (the budget may still be
     feasible: only the LP's infeasibility at f = 1 proves it is not). ``lower_bound`` is
-    the LP's optimum at f = 1.
+    the optimum of the LP at b itself, when it was solved.
     """
     quick = _shortcut(problem)
     if quick is not None:
         return quick if quick.status == "infeasible" else replace(quick, status="feasible")
     start = time.perf_counter()
     deadline = start + time_limit
-    floor_budget = budget_lower_bound(problem)
+    g = _graph(problem)
+    budgets = dict.fromkeys(max(budget_lower_bound(problem), int(problem.budget * f)) for f in lp_budget_factors)
     fitting: dict[bytes, np.ndarray] = {}
     bound: float | None = None
     build = 0.0
-    for factor in lp_budget_factors:
+    for lp_budget in budgets:
         if fitting or time.perf_counter() >= deadline:
             break
         b0 = time.perf_counter()
-        model = _build(problem, budget=max(floor_budget, int(problem.budget * factor)), integral=False)
+        model = _build(problem, budget=lp_budget, integral=False, free_rows="factors")
         build += time.perf_counter() - b0
         res = _run(model, deadline - time.perf_counter())
         if res.x is None:
             if res.status == 2:
                 break  # smaller LP budgets are infeasible too
             continue
-        if factor == 1.0 and res.status == 0:
+        if lp_budget == problem.budget and res.status == 0:
             bound = float(res.fun)
         for S_round in _roundings(_matrices(model.lay, res.x)[1], seed, n_random):
-            R = _prune(problem, _compute_from_storage(problem, S_round))
-            if _fits(problem, R):
+            R, profile = _prune_fast(g, _compute_from_storage(problem, S_round))
+            if profile.memory.max(initial=0) <= problem.budget:
                 fitting.setdefault(np.packbits(R).tobytes(), R)
     starts = sorted(fitting.values(), key=lambda R: _cost(problem, R))[: max(improve, 1)]
     if improve > 0:
@@ -829,33 +963,55 @@ def mid_budget(problem: RematProblem) -> int:
 # --------------------------------------------------------------------------- benchmark
 
 
-def benchmark_solve_times(sizes: Sequence[int] = (10, 25, 50, 100, 200, 500), *, time_limit: float = 60.0,
-                          lp_rounding: bool = True, seed: int = 0, out: TextIO = sys.stdout) -> list[dict]:
-    """Solve times of the MILP (and LP rounding) at a mid budget; prints a table, returns its rows.
+def _feasible_mid(problem: RematProblem, time_limit: float) -> tuple[RematProblem, RematSolution]:
+    """The problem at ``mid_budget``, raised halfway to the store-all peak while it is infeasible."""
+    budget, top = mid_budget(problem), store_all_peak(problem)
+    while True:
+        problem = replace(problem, budget=budget)
+        solution = solve_milp(problem, time_limit=time_limit)
+        if solution.status != "infeasible" or budget >= top:
+            return problem, solution
+        budget = (budget + top + 1) // 2
 
-    Graphs: ``training_chain(n // 2)`` and ``random_training_dag(n)`` (n nodes in all),
-    budget ``mid_budget``. ``proven`` says whether HiGHS proved optimality within the limit.
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def benchmark_solve_times(sizes: Sequence[int] = (10, 25, 50, 100, 200, 500), *, time_limit: float = 60.0,
+                          seed: int = 0, milp_alone: bool = True, out: TextIO = sys.stdout) -> list[dict]:
+    """Solve times at a mid budget for graphs of n nodes; prints a table, returns its rows.
+
+    Graphs: ``training_chain(n // 2)`` and ``random_training_dag(n)``; budget
+    ``mid_budget``, raised halfway to the store-all peak while infeasible (small random
+    graphs need almost everything). Columns: the model's size and build time; the
+    default :func:`solve_milp` (LP rounding first, then the MILP with a cutoff): seconds,
+    status, cost, bound, ``proven`` (optimal within the limit); with ``milp_alone`` the
+    MILP without the incumbent (seconds, status); :func:`solve_lp_rounding` alone
+    (seconds, cost, cost / MILP cost). Times are wall-clock on this machine.
     """
-    header = (f"{'graph':<8} {'n':>4} {'vars':>8} {'rows':>8} {'budget':>6} {'build s':>8} {'solve s':>8} "
-              f"{'status':>10} {'cost':>8} {'bound':>8} {'proven':>6}" + (f" {'lp s':>7} {'lp cost':>8} {'lp/milp':>8}" if lp_rounding else ""))
-    print(header, file=out, flush=True)
-    rows = []
+    nan = math.nan
+    rows: list[dict] = []
+    header_done = False
     for n in sizes:
         for name, problem in (("chain", training_chain(max(n // 2, 1))), ("layered", random_training_dag(n, seed=seed))):
-            problem = replace(problem, budget=mid_budget(problem))
+            problem, sol = _feasible_mid(problem, time_limit)
             n_vars, n_rows, _ = model_size(problem)
-            sol = solve_milp(problem, time_limit=time_limit)
-            row = dict(graph=name, n=problem.n, vars=n_vars, rows=n_rows, budget=problem.budget,
-                       build_seconds=sol.build_seconds, solve_seconds=sol.solve_seconds, status=sol.status,
-                       cost=sol.cost, bound=sol.lower_bound, proven=sol.status == "optimal")
-            line = (f"{name:<8} {problem.n:>4} {n_vars:>8} {n_rows:>8} {problem.budget:>6} {sol.build_seconds:>8.2f} "
-                    f"{sol.solve_seconds:>8.2f} {sol.status:>10} {sol.cost:>8.0f} "
-                    f"{(sol.lower_bound if sol.lower_bound is not None else math.nan):>8.1f} {str(row['proven']):>6}")
-            if lp_rounding:
-                lp = solve_lp_rounding(problem, time_limit=time_limit)
-                ratio = lp.cost / sol.cost if math.isfinite(sol.cost) and sol.cost > 0 else math.nan
-                row.update(lp_seconds=lp.solve_seconds + lp.build_seconds, lp_cost=lp.cost, lp_ratio=ratio)
-                line += f" {row['lp_seconds']:>7.2f} {lp.cost:>8.0f} {ratio:>8.3f}"
-            print(line, file=out, flush=True)
+            row = {"graph": name, "n": problem.n, "vars": n_vars, "rows": n_rows, "budget": problem.budget,
+                   "build_s": sol.build_seconds, "solve_s": sol.solve_seconds, "status": sol.status,
+                   "cost": sol.cost, "bound": nan if sol.lower_bound is None else sol.lower_bound,
+                   "proven": sol.status in ("optimal", "infeasible")}
+            if milp_alone:
+                alone = solve_milp(problem, time_limit=time_limit, incumbent=False)
+                row.update(alone_s=alone.solve_seconds, alone_status=alone.status)
+            lp = solve_lp_rounding(problem, time_limit=time_limit)
+            row.update(lp_s=lp.solve_seconds + lp.build_seconds, lp_cost=lp.cost,
+                       lp_ratio=lp.cost / sol.cost if 0 < sol.cost < math.inf else nan)
+            if not header_done:
+                print(" ".join(f"{k:>12}" for k in row), file=out, flush=True)
+                header_done = True
+            print(" ".join(f"{_fmt(v):>12}" for v in row.values()), file=out, flush=True)
             rows.append(row)
     return rows
