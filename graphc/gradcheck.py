@@ -36,7 +36,7 @@ from graphc import ops
 from graphc.autodiff import grad
 from graphc.compile import compile as compile_program
 from graphc.errors import GraphError
-from graphc.ir import Graph, Node, Value, as_values, check_array
+from graphc.ir import Graph, Node, Value, ancestors, as_values, check_array
 from graphc.ops.core import bind
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -90,16 +90,7 @@ class GradcheckReport:
 # --- cloning the needed subgraph into float64 -----------------------------------
 
 
-def _ancestors(roots: Sequence[Node]) -> list[Node]:
-    """The roots and every node they read, in creation (topological) order; no recursion."""
-    seen: set[Node] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.inputs)
-    return sorted(seen, key=lambda n: n.id)
+_ancestors = ancestors
 
 
 def _f64(dtype: np.dtype) -> np.dtype:

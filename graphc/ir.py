@@ -348,6 +348,18 @@ def check_array(node: Node, array: Any, what: str) -> np.ndarray:
     return arr
 
 
+def ancestors(roots: Iterable[Node]) -> list[Node]:
+    """The roots and every node they read, in creation (topological) order; iterative, no recursion."""
+    seen: set[Node] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.inputs)
+    return sorted(seen, key=lambda n: n.id)
+
+
 def as_values(items: Iterable[Any]) -> list[Value]:
     """Check that every item is a Value (for APIs that take lists of Values)."""
     out = []

@@ -13,7 +13,7 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from graphc.ir import Node
+from graphc.ir import Node, ancestors
 from graphc.ops.core import lookup
 
 
@@ -51,14 +51,7 @@ class Dataflow:
 
 def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
     """Keep only the ancestors of ``roots`` (iteratively: no recursion limit)."""
-    needed: set[Node] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if node not in needed:
-            needed.add(node)
-            stack.extend(node.inputs)
-    nodes = sorted(needed, key=lambda n: n.id)
+    nodes = ancestors(roots)
     return Dataflow(nodes, {n: n.inputs for n in nodes}, list(roots))
 
 

@@ -44,7 +44,7 @@ import graphviz
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import Graph, Node, Value
+from graphc.ir import Graph, Node, Value, ancestors
 
 if TYPE_CHECKING:
     from graphc.compile import Program
@@ -152,16 +152,7 @@ def _auto_named(node: Node) -> bool:
 # --- graph views --------------------------------------------------------------------------------
 
 
-def _ancestors(nodes: Iterable[Node]) -> list[Node]:
-    """``nodes`` and everything they read, in id (topological) order; iterative."""
-    seen: set[Node] = set()
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.inputs)
-    return sorted(seen, key=lambda n: n.id)
+_ancestors = ancestors
 
 
 def _parts(nodes: Sequence[Node]) -> dict[Node, str]:
