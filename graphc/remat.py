@@ -34,15 +34,17 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
-from graphc.checkmate import RematProblem, solve_lp_rounding, solve_milp
 from graphc.errors import GraphError
 from graphc.ir import Node
 from graphc.memory import alias_analysis, align
 from graphc.passes import Dataflow
+
+if TYPE_CHECKING:
+    from graphc.checkmate import RematProblem
 
 _clone_ids = itertools.count(-10**9, -1)
 
@@ -498,8 +500,9 @@ def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
     return [n for n in flow.nodes if not n.is_source and owner[n] is n], owner
 
 
-def remat_problem(flow: Dataflow, budget: int) -> tuple[RematProblem, list[Node]]:
+def remat_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Node]]:
     """The dataflow as Checkmate's abstract problem: sizes (64-byte aligned), FLOPs + 1, reads, outputs."""
+    from graphc.checkmate import RematProblem  # scipy loads only when a solver policy runs
     nodes, owner = _solver_nodes(flow)
     index = {n: i for i, n in enumerate(nodes)}
     deps = [sorted({index[owner[a]] for a in flow.args[n] if owner[a] in index}) for n in nodes]
@@ -562,6 +565,8 @@ def _solver_candidate(
     """Solve for the budget; where the planned arena overshoots it (alignment, scratch), solve
     again with the model's budget lowered by the overshoot (at most three times).
     Returns the candidate (if any), how the solver ended, and its seconds."""
+    from graphc.checkmate import RematProblem, solve_lp_rounding, solve_milp
+
     problem, nodes = remat_problem(flow, budget)
     exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
     if problem.n > LP_MAX_NODES:
