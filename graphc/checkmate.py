@@ -537,23 +537,14 @@ def _options(time_limit: float, mip_gap: float | None = None, presolve: bool = T
     return options
 
 
-def _presolve_safe(problem: RematProblem) -> bool:
-    """Whether HiGHS's MIP presolve can be trusted on the cost MILP of ``problem``.
-
-    With zero-cost nodes it has returned "optimal" schedules dearer than the optimum and
-    declared feasible budgets infeasible (the class of HiGHS issues 1517, 2388, 3296);
-    with every cost positive no disagreement with presolve off was seen in 1250 random
-    models (nor on the min-peak model in 620).
-    """
-    return min(problem.costs, default=1.0) > 0
-
-
 def _run(model: _Model, time_limit: float, mip_gap: float | None = None, *, extra: Sequence[LinearConstraint] = (),
          presolve: bool = True, recheck: bool = False):
     """HiGHS on the model (plus ``extra`` rows) within ``time_limit`` seconds.
 
     With ``recheck`` an "infeasible" verdict reached with presolve is checked again
-    without it, in the time left.
+    without it, in the time left: HiGHS's MIP presolve is known to declare some feasible
+    models infeasible (HiGHS issues 1517, 2388, 3296), and did so on this model before
+    the U rows became inequalities (see ``_memory_rows``).
     """
     start = time.perf_counter()
     constraints = [model.constraint, *extra]
@@ -638,22 +629,21 @@ def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: floa
     """The least-cost schedule within the budget: Checkmate's MILP solved by HiGHS.
 
     With ``incumbent`` (the default) :func:`solve_lp_rounding` first finds a schedule
-    (given a quarter of the time) and the MILP gets the rest with the cut
+    (given at most half the time) and the MILP gets the rest with the cut
     Σ C R <= ``_cutoff``: HiGHS then either finds a cheaper schedule or proves there is
     none, and its bound is the optimum's. The answer is the cheaper of the two.
 
     Status "optimal" (within HiGHS's relative gap, 1e-4 unless ``mip_gap``), "feasible"
     (time limit hit; the best schedule known), "infeasible" (proven), or "timeout" (time
     limit hit and no schedule known). ``lower_bound``: a proven bound on the optimum.
-    HiGHS runs without presolve when some cost is zero (``_presolve_safe``); a final
-    "infeasible" verdict (no schedule known) reached with presolve is checked without it.
+    A final "infeasible" verdict (no schedule known) is checked again without presolve.
     """
     quick = _shortcut(problem)
     if quick is not None:
         return quick
     start = time.perf_counter()
     gap = 1e-4 if mip_gap is None else mip_gap
-    first = solve_lp_rounding(problem, time_limit=time_limit / 4) if incumbent else None
+    first = solve_lp_rounding(problem, time_limit=time_limit / 2) if incumbent else None
     known = first if first is not None and first.status == "feasible" else None
     b0 = time.perf_counter()
     model = _build(problem, budget=problem.budget, integral=True)
@@ -661,8 +651,7 @@ def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: floa
     extra = []
     if known is not None:
         extra.append(LinearConstraint(sp.csr_matrix(model.c[None, :]), -np.inf, _cutoff(problem, known.cost, gap)))
-    res = _run(model, time_limit - (time.perf_counter() - start), mip_gap, extra=extra,
-               presolve=_presolve_safe(problem), recheck=known is None)
+    res = _run(model, time_limit - (time.perf_counter() - start), mip_gap, extra=extra, recheck=known is None)
     seconds = time.perf_counter() - start - build
     status, bound = _status(res), _bound(res)
     if res.x is not None:
@@ -858,16 +847,80 @@ def _hold_instead(problem: RematProblem, R: np.ndarray, deadline: float) -> np.n
     return R
 
 
+def _repair(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray | None:
+    """Bring a schedule's peak within the budget by recomputing instead of holding; None if stuck.
+
+    At the peak (position p, stage t*), each value alive there and next read in a later
+    stage t' is a candidate: stop holding it over stages t*..t' (clear S there) and let
+    ``_compute_from_storage`` recompute it, with what it needs, in t'. The candidate
+    with the lowest (peak, cost) is taken while the peak falls.
+    """
+    g = _graph(problem)
+    R, prof = _prune_fast(g, R)
+    while prof.memory.max(initial=0) > problem.budget and time.perf_counter() < deadline:
+        p = int(np.argmax(prof.memory))
+        stage = int(prof.stage[p])
+        S = _stage_memory(problem, R)
+        best: tuple[int, float, np.ndarray, _Profile] | None = None
+        for q in np.nonzero((np.arange(len(prof.node)) < p) & ((prof.free_at >= p) | (prof.free_at < 0)))[0]:
+            later = prof.reader[(prof.read == q) & (prof.reader > p)]
+            if not len(later) or prof.stage[later.min()] <= stage:
+                continue
+            trial = S.copy()
+            trial[stage : prof.stage[later.min()] + 1, prof.node[q]] = False
+            R2, prof2 = _prune_fast(g, _compute_from_storage(problem, trial))
+            key = (int(prof2.memory.max(initial=0)), _cost(problem, R2))
+            if best is None or key < best[:2]:
+                best = (*key, R2, prof2)
+        if best is None or best[0] >= prof.memory.max():
+            return None
+        R, prof = best[2], best[3]
+    return R if prof.memory.max(initial=0) <= problem.budget else None
+
+
+def _swap(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray:
+    """Local search, second neighbourhood: hold one more value, pay for it elsewhere.
+
+    Drop one recompute even if the budget is then exceeded, bring the peak back with
+    ``_repair`` (which recomputes something else) and descend with ``_hold_instead``;
+    keep the result if it is cheaper. Passes over the recomputes, dearest first, until
+    one changes nothing or the deadline passes.
+    """
+    g = _graph(problem)
+    cost = _cost(problem, R)
+    changed = True
+    while changed and time.perf_counter() < deadline:
+        changed = False
+        ts, ks = np.nonzero(np.tril(R, -1))
+        for j in np.argsort(-g.costs[ks], kind="stable"):
+            t, k = int(ts[j]), int(ks[j])
+            if not R[t, k] or time.perf_counter() >= deadline:
+                continue
+            trial = R.copy()
+            trial[t, k] = False
+            trial = _repair(problem, trial, deadline)
+            if trial is None:
+                continue
+            trial = _hold_instead(problem, trial, deadline)
+            if _cost(problem, trial) < cost:
+                R, cost, changed = trial, _cost(problem, trial), True
+    return R
+
+
 def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: int = 0, n_random: int = 16,
-                      lp_budget_factors: Sequence[float] = (1.0, 0.9, 0.8, 0.7), improve: int = 3) -> RematSolution:
-    """The fast approximation: round the LP relaxation's S, complete R, then hold instead of recompute.
+                      lp_budget_factors: Sequence[float] = (1.0, 0.9, 0.8, 0.7), improve: int = 3,
+                      swap_seconds: float = 5.0) -> RematSolution:
+    """The fast approximation: round the LP relaxation's S, complete R, then a local search.
 
     For LP budgets b·f, f in ``lp_budget_factors`` in turn (never below
     ``budget_lower_bound``; a smaller LP budget leaves the rounding room), until one
-    gives a schedule within the budget b: solve the relaxation, round S (store-all,
-    thresholds 0.05..0.95, ``n_random`` seeded Bernoulli(S*) draws), complete each with
-    the least R (``_compute_from_storage``) and replay it. The ``improve`` cheapest
-    schedules that fit then go through ``_hold_instead``; the cheapest result wins.
+    gives a schedule within the budget b: solve the relaxation (FREE linearised by its
+    factors), round S (store-all, thresholds 0.05..0.95, ``n_random`` seeded
+    Bernoulli(S*) draws), complete each with the least R (``_compute_from_storage``) and
+    replay it; the ``improve`` roundings nearest to the budget that exceed it go through
+    ``_repair``. The ``improve`` cheapest schedules that fit go through ``_hold_instead``,
+    the cheapest of those through ``_swap`` for at most ``swap_seconds``. ``improve=0``:
+    the rounding alone. Everything stops at ``time_limit``.
 
     Status "feasible", or "infeasible" when no rounding fits (the budget may still be
     feasible: only the LP's infeasibility at f = 1 proves it is not). ``lower_bound`` is
@@ -896,17 +949,26 @@ def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: 
             continue
         if lp_budget == problem.budget and res.status == 0:
             bound = float(res.fun)
+        over: list[tuple[int, np.ndarray]] = []
         for S_round in _roundings(_matrices(model.lay, res.x)[1], seed, n_random):
             R, profile = _prune_fast(g, _compute_from_storage(problem, S_round))
             if profile.memory.max(initial=0) <= problem.budget:
                 fitting.setdefault(np.packbits(R).tobytes(), R)
+            else:
+                over.append((int(profile.memory.max()), R))
+        for _, R in sorted(over, key=lambda item: item[0])[: max(improve, 1)]:
+            repaired = _repair(problem, R, deadline)
+            if repaired is not None:
+                fitting.setdefault(np.packbits(repaired).tobytes(), repaired)
     starts = sorted(fitting.values(), key=lambda R: _cost(problem, R))[: max(improve, 1)]
+    if not starts:
+        return _infeasible(problem, "infeasible", time.perf_counter() - start - build, bound, build)
     if improve > 0:
         starts = [_hold_instead(problem, R, deadline) for R in starts]
-    seconds = time.perf_counter() - start - build
-    if not starts:
-        return _infeasible(problem, "infeasible", seconds, bound, build)
     best = min(starts, key=lambda R: _cost(problem, R))
+    if improve > 0:
+        best = _swap(problem, best, min(deadline, time.perf_counter() + swap_seconds))
+    seconds = time.perf_counter() - start - build
     return _canonical(problem, best, status="feasible", seconds=seconds, lower_bound=bound, build_seconds=build)
 
 

@@ -264,6 +264,40 @@ def test_fixed_order_can_cost_more() -> None:
     assert solve_milp(replace(problem, budget=21)).cost == 4.0  # room to hold a1 over b1
 
 
+def test_time_limit_returns_the_best_known_schedule() -> None:
+    """A 50-node training chain at budget 4 is not solved in 2 s: the schedule found is valid,
+    reported "feasible", with a bound below it; without the incumbent there may be none."""
+    problem = replace(training_chain(25), budget=4)
+    solution = solve_milp(problem, time_limit=2.0)
+    assert solution.status == "feasible"
+    check_schedule(problem, solution)
+    alone = solve_milp(problem, time_limit=0.5, incumbent=False)
+    assert alone.status in ("feasible", "timeout")
+    if alone.status == "feasible":
+        check_schedule(problem, alone)
+
+
+def test_infeasible_above_the_local_bound() -> None:
+    """Budget 6 passes the local bound of ``test_least_budget_above_the_local_bound``'s
+    diamond, but no schedule meets it."""
+    problem = RematProblem([5, 1, 1, 1], [1.0] * 4, [[], [0], [0], [1, 2]], [3], 6)
+    assert budget_lower_bound(problem) == 6
+    assert solve_milp(problem).status == solve_lp_rounding(problem).status == "infeasible"
+    assert solve_milp(problem, incumbent=False).status == "infeasible"
+
+
+@pytest.mark.parametrize("fields", [
+    dict(sizes=[1, 1], costs=[1.0], deps=[[], [0]], keep=[1], budget=2),
+    dict(sizes=[1, 1], costs=[1.0, 1.0], deps=[[], [1]], keep=[1], budget=2),
+    dict(sizes=[1, -1], costs=[1.0, 1.0], deps=[[], [0]], keep=[1], budget=2),
+    dict(sizes=[1, 1], costs=[1.0, math.nan], deps=[[], [0]], keep=[1], budget=2),
+    dict(sizes=[1, 1], costs=[1.0, 1.0], deps=[[], [0]], keep=[2], budget=2),
+])
+def test_problem_validation(fields: dict) -> None:
+    with pytest.raises(ValueError):
+        RematProblem(**fields)
+
+
 # --------------------------------------------------------------------------- least budget
 
 
