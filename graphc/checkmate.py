@@ -35,14 +35,20 @@ The product is linearised as in the paper with the number of hazards
 ``h = (1 - R[t,k]) + S[t+1,i] + Σ_{j in users(i), k<j<=t} R[t,j]`` and its maximum ``m``
 (the number of terms): ``1 - FREE <= h`` and ``m (1 - FREE) >= h``, so FREE = 1 exactly
 when h = 0. In the last stage S[n,i] reads as 1 for i in keep (those have no FREE) and
-0 for the others. The paper's U recurrence is an equality; U is only bounded above,
-so ">=" admits the same schedules. Memory is counted in units of g = gcd(sizes), so the budget becomes
+0 for the others. The paper's U recurrence is an equality; U is only bounded above, so
+">=" admits the same schedules (and HiGHS's presolve handles it correctly, see
+``_memory_rows``). Memory is counted in units of g = gcd(sizes): the budget becomes
 floor(budget / g).
 
 The fixed topological order is part of the model: stage t is the first computation of
 node t, and inside a stage nodes run in index order, each at most once. The optimum is
-therefore optimal among such schedules; a schedule that first-computes nodes in another
-order can be cheaper (see ``tests/test_checkmate.py`` for a four-node example).
+optimal among such schedules; a schedule that first-computes nodes in another order can
+be cheaper or need less memory (``tests/test_checkmate.py`` has a four- and a three-node
+example).
+
+The approximation (:func:`solve_lp_rounding`) is Checkmate's two-phase rounding: solve
+the LP relaxation, round S, compute the least R for it; then a local search on the
+schedule (hold a value instead of recomputing it; trade one hold for another).
 
 A solution is returned in canonical form: recomputations that no later event reads are
 removed, a value is freed right after its last read (:func:`schedule_of`), and S is what
@@ -53,16 +59,20 @@ MILP's U, so its peak (:func:`peak_of`) is within the budget.
 from __future__ import annotations
 
 import heapq
+import json
 import math
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from functools import reduce
+from types import SimpleNamespace
 from typing import Sequence, TextIO
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
 from scipy.sparse.csgraph import breadth_first_order
 
 Event = tuple[str, int]
@@ -77,6 +87,8 @@ class RematProblem:
     deps: Sequence[Sequence[int]]  # deps[i]: nodes i reads (all < i); sources are not nodes
     keep: Sequence[int]  # nodes that must be in memory at the end (outputs)
     budget: int  # bytes
+    recomputable: Sequence[bool] | None = None  # per node; None: every node may be computed again
+    workspace: Sequence[int] | None = None  # bytes node i needs besides its value while it runs; None: 0
 
     def __post_init__(self) -> None:
         n = len(self.sizes)
@@ -93,10 +105,26 @@ class RematProblem:
             raise ValueError(f"keep {list(self.keep)} names a node outside 0..{n - 1}")
         if self.budget < 0:
             raise ValueError(f"negative budget {self.budget}")
+        if self.recomputable is not None and len(self.recomputable) != n:
+            raise ValueError(f"recomputable has {len(self.recomputable)} entries for {n} nodes")
+        if self.workspace is not None and (len(self.workspace) != n or any(int(w) != w or w < 0 for w in self.workspace)):
+            raise ValueError(f"workspace must be {n} non-negative integers")
+
+    def may_recompute(self) -> np.ndarray:
+        """Per node: may it be computed more than once (bool array)."""
+        if self.recomputable is None:
+            return np.ones(self.n, dtype=bool)
+        return np.asarray(self.recomputable, dtype=bool)
 
     @property
     def n(self) -> int:
         return len(self.sizes)
+
+    def extra(self) -> np.ndarray:
+        """Per node: the workspace bytes (int64 array; zeros when none is given)."""
+        if self.workspace is None:
+            return np.zeros(self.n, dtype=np.int64)
+        return np.asarray(self.workspace, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -122,13 +150,17 @@ def _deps(problem: RematProblem) -> list[list[int]]:
 
 
 def _instances(problem: RematProblem, R: np.ndarray) -> tuple[list[int], list[int]]:
-    """The computes of R in stage order and, for each, the position after which it is freed.
+    """The computes of R in stage order and, for each, the position after which it is freed."""
+    return _lifetimes(problem, [int(k) for k in np.nonzero(R)[1]])  # row-major: stage by stage, index order
+
+
+def _lifetimes(problem: RematProblem, order: list[int]) -> tuple[list[int], list[int]]:
+    """For computes in ``order``, the position after which each is freed.
 
     A value lives from its compute to its last read before it is computed again; a
     value read by nobody is freed at once, unless it is the last instance of a node
     in ``keep`` (then it is never freed: position -1).
     """
-    order = [int(k) for k in np.nonzero(R)[1]]  # row-major: stage by stage, index order
     deps = _deps(problem)
     latest: dict[int, int] = {}
     free_at = list(range(len(order)))
@@ -145,7 +177,10 @@ def _instances(problem: RematProblem, R: np.ndarray) -> tuple[list[int], list[in
 
 def events_of(problem: RematProblem, R: np.ndarray) -> list[Event]:
     """The schedule of a compute matrix R: its computes, each value freed after its last read."""
-    order, free_at = _instances(problem, R)
+    return _events(*_instances(problem, R))
+
+
+def _events(order: list[int], free_at: list[int]) -> list[Event]:
     frees: list[list[int]] = [[] for _ in order]
     for q, p in enumerate(free_at):
         if p >= 0:
@@ -175,10 +210,11 @@ class Replay:
 def replay(problem: RematProblem, events: Sequence[Event]) -> Replay:
     """Run a schedule on the memory model; raise ValueError on an impossible event.
 
-    memory(e) = Σ_{v in memory before e} M_v + M_i   at each ("compute", i)
-    peak = max_e memory(e)
+    memory(e) = Σ_{v in memory before e} M_v + M_i + W_i   at each ("compute", i)
+    peak = max_e memory(e)    (W_i: the node's workspace, released when it ends)
     """
     deps = _deps(problem)
+    extra = problem.extra()
     memory: set[int] = set()
     used = peak = 0
     computed: set[int] = set()
@@ -189,7 +225,7 @@ def replay(problem: RematProblem, events: Sequence[Event]) -> Replay:
             if missing or i in memory:
                 raise ValueError(f"compute {i}: reads {missing} not in memory" if missing else f"compute {i}: already in memory")
             used += problem.sizes[i]
-            peak = max(peak, used)
+            peak = max(peak, used + int(extra[i]))
             memory.add(i)
             computed.add(i)
             cost += problem.costs[i]
@@ -246,10 +282,83 @@ def store_all_peak(problem: RematProblem) -> int:
 
 
 def budget_lower_bound(problem: RematProblem) -> int:
-    """A budget no schedule can go below: max(max_i (M_i + Σ_{d in deps_i} M_d), Σ_{i in keep} M_i)."""
-    sizes = problem.sizes
-    local = max((sizes[i] + sum(sizes[d] for d in ds) for i, ds in enumerate(_deps(problem))), default=0)
+    """A budget no schedule can go below: max(max_i (M_i + W_i + Σ_{d in deps_i} M_d), Σ_{i in keep} M_i)."""
+    sizes, extra = problem.sizes, problem.extra()
+    local = max((sizes[i] + int(extra[i]) + sum(sizes[d] for d in ds) for i, ds in enumerate(_deps(problem))),
+                default=0)
     return int(max(local, sum(sizes[k] for k in set(problem.keep))))
+
+
+# --------------------------------------------------------------------------- fusion
+
+
+@dataclass(frozen=True)
+class Fused:
+    """A problem with single-consumer runs fused, and the nodes of the original in each node."""
+
+    problem: RematProblem
+    groups: list[list[int]]  # groups[g]: original nodes of fused node g, in execution (index) order
+
+
+def fuse_chains(problem: RematProblem) -> Fused:
+    """Fuse every node that has one consumer into it, when both may (or both may not) be recomputed.
+
+    This is the granularity Checkmate works at (a layer, not its matmul, bias add and
+    activation) and shrinks the MILP by the number of fused nodes. A fused node is
+    computed as a whole: its members in index order, each freed after its last reader
+    (all in the group but the last member, the group's value). Its workspace is the
+    most its members hold at once beyond that value; its external operands are held
+    until the group ends, so the fused model's peak bounds the original schedule's
+    (:func:`fused_events`). Kept nodes are never fused into a consumer.
+    """
+    n = problem.n
+    deps = _deps(problem)
+    may = problem.may_recompute()
+    consumers: list[set[int]] = [set() for _ in range(n)]
+    for j, ds in enumerate(deps):
+        for d in ds:
+            consumers[d].add(j)
+    kept = set(problem.keep)
+    into = list(range(n))  # the group root of each node, resolved from the last node down
+    for u in range(n - 1, -1, -1):
+        if u not in kept and len(consumers[u]) == 1:
+            (v,) = consumers[u]
+            if may[u] == may[v]:
+                into[u] = into[v]
+    roots = sorted(set(into))
+    index = {r: g for g, r in enumerate(roots)}
+    groups: list[list[int]] = [[] for _ in roots]
+    for i in range(n):
+        groups[index[into[i]]].append(i)
+    sizes, extra = problem.sizes, problem.extra()
+    fused_deps, workspace = [], []
+    for g, members in enumerate(groups):
+        inside = set(members)
+        fused_deps.append(sorted({index[into[d]] for m in members for d in deps[m] if d not in inside}))
+        workspace.append(_group_peak(members, deps, sizes, extra) - int(sizes[members[-1]]))
+    fused = RematProblem(sizes=[sizes[r] for r in roots],
+                         costs=[float(sum(problem.costs[m] for m in members)) for members in groups],
+                         deps=fused_deps, keep=sorted({index[k] for k in kept}), budget=problem.budget,
+                         recomputable=[bool(may[r]) for r in roots], workspace=workspace)
+    return Fused(fused, groups)
+
+
+def _group_peak(members: list[int], deps: list[list[int]], sizes: Sequence[int], extra: np.ndarray) -> int:
+    """The most a group's own values (and workspaces) take at once while it runs."""
+    inside = set(members)
+    last_read = {d: m for m in members for d in deps[m] if d in inside}
+    live, peak = 0, 0
+    for m in members:
+        live += int(sizes[m])
+        peak = max(peak, live + int(extra[m]))
+        live -= sum(int(sizes[d]) for d in deps[m] if last_read.get(d) == m)
+    return peak
+
+
+def fused_events(problem: RematProblem, fused: Fused, R: np.ndarray) -> list[Event]:
+    """The schedule, on the original problem, of a compute matrix R of the fused one."""
+    order = [m for g in np.nonzero(R)[1] for m in fused.groups[g]]
+    return _events(*_lifetimes(problem, order))
 
 
 # --------------------------------------------------------------------------- the model
@@ -385,6 +494,26 @@ def _keep_rows(rows: _Rows, lay: _Layout, keep: Sequence[int]) -> None:
     rows.term(r, lay.r(t, i), 1.0)
 
 
+def _use_rows(rows: _Rows, lay: _Layout, keep: Sequence[int]) -> None:
+    """R[t,i] <= S[t+1,i] + Σ_{j in users(i), j <= t} R[t,j]  for i < t (the last stage: + [i kept]).
+
+    A recomputation is read in its stage or held for a later one; schedules without
+    this (which the canonical form prunes) cost no less, so the optimum is unchanged.
+    """
+    kept = np.zeros(lay.n, dtype=bool)
+    kept[list(keep)] = True
+    i, t = _expand(np.arange(lay.n) + 1, np.full(lay.n, lay.n))  # all (i, t) with i < t
+    last = t == lay.n - 1
+    base = rows.block(len(t), np.where(last & kept[i], -1.0, 0.0), np.inf)
+    r = base + np.arange(len(t))
+    rows.term(r, lay.r(t, i), -1.0)
+    rows.term(r[~last], lay.s(t[~last] + 1, i[~last]), 1.0)
+    first_row = np.concatenate(([0], np.cumsum(lay.n - 1 - np.arange(lay.n))))  # of node i: stage i+1
+    e, te = _expand(lay.dst, np.full(len(lay.dst), lay.n))  # edge i -> j and stage t >= j
+    src = lay.src[e]
+    rows.term(base + first_row[src] + te - src - 1, lay.r(te, lay.dst[e]), 1.0)
+
+
 def _memory_rows(rows: _Rows, lay: _Layout, M: np.ndarray) -> None:
     """U[t,0] >= M_0 R[t,0] + Σ_{i<t} M_i S[t,i];  U[t,k] >= U[t,k-1] + M_k R[t,k] - Σ M_i FREE[t,i,k-1].
 
@@ -466,6 +595,16 @@ def _free_rows_factors(rows: _Rows, lay: _Layout) -> None:
     rows.term(r, rj, 1.0)
 
 
+def _peak_rows(rows: _Rows, lay: _Layout, W: np.ndarray, t: np.ndarray, k: np.ndarray, *, peak: int | None,
+               cap: float) -> None:
+    """U[t,k] + W_k R[t,k] (- P) <= cap: memory while k runs, its workspace included."""
+    r = rows.block(len(t), -np.inf, cap) + np.arange(len(t))
+    rows.term(r, lay.u(t, k), 1.0)
+    rows.term(r, lay.r(t, k), W[k])
+    if peak is not None:
+        rows.term(r, np.full(len(t), peak), -1.0)
+
+
 @dataclass(frozen=True)
 class _Model:
     lay: _Layout
@@ -476,8 +615,48 @@ class _Model:
     unit: int  # bytes per memory unit (gcd of the sizes)
 
 
+@dataclass(frozen=True)
+class _Fixed:
+    """Values of R and S every canonical schedule has, known before solving (bool, n × n).
+
+    A node i is of use in stage t only if i is kept, or a consumer j reads it there:
+    j = t itself, or a recomputable j of use in stage t. So with
+    ``last_use[i] = n-1`` for kept i, else ``max_j (last_use[j] if j is recomputable else j)``,
+    R[t,i] = S[t,i] = 0 for t > last_use[i]. A node that may not be recomputed has
+    R[t,i] = 0 for t > i and, since every consumer j > i reads it in stage j,
+    S[t,i] = 1 for i < t <= max(consumers) (to the end if kept).
+    """
+
+    zero_r: np.ndarray
+    zero_s: np.ndarray
+    one_s: np.ndarray
+
+
+def _fixed(problem: RematProblem) -> _Fixed:
+    n = problem.n
+    may = problem.may_recompute()
+    kept = np.zeros(n, dtype=bool)
+    kept[list(problem.keep)] = True
+    consumers: list[list[int]] = [[] for _ in range(n)]
+    for j, ds in enumerate(_deps(problem)):
+        for d in ds:
+            consumers[d].append(j)
+    last_use = np.arange(n)
+    for i in range(n - 1, -1, -1):
+        if kept[i]:
+            last_use[i] = n - 1
+        elif consumers[i]:
+            last_use[i] = max(int(last_use[j]) if may[j] else j for j in consumers[i])
+    stage = np.arange(n)[:, None]
+    node = np.arange(n)[None, :]
+    zero_r = (stage > last_use[None, :]) | ((stage > node) & ~may[None, :])
+    last_read = np.array([n - 1 if kept[i] else max(consumers[i], default=i) for i in range(n)])
+    one_s = (stage > node) & (stage <= last_read[None, :]) & ~may[None, :]
+    return _Fixed(zero_r=zero_r, zero_s=stage > last_use[None, :], one_s=one_s)
+
+
 def _unit(problem: RematProblem) -> int:
-    positive = [int(s) for s in problem.sizes if s > 0]
+    positive = [int(s) for s in [*problem.sizes, *problem.extra()] if s > 0]
     return reduce(math.gcd, positive) if positive else 1
 
 
@@ -497,6 +676,7 @@ def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimis
     _dependency_rows(rows, lay)
     _storage_rows(rows, lay)
     _keep_rows(rows, lay, problem.keep)
+    _use_rows(rows, lay, problem.keep)
     _memory_rows(rows, lay, M)
     if free_rows not in ("hazards", "factors"):
         raise ValueError(f"free_rows must be 'hazards' or 'factors', not {free_rows!r}")
@@ -505,18 +685,26 @@ def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimis
     lo, hi = np.zeros(n_vars), np.ones(n_vars)
     diag = np.arange(lay.n)
     lo[lay.r(diag, diag)] = 1.0
-    hi[lay.u0 : lay.f0] = np.inf if budget is None else math.floor(budget / unit)
+    fixed = _fixed(problem)
+    t, i = np.nonzero(np.tril(fixed.zero_r, -1))
+    hi[lay.r(t, i)] = 0.0
+    t, i = np.nonzero(np.tril(fixed.zero_s, -1))
+    hi[lay.s(t, i)] = 0.0
+    t, i = np.nonzero(fixed.one_s)
+    lo[lay.s(t, i)] = 1.0
+    cap = np.inf if budget is None else math.floor(budget / unit)
+    hi[lay.u0 : lay.f0] = cap
+    W = problem.extra() / unit
     c = np.zeros(n_vars)
+    t, k = np.tril_indices(lay.n)
     if minimise_peak:
         hi[-1] = np.inf
         c[-1] = 1.0
-        t, k = np.tril_indices(lay.n)
-        r = rows.block(lay.n_tri, -np.inf, 0.0) + np.arange(lay.n_tri)
-        rows.term(r, lay.u(t, k), 1.0)
-        rows.term(r, np.full(lay.n_tri, n_vars - 1), -1.0)
+        _peak_rows(rows, lay, W, t, k, peak=n_vars - 1, cap=0.0)
     else:
-        t, i = np.tril_indices(lay.n)
-        c[: lay.n_tri] = np.asarray(problem.costs, dtype=float)[i]
+        c[: lay.n_tri] = np.asarray(problem.costs, dtype=float)[k]
+        busy = W[k] > 0
+        _peak_rows(rows, lay, W, t[busy], k[busy], peak=None, cap=cap)
     integrality = np.zeros(n_vars)
     if integral:
         integrality[: lay.u0] = 1
@@ -537,8 +725,63 @@ def _options(time_limit: float, mip_gap: float | None = None, presolve: bool = T
     return options
 
 
+ISOLATE_NONZEROS = 250_000  # MILPs at least this large run in a child process (see ``_milp_in_child``)
+
+_CHILD = """
+import json, sys
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
+d = np.load(sys.argv[1] + "/model.npz")
+A = sp.csr_matrix((d["data"], d["indices"], d["indptr"]), shape=tuple(d["shape"]))
+res = milp(d["c"], integrality=d["integrality"], bounds=Bounds(d["lb"], d["ub"]),
+           constraints=[LinearConstraint(A, d["rlb"], d["rub"])], options=json.load(open(sys.argv[1] + "/options.json")))
+bound = getattr(res, "mip_dual_bound", None)
+np.savez(sys.argv[1] + "/result.npz", status=res.status, message=res.message, has_x=res.x is not None,
+         x=res.x if res.x is not None else np.zeros(0), fun=np.nan if res.fun is None else res.fun,
+         bound=np.nan if bound is None else bound)
+"""
+
+
+def _milp_in_child(c: np.ndarray, integrality: np.ndarray, bounds: Bounds, constraint: LinearConstraint,
+                   options: dict) -> SimpleNamespace:
+    """``milp`` in a separate interpreter, killed time_limit + 10 % + 5 s after it starts.
+
+    Past a few hundred thousand nonzeros HiGHS can run well beyond its time limit (on
+    a 500-node graph: 550 s of a 30 s limit, after presolve); a child process can be
+    stopped.
+    """
+    limit = options["time_limit"] * 1.1 + 5.0
+    with tempfile.TemporaryDirectory() as folder:
+        A = sp.csr_matrix(constraint.A)
+        np.savez(f"{folder}/model.npz", c=c, integrality=integrality, lb=bounds.lb, ub=bounds.ub, data=A.data,
+                 indices=A.indices, indptr=A.indptr, shape=np.array(A.shape), rlb=constraint.lb, rub=constraint.ub)
+        with open(f"{folder}/options.json", "w") as f:
+            json.dump(options, f)
+        try:
+            subprocess.run([sys.executable, "-c", _CHILD, folder], timeout=limit, check=True, capture_output=True)
+        except subprocess.TimeoutExpired:
+            return SimpleNamespace(status=1, x=None, fun=None, mip_dual_bound=None, message="time limit (stopped)")
+        r = np.load(f"{folder}/result.npz")
+        bound = float(r["bound"])
+        return SimpleNamespace(status=int(r["status"]), x=r["x"] if bool(r["has_x"]) else None,
+                               fun=None if np.isnan(r["fun"]) else float(r["fun"]),
+                               mip_dual_bound=None if np.isnan(bound) else bound, message=str(r["message"]))
+
+
+def _milp(c: np.ndarray, integrality: np.ndarray, bounds: Bounds, constraints: list[LinearConstraint],
+          options: dict) -> OptimizeResult | SimpleNamespace:
+    """``scipy.optimize.milp``, in a child process when the MILP has ISOLATE_NONZEROS nonzeros or more."""
+    if integrality.any() and sum(con.A.nnz for con in constraints) >= ISOLATE_NONZEROS:
+        constraint = LinearConstraint(sp.vstack([con.A for con in constraints]).tocsr(),
+                                      np.concatenate([con.lb for con in constraints]),
+                                      np.concatenate([con.ub for con in constraints]))
+        return _milp_in_child(c, integrality, bounds, constraint, options)
+    return milp(c, integrality=integrality, bounds=bounds, constraints=constraints, options=options)
+
+
 def _run(model: _Model, time_limit: float, mip_gap: float | None = None, *, extra: Sequence[LinearConstraint] = (),
-         presolve: bool = True, recheck: bool = False):
+         presolve: bool = True, recheck: bool = False) -> OptimizeResult | SimpleNamespace:
     """HiGHS on the model (plus ``extra`` rows) within ``time_limit`` seconds.
 
     With ``recheck`` an "infeasible" verdict reached with presolve is checked again
@@ -548,12 +791,10 @@ def _run(model: _Model, time_limit: float, mip_gap: float | None = None, *, extr
     """
     start = time.perf_counter()
     constraints = [model.constraint, *extra]
-    res = milp(model.c, integrality=model.integrality, bounds=model.bounds, constraints=constraints,
-               options=_options(time_limit, mip_gap, presolve))
+    res = _milp(model.c, model.integrality, model.bounds, constraints, _options(time_limit, mip_gap, presolve))
     if res.status == 2 and presolve and recheck:
         left = time_limit - (time.perf_counter() - start)
-        res = milp(model.c, integrality=model.integrality, bounds=model.bounds, constraints=constraints,
-                   options=_options(left, mip_gap, presolve=False))
+        res = _milp(model.c, model.integrality, model.bounds, constraints, _options(left, mip_gap, presolve=False))
     return res
 
 
@@ -567,7 +808,7 @@ def _matrices(lay: _Layout, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return R, S
 
 
-def _status(res) -> str:
+def _status(res: OptimizeResult | SimpleNamespace) -> str:
     if res.status == 0:
         return "optimal"
     if res.status == 2:
@@ -579,7 +820,7 @@ def _status(res) -> str:
     raise RuntimeError(f"HiGHS ended with status {res.status}: {res.message}")
 
 
-def _bound(res) -> float | None:
+def _bound(res: OptimizeResult | SimpleNamespace) -> float | None:
     bound = getattr(res, "mip_dual_bound", None)
     return float(bound) if bound is not None and math.isfinite(bound) else None
 
@@ -704,10 +945,12 @@ def _compute_from_storage(problem: RematProblem, S: np.ndarray) -> np.ndarray:
     Needed at the end of stage t: keep (t = n-1) or what stage t+1 takes from storage.
     In stage t, from k = t down to 0, a needed k is taken from S[t,k] if stored (then it
     is needed at the end of stage t-1) and otherwise computed (R[t,k] = 1), which makes
-    its dependencies needed.
+    its dependencies needed. A node that may not be recomputed is always taken from
+    storage (it is then held from its computation on).
     """
     n = problem.n
     deps = _deps(problem)
+    S = S | ~problem.may_recompute()[None, :]
     R = np.zeros((n, n), dtype=bool)
     carry = set(problem.keep)
     for t in range(n - 1, -1, -1):
@@ -751,6 +994,7 @@ class _Graph:
     sizes: np.ndarray
     costs: np.ndarray
     keep: np.ndarray  # node indices
+    extra: np.ndarray  # workspace bytes per node
 
 
 def _graph(problem: RematProblem) -> _Graph:
@@ -758,7 +1002,7 @@ def _graph(problem: RematProblem) -> _Graph:
     ptr = np.concatenate(([0], np.cumsum([len(ds) for ds in deps]))).astype(np.int64)
     idx = np.array([d for ds in deps for d in ds], dtype=np.int64)
     return _Graph(ptr, idx, np.asarray(problem.sizes, dtype=np.int64), np.asarray(problem.costs, dtype=float),
-                  np.array(sorted(set(problem.keep)), dtype=np.int64))
+                  np.array(sorted(set(problem.keep)), dtype=np.int64), problem.extra())
 
 
 @dataclass(frozen=True)
@@ -767,7 +1011,7 @@ class _Profile:
 
     read[r] is the position whose value reader[r] reads (the latest compute of that node
     before it); free_at[p] the position after which p's value is freed (-1: never);
-    memory[p] = Σ_{q<=p} M_q - Σ_{q: 0<=free_at[q]<p} M_q, the memory while p runs.
+    memory[p] = Σ_{q<=p} M_q - Σ_{q: 0<=free_at[q]<p} M_q + W_p, the memory while p runs.
     """
 
     stage: np.ndarray
@@ -799,7 +1043,7 @@ def _profile(g: _Graph, R: np.ndarray) -> _Profile:
     size = g.sizes[node]
     freed = np.zeros(P + 1, dtype=np.int64)
     np.add.at(freed, free_at[free_at >= 0] + 1, size[free_at >= 0])
-    memory = np.cumsum(size) - np.cumsum(freed)[:-1]
+    memory = np.cumsum(size) - np.cumsum(freed)[:-1] + g.extra[node]
     return _Profile(stage, node, reader, read, free_at, memory)
 
 
@@ -856,13 +1100,15 @@ def _repair(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray
     with the lowest (peak, cost) is taken while the peak falls.
     """
     g = _graph(problem)
+    may = problem.may_recompute()
     R, prof = _prune_fast(g, R)
     while prof.memory.max(initial=0) > problem.budget and time.perf_counter() < deadline:
         p = int(np.argmax(prof.memory))
         stage = int(prof.stage[p])
         S = _stage_memory(problem, R)
         best: tuple[int, float, np.ndarray, _Profile] | None = None
-        for q in np.nonzero((np.arange(len(prof.node)) < p) & ((prof.free_at >= p) | (prof.free_at < 0)))[0]:
+        alive = (np.arange(len(prof.node)) < p) & ((prof.free_at >= p) | (prof.free_at < 0))
+        for q in np.nonzero(alive & may[prof.node])[0]:
             later = prof.reader[(prof.read == q) & (prof.reader > p)]
             if not len(later) or prof.stage[later.min()] <= stage:
                 continue
@@ -956,7 +1202,7 @@ def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: 
                 fitting.setdefault(np.packbits(R).tobytes(), R)
             else:
                 over.append((int(profile.memory.max()), R))
-        for _, R in sorted(over, key=lambda item: item[0])[: max(improve, 1)]:
+        for _, R in sorted(over, key=lambda item: item[0])[:improve]:
             repaired = _repair(problem, R, deadline)
             if repaired is not None:
                 fitting.setdefault(np.packbits(repaired).tobytes(), repaired)

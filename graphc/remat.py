@@ -32,7 +32,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
@@ -489,7 +489,7 @@ def _revolve_advance_flops(actions: list[tuple[str, int, int]], segment_flops: l
 # --- optimal: Checkmate's MILP (or its LP rounding) on the whole dataflow -------------------------
 
 MILP_MAX_NODES = 150
-"""Above this many nodes (forward + backward values), "optimal" solves the LP relaxation and rounds it."""
+"""Above this many nodes (forward + backward values, after fusion), "optimal" solves the LP relaxation and rounds it."""
 LP_MAX_NODES = 600
 """Above this many, the solver is not tried: the policy keeps the best of its constructed schedules."""
 
@@ -500,20 +500,30 @@ def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
     return [n for n in flow.nodes if not n.is_source and owner[n] is n], owner
 
 
-def remat_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Node]]:
-    """The dataflow as Checkmate's abstract problem: sizes (64-byte aligned), FLOPs + 1, reads, outputs."""
-    from graphc.checkmate import RematProblem  # scipy loads only when a solver policy runs
+def remat_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Node], list[list[int]]]:
+    """The dataflow as Checkmate's abstract problem: sizes (64-byte aligned), FLOPs + 1, reads, outputs.
+
+    Only forward values may be recomputed, as with every other policy: a backward value
+    is computed once and held until its last read. Single-consumer runs are fused
+    (:func:`graphc.checkmate.fuse_chains`: a layer's matmul, bias add and activation
+    become one node). Returns the fused problem, the solver's nodes, and the nodes
+    (indices into them) of each fused node.
+    """
+    from graphc.checkmate import RematProblem, fuse_chains  # scipy loads only when a solver policy runs
     nodes, owner = _solver_nodes(flow)
     index = {n: i for i, n in enumerate(nodes)}
     deps = [sorted({index[owner[a]] for a in flow.args[n] if owner[a] in index}) for n in nodes]
     keep = sorted({index[owner[r]] for r in flow.roots if owner[r] in index})
     sizes = [align(n.aval.nbytes) for n in nodes]
     costs = [float(node_flops(n, flow) + 1) for n in nodes]
-    return RematProblem(sizes, costs, deps, keep, budget), nodes
+    forward = set(forward_nodes(flow))
+    fused = fuse_chains(RematProblem(sizes, costs, deps, keep, budget, recomputable=[n in forward for n in nodes]))
+    return fused.problem, nodes, fused.groups
 
 
-def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray) -> Dataflow:
-    """The instances of a stage schedule: stage t computes the nodes i with R[t, i], in index order.
+def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray, groups: Sequence[Sequence[int]] | None = None) -> Dataflow:
+    """The instances of a stage schedule: stage t computes the nodes i with R[t, i], in index order
+    (with ``groups``, column g of R stands for the nodes ``groups[g]``, run in that order).
 
     A node's first computation is the node itself, later ones are clones; each
     reads the latest instance of its operands, and views are re-bound onto the
@@ -541,7 +551,9 @@ def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray) -> Dataflow:
         return base
 
     nodes_set = set(nodes)
-    for t, i in zip(*np.nonzero(R)):
+    columns = np.nonzero(R)[1]
+    order = [i for g in columns for i in groups[g]] if groups is not None else columns
+    for i in order:
         node = nodes[i]
         node_args = tuple(instance(a) for a in flow.args[node])
         made = node if node not in current else clone(node, node_args)
@@ -565,21 +577,21 @@ def _solver_candidate(
     """Solve for the budget; where the planned arena overshoots it (alignment, scratch), solve
     again with the model's budget lowered by the overshoot (at most three times).
     Returns the candidate (if any), how the solver ended, and its seconds."""
-    from graphc.checkmate import RematProblem, solve_lp_rounding, solve_milp
+    from graphc.checkmate import solve_lp_rounding, solve_milp
 
-    problem, nodes = remat_problem(flow, budget)
+    problem, nodes, groups = remat_problem(flow, budget)
     exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
     if problem.n > LP_MAX_NODES:
         return [], f"not tried ({problem.n} values > {LP_MAX_NODES})", 0.0
     model_budget, seconds, found = budget, 0.0, []
     for _ in range(3):
-        problem = RematProblem(problem.sizes, problem.costs, problem.deps, problem.keep, max(model_budget, 0))
+        problem = replace(problem, budget=max(model_budget, 0))
         solution = solve_milp(problem, time_limit=time_limit) if exact else solve_lp_rounding(problem, time_limit=time_limit)
         seconds += solution.solve_seconds
         status = solution.status if exact else ("rounded" if solution.status == "feasible" else solution.status)
         if solution.status not in ("optimal", "feasible"):
             return found, status, seconds
-        rewritten = from_stages(flow, nodes, solution.R)
+        rewritten = from_stages(flow, nodes, solution.R, groups)
         planned = measure(rewritten)
         label = f"{'MILP' if exact else 'LP rounding'} ({status})"
         found = [Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned)]
