@@ -40,6 +40,13 @@ when h = 0. In the last stage S[n,i] reads as 1 for i in keep (those have no FRE
 ``_memory_rows``). Memory is counted in units of g = gcd(sizes): the budget becomes
 floor(budget / g).
 
+Two extensions the compiler needs: a node that may not be recomputed (``recomputable``;
+graphc recomputes forward values only) has R[t,i] = 0 for t > i, and a node with a
+workspace W_i (memory it needs only while it runs) adds U[t,i] + W_i R[t,i] <= budget.
+Before solving, the R and S entries every canonical schedule has are fixed (``_fixed``):
+nothing is held or recomputed after its last possible use, and a value computed once is
+held until its last read. :func:`fuse_chains` coarsens a graph to layers first.
+
 The fixed topological order is part of the model: stage t is the first computation of
 node t, and inside a stage nodes run in index order, each at most once. The optimum is
 optimal among such schedules; a schedule that first-computes nodes in another order can
@@ -301,10 +308,12 @@ class Fused:
 
 
 def fuse_chains(problem: RematProblem) -> Fused:
-    """Fuse every node that has one consumer into it, when both may (or both may not) be recomputed.
+    """Fuse every recomputable node that has one consumer into it, when that one is recomputable too.
 
     This is the granularity Checkmate works at (a layer, not its matmul, bias add and
-    activation) and shrinks the MILP by the number of fused nodes. A fused node is
+    activation) and shrinks the MILP by the number of fused nodes. Nodes that are
+    computed once (a backward pass) stay apart: fused, they would hold their operands
+    until the group ends, and the model would overstate their memory. A fused node is
     computed as a whole: its members in index order, each freed after its last reader
     (all in the group but the last member, the group's value). Its workspace is the
     most its members hold at once beyond that value; its external operands are held
@@ -323,7 +332,7 @@ def fuse_chains(problem: RematProblem) -> Fused:
     for u in range(n - 1, -1, -1):
         if u not in kept and len(consumers[u]) == 1:
             (v,) = consumers[u]
-            if may[u] == may[v]:
+            if may[u] and may[v]:
                 into[u] = into[v]
     roots = sorted(set(into))
     index = {r: g for g, r in enumerate(roots)}
@@ -494,26 +503,6 @@ def _keep_rows(rows: _Rows, lay: _Layout, keep: Sequence[int]) -> None:
     rows.term(r, lay.r(t, i), 1.0)
 
 
-def _use_rows(rows: _Rows, lay: _Layout, keep: Sequence[int]) -> None:
-    """R[t,i] <= S[t+1,i] + Σ_{j in users(i), j <= t} R[t,j]  for i < t (the last stage: + [i kept]).
-
-    A recomputation is read in its stage or held for a later one; schedules without
-    this (which the canonical form prunes) cost no less, so the optimum is unchanged.
-    """
-    kept = np.zeros(lay.n, dtype=bool)
-    kept[list(keep)] = True
-    i, t = _expand(np.arange(lay.n) + 1, np.full(lay.n, lay.n))  # all (i, t) with i < t
-    last = t == lay.n - 1
-    base = rows.block(len(t), np.where(last & kept[i], -1.0, 0.0), np.inf)
-    r = base + np.arange(len(t))
-    rows.term(r, lay.r(t, i), -1.0)
-    rows.term(r[~last], lay.s(t[~last] + 1, i[~last]), 1.0)
-    first_row = np.concatenate(([0], np.cumsum(lay.n - 1 - np.arange(lay.n))))  # of node i: stage i+1
-    e, te = _expand(lay.dst, np.full(len(lay.dst), lay.n))  # edge i -> j and stage t >= j
-    src = lay.src[e]
-    rows.term(base + first_row[src] + te - src - 1, lay.r(te, lay.dst[e]), 1.0)
-
-
 def _memory_rows(rows: _Rows, lay: _Layout, M: np.ndarray) -> None:
     """U[t,0] >= M_0 R[t,0] + Σ_{i<t} M_i S[t,i];  U[t,k] >= U[t,k-1] + M_k R[t,k] - Σ M_i FREE[t,i,k-1].
 
@@ -676,7 +665,6 @@ def _build(problem: RematProblem, *, budget: int | None, integral: bool, minimis
     _dependency_rows(rows, lay)
     _storage_rows(rows, lay)
     _keep_rows(rows, lay, problem.keep)
-    _use_rows(rows, lay, problem.keep)
     _memory_rows(rows, lay, M)
     if free_rows not in ("hazards", "factors"):
         raise ValueError(f"free_rows must be 'hazards' or 'factors', not {free_rows!r}")
