@@ -8,8 +8,9 @@ for every policy and budget the table gives the planned arena, the recompute as
 a fraction of one forward pass, and the measured time of a step relative to
 store-all (median of several runs, side by side in one process).
 
-Then the targets of the recompute issue on a chain of n = 100 layers, and the
-MILP's solve time against graph size. The frontier (peak memory against extra
+Then the targets of the recompute issue on a chain of n = 100 layers, the
+MILP's solve time against graph size (abstract training chains and layered DAGs),
+and the MILP and LP rounding on graphc's own training graphs. The frontier (peak memory against extra
 compute) is saved as a chart.
 
     python benchmarks/remat.py [--quick] [--plot out/bench/remat_frontier.png]
@@ -124,6 +125,65 @@ def solver_times(quick: bool) -> None:
     checkmate.benchmark_solve_times(sizes=(10, 25, 50) if quick else (10, 25, 50, 100, 200, 500))
 
 
+def solver_graphs(quick: bool) -> dict[str, Callable[[], tuple[gc.Graph, dict]]]:
+    """graphc training graphs small enough for the exact MILP (<= 150 nodes after fusion)."""
+    chosen = {
+        "seed": zoo.ZOO["seed"],
+        "chain-8": lambda: zoo.chain(8, width=16, batch=64),
+        "residual-4": lambda: zoo.residual_mlp(depth=4, width=16, batch=64),
+        "attention": lambda: zoo.attention(seq=64, dim=32),
+        "unet": zoo.unet,
+    }
+    return {k: chosen[k] for k in ("seed", "chain-8")} if quick else chosen
+
+
+def solver_on_graphs(quick: bool, time_limit: float = 60.0) -> list[dict]:
+    """The MILP and LP rounding on real training graphs, at budgets 1/4, 1/2, 3/4 of the way
+    from the least feasible (proven by the MILP, min peak) to store-all.
+
+    Columns: values the solver schedules, nodes after fusion (forward ones may be
+    recomputed), the budget, the MILP's status, seconds and recompute (FLOPs beyond one
+    evaluation of every node), LP rounding's seconds and recompute over the MILP's.
+    """
+    try:
+        from graphc import checkmate
+    except ImportError:
+        print("\n(the MILP is not available)")
+        return []
+    from dataclasses import replace
+
+    from graphc.passes import optimize
+    from graphc.remat import remat_problem
+
+    print(f"\nMILP and LP rounding on graphc training graphs (time limit {time_limit:.0f} s)")
+    print(f"  {'graph':11s} {'values':>6s} {'fused':>5s} {'fwd':>4s} {'budget':>9s} {'of range':>8s} {'MILP':>8s} "
+          f"{'MILP s':>7s} {'recompute':>10s} {'LP s':>6s} {'LP/MILP':>8s}")
+    rows = []
+    for name, build in solver_graphs(quick).items():
+        _, values = build()
+        flow = optimize([v.node for v in zoo.training_outputs(values)])
+        problem, nodes, _ = remat_problem(flow, 0)
+        top = checkmate.store_all_peak(problem)
+        try:
+            least = checkmate.minimal_least_budget(problem, time_limit=time_limit)
+        except checkmate.LeastBudgetTimeout as err:
+            least = err.upper
+        for fraction in (0.25, 0.5, 0.75):
+            budgeted = replace(problem, budget=int(least + (top - least) * fraction))
+            exact = checkmate.solve_milp(budgeted, time_limit=time_limit)
+            approx = checkmate.solve_lp_rounding(budgeted, time_limit=time_limit)
+            row = {"graph": name, "values": len(nodes), "fused": problem.n, "forward": int(problem.may_recompute().sum()),
+                   "budget": budgeted.budget, "fraction": fraction, "status": exact.status,
+                   "milp_s": exact.solve_seconds + exact.build_seconds,
+                   "recompute": exact.cost - sum(problem.costs), "lp_s": approx.solve_seconds + approx.build_seconds,
+                   "lp_extra": checkmate.recompute_ratio(budgeted, approx, exact)}
+            rows.append(row)
+            print(f"  {name:11s} {row['values']:>6d} {row['fused']:>5d} {row['forward']:>4d} {row['budget']:>9,d} "
+                  f"{fraction:>8.2f} {row['status']:>8s} {row['milp_s']:>7.1f} {row['recompute']:>10,.0f} "
+                  f"{row['lp_s']:>6.1f} {row['lp_extra']:>8.3f}", flush=True)
+    return rows
+
+
 def plot(rows: list[dict], path: Path) -> None:
     try:
         from graphc.plots import plot_frontier
@@ -145,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += sweep(name, build, points=4 if args.quick else 8, repeats=3 if args.quick else 7)
     chain_targets()
     solver_times(args.quick)
+    solver_on_graphs(args.quick)
     plot(rows, args.plot)
     return 0
 

@@ -560,8 +560,8 @@ def test_lp_rounding_is_a_valid_schedule(problem: RematProblem) -> None:
 
 @pytest.mark.parametrize("n", [5, 12, 25])
 def test_lp_rounding_within_ten_percent_on_training_chains(n: int) -> None:
-    """Training chains of 10, 24 and 50 nodes at the least budget (3), a mid budget and n;
-    the optimum from the closed form, else from the MILP."""
+    """Training chains of 10, 24 and 50 nodes at the least budget (3), a mid budget and n:
+    the recompute within 10 % of the optimum's (closed form, else the MILP)."""
     base = training_chain(n)
     for budget in (3, (3 + n + 1) // 2, n):
         problem = replace(base, budget=budget)
@@ -582,7 +582,8 @@ def test_lp_rounding_within_ten_percent_on_training_chains(n: int) -> None:
               f"in {seconds:.2f} s, ratio {rounded.cost / optimum:.3f}, recompute ratio "
               f"{(rounded.cost - problem.n) / extra if extra else 1.0:.3f}; rounding alone {plain.cost:.0f}, "
               f"ratio {plain.cost / optimum:.3f}")
-        assert optimum <= rounded.cost <= 1.10 * optimum
+        assert optimum <= rounded.cost
+        assert rounded.cost - problem.n <= 1.10 * extra + 1e-9  # recompute within 10 %
 
 
 # --------------------------------------------------------------------------- generators, benchmark
