@@ -960,9 +960,10 @@ def _compute_from_storage(problem: RematProblem, S: np.ndarray) -> np.ndarray:
 
 
 def _roundings(S_frac: np.ndarray, seed: int, n_random: int) -> list[np.ndarray]:
-    """Candidate S: store all, thresholds S* >= τ, and Bernoulli(S*) draws (a seeded generator)."""
+    """Candidate S: store all, store nothing (recompute what is read), thresholds S* >= τ,
+    and Bernoulli(S*) draws (a seeded generator)."""
     rng = np.random.default_rng(seed)
-    candidates = [np.ones_like(S_frac, dtype=bool)]
+    candidates = [np.ones_like(S_frac, dtype=bool), np.zeros_like(S_frac, dtype=bool)]
     candidates += [S_frac >= tau for tau in np.linspace(0.05, 0.95, 19)]
     candidates += [rng.random(S_frac.shape) < S_frac for _ in range(n_random)]
     return candidates
@@ -1198,7 +1199,7 @@ def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: 
     For LP budgets b·f, f in ``lp_budget_factors`` in turn (never below
     ``budget_lower_bound``; a smaller LP budget leaves the rounding room), until one
     gives a schedule within the budget b: solve the relaxation (FREE linearised by its
-    factors), round S (store-all, thresholds 0.05..0.95, ``n_random`` seeded
+    factors), round S (store-all, store-nothing, thresholds 0.05..0.95, ``n_random`` seeded
     Bernoulli(S*) draws), complete each with the least R (``_compute_from_storage``) and
     replay it; the ``improve`` roundings nearest to the budget that exceed it go through
     ``_repair``. The ``improve`` cheapest schedules that fit go through ``_hold_instead``,

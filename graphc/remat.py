@@ -20,7 +20,14 @@ Policies:
   possible number of forward steps, r·l − C(s+r, s+1), r the least with
   C(s+r, s) ≥ l.
 - ``"optimal"``: Checkmate (Jain et al. 2020), a MILP over compute and keep
-  decisions per stage, solved with HiGHS (see :mod:`graphc.checkmate`).
+  decisions per stage, solved with HiGHS (see :mod:`graphc.checkmate`). As in
+  the other policies only forward values are recomputed, and single-consumer
+  runs of forward ops are fused into one node first (a layer's matmul, bias
+  add and activation), as Checkmate schedules layers; the optimum is over
+  those schedules. Above ``MILP_MAX_NODES`` nodes, and for ``"optimal-lp"``,
+  the LP relaxation is rounded and improved by local search. The constructed
+  sqrt and revolve schedules stay candidates, so "optimal" never recomputes
+  more than they do at the same budget.
 
 Given a ``memory_budget``, a policy tries its candidate settings and keeps
 the least recompute whose planned arena fits (ties: the smaller arena), so a
