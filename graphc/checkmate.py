@@ -719,7 +719,7 @@ _CHILD = """
 import json, sys
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
+from scipy.optimize import Bounds, LinearConstraint, milp
 d = np.load(sys.argv[1] + "/model.npz")
 A = sp.csr_matrix((d["data"], d["indices"], d["indptr"]), shape=tuple(d["shape"]))
 res = milp(d["c"], integrality=d["integrality"], bounds=Bounds(d["lb"], d["ub"]),
