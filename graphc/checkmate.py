@@ -1192,7 +1192,7 @@ def _iterated_search(problem: RematProblem, R: np.ndarray, seed: int, kicks: int
 
 
 def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: int = 0, n_random: int = 16,
-                      lp_budget_factors: Sequence[float] = (1.0, 0.9, 0.8, 0.7), improve: int = 3,
+                      lp_budget_factors: Sequence[float] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7), improve: int = 3,
                       swap_seconds: float = 5.0, kicks: int = 250, restarts: int = 4) -> RematSolution:
     """The fast approximation: round the LP relaxation's S, complete R, then a local search.
 
