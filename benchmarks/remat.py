@@ -6,12 +6,12 @@ feasible budget of each policy is read from the GraphError an impossible
 budget raises. Budgets are then swept between the least feasible and store-all;
 for every policy and budget the table gives the planned arena, the recompute as
 a fraction of one forward pass, and the measured time of a step relative to
-store-all (median of several runs, side by side in one process).
+store-all (medians of runs alternating with the store-all program's).
 
 Then the targets of the recompute issue on a chain of n = 100 layers, the
-MILP's solve time against graph size (abstract training chains and layered DAGs),
-and the MILP and LP rounding on graphc's own training graphs. The frontier (peak memory against extra
-compute) is saved as a chart.
+MILP's solve time against graph size (abstract training chains and layered
+DAGs), and the MILP and LP rounding on graphc's own training graphs. The
+frontier (peak memory against extra compute) is saved as a chart.
 
     python benchmarks/remat.py [--quick] [--plot out/bench/remat_frontier.png]
 """
@@ -60,14 +60,18 @@ def least_feasible(outputs: list[gc.Value], policy: str) -> int:
         return int(match.group(1).replace(",", ""))
 
 
-def step_seconds(prog: gc.Program, feeds: dict, repeats: int) -> float:
+def step_ratio(prog: gc.Program, base: gc.Program, feeds: dict, repeats: int) -> float:
+    """Median step time of ``prog`` over that of ``base``, the two run alternately so that
+    both see the same load on a shared machine."""
     prog.run(feeds)
-    times = []
+    base.run(feeds)
+    times: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(repeats):
-        start = time.perf_counter()
-        prog.run(feeds)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for which, program in enumerate((prog, base)):
+            start = time.perf_counter()
+            program.run(feeds)
+            times[which].append(time.perf_counter() - start)
+    return statistics.median(times[0]) / statistics.median(times[1])
 
 
 def sweep(name: str, build: Callable, points: int, repeats: int) -> list[dict]:
@@ -76,7 +80,6 @@ def sweep(name: str, build: Callable, points: int, repeats: int) -> list[dict]:
     data = zoo.feeds(graph)
     store_all = gc.compile(outputs)
     top = store_all.memory.planned_bytes
-    base_time = step_seconds(store_all, data, repeats)
     lows = {p: least_feasible(outputs, p) for p in POLICIES}
     low = min(lows.values())
     budgets = sorted({int(low + (top - low) * k / (points - 1)) for k in range(points)})
@@ -86,7 +89,7 @@ def sweep(name: str, build: Callable, points: int, repeats: int) -> list[dict]:
             if budget < lows[policy]:
                 continue
             prog = gc.compile(outputs, remat=policy, memory_budget=budget)
-            rows.append(_row(name, policy, budget, prog, step_seconds(prog, data, repeats) / base_time))
+            rows.append(_row(name, policy, budget, prog, step_ratio(prog, store_all, data, repeats)))
     print(f"\n{name}: store-all arena {top:,d} B; least feasible: " + ", ".join(f"{p} {b:,d} B" for p, b in lows.items()))
     print(f"  {'policy':8s} {'budget':>12s} {'planned':>12s} {'planned/all':>11s} {'recompute/fwd':>13s} {'step/all':>9s}")
     for r in rows:
