@@ -1,0 +1,650 @@
+"""Speed of one training step: graphc's compiled plan against NumPy, JAX and PyTorch.
+
+A training step is what :func:`graphc.zoo.training_outputs` compiles: the loss
+and its gradient with respect to every param, ``[ℓ, ∂ℓ/∂w(1), …, ∂ℓ/∂w(m)]``.
+Each workload is a graph of :mod:`graphc.zoo` (an MLP with a softmax
+cross-entropy loss, a deep chain of tanh layers, a self-attention block), and
+the same math is written out four times:
+
+- ``graphc``: ``gc.compile(zoo.training_outputs(values))``, then ``prog.run(feeds)``
+  (the stored params are read, the inputs fed; the run returns fresh arrays);
+- ``numpy``: the forward pass and a backward pass written by hand with NumPy
+  (plain expressions, no preallocation): the baseline every ratio divides by;
+- ``jax``: ``jax.jit(jax.value_and_grad(loss))`` on the CPU, in the graph's dtype,
+  with ``block_until_ready`` on the results;
+- ``torch``: the forward pass with PyTorch on the CPU and ``torch.autograd.grad``.
+
+Every implementation gets the same param values (graphc's stored ones) and
+inputs (``zoo.feeds``). Before anything is timed, each one's loss and gradients
+are checked against graphc's: the table of checks gives, per implementation,
+the largest normwise relative difference ``max|a − b| / max|b|`` over the loss
+and the gradients, and any array outside ``np.allclose`` with a float32
+tolerance is a mismatch (exit status 1, nothing timed).
+
+Timing: a few warm-up calls (JAX compiles its function on the first), then for
+each implementation a number of calls per repetition chosen so that one
+repetition lasts about 20 ms; the repetitions of all implementations are
+interleaved, round by round, in one process, and the table gives the median
+time of one call in ms. The ratios divide by hand-written NumPy: below 1 is
+faster than NumPy, above 1 slower. ``noise`` is the largest interquartile range
+over median among the implementations of a row: on a shared machine, ratios
+closer than that are not a difference. ``instr`` counts the instructions of
+graphc's plan (views included, which are bound once and cost nothing per run).
+The compile times (graphc's ``gc.compile``, JAX's first call) are printed
+apart: they are paid once.
+
+Threads: NumPy's BLAS (which graphc and the hand-written NumPy share) and
+PyTorch run on one thread unless ``--threads N`` says otherwise (``0``: each
+library's default); the cap is set at run time through threadpoolctl, no
+environment variable is read or set, and JAX keeps its own threads. A library's
+thread pool spins for a while after each call, so side by side it takes a core
+from the library timed next, and on a small machine shared with other processes
+a parallel call waits for a descheduled thread: with PyTorch's default of two
+threads on this 2-core machine, a step of 0.25 ms took 110 ms.
+
+    python benchmarks/speed.py [--quick] [--threads N] [--skip jax,torch] [--plot out/bench/speed.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+import graphc as gc
+from graphc import zoo
+
+IMPLEMENTATIONS = ("graphc", "numpy", "jax", "torch")
+BASELINE = "numpy"
+REPEAT_SECONDS = 0.02  # one repetition runs the step about this long
+TOLERANCE = {  # np.allclose(a, b, rtol, atol · max|b|) per dtype of the graph
+    "float32": (1e-3, 1e-4),
+    "float64": (1e-9, 1e-10),
+}
+
+Arrays = list[np.ndarray]
+
+
+# --- workloads ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """A zoo graph by name: ``kind`` says which hand-written math reproduces it."""
+
+    name: str
+    kind: str  # "mlp", "chain" or "attention"
+    build: Callable[[], tuple[gc.Graph, dict[str, Any]]]
+    options: dict[str, Any] = field(default_factory=dict)  # activation (mlp), heads (attention)
+
+
+@dataclass
+class Problem:
+    """A built workload: the graph, its feeds, and the param values every implementation uses."""
+
+    name: str
+    kind: str
+    options: dict[str, Any]
+    graph: gc.Graph
+    values: dict[str, Any]
+    inputs: dict[str, np.ndarray]
+    params: Arrays
+    param_names: list[str]
+
+    @property
+    def dtype(self) -> str:
+        return str(self.params[0].dtype)
+
+
+def workloads(quick: bool) -> list[Workload]:
+    """The workloads of a run: small ones with ``quick``."""
+    if quick:
+        return [
+            Workload("mlp 32×64-128-10", "mlp", lambda: zoo.mlp(32, (64, 128, 10)), {"activation": "tanh"}),
+            Workload("chain 8×32, batch 16", "chain", lambda: zoo.chain(8, width=32, batch=16)),
+            Workload("attention 32×32, 2 heads", "attention", lambda: zoo.attention(32, 32, heads=2), {"heads": 2}),
+        ]
+    return [
+        Workload("mlp 32×64-128-10", "mlp", lambda: zoo.mlp(32, (64, 128, 10)), {"activation": "tanh"}),
+        Workload("mlp 256×64-256-256-10", "mlp", lambda: zoo.mlp(256, (64, 256, 256, 10)), {"activation": "tanh"}),
+        Workload("chain 32×64, batch 16", "chain", lambda: zoo.chain(32, width=64, batch=16)),
+        Workload("chain 32×256, batch 256", "chain", lambda: zoo.chain(32, width=256, batch=256)),
+        Workload("attention 128×64, 4 heads", "attention", lambda: zoo.attention(128, 64, heads=4), {"heads": 4}),
+    ]
+
+
+def build(workload: Workload) -> Problem:
+    graph, values = workload.build()
+    params = list(values["params"])
+    return Problem(
+        name=workload.name, kind=workload.kind, options=dict(workload.options), graph=graph, values=values,
+        inputs=zoo.feeds(graph), params=[p.value.copy() for p in params], param_names=[p.name for p in params],
+    )
+
+
+# --- hand-written NumPy: forward and backward ----------------------------------------------------
+
+
+def numpy_mlp(params: Arrays, x: np.ndarray, y: np.ndarray, activation: str = "tanh") -> Arrays:
+    """``zoo.mlp``: z(k) = h(k-1)·W(k) + b(k), h(k) = a(z(k)), mean softmax cross-entropy."""
+    weights, biases = params[0::2], params[1::2]
+    layers = len(weights)
+    hs = [x]
+    for k in range(layers):
+        z = hs[-1] @ weights[k] + biases[k]
+        if k < layers - 1:
+            hs.append(np.tanh(z) if activation == "tanh" else np.maximum(z, 0))
+    batch, rows = len(y), np.arange(len(y))
+    shifted = z - z.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(total[:, 0]) - shifted[rows, y])
+    g = exp / total  # ∂ℓ/∂logits = (softmax − onehot) / batch
+    g[rows, y] -= 1
+    g /= batch
+    grads: Arrays = [np.empty(0)] * len(params)
+    for k in reversed(range(layers)):
+        grads[2 * k], grads[2 * k + 1] = hs[k].T @ g, g.sum(axis=0)
+        if k:
+            g = g @ weights[k].T
+            g *= 1 - hs[k] * hs[k] if activation == "tanh" else hs[k] > 0
+    return [np.asarray(loss), *grads]
+
+
+def numpy_chain(params: Arrays, x: np.ndarray, y: np.ndarray) -> Arrays:
+    """``zoo.chain``: h(k) = tanh(h(k-1)·W(k) + b(k)), ℓ = mean((h(n) − y)²)."""
+    weights, biases = params[0::2], params[1::2]
+    hs = [x]
+    for w, b in zip(weights, biases):
+        hs.append(np.tanh(hs[-1] @ w + b))
+    diff = hs[-1] - y
+    loss = np.mean(diff * diff)
+    g = diff * (2 / diff.size)
+    grads: Arrays = [np.empty(0)] * len(params)
+    for k in reversed(range(len(weights))):
+        g *= 1 - hs[k + 1] * hs[k + 1]
+        grads[2 * k], grads[2 * k + 1] = hs[k].T @ g, g.sum(axis=0)
+        if k:
+            g = g @ weights[k].T
+    return [np.asarray(loss), *grads]
+
+
+def numpy_attention(params: Arrays, x: np.ndarray, y: np.ndarray, heads: int = 1) -> Arrays:
+    """``zoo.attention``: softmax(q kᵀ/√d) v per head, h = x + o·Wo, ℓ = mean((h − y)²)."""
+    wq, wk, wv, wo = params
+    seq, dim = x.shape
+    scale = 1.0 / math.sqrt(dim // heads)
+
+    def split(a: np.ndarray) -> np.ndarray:  # (S, D) → (H, S, D/H)
+        return a.reshape(seq, heads, dim // heads).transpose(1, 0, 2)
+
+    def merge(a: np.ndarray) -> np.ndarray:  # (H, S, D/H) → (S, D)
+        return a.transpose(1, 0, 2).reshape(seq, dim)
+
+    q, k, v = split(x @ wq), split(x @ wk), split(x @ wv)
+    scores = (q @ k.transpose(0, 2, 1)) * scale
+    exp = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    attn = exp / exp.sum(axis=-1, keepdims=True)
+    o = merge(attn @ v)
+    diff = x + o @ wo - y
+    loss = np.mean(diff * diff)
+    gh = diff * (2 / diff.size)
+    go = split(gh @ wo.T)
+    ga = go @ v.transpose(0, 2, 1)
+    gv = attn.transpose(0, 2, 1) @ go
+    gs = attn * (ga - (ga * attn).sum(axis=-1, keepdims=True)) * scale
+    gq, gk = gs @ k, gs.transpose(0, 2, 1) @ q
+    return [np.asarray(loss), x.T @ merge(gq), x.T @ merge(gk), x.T @ merge(gv), o.T @ gh]
+
+
+NUMPY_STEPS: dict[str, Callable[..., Arrays]] = {"mlp": numpy_mlp, "chain": numpy_chain, "attention": numpy_attention}
+
+
+# --- the four implementations: a step function each ------------------------------------------------
+
+
+@dataclass
+class Implementation:
+    """One way to run a problem's step: ``step()`` runs it, ``arrays(result)`` gives NumPy arrays."""
+
+    step: Callable[[], Any]
+    arrays: Callable[[Any], Arrays]
+    setup_seconds: float = 0.0  # graphc's compile, JAX's first (tracing and compiling) call
+    instructions: int = 0  # of graphc's plan
+
+
+class NotInstalled(Exception):
+    """The framework of an implementation cannot be imported."""
+
+
+def graphc_impl(problem: Problem) -> Implementation:
+    """Compile the training step once; a step is one ``prog.run`` with the inputs fed."""
+    start = time.perf_counter()
+    prog = gc.compile(zoo.training_outputs(problem.values))
+    seconds = time.perf_counter() - start
+    inputs = problem.inputs
+    return Implementation(lambda: prog.run(inputs), list, seconds, len(prog.plan.instructions))
+
+
+def numpy_impl(problem: Problem) -> Implementation:
+    """The hand-written forward and backward pass of the problem's kind."""
+    fn, options = NUMPY_STEPS[problem.kind], problem.options
+    params, x, y = problem.params, problem.inputs["x"], problem.inputs["y"]
+    return Implementation(lambda: fn(params, x, y, **options), list)
+
+
+def jax_loss(kind: str, options: dict[str, Any]) -> Callable[..., Any]:
+    """The forward pass and loss of a workload with ``jax.numpy``."""
+    import jax
+    import jax.numpy as jnp
+
+    def mlp(params, x, y):
+        weights, biases = params[0::2], params[1::2]
+        act = jnp.tanh if options.get("activation", "tanh") == "tanh" else jax.nn.relu
+        h = x
+        for k, (w, b) in enumerate(zip(weights, biases)):
+            h = h @ w + b
+            if k < len(weights) - 1:
+                h = act(h)
+        logp = jax.nn.log_softmax(h, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    def chain(params, x, y):
+        h = x
+        for w, b in zip(params[0::2], params[1::2]):
+            h = jnp.tanh(h @ w + b)
+        return jnp.mean((h - y) ** 2)
+
+    def attention(params, x, y):
+        wq, wk, wv, wo = params
+        heads = options.get("heads", 1)
+        seq, dim = x.shape
+        split = lambda a: a.reshape(seq, heads, dim // heads).transpose(1, 0, 2)  # noqa: E731
+        q, k, v = split(x @ wq), split(x @ wk), split(x @ wv)
+        attn = jax.nn.softmax((q @ k.transpose(0, 2, 1)) * (1.0 / math.sqrt(dim // heads)), axis=-1)
+        o = (attn @ v).transpose(1, 0, 2).reshape(seq, dim)
+        return jnp.mean((x + o @ wo - y) ** 2)
+
+    return {"mlp": mlp, "chain": chain, "attention": attention}[kind]
+
+
+def jax_impl(problem: Problem) -> Implementation:
+    """``jax.jit(jax.value_and_grad(loss))``, compiled by a first call here; labels as int32."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as err:
+        raise NotInstalled("jax") from err
+    if problem.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)  # otherwise JAX computes in float32
+    fn = jax.jit(jax.value_and_grad(jax_loss(problem.kind, problem.options)))
+    params = [jnp.asarray(p) for p in problem.params]
+    x, y = problem.inputs["x"], problem.inputs["y"]
+    x, y = jnp.asarray(x), jnp.asarray(y.astype(np.int32) if y.dtype.kind == "i" else y)
+
+    def step() -> Any:
+        return jax.block_until_ready(fn(params, x, y))
+
+    start = time.perf_counter()
+    step()
+    seconds = time.perf_counter() - start
+    return Implementation(step, lambda r: [np.asarray(r[0]), *map(np.asarray, r[1])], seconds)
+
+
+def torch_loss(kind: str, options: dict[str, Any]) -> Callable[..., Any]:
+    """The forward pass and loss of a workload with PyTorch."""
+    import torch
+    import torch.nn.functional as F
+
+    def mlp(params, x, y):
+        weights, biases = params[0::2], params[1::2]
+        act = torch.tanh if options.get("activation", "tanh") == "tanh" else torch.relu
+        h = x
+        for k, (w, b) in enumerate(zip(weights, biases)):
+            h = h @ w + b
+            if k < len(weights) - 1:
+                h = act(h)
+        return F.cross_entropy(h, y)
+
+    def chain(params, x, y):
+        h = x
+        for w, b in zip(params[0::2], params[1::2]):
+            h = torch.tanh(h @ w + b)
+        return torch.mean((h - y) ** 2)
+
+    def attention(params, x, y):
+        wq, wk, wv, wo = params
+        heads = options.get("heads", 1)
+        seq, dim = x.shape
+        split = lambda a: a.reshape(seq, heads, dim // heads).permute(1, 0, 2)  # noqa: E731
+        q, k, v = split(x @ wq), split(x @ wk), split(x @ wv)
+        attn = torch.softmax((q @ k.transpose(1, 2)) * (1.0 / math.sqrt(dim // heads)), dim=-1)
+        o = (attn @ v).permute(1, 0, 2).reshape(seq, dim)
+        return torch.mean((x + o @ wo - y) ** 2)
+
+    return {"mlp": mlp, "chain": chain, "attention": attention}[kind]
+
+
+def torch_impl(problem: Problem) -> Implementation:
+    """The forward pass on tensors (params copied, requiring grad), then ``torch.autograd.grad``."""
+    try:
+        import torch
+    except ImportError as err:
+        raise NotInstalled("torch") from err
+    loss_fn = torch_loss(problem.kind, problem.options)
+    params = [torch.from_numpy(p.copy()).requires_grad_() for p in problem.params]
+    x, y = (torch.from_numpy(problem.inputs[n]) for n in ("x", "y"))
+
+    def step() -> list:
+        loss = loss_fn(params, x, y)
+        return [loss.detach(), *torch.autograd.grad(loss, params)]
+
+    return Implementation(step, lambda r: [t.numpy() for t in r])
+
+
+FACTORIES: dict[str, Callable[[Problem], Implementation]] = {
+    "graphc": graphc_impl, "numpy": numpy_impl, "jax": jax_impl, "torch": torch_impl,
+}
+
+
+def implementations(problem: Problem, names: Sequence[str] = IMPLEMENTATIONS) -> dict[str, Implementation]:
+    """The implementations of ``names`` whose framework imports, by name."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = FACTORIES[name](problem)
+        except NotInstalled:
+            continue
+    return found
+
+
+# --- the check against graphc ---------------------------------------------------------------------
+
+
+@dataclass
+class Agreement:
+    """How one implementation's loss and gradients compare with graphc's."""
+
+    implementation: str
+    max_relative: float  # the largest max|a − b| / max|b| over the arrays
+    mismatched: list[str]  # names of the arrays outside np.allclose
+
+
+def compare(names: Sequence[str], ours: Arrays, reference: Arrays, dtype: str) -> tuple[float, list[str]]:
+    """The largest normwise relative difference, and the arrays outside the dtype's tolerance."""
+    rtol, atol = TOLERANCE.get(dtype, TOLERANCE["float32"])
+    if len(ours) != len(reference):
+        return math.inf, [f"{len(ours)} arrays returned, graphc returns {len(reference)}"]
+    worst, mismatched = 0.0, []
+    for name, a, b in zip(names, ours, reference):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        if a.shape != b.shape:
+            mismatched.append(f"{name} (shape {a.shape}, graphc {b.shape})")
+            continue
+        worst = max(worst, float(np.max(np.abs(a - b))) / scale if scale else float(np.max(np.abs(a))))
+        if not np.allclose(a, b, rtol=rtol, atol=atol * scale):
+            mismatched.append(name)
+    return worst, mismatched
+
+
+def check(problem: Problem, impls: dict[str, Implementation]) -> list[Agreement]:
+    """Every implementation but graphc against graphc's loss and gradients."""
+    reference = impls["graphc"].arrays(impls["graphc"].step())
+    names = ["loss", *problem.param_names]
+    agreements = []
+    for name, impl in impls.items():
+        if name == "graphc":
+            continue
+        worst, mismatched = compare(names, impl.arrays(impl.step()), reference, problem.dtype)
+        agreements.append(Agreement(name, worst, mismatched))
+    return agreements
+
+
+# --- timing -----------------------------------------------------------------------------------------
+
+
+def calls_per_repeat(step: Callable[[], Any], seconds: float = REPEAT_SECONDS) -> int:
+    """How many calls of ``step`` last about ``seconds`` (at least one)."""
+    start = time.perf_counter()
+    step()
+    once = time.perf_counter() - start
+    return max(1, int(seconds / max(once, 1e-7)))
+
+
+def time_steps(steps: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of every step, one sample per repetition, repetitions interleaved.
+
+    Round r runs every step once in an order rotated by r, so slow phases of a
+    shared machine fall on all implementations alike.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    calls = {name: calls_per_repeat(step) for name, step in steps.items()}
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            step, n = steps[name], calls[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                step()
+            samples[name].append((time.perf_counter() - start) / n)
+    return samples
+
+
+def spread(samples: Sequence[float]) -> float:
+    """Interquartile range over median."""
+    if len(samples) < 4:
+        return (max(samples) - min(samples)) / statistics.median(samples)
+    q1, _, q3 = statistics.quantiles(samples, n=4)
+    return (q3 - q1) / statistics.median(samples)
+
+
+# --- one workload, the table, the chart ------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """The measurements of one workload."""
+
+    name: str
+    instructions: int  # of graphc's plan
+    agreements: list[Agreement]
+    setup_ms: dict[str, float]  # graphc's compile, JAX's first call
+    absent: dict[str, str] = field(default_factory=dict)  # implementation → "not installed" or "skipped"
+    ms: dict[str, float] = field(default_factory=dict)  # median ms per call, by implementation
+    noise: float = 0.0
+
+    def ratio(self, implementation: str) -> float | None:
+        if implementation not in self.ms or BASELINE not in self.ms:
+            return None
+        return self.ms[implementation] / self.ms[BASELINE]
+
+
+def prepare(workload: Workload, names: Sequence[str] = IMPLEMENTATIONS) -> tuple[Row, dict[str, Implementation]]:
+    """Build a workload, set up its implementations and check them against graphc."""
+    problem = build(workload)
+    impls = implementations(problem, names)
+    absent = {n: "skipped" if n not in names else "not installed" for n in IMPLEMENTATIONS if n not in impls}
+    setup_ms = {n: i.setup_seconds * 1e3 for n, i in impls.items() if i.setup_seconds}
+    return Row(problem.name, impls["graphc"].instructions, check(problem, impls), setup_ms, absent), impls
+
+
+def measure(row: Row, impls: dict[str, Implementation], repeats: int, warmup: int) -> None:
+    """Time the implementations of one workload side by side; the medians go into ``row``."""
+    samples = time_steps({n: i.step for n, i in impls.items()}, repeats, warmup)
+    row.ms = {n: statistics.median(s) * 1e3 for n, s in samples.items()}
+    row.noise = max(spread(s) for s in samples.values())
+
+
+def format_checks(rows: Sequence[Row]) -> str:
+    lines = ["check against graphc (loss and every gradient): max |a − b| / max |b|"]
+    for row in rows:
+        cells = [f"{a.implementation} {a.max_relative:.1e}" for a in row.agreements]
+        cells = [c + (f" MISMATCH in {', '.join(a.mismatched)}" if a.mismatched else "") for c, a in zip(cells, row.agreements)]
+        lines.append(f"  {row.name:28s} " + "   ".join(cells))
+    return "\n".join(lines)
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    others = [n for n in IMPLEMENTATIONS if n != BASELINE]
+    header = ["workload", "instr", *(f"{n} ms" for n in IMPLEMENTATIONS), *(f"{n}/np" for n in others), "noise"]
+    body = []
+    for row in rows:
+        times = [f"{row.ms[n]:.3f}" if n in row.ms else row.absent.get(n, "–") for n in IMPLEMENTATIONS]
+        ratios = [f"{row.ratio(n):.2f}" if row.ratio(n) is not None else "–" for n in others]
+        body.append([row.name, str(row.instructions), *times, *ratios, f"{row.noise:.2f}"])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def format_setup(rows: Sequence[Row]) -> str:
+    lines = ["paid once, ms: graphc's gc.compile and JAX's first call (tracing and XLA compile)"]
+    for row in rows:
+        lines.append(f"  {row.name:28s} " + "   ".join(f"{n} {ms:.0f}" for n, ms in row.setup_ms.items()))
+    return "\n".join(lines)
+
+
+def plot(rows: Sequence[Row], path: Path) -> bool:
+    """Grouped bars per workload: time per step relative to NumPy (log scale), labelled in ms.
+
+    False, and no chart, if NumPy (the baseline) was skipped.
+    """
+    if not any(r.ratio(BASELINE) for r in rows):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    shown = [n for n in IMPLEMENTATIONS if any(r.ratio(n) is not None for r in rows)]
+    colors = {"graphc": "#dd8452", "numpy": "#8c8c8c", "jax": "#4c72b0", "torch": "#c44e52"}
+    width = 0.8 / max(1, len(shown))
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(8, 1.8 * len(rows)), 4.8))
+    for k, name in enumerate(shown):
+        offsets = x + (k - (len(shown) - 1) / 2) * width
+        ratios = [r.ratio(name) or np.nan for r in rows]
+        ax.bar(offsets, ratios, width, label=name, color=colors.get(name))
+        for xi, ratio, row in zip(offsets, ratios, rows):
+            if name in row.ms and ratio == ratio:
+                ax.annotate(f"{row.ms[name]:.2g}", (xi, ratio), ha="center", va="bottom", fontsize=7)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(x, [r.name for r in rows], rotation=15, ha="right")
+    ax.set_ylabel("time per step / hand-written NumPy (log scale)")
+    ax.set_title("one training step (loss and every gradient) on the CPU; bar labels: ms per step")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+# --- threads and versions ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int | None, names: Sequence[str] = IMPLEMENTATIONS) -> Iterator[str]:
+    """Cap NumPy's BLAS and PyTorch at ``threads`` threads for the block (None: their defaults).
+
+    NumPy's BLAS is capped at run time through threadpoolctl, when it is
+    installed; no environment variable is read or set. PyTorch is imported
+    only if it is one of ``names``. Yields a line saying what the threads are.
+    """
+    torch = _optional("torch") if "torch" in names else None
+    threadpoolctl = _optional("threadpoolctl")
+    with contextlib.ExitStack() as stack:
+        if threads is not None:
+            if threadpoolctl:
+                stack.enter_context(threadpoolctl.threadpool_limits(limits=threads))
+            if torch:
+                stack.callback(torch.set_num_threads, torch.get_num_threads())
+                torch.set_num_threads(threads)
+        yield _threads_line(torch, threadpoolctl, "jax" in names)
+
+
+def _optional(module: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError:
+        return None
+
+
+def _threads_line(torch: Any, threadpoolctl: Any, jax: bool) -> str:
+    if threadpoolctl:
+        pools = [str(p["num_threads"]) for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        blas = "/".join(pools) or "?"
+    else:
+        blas = "? (threadpoolctl not installed)"
+    line = f"threads: NumPy's BLAS {blas}" + (f", torch {torch.get_num_threads()}" if torch else "")
+    return line + (", JAX its own" if jax else "")
+
+
+def versions(names: Sequence[str]) -> str:
+    found = [f"numpy {np.__version__}"]
+    for module in ("jax", "torch"):
+        if module in names:
+            imported = _optional(module)
+            found.append(f"{module} {imported.__version__}" if imported else f"{module} not installed")
+    return ", ".join(found)
+
+
+# --- main ---------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small workloads, few repetitions")
+    parser.add_argument("--plot", type=Path, default=Path("out/bench/speed.png"), help="where to save the chart")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="cap NumPy's BLAS and PyTorch at N threads; 0 leaves each library at its default (default 1)")
+    parser.add_argument("--skip", default="", metavar="NAMES",
+                        help="comma-separated implementations to leave out: numpy, jax, torch (graphc always runs)")
+    args = parser.parse_args(argv)
+    skipped = {n.strip() for n in args.skip.split(",") if n.strip()}
+    if skipped - set(IMPLEMENTATIONS) or "graphc" in skipped:
+        parser.error(f"--skip: {args.skip!r}; choose among {', '.join(IMPLEMENTATIONS[1:])}")
+    names = [n for n in IMPLEMENTATIONS if n not in skipped]
+    repeats, warmup = (5, 2) if args.quick else (15, 5)
+
+    with thread_limit(args.threads or None, names) as threads:
+        prepared = [prepare(w, names) for w in workloads(args.quick)]
+        rows = [row for row, _ in prepared]
+        print(f"graphc speed benchmark: one training step [loss, *grads] on the CPU ({versions(names)}; {threads})")
+        print(format_checks(rows), flush=True)
+        if any(a.mismatched for r in rows for a in r.agreements):
+            print("an implementation disagrees with graphc: nothing timed", file=sys.stderr)
+            return 1
+        for row, impls in prepared:
+            measure(row, impls, repeats, warmup)
+    print(f"\nmedian ms per step over {repeats} interleaved repetitions of ≈{REPEAT_SECONDS * 1e3:.0f} ms each; "
+          f"ratios are time / hand-written NumPy (below 1: faster); noise: the largest IQR/median in the row")
+    print(format_table(rows))
+    print()
+    print(format_setup(rows))
+    print(f"\nchart: {args.plot}" if plot(rows, args.plot) else "\nno chart: it shows ratios to NumPy, which was skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
