@@ -1,15 +1,19 @@
 """The NumPy runtime: bind a Plan to memory once, then run it again and again.
 
 Binding allocates one 64-byte-aligned arena and makes every intermediate a
-view of it at its planned offset; feeds and params get slots of their own,
-views are bound once, and each kernel call is prepared with its arrays, so a
-run is a loop of calls with no lookups and no allocation:
+view of it at its planned offset; feeds get slots of their own, stored params
+are read where they are stored, views are bound once, and each kernel call is
+prepared with its arrays, so a run is a loop of calls with no lookups and no
+allocation:
 
-    copy feeds and params into their slots  →  step() for every instruction
+    copy feeds into their slots  →  step() for every instruction
     →  write updates into the stored params  →  copy the outputs out
 
-The caller's arrays are only read (copied into slots), and the arrays a run
-returns are fresh copies that no later run touches.
+A run that feeds a param (overriding its stored value for that run) uses a
+second binding whose param slots are copies; so does a program whose updates
+read params (``updates={a: b, b: a}`` must swap, not copy one into both). The
+caller's arrays are only read (copied into slots), and the arrays a run returns
+are fresh copies that no later run touches.
 """
 
 from __future__ import annotations
@@ -50,19 +54,37 @@ def _copy_view(out: np.ndarray, x: np.ndarray, view: Callable[..., np.ndarray], 
 
 
 class Executable:
-    """A Plan bound to memory. ``stored`` maps param names to their stored arrays."""
+    """A Plan bound to memory. ``stored`` maps param names to their stored arrays.
 
-    def __init__(self, plan: Plan, stored: Mapping[str, np.ndarray]) -> None:
+    With ``share_params`` (the default) an unfed param is read from its stored array
+    in place; otherwise it is copied into a slot of its own at every run.
+    """
+
+    def __init__(self, plan: Plan, stored: Mapping[str, np.ndarray], *, share_params: bool = True) -> None:
         self.plan = plan
         self.arena = _aligned_arena(plan.arena_bytes)
+        self._all_stored = stored
+        self._copying: Executable | None = None
+        self._bind_all(share_params)
+        if self.shared and any(np.shares_memory(value, self.stored[name]) for _, value in self.updates
+                               for name in self.shared):
+            self._bind_all(share_params=False)  # an update reads a param: keep copies
+
+    def _bind_all(self, share_params: bool) -> None:
+        plan, stored = self.plan, self._all_stored
         arrays: list[np.ndarray | None] = [None] * len(plan.buffers)
+        shared: set[str] = set()
         for buf in plan.buffers:
             if buf.kind in (TEMP, SCRATCH):
                 arrays[buf.id] = _arena_view(self.arena, buf)
+            elif buf.kind == PARAM and share_params and _shareable(stored.get(buf.name), buf):
+                arrays[buf.id] = stored[buf.name]
+                shared.add(buf.name)
             elif buf.kind in (INPUT, PARAM):
                 arrays[buf.id] = np.empty(buf.shape, np.dtype(buf.dtype))
             elif buf.kind == CONST:
                 arrays[buf.id] = plan.constants[buf.id]
+        self.shared = frozenset(shared)
         self.slots = {b.name: (b, arrays[b.id]) for b in plan.buffers if b.kind in (INPUT, PARAM)}
         self.stored = {name: stored[name] for name, (b, _) in self.slots.items() if b.kind == PARAM and name in stored}
         self.steps: list[Callable[[], Any]] = []
@@ -101,9 +123,15 @@ class Executable:
             np.setbufsize(bufsize)
 
     def _run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
+        if self.shared and not self.shared.isdisjoint(feeds):  # a fed param must not touch storage
+            if self._copying is None:
+                self._copying = Executable(self.plan, self._all_stored, share_params=False)
+            return self._copying._run(feeds)
         for name, (buf, slot) in self.slots.items():
             if name in feeds:
                 np.copyto(slot, _checked_feed(buf, feeds[name]))
+            elif name in self.shared:
+                continue
             elif name in self.stored:
                 np.copyto(slot, self.stored[name])
             else:
@@ -113,6 +141,12 @@ class Executable:
         for target, value in self.updates:
             np.copyto(target, value)
         return [np.array(out, copy=True) for out in self.outputs]
+
+
+def _shareable(array: np.ndarray | None, buf: Buffer) -> bool:
+    """Whether a stored param can be read in place: the buffer's shape and dtype, C order."""
+    return (isinstance(array, np.ndarray) and array.shape == buf.shape and array.dtype == np.dtype(buf.dtype)
+            and array.flags.c_contiguous)
 
 
 def _checked_feed(buf: Buffer, value: Any) -> np.ndarray:

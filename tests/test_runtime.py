@@ -221,3 +221,24 @@ def test_outputs_include_intermediates_and_views_of_values_reused_in_place():
     expected = [E.sum() + (C * C).sum(), A.T, C.ravel(), E, B]
     for out, ref in zip(got, expected):
         np.testing.assert_allclose(out, ref, rtol=1e-13)
+
+
+def test_stored_params_are_read_in_place_and_a_swap_update_still_swaps():
+    """Unfed params are read where they are stored (no copy per run); updates that read
+    params (a swap) are computed from the values before the run, as with copies."""
+    with gc.Graph("swap"):
+        a = gc.param("a", shape=(3,), dtype="float64", init=np.array([1.0, 2.0, 3.0]))
+        b = gc.param("b", shape=(3,), dtype="float64", init=np.array([-1.0, -2.0, -3.0]))
+        total = gc.sum(a * b)
+    reading = gc.compile(total)
+    assert reading._executable.shared == {"a", "b"}
+    swapping = gc.compile(total, updates={a: b, b: a})
+    assert not swapping._executable.shared
+    np.testing.assert_allclose(swapping.run(), -14.0)
+    np.testing.assert_array_equal(a.value, [-1.0, -2.0, -3.0])
+    np.testing.assert_array_equal(b.value, [1.0, 2.0, 3.0])
+    a.assign(np.array([2.0, 0.0, 0.0]))
+    np.testing.assert_allclose(reading.run(), 2.0)  # reads the assigned value in place
+    np.testing.assert_allclose(reading.run({"a": np.ones(3)}), 6.0)  # fed: a copy binding
+    np.testing.assert_array_equal(a.value, [2.0, 0.0, 0.0])  # storage untouched by the feed
+    np.testing.assert_allclose(reading.run(), 2.0)
