@@ -26,6 +26,7 @@ from graphc.ops import (
     constant,
     defop,
     div,
+    dropout,
     exp,
     input,
     log,
@@ -52,6 +53,7 @@ from graphc.ops import (
     sum,
     tanh,
     transpose,
+    uniform,
 )
 from graphc.autodiff import grad
 from graphc.compile import Cost, Program, compile, sgd
@@ -66,6 +68,6 @@ __all__ = [
     "add", "add_n", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",
     "concat", "slice_axis", "pad_axis", "softmax", "log_softmax", "softmax_cross_entropy",
-    "one_hot", "mse",
+    "one_hot", "mse", "uniform", "dropout",
     "render", "to_dot", "plot_memory_timeline", "plot_arena_layout", "plot_frontier",
 ]

@@ -59,6 +59,19 @@ def _softmax_cross_entropy(logits, labels):
     return -np.mean(picked)
 
 
+def _uniform(key, shape, dtype="float32", stream=0):
+    """U[0, 1) from NumPy's Philox keyed by (key, stream), drawn into a fresh array."""
+    words = np.array([int(key), stream], dtype=np.uint64)
+    return np.random.Generator(np.random.Philox(key=words)).random(size=shape).astype(dtype)
+
+
+def _dropout(x, key, rate):
+    return x * (_uniform(key, x.shape, x.dtype, stream=_DROPOUT_STREAM) > rate) / (1.0 - rate)
+
+
+_DROPOUT_STREAM = 2  # the uniform node of a dropout case is the graph's third node (x0, x1, then it)
+
+
 NP = SimpleNamespace(
     add=np.add,
     sub=np.subtract,
@@ -91,6 +104,8 @@ NP = SimpleNamespace(
     one_hot=lambda labels, classes, dtype: (labels[..., None] == np.arange(classes)).astype(dtype),
     mse=lambda p, t: np.mean((p - t) ** 2),
     add_n=lambda *xs: functools.reduce(np.add, xs),
+    uniform=_uniform,
+    dropout=_dropout,
 )
 
 # --- inputs ---------------------------------------------------------------------
@@ -314,13 +329,21 @@ case("add_n", lambda m, x, y, z: m.add_n(x, y, z), A(2, 3), A(2, 3), A(2, 3))
 case("add_n", lambda m, x: m.add_n(x), A(3,), label="one-term")
 case("add_n", lambda m, x, y: m.add_n(x, x, x * y), A(3, 4), A(3, 4), label="fanout")
 
+# --- random numbers: a pure function of an int key ---------------------------------------
+
+case("uniform", lambda m, x, key: m.uniform(key, x.shape, x.dtype, stream=7) * x, A(3, 4), L((), 1000))
+case("uniform", lambda m, x, key: m.uniform(key, (4,), x.dtype, stream=1) * x * x, A(2, 4), L((), 9, "int32"),
+     label="fanout")
+case("dropout", lambda m, x, key: m.dropout(x, key, 0.5), A(4, 5), L((), 1000))
+case("dropout", lambda m, x, key: m.dropout(x, key, 0.25) * x, A(3, 3), L((), 1000), label="fanout")
+
 # Ops whose every VJP rule is ZERO (masks, one-hot rows: piecewise constant, or int
 # operands) or that have no rule at all (sources). They still have forward cases and
 # cases above where the gradient flows *around* them.
-NO_VJP = {"greater", "equal", "one_hot", "input", "param", "const"}
+NO_VJP = {"greater", "equal", "one_hot", "uniform", "input", "param", "const"}
 SOURCES = {"input", "param", "const"}
 # Public functions built from other ops (no primitive of their own): tested like ops.
-COMPOSITES = {"mse": "mean"}
+COMPOSITES = {"mse": "mean", "dropout": "uniform"}
 
 _ids = [c.id for c in CASES]
 assert len(set(_ids)) == len(_ids), sorted(i for i in _ids if _ids.count(i) > 1)
@@ -457,7 +480,7 @@ def test_every_op_is_covered() -> None:
 def test_no_vjp_list_is_honest(name: str) -> None:
     """An op listed in NO_VJP really has only ZERO rules (or none, for sources)."""
     prim = registered()[name]
-    arity = {"greater": 2, "equal": 2, "one_hot": 1}.get(name, 0)
+    arity = {"greater": 2, "equal": 2, "one_hot": 1, "uniform": 1}.get(name, 0)
     if name in SOURCES:
         assert prim.vjp is None
     else:

@@ -30,6 +30,7 @@ from graphc.ops.reduce import max, mean, sum
 from graphc.ops.shape import broadcast_to, concat, pad_axis, reshape, slice_axis, transpose
 from graphc.ops.linalg import matmul
 from graphc.ops.nn import log_softmax, mse, one_hot, softmax, softmax_cross_entropy
+from graphc.ops.random import dropout, uniform
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
@@ -40,4 +41,5 @@ __all__ = [
     "broadcast_to", "concat", "pad_axis", "reshape", "slice_axis", "transpose",
     "matmul",
     "log_softmax", "mse", "one_hot", "softmax", "softmax_cross_entropy",
+    "dropout", "uniform",
 ]
