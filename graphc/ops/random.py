@@ -2,13 +2,12 @@
 
 ``uniform(key, shape)`` fills its output from a Philox counter-based generator
 keyed by ``(key, stream)``: the int ``key`` is fed at each run (a step counter,
-say) and ``stream`` tells the uniform nodes of one graph apart. The numbers are
-drawn in float64 and rounded for a float32 graph, so a model and its float64
-copy (``gc.gradcheck``) see the same dropout masks. The same key
-gives the same numbers however often the node runs, so a recomputed dropout
-mask is the mask the forward pass drew (PyTorch has to save and restore its
-generator's state around a checkpoint for this; here it holds by
-construction), and CSE never merges two draws: their streams differ.
+say) and ``stream`` tells the uniform nodes of one graph apart, so CSE never
+merges two draws. The same key gives the same numbers however often the node
+runs: a recomputed dropout mask is the mask the forward pass drew (PyTorch has
+to save and restore its generator's state around a checkpoint for this; here
+it holds by construction). The numbers are drawn in float64 and rounded for a
+float32 graph, so a model and its float64 copy see the same masks.
 """
 
 from __future__ import annotations
@@ -86,7 +85,7 @@ def uniform(key: Any, shape: Sequence[int], dtype: Any = "float32", *, stream: i
 
 
 def dropout(x: Any, key: Any, rate: float, name: str | None = None) -> Value:
-    """Inverted dropout: ``x · [u >= rate] / (1 - rate)`` with ``u = uniform(key, x.shape)``.
+    """Inverted dropout: ``x · [u > rate] / (1 - rate)`` with ``u = uniform(key, x.shape)``.
 
     Zeroes each element with probability ``rate`` and scales the rest so that the
     expectation is unchanged; the gradient flows through the kept elements only.
