@@ -35,10 +35,10 @@ def _row_scratch(x: Aval, axis: int) -> list[Aval]:
 
 def _log_softmax_into(out: np.ndarray, x: np.ndarray, axis: int, row_max: np.ndarray, row_sum: np.ndarray) -> None:
     """out = x - max - log Σ exp(x - max), along ``axis``."""
-    np.max(x, axis=axis, keepdims=True, out=row_max)
+    np.maximum.reduce(x, axis=axis, keepdims=True, out=row_max)
     np.subtract(x, row_max, out=out)
     np.exp(out, out=out)
-    np.sum(out, axis=axis, keepdims=True, out=row_sum)
+    np.add.reduce(out, axis=axis, keepdims=True, out=row_sum)
     np.log(row_sum, out=row_sum)
     np.add(row_sum, row_max, out=row_sum)
     np.subtract(x, row_sum, out=out)
@@ -46,10 +46,10 @@ def _log_softmax_into(out: np.ndarray, x: np.ndarray, axis: int, row_max: np.nda
 
 def _softmax_kernel(out: np.ndarray, x: np.ndarray, axis: int, scratch: Sequence[np.ndarray]) -> None:
     row_max, row_sum = scratch
-    np.max(x, axis=axis, keepdims=True, out=row_max)
+    np.maximum.reduce(x, axis=axis, keepdims=True, out=row_max)
     np.subtract(x, row_max, out=out)
     np.exp(out, out=out)
-    np.sum(out, axis=axis, keepdims=True, out=row_sum)
+    np.add.reduce(out, axis=axis, keepdims=True, out=row_sum)
     np.divide(out, row_sum, out=out)
 
 
