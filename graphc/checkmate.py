@@ -75,7 +75,7 @@ import time
 from dataclasses import dataclass, replace
 from functools import reduce
 from types import SimpleNamespace
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 import numpy as np
 import scipy.sparse as sp
@@ -1054,30 +1054,50 @@ def _prune_fast(g: _Graph, R: np.ndarray) -> tuple[np.ndarray, _Profile]:
     return pruned, _profile(g, pruned)
 
 
-def _hold_instead(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray:
-    """Local search: drop one recompute R[t,k] (k < t) if the schedule still fits the budget.
+def _improve_recomputes(problem: RematProblem, R: np.ndarray, deadline: float,
+                        move: Callable[[np.ndarray, int, int], np.ndarray | None]) -> np.ndarray:
+    """First-improvement passes over the recomputes R[t,k] (k < t), dearest first.
 
-    Without it the earlier value of k lives on until stage t reads it, and the
-    recomputes that only fed it are pruned. Passes go over the recomputes, dearest
-    first, until one changes nothing or the deadline passes; each accepted move removes
-    at least one compute, so the cost never rises and the search ends.
+    ``move(R, t, k)`` returns a better schedule that no longer recomputes k in stage t,
+    or None; an accepted move replaces R. Passes repeat until one changes nothing or
+    the deadline passes.
     """
-    g = _graph(problem)
-    R, _ = _prune_fast(g, R)
+    costs = np.asarray(problem.costs, dtype=float)
     changed = True
     while changed and time.perf_counter() < deadline:
         changed = False
         ts, ks = np.nonzero(np.tril(R, -1))
-        for j in np.argsort(-g.costs[ks], kind="stable"):
+        for j in np.argsort(-costs[ks], kind="stable"):
             t, k = int(ts[j]), int(ks[j])
             if not R[t, k] or time.perf_counter() >= deadline:
                 continue
-            trial = R.copy()
-            trial[t, k] = False
-            trial, profile = _prune_fast(g, trial)
-            if profile.memory.max(initial=0) <= problem.budget:
-                R, changed = trial, True
+            better = move(R, t, k)
+            if better is not None:
+                R, changed = better, True
     return R
+
+
+def _without(R: np.ndarray, t: int, k: int) -> np.ndarray:
+    """R with the computation of k in stage t dropped."""
+    trial = R.copy()
+    trial[t, k] = False
+    return trial
+
+
+def _hold_instead(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray:
+    """Local search: drop one recompute R[t,k] (k < t) if the schedule still fits the budget.
+
+    Without it the earlier value of k lives on until stage t reads it, and the
+    recomputes that only fed it are pruned. Each accepted move removes at least one
+    compute, so the cost never rises and the search ends.
+    """
+    g = _graph(problem)
+
+    def drop(R: np.ndarray, t: int, k: int) -> np.ndarray | None:
+        trial, profile = _prune_fast(g, _without(R, t, k))
+        return trial if profile.memory.max(initial=0) <= problem.budget else None
+
+    return _improve_recomputes(problem, _prune_fast(g, R)[0], deadline, drop)
 
 
 def _repair(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray | None:
@@ -1118,28 +1138,17 @@ def _swap(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray:
 
     Drop one recompute even if the budget is then exceeded, bring the peak back with
     ``_repair`` (which recomputes something else) and descend with ``_hold_instead``;
-    keep the result if it is cheaper. Passes over the recomputes, dearest first, until
-    one changes nothing or the deadline passes.
+    keep the result if it is cheaper.
     """
-    g = _graph(problem)
-    cost = _cost(problem, R)
-    changed = True
-    while changed and time.perf_counter() < deadline:
-        changed = False
-        ts, ks = np.nonzero(np.tril(R, -1))
-        for j in np.argsort(-g.costs[ks], kind="stable"):
-            t, k = int(ts[j]), int(ks[j])
-            if not R[t, k] or time.perf_counter() >= deadline:
-                continue
-            trial = R.copy()
-            trial[t, k] = False
-            trial = _repair(problem, trial, deadline)
-            if trial is None:
-                continue
-            trial = _hold_instead(problem, trial, deadline)
-            if _cost(problem, trial) < cost:
-                R, cost, changed = trial, _cost(problem, trial), True
-    return R
+
+    def trade(R: np.ndarray, t: int, k: int) -> np.ndarray | None:
+        trial = _repair(problem, _without(R, t, k), deadline)
+        if trial is None:
+            return None
+        trial = _hold_instead(problem, trial, deadline)
+        return trial if _cost(problem, trial) < _cost(problem, R) else None
+
+    return _improve_recomputes(problem, R, deadline, trade)
 
 
 def _kick(problem: RematProblem, R: np.ndarray, rng: np.random.Generator, deadline: float) -> np.ndarray | None:

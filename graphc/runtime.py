@@ -85,8 +85,10 @@ class Executable:
             elif buf.kind == CONST:
                 arrays[buf.id] = plan.constants[buf.id]
         self.shared = frozenset(shared)
-        self.slots = {b.name: (b, arrays[b.id]) for b in plan.buffers if b.kind in (INPUT, PARAM)}
-        self.stored = {name: stored[name] for name, (b, _) in self.slots.items() if b.kind == PARAM and name in stored}
+        # slots a run fills: every input, and the params not read in place
+        self.slots = {b.name: (b, arrays[b.id]) for b in plan.buffers
+                      if b.kind in (INPUT, PARAM) and b.name not in shared}
+        self.stored = {b.name: stored[b.name] for b in plan.buffers if b.kind == PARAM and b.name in stored}
         self.steps: list[Callable[[], Any]] = []
         self.updates: list[tuple[np.ndarray, np.ndarray]] = []
         for ins in plan.instructions:
@@ -130,8 +132,6 @@ class Executable:
         for name, (buf, slot) in self.slots.items():
             if name in feeds:
                 np.copyto(slot, _checked_feed(buf, feeds[name]))
-            elif name in self.shared:
-                continue
             elif name in self.stored:
                 np.copyto(slot, self.stored[name])
             else:
