@@ -8,6 +8,7 @@ glues them and checks the user's arguments.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -20,7 +21,7 @@ from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
-from graphc.runtime import Executable
+from graphc.runtime import Executable, check_feeds_mapping
 from graphc.remat import RematReport, rematerialize
 from graphc.schedule import schedule
 from graphc import validate
@@ -67,6 +68,17 @@ class Program:
     Attributes: ``plan`` (printable :class:`~graphc.plan.Plan`), ``memory``
     (:class:`~graphc.memory.MemoryPlan`), ``cost`` (:class:`Cost`), ``remat``
     (:class:`~graphc.remat.RematReport`: what the recompute stage chose).
+
+    Threads: ``run`` may be called from several threads at once. Each concurrent
+    run takes a bound executable (its own arena) from a pool, which grows lazily
+    to the number of runs in flight, so memory is the arena times the largest
+    concurrency seen; the kernels release the GIL in BLAS and large ufuncs, so
+    large steps run in parallel (``benchmarks/threads.py`` measured this against
+    one lock around ``run``). Runs of a program with ``updates`` take turns (one
+    lock): each reads and writes the stored params as if the runs were made one
+    after the other, in some order. Stored params are shared by every program of
+    the graph: a run of one program is not synchronised with ``assign`` or with
+    the updates of another program.
     """
 
     def __init__(
@@ -76,15 +88,21 @@ class Program:
         memory: MemoryPlan | None = None,
         feedable: frozenset[str] | None = None,
         single: bool = False,
+        check_numerics: bool = False,
     ) -> None:
         if validate.VALIDATE_PLANS:
             validate.validate(plan)
         self.plan = plan
         self.memory = memory
         self.cost = plan_cost(plan)
+        self.check_numerics = check_numerics
         self._feedable = feedable if feedable is not None else frozenset(plan.inputs) | frozenset(plan.params)
         self._single = single
-        self._executable = Executable(plan, stored_params or {})
+        self._stored = stored_params if stored_params is not None else {}
+        self._executable = Executable(plan, self._stored, check_numerics=check_numerics)
+        self._idle = [self._executable]  # executables no run is using
+        self._pool_lock = threading.Lock()
+        self._update_lock = threading.Lock() if self._executable.updates else None
         self.remat: RematReport | None = None
 
     def run(self, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray] | np.ndarray:
@@ -92,21 +110,55 @@ class Program:
 
         Returns new arrays in output order (one array if one Value was compiled).
         Feeds the outputs do not need are accepted; unknown names are an error.
+        Safe to call from several threads at once (see the class docstring).
         """
-        feeds = feeds or {}
+        feeds = check_feeds_mapping(feeds)
         unknown = sorted(set(feeds) - self._feedable)
         if unknown:
             raise GraphError(
                 f"feed {', '.join(map(repr, unknown))} names no input or param of the graph; "
                 f"inputs and params: {', '.join(sorted(self._feedable))}"
             )
-        results = self._executable.run(feeds)
-        return results[0] if self._single else results
+        if self._update_lock is not None:
+            with self._update_lock:  # one updating run at a time: one executable suffices
+                return self._unpack(self._executable.run(feeds))
+        executable = self._take_executable()
+        try:
+            return self._unpack(executable.run(feeds))
+        finally:
+            with self._pool_lock:
+                self._idle.append(executable)
 
     __call__ = run
 
+    def _take_executable(self) -> Executable:
+        with self._pool_lock:
+            if self._idle:
+                return self._idle.pop()
+        return Executable(self.plan, self._stored, check_numerics=self.check_numerics)
+
+    def _unpack(self, results: list[np.ndarray]) -> list[np.ndarray] | np.ndarray:
+        return results[0] if self._single else results
+
     def __repr__(self) -> str:
         return f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, arena {self.plan.arena_bytes:,d} B>"
+
+
+class _StoredParams(Mapping):
+    """The graph's params' stored arrays, read live (``node.data``), so a run can tell
+    when one was replaced after binding."""
+
+    def __init__(self, graph) -> None:
+        self._params = graph.params
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._params[name].data
+
+    def __iter__(self):
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
 
 
 def _check_updates(updates: Any, graph) -> list[tuple[Node, Node]]:
@@ -135,6 +187,7 @@ def compile(  # noqa: A001
     memory: str = "auto",
     time_limit: float = 60.0,
     name: str | None = None,
+    check_numerics: bool = False,
 ) -> Program:
     """Compile ``outputs`` into a :class:`Program`.
 
@@ -152,6 +205,11 @@ def compile(  # noqa: A001
     ``prog.remat`` reports) or ``"optimal-lp"`` (its LP relaxation, rounded);
     with ``memory_budget`` (bytes of the arena), the policy's least recompute
     that fits, or a GraphError naming the least feasible budget.
+
+    ``check_numerics=True`` checks every result as it is computed: the first
+    instruction that produces a NaN or Inf raises a GraphError naming it (index
+    and listing line), its op, its forward node, and which input was non-finite
+    (or that the op itself overflowed). Without it, runs do no such checks.
     """
     single = isinstance(outputs, Value)
     values = as_values([outputs] if single else outputs)
@@ -181,9 +239,8 @@ def compile(  # noqa: A001
     memory_plan, storage, scratch = plan_memory(flow, order, memory)
     plan = lower(name or graph.name, flow, order, storage, scratch, memory_plan, canonical_outputs, canonical_updates)
 
-    stored = {n.name: n.data for n in graph.params.values()}
     feedable = frozenset(graph.inputs) | frozenset(graph.params)
-    prog = Program(plan, stored, memory_plan, feedable, single)
+    prog = Program(plan, _StoredParams(graph), memory_plan, feedable, single, check_numerics)
     prog.remat = remat_report
     return prog
 

@@ -56,6 +56,8 @@ class Instruction:
 
     ``tag`` is ``"forward"``, ``"backward"`` (an adjoint node), ``"recompute"``
     or ``"update"`` (``assign``: write ``args[0]`` into the param's stored value).
+    ``origin`` names the forward node the instruction computes, recomputes, or
+    whose gradient it computes (``""`` in plans written before it was kept).
     """
 
     op: str
@@ -65,6 +67,7 @@ class Instruction:
     scratch: tuple[int, ...] = ()
     mode: str = KERNEL
     tag: str = "forward"
+    origin: str = ""
 
 
 @dataclass
@@ -160,6 +163,15 @@ def _tuples(value: Any) -> Any:
 _SOURCE_KIND = {"input": INPUT, "param": PARAM, "const": CONST}
 
 
+def _origin(node: Node) -> str:
+    """The forward node behind ``node``: the one it recomputes, or whose gradient it computes."""
+    if node.recompute_of is not None:
+        return node.recompute_of.name
+    if node.adjoint is not None and node.adjoint.forward is not None:
+        return node.adjoint.forward.name
+    return node.name
+
+
 def _tag(node: Node, for_outputs: set[Node]) -> str:
     """backward: an adjoint node; recompute: a clone of a forward node; forward: needed by an
     output; update: needed only by updates."""
@@ -211,9 +223,10 @@ def lower(
             for k, aval in enumerate(scratch.get(node, ()))
         )
         args = tuple(number[a] for a in flow.args[node])
-        instructions.append(Instruction(node.op.name, out, args, dict(node.attrs), scratch_ids, mode, _tag(node, for_outputs)))
+        instructions.append(Instruction(node.op.name, out, args, dict(node.attrs), scratch_ids, mode,
+                                        _tag(node, for_outputs), _origin(node)))
     for param, value in updates:
-        instructions.append(Instruction("assign", number[param], (number[value],), tag="update"))
+        instructions.append(Instruction("assign", number[param], (number[value],), tag="update", origin=param.name))
     return Plan(name, buffers, instructions, [number[o] for o in outputs], constants, memory.planned_bytes)
 
 

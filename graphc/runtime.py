@@ -6,14 +6,23 @@ are read where they are stored, views are bound once, and each kernel call is
 prepared with its arrays, so a run is a loop of calls with no lookups and no
 allocation:
 
-    copy feeds into their slots  →  step() for every instruction
-    →  write updates into the stored params  →  copy the outputs out
+    check feeds and stored params  →  copy feeds into their slots
+    →  step() for every instruction  →  copy the outputs out
+    →  write updates into the stored params
+
+The outputs are copied before the updates are written, so an output that is a
+param (or a view of one) has the value the run read, like every other output.
+Every update is checked before the first is written (all or nothing).
 
 A run that feeds a param (overriding its stored value for that run) uses a
 second binding whose param slots are copies; so does a program whose updates
 read params (``updates={a: b, b: a}`` must swap, not copy one into both). The
 caller's arrays are only read (copied into slots), and the arrays a run returns
 are fresh copies that no later run touches.
+
+An :class:`Executable` is one arena: one run at a time. ``check_numerics``
+binds a second kind of step that checks each result for NaN and Inf; without
+it the run loop is the same loop of kernel calls.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import numpy as np
 from graphc.errors import GraphError
 from graphc.memory import ALIGNMENT
 from graphc.ops.core import lookup
-from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, PARAM, SCRATCH, TEMP, Buffer, Plan
+from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, format_listing
 
 
 # A ufunc that broadcasts an operand allocates an iteration buffer of this many
@@ -58,15 +67,20 @@ class Executable:
 
     With ``share_params`` (the default) an unfed param is read from its stored array
     in place; otherwise it is copied into a slot of its own at every run.
+    ``stored`` may be a live mapping (the graph's params): a run checks that each
+    param it reads or updates is still the array it was bound to.
     """
 
-    def __init__(self, plan: Plan, stored: Mapping[str, np.ndarray], *, share_params: bool = True) -> None:
+    def __init__(self, plan: Plan, stored: Mapping[str, np.ndarray], *, share_params: bool = True,
+                 check_numerics: bool = False) -> None:
         self.plan = plan
+        self.check_numerics = check_numerics
+        _check_stored_params(plan, stored)
         self.arena = _aligned_arena(plan.arena_bytes)
         self._all_stored = stored
         self._copying: Executable | None = None
         self._bind_all(share_params)
-        if self.shared and any(np.shares_memory(value, self.stored[name]) for _, value in self.updates
+        if self.shared and any(np.shares_memory(value, self.stored[name]) for _, _, value in self.updates
                                for name in self.shared):
             self._bind_all(share_params=False)  # an update reads a param: keep copies
 
@@ -90,20 +104,21 @@ class Executable:
                       if b.kind in (INPUT, PARAM) and b.name not in shared}
         self.stored = {b.name: stored[b.name] for b in plan.buffers if b.kind == PARAM and b.name in stored}
         self.steps: list[Callable[[], Any]] = []
-        self.updates: list[tuple[np.ndarray, np.ndarray]] = []
-        for ins in plan.instructions:
-            self._bind(ins, arrays)
+        self.updates: list[tuple[str, np.ndarray, np.ndarray]] = []
+        for index, ins in enumerate(plan.instructions):
+            self._bind(index, ins, arrays)
         self.outputs = [arrays[o] for o in plan.outputs]
 
-    def _bind(self, ins, arrays: list) -> None:
+    def _bind(self, index: int, ins: Instruction, arrays: list) -> None:
         args = [arrays[a] for a in ins.args]
         if ins.op == "assign":
             name = self.plan.buffers[ins.out].name
             if name not in self.stored:
                 raise GraphError(f"the plan updates param {name!r}, but no stored value was given for it")
-            self.updates.append((self.stored[name], args[0]))
+            self.updates.append((name, self.stored[name], args[0]))
             return
-        kernel = lookup(ins.op).kernel
+        prim = lookup(ins.op)
+        kernel = prim.kernel
         if ins.mode == BIND_VIEW:
             arrays[ins.out] = kernel(*args, **ins.attrs)
             return
@@ -114,6 +129,10 @@ class Executable:
             step = partial(kernel, out, *args, scratch=tuple(arrays[s] for s in ins.scratch), **ins.attrs)
         else:
             step = partial(kernel, out, *args, **ins.attrs)
+        if prim.check_operands is not None:
+            self.steps.append(partial(_check_operands, self.plan, index, prim.check_operands, args, ins.attrs))
+        if self.check_numerics:
+            step = partial(_checked_step, step, self.plan, index, out, args)
         self.steps.append(step)
 
     def run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
@@ -127,35 +146,144 @@ class Executable:
     def _run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
         if self.shared and not self.shared.isdisjoint(feeds):  # a fed param must not touch storage
             if self._copying is None:
-                self._copying = Executable(self.plan, self._all_stored, share_params=False)
+                self._copying = Executable(self.plan, self._all_stored, share_params=False,
+                                           check_numerics=self.check_numerics)
             return self._copying._run(feeds)
+        self._check_storage()
         for name, (buf, slot) in self.slots.items():
             if name in feeds:
-                np.copyto(slot, _checked_feed(buf, feeds[name]))
+                np.copyto(slot, checked_feed(buf, feeds[name]))
             elif name in self.stored:
                 np.copyto(slot, self.stored[name])
             else:
                 raise GraphError(f"input {name!r} ({buf.shape} {buf.dtype}) is needed but was not fed")
         for step in self.steps:
             step()
-        for target, value in self.updates:
+        results = [np.array(out, copy=True) for out in self.outputs]  # before the updates: what the run read
+        for _, target, value in self.updates:
             np.copyto(target, value)
-        return [np.array(out, copy=True) for out in self.outputs]
+        return results
+
+    def _check_storage(self) -> None:
+        """Every stored param this binding reads or writes is still the array it was bound to,
+        and every param it updates is writable: checked before anything is computed or written."""
+        live = self._all_stored
+        for name, array in self.stored.items():
+            if live.get(name) is not array:
+                raise GraphError(
+                    f"param {name!r}: its stored array was replaced after the program was bound; "
+                    f"change a param's value with .assign(array) (in place), or compile the program again"
+                )
+        for name, target, _ in self.updates:
+            if not target.flags.writeable:
+                raise GraphError(
+                    f"param {name!r}: the program updates it, but its stored array is read-only; "
+                    f"make it writable (array.flags.writeable = True) or compile without updating it "
+                    f"(no param was written)"
+                )
+
+
+def _check_stored_params(plan: Plan, stored: Mapping[str, Any]) -> None:
+    """A stored param must be an array of its buffer's shape and dtype: never broadcast or cast."""
+    for buf in plan.buffers:
+        if buf.kind != PARAM or buf.name not in stored:
+            continue
+        array = stored[buf.name]
+        if not isinstance(array, np.ndarray):
+            raise GraphError(f"param {buf.name!r}: the stored value is a {type(array).__name__}, not a NumPy array "
+                             f"of shape {buf.shape} {buf.dtype}")
+        if array.shape != buf.shape or array.dtype != np.dtype(buf.dtype):
+            raise GraphError(
+                f"param {buf.name!r}: the stored array is {array.shape} {array.dtype.name}, but the plan's param is "
+                f"{buf.shape} {buf.dtype}; store an array of that shape and dtype (w.assign(array) checks it)"
+            )
 
 
 def _shareable(array: np.ndarray | None, buf: Buffer) -> bool:
-    """Whether a stored param can be read in place: the buffer's shape and dtype, C order."""
-    return (isinstance(array, np.ndarray) and array.shape == buf.shape and array.dtype == np.dtype(buf.dtype)
-            and array.flags.c_contiguous)
+    """Whether a stored param can be read in place: C order (shape and dtype are checked at bind)."""
+    return isinstance(array, np.ndarray) and array.flags.c_contiguous
 
 
-def _checked_feed(buf: Buffer, value: Any) -> np.ndarray:
-    array = np.asarray(value)
+def checked_feed(buf: Buffer, value: Any) -> np.ndarray:
+    """``value`` as an array of ``buf``'s shape and dtype, or a GraphError saying how to fix it."""
+    what = f"feed {buf.name!r} (the graph's {buf.kind} of shape {buf.shape} {buf.dtype})"
+    if hasattr(value, "node") and hasattr(value, "aval"):
+        raise GraphError(f"{what} is a graph Value; feed a NumPy array with the data")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise GraphError(f"{what} cannot be made an array ({exc}); feed a rectangular NumPy array") from None
+    if array.dtype.kind not in "biuf":
+        raise GraphError(f"{what} has dtype {array.dtype.name}; feed numbers as a NumPy array of dtype {buf.dtype}"
+                         + (" (a ragged nested list gives dtype object)" if array.dtype.kind == "O" else ""))
     if array.shape != buf.shape:
-        raise GraphError(f"feed {buf.name!r} has shape {array.shape}, but the graph's {buf.kind} has shape {buf.shape}")
+        raise GraphError(f"{what} has shape {array.shape}; feed an array of shape {buf.shape}")
     if array.dtype != np.dtype(buf.dtype):
-        raise GraphError(
-            f"feed {buf.name!r} has dtype {array.dtype.name}, but the graph's {buf.kind} is {buf.dtype}"
-            f" (convert it with .astype(np.{buf.dtype}))"
-        )
+        raise GraphError(f"{what} has dtype {array.dtype.name}; {_conversion_hint(array, np.dtype(buf.dtype))}")
     return array
+
+
+def _conversion_hint(array: np.ndarray, want: np.dtype) -> str:
+    if want.kind in "iu" and array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            return "it holds NaN or Inf, which are no labels or indices: fix the data"
+        if not np.array_equal(array, np.round(array)):
+            return "it holds non-integral values, which are no labels or indices: fix the data"
+    return f"convert it with np.asarray(value, dtype=np.{want.name})"
+
+
+def check_feeds_mapping(feeds: Any) -> Mapping[str, Any]:
+    """``feeds`` as a mapping of names to arrays, or a GraphError saying what to pass."""
+    if feeds is None:
+        return {}
+    if not isinstance(feeds, Mapping):
+        raise GraphError(f"feeds must be a mapping of input names to arrays, like {{'x': X}}, "
+                         f"got a {type(feeds).__name__}")
+    for key in feeds:
+        if isinstance(key, str):
+            continue
+        node = getattr(key, "node", None)
+        if node is not None and hasattr(node, "op"):
+            raise GraphError(f"feeds are keyed by name: use {{{node.name!r}: ...}} instead of the Value {node.describe()}")
+        raise GraphError(f"feed key {key!r} is a {type(key).__name__}; feeds are keyed by the input's name (a str)")
+    return feeds
+
+
+# --- run-time checks -----------------------------------------------------------------
+
+
+def instruction_line(plan: Plan, index: int) -> str:
+    """The listing line of instruction ``index`` (one line per instruction, before the outputs line)."""
+    lines = format_listing(plan).splitlines()
+    return lines[len(lines) - 1 - len(plan.instructions) + index].strip()
+
+
+def describe_instruction(plan: Plan, index: int) -> str:
+    """``instruction 5 (`%13 = ...`), op softmax_cross_entropy, forward node 'loss'``."""
+    ins = plan.instructions[index]
+    origin = getattr(ins, "origin", "") or plan.buffers[ins.out].name
+    role = {"backward": "the gradient of forward node", "recompute": "a recomputed copy of forward node"}.get(
+        ins.tag, "forward node")
+    return f"instruction {index} (`{instruction_line(plan, index)}`), op {ins.op!r}, {role} {origin!r}"
+
+
+def _check_operands(plan: Plan, index: int, check: Callable[..., str | None], args: list, attrs: dict) -> None:
+    problem = check(*args, **attrs)
+    if problem is not None:
+        raise GraphError(f"{describe_instruction(plan, index)}: {problem}")
+
+
+def _checked_step(step: Callable[[], Any], plan: Plan, index: int, out: np.ndarray, args: list) -> None:
+    step()
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise GraphError(_numerics_message(plan, index, out, args))
+
+
+def _numerics_message(plan: Plan, index: int, out: np.ndarray, args: list) -> str:
+    what = "NaN" if np.isnan(out).any() else "Inf"
+    ins = plan.instructions[index]
+    bad_inputs = [f"%{a} {plan.buffers[a].name} {plan.buffers[a].shape}"
+                  for a, x in zip(ins.args, args) if x.dtype.kind == "f" and not np.isfinite(x).all()]
+    cause = (f"non-finite input {', '.join(bad_inputs)}" if bad_inputs
+             else "its inputs were all finite: the op itself overflowed or met an undefined case (0/0, log 0, ...)")
+    return f"check_numerics: {describe_instruction(plan, index)} produced {what}; {cause}"

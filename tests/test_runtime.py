@@ -242,3 +242,104 @@ def test_stored_params_are_read_in_place_and_a_swap_update_still_swaps():
     np.testing.assert_allclose(reading.run({"a": np.ones(3)}), 6.0)  # fed: a copy binding
     np.testing.assert_array_equal(a.value, [2.0, 0.0, 0.0])  # storage untouched by the feed
     np.testing.assert_allclose(reading.run(), 2.0)
+
+
+# --- outputs that alias updated params -------------------------------------------------------
+
+
+def _param_w(name: str):
+    g = gc.Graph(name)
+    with g:
+        w = gc.param("w", shape=(3,), dtype="float64", init=np.array([1.0, 2.0, 3.0]))
+        loss = gc.sum(w * w)
+    return g, w, loss
+
+
+@pytest.mark.parametrize("view", ["self", "transpose", "reshape"])
+def test_an_output_that_is_an_updated_param_has_the_value_the_run_read(view):
+    _, w, loss = _param_w(f"out-{view}")
+    out = {"self": lambda: w, "transpose": lambda: gc.transpose(gc.reshape(w, (3, 1))),
+           "reshape": lambda: gc.reshape(w, (1, 3))}[view]()
+    got_out, got_loss = gc.compile([out, loss], updates={w: w - 1.0}).run()
+    before = np.array([1.0, 2.0, 3.0])
+    expected = {"self": before, "transpose": before.reshape(3, 1).T, "reshape": before.reshape(1, 3)}[view]
+    np.testing.assert_array_equal(got_out, expected)
+    np.testing.assert_array_equal(got_loss, 14.0)
+    np.testing.assert_array_equal(w.value, before - 1.0)  # the update was written
+
+
+def test_an_output_that_is_a_fed_updated_param_has_the_fed_value():
+    _, w, loss = _param_w("out-fed")
+    W = np.array([5.0, 6.0, 7.0])
+    got_w, got_loss = gc.compile([w, loss], updates={w: w - 1.0}).run({"w": W})
+    np.testing.assert_array_equal(got_w, W)
+    np.testing.assert_array_equal(got_loss, 110.0)
+    np.testing.assert_array_equal(w.value, W - 1.0)
+
+
+# --- stored params: shape, dtype, all-or-nothing updates ---------------------------------------
+
+
+def _two_params(name: str):
+    with gc.Graph(name) as g:
+        w1 = gc.param("w1", shape=(3,), dtype="float64", init=np.array([1.0, 2.0, 3.0]))
+        w2 = gc.param("w2", shape=(3,), dtype="float64", init=np.array([4.0, 5.0, 6.0]))
+        loss = gc.sum(w1 * w2)
+    return g, w1, w2, loss
+
+
+@pytest.mark.parametrize("stored", [np.ones((1, 3)), np.ones((3,), np.float32), [1.0, 2.0, 3.0]],
+                         ids=["shape-(1,3)", "float32", "list"])
+def test_a_stored_param_of_the_wrong_kind_is_an_error_not_broadcast(stored):
+    _, w1, _, loss = _two_params("stored-wrong")
+    w1.node.data = stored
+    with pytest.raises(gc.GraphError, match=r"param 'w1'.*stored"):
+        gc.compile(loss)
+
+
+def test_a_program_from_a_plan_rejects_a_stored_param_of_the_wrong_shape():
+    _, _, _, loss = _two_params("plan-wrong")
+    plan = gc.compile(loss).plan
+    with pytest.raises(gc.GraphError, match=r"param 'w1'.*\(1, 3\)"):
+        gc.Program(plan, {"w1": np.ones((1, 3)), "w2": np.ones(3)})
+
+
+def test_an_update_of_a_read_only_param_writes_no_param():
+    _, w1, w2, loss = _two_params("read-only")
+    prog = gc.compile(loss, updates=gc.sgd(loss, [w1, w2], 0.5))
+    w2.node.data.flags.writeable = False
+    with pytest.raises(gc.GraphError, match=r"param 'w2'.*read-only"):
+        prog.run()
+    np.testing.assert_array_equal(w1.value, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(w2.value, [4.0, 5.0, 6.0])
+
+
+def test_a_param_whose_stored_array_was_replaced_is_an_error_and_nothing_is_written():
+    _, w1, w2, loss = _two_params("replaced")
+    prog = gc.compile(loss, updates=gc.sgd(loss, [w1, w2], 0.5))
+    w2.node.data = np.array([0.0, 0.0, 0.0])
+    with pytest.raises(gc.GraphError, match=r"param 'w2'.*replaced.*assign"):
+        prog.run()
+    np.testing.assert_array_equal(w1.value, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(w2.value, [0.0, 0.0, 0.0])
+
+
+# --- labels are checked before the kernel ------------------------------------------------------
+
+
+def _labels_program(op: str):
+    with gc.Graph(f"labels-{op}"):
+        logits = gc.input("logits", shape=(4, 3), dtype="float64")
+        labels = gc.input("labels", shape=(4,), dtype="int64")
+        out = gc.softmax_cross_entropy(logits, labels) if op == "sce" else gc.one_hot(labels, 3)
+    return gc.compile(out)
+
+
+@pytest.mark.parametrize("op", ["sce", "one_hot"])
+@pytest.mark.parametrize("bad", [-1, 3, 7])
+def test_labels_out_of_range_or_negative_are_an_error_naming_the_node(op, bad):
+    prog = _labels_program(op)
+    labels = np.array([0, 2, bad, 1])
+    with pytest.raises(gc.GraphError, match=r"labels must lie in \[0, 3\) for 3 classes.*" + str(bad)):
+        prog.run({"logits": np.zeros((4, 3)), "labels": labels})
+    prog.run({"logits": np.zeros((4, 3)), "labels": np.array([0, 2, 2, 1])})  # in range: runs

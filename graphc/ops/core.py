@@ -19,7 +19,11 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
   canonical form (axes sorted and non-negative), so equal nodes compare equal;
 - ``elementwise`` / ``view`` / ``scratch``: facts the memory planner uses
   (``scratch(*in_avals, **attrs) -> [Aval]`` lists temporaries the kernel
-  receives as ``scratch=(...)``).
+  receives as ``scratch=(...)``);
+- ``check_operands``: ``check_operands(*inputs, **attrs) -> str | None``, a cheap
+  run-time check of operand values the shape rule cannot see (labels in
+  range); the runtime calls it before the kernel and raises the message it
+  returns as a GraphError naming the instruction.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class Primitive:
     source: bool = False
     int_operands: frozenset[int] = field(default_factory=frozenset)
     doc: str = ""
+    check_operands: Callable[..., str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.name in _REGISTRY:

@@ -96,6 +96,16 @@ def _check_labels(logits: Aval, labels: Aval) -> None:
         raise ShapeError(f"labels of shape {labels.shape} do not index logits of shape {logits.shape} (want {logits.shape[:-1]})")
 
 
+def _labels_out_of_range(labels: np.ndarray, classes: int) -> str | None:
+    """Why ``labels`` do not index ``classes`` classes, or None: a negative label would
+    silently pick a class from the end."""
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        bad = labels[(labels < 0) | (labels >= classes)]
+        return (f"labels must lie in [0, {classes}) for {classes} classes, got {bad.size} outside "
+                f"(e.g. {bad.flat[0]}); fix the labels fed")
+    return None
+
+
 def _one_hot_aval(labels: Aval, classes: int, dtype: str) -> Aval:
     if labels.dtype not in INT_DTYPES:
         raise ShapeError(f"labels must be int32 or int64, got {labels.dtype.name}")
@@ -115,6 +125,7 @@ one_hot_op = Primitive(
     vjp=[ZERO],
     flops=lambda ins, out, **attrs: out.size,
     int_operands=frozenset({0}),
+    check_operands=lambda labels, classes, dtype: _labels_out_of_range(labels, classes),
     doc="1.0 at each label's class, 0.0 elsewhere: shape labels.shape + (classes,).",
 )
 
@@ -151,6 +162,7 @@ softmax_cross_entropy_op = Primitive(
     flops=lambda ins, out: 7 * ins[0].size,
     scratch=lambda logits, labels: [logits] + _row_scratch(logits, logits.ndim - 1),
     int_operands=frozenset({1}),
+    check_operands=lambda logits, labels: _labels_out_of_range(labels, logits.shape[-1]),
     doc="mean over rows of -log softmax(logits)[label].  J^T: (softmax - onehot)·g / N.",
 )
 
