@@ -255,7 +255,7 @@ def check_feeds_mapping(feeds: Any) -> Mapping[str, Any]:
 def instruction_line(plan: Plan, index: int) -> str:
     """The listing line of instruction ``index`` (one line per instruction, before the outputs line)."""
     lines = format_listing(plan).splitlines()
-    return lines[len(lines) - 1 - len(plan.instructions) + index].strip()
+    return " ".join(lines[len(lines) - 1 - len(plan.instructions) + index].split())
 
 
 def describe_instruction(plan: Plan, index: int) -> str:
@@ -280,10 +280,24 @@ def _checked_step(step: Callable[[], Any], plan: Plan, index: int, out: np.ndarr
 
 
 def _numerics_message(plan: Plan, index: int, out: np.ndarray, args: list) -> str:
+    """Which input was non-finite. Results of earlier instructions were checked finite when
+    computed (and may since be overwritten in place by this very instruction), so only inputs
+    that come from feeds, params and constants (directly or through views) are examined now."""
     what = "NaN" if np.isnan(out).any() else "Inf"
     ins = plan.instructions[index]
+    from_sources = _source_derived_buffers(plan)
     bad_inputs = [f"%{a} {plan.buffers[a].name} {plan.buffers[a].shape}"
-                  for a, x in zip(ins.args, args) if x.dtype.kind == "f" and not np.isfinite(x).all()]
+                  for a, x in zip(ins.args, args)
+                  if a in from_sources and x.dtype.kind == "f" and not np.isfinite(x).all()]
     cause = (f"non-finite input {', '.join(bad_inputs)}" if bad_inputs
              else "its inputs were all finite: the op itself overflowed or met an undefined case (0/0, log 0, ...)")
     return f"check_numerics: {describe_instruction(plan, index)} produced {what}; {cause}"
+
+
+def _source_derived_buffers(plan: Plan) -> set[int]:
+    """Buffers that are a feed, a param or a constant, or a view bound on one."""
+    derived = {b.id for b in plan.buffers if b.kind in (INPUT, PARAM, CONST)}
+    for ins in plan.instructions:
+        if ins.mode == BIND_VIEW and any(a in derived for a in ins.args):
+            derived.add(ins.out)
+    return derived
