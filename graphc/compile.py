@@ -90,6 +90,8 @@ class Program:
         single: bool = False,
         check_numerics: bool = False,
     ) -> None:
+        if not isinstance(check_numerics, bool):
+            raise GraphError(f"check_numerics={check_numerics!r}: pass True or False")
         if validate.VALIDATE_PLANS:
             validate.validate(plan)
         self.plan = plan
