@@ -156,6 +156,10 @@ class _StoredParams(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         return self._params[name].data
 
+    def get(self, name: str, default: Any = None) -> Any:  # Mapping.get's try/except costs a run µs
+        node = self._params.get(name)
+        return default if node is None else node.data
+
     def __iter__(self):
         return iter(self._params)
 
