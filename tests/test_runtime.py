@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
 
@@ -343,3 +345,19 @@ def test_labels_out_of_range_or_negative_are_an_error_naming_the_node(op, bad):
     with pytest.raises(gc.GraphError, match=r"labels must lie in \[0, 3\) for 3 classes.*" + str(bad)):
         prog.run({"logits": np.zeros((4, 3)), "labels": labels})
     prog.run({"logits": np.zeros((4, 3)), "labels": np.array([0, 2, 2, 1])})  # in range: runs
+
+
+@settings(max_examples=25, deadline=None)
+@given(values=st.lists(st.floats(-3, 3), min_size=3, max_size=3), lr=st.floats(0.01, 1.0))
+def test_outputs_of_an_updating_run_equal_those_of_the_same_run_without_updates(values, lr):
+    """Law: adding ``updates`` changes what is stored after a run, never what the run returns."""
+    with gc.Graph("updating-law"):
+        w = gc.param("w", shape=(3,), dtype="float64", init=np.array(values))
+        loss = gc.sum(gc.tanh(w) * w)
+    (dw,) = gc.grad(loss, [w])
+    outputs = [w, gc.reshape(w, (3, 1)), loss, dw]
+    plain = gc.compile(outputs).run()
+    updating = gc.compile(outputs, updates={w: w - lr * dw}).run()
+    for a, b in zip(updating, plain):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(w.value, np.array(values) - lr * plain[3])
