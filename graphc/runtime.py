@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from graphc.errors import GraphError
+from graphc.ir import Value
 from graphc.memory import ALIGNMENT
 from graphc.ops.core import lookup
 from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, format_listing
@@ -152,7 +153,7 @@ class Executable:
         self._check_storage()
         for name, (buf, slot) in self.slots.items():
             if name in feeds:
-                np.copyto(slot, checked_feed(buf, feeds[name]))
+                np.copyto(slot, _checked_feed(buf, feeds[name]))
             elif name in self.stored:
                 np.copyto(slot, self.stored[name])
             else:
@@ -204,23 +205,31 @@ def _shareable(array: np.ndarray | None, buf: Buffer) -> bool:
     return isinstance(array, np.ndarray) and array.flags.c_contiguous
 
 
-def checked_feed(buf: Buffer, value: Any) -> np.ndarray:
+def _checked_feed(buf: Buffer, value: Any) -> np.ndarray:
     """``value`` as an array of ``buf``'s shape and dtype, or a GraphError saying how to fix it."""
-    what = f"feed {buf.name!r} (the graph's {buf.kind} of shape {buf.shape} {buf.dtype})"
-    if hasattr(value, "node") and hasattr(value, "aval"):
-        raise GraphError(f"{what} is a graph Value; feed a NumPy array with the data")
+    if isinstance(value, Value):
+        raise GraphError(f"{_feed_phrase(buf)} is a graph Value; feed a NumPy array with the data")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise GraphError(f"{what} cannot be made an array ({exc}); feed a rectangular NumPy array") from None
-    if array.dtype.kind not in "biuf":
-        raise GraphError(f"{what} has dtype {array.dtype.name}; feed numbers as a NumPy array of dtype {buf.dtype}"
-                         + (" (a ragged nested list gives dtype object)" if array.dtype.kind == "O" else ""))
-    if array.shape != buf.shape:
-        raise GraphError(f"{what} has shape {array.shape}; feed an array of shape {buf.shape}")
-    if array.dtype != np.dtype(buf.dtype):
-        raise GraphError(f"{what} has dtype {array.dtype.name}; {_conversion_hint(array, np.dtype(buf.dtype))}")
+        raise GraphError(f"{_feed_phrase(buf)} cannot be made an array ({exc}); feed a rectangular NumPy array") from None
+    if array.shape != buf.shape or array.dtype != np.dtype(buf.dtype):
+        raise GraphError(_feed_mismatch(buf, array))
     return array
+
+
+def _feed_phrase(buf: Buffer) -> str:
+    return f"feed {buf.name!r} (the graph's {buf.kind} of shape {buf.shape} {buf.dtype})"
+
+
+def _feed_mismatch(buf: Buffer, array: np.ndarray) -> str:
+    what = _feed_phrase(buf)
+    if array.dtype.kind not in "biuf":
+        ragged = " (a ragged nested list gives dtype object)" if array.dtype.kind == "O" else ""
+        return f"{what} has dtype {array.dtype.name}; feed numbers as a NumPy array of dtype {buf.dtype}{ragged}"
+    if array.shape != buf.shape:
+        return f"{what} has shape {array.shape}; feed an array of shape {buf.shape}"
+    return f"{what} has dtype {array.dtype.name}; {_conversion_hint(array, np.dtype(buf.dtype))}"
 
 
 def _conversion_hint(array: np.ndarray, want: np.dtype) -> str:
@@ -242,9 +251,9 @@ def check_feeds_mapping(feeds: Any) -> Mapping[str, Any]:
     for key in feeds:
         if isinstance(key, str):
             continue
-        node = getattr(key, "node", None)
-        if node is not None and hasattr(node, "op"):
-            raise GraphError(f"feeds are keyed by name: use {{{node.name!r}: ...}} instead of the Value {node.describe()}")
+        if isinstance(key, Value):
+            raise GraphError(f"feeds are keyed by name: use {{{key.node.name!r}: ...}} instead of the Value "
+                             f"{key.node.describe()}")
         raise GraphError(f"feed key {key!r} is a {type(key).__name__}; feeds are keyed by the input's name (a str)")
     return feeds
 
