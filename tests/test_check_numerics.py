@@ -94,3 +94,19 @@ def test_without_the_flag_the_run_loop_has_no_checking_steps():
     assert [s.func for s in plain._executable.steps] != [s.func for s in checked._executable.steps]
     assert not any(getattr(s, "func", None).__name__ == "_checked_step" for s in plain._executable.steps)
     assert plain.run({"x": np.array([1.0, 0.0, 2.0])}) == np.inf  # no check: Inf comes back
+
+
+def test_a_plan_file_without_instruction_origins_still_loads_and_names_the_output_buffer():
+    """Plans written before ``origin`` was kept read back with ``origin=""``; the error then
+    names the instruction's own buffer."""
+    import json
+
+    _, _, y, loss = _log_model("numerics-old-file")
+    plan = gc.compile(loss).plan
+    doc = json.loads(plan.to_json())
+    for ins in doc["instructions"]:
+        del ins["origin"]
+    old = gc.Plan.from_json(json.dumps(doc))
+    assert all(ins.origin == "" for ins in old.instructions)
+    index = next(i for i, ins in enumerate(old.instructions) if ins.op == "log")
+    assert f"forward node {old.buffers[old.instructions[index].out].name!r}" in describe_instruction(old, index)
