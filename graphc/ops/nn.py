@@ -99,7 +99,7 @@ def _check_labels(logits: Aval, labels: Aval) -> None:
 def _labels_out_of_range(labels: np.ndarray, classes: int) -> str | None:
     """Why ``labels`` do not index ``classes`` classes, or None: a negative label would
     silently pick a class from the end."""
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+    if labels.size and (np.minimum.reduce(labels, axis=None) < 0 or np.maximum.reduce(labels, axis=None) >= classes):
         bad = labels[(labels < 0) | (labels >= classes)]
         return (f"labels must lie in [0, {classes}) for {classes} classes, got {bad.size} outside "
                 f"(e.g. {bad.flat[0]}); fix the labels fed")
