@@ -28,6 +28,8 @@ every plan they compile (``VALIDATE_PLANS``).
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from typing import Any
 
 import numpy as np
@@ -45,8 +47,9 @@ VALIDATE_PLANS = False
 def validate(plan: Plan) -> None:
     """Raise GraphError if ``plan`` disagrees with its ops, could read before a write or overwrite a live value."""
     _check_sources(plan)
+    avals = [b.aval for b in plan.buffers]
     for step, ins in enumerate(plan.instructions):
-        _check_instruction(plan, step, ins)
+        _check_instruction(plan, avals, step, ins)
     _check_placement(plan)
     base = _check_dataflow(plan)
     _check_overlaps(plan, base)
@@ -78,18 +81,14 @@ def _check_sources(plan: Plan) -> None:
             _fail(plan, None, f"the constant of {_describe(plan, k)} is {value.shape} {value.dtype}")
 
 
-def _aval_of(plan: Plan, buffer_id: int) -> Aval:
-    return plan.buffers[buffer_id].aval
-
-
 def _same_aval(a: Any, b: Aval) -> bool:
     return isinstance(a, Aval) and tuple(a.shape) == b.shape and np.dtype(a.dtype) == b.dtype
 
 
-def _check_instruction(plan: Plan, step: int, ins: Instruction) -> None:
+def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
     """The instruction agrees with its op's facts: mode, canonical attributes, shape rule, scratch."""
     if ins.op == "assign":
-        _check_update(plan, step, ins)
+        _check_update(plan, avals, step, ins)
         return
     prim = lookup(ins.op)
     if prim.source or prim.kernel is None:
@@ -98,32 +97,32 @@ def _check_instruction(plan: Plan, step: int, ins: Instruction) -> None:
     if ins.mode not in expected_modes:
         _fail(plan, step, f"{ins.op} runs in mode {ins.mode!r}; a{' view' if prim.view else 'n'} op runs in mode "
                           f"{' or '.join(map(repr, expected_modes))}")
-    avals = [_aval_of(plan, a) for a in ins.args]
+    in_avals = [avals[a] for a in ins.args]
     shapes = ", ".join(_describe(plan, a) for a in ins.args)
     try:  # the op's own rules, run on data read from a file: any failure is the plan's
-        canonical = prim.normalize(*avals, **ins.attrs) if prim.normalize is not None else ins.attrs
+        canonical = prim.normalize(*in_avals, **ins.attrs) if prim.normalize is not None else ins.attrs
         same_attrs = bool(canonical == ins.attrs)
-        out = prim.infer(*avals, **ins.attrs)
-        scratch = list(prim.scratch(*avals, **ins.attrs)) if prim.scratch is not None else []
+        out = prim.infer(*in_avals, **ins.attrs)
+        scratch = list(prim.scratch(*in_avals, **ins.attrs)) if prim.scratch is not None else []
     except Exception as err:  # noqa: BLE001
         _fail(plan, step, f"{ins.op} {ins.attrs} does not accept the arguments {shapes or '(none)'}: {err}")
     if not same_attrs:
         _fail(plan, step, f"{ins.op}'s attributes {ins.attrs} are not in the op's canonical form {canonical}")
-    if not _same_aval(out, _aval_of(plan, ins.out)):
+    if not _same_aval(out, avals[ins.out]):
         _fail(plan, step, f"{ins.op} of {shapes or '(no arguments)'} gives {getattr(out, 'shape', out)} "
                           f"{getattr(out, 'dtype', '')}, but writes {_describe(plan, ins.out)}")
-    if len(scratch) != len(ins.scratch) or not all(_same_aval(s, _aval_of(plan, k)) for s, k in zip(scratch, ins.scratch)):
+    if len(scratch) != len(ins.scratch) or not all(_same_aval(s, avals[k]) for s, k in zip(scratch, ins.scratch)):
         wanted = ", ".join(f"{s.shape} {np.dtype(s.dtype).name}" for s in scratch) or "none"
         _fail(plan, step, f"{ins.op} needs scratch {wanted}, but is given "
                           f"{', '.join(_describe(plan, k) for k in ins.scratch) or 'none'}")
 
 
-def _check_update(plan: Plan, step: int, ins: Instruction) -> None:
+def _check_update(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
     if ins.mode != KERNEL or ins.attrs or ins.scratch or len(ins.args) != 1:
         _fail(plan, step, "an update (assign) takes one argument, no attributes and no scratch, in mode 'kernel'")
     if plan.buffers[ins.out].kind != PARAM:
         _fail(plan, step, f"an update writes {_describe(plan, ins.out)}, which is not a param")
-    if _aval_of(plan, ins.args[0]) != _aval_of(plan, ins.out):
+    if avals[ins.args[0]] != avals[ins.out]:
         _fail(plan, step, f"an update writes {_describe(plan, ins.args[0])} into {_describe(plan, ins.out)}")
 
 
@@ -135,10 +134,10 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
     scratch_used: set[int] = set()
     for step, ins in enumerate(plan.instructions):
         for a in ins.args:
-            if a not in defined:
-                _fail(plan, step, f"reads {_describe(plan, a)} before anything writes it")
             if plan.buffers[a].kind == SCRATCH:
                 _fail(plan, step, f"reads {_describe(plan, a)}, another instruction's scratch")
+            if a not in defined:
+                _fail(plan, step, f"reads {_describe(plan, a)} before anything writes it")
         out = plan.buffers[ins.out]
         if ins.op == "assign":
             if out.id in updated:
@@ -208,21 +207,51 @@ def _extend(live: dict[int, list[int]], buffer: int | None, step: int) -> None:
 
 
 def _check_overlaps(plan: Plan, base: dict[int, int | None]) -> None:
+    """Sweep the steps in order, keeping the live arena buffers sorted by offset.
+
+    Live buffers are pairwise disjoint (each clash either fails or is an
+    in-place write, after which the overwritten operand is dead), so the
+    ones a new buffer ``[lo, hi)`` can overlap are the few just before
+    ``hi`` in offset order: O(n log n + n·live) instead of all pairs.
+    """
     live = _live_intervals(plan, base)
-    ids = np.array(sorted(live), dtype=np.int64)
-    if ids.size == 0:
-        return
-    lo = np.array([plan.buffers[i].offset for i in ids], dtype=np.int64)
-    hi = lo + np.array([plan.buffers[i].nbytes for i in ids], dtype=np.int64)
-    first = np.array([live[i][0] for i in ids], dtype=np.int64)
-    last = np.array([live[i][1] for i in ids], dtype=np.int64)
     writer = {ins.out: (step, ins) for step, ins in enumerate(plan.instructions) if ins.op != "assign"}
-    for k in range(ids.size):
-        clash = (lo[k + 1:] < hi[k]) & (lo[k] < hi[k + 1:]) & (first[k + 1:] <= last[k]) & (first[k] <= last[k + 1:])
-        for j in np.flatnonzero(clash) + k + 1:
-            a, b = int(ids[k]), int(ids[j])
-            if not _is_inplace(plan, writer, live, a, b, base) and not _is_inplace(plan, writer, live, b, a, base):
-                _fail(plan, None, f"%{a} ({plan.buffers[a].name}) and %{b} ({plan.buffers[b].name}) share memory while both are live")
+    starts: list[int] = []  # offsets of the live buffers, sorted
+    active: list[int] = []  # their ids, in the same order
+    ending: list[tuple[int, int]] = []  # heap of (last step, id) of the live buffers
+    for new in sorted((k for k in live if plan.buffers[k].nbytes), key=lambda k: (live[k][0], k)):
+        step = live[new][0]
+        while ending and ending[0][0] < step:
+            _, dead = heapq.heappop(ending)
+            _remove(starts, active, plan.buffers[dead].offset, dead)
+        lo = plan.buffers[new].offset
+        hi = lo + plan.buffers[new].nbytes
+        clashes = []
+        j = bisect.bisect_left(starts, hi) - 1
+        while j >= 0 and _end(plan, active[j]) > lo:
+            clashes.append(active[j])
+            j -= 1
+        for old in clashes:
+            if not _is_inplace(plan, writer, live, old, new, base):
+                _fail(plan, None, f"%{old} ({plan.buffers[old].name}) and %{new} ({plan.buffers[new].name}) "
+                                  f"share memory while both are live")
+            _remove(starts, active, plan.buffers[old].offset, old)  # dead from here on: new took its place
+        index = bisect.bisect_left(starts, lo)
+        starts.insert(index, lo)
+        active.insert(index, new)
+        heapq.heappush(ending, (live[new][1], new))
+
+
+def _end(plan: Plan, buffer_id: int) -> int:
+    b = plan.buffers[buffer_id]
+    return b.offset + b.nbytes
+
+
+def _remove(starts: list[int], active: list[int], offset: int, buffer_id: int) -> None:
+    """Drop ``buffer_id`` from the sorted live list, if it is still there."""
+    index = bisect.bisect_left(starts, offset)
+    if index < len(active) and active[index] == buffer_id:
+        del starts[index], active[index]
 
 
 def _is_inplace(plan: Plan, writer: dict, live: dict, old: int, new: int, base: dict) -> bool:
