@@ -13,8 +13,10 @@ import binascii
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Hashable, Sequence
 
 import numpy as np
@@ -190,6 +192,25 @@ def parse_plan_text(text: str | bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise _damaged("the document", f"is a JSON {_json_type(doc)}, not an object")
     return doc
+
+
+def read_plan_file(path: str | os.PathLike) -> "Plan":
+    """The plan in the file at ``path`` (written from :meth:`Plan.to_json`), checked as :meth:`Plan.from_json` does."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise GraphError(f"plan file: the path must be a str or a pathlib.Path, got a {type(path).__name__}")
+    file = Path(path)
+    if not file.exists():
+        raise GraphError(f"plan file: {str(file)!r} does not exist; check the path")
+    if file.is_dir():
+        raise GraphError(f"plan file: {str(file)!r} is a directory; give the path of a plan's .json file")
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        raise GraphError(f"plan file: {str(file)!r} cannot be read ({err.strerror or err})") from None
+    try:
+        return Plan.from_json(data)
+    except GraphError as err:
+        raise GraphError(str(err).replace("plan file:", f"plan file {str(file)!r}:", 1)) from None
 
 
 def load_plan_document(doc: dict[str, Any]) -> "Plan":
