@@ -376,7 +376,7 @@ def _decode_array(raw: Any, where: str, buf: Buffer) -> np.ndarray:
     _check_keys(raw, _ARRAY_KEYS, where)
     try:
         dtype = np.dtype(_string(raw["dtype"], f"{where}.dtype"))
-    except TypeError:
+    except (TypeError, ValueError):
         raise _damaged(f"{where}.dtype", f"is {raw['dtype']!r}, which is not a dtype") from None
     if dtype != np.dtype(buf.dtype):
         raise _damaged(f"{where}.dtype", f"is {dtype.str}, but buffer %{buf.id} ({buf.name}) is {buf.dtype}")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import json
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instructio
     shapes = ", ".join(_describe(plan, a) for a in ins.args)
     try:  # the op's own rules, run on data read from a file: any failure is the plan's
         canonical = prim.normalize(*in_avals, **ins.attrs) if prim.normalize is not None else ins.attrs
-        same_attrs = bool(canonical == ins.attrs)
+        same_attrs = _strict_json(canonical) == _strict_json(ins.attrs)
         out = prim.infer(*in_avals, **ins.attrs)
         scratch = list(prim.scratch(*in_avals, **ins.attrs)) if prim.scratch is not None else []
     except Exception as err:  # noqa: BLE001
@@ -115,6 +116,17 @@ def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instructio
         wanted = ", ".join(f"{s.shape} {np.dtype(s.dtype).name}" for s in scratch) or "none"
         _fail(plan, step, f"{ins.op} needs scratch {wanted}, but is given "
                           f"{', '.join(_describe(plan, k) for k in ins.scratch) or 'none'}")
+
+
+def _strict_json(value: Any) -> str:
+    """Attributes as canonical JSON, so that ``4.0`` differs from ``4`` and ``True`` from ``1``."""
+    return json.dumps(value, sort_keys=True, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return repr(value)
 
 
 def _check_update(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:

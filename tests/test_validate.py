@@ -279,3 +279,13 @@ def test_the_validator_does_not_flag_param_kinds_it_reads(plan):
     """Params are read in place and never written by kernels: a plan reading them is fine."""
     assert any(plan.buffers[a].kind == PARAM for ins in plan.instructions for a in ins.args)
     validate(plan)
+
+
+def test_float_attributes_where_the_op_takes_ints_are_rejected():
+    with gc.Graph("float-shape") as g:
+        x = gc.input("x", shape=(2, 6), dtype="float64")
+        out = gc.sum(gc.reshape(x, (4, 3)))
+    plan = gc.compile(out).plan
+    step = _step_of(plan, "reshape")
+    with pytest.raises(gc.GraphError, match="canonical form"):
+        validate(_with_instruction(plan, step, attrs={"shape": (4.0, 3)}))
