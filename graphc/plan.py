@@ -185,7 +185,7 @@ def parse_plan_text(text: str | bytes) -> dict[str, Any]:
         raise _damaged("the text", "is empty")
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise _damaged("the text", f"is not valid JSON ({err})") from None
     except RecursionError:
         raise _damaged("the text", "nests deeper than any plan does") from None

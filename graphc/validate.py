@@ -98,6 +98,11 @@ def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instructio
     if ins.mode not in expected_modes:
         _fail(plan, step, f"{ins.op} runs in mode {ins.mode!r}; a{' view' if prim.view else 'n'} op runs in mode "
                           f"{' or '.join(map(repr, expected_modes))}")
+    out_kind = plan.buffers[ins.out].kind
+    if ins.mode == BIND_VIEW and out_kind != VIEW:
+        _fail(plan, step, f"binds a view into {_describe(plan, ins.out)}, a {out_kind} buffer; views bind view buffers only")
+    if ins.mode != BIND_VIEW and out_kind != TEMP:
+        _fail(plan, step, f"writes into {_describe(plan, ins.out)}, a {out_kind} buffer; kernels write temp buffers only")
     in_avals = [avals[a] for a in ins.args]
     shapes = ", ".join(_describe(plan, a) for a in ins.args)
     try:  # the op's own rules, run on data read from a file: any failure is the plan's
@@ -156,14 +161,7 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
                 _fail(plan, step, f"updates {_describe(plan, out.id)} a second time")
             updated.add(out.id)
             continue
-        if ins.mode == BIND_VIEW:
-            if out.kind != VIEW:
-                _fail(plan, step, f"binds a view into {_describe(plan, out.id)}, which is not a view buffer")
-            base[out.id] = base[ins.args[0]]
-        else:
-            if out.kind != TEMP:
-                _fail(plan, step, f"writes into {_describe(plan, out.id)}; kernels write temp buffers only")
-            base[out.id] = out.id
+        base[out.id] = base[ins.args[0]] if ins.mode == BIND_VIEW else out.id
         for s in ins.scratch:
             if plan.buffers[s].kind != SCRATCH:
                 _fail(plan, step, f"uses {_describe(plan, s)} as scratch, but it is not a scratch buffer")

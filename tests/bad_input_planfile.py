@@ -97,6 +97,7 @@ CASES_PLANFILE = [
     ("planfile-text-empty", lambda: gc.Plan.from_json(""), r"empty"),
     ("planfile-text-not-json", lambda: gc.Plan.from_json("{'format': 'graphc-plan'"), r"not valid JSON"),
     ("planfile-text-truncated", lambda: gc.Plan.from_json(_plan_text()[: len(_plan_text()) // 2]), r"not valid JSON"),
+    ("planfile-json-huge-int", lambda: gc.Plan.from_json('{"version": ' + "9" * 5000 + "}"), r"not valid JSON"),
     ("planfile-json-list", lambda: gc.Plan.from_json("[1, 2, 3]"), r"JSON list, not an object"),
     ("planfile-json-deep", lambda: gc.Plan.from_json("[" * 100_000 + "]" * 100_000), r"nests deeper|not valid JSON"),
     ("planfile-other-format", lambda: _unsigned(lambda d: _set(d, ("format",), "onnx")), r"format 'onnx'"),
