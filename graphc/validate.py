@@ -53,6 +53,7 @@ def validate(plan: Plan) -> None:
         _check_instruction(plan, avals, step, ins)
     _check_placement(plan)
     base = _check_dataflow(plan)
+    _check_views(plan)
     _check_overlaps(plan, base)
 
 
@@ -176,6 +177,34 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
         if o not in defined or plan.buffers[o].kind == SCRATCH:
             _fail(plan, None, f"output {_describe(plan, o)} is never written")
     return base
+
+
+def _check_views(plan: Plan) -> None:
+    """Each view is bound as a view: NumPy returns memory of its base, not a copy.
+
+    The runtime binds views once, before any kernel runs, so a view op that
+    had to copy (a reshape of a transposed value) would freeze garbage. The
+    kernels run here on probes: arrays of each buffer's shape over a scratch
+    block, C-contiguous as the runtime's own arrays are.
+    """
+    views = [ins for ins in plan.instructions if ins.mode == BIND_VIEW]
+    if not views:
+        return
+    block = np.empty(max(b.nbytes for b in plan.buffers) + 1, dtype=np.uint8)
+    probes: dict[int, np.ndarray] = {}
+    for step, ins in enumerate(plan.instructions):
+        if ins.mode != BIND_VIEW:
+            continue
+        args = [probes[a] if a in probes else _probe(block, plan.buffers[a]) for a in ins.args]
+        view = lookup(ins.op).kernel(*args, **ins.attrs)
+        if not isinstance(view, np.ndarray) or not np.may_share_memory(view, block):
+            _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (NumPy would copy); "
+                              "it must run in mode 'copy' into a temp buffer")
+        probes[ins.out] = view
+
+
+def _probe(block: np.ndarray, buffer) -> np.ndarray:
+    return np.ndarray(buffer.shape, np.dtype(buffer.dtype), buffer=block[: buffer.nbytes])
 
 
 def _check_placement(plan: Plan) -> None:

@@ -289,3 +289,16 @@ def test_float_attributes_where_the_op_takes_ints_are_rejected():
     step = _step_of(plan, "reshape")
     with pytest.raises(gc.GraphError, match="canonical form"):
         validate(_with_instruction(plan, step, attrs={"shape": (4.0, 3)}))
+
+
+def test_a_view_numpy_would_have_to_copy_is_rejected():
+    """A reshape of a transposed value copies in NumPy: it must be planned as a copy, not bound as a view."""
+    with gc.Graph("copy-reshape") as g:
+        x = gc.input("x", shape=(2, 3), dtype="float64")
+        out = gc.sum(gc.reshape(gc.transpose(gc.exp(x)), (6,)) * 2.0)
+    plan = gc.compile(out).plan
+    step = _step_of(plan, "reshape")
+    assert plan.instructions[step].mode == "copy"
+    bound = _with_buffer(plan, plan.instructions[step].out, kind="view", offset=None)
+    with pytest.raises(gc.GraphError, match="cannot be a view"):
+        validate(_with_instruction(bound, step, mode="view"))
