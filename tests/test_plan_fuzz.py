@@ -144,18 +144,18 @@ def _outputs_reading_updated_params(plan: Plan) -> frozenset[int]:
 # --- the damage -------------------------------------------------------------------------
 
 
-def _paths(doc: Any) -> list[tuple]:
-    """Every path to a value inside the document (iteratively: no recursion)."""
-    paths, stack = [], [((), doc)]
+def _paths(doc: Any) -> list[tuple[tuple, Any]]:
+    """(path, value) of every value inside the document, in a fixed order (iteratively: no recursion)."""
+    found, stack = [], [((), doc)]
     while stack:
         path, value = stack.pop()
         if path:
-            paths.append(path)
+            found.append((path, value))
         if isinstance(value, dict):
             stack.extend((path + (k,), v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((path + (k,), v) for k, v in enumerate(value))
-    return sorted(paths, key=repr)
+    return found
 
 
 def _at(doc: Any, path: tuple) -> Any:
@@ -174,13 +174,13 @@ OTHER_VALUES = st.one_of(
 def edited_documents(draw, doc: dict) -> dict:
     """One random edit of a parsed document (a deep copy of it)."""
     doc = json.loads(json.dumps(doc))
-    paths = _paths(doc)
-    path = draw(st.sampled_from(paths))
+    found = _paths(doc)
+    paths = [p for p, _ in found]
+    path, value = draw(st.sampled_from(found))
     parent, key = _at(doc, path[:-1]), path[-1]
-    value = parent[key]
     action = draw(st.sampled_from(["number", "other-type", "elsewhere", "alike", "alike", "delete", "duplicate",
                                    "swap", "string"]))
-    alike = [p for p in paths if type(_at(doc, p)) is type(value) and p != path]
+    alike = [p for p, v in found if type(v) is type(value) and p != path]
     if action == "alike" and alike:  # a value of the same type from elsewhere: a plausible edit, e.g. another buffer id
         parent[key] = json.loads(json.dumps(_at(doc, draw(st.sampled_from(alike)))))
     elif action == "number" and type(value) in (int, float):
