@@ -197,7 +197,7 @@ def _check_views(plan: Plan) -> None:
             continue
         args = [probes[a] if a in probes else _probe(block, plan.buffers[a]) for a in ins.args]
         view = lookup(ins.op).kernel(*args, **ins.attrs)
-        if not isinstance(view, np.ndarray) or not np.may_share_memory(view, block):
+        if not isinstance(view, np.ndarray) or (view.size and not np.may_share_memory(view, block)):
             _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (NumPy would copy); "
                               "it must run in mode 'copy' into a temp buffer")
         probes[ins.out] = view
