@@ -9,9 +9,14 @@ found again by op name in the op registry.
 from __future__ import annotations
 
 import base64
-import math
+import binascii
+import hashlib
 import json
+import math
+import os
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Hashable, Sequence
 
 import numpy as np
@@ -19,10 +24,11 @@ import numpy as np
 from graphc.errors import GraphError
 from graphc.ir import Aval, Node, dtype_name
 from graphc.memory import MemoryPlan, is_copying_view
+from graphc.ops.core import registered
 from graphc.passes import Dataflow
 
 FORMAT = "graphc-plan"
-VERSION = 1
+VERSION = 2
 
 # Buffer kinds
 INPUT, PARAM, CONST, TEMP, VIEW, SCRATCH = "input", "param", "const", "temp", "view", "scratch"
@@ -98,7 +104,11 @@ class Plan:
 
     # --- JSON ----------------------------------------------------------------
     def to_json(self, indent: int | None = None) -> str:
-        """The plan as JSON (constants base64-encoded); :meth:`from_json` reads it back."""
+        """The plan as JSON (constants base64-encoded); :meth:`from_json` reads it back.
+
+        The document carries ``sha256``, the digest of its canonical form
+        (:func:`content_digest`), so a damaged or edited file is recognised.
+        """
         doc = {
             "format": FORMAT,
             "version": VERSION,
@@ -109,22 +119,20 @@ class Plan:
             "outputs": self.outputs,
             "constants": {str(k): _encode_array(v) for k, v in self.constants.items()},
         }
+        doc["sha256"] = content_digest(doc)
         return json.dumps(doc, indent=indent)
 
     @classmethod
-    def from_json(cls, text: str) -> "Plan":
-        doc = json.loads(text)
-        if doc.get("format") != FORMAT:
-            raise GraphError(f"not a graphc plan (format {doc.get('format')!r})")
-        if doc.get("version") != VERSION:
-            raise GraphError(f"plan format version {doc.get('version')} is not supported (this graphc reads {VERSION})")
-        buffers = [Buffer(**{**b, "shape": tuple(b["shape"])}) for b in doc["buffers"]]
-        instructions = [
-            Instruction(**{**i, "args": tuple(i["args"]), "scratch": tuple(i["scratch"]), "attrs": _tuples(i["attrs"])})
-            for i in doc["instructions"]
-        ]
-        constants = {int(k): _decode_array(v) for k, v in doc["constants"].items()}
-        return cls(doc["name"], buffers, instructions, list(doc["outputs"]), constants, doc["arena_bytes"])
+    def from_json(cls, text: str | bytes) -> "Plan":
+        """Read a plan written by :meth:`to_json`, checking all of it before returning.
+
+        In order: the JSON itself, the format name and version, the content
+        digest, every field's type and range (:func:`plan_from_document`), and
+        then the independent validator (:func:`graphc.validate.validate`:
+        shape rules, reads after writes, no overlapping live buffers). Any
+        damage raises :class:`~graphc.GraphError` naming the field.
+        """
+        return load_plan_document(parse_plan_text(text))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Plan):
@@ -142,19 +150,251 @@ def _encode_array(a: np.ndarray) -> dict[str, Any]:
     return {"dtype": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()}
 
 
-def _decode_array(d: dict[str, Any]) -> np.ndarray:
-    a = np.frombuffer(base64.b64decode(d["data"]), dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
+# --- loading: every field checked, every failure a GraphError naming the field ------
+
+
+BUFFER_KINDS = (INPUT, PARAM, CONST, TEMP, VIEW, SCRATCH)
+INSTRUCTION_MODES = (KERNEL, BIND_VIEW, COPY)
+TAGS = ("forward", "backward", "recompute", "update")
+BUFFER_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
+"""The dtypes a buffer may have (constants may be of any of them; feeds are float or int)."""
+SOURCE_DTYPES = ("float32", "float64", "int32", "int64")
+"""The dtypes of inputs and params."""
+
+_BUFFER_KEYS = ("id", "name", "shape", "dtype", "kind", "offset")
+_INSTRUCTION_KEYS = ("op", "out", "args", "attrs", "scratch", "mode", "tag")
+_DOCUMENT_KEYS = ("format", "version", "name", "arena_bytes", "buffers", "instructions", "outputs", "constants", "sha256")
+_ARRAY_KEYS = ("dtype", "shape", "data")
+_MAX_NDIM = 32  # NumPy's limit is 64; no graphc op makes more than a handful
+_MAX_ATTR_DEPTH = 4  # attributes are scalars, tuples, or tuples of tuples
+
+
+def content_digest(doc: dict[str, Any]) -> str:
+    """SHA-256 of the document without its ``sha256`` field, in canonical JSON (sorted keys, no spaces)."""
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _damaged(where: str, message: str) -> GraphError:
+    return GraphError(f"plan file: {where} {message}; write the plan again with Plan.to_json (or compile it again)")
+
+
+def parse_plan_text(text: str | bytes) -> dict[str, Any]:
+    """The JSON object of a plan file, or a GraphError saying why the text is not one."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise GraphError(f"plan file: expected the JSON text of a plan (str or bytes), got a {type(text).__name__}")
+    if not text.strip():
+        raise _damaged("the text", "is empty")
+    try:
+        doc = json.loads(text)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise _damaged("the text", f"is not valid JSON ({err})") from None
+    except RecursionError:
+        raise _damaged("the text", "nests deeper than any plan does") from None
+    if not isinstance(doc, dict):
+        raise _damaged("the document", f"is a JSON {_json_type(doc)}, not an object")
+    return doc
+
+
+def read_plan_file(path: str | os.PathLike) -> "Plan":
+    """The plan in the file at ``path`` (written from :meth:`Plan.to_json`), checked as :meth:`Plan.from_json` does."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise GraphError(f"plan file: the path must be a str or a pathlib.Path, got a {type(path).__name__}")
+    file = Path(path)
+    if not file.exists():
+        raise GraphError(f"plan file: {str(file)!r} does not exist; check the path")
+    if file.is_dir():
+        raise GraphError(f"plan file: {str(file)!r} is a directory; give the path of a plan's .json file")
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        raise GraphError(f"plan file: {str(file)!r} cannot be read ({err.strerror or err})") from None
+    try:
+        return Plan.from_json(data)
+    except GraphError as err:
+        raise GraphError(str(err).replace("plan file:", f"plan file {str(file)!r}:", 1)) from None
+
+
+def load_plan_document(doc: dict[str, Any]) -> "Plan":
+    """Check a parsed plan document field by field, build the Plan, and validate it."""
+    from graphc.validate import validate  # validate imports this module
+
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        raise GraphError(f"plan file: not a graphc plan (format {fmt!r}, expected {FORMAT!r})")
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:
+        raise GraphError(
+            f"plan file: format version {version!r} is not supported (this graphc reads version {VERSION}); "
+            "compile the graph again and save it with this graphc"
+        )
+    _check_keys(doc, _DOCUMENT_KEYS, "the document")
+    digest = doc["sha256"]
+    if not isinstance(digest, str) or digest != content_digest(doc):
+        raise _damaged("sha256", "does not match the content: the file was edited or damaged after it was written")
+    plan = plan_from_document(doc)
+    validate(plan)
+    return plan
+
+
+def plan_from_document(doc: dict[str, Any]) -> "Plan":
+    """The Plan a document describes, after checking each field's type and range (not its meaning)."""
+    _check_keys(doc, _DOCUMENT_KEYS, "the document")
+    name = _string(doc["name"], "name")
+    arena_bytes = _count(doc["arena_bytes"], "arena_bytes")
+    raw_buffers = _list(doc["buffers"], "buffers")
+    buffers = [_buffer(b, k) for k, b in enumerate(raw_buffers)]
+    n = len(buffers)
+    instructions = [_instruction(i, k, n) for k, i in enumerate(_list(doc["instructions"], "instructions"))]
+    outputs = [_buffer_id(o, f"outputs[{k}]", n) for k, o in enumerate(_list(doc["outputs"], "outputs"))]
+    constants = _constants(doc["constants"], buffers)
+    return Plan(name, buffers, instructions, outputs, constants, arena_bytes)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _check_keys(obj: Any, keys: Sequence[str], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise _damaged(where, f"is a JSON {_json_type(obj)}, expected an object")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise _damaged(where, f"lacks the field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+    unknown = sorted(k for k in obj if k not in keys)
+    if unknown:
+        raise _damaged(where, f"has unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}")
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise _damaged(where, f"is a JSON {_json_type(value)}, expected a list")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _damaged(where, f"is a JSON {_json_type(value)}, expected a string")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    """A non-negative int (not a bool, not a float)."""
+    if type(value) is not int:
+        raise _damaged(where, f"is {value!r} (a JSON {_json_type(value)}), expected a non-negative integer")
+    if value < 0:
+        raise _damaged(where, f"is {value}, expected a non-negative integer")
+    return value
+
+
+def _choice(value: Any, allowed: Sequence[str], where: str) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise _damaged(where, f"is {value!r}, expected one of {', '.join(allowed)}")
+    return value
+
+
+def _buffer_id(value: Any, where: str, n: int) -> int:
+    index = _count(value, where)
+    if index >= n:
+        raise _damaged(where, f"is %{index}, but the plan has buffers %0 to %{n - 1}")
+    return index
+
+
+def _shape(value: Any, where: str) -> tuple[int, ...]:
+    dims = _list(value, where)
+    if len(dims) > _MAX_NDIM:
+        raise _damaged(where, f"has {len(dims)} dimensions (at most {_MAX_NDIM})")
+    return tuple(_count(d, f"{where}[{k}]") for k, d in enumerate(dims))
+
+
+def _buffer(raw: Any, index: int) -> Buffer:
+    where = f"buffers[{index}]"
+    _check_keys(raw, _BUFFER_KEYS, where)
+    if _count(raw["id"], f"{where}.id") != index:
+        raise _damaged(f"{where}.id", f"is {raw['id']}, but buffer ids must equal their positions ({index})")
+    kind = _choice(raw["kind"], BUFFER_KINDS, f"{where}.kind")
+    dtype = _choice(raw["dtype"], SOURCE_DTYPES if kind in (INPUT, PARAM) else BUFFER_DTYPES, f"{where}.dtype")
+    shape = _shape(raw["shape"], f"{where}.shape")
+    offset = raw["offset"]
+    if kind in (TEMP, SCRATCH):
+        offset = _count(offset, f"{where}.offset")
+    elif offset is not None:
+        raise _damaged(f"{where}.offset", f"is {offset!r}, but a {kind} buffer has no arena offset (null)")
+    return Buffer(index, _string(raw["name"], f"{where}.name"), shape, dtype, kind, offset)
+
+
+def _instruction(raw: Any, index: int, n: int) -> Instruction:
+    where = f"instructions[{index}]"
+    _check_keys(raw, _INSTRUCTION_KEYS, where)
+    op = _string(raw["op"], f"{where}.op")
+    if op != "assign" and op not in registered():
+        raise _damaged(f"{where}.op", f"is {op!r}, which is no registered op (define custom ops before loading)")
+    attrs = raw["attrs"]
+    if not isinstance(attrs, dict):
+        raise _damaged(f"{where}.attrs", f"is a JSON {_json_type(attrs)}, expected an object")
+    return Instruction(
+        op=op,
+        out=_buffer_id(raw["out"], f"{where}.out", n),
+        args=tuple(_buffer_id(a, f"{where}.args[{k}]", n) for k, a in enumerate(_list(raw["args"], f"{where}.args"))),
+        attrs={k: _attribute(v, f"{where}.attrs.{k}") for k, v in attrs.items()},
+        scratch=tuple(_buffer_id(s, f"{where}.scratch[{k}]", n)
+                      for k, s in enumerate(_list(raw["scratch"], f"{where}.scratch"))),
+        mode=_choice(raw["mode"], INSTRUCTION_MODES, f"{where}.mode"),
+        tag=_choice(raw["tag"], TAGS, f"{where}.tag"),
+    )
+
+
+def _attribute(value: Any, where: str, depth: int = 0) -> Any:
+    """JSON lists back to the tuples attributes are made of (nesting is bounded, so is the recursion)."""
+    if isinstance(value, list):
+        if depth >= _MAX_ATTR_DEPTH:
+            raise _damaged(where, f"nests lists deeper than {_MAX_ATTR_DEPTH} levels")
+        return tuple(_attribute(v, f"{where}[{k}]", depth + 1) for k, v in enumerate(value))
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise _damaged(where, f"is a JSON {_json_type(value)}; attributes are numbers, strings, booleans or lists")
+
+
+def _constants(raw: Any, buffers: list[Buffer]) -> dict[int, np.ndarray]:
+    if not isinstance(raw, dict):
+        raise _damaged("constants", f"is a JSON {_json_type(raw)}, expected an object")
+    const_ids = {b.id for b in buffers if b.kind == CONST}
+    constants = {}
+    for key, value in raw.items():
+        where = f"constants[{key!r}]"
+        if not re.fullmatch(r"[0-9]{1,18}", key) or int(key) not in const_ids:
+            raise _damaged(where, "names no const buffer (keys are the ids of the const buffers)")
+        constants[int(key)] = _decode_array(value, where, buffers[int(key)])
+    missing = sorted(const_ids - constants.keys())
+    if missing:
+        raise _damaged("constants", f"lacks the value of const buffer{'s' if len(missing) > 1 else ''} "
+                                    f"{', '.join(f'%{m}' for m in missing)}")
+    return constants
+
+
+def _decode_array(raw: Any, where: str, buf: Buffer) -> np.ndarray:
+    """A read-only array from its base64 form, which must match its buffer's shape and dtype."""
+    _check_keys(raw, _ARRAY_KEYS, where)
+    try:
+        dtype = np.dtype(_string(raw["dtype"], f"{where}.dtype"))
+    except (TypeError, ValueError):
+        raise _damaged(f"{where}.dtype", f"is {raw['dtype']!r}, which is not a dtype") from None
+    if dtype != np.dtype(buf.dtype):
+        raise _damaged(f"{where}.dtype", f"is {dtype.str}, but buffer %{buf.id} ({buf.name}) is {buf.dtype}")
+    shape = _shape(raw["shape"], f"{where}.shape")
+    if shape != buf.shape:
+        raise _damaged(f"{where}.shape", f"is {shape}, but buffer %{buf.id} ({buf.name}) has shape {buf.shape}")
+    try:
+        data = base64.b64decode(_string(raw["data"], f"{where}.data"), validate=True)
+    except (binascii.Error, ValueError):
+        raise _damaged(f"{where}.data", "is not valid base64") from None
+    if len(data) != buf.nbytes:
+        raise _damaged(f"{where}.data", f"holds {len(data)} bytes, but {shape} {buf.dtype} needs {buf.nbytes}")
+    a = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
     a.setflags(write=False)
     return a
-
-
-def _tuples(value: Any) -> Any:
-    """JSON lists back to the tuples attributes are made of."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    return value
 
 
 # --- lowering ----------------------------------------------------------------------

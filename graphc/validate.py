@@ -1,36 +1,59 @@
-"""An independent check of a Plan's memory safety, from the plan alone.
+"""An independent check of a Plan, from the plan alone.
 
-It recomputes liveness from the instructions (not from the planner's own
+It re-derives every fact from the instructions (not from the planner's own
 intervals) and rejects a plan where
 
-- an instruction reads a buffer no earlier instruction wrote (or bound);
+- two inputs or params share a name, or a constant's value does not match
+  its buffer;
+- an instruction disagrees with its op: a view op not bound as a view or
+  copied, another op not run as a kernel, attributes not in the op's
+  canonical form, an output buffer whose shape or dtype is not what the op's
+  shape rule gives for the argument buffers, scratch buffers other than the
+  ones the op asks for, or an update whose value does not match its param;
+- an instruction reads a buffer no earlier instruction wrote (or bound), or
+  reads a scratch buffer; a scratch buffer serves two instructions;
 - a kernel writes anywhere but an arena buffer (never into an input, a param
-  slot, a constant or a view), or an update writes anything but a param;
-- a buffer lies outside the arena or off the 64-byte alignment;
+  slot, a constant or a view), or an update writes anything but a param, or
+  a param is updated twice;
+- a buffer lies outside the arena or off the 64-byte alignment, or the arena
+  is larger than all its buffers side by side;
 - two arena buffers overlap in memory while both are live — except an
   elementwise kernel writing over an operand of its exact size at that
-  operand's last read (in-place reuse).
+  operand's last read (in-place reuse). Updates are applied after the last
+  instruction, so the value an update reads lives to the end of the run.
 
-Tests run it on every plan they compile (``VALIDATE_PLANS``).
+:meth:`Plan.from_json` runs it on every plan it loads; the tests run it on
+every plan they compile (``VALIDATE_PLANS``).
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import json
+from typing import Any
+
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.memory import ALIGNMENT
+from graphc.ir import Aval
+from graphc.memory import ALIGNMENT, align
 from graphc.ops.core import lookup
-from graphc.plan import BIND_VIEW, CONST, INPUT, PARAM, SCRATCH, TEMP, VIEW, Plan
+from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, KERNEL, PARAM, SCRATCH, TEMP, VIEW, Instruction, Plan
 
 VALIDATE_PLANS = False
 """When true, every Program validates its plan when it is built (the tests set it)."""
 
 
 def validate(plan: Plan) -> None:
-    """Raise GraphError if ``plan`` could read before a write or overwrite a live value."""
-    base = _check_dataflow(plan)
+    """Raise GraphError if ``plan`` disagrees with its ops, could read before a write or overwrite a live value."""
+    _check_sources(plan)
+    avals = [b.aval for b in plan.buffers]
+    for step, ins in enumerate(plan.instructions):
+        _check_instruction(plan, avals, step, ins)
     _check_placement(plan)
+    base = _check_dataflow(plan)
+    _check_views(plan)
     _check_overlaps(plan, base)
 
 
@@ -39,62 +62,179 @@ def _fail(plan: Plan, step: int | None, message: str) -> None:
     raise GraphError(f"invalid plan {plan.name!r}{where}: {message}")
 
 
+def _describe(plan: Plan, buffer_id: int) -> str:
+    b = plan.buffers[buffer_id]
+    return f"%{b.id} ({b.name}, {b.kind} {b.shape} {b.dtype})"
+
+
+def _check_sources(plan: Plan) -> None:
+    """Feeds are matched by name, so input and param names are unique; constants match their buffers."""
+    seen: dict[str, int] = {}
+    for b in plan.buffers:
+        if b.kind in (INPUT, PARAM):
+            if b.name in seen:
+                _fail(plan, None, f"{_describe(plan, seen[b.name])} and {_describe(plan, b.id)} have the same name")
+            seen[b.name] = b.id
+    const_ids = {b.id for b in plan.buffers if b.kind == CONST}
+    if set(plan.constants) != const_ids:
+        _fail(plan, None, f"constants are given for buffers {sorted(plan.constants)}, but the const buffers are {sorted(const_ids)}")
+    for k, value in plan.constants.items():
+        if value.shape != plan.buffers[k].shape or value.dtype != np.dtype(plan.buffers[k].dtype):
+            _fail(plan, None, f"the constant of {_describe(plan, k)} is {value.shape} {value.dtype}")
+
+
+def _same_aval(a: Any, b: Aval) -> bool:
+    return isinstance(a, Aval) and tuple(a.shape) == b.shape and np.dtype(a.dtype) == b.dtype
+
+
+def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
+    """The instruction agrees with its op's facts: mode, canonical attributes, shape rule, scratch."""
+    if ins.op == "assign":
+        _check_update(plan, avals, step, ins)
+        return
+    prim = lookup(ins.op)
+    if prim.source or prim.kernel is None:
+        _fail(plan, step, f"op {ins.op!r} has no kernel and cannot be an instruction")
+    expected_modes = (BIND_VIEW, COPY) if prim.view else (KERNEL,)
+    if ins.mode not in expected_modes:
+        _fail(plan, step, f"{ins.op} runs in mode {ins.mode!r}; a{' view' if prim.view else 'n'} op runs in mode "
+                          f"{' or '.join(map(repr, expected_modes))}")
+    out_kind = plan.buffers[ins.out].kind
+    if ins.mode == BIND_VIEW and out_kind != VIEW:
+        _fail(plan, step, f"binds a view into {_describe(plan, ins.out)}, a {out_kind} buffer; views bind view buffers only")
+    if ins.mode != BIND_VIEW and out_kind != TEMP:
+        _fail(plan, step, f"writes into {_describe(plan, ins.out)}, a {out_kind} buffer; kernels write temp buffers only")
+    in_avals = [avals[a] for a in ins.args]
+    shapes = ", ".join(_describe(plan, a) for a in ins.args)
+    try:  # the op's own rules, run on data read from a file: any failure is the plan's
+        canonical = prim.normalize(*in_avals, **ins.attrs) if prim.normalize is not None else ins.attrs
+        same_attrs = _strict_json(canonical) == _strict_json(ins.attrs)
+        out = prim.infer(*in_avals, **ins.attrs)
+        scratch = list(prim.scratch(*in_avals, **ins.attrs)) if prim.scratch is not None else []
+    except Exception as err:  # noqa: BLE001
+        _fail(plan, step, f"{ins.op} {ins.attrs} does not accept the arguments {shapes or '(none)'}: {err}")
+    if not same_attrs:
+        _fail(plan, step, f"{ins.op}'s attributes {ins.attrs} are not in the op's canonical form {canonical}")
+    if not _same_aval(out, avals[ins.out]):
+        _fail(plan, step, f"{ins.op} of {shapes or '(no arguments)'} gives {getattr(out, 'shape', out)} "
+                          f"{getattr(out, 'dtype', '')}, but writes {_describe(plan, ins.out)}")
+    if len(scratch) != len(ins.scratch) or not all(_same_aval(s, avals[k]) for s, k in zip(scratch, ins.scratch)):
+        wanted = ", ".join(f"{s.shape} {np.dtype(s.dtype).name}" for s in scratch) or "none"
+        _fail(plan, step, f"{ins.op} needs scratch {wanted}, but is given "
+                          f"{', '.join(_describe(plan, k) for k in ins.scratch) or 'none'}")
+
+
+def _strict_json(value: Any) -> str:
+    """Attributes as canonical JSON, so that ``4.0`` differs from ``4`` and ``True`` from ``1``."""
+    return json.dumps(value, sort_keys=True, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return repr(value)
+
+
+def _check_update(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
+    if ins.mode != KERNEL or ins.attrs or ins.scratch or len(ins.args) != 1:
+        _fail(plan, step, "an update (assign) takes one argument, no attributes and no scratch, in mode 'kernel'")
+    if plan.buffers[ins.out].kind != PARAM:
+        _fail(plan, step, f"an update writes {_describe(plan, ins.out)}, which is not a param")
+    if avals[ins.args[0]] != avals[ins.out]:
+        _fail(plan, step, f"an update writes {_describe(plan, ins.args[0])} into {_describe(plan, ins.out)}")
+
+
 def _check_dataflow(plan: Plan) -> dict[int, int | None]:
     """Reads follow writes, writes land in the arena; returns each buffer's arena base."""
     defined = {b.id for b in plan.buffers if b.kind in (INPUT, PARAM, CONST)}
     base: dict[int, int | None] = {b.id: None for b in plan.buffers if b.kind in (INPUT, PARAM, CONST)}
+    updated: set[int] = set()
+    scratch_used: set[int] = set()
     for step, ins in enumerate(plan.instructions):
         for a in ins.args:
+            if plan.buffers[a].kind == SCRATCH:
+                _fail(plan, step, f"reads {_describe(plan, a)}, another instruction's scratch")
             if a not in defined:
-                _fail(plan, step, f"reads %{a} before anything writes it")
+                _fail(plan, step, f"reads {_describe(plan, a)} before anything writes it")
         out = plan.buffers[ins.out]
         if ins.op == "assign":
-            if out.kind != PARAM:
-                _fail(plan, step, f"an update writes %{out.id}, which is a {out.kind}, not a param")
+            if out.id in updated:
+                _fail(plan, step, f"updates {_describe(plan, out.id)} a second time")
+            updated.add(out.id)
             continue
-        if ins.mode == BIND_VIEW:
-            if out.kind != VIEW:
-                _fail(plan, step, f"binds a view into %{out.id}, a {out.kind} buffer")
-            base[out.id] = base[ins.args[0]]
-        else:
-            if out.kind != TEMP:
-                _fail(plan, step, f"writes into %{out.id} ({out.name}), a {out.kind} buffer")
-            base[out.id] = out.id
+        base[out.id] = base[ins.args[0]] if ins.mode == BIND_VIEW else out.id
         for s in ins.scratch:
             if plan.buffers[s].kind != SCRATCH:
-                _fail(plan, step, f"uses %{s} as scratch, but it is a {plan.buffers[s].kind} buffer")
+                _fail(plan, step, f"uses {_describe(plan, s)} as scratch, but it is not a scratch buffer")
+            if s in scratch_used:
+                _fail(plan, step, f"uses scratch {_describe(plan, s)}, which an earlier instruction used")
+            scratch_used.add(s)
             base[s] = s
-            defined.add(s)
         if ins.out in defined:
-            _fail(plan, step, f"writes %{ins.out} a second time")
+            _fail(plan, step, f"writes {_describe(plan, ins.out)} a second time")
         defined.add(ins.out)
     for o in plan.outputs:
-        if o not in defined:
-            _fail(plan, None, f"output %{o} is never written")
+        if o not in defined or plan.buffers[o].kind == SCRATCH:
+            _fail(plan, None, f"output {_describe(plan, o)} is never written")
     return base
 
 
+def _check_views(plan: Plan) -> None:
+    """Each view is bound as a view: NumPy returns memory of its base, not a copy.
+
+    The runtime binds views once, before any kernel runs, so a view op that
+    had to copy (a reshape of a transposed value) would freeze garbage. The
+    kernels run here on probes: arrays of each buffer's shape over a scratch
+    block, C-contiguous as the runtime's own arrays are.
+    """
+    views = [ins for ins in plan.instructions if ins.mode == BIND_VIEW]
+    if not views:
+        return
+    block = np.empty(max(b.nbytes for b in plan.buffers) + 1, dtype=np.uint8)
+    probes: dict[int, np.ndarray] = {}
+    for step, ins in enumerate(plan.instructions):
+        if ins.mode != BIND_VIEW:
+            continue
+        args = [probes[a] if a in probes else _probe(block, plan.buffers[a]) for a in ins.args]
+        view = lookup(ins.op).kernel(*args, **ins.attrs)
+        if not isinstance(view, np.ndarray) or (view.size and not np.may_share_memory(view, block)):
+            _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (NumPy would copy); "
+                              "it must run in mode 'copy' into a temp buffer")
+        probes[ins.out] = view
+
+
+def _probe(block: np.ndarray, buffer) -> np.ndarray:
+    return np.ndarray(buffer.shape, np.dtype(buffer.dtype), buffer=block[: buffer.nbytes])
+
+
 def _check_placement(plan: Plan) -> None:
+    side_by_side = 0
     for b in plan.buffers:
         if b.kind in (TEMP, SCRATCH):
             if b.offset is None or b.offset % ALIGNMENT or b.offset < 0 or b.offset + b.nbytes > plan.arena_bytes:
-                _fail(plan, None, f"%{b.id} ({b.name}) at offset {b.offset}, {b.nbytes} B, is off the arena of {plan.arena_bytes} B")
+                _fail(plan, None, f"%{b.id} ({b.name}) at offset {b.offset}, {b.nbytes} B, is off the arena of "
+                                  f"{plan.arena_bytes} B (or off its {ALIGNMENT}-byte alignment)")
+            side_by_side += align(b.nbytes)
+    if plan.arena_bytes > side_by_side:
+        _fail(plan, None, f"the arena of {plan.arena_bytes} B is larger than its buffers side by side ({side_by_side} B)")
 
 
 def _live_intervals(plan: Plan, base: dict[int, int | None]) -> dict[int, list[int]]:
-    """[first write, last read] of each arena buffer; reads through views count; outputs live to the end."""
+    """[first write, last read] of each arena buffer; reads through views count; outputs and the
+    values updates read live to the end (updates are applied after the last instruction)."""
     live: dict[int, list[int]] = {}
+    end = len(plan.instructions)
     for step, ins in enumerate(plan.instructions):
-        if ins.op == "assign" or ins.mode == BIND_VIEW:
-            if ins.op == "assign":
-                _extend(live, base[ins.args[0]], step)
+        if ins.op == "assign":
+            _extend(live, base[ins.args[0]], end)
+            continue
+        if ins.mode == BIND_VIEW:
             continue
         for a in ins.args:
             _extend(live, base[a], step)
         live.setdefault(ins.out, [step, step])
         for s in ins.scratch:
             live.setdefault(s, [step, step])
-    end = len(plan.instructions)
     for o in plan.outputs:
         _extend(live, base[o], end)
     return live
@@ -106,21 +246,51 @@ def _extend(live: dict[int, list[int]], buffer: int | None, step: int) -> None:
 
 
 def _check_overlaps(plan: Plan, base: dict[int, int | None]) -> None:
+    """Sweep the steps in order, keeping the live arena buffers sorted by offset.
+
+    Live buffers are pairwise disjoint (each clash either fails or is an
+    in-place write, after which the overwritten operand is dead), so the
+    ones a new buffer ``[lo, hi)`` can overlap are the few just before
+    ``hi`` in offset order: O(n log n + n·live) instead of all pairs.
+    """
     live = _live_intervals(plan, base)
-    ids = np.array(sorted(live), dtype=np.int64)
-    if ids.size == 0:
-        return
-    lo = np.array([plan.buffers[i].offset for i in ids], dtype=np.int64)
-    hi = lo + np.array([plan.buffers[i].nbytes for i in ids], dtype=np.int64)
-    first = np.array([live[i][0] for i in ids], dtype=np.int64)
-    last = np.array([live[i][1] for i in ids], dtype=np.int64)
     writer = {ins.out: (step, ins) for step, ins in enumerate(plan.instructions) if ins.op != "assign"}
-    for k in range(ids.size):
-        clash = (lo[k + 1:] < hi[k]) & (lo[k] < hi[k + 1:]) & (first[k + 1:] <= last[k]) & (first[k] <= last[k + 1:])
-        for j in np.flatnonzero(clash) + k + 1:
-            a, b = int(ids[k]), int(ids[j])
-            if not _is_inplace(plan, writer, live, a, b, base) and not _is_inplace(plan, writer, live, b, a, base):
-                _fail(plan, None, f"%{a} ({plan.buffers[a].name}) and %{b} ({plan.buffers[b].name}) share memory while both are live")
+    starts: list[int] = []  # offsets of the live buffers, sorted
+    active: list[int] = []  # their ids, in the same order
+    ending: list[tuple[int, int]] = []  # heap of (last step, id) of the live buffers
+    for new in sorted((k for k in live if plan.buffers[k].nbytes), key=lambda k: (live[k][0], k)):
+        step = live[new][0]
+        while ending and ending[0][0] < step:
+            _, dead = heapq.heappop(ending)
+            _remove(starts, active, plan.buffers[dead].offset, dead)
+        lo = plan.buffers[new].offset
+        hi = lo + plan.buffers[new].nbytes
+        clashes = []
+        j = bisect.bisect_left(starts, hi) - 1
+        while j >= 0 and _end(plan, active[j]) > lo:
+            clashes.append(active[j])
+            j -= 1
+        for old in clashes:
+            if not _is_inplace(plan, writer, live, old, new, base):
+                _fail(plan, None, f"%{old} ({plan.buffers[old].name}) and %{new} ({plan.buffers[new].name}) "
+                                  f"share memory while both are live")
+            _remove(starts, active, plan.buffers[old].offset, old)  # dead from here on: new took its place
+        index = bisect.bisect_left(starts, lo)
+        starts.insert(index, lo)
+        active.insert(index, new)
+        heapq.heappush(ending, (live[new][1], new))
+
+
+def _end(plan: Plan, buffer_id: int) -> int:
+    b = plan.buffers[buffer_id]
+    return b.offset + b.nbytes
+
+
+def _remove(starts: list[int], active: list[int], offset: int, buffer_id: int) -> None:
+    """Drop ``buffer_id`` from the sorted live list, if it is still there."""
+    index = bisect.bisect_left(starts, offset)
+    if index < len(active) and active[index] == buffer_id:
+        del starts[index], active[index]
 
 
 def _is_inplace(plan: Plan, writer: dict, live: dict, old: int, new: int, base: dict) -> bool:

@@ -81,7 +81,7 @@ def test_json_round_trip_gives_an_equal_plan_and_identical_outputs(dtype):
     prog = gc.compile([v["loss"], *v["grads"]])
     text = prog.plan.to_json()
     doc = json.loads(text)
-    assert doc["version"] == 1 and doc["format"] == "graphc-plan"
+    assert doc["version"] == gc.plan.VERSION and doc["format"] == "graphc-plan"
     loaded = gc.Plan.from_json(text)
     assert loaded == prog.plan
     assert loaded.to_json() == text  # stable: writing again gives the same text
@@ -149,3 +149,68 @@ def test_a_bad_version_or_format_raises():
     doc["format"] = "something-else"
     with pytest.raises(gc.GraphError, match="something-else"):
         gc.Plan.from_json(json.dumps(doc))
+
+
+# --- loading damaged plans -------------------------------------------------------------
+
+
+def _signed(doc: dict) -> str:
+    """The document as plan-file text with its digest recomputed, so the field checks are what is tested."""
+    doc["sha256"] = gc.plan.content_digest(doc)
+    return json.dumps(doc)
+
+
+@pytest.fixture(scope="module")
+def step_document() -> dict:
+    g, v, feeds = _model()
+    prog = gc.compile(v["loss"], updates=gc.sgd(v["loss"], [v["w"], v["b"]], 0.05))
+    return json.loads(prog.plan.to_json())
+
+
+def test_a_loaded_plan_with_every_temp_at_offset_zero_is_rejected(step_document):
+    doc = json.loads(json.dumps(step_document))
+    for b in doc["buffers"]:
+        if b["kind"] in ("temp", "scratch"):
+            b["offset"] = 0
+    with pytest.raises(gc.GraphError, match="share memory while both are live"):
+        gc.Plan.from_json(_signed(doc))
+
+
+def test_a_loaded_plan_without_its_first_instruction_is_rejected(step_document):
+    doc = json.loads(json.dumps(step_document))
+    del doc["instructions"][0]
+    with pytest.raises(gc.GraphError, match="before anything writes it"):
+        gc.Plan.from_json(_signed(doc))
+
+
+def test_a_loaded_plan_whose_param_dtype_was_edited_is_rejected(step_document):
+    doc = json.loads(json.dumps(step_document))
+    w = next(b for b in doc["buffers"] if b["name"] == "w")
+    w["dtype"] = "float32"
+    with pytest.raises(gc.GraphError, match="float32"):
+        gc.Plan.from_json(_signed(doc))
+
+
+def test_a_plan_file_edited_after_it_was_written_fails_its_digest(step_document):
+    doc = json.loads(json.dumps(step_document))
+    doc["name"] = "renamed"  # harmless by itself, but the file no longer is what was written
+    with pytest.raises(gc.GraphError, match="sha256 does not match"):
+        gc.Plan.from_json(json.dumps(doc))
+
+
+def test_the_digest_ignores_layout_and_key_order(step_document):
+    text = json.dumps(dict(reversed(list(step_document.items()))), indent=3)
+    assert gc.Plan.from_json(text) == gc.Plan.from_json(json.dumps(step_document))
+
+
+def test_a_plan_file_reads_back_from_disk(tmp_path, step_document):
+    path = tmp_path / "step.json"
+    path.write_text(json.dumps(step_document))
+    assert gc.plan.read_plan_file(path) == gc.Plan.from_json(json.dumps(step_document))
+
+
+def test_a_damaged_plan_file_names_its_path(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"format": "graphc-plan", "version": ')
+    with pytest.raises(gc.GraphError, match=r"plan file '.*broken\.json': the text is not valid JSON"):
+        gc.plan.read_plan_file(path)
