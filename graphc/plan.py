@@ -162,7 +162,7 @@ SOURCE_DTYPES = ("float32", "float64", "int32", "int64")
 """The dtypes of inputs and params."""
 
 _BUFFER_KEYS = ("id", "name", "shape", "dtype", "kind", "offset")
-_INSTRUCTION_KEYS = ("op", "out", "args", "attrs", "scratch", "mode", "tag")
+_INSTRUCTION_KEYS = ("op", "out", "args", "attrs", "scratch", "mode", "tag", "origin")
 _DOCUMENT_KEYS = ("format", "version", "name", "arena_bytes", "buffers", "instructions", "outputs", "constants", "sha256")
 _ARRAY_KEYS = ("dtype", "shape", "data")
 _MAX_NDIM = 32  # NumPy's limit is 64; no graphc op makes more than a handful
@@ -343,6 +343,7 @@ def _instruction(raw: Any, index: int, n: int) -> Instruction:
                       for k, s in enumerate(_list(raw["scratch"], f"{where}.scratch"))),
         mode=_choice(raw["mode"], INSTRUCTION_MODES, f"{where}.mode"),
         tag=_choice(raw["tag"], TAGS, f"{where}.tag"),
+        origin=_string(raw["origin"], f"{where}.origin"),
     )
 
 
