@@ -1,19 +1,24 @@
-"""Shared fixtures (keep this file small: fixtures used by several test files only)."""
+"""Shared fixtures and session checks (keep this file small: what several test files share)."""
+
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+import graphc.validate
+
+# Every plan a test compiles is checked by the independent validator.
+graphc.validate.VALIDATE_PLANS = True
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+TOOL_CACHES = {"__pycache__", ".pytest_cache", ".hypothesis", ".venv"}  # written by the tools, not by tests
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A generator with a fixed seed, so every test sees the same numbers."""
     return np.random.default_rng(0)
-
-
-import graphc.validate
-
-# Every plan a test compiles is checked by the independent validator.
-graphc.validate.VALIDATE_PLANS = True
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,3 +33,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """Whether the golden tests rewrite their files instead of comparing with them."""
     return request.config.getoption("--update-golden")
+
+
+# --- tests write only under tmp_path -------------------------------------------------------
+
+
+def untracked_files_in_repository() -> set[str] | None:
+    """Paths git reports as new, changed or ignored in the checkout (None outside a git checkout)."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=REPOSITORY, capture_output=True, text=True, timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if status.returncode != 0:
+        return None
+    paths = (line[3:] for line in status.stdout.splitlines())
+    return {p for p in paths if not TOOL_CACHES.intersection(Path(p).parts) and not p.endswith(".pyc")}
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")  # pytest-xdist workers have it
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_controller(session.config) and not session.config.getoption("--update-golden"):
+        session.config.stash[_BEFORE] = untracked_files_in_repository()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left a file in the repository: tests write under ``tmp_path`` only."""
+    before = session.config.stash.get(_BEFORE, None)
+    if before is None:
+        return
+    after = untracked_files_in_repository() or set()
+    written = sorted(after - before)
+    if written:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            "tests wrote into the repository (write under the tmp_path fixture, or run "
+            "subprocesses with cwd=tmp_path): " + ", ".join(written)
+        )
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_BEFORE = pytest.StashKey[set]()
