@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import graphc as gc
 
-SHAPE = (2, 3)
-KINDS = ("tanh", "neg", "exp_tanh", "add", "sub", "mul", "sum0", "transpose2")
+SHAPE = (3, 3)  # square: transposes and both row and column sums keep the shape
+KINDS = ("tanh", "neg", "exp_tanh", "add", "sub", "mul", "sum0", "sum1", "transpose", "transpose2")
 
 _NUMPY = {
     "tanh": lambda a, b: np.tanh(a),
@@ -24,7 +24,9 @@ _NUMPY = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
-    "sum0": lambda a, b: np.broadcast_to(a.sum(axis=0, keepdims=True), SHAPE),
+    "sum0": lambda a, b: np.broadcast_to(a.sum(axis=0), SHAPE),
+    "sum1": lambda a, b: np.broadcast_to(a.sum(axis=1)[:, None], SHAPE),
+    "transpose": lambda a, b: a.T,
     "transpose2": lambda a, b: a.T.T,
 }
 _GRAPH = {
@@ -34,7 +36,9 @@ _GRAPH = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
-    "sum0": lambda a, b: gc.broadcast_to(gc.sum(a, axis=0, keepdims=True), SHAPE),
+    "sum0": lambda a, b: gc.broadcast_to(gc.sum(a, axis=0), SHAPE),  # sum0 and sum1 differ only in
+    "sum1": lambda a, b: gc.broadcast_to(gc.reshape(gc.sum(a, axis=1), (3, 1)), SHAPE),  # their axis
+    "transpose": lambda a, b: gc.transpose(a),
     "transpose2": lambda a, b: gc.transpose(gc.transpose(a)),
 }
 
