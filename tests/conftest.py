@@ -5,8 +5,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import graphc.validate
+
+# Hypothesis keeps no example database in the checkout (tests write under tmp_path only);
+# a failure prints its falsifying example, which is what reproduces it.
+settings.register_profile("graphc", database=None)
+settings.load_profile("graphc")
 
 # Every plan a test compiles is checked by the independent validator.
 graphc.validate.VALIDATE_PLANS = True
@@ -58,6 +65,9 @@ def _is_controller(config: pytest.Config) -> bool:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    factory = getattr(session.config, "_tmp_path_factory", None)  # tmp_path's factory, before collection
+    if factory is not None:  # Hypothesis's own files (its cache of constants) go there too
+        set_hypothesis_home_dir(factory.mktemp("hypothesis"))
     if _is_controller(session.config) and not session.config.getoption("--update-golden"):
         session.config.stash[_BEFORE] = untracked_files_in_repository()
 
