@@ -310,13 +310,14 @@ def test_op_matches_jax_at_extremes(case: Case, dtype: str):
 
 
 def test_every_registered_differentiable_op_is_covered():
-    """A new op must get a row in the tolerance table and a case here."""
+    """A new op of graphc's must get a row in the tolerance table and a case here (custom ops of other tests need not)."""
     from graphc.ops.core import registered
 
     not_numeric = {"const", "input", "param", "uniform", "one_hot", "greater", "equal",  # sources, masks
                    "reshape", "transpose", "broadcast_to", "concat", "slice_axis", "pad_axis",  # data movement
                    "add_n"}  # the sum of gradient terms, an add
-    missing = set(registered()) - not_numeric - {c.op for c in CASES}
+    own = {name for name, prim in registered().items() if prim.infer.__module__.startswith("graphc.")}
+    missing = own - not_numeric - {c.op for c in CASES}
     assert not missing, f"ops without a numerics case against JAX: {sorted(missing)}"
     assert {c.op for c in CASES} == set(TOLERANCE)
 
