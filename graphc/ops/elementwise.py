@@ -89,6 +89,8 @@ div = _binary(
     lambda g, y, a, b: unbroadcast(neg(g * y / b), b.shape),
     doc="a / b.  J^T: (g / b, -g·y / b).",
 )
+
+
 def _is_nonzero_constant(x: Value) -> bool:
     """Whether ``x`` is a constant with no zero element (its zero cases need no mask)."""
     from graphc.ops.source import const
@@ -138,10 +140,12 @@ tanh = _unary(
 
 
 def _sigmoid_kernel(out: np.ndarray, x: np.ndarray) -> None:
-    """σ(x) by SciPy's ``expit``: 1/(1 + e⁻ˣ) for x ≥ 0 and eˣ/(1 + eˣ) for x < 0.
+    """σ(x) = 1/(1 + e⁻ˣ) by SciPy's ``expit``, in the operand's dtype.
 
-    Neither branch overflows or cancels, so σ(-40) = 4.25e-18 rather than the 0
-    that ½(1 + tanh(x/2)) gives once tanh rounds to -1.
+    Nothing cancels: for x < 0, e⁻ˣ is large and the quotient keeps its relative
+    precision, so σ(-40) = 4.25e-18 rather than the 0 that ½(1 + tanh(x/2))
+    gives once tanh rounds to -1. It is 0 only where e⁻ˣ overflows (x < -709.8
+    in float64), where σ is subnormal.
     """
     special.expit(x, out=out)
 

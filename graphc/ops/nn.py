@@ -1,8 +1,9 @@
 """Softmax and the losses: softmax, log_softmax, softmax_cross_entropy, mse.
 
-The kernels subtract the row maximum before exponentiating (no overflow); the
-few temporaries they need are declared as ``scratch`` so the memory planner
-can place them.
+The kernels subtract the row maximum before exponentiating (no overflow) and
+keep it apart from the log-sum (no loss of digits when the logits are large);
+the few temporaries they need are declared as ``scratch`` so the memory
+planner can place them.
 """
 
 from __future__ import annotations
