@@ -143,7 +143,7 @@ def _pairs(dtype: np.dtype) -> list[np.ndarray]:
 
 
 def _pow_pairs(dtype: np.dtype) -> list[np.ndarray]:
-    base = np.array([0.0, 1e-30, 0.5, 1.0, 2.0, 10.0, 1e8])
+    base = np.array([0.0, 1e-30, 0.5, 1.0, 2.0, 10.0, 1e8, 1e30])
     exponent = np.array([0.0, 0.5, 1.0, 2.0, 3.0, -1.0, -0.5, 1.5])
     left, right = np.meshgrid(base, exponent, indexing="ij")
     return [left.ravel(), right.ravel()]
