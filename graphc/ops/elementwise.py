@@ -88,30 +88,79 @@ div = _binary(
     lambda g, y, a, b: unbroadcast(neg(g * y / b), b.shape),
     doc="a / b.  J^T: (g / b, -g·y / b).",
 )
+
+
+def _is_nonzero_constant(x: Value) -> bool:
+    """Whether ``x`` is a constant with no zero element (its zero cases need no mask)."""
+    from graphc.ops.source import const
+
+    return x.node.op is const and bool(np.all(x.node.data != 0))
+
+
+def _pow_vjp_base(g: Value, y: Value, a: Value, b: Value) -> Value:
+    """∂(aᵇ)/∂a = b·a^(b-1), and 0 where b = 0 (aᵇ = 1 there, even at a = 0).
+
+    Where b = 0 the exponent becomes b - 1 + 1 = 0, so the product is 0·a⁰ = 0
+    instead of 0·0⁻¹ = NaN at a = 0.
+    """
+    exponent = b - 1.0 if _is_nonzero_constant(b) else b - 1.0 + equal(b, 0.0)
+    return unbroadcast(g * b * a ** exponent, a.shape)
+
+
+def _pow_vjp_exponent(g: Value, y: Value, a: Value, b: Value) -> Value:
+    """∂(aᵇ)/∂b = aᵇ·ln a, taken as 0 where a = 0 (as JAX: ln of 1 there).
+
+    At a = 0 the product is 0·(-∞) = NaN; replacing a by 1 there gives aᵇ·0 = 0,
+    which is the limit for b > 0.
+    """
+    safe_base = a if _is_nonzero_constant(a) else a + equal(a, 0.0)
+    return unbroadcast(g * y * log(safe_base), b.shape)
+
+
 pow = _binary(  # noqa: A001
     "pow",
     lambda out, a, b: np.power(a, b, out=out),
-    lambda g, y, a, b: unbroadcast(g * b * a ** (b - 1.0), a.shape),
-    lambda g, y, a, b: unbroadcast(g * y * log(a), b.shape),
+    _pow_vjp_base,
+    _pow_vjp_exponent,
     flops_per_element=10,
-    doc="a ** b.  J^T: (g·b·a^(b-1), g·y·log a).",
+    doc="a ** b.  J^T: (g·b·a^(b-1), g·y·ln a), 0 where b = 0 and where a = 0 respectively.",
 )
 neg = _unary("neg", lambda out, x: np.negative(x, out=out), lambda g, y, x: neg(g), doc="-x.  J^T: -g.")
 exp = _unary("exp", lambda out, x: np.exp(x, out=out), lambda g, y, x: g * y, 4, doc="eˣ.  J^T: g·y.")
 log = _unary("log", lambda out, x: np.log(x, out=out), lambda g, y, x: g / x, 4, doc="ln x.  J^T: g / x.")
 sqrt = _unary("sqrt", lambda out, x: np.sqrt(x, out=out), lambda g, y, x: g / (2.0 * y), 2, doc="√x.  J^T: g / 2y.")
-tanh = _unary("tanh", lambda out, x: np.tanh(x, out=out), lambda g, y, x: g * (1.0 - y * y), 4, doc="tanh x.  J^T: g·(1 - y²).")
+tanh = _unary(
+    "tanh",
+    lambda out, x: np.tanh(x, out=out),
+    lambda g, y, x: g * ((1.0 - y) * (1.0 + y)),
+    4,
+    doc="tanh x.  J^T: g·(1 - y)(1 + y), which keeps the digits of 1 - y² when |y| → 1.",
+)
 
 
 def _sigmoid_kernel(out: np.ndarray, x: np.ndarray) -> None:
-    # σ(x) = ½(1 + tanh(x/2)): no overflow for large |x|, no temporary.
-    np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    np.multiply(out, 0.5, out=out)
-    np.add(out, 0.5, out=out)
+    """σ(x) = 1/(1 + e⁻ˣ), four in-place ufuncs (each reads an element before writing it).
+
+    Nothing cancels: for x < 0, e⁻ˣ is large and the quotient keeps its relative
+    precision, so σ(-40) = 4.25e-18 rather than the 0 that ½(1 + tanh(x/2))
+    gives once tanh rounds to -1. Where e⁻ˣ overflows (x < -709.8 in float64,
+    -88.7 in float32: σ is subnormal there) the result is 1/∞ = 0, silently.
+    SciPy's ``expit`` computes the same formula, 1.7x slower in float32.
+    """
+    with np.errstate(over="ignore"):
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+        np.add(out, 1.0, out=out)
+        np.reciprocal(out, out=out)
 
 
-sigmoid = _unary("sigmoid", _sigmoid_kernel, lambda g, y, x: g * y * (1.0 - y), 4, doc="σ(x) = 1/(1+e⁻ˣ).  J^T: g·y·(1 - y).")
+sigmoid = _unary(
+    "sigmoid",
+    _sigmoid_kernel,
+    lambda g, y, x: g * y * (1.0 - y),
+    4,
+    doc="σ(x) = 1/(1+e⁻ˣ).  J^T: g·y·(1 - y).",
+)
 relu = _unary(
     "relu",
     lambda out, x: np.maximum(x, 0, out=out),

@@ -1,8 +1,9 @@
 """Softmax and the losses: softmax, log_softmax, softmax_cross_entropy, mse.
 
-The kernels subtract the row maximum before exponentiating (no overflow); the
-few temporaries they need are declared as ``scratch`` so the memory planner
-can place them.
+The kernels subtract the row maximum before exponentiating (no overflow) and
+keep it apart from the log-sum (no loss of digits when the logits are large);
+the few temporaries they need are declared as ``scratch`` so the memory
+planner can place them.
 """
 
 from __future__ import annotations
@@ -33,15 +34,29 @@ def _row_scratch(x: Aval, axis: int) -> list[Aval]:
     return [Aval(row, x.dtype), Aval(row, x.dtype)]
 
 
-def _log_softmax_into(out: np.ndarray, x: np.ndarray, axis: int, row_max: np.ndarray, row_sum: np.ndarray) -> None:
-    """out = x - max - log Σ exp(x - max), along ``axis``."""
+def _log_sum_exp_shifted(out: np.ndarray, x: np.ndarray, axis: int, row_max: np.ndarray, row_lse: np.ndarray) -> None:
+    """row_max = max x and row_lse = log Σ exp(x - max) along ``axis``; ``out`` is overwritten.
+
+    The row maximum is kept apart from the small term: adding log Σ (between 0
+    and log n) to a max of 1e16 would round it to the max's spacing (2 there).
+    """
     np.maximum.reduce(x, axis=axis, keepdims=True, out=row_max)
     np.subtract(x, row_max, out=out)
     np.exp(out, out=out)
-    np.add.reduce(out, axis=axis, keepdims=True, out=row_sum)
-    np.log(row_sum, out=row_sum)
-    np.add(row_sum, row_max, out=row_sum)
-    np.subtract(x, row_sum, out=out)
+    np.add.reduce(out, axis=axis, keepdims=True, out=row_lse)
+    np.log(row_lse, out=row_lse)
+
+
+def _log_softmax_into(out: np.ndarray, x: np.ndarray, axis: int, row_max: np.ndarray, row_lse: np.ndarray) -> None:
+    """out = (x - max) - log Σ exp(x - max) along ``axis``.
+
+    x - max is exact for the row's large entries, and the subtraction of the
+    small log-sum comes last, so the result has the precision of its own
+    magnitude whatever the logits' (1e16 included), as JAX's log_softmax.
+    """
+    _log_sum_exp_shifted(out, x, axis, row_max, row_lse)
+    np.subtract(x, row_max, out=out)
+    np.subtract(out, row_lse, out=out)
 
 
 def _softmax_kernel(out: np.ndarray, x: np.ndarray, axis: int, scratch: Sequence[np.ndarray]) -> None:
@@ -142,10 +157,17 @@ def _sce_aval(logits: Aval, labels: Aval) -> Aval:
 
 
 def _sce_kernel(out: np.ndarray, logits: np.ndarray, labels: np.ndarray, scratch: Sequence[np.ndarray]) -> None:
-    log_p, row_max, row_sum = scratch
-    _log_softmax_into(log_p, logits, -1, row_max, row_sum)
-    picked = np.take_along_axis(log_p, labels[..., None], axis=-1)
-    out[...] = -picked.mean()
+    """mean over rows of log Σ exp(x - max) - (x[label] - max).
+
+    Only the picked logit of each row is shifted, and the row maximum never
+    meets the log-sum (see :func:`_log_softmax_into`).
+    """
+    exp_shifted, row_max, row_lse = scratch
+    _log_sum_exp_shifted(exp_shifted, logits, -1, row_max, row_lse)
+    picked = np.take_along_axis(logits, labels[..., None], axis=-1)
+    np.subtract(picked, row_max, out=picked)
+    np.subtract(row_lse, picked, out=row_lse)
+    out[...] = row_lse.mean()
 
 
 def _sce_vjp(g: Value, y: Value, logits: Value, labels: Value) -> Value:

@@ -1,0 +1,506 @@
+"""Every op's kernel and VJP against JAX at the ends of the float range.
+
+Each op runs forward and backward (``gc.grad`` with a cotangent fed as an
+input) at extreme inputs — logits of magnitude 1e4, 1e8 and 1e16, sigmoid at
+±40, ±100, ±1000, zero, huge and tiny magnitudes — in float32 and float64, and
+is compared with ``jax.vjp`` of the same function. The tolerance of each op is
+stated once, in :data:`TOLERANCE`, and repeated in docs/numerics.md.
+
+Errors are counted in ulps: ``|got - ref| / spacing(max(|ref|, floor))``. The
+floor is the smallest normal number, except for results that are a difference
+of O(1) terms (log_softmax, cross-entropy), whose error is counted in ulps of 1.
+An inf or NaN must match the reference exactly.
+
+XLA on CPU flushes subnormal numbers to zero (``jnp.log(5e-324)`` is -inf), and
+graphc keeps IEEE gradual underflow (NumPy's): where an input or a reference is
+subnormal, the oracle is the same formula evaluated in ``np.longdouble``.
+
+``python tests/test_numerics.py`` prints the table of largest errors measured.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import graphc as gc
+
+jax.config.update("jax_enable_x64", True)
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Largest error allowed, in ulps of max(|reference|, floor), for float32 and float64.
+
+    A floor of 1 counts the error in ulps of 1 below magnitude 1: for results that
+    are differences of O(1) terms, whose error is absolute (log_softmax), and for
+    gradients computed from the rounded forward value y, such as tanh's
+    (1 - y)(1 + y), where y's last bit is an absolute error of the gradient.
+    """
+
+    float32: float
+    float64: float
+    value_floor: float | None = None
+    grad_floor: float | None = None
+
+
+TOLERANCE: dict[str, Tolerance] = {
+    "neg": Tolerance(0, 0),
+    "add": Tolerance(0, 0),
+    "sub": Tolerance(0, 0),
+    "mul": Tolerance(0, 0),
+    "div": Tolerance(3, 3),
+    "maximum": Tolerance(0, 0),
+    "relu": Tolerance(0, 0),
+    "exp": Tolerance(2, 2),
+    "log": Tolerance(2, 2),
+    "sqrt": Tolerance(1, 1),
+    "tanh": Tolerance(4, 4, grad_floor=1.0),
+    "sigmoid": Tolerance(4, 4, grad_floor=1.0),
+    "pow": Tolerance(4, 4),
+    "sum": Tolerance(4, 4),
+    "mean": Tolerance(4, 4),
+    "max": Tolerance(0, 0),
+    "matmul": Tolerance(8, 8),
+    "softmax": Tolerance(8, 8, grad_floor=1.0),
+    "log_softmax": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
+    "softmax_cross_entropy": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
+}
+
+DTYPES = ("float32", "float64")
+
+
+def ulp_error(got: np.ndarray, ref: np.ndarray, floor: float | None = None) -> float:
+    """Largest |got - ref| in ulps of max(|ref|, floor); inf if inf/NaN do not match."""
+    got, ref = np.asarray(got), np.asarray(ref, dtype=got.dtype)
+    if got.shape != ref.shape:
+        return np.inf
+    finite = np.isfinite(ref)
+    same_nan = np.isnan(got) == np.isnan(ref)
+    same_inf = np.where(np.isinf(ref), got == ref, True)
+    if not (same_nan.all() and same_inf.all() and np.isfinite(got[finite]).all()):
+        return np.inf
+    if not finite.any():
+        return 0.0
+    floor = np.finfo(got.dtype).tiny if floor is None else floor
+    below_max = np.nextafter(np.finfo(got.dtype).max, 0)  # spacing(max) would be inf
+    scale = np.spacing(np.clip(np.abs(ref[finite]), got.dtype.type(floor), below_max))
+    return float(np.max(np.abs(got[finite].astype(np.float64) - ref[finite]) / scale))
+
+
+# --- the cases ------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One op at some inputs: how graphc and JAX compute it, and its extreme inputs."""
+
+    op: str
+    graphc_fn: Callable[..., Any]
+    jax_fn: Callable[..., Any]
+    args: Callable[[np.dtype], list[np.ndarray]]
+    extra: Callable[[np.dtype], list[np.ndarray]] = field(default=lambda dtype: [])  # not differentiated
+    # The exact partial derivatives in np.longdouble, where JAX's formula over- or underflows.
+    exact_grads: Callable[..., list[np.ndarray]] | None = None
+    label: str = ""  # the test id, when one op has several cases
+
+    def operands(self, dtype: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        dt = np.dtype(dtype)
+        return [np.asarray(a, dtype=dt) for a in self.args(dt)], self.extra(dt)
+
+
+def _big(dtype: np.dtype) -> float:
+    return float(np.log(np.finfo(dtype).max))  # where exp overflows
+
+
+def _signed(values: list[float]) -> np.ndarray:
+    return np.array(sorted({v for x in values for v in (x, -x)}))
+
+
+def _unary_points(dtype: np.dtype) -> np.ndarray:
+    big = _big(dtype)
+    return _signed([0.0, 1e-30, 0.5, 1.0, 10.0, 20.0, 40.0, 100.0, 1000.0, big * 0.99, big * 1.01, 1e30])
+
+
+def _positive_points(dtype: np.dtype) -> np.ndarray:
+    info = np.finfo(dtype)
+    return np.array([0.0, float(info.tiny), 1e-30, 1e-8, 0.5, 1.0, 2.0, 1e8, 1e30, float(info.max) / 2, float(info.max)])
+
+
+def _pairs(dtype: np.dtype) -> list[np.ndarray]:
+    a = _positive_points(dtype)
+    values = np.concatenate([a, -a[1:]])
+    left, right = np.meshgrid(values, values, indexing="ij")
+    return [left.ravel(), right.ravel()]
+
+
+def _pow_pairs(dtype: np.dtype) -> list[np.ndarray]:
+    base = np.array([0.0, 1e-30, 0.5, 1.0, 2.0, 10.0, 1e8, 1e30])
+    exponent = np.array([0.0, 0.5, 1.0, 2.0, 3.0, -1.0, -0.5, 1.5])
+    left, right = np.meshgrid(base, exponent, indexing="ij")
+    return [left.ravel(), right.ravel()]
+
+
+LOGIT_OFFSETS = (0.0, 1e4, -1e4, 1e8, -1e8, 1e16, -1e16)  # N(0, 1) logits shifted by these
+LOGIT_SCALES = (1e4, 1e8, 1e16)  # and N(0, 1) logits scaled by these
+
+
+def _shifted_logits(dtype: np.dtype) -> list[np.ndarray]:
+    """Three rows of three N(0, 1) logits shifted by each offset."""
+    rng = np.random.default_rng(7)
+    return [np.concatenate([rng.normal(size=(3, 3)) + offset for offset in LOGIT_OFFSETS])]
+
+
+def _scaled_logits(dtype: np.dtype) -> list[np.ndarray]:
+    """Three rows of three N(0, 1) logits multiplied by each scale."""
+    rng = np.random.default_rng(9)
+    return [np.concatenate([rng.normal(size=(3, 3)) * scale for scale in LOGIT_SCALES])]
+
+
+def _logits(dtype: np.dtype) -> list[np.ndarray]:
+    """Every shifted and scaled row: one softmax per row."""
+    return [np.concatenate(_shifted_logits(dtype) + _scaled_logits(dtype))]
+
+
+def _labels_for(logits: Callable[[np.dtype], list[np.ndarray]]) -> Callable[[np.dtype], list[np.ndarray]]:
+    def make(dtype: np.dtype) -> list[np.ndarray]:
+        rows = logits(dtype)[0].shape[0]
+        return [np.random.default_rng(8).integers(0, 3, size=rows)]
+
+    return make
+
+
+def _rows(dtype: np.dtype) -> list[np.ndarray]:
+    """Rows of three (1/3 is inexact) for the reductions: cancellation, near-overflow, zeros."""
+    quarter_max = float(np.finfo(dtype).max) / 4
+    return [np.array([[1e30, 1.0, -1e30], [quarter_max] * 3, [0.0, -0.0, 1e-30], [0.5, 1.5, 2.5]])]
+
+
+def _jax_sce(logits, labels):
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
+
+
+UNARY = {
+    "neg": (gc.neg, jnp.negative, _unary_points),
+    "exp": (gc.exp, jnp.exp, _unary_points),
+    "tanh": (gc.tanh, jnp.tanh, _unary_points),
+    "sigmoid": (gc.sigmoid, jax.nn.sigmoid, _unary_points),
+    "relu": (gc.relu, jax.nn.relu, _unary_points),
+    "log": (gc.log, jnp.log, _positive_points),
+    "sqrt": (gc.sqrt, jnp.sqrt, _positive_points),
+}
+BINARY = {
+    "add": (gc.add, jnp.add, _pairs),
+    "sub": (gc.sub, jnp.subtract, _pairs),
+    "mul": (gc.mul, jnp.multiply, _pairs),
+    "maximum": (gc.maximum, jnp.maximum, _pairs),
+}
+
+
+def _div_grads(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """1/b and -a/b²: JAX forms b², which is 0 for |b| < 1e-154 (float64) and gives NaN or -inf."""
+    return [1 / b, -a / (b * b)]
+
+
+def _pow_grads(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """b·a^(b-1), which is 0 where b = 0 (JAX's float rule gives 0·0⁻¹ = NaN at a = 0), and aᵇ·ln a."""
+    with np.errstate(all="ignore"):
+        base = np.where(b == 0, 0, b * a ** (b - 1))
+        return [base, a ** b * np.log(np.where(a == 0, 1, a))]
+
+CASES: list[Case] = [Case(op, g, j, lambda dt, p=points: [p(dt)]) for op, (g, j, points) in UNARY.items()]
+CASES += [Case(op, g, j, points) for op, (g, j, points) in BINARY.items()]
+CASES += [
+    Case("div", gc.div, jnp.divide, _pairs, exact_grads=_div_grads),
+    Case("pow", gc.pow, jnp.power, _pow_pairs, exact_grads=_pow_grads),
+]
+CASES += [
+    Case("sum", lambda x: gc.sum(x, axis=-1), lambda x: jnp.sum(x, axis=-1), _rows),
+    Case("mean", lambda x: gc.mean(x, axis=-1), lambda x: jnp.mean(x, axis=-1), _rows),
+    Case("max", lambda x: gc.max(x, axis=-1), lambda x: jnp.max(x, axis=-1), _rows),
+    Case("matmul", gc.matmul, jnp.matmul,
+         lambda dt: [np.array([[1e15, 1.0], [1e-15, -3.0]]), np.array([[2.0, -1e-10], [1e10, 0.5]])]),
+]
+CASES += [
+    Case("softmax", gc.softmax, lambda x: jax.nn.softmax(x, axis=-1), _logits),
+    Case("log_softmax", gc.log_softmax, lambda x: jax.nn.log_softmax(x, axis=-1), _logits),
+    # Separately: a mean with the large losses of scaled logits would hide the shifted rows' errors.
+    Case("softmax_cross_entropy", gc.softmax_cross_entropy, _jax_sce, _shifted_logits, _labels_for(_shifted_logits),
+         label="softmax_cross_entropy-shifted"),
+    Case("softmax_cross_entropy", gc.softmax_cross_entropy, _jax_sce, _scaled_logits, _labels_for(_scaled_logits),
+         label="softmax_cross_entropy-scaled"),
+]
+
+
+# --- running both sides -----------------------------------------------------------------
+
+
+def _cotangent(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A fixed cotangent in [0.5, 1.5): a VJP must scale it, not just reproduce the Jacobian."""
+    return np.random.default_rng(3).uniform(0.5, 1.5, size=shape).astype(dtype)
+
+
+def run_graphc(case: Case, dtype: str) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """The op's value and the VJP of a cotangent for each differentiated operand."""
+    args, extra = case.operands(dtype)
+    with gc.Graph(f"numerics-{case.op}"):
+        xs = [gc.input(f"x{i}", shape=a.shape, dtype=dtype) for i, a in enumerate(args)]
+        ls = [gc.input(f"l{i}", shape=a.shape, dtype=a.dtype.name) for i, a in enumerate(extra)]
+        y = case.graphc_fn(*xs, *ls)
+        cot = gc.input("cotangent", shape=y.shape, dtype=dtype)
+        grads = gc.grad(y, xs, seed=cot)
+    ct = _cotangent(y.shape, np.dtype(dtype))
+    feeds = {f"x{i}": a for i, a in enumerate(args)} | {f"l{i}": a for i, a in enumerate(extra)} | {"cotangent": ct}
+    with np.errstate(all="ignore"):
+        value, *grad_values = gc.compile([y, *grads]).run(feeds)
+    return value, grad_values, ct
+
+
+def run_jax(case: Case, dtype: str, cotangent: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    args, extra = case.operands(dtype)
+    value, pullback = jax.vjp(lambda *xs: case.jax_fn(*xs, *map(jnp.asarray, extra)), *map(jnp.asarray, args))
+    return np.asarray(value), [np.asarray(g) for g in pullback(jnp.asarray(cotangent))]
+
+
+def flush_subnormals(x: np.ndarray) -> np.ndarray:
+    """``x`` with subnormal numbers replaced by zero, as XLA computes on CPU."""
+    x = np.array(x)
+    x[np.abs(x) < np.finfo(x.dtype).tiny] = 0
+    return x
+
+
+def _where_jax_breaks_down(case: Case, dtype: str, cotangent: np.ndarray, ref_grads: list[np.ndarray]) -> list[np.ndarray]:
+    """JAX's gradients, with the exact value where JAX's is inf, NaN or 0 but the exact one is a normal number."""
+    args, _ = case.operands(dtype)
+    tiny = np.finfo(dtype).tiny
+    with np.errstate(all="ignore"):
+        exact = [(cotangent * d).astype(dtype) for d in case.exact_grads(*(a.astype(np.longdouble) for a in args))]
+    return [np.where((~np.isfinite(ref) | (ref == 0)) & np.isfinite(ex) & ((ex == 0) | (np.abs(ex) >= tiny)), ex, ref)
+            for ref, ex in zip(ref_grads, exact)]
+
+
+def case_errors(case: Case, dtype: str) -> dict[str, float]:
+    """Largest error in ulps of the value and of each operand's gradient against JAX."""
+    value, grads, ct = run_graphc(case, dtype)
+    ref_value, ref_grads = run_jax(case, dtype, ct)
+    if case.exact_grads is not None:
+        ref_grads = _where_jax_breaks_down(case, dtype, ct, ref_grads)
+    tol = TOLERANCE[case.op]
+    errors = {"value": ulp_error(flush_subnormals(value), ref_value, tol.value_floor)}
+    for i, (got, ref) in enumerate(zip(grads, ref_grads)):
+        errors[f"grad{i}"] = ulp_error(flush_subnormals(got), ref, tol.grad_floor)
+    return errors
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=[c.label or c.op for c in CASES])
+def test_op_matches_jax_at_extremes(case: Case, dtype: str):
+    errors = case_errors(case, dtype)
+    limit = getattr(TOLERANCE[case.op], dtype)
+    assert max(errors.values()) <= limit, f"{case.op} {dtype}: errors in ulps {errors}, allowed {limit}"
+
+
+def test_every_registered_differentiable_op_is_covered():
+    """A new op of graphc's must get a row in the tolerance table and a case here (custom ops of other tests need not)."""
+    from graphc.ops.core import registered
+
+    not_numeric = {"const", "input", "param", "uniform", "one_hot", "greater", "equal",  # sources, masks
+                   "reshape", "transpose", "broadcast_to", "concat", "slice_axis", "pad_axis",  # data movement
+                   "add_n"}  # the sum of gradient terms, an add
+    own = {name for name, prim in registered().items() if prim.infer.__module__.startswith("graphc.")}
+    missing = own - not_numeric - {c.op for c in CASES}
+    assert not missing, f"ops without a numerics case against JAX: {sorted(missing)}"
+    assert {c.op for c in CASES} == set(TOLERANCE)
+
+
+# --- the defects, one test each ------------------------------------------------------------
+
+
+def compiled(fn: Callable[..., Any], *shapes: tuple[int, ...], dtype: str = "float64", labels: tuple[int, ...] | None = None):
+    """A program computing ``fn`` of inputs x0, x1... (and int labels) and its gradient for each x."""
+    with gc.Graph("numerics"):
+        xs = [gc.input(f"x{i}", shape=s, dtype=dtype) for i, s in enumerate(shapes)]
+        extra = [] if labels is None else [gc.input("labels", shape=labels, dtype="int64")]
+        y = fn(*xs, *extra)
+        seed = None if y.ndim == 0 else np.ones(y.shape, dtype)
+        grads = gc.grad(y, xs, seed=seed)
+    program = gc.compile([y, *grads])
+
+    def run(*arrays: np.ndarray, labels: np.ndarray | None = None) -> list[np.ndarray]:
+        feeds = {f"x{i}": np.asarray(a, dtype) for i, a in enumerate(arrays)}
+        if labels is not None:
+            feeds["labels"] = labels
+        with np.errstate(all="ignore"):
+            return program.run(feeds)
+
+    return run
+
+
+def _offset_logits() -> tuple[np.ndarray, np.ndarray]:
+    """N(0, 1) logits + 1e16 and labels (float64 rounds the logits to even integers)."""
+    rng = np.random.default_rng(7)
+    return rng.normal(size=(3, 3)) + 1e16, rng.integers(0, 3, size=3)
+
+
+def test_log_softmax_exact_at_logits_1e16():
+    logits, _ = _offset_logits()
+    value, grad = compiled(gc.log_softmax, logits.shape)(logits)
+    ref = np.asarray(jax.nn.log_softmax(jnp.asarray(logits), axis=-1))
+    assert ulp_error(value, ref, floor=1.0) <= TOLERANCE["log_softmax"].float64
+    assert np.all(value > -3.0)  # the largest logit of a row of three is at most log 3 from 0
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e8, 1e12, 1e16])
+def test_cross_entropy_does_not_depend_on_the_logits_offset(offset):
+    """mean -log softmax(x + c)[label] is that of x, up to the rounding of x + c itself."""
+    rng = np.random.default_rng(7)
+    logits, labels = rng.normal(size=(3, 3)), rng.integers(0, 3, size=3)
+    shifted = logits + offset
+    run = compiled(gc.softmax_cross_entropy, logits.shape, labels=labels.shape)
+    value, grad = run(shifted, labels=labels)
+    ref_value, ref_grad = jax.value_and_grad(_jax_sce)(jnp.asarray(shifted), jnp.asarray(labels))
+    assert ulp_error(value, np.asarray(ref_value), floor=1.0) <= TOLERANCE["softmax_cross_entropy"].float64
+    assert ulp_error(grad, np.asarray(ref_grad), floor=1.0) <= TOLERANCE["softmax_cross_entropy"].float64
+
+
+def test_cross_entropy_at_logits_1e16_matches_jax():
+    logits, labels = _offset_logits()
+    value, _ = compiled(gc.softmax_cross_entropy, logits.shape, labels=labels.shape)(logits, labels=labels)
+    ref = float(_jax_sce(jnp.asarray(logits), jnp.asarray(labels)))
+    assert ref == pytest.approx(1.4789, abs=1e-4)  # the rounded logits' own cross-entropy, not 2.0
+    assert float(value) == pytest.approx(ref, rel=4 * np.finfo(np.float64).eps)
+
+
+def test_sigmoid_does_not_underflow_at_minus_40():
+    value, grad = compiled(gc.sigmoid, (3,))(np.array([-40.0, -100.0, -700.0]))
+    ref = np.asarray(jax.nn.sigmoid(jnp.array([-40.0, -100.0, -700.0])))
+    assert value[0] == pytest.approx(4.248354255291589e-18, rel=1e-15)
+    assert ulp_error(value, ref) <= TOLERANCE["sigmoid"].float64
+    assert ulp_error(grad, ref) <= TOLERANCE["sigmoid"].float64  # σ' = σ(1 - σ) = σ there
+
+
+def test_log_of_sigmoid_at_minus_40_is_minus_40_with_gradient_1():
+    value, grad = compiled(lambda x: gc.log(gc.sigmoid(x)), (1,))(np.array([-40.0]))
+    ref_value, ref_grad = jax.value_and_grad(lambda x: jnp.log(jax.nn.sigmoid(x)))(-40.0)
+    assert value[0] == pytest.approx(float(ref_value), rel=1e-15) and value[0] == pytest.approx(-40.0, rel=1e-15)
+    assert grad[0] == pytest.approx(float(ref_grad), rel=1e-15) and grad[0] == 1.0
+
+
+@pytest.mark.parametrize("x", [-10.0, -20.0, -80.0])
+def test_float32_sigmoid_has_float32_precision_at_large_negative_inputs(x):
+    value, _ = compiled(gc.sigmoid, (1,), dtype="float32")(np.array([x]))
+    exact = 1 / (1 + np.exp(-np.longdouble(x)))
+    assert ulp_error(value, np.array([exact]).astype(np.float32)) <= TOLERANCE["sigmoid"].float32
+
+
+def test_pow_exponent_gradient_finite_at_zero_base():
+    """∂ Σ aᵇ / ∂b = Σ aᵇ ln a with 0 ln 0 taken as 0: 4 ln 2 for a = (0, 1, 2), b = 2."""
+    a = np.array([0.0, 1.0, 2.0])
+    loss, _, grad_b = compiled(lambda a, b: gc.sum(a ** b), (3,), ())(a, 2.0)
+    ref = jax.grad(lambda b: jnp.sum(jnp.asarray(a) ** b))(2.0)
+    assert np.isfinite(grad_b) and grad_b == pytest.approx(float(ref), rel=1e-15)
+    assert grad_b == pytest.approx(4 * np.log(2.0), rel=1e-15)
+
+
+def test_pow_base_gradient_is_zero_where_the_exponent_is_zero():
+    """a⁰ = 1 for every a, so ∂a⁰/∂a = 0, also at a = 0 where b·a^(b-1) is 0·∞."""
+    _, grad_a, _ = compiled(lambda a, b: a ** b, (3,), (3,))(np.array([0.0, 0.0, 2.0]), np.array([0.0, 2.0, 0.0]))
+    np.testing.assert_array_equal(grad_a, [0.0, 0.0, 0.0])
+
+
+def test_tanh_gradient_keeps_digits_at_10():
+    """J^T = (1 - y)(1 + y) to one ulp of the y it is computed from; 1 - y² loses 8 digits at x = 10."""
+    for dtype, x in (("float64", 10.0), ("float32", 4.0)):
+        y, grad = compiled(gc.tanh, (2,), dtype=dtype)(np.array([x, -x]))
+        exact = (1 - y.astype(np.longdouble)) * (1 + y.astype(np.longdouble))
+        assert ulp_error(grad, exact.astype(dtype)) <= 1, dtype
+
+
+def test_exp_overflows_to_inf_as_jax_does():
+    value, grad = compiled(gc.exp, (2,))(np.array([1000.0, -1000.0]))
+    np.testing.assert_array_equal(value, [np.inf, 0.0])
+    np.testing.assert_array_equal(grad, [np.inf, 0.0])
+
+
+SUBNORMALS = {"float64": [5e-324, 1e-310, 2e-308], "float32": [1e-45, 1e-40, 1e-38]}
+# op: (graphc function, exact value, exact derivative), the exact ones evaluated in np.longdouble
+GRADUAL_UNDERFLOW = {
+    "log": (gc.log, np.log, lambda x: 1 / x),
+    "sqrt": (gc.sqrt, np.sqrt, lambda x: 1 / (2 * np.sqrt(x))),
+    "exp": (gc.exp, np.exp, np.exp),
+    "tanh": (gc.tanh, np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    "sigmoid": (gc.sigmoid, lambda x: 1 / (1 + np.exp(-x)), lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2),
+    "reciprocal": (lambda x: 1.0 / x, lambda x: 1 / x, lambda x: -1 / (x * x)),
+    "square": (lambda x: x * x, lambda x: x * x, lambda x: 2 * x),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", list(GRADUAL_UNDERFLOW))
+def test_ops_keep_gradual_underflow_at_subnormal_inputs(op, dtype):
+    """IEEE subnormals are numbers: log(5e-324) = -744.4, not -inf (XLA on CPU flushes them to 0)."""
+    fn, exact_value, exact_grad = GRADUAL_UNDERFLOW[op]
+    x = np.array(SUBNORMALS[dtype], dtype=dtype)
+    value, grad = compiled(fn, x.shape, dtype=dtype)(x)
+    xl = x.astype(np.longdouble)
+    with np.errstate(all="ignore"):
+        ref_value, ref_grad = exact_value(xl).astype(dtype), exact_grad(xl).astype(dtype)
+    assert ulp_error(value, ref_value) <= 3 and ulp_error(grad, ref_grad) <= 3, (value, ref_value, grad, ref_grad)
+
+
+# --- laws ---------------------------------------------------------------------------------------
+
+@functools.cache
+def _sigmoid_program():
+    return compiled(gc.sigmoid, (1,))
+
+
+@functools.cache
+def _log_softmax_program():
+    return compiled(gc.log_softmax, (4,))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=-708.0, max_value=1e300, allow_subnormal=True))
+def test_sigmoid_is_accurate_to_a_few_ulps_everywhere(x):
+    """Wherever σ(x) is a normal number (x > -708.4); below, SciPy's expit gives 0, as JAX."""
+    value, grad = _sigmoid_program()(np.array([x]))
+    xl = np.longdouble(x)
+    exact = 1 / (1 + np.exp(-xl))
+    assert ulp_error(value, np.array([exact], dtype=np.float64)) <= TOLERANCE["sigmoid"].float64
+    assert ulp_error(grad, np.array([exact * (1 - exact)], dtype=np.float64), floor=1.0) <= TOLERANCE["sigmoid"].float64
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=-1e300, max_value=1e300), min_size=4, max_size=4))
+def test_log_softmax_is_a_log_distribution_at_any_magnitude(logits):
+    """out ≤ 0, Σ e^out = 1, and the largest entry is within log n of 0, whatever the logits' size."""
+    value, grad = _log_softmax_program()(np.array(logits))
+    assert np.all(value <= 0.0)
+    assert value.max() >= -np.log(4.0) - 1e-15
+    assert abs(np.exp(value).sum() - 1.0) <= 8 * np.finfo(np.float64).eps
+
+
+def main() -> None:
+    """Print the largest error against JAX per op and dtype (the table in docs/numerics.md)."""
+    worst: dict[tuple[str, str], float] = {}
+    for case in CASES:
+        for dtype in DTYPES:
+            key = (case.op, dtype)
+            worst[key] = max(worst.get(key, 0.0), max(case_errors(case, dtype).values()))
+    print(f"{'op':24s} {'float32 ulps':>14s} {'float64 ulps':>14s}")
+    for op in TOLERANCE:
+        print(f"{op:24s} {worst[(op, 'float32')]:14.3g} {worst[(op, 'float64')]:14.3g}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
