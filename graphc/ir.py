@@ -160,15 +160,36 @@ class Graph:
 
     Nodes are kept in creation order, which is topological. Inputs and params
     are also indexed by name, since ``Program.run`` feeds them by name.
+
+    Building is thread-safe: several threads may add nodes to one graph at
+    once. A lock makes the allocation of a node's id, its name check and its
+    append one step, so ids stay unique and dense (``graph.nodes[i].id == i``)
+    and every node comes after the nodes it reads. The open graph of a
+    ``with`` block is per thread: a thread that builds into a graph opened by
+    another passes Values of it (an op whose operands are Values belongs to
+    their graph) or opens it itself with ``with g:``. What ``grad`` records as
+    adjoint nodes is per thread too, so another thread's nodes are never
+    mistaken for gradient nodes.
     """
 
     def __init__(self, name: str = "graph") -> None:
+        if not isinstance(name, str) or not name:
+            raise GraphError(f"Graph name must be a non-empty string, got {name!r}")
         self.name = name
         self.nodes: list[Node] = []
         self.inputs: dict[str, Node] = {}
         self.params: dict[str, Node] = {}
         self.contributions: list = []  # autodiff.Contribution records, for rendering
-        self._recording: list[Node] | None = None
+        self._lock = threading.Lock()
+        self._thread_state = threading.local()  # the recorder of this thread, if any
+
+    @property
+    def _recording(self) -> list[Node] | None:
+        return getattr(self._thread_state, "recording", None)
+
+    @_recording.setter
+    def _recording(self, nodes: list[Node] | None) -> None:
+        self._thread_state.recording = nodes
 
     def __enter__(self) -> "Graph":
         _graph_stack().append(self)
@@ -194,17 +215,28 @@ class Graph:
         aval: Aval,
         name: str | None = None,
     ) -> Node:
-        """Append a node whose aval has been inferred already."""
-        node_id = len(self.nodes)  # ids are positions in creation (topological) order
-        node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
-        if op.name in ("input", "param"):
-            table = self.inputs if op.name == "input" else self.params
-            if node.name in self.inputs or node.name in self.params:
-                raise GraphError(f"graph {self.name!r} already has an input or param named {node.name!r}")
-            table[node.name] = node
-        self.nodes.append(node)
-        if self._recording is not None:
-            self._recording.append(node)
+        """Append a node whose aval has been inferred already (thread-safe).
+
+        Attributes that depend on the node's id (a random op's stream) are
+        filled in here, under the lock, by the op's ``with_node_id`` rule.
+        """
+        with self._lock:
+            node_id = len(self.nodes)  # ids are positions in creation (topological) order
+            if op.with_node_id is not None:
+                attrs = op.with_node_id(attrs, node_id)
+            node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
+            if op.name in ("input", "param"):
+                table = self.inputs if op.name == "input" else self.params
+                if node.name in self.inputs or node.name in self.params:
+                    raise GraphError(
+                        f"graph {self.name!r} already has an input or param named {node.name!r}; "
+                        "give each input and param its own name"
+                    )
+                table[node.name] = node
+            self.nodes.append(node)
+        recording = self._recording
+        if recording is not None:
+            recording.append(node)
         return node
 
     def record(self) -> "_Recorder":

@@ -19,7 +19,10 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
   canonical form (axes sorted and non-negative), so equal nodes compare equal;
 - ``elementwise`` / ``view`` / ``scratch``: facts the memory planner uses
   (``scratch(*in_avals, **attrs) -> [Aval]`` lists temporaries the kernel
-  receives as ``scratch=(...)``).
+  receives as ``scratch=(...)``);
+- ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
+  attributes that depend on the new node's id (a random op's stream), called
+  by :meth:`Graph.add <graphc.ir.Graph.add>` when the id is allocated.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class Primitive:
     normalize: Callable[..., dict[str, Any]] | None = None
     source: bool = False
     int_operands: frozenset[int] = field(default_factory=frozenset)
+    with_node_id: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
     doc: str = ""
 
     def __post_init__(self) -> None:
