@@ -173,9 +173,7 @@ class Graph:
     """
 
     def __init__(self, name: str = "graph") -> None:
-        if not isinstance(name, str) or not name:
-            raise GraphError(f"Graph name must be a non-empty string, got {name!r}")
-        self.name = name
+        self.name = check_name(name, "Graph name")
         self.nodes: list[Node] = []
         self.inputs: dict[str, Node] = {}
         self.params: dict[str, Node] = {}
@@ -380,6 +378,13 @@ def check_array(node: Node, array: Any, what: str) -> np.ndarray:
     return arr
 
 
+def check_name(name: Any, what: str) -> str:
+    """``name`` if it is a non-empty string, else a GraphError saying ``what`` needs one."""
+    if not isinstance(name, str) or not name:
+        raise GraphError(f"{what} must be a non-empty string, got {name!r}")
+    return name
+
+
 def ancestors(roots: Iterable[Node]) -> list[Node]:
     """The roots and every node they read, in creation (topological) order; iterative, no recursion."""
     seen: set[Node] = set()
@@ -392,14 +397,32 @@ def ancestors(roots: Iterable[Node]) -> list[Node]:
     return sorted(seen, key=lambda n: n.id)
 
 
-def as_values(items: Iterable[Any]) -> list[Value]:
-    """Check that every item is a Value (for APIs that take lists of Values)."""
+def as_values(items: Iterable[Any], where: str = "") -> list[Value]:
+    """Check that every item is a Value (for APIs that take lists of Values).
+
+    ``where`` names the argument in the message (``"compile: outputs"`` gives
+    ``compile: outputs[1]: expected a graphc Value, got float``).
+    """
     out = []
-    for item in items:
+    for index, item in enumerate(items):
         if not isinstance(item, Value):
-            raise GraphError(f"expected a graphc Value, got {type(item).__name__}")
+            at = f"{where}[{index}]: " if where else ""
+            raise GraphError(
+                f"{at}expected a graphc Value, got {type(item).__name__} {item!r:.40}; "
+                "pass Values built by graphc ops (gc.input, gc.param, gc.tanh, ...)"
+            )
         out.append(item)
     return out
+
+
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer, and not a bool (``True`` is no dimension, axis or count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value: Any) -> bool:
+    """A Python or NumPy int or float, and not a bool."""
+    return (is_int(value) or isinstance(value, (float, np.floating))) and not isinstance(value, bool)
 
 
 from graphc import ops  # noqa: E402  (the operators above need the op functions)

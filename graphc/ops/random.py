@@ -17,9 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import INT_DTYPES, Aval, Value
+from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int
 from graphc.ops import elementwise as E
-from graphc.ops.core import ZERO, Primitive, ShapeError, constant_node
+from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, as_shape, constant_node
 
 
 def _uniform_aval(key: Aval, shape: tuple[int, ...], dtype: str, stream: int) -> Aval:
@@ -29,12 +29,13 @@ def _uniform_aval(key: Aval, shape: tuple[int, ...], dtype: str, stream: int) ->
 
 
 def _uniform_normalize(key: Aval, shape: Sequence[int], dtype: Any = "float32", stream: int | None = None) -> dict[str, Any]:
-    dims = tuple(int(d) for d in shape)
-    if any(d < 0 for d in dims):
-        raise ShapeError(f"shape {dims} has a negative dimension")
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ShapeError(f"dtype {np.dtype(dtype).name} is not float32 or float64")
-    return {"shape": dims, "dtype": np.dtype(dtype).name, "stream": None if stream is None else int(stream)}
+    if stream is not None and not (is_int(stream) and stream >= 0):
+        raise ShapeError(f"stream must be an int >= 0 or None, got {stream!r}")
+    return {
+        "shape": as_shape(shape),
+        "dtype": as_dtype(dtype, FLOAT_DTYPES).name,
+        "stream": None if stream is None else int(stream),
+    }
 
 
 def _stream_of_node(attrs: dict[str, Any], node_id: int) -> dict[str, Any]:
@@ -103,6 +104,11 @@ def dropout(x: Any, key: Any, rate: float, name: str | None = None) -> Value:
             "give the probability of zeroing an element as a float"
         )
     if not isinstance(key, Value):  # a Python int key: a constant of x's graph, not of the open one
-        key = Value(constant_node(x.graph, key, None))
+        key = Value(constant_node(x.graph, key, None, f"dropout of {x.node.describe()}: key"))
+    elif key.graph is not x.graph:
+        raise GraphError(
+            f"dropout of {x.node.describe()}: the key {key.node.describe()} belongs to another graph; "
+            "use a key input of x's graph"
+        )
     keep = E.greater(uniform(key, x.shape, x.dtype), float(rate))
     return E.mul(E.mul(x, keep), 1.0 / (1.0 - float(rate)), name=name)
