@@ -138,7 +138,10 @@ def _check_updates(updates: Any, graph) -> list[tuple[Node, Node]]:
                 f"{type(value).__name__}; write it with graph ops, e.g. {{w: w - lr * dw}}"
             )
         if value.graph is not graph or target.graph is not graph:
-            raise GraphError(f"updates: {target.node.describe()} and its new value must belong to the compiled graph")
+            raise GraphError(
+                f"updates: {target.node.describe()} and its new value must belong to the compiled graph "
+                f"{graph.name!r}; update params of the graph whose outputs are compiled"
+            )
         if value.aval != target.aval:
             raise GraphError(
                 f"updates: new value {value.node.describe()} has {value.aval}, which does not match param "
@@ -211,8 +214,8 @@ def compile(  # noqa: A001
     for v in values:
         if v.graph is not graph:
             raise GraphError(
-                f"compile: output {v.node.describe()} belongs to graph {v.graph.name!r}, not to {graph.name!r} "
-                "of the first output; compile Values of one graph"
+                f"compile: output {v.node.describe()} belongs to graph {v.graph.name!r}, another graph than "
+                f"the first output's ({graph.name!r}); compile Values of one graph"
             )
     _check_options(remat, memory, memory_budget, time_limit, name)
     pairs = _check_updates(updates, graph)

@@ -180,6 +180,7 @@ class Graph:
         self.contributions: list = []  # autodiff.Contribution records, for rendering
         self._lock = threading.Lock()
         self._thread_state = threading.local()  # the recorder of this thread, if any
+        self._recorders = 0  # recorders open in any thread: add() looks up its thread's only then
 
     @property
     def _recording(self) -> list[Node] | None:
@@ -232,9 +233,10 @@ class Graph:
                     )
                 table[node.name] = node
             self.nodes.append(node)
-        recording = self._recording
-        if recording is not None:
-            recording.append(node)
+        if self._recorders:
+            recording = self._recording
+            if recording is not None:
+                recording.append(node)
         return node
 
     def record(self) -> "_Recorder":
@@ -250,9 +252,13 @@ class _Recorder:
     def __enter__(self) -> list[Node]:
         self._outer = self.graph._recording
         self.graph._recording = self.nodes
+        with self.graph._lock:
+            self.graph._recorders += 1
         return self.nodes
 
     def __exit__(self, *exc: object) -> None:
+        with self.graph._lock:
+            self.graph._recorders -= 1
         self.graph._recording = self._outer
         if self._outer is not None:
             self._outer.extend(self.nodes)

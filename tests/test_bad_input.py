@@ -13,6 +13,7 @@ import pytest
 
 import graphc as gc
 from graphc.ir import Aval
+from graphc.ops import lookup
 
 
 # --- helpers: small graphs built inside the thunks ----------------------------------
@@ -87,6 +88,15 @@ def _grad_of_model(seed):
     return gc.grad(loss, w, seed=seed)
 
 
+def _define_twice():
+    for _ in range(2):
+        gc.defop("bad_input_defined_twice", infer=lambda x: x, kernel=np.copyto)
+
+
+def _labels_and_key():
+    return _source(lambda: (gc.input("labels", (3,), "int64"), gc.input("step", (), "int64")))
+
+
 def _update_to_float64():
     """Compile an update of a float32 param to a float64 value of the same graph."""
     def build():
@@ -110,6 +120,7 @@ CASES = [
     # graphs
     ("graph-name-none", lambda: gc.Graph(None), r"Graph name must be a non-empty string, got None"),
     ("graph-name-int", lambda: gc.Graph(3), r"Graph name must be a non-empty string, got 3"),
+    ("graph-name-list", lambda: gc.Graph(["g"]), r"Graph name must be a non-empty string, got \['g'\]"),
     ("graph-name-empty", lambda: gc.Graph(""), r"Graph name must be a non-empty string"),
     ("source-outside-graph", lambda: gc.input("x", (2,)), r"no graph is open.*gc\.Graph"),
     ("param-outside-graph", lambda: gc.param("w", (2,)), r"no graph is open"),
@@ -154,6 +165,8 @@ CASES = [
     ("dtype-number", lambda: _x((2,), 5), r"'x'.*5 is not a dtype"),
     ("param-dtype-int64", lambda: _param(shape=(2,), dtype="int64"), r"'w'.*dtype int64 is not supported; use one of float32, float64"),
     # param init and seed
+    ("param-init-list-wrong-shape", lambda: _param(shape=(3,), init=[1.0, 2.0]), r"param 'w'.*init has shape \(2,\), expected \(3,\)"),
+    ("param-shape-none", lambda: _param(shape=None), r"param 'w'.*shape must be a tuple of ints, got None"),
     ("param-init-wrong-shape", lambda: _param(shape=(2, 3), init=np.ones((3, 2))), r"param 'w'.*init has shape \(3, 2\), expected \(2, 3\)"),
     ("param-init-stretchable-shape", lambda: _param(shape=(3,), init=np.ones((1, 3))), r"param 'w'.*init has shape \(1, 3\), expected \(3,\)"),
     ("param-init-nan", lambda: _param(shape=(3,), init=np.array([1.0, np.nan, 2.0])), r"param 'w'.*init.*not finite.*NaN"),
@@ -190,6 +203,10 @@ CASES = [
     ("operand-string-array", lambda: _x((2,)) + np.array(["a", "b"]), r"add.*dtype <U1"),
     ("operand-function", lambda: gc.exp(print), r"exp.*cannot use a builtin_function_or_method as an operand"),
     ("operand-only-python-outside-graph", lambda: gc.exp(1.0), r"no graph is open"),
+    ("constant-bool", lambda: _source(lambda: gc.constant(True)), r"constant.*dtype bool.*float32 or float64"),
+    ("constant-uint8-array", lambda: _source(lambda: gc.constant(np.ones(2, np.uint8))), r"constant.*dtype uint8"),
+    ("operand-generator", lambda: gc.exp(v for v in [1.0]), r"exp: operand 0: cannot use a generator"),
+    ("operand-set", lambda: _x() + {1.0}, r"add: operand 1: cannot use a set"),
     ("value-truth", lambda: bool(_x()), r"'x'.*symbolic.*no truth value"),
     # operands of two graphs, dtypes
     ("two-graphs-add", lambda: _x() + _x(name="y"), r"add: 'y'.*belongs to another graph than the other operands.*build every operand in one graph"),
@@ -203,6 +220,10 @@ CASES = [
     ("broadcast-maximum", lambda: gc.maximum(*_pair((2, 3), (2,))), r"maximum.*do not broadcast"),
     ("broadcast-constant", lambda: _x((2, 3)) * np.ones((4,)), r"mul.*do not broadcast"),
     # reductions
+    ("mixed-dtypes-pow", lambda: gc.pow(*_pair(dtype_b="float64")), r"pow.*dtypes differ"),
+    ("mixed-dtypes-mse", lambda: gc.mse(*_pair(dtype_b="float64")), r"sub.*dtypes differ"),
+    ("mixed-dtypes-add-n", lambda: gc.add_n(*_pair(dtype_b="float64")), r"add_n.*same shape and dtype"),
+    ("matmul-int-operands", lambda: gc.matmul(*_pair((2, 3), (3, 2), "int64", "int64")), r"matmul.*expects float32 or float64, got int64"),
     ("sum-axis-out-of-range", lambda: gc.sum(_x(), axis=2), r"sum.*axis 2 is out of range for 2 dimensions.*'x' \(2, 3\)"),
     ("sum-axis-negative", lambda: gc.sum(_x(), axis=-3), r"sum.*axis -3 is out of range"),
     ("sum-axis-duplicate", lambda: gc.sum(_x(), axis=(0, 0)), r"sum.*axis \(0, 0\) repeats an axis"),
@@ -220,6 +241,10 @@ CASES = [
     ("max-axis-none-in-tuple", lambda: gc.max(_x(), axis=(0, None)), r"max.*axis None is not an int"),
     ("sum-int-operand", lambda: gc.sum(_labels()), r"sum.*expects float32 or float64, got int64"),
     # transpose, reshape, broadcast_to
+    ("sum-axis-array", lambda: gc.sum(_x(), axis=np.array([0])), r"sum.*is not an int, a tuple of ints or None"),
+    ("transpose-axes-string", lambda: gc.transpose(_x(), "ab"), r"transpose.*axes must be a sequence of ints.*got 'ab'"),
+    ("reshape-bool-dim", lambda: gc.reshape(_x(), (True, 6)), r"reshape.*dimension True is not an int"),
+    ("broadcast-to-string", lambda: gc.broadcast_to(_x((1,)), "ab"), r"broadcast_to.*shape must be a tuple of ints, got 'ab'"),
     ("transpose-duplicate-axes", lambda: gc.transpose(_x(), (0, 0)), r"transpose.*axes \(0, 0\) are not a permutation of 2 axes"),
     ("transpose-too-few-axes", lambda: gc.transpose(_x(), (0,)), r"transpose.*not a permutation of 2 axes"),
     ("transpose-too-many-axes", lambda: gc.transpose(_x(), (0, 1, 2)), r"transpose.*axis 2 is out of range|not a permutation"),
@@ -250,6 +275,9 @@ CASES = [
     ("slice-reversed", lambda: gc.slice_axis(_x(), 1, 2, 1), r"slice_axis.*slice \[2:1\]"),
     ("slice-axis-out-of-range", lambda: gc.slice_axis(_x(), 2, 0, 1), r"slice_axis.*axis 2 is out of range"),
     ("slice-float-bounds", lambda: gc.slice_axis(_x(), 1, 0.5, 2), r"slice_axis.*start 0\.5 is not an int"),
+    ("slice-negative-stop", lambda: gc.slice_axis(_x(), 1, 0, -1), r"slice_axis.*slice \[0:-1\] is outside axis 1"),
+    ("concat-non-value-item", lambda: gc.concat([_x(), "a"]), r"concat: operand 1: cannot use a str"),
+    ("concat-axis-string", lambda: gc.concat(list(_pair()), axis="0"), r"concat.*axis '0' is not an int"),
     ("pad-negative", lambda: gc.pad_axis(_x(), 0, -1, 0), r"pad_axis.*padding \(-1, 0\) is negative"),
     ("pad-axis-out-of-range", lambda: gc.pad_axis(_x(), 3, 1, 1), r"pad_axis.*axis 3 is out of range"),
     ("pad-float", lambda: gc.pad_axis(_x(), 0, 1.5, 0), r"pad_axis.*before 1\.5 is not an int"),
@@ -281,6 +309,8 @@ CASES = [
     ("cross-entropy-label-shape", lambda: gc.softmax_cross_entropy(*_pair((2, 3), (3,), dtype_b="int64")), r"softmax_cross_entropy.*labels of shape \(3,\) do not index logits of shape \(2, 3\)"),
     ("cross-entropy-scalar-logits", lambda: gc.softmax_cross_entropy(*_pair((), (), dtype_b="int64")), r"softmax_cross_entropy.*do not index logits of shape \(\)"),
     ("cross-entropy-int-logits", lambda: gc.softmax_cross_entropy(*_pair((2, 3), (2,), "int64", "int64")), r"softmax_cross_entropy.*got int64"),
+    ("cross-entropy-float-label-list", lambda: gc.softmax_cross_entropy(_x((2, 3)), [0.5, 1.5]), r"softmax_cross_entropy.*labels must be int32 or int64, got float64"),
+    ("one-hot-numpy-float-classes", lambda: gc.one_hot(_labels(), np.float64(3)), r"one_hot.*classes must be an int >= 1, got .*3\.0"),
     ("mse-shape-mismatch", lambda: gc.mse(*_pair((2, 3), (3, 2))), r"sub.*do not broadcast"),
     ("add-n-no-terms", lambda: gc.add_n(), r"add_n needs at least one"),
     ("add-n-shapes-differ", lambda: gc.add_n(*_pair((2,), (3,))), r"add_n.*same shape and dtype"),
@@ -294,6 +324,9 @@ CASES = [
     ("uniform-unknown-dtype", lambda: gc.uniform(_key(), (3,), "float99"), r"uniform.*'float99' is not a dtype"),
     ("uniform-float-stream", lambda: gc.uniform(_key(), (3,), stream=1.5), r"uniform.*stream must be an int >= 0 or None, got 1\.5"),
     ("uniform-negative-stream", lambda: gc.uniform(_key(), (3,), stream=-1), r"uniform.*stream must be an int >= 0"),
+    ("uniform-shape-string", lambda: gc.uniform(_key(), "ab"), r"uniform.*shape must be a tuple of ints, got 'ab'"),
+    ("uniform-bool-stream", lambda: gc.uniform(_key(), (3,), stream=True), r"uniform.*stream must be an int >= 0 or None, got True"),
+    ("dropout-int-x", lambda: gc.dropout(*_labels_and_key(), 0.5), r"dropout of 'labels'.*x must be float32 or float64, got int64"),
     ("dropout-rate-one", lambda: gc.dropout(_x(), _key(), 1.0), r"dropout of 'x'.*rate must be in \[0, 1\), got 1\.0"),
     ("dropout-rate-negative", lambda: gc.dropout(_x(), _key(), -0.1), r"dropout.*rate must be in \[0, 1\)"),
     ("dropout-rate-nan", lambda: gc.dropout(_x(), _key(), float("nan")), r"dropout.*rate must be in \[0, 1\), got nan"),
@@ -305,6 +338,8 @@ CASES = [
     # custom ops: defop and the rules it is given
     ("defop-name-none", lambda: gc.defop(None, infer=lambda x: x, kernel=np.copyto), r"defop: the op name must be a non-empty string, got None"),
     ("defop-name-empty", lambda: gc.defop("", infer=lambda x: x, kernel=np.copyto), r"defop: the op name must be a non-empty string"),
+    ("defop-duplicate-custom-name", _define_twice, r"op named 'bad_input_defined_twice' is registered already.*replace=True"),
+    ("lookup-unknown-op", lambda: lookup("no_such_op"), r"no op named 'no_such_op' is registered"),
     ("defop-builtin-name", lambda: gc.defop("add", infer=lambda x: x, kernel=np.copyto), r"op named 'add' is registered already"),
     ("defop-replace-builtin", lambda: gc.defop("tanh", infer=lambda x: x, kernel=np.copyto, replace=True), r"'tanh' is one of graphc's own ops"),
     ("defop-infer-not-callable", lambda: gc.defop("bad_input_op", infer=(2, 3), kernel=np.copyto, replace=True), r"defop 'bad_input_op': infer must be callable, got tuple"),
@@ -336,12 +371,15 @@ CASES = [
     ("grad-wrt-none", lambda: gc.grad(_loss(), None), r"grad: wrt must be a Value or a list of Values, got None"),
     ("grad-wrt-string", lambda: gc.grad(_loss(), "w"), r"grad: wrt must be a Value or a list of Values, got 'w'"),
     ("grad-wrt-non-value-item", lambda: gc.grad(_loss(), [_model()[1], 3.0]), r"grad: wrt\[1\].*expected a graphc Value, got float"),
+    ("grad-wrt-generator", lambda: gc.grad(_loss(), (v for v in [])), r"grad: wrt must be a Value or a list of Values, got <generator"),
+    ("grad-wrt-nested-list", lambda: (lambda x, w, loss: gc.grad(loss, [[w]]))(*_model()), r"grad: wrt\[0\].*expected a graphc Value, got list"),
     ("grad-wrt-other-graph", lambda: gc.grad(_loss(), _other_graph_param()), r"wrt 'v'.*belongs to graph"),
     ("grad-wrt-int-input", lambda: gc.grad(_loss(), _labels()), r"wrt 'labels'.*not a float value"),
     ("grad-y-int", lambda: gc.grad(*_pair((), (), "int64", "float32")), r"y 'a'.*not a float value, so it has no gradient"),
     ("grad-y-not-scalar", lambda: (lambda x: gc.grad(x, x))(_x()), r"y 'x'.*is not a scalar: give seed="),
     ("grad-seed-wrong-shape", lambda: _grad_of_model(seed=np.ones(3)), r"seed has shape \(3,\), but y .* has shape \(\)"),
     ("grad-seed-string", lambda: _grad_of_model(seed="one"), r"seed.*dtype <U3|seed.*str"),
+    ("grad-seed-ragged", lambda: _grad_of_model(seed=[[1.0], [1.0, 2.0]]), r"grad: seed is not a rectangular array"),
     ("grad-seed-complex", lambda: _grad_of_model(seed=1j), r"seed.*dtype complex128"),
     ("grad-seed-value-wrong-shape", lambda: (lambda x: gc.grad(gc.tanh(x), x, seed=gc.sum(x)))(_x()), r"seed .* must be a Value of y's graph with y's shape and dtype"),
     ("grad-seed-value-wrong-dtype", lambda: (lambda a, b: gc.grad(gc.tanh(a), a, seed=b))(*_pair(dtype_b="float64")), r"seed 'b'.*y's shape and dtype"),
@@ -353,14 +391,19 @@ CASES = [
     ("compile-number", lambda: gc.compile(3.0), r"compile: outputs must be a Value or a list of Values, got 3\.0"),
     ("compile-list-with-float", lambda: gc.compile([_loss(), 3.0]), r"compile: outputs\[1\].*expected a graphc Value, got float"),
     ("compile-list-with-none", lambda: gc.compile([None]), r"compile: outputs\[0\].*expected a graphc Value, got NoneType"),
+    ("compile-dict", lambda: gc.compile({"loss": _loss()}), r"compile: outputs must be a Value or a list of Values, got \{'loss'"),
+    ("compile-empty-tuple", lambda: gc.compile(()), r"compile needs at least one output"),
     ("compile-two-graphs", lambda: gc.compile([_loss(), _loss()]), r"output .* belongs to graph"),
     ("compile-name-int", lambda: gc.compile(_loss(), name=5), r"compile: name must be a non-empty string or None, got 5"),
     # compile: options
     ("remat-unknown", lambda: gc.compile(_loss(), remat="fast"), r"remat='fast' is not a known policy; choose one of none, sqrt"),
     ("remat-none-object", lambda: gc.compile(_loss(), remat=None), r"remat=None is not a known policy"),
     ("remat-list", lambda: gc.compile(_loss(), remat=["sqrt"]), r"remat=\['sqrt'\] is not a known policy"),
+    ("remat-uppercase", lambda: gc.compile(_loss(), remat="SQRT"), r"remat='SQRT' is not a known policy"),
     ("memory-unknown", lambda: gc.compile(_loss(), memory="x"), r"memory='x' is not a placement mode; choose one of"),
     ("memory-none", lambda: gc.compile(_loss(), memory=None), r"memory=None is not a placement mode"),
+    ("memory-int", lambda: gc.compile(_loss(), memory=0), r"memory=0 is not a placement mode"),
+    ("budget-numpy-float", lambda: gc.compile(_loss(), memory_budget=np.float64(100)), r"memory_budget=.*100\.0.* must be an int"),
     ("budget-nan", lambda: gc.compile(_loss(), memory_budget=float("nan")), r"memory_budget=nan must be an int number of bytes >= 0, or None"),
     ("budget-inf", lambda: gc.compile(_loss(), memory_budget=float("inf")), r"memory_budget=inf must be an int"),
     ("budget-float", lambda: gc.compile(_loss(), memory_budget=2.5), r"memory_budget=2\.5 must be an int"),
@@ -369,6 +412,7 @@ CASES = [
     ("budget-bool", lambda: gc.compile(_loss(), memory_budget=True), r"memory_budget=True must be an int"),
     ("budget-negative", lambda: gc.compile(_loss(), memory_budget=-1), r"memory_budget=-1 must be an int number of bytes >= 0"),
     ("budget-list", lambda: gc.compile(_loss(), memory_budget=[100]), r"memory_budget=\[100\] must be an int"),
+    ("time-limit-complex", lambda: gc.compile(_loss(), time_limit=1j), r"time_limit=1j must be a number of seconds > 0"),
     ("time-limit-zero", lambda: gc.compile(_loss(), time_limit=0), r"time_limit=0 must be a number of seconds > 0"),
     ("time-limit-negative", lambda: gc.compile(_loss(), time_limit=-5), r"time_limit=-5 must be a number of seconds > 0"),
     ("time-limit-nan", lambda: gc.compile(_loss(), time_limit=float("nan")), r"time_limit=nan must be a number of seconds > 0"),
@@ -382,6 +426,8 @@ CASES = [
     ("updates-string-key", lambda: (lambda x, w, loss: gc.compile(loss, updates={"w": w - 1.0}))(*_model()), r"updates: the key 'w' must be a param Value, got str"),
     ("updates-input-key", lambda: (lambda x, w, loss: gc.compile(loss, updates={x: x * 2.0}))(*_model()), r"updates: 'x' \(input.*is not a param; only params can be updated"),
     ("updates-computed-key", lambda: (lambda x, w, loss: gc.compile(loss, updates={w * 2.0: w}))(*_model()), r"updates: .*\(mul.*is not a param"),
+    ("updates-triple", lambda: (lambda x, w, loss: gc.compile(loss, updates=[(w, w, w)]))(*_model()), r"updates\[0\] must be a \(param, new value\) pair"),
+    ("updates-none-value", lambda: _update(lambda w: None), r"updates: the new value of 'w'.*got NoneType"),
     ("updates-float-value", lambda: _update(lambda w: 0.5), r"updates: the new value of 'w'.*must be a Value of its graph, got float"),
     ("updates-array-value", lambda: _update(lambda w: np.zeros(3, np.float32)), r"updates: the new value of 'w'.*got ndarray"),
     ("updates-wrong-shape", lambda: _update(lambda w: gc.sum(w)), r"updates: new value .*\(\) float32.*does not match param 'w'.*\(3,\) float32"),

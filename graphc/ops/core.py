@@ -352,7 +352,10 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        raise ShapeError(f"shapes {' and '.join(map(str, shapes))} do not broadcast") from None
+        raise ShapeError(
+            f"shapes {' and '.join(map(str, shapes))} do not broadcast "
+            "(aligned from the right, each pair of dimensions must be equal or one of them 1)"
+        ) from None
 
 
 MAX_ELEMENTS = 2**60  # so that the bytes of any array fit in an int64

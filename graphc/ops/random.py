@@ -98,6 +98,8 @@ def dropout(x: Any, key: Any, rate: float, name: str | None = None) -> Value:
     """
     if not isinstance(x, Value):
         raise GraphError(f"dropout needs a graph Value to drop from, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise GraphError(f"dropout of {x.node.describe()}: x must be float32 or float64, got {x.dtype.name}")
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0.0 <= rate < 1.0:
         raise GraphError(
             f"dropout of {x.node.describe()}: rate must be in [0, 1), got {rate!r}; "
