@@ -434,6 +434,11 @@ CASES = [
     ("updates-wrong-dtype", _update_to_float64, r"updates: new value .*float64.*does not match param 'w'.*float32"),
     ("updates-other-graph-param", lambda: (lambda v: gc.compile(_loss(), updates={v: v * 0.5}))(_other_graph_param()), r"updates: 'v'.*must belong to the compiled graph"),
     ("updates-param-twice", lambda: (lambda x, w, loss: gc.compile(loss, updates=[(w, w * 0.5), (w, w * 2.0)]))(*_model()), r"updates: param 'w' is updated twice"),
+    # gradcheck and render take the same Values
+    ("gradcheck-y-not-value", lambda: gc.gradcheck(3.0, [_model()[1]]), r"expected a graphc Value, got float"),
+    ("gradcheck-wrt-empty", lambda: (lambda x, w, loss: gc.gradcheck(loss, [], {"x": np.ones(3, np.float32)}))(*_model()), r"grad: wrt is empty"),
+    ("to-dot-none", lambda: gc.to_dot(None), r"render: expected a Graph, a list of Values or a Program, got NoneType"),
+    ("render-unknown-suffix", lambda: gc.render(_model()[2].graph, "graph.xyz"), r"render: cannot tell the image type of 'graph\.xyz'; use a suffix among"),
     # stored params
     ("assign-wrong-shape", lambda: _model()[1].assign(np.ones((1, 3), np.float32)), r"assigned value for 'w'.*has shape \(1, 3\), expected \(3,\)"),
     ("assign-wrong-dtype", lambda: _model()[1].assign(np.ones(3)), r"assigned value for 'w'.*dtype float64, expected float32.*astype"),
