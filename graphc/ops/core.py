@@ -419,3 +419,4 @@ def normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ..
     if len(result) != len(axes):
         raise ShapeError(f"axis {axis} repeats an axis")
     return tuple(result)
+
