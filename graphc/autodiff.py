@@ -43,17 +43,22 @@ def grad(y: Value, wrt: Value | Sequence[Value], seed: Any = None) -> Value | li
     ``y`` must be a scalar unless ``seed``, the cotangent ∂ℓ/∂y (a Value or an
     array of y's shape), is given; then the result is the vector-Jacobian
     product ``seedᵀ · ∂y/∂w``. Returns one Value for one ``wrt``, else a list.
-    A ``wrt`` that ``y`` does not depend on gets zeros of its shape.
+    A ``wrt`` that ``y`` does not depend on gets zeros of its shape. An empty
+    ``wrt`` list is a GraphError (there is nothing to differentiate against).
     """
+    if not isinstance(y, Value):
+        raise GraphError(f"grad: y must be a graphc Value, got {type(y).__name__} {y!r:.40}")
+    _check_differentiable(y, "y")
     single = isinstance(wrt, Value)
-    targets = [wrt] if single else as_values(wrt)
-    (y,) = as_values([y])
+    targets = [wrt] if single else _wrt_values(wrt)
     graph = y.graph
     for w in targets:
         _check_differentiable(w, "wrt")
         if w.graph is not graph:
-            raise GraphError(f"wrt {w.node.describe()} belongs to graph {w.graph.name!r}, y to {graph.name!r}")
-    _check_differentiable(y, "y")
+            raise GraphError(
+                f"grad: wrt {w.node.describe()} belongs to graph {w.graph.name!r}, y {y.node.describe()} to "
+                f"another graph {graph.name!r}; differentiate with respect to Values of y's graph"
+            )
 
     seed_node = _seed_node(y, seed)
     between = _nodes_between([w.node for w in targets], y.node)
@@ -63,9 +68,20 @@ def grad(y: Value, wrt: Value | Sequence[Value], seed: Any = None) -> Value | li
     return results[0] if single else results
 
 
+def _wrt_values(wrt: Any) -> list[Value]:
+    if not isinstance(wrt, (list, tuple)):
+        raise GraphError(f"grad: wrt must be a Value or a list of Values, got {wrt!r:.40}")
+    if not wrt:
+        raise GraphError("grad: wrt is empty; give the Values to differentiate with respect to (a Value or a non-empty list)")
+    return as_values(wrt, "grad: wrt")
+
+
 def _check_differentiable(v: Value, role: str) -> None:
     if v.dtype not in FLOAT_DTYPES:
-        raise GraphError(f"{role} {v.node.describe()} is not a float value, so it has no gradient")
+        raise GraphError(
+            f"grad: {role} {v.node.describe()} is not a float value, so it has no gradient; "
+            "differentiate float32/float64 values only"
+        )
 
 
 def _seed_node(y: Value, seed: Any) -> Node:
@@ -78,13 +94,24 @@ def _seed_node(y: Value, seed: Any) -> Node:
         node = constant_node(y.graph, 1.0, y.dtype)
     elif isinstance(seed, Value):
         if seed.graph is not y.graph or seed.aval != y.aval:
-            raise GraphError(f"seed {seed.node.describe()} must be a Value of y's graph with y's shape and dtype {y.aval}")
+            raise GraphError(
+                f"grad: seed {seed.node.describe()} must be a Value of y's graph with y's shape and dtype "
+                f"{y.aval} (y is {y.node.describe()})"
+            )
         return seed.node
     else:
-        array = np.asarray(seed)
+        try:
+            array = np.asarray(seed)
+        except ValueError as err:
+            raise GraphError(f"grad: seed is not a rectangular array ({err}); give an array of y's shape {y.shape}") from None
+        if array.dtype.kind not in "fiu":
+            raise GraphError(f"grad: seed has dtype {array.dtype}; give a float array of y's shape {y.shape}")
         if array.shape != y.shape:
-            raise GraphError(f"seed has shape {array.shape}, but y {y.node.describe()} has shape {y.shape}")
-        node = constant_node(y.graph, array, y.dtype)
+            raise GraphError(
+                f"grad: seed has shape {array.shape}, but y {y.node.describe()} has shape {y.shape}; "
+                "the seed is the cotangent of y and has its shape"
+            )
+        node = constant_node(y.graph, array, y.dtype, "grad: seed")
     node.adjoint = AdjointInfo("seed", forward=y.node)
     return node
 
@@ -143,8 +170,13 @@ def _contribution(graph: Graph, consumer: Node, index: int, operand: Node, cotan
             f"op {consumer.op.name!r} defines no VJP for operand {index}: cannot differentiate "
             f"{consumer.describe()} with respect to {operand.describe()}"
         )
-    with graph.record() as created:
+    with graph, graph.record() as created:  # open: a rule may build constants with gc.constant
         term = rule(Value(cotangent), Value(consumer), *(Value(n) for n in consumer.inputs), **consumer.attrs)
+    if isinstance(term, Value) and term.graph is not graph:
+        raise GraphError(
+            f"the VJP of op {consumer.op.name!r} (node {consumer.name!r}) for operand {index} returned a Value of "
+            f"another graph, {term.node.describe()}; build the cotangent from the rule's arguments"
+        )
     if not isinstance(term, Value) or term.aval != operand.aval:
         got = f"{term.shape} {term.dtype.name}" if isinstance(term, Value) else type(term).__name__
         raise GraphError(

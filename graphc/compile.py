@@ -16,7 +16,7 @@ import numpy as np
 
 from graphc.autodiff import grad
 from graphc.errors import GraphError
-from graphc.ir import Node, Value, as_values
+from graphc.ir import Node, Value, as_values, is_int, is_real
 from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
@@ -167,21 +167,76 @@ class _StoredParams(Mapping):
         return len(self._params)
 
 
+def _update_pairs(updates: Any) -> list[tuple[Any, Any]]:
+    """``updates`` as (param, new value) pairs: a mapping, a list of pairs, or None."""
+    if updates is None:
+        return []
+    if isinstance(updates, Mapping):
+        return list(updates.items())
+    if not isinstance(updates, (list, tuple)):
+        raise GraphError(
+            f"updates={updates!r:.40} must be a mapping {{param: new value}} or a list of (param, new value) pairs"
+        )
+    for index, pair in enumerate(updates):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise GraphError(f"updates[{index}] must be a (param, new value) pair, got {pair!r:.60}")
+    return [tuple(pair) for pair in updates]
+
+
 def _check_updates(updates: Any, graph) -> list[tuple[Node, Node]]:
-    pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates or ())
     checked = []
-    for target, value in pairs:
-        (target, value) = as_values([target, value])
+    for target, value in _update_pairs(updates):
+        if not isinstance(target, Value):
+            raise GraphError(f"updates: the key {target!r:.40} must be a param Value, got {type(target).__name__}")
         if target.node.op.name != "param":
             raise GraphError(f"updates: {target.node.describe()} is not a param; only params can be updated")
+        if not isinstance(value, Value):
+            raise GraphError(
+                f"updates: the new value of {target.node.describe()} must be a Value of its graph, got "
+                f"{type(value).__name__}; write it with graph ops, e.g. {{w: w - lr * dw}}"
+            )
         if value.graph is not graph or target.graph is not graph:
-            raise GraphError(f"updates: {target.node.describe()} and its new value must belong to the compiled graph")
+            raise GraphError(
+                f"updates: {target.node.describe()} and its new value must belong to the compiled graph "
+                f"{graph.name!r}; update params of the graph whose outputs are compiled"
+            )
         if value.aval != target.aval:
-            raise GraphError(f"updates: new value {value.node.describe()} does not match param {target.node.describe()}")
+            raise GraphError(
+                f"updates: new value {value.node.describe()} has {value.aval}, which does not match param "
+                f"{target.node.describe()} of {target.aval}; the new value must have the param's shape and dtype"
+            )
         checked.append((target.node, value.node))
-    if len({t for t, _ in checked}) != len(checked):
-        raise GraphError("updates: a param is updated twice")
+    seen: set[Node] = set()
+    for target, _ in checked:
+        if target in seen:
+            raise GraphError(f"updates: param {target.name!r} is updated twice; give each param one new value")
+        seen.add(target)
     return checked
+
+
+def _check_outputs(outputs: Any) -> list[Value]:
+    if isinstance(outputs, Value):
+        return [outputs]
+    if not isinstance(outputs, (list, tuple)):
+        raise GraphError(f"compile: outputs must be a Value or a list of Values, got {outputs!r:.40}")
+    values = as_values(outputs, "compile: outputs")
+    if not values:
+        raise GraphError("compile needs at least one output; give a Value or a non-empty list of Values")
+    return values
+
+
+def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any, name: Any) -> None:
+    """The compile options, checked before any work: each wrong one is a GraphError naming it."""
+    if not isinstance(remat, str) or remat not in REMAT_POLICIES:
+        raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
+    if not isinstance(memory, str) or memory not in MEMORY_MODES:
+        raise GraphError(f"memory={memory!r} is not a placement mode; choose one of {', '.join(MEMORY_MODES)}")
+    if memory_budget is not None and not (is_int(memory_budget) and memory_budget >= 0):
+        raise GraphError(f"memory_budget={memory_budget!r} must be an int number of bytes >= 0, or None for no budget")
+    if not (is_real(time_limit) and time_limit > 0):  # NaN > 0 is False
+        raise GraphError(f"time_limit={time_limit!r} must be a number of seconds > 0")
+    if name is not None and not (isinstance(name, str) and name):
+        raise GraphError(f"compile: name must be a non-empty string or None, got {name!r}")
 
 
 def compile(  # noqa: A001
@@ -218,21 +273,16 @@ def compile(  # noqa: A001
     (or that the op itself overflowed). Without it, runs do no such checks.
     """
     single = isinstance(outputs, Value)
-    values = as_values([outputs] if single else outputs)
-    if not values:
-        raise GraphError("compile needs at least one output")
+    values = _check_outputs(outputs)
     graph = values[0].graph
     for v in values:
         if v.graph is not graph:
-            raise GraphError(f"output {v.node.describe()} belongs to graph {v.graph.name!r}, not {graph.name!r}")
-    if remat not in REMAT_POLICIES:
-        raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
-    if memory not in MEMORY_MODES:
-        raise GraphError(f"memory={memory!r} is not a placement mode; choose one of {', '.join(MEMORY_MODES)}")
+            raise GraphError(
+                f"compile: output {v.node.describe()} belongs to graph {v.graph.name!r}, another graph than "
+                f"the first output's ({graph.name!r}); compile Values of one graph"
+            )
+    _check_options(remat, memory, memory_budget, time_limit, name)
     pairs = _check_updates(updates, graph)
-
-    if memory_budget is not None and memory_budget < 0:
-        raise GraphError(f"memory_budget={memory_budget} is negative")
 
     out_nodes = [v.node for v in values]
     flow = optimize(out_nodes + [value for _, value in pairs])
@@ -253,6 +303,8 @@ def compile(  # noqa: A001
 
 def sgd(loss: Value, params: Sequence[Value], lr: float) -> dict[Value, Value]:
     """Plain gradient-descent updates ``{W: W - lr · ∂loss/∂W}`` for ``compile(updates=...)``."""
-    params = as_values(params)
+    if not (is_real(lr) and np.isfinite(lr)):
+        raise GraphError(f"sgd: lr={lr!r} must be a finite number (the step size)")
+    params = as_values(params, "sgd: params")
     grads = grad(loss, params)
     return {p: p - lr * g for p, g in zip(params, grads)}

@@ -160,15 +160,35 @@ class Graph:
 
     Nodes are kept in creation order, which is topological. Inputs and params
     are also indexed by name, since ``Program.run`` feeds them by name.
+
+    Building is thread-safe: several threads may add nodes to one graph at
+    once. A lock makes the allocation of a node's id, its name check and its
+    append one step, so ids stay unique and dense (``graph.nodes[i].id == i``)
+    and every node comes after the nodes it reads. The open graph of a
+    ``with`` block is per thread: a thread that builds into a graph opened by
+    another passes Values of it (an op whose operands are Values belongs to
+    their graph) or opens it itself with ``with g:``. What ``grad`` records as
+    adjoint nodes is per thread too, so another thread's nodes are never
+    mistaken for gradient nodes.
     """
 
     def __init__(self, name: str = "graph") -> None:
-        self.name = name
+        self.name = check_name(name, "Graph name")
         self.nodes: list[Node] = []
         self.inputs: dict[str, Node] = {}
         self.params: dict[str, Node] = {}
         self.contributions: list = []  # autodiff.Contribution records, for rendering
-        self._recording: list[Node] | None = None
+        self._lock = threading.Lock()
+        self._thread_state = threading.local()  # the recorder of this thread, if any
+        self._recorders = 0  # recorders open in any thread: add() looks up its thread's only then
+
+    @property
+    def _recording(self) -> list[Node] | None:
+        return getattr(self._thread_state, "recording", None)
+
+    @_recording.setter
+    def _recording(self, nodes: list[Node] | None) -> None:
+        self._thread_state.recording = nodes
 
     def __enter__(self) -> "Graph":
         _graph_stack().append(self)
@@ -194,17 +214,29 @@ class Graph:
         aval: Aval,
         name: str | None = None,
     ) -> Node:
-        """Append a node whose aval has been inferred already."""
-        node_id = len(self.nodes)  # ids are positions in creation (topological) order
-        node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
-        if op.name in ("input", "param"):
-            table = self.inputs if op.name == "input" else self.params
-            if node.name in self.inputs or node.name in self.params:
-                raise GraphError(f"graph {self.name!r} already has an input or param named {node.name!r}")
-            table[node.name] = node
-        self.nodes.append(node)
-        if self._recording is not None:
-            self._recording.append(node)
+        """Append a node whose aval has been inferred already (thread-safe).
+
+        Attributes that depend on the node's id (a random op's stream) are
+        filled in here, under the lock, by the op's ``with_node_id`` rule.
+        """
+        with self._lock:
+            node_id = len(self.nodes)  # ids are positions in creation (topological) order
+            if op.with_node_id is not None:
+                attrs = op.with_node_id(attrs, node_id)
+            node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
+            if op.name in ("input", "param"):
+                table = self.inputs if op.name == "input" else self.params
+                if node.name in self.inputs or node.name in self.params:
+                    raise GraphError(
+                        f"graph {self.name!r} already has an input or param named {node.name!r}; "
+                        "give each input and param its own name"
+                    )
+                table[node.name] = node
+            self.nodes.append(node)
+        if self._recorders:
+            recording = self._recording
+            if recording is not None:
+                recording.append(node)
         return node
 
     def record(self) -> "_Recorder":
@@ -220,9 +252,13 @@ class _Recorder:
     def __enter__(self) -> list[Node]:
         self._outer = self.graph._recording
         self.graph._recording = self.nodes
+        with self.graph._lock:
+            self.graph._recorders += 1
         return self.nodes
 
     def __exit__(self, *exc: object) -> None:
+        with self.graph._lock:
+            self.graph._recorders -= 1
         self.graph._recording = self._outer
         if self._outer is not None:
             self._outer.extend(self.nodes)
@@ -348,6 +384,13 @@ def check_array(node: Node, array: Any, what: str) -> np.ndarray:
     return arr
 
 
+def check_name(name: Any, what: str) -> str:
+    """``name`` if it is a non-empty string, else a GraphError saying ``what`` needs one."""
+    if not isinstance(name, str) or not name:
+        raise GraphError(f"{what} must be a non-empty string, got {name!r}")
+    return name
+
+
 def ancestors(roots: Iterable[Node]) -> list[Node]:
     """The roots and every node they read, in creation (topological) order; iterative, no recursion."""
     seen: set[Node] = set()
@@ -360,14 +403,32 @@ def ancestors(roots: Iterable[Node]) -> list[Node]:
     return sorted(seen, key=lambda n: n.id)
 
 
-def as_values(items: Iterable[Any]) -> list[Value]:
-    """Check that every item is a Value (for APIs that take lists of Values)."""
+def as_values(items: Iterable[Any], where: str = "") -> list[Value]:
+    """Check that every item is a Value (for APIs that take lists of Values).
+
+    ``where`` names the argument in the message (``"compile: outputs"`` gives
+    ``compile: outputs[1]: expected a graphc Value, got float``).
+    """
     out = []
-    for item in items:
+    for index, item in enumerate(items):
         if not isinstance(item, Value):
-            raise GraphError(f"expected a graphc Value, got {type(item).__name__}")
+            at = f"{where}[{index}]: " if where else ""
+            raise GraphError(
+                f"{at}expected a graphc Value, got {type(item).__name__} {item!r:.40}; "
+                "pass Values built by graphc ops (gc.input, gc.param, gc.tanh, ...)"
+            )
         out.append(item)
     return out
+
+
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer, and not a bool (``True`` is no dimension, axis or count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value: Any) -> bool:
+    """A Python or NumPy int or float, and not a bool."""
+    return (is_int(value) or isinstance(value, (float, np.floating))) and not isinstance(value, bool)
 
 
 from graphc import ops  # noqa: E402  (the operators above need the op functions)

@@ -244,3 +244,63 @@ def test_compile_argument_errors():
     _raises(lambda: gc.compile(y, updates={x: x * 2.0}), "'x'", "not a param")
     _raises(lambda: gc.compile(y, updates={v: w}), "'v'", "(2,)", "(3,)")
     _raises(lambda: gc.compile(y, updates=[(w, w * 0.5), (w, w * 2.0)]), "twice")
+
+
+# --- shape rules agree with NumPy on what they accept ---------------------------------------
+
+import warnings  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_SHAPES = st.lists(st.integers(0, 3), max_size=4).map(tuple)
+_AXES = st.one_of(st.none(), st.integers(-5, 5), st.lists(st.integers(-5, 5), max_size=4).map(tuple))
+
+
+def _numpy_shape(fn):
+    """The shape NumPy's ``fn()`` gives, or None when NumPy rejects the arguments."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the mean of an empty array warns
+            return fn().shape
+    except ValueError:  # AxisError is a ValueError
+        return None
+
+
+def _graphc_shape(fn):
+    """The shape graphc gives, or None when it raises GraphError (any other exception fails the test)."""
+    try:
+        return fn().shape
+    except gc.GraphError:
+        return None
+
+
+def _input(shape):
+    with gc.Graph("law"):
+        return gc.input("x", shape, "float64")
+
+
+@settings(max_examples=150, deadline=None)
+@given(shape=_SHAPES, axis=_AXES, keepdims=st.booleans())
+def test_reductions_accept_exactly_the_axes_numpy_accepts(shape, axis, keepdims):
+    """np.mean is the oracle: np.sum and np.max also take axis 0 of a 0-d array, np.mean does not."""
+    x = _input(shape)
+    expected = _numpy_shape(lambda: np.mean(np.zeros(shape), axis=axis, keepdims=keepdims))
+    for reduction in (gc.sum, gc.mean, gc.max):
+        assert _graphc_shape(lambda: reduction(x, axis=axis, keepdims=keepdims)) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(shape=_SHAPES, axes=st.one_of(st.none(), st.lists(st.integers(-5, 5), max_size=4).map(tuple)))
+def test_transpose_accepts_exactly_the_permutations_numpy_accepts(shape, axes):
+    assert _graphc_shape(lambda: gc.transpose(_input(shape), axes)) == _numpy_shape(
+        lambda: np.transpose(np.zeros(shape), axes)
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(shape=_SHAPES, target=st.lists(st.integers(-1, 4), max_size=4).map(tuple))
+def test_reshape_and_broadcast_to_accept_exactly_what_numpy_accepts(shape, target):
+    """(NumPy reads any negative reshape dimension as -1; graphc accepts -1 only.)"""
+    x, ref = _input(shape), np.zeros(shape)
+    assert _graphc_shape(lambda: gc.reshape(x, target)) == _numpy_shape(lambda: ref.reshape(target))
+    assert _graphc_shape(lambda: gc.broadcast_to(x, target)) == _numpy_shape(lambda: np.broadcast_to(ref, target))

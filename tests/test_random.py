@@ -63,3 +63,57 @@ def test_bad_dropout_rates_are_graph_errors():
         for rate in (-0.1, 1.0):
             with pytest.raises(gc.GraphError, match="rate must be in"):
                 gc.dropout(x, key, rate)
+
+
+# --- a random node belongs to its operands' graph -------------------------------------
+
+
+def _two_dropouts_of(graph_name: str):
+    with gc.Graph(graph_name) as g:
+        x = gc.input("x", (64,), "float64")
+        step = gc.input("step", (), "int64")
+    return g, x, step
+
+
+def test_dropouts_built_while_another_graph_is_open_get_distinct_streams():
+    g, x, step = _two_dropouts_of("a")
+    with gc.Graph("b"):
+        first, second = gc.dropout(x, step, 0.5), gc.dropout(x, step, 0.5)
+    streams = [n.attrs["stream"] for n in g.nodes if n.op.name == "uniform"]
+    assert len(streams) == 2 and streams[0] != streams[1]
+    a, b = gc.compile([first, second]).run({"x": np.ones(64), "step": np.int64(5)})
+    assert not np.array_equal(a, b)  # not merged by CSE: two masks
+
+
+def test_uniform_built_while_another_graph_is_open_belongs_to_the_keys_graph():
+    g, x, step = _two_dropouts_of("a")
+    with gc.Graph("b") as other:
+        u = gc.uniform(step, (3,))
+    assert u.graph is g and len(other.nodes) == 0
+    assert u.node.attrs["stream"] == u.node.id
+
+
+def test_dropout_outside_a_with_block_works_like_every_other_op():
+    g, x, step = _two_dropouts_of("a")
+    first, second = gc.dropout(x, step, 0.5), gc.dropout(x, step, 0.5)
+    u = gc.uniform(step, (4,))
+    assert first.graph is g and u.graph is g
+    a, b, draws = gc.compile([first, second, u]).run({"x": np.ones(64), "step": np.int64(1)})
+    assert not np.array_equal(a, b) and draws.shape == (4,)
+
+
+def test_dropout_with_a_python_int_key_uses_the_graph_of_x():
+    g, x, _ = _two_dropouts_of("a")
+    with gc.Graph("b") as other:
+        y = gc.dropout(x, 7, 0.5)
+    assert y.graph is g and len(other.nodes) == 0
+    out = gc.compile(y).run({"x": np.ones(64)})
+    assert set(np.unique(out)) <= {0.0, 2.0}
+
+
+def test_an_explicit_stream_is_kept():
+    _, _, step = _two_dropouts_of("a")
+    u, v = gc.uniform(step, (8,), stream=3), gc.uniform(step, (8,), stream=3)
+    assert u.node.attrs["stream"] == v.node.attrs["stream"] == 3
+    a, b = gc.compile([u, v]).run({"step": np.int64(2)})
+    np.testing.assert_array_equal(a, b)

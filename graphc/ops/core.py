@@ -24,17 +24,21 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
   run-time check of operand values the shape rule cannot see (labels in
   range); the runtime calls it before the kernel and raises the message it
   returns as a GraphError naming the instruction.
+- ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
+  attributes that depend on the new node's id (a random op's stream), called
+  by :meth:`Graph.add <graphc.ir.Graph.add>` when the id is allocated.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import FLOAT_DTYPES, Aval, Node, Value, current_graph
+from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Node, Value, check_name, current_graph, is_int
 
 VjpRule = Callable[..., Value]
 
@@ -74,10 +78,14 @@ class Primitive:
     normalize: Callable[..., dict[str, Any]] | None = None
     source: bool = False
     int_operands: frozenset[int] = field(default_factory=frozenset)
+    with_node_id: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
     doc: str = ""
     check_operands: Callable[..., str | None] | None = None
 
+    trusted: bool = field(init=False, default=False)  # one of graphc's own ops: its rules need no checking
+
     def __post_init__(self) -> None:
+        self.trusted = getattr(self.infer, "__module__", "").startswith("graphc.")
         if self.name in _REGISTRY:
             raise GraphError(f"an op named {self.name!r} is registered already (defop(..., replace=True) redefines one of yours)")
         _REGISTRY[self.name] = self
@@ -148,9 +156,10 @@ def defop(
         )
         y = softplus(x)
     """
+    _check_defop_arguments(name, infer, kernel, vjp, flops, int_operands)
     previous = _REGISTRY.get(name)
     if previous is not None and replace:
-        if previous.infer.__module__.startswith("graphc."):
+        if previous.trusted:
             raise GraphError(f"{name!r} is one of graphc's own ops and cannot be replaced")
         del _REGISTRY[name]
     return Primitive(
@@ -159,21 +168,56 @@ def defop(
     )
 
 
+def _check_defop_arguments(name: Any, infer: Any, kernel: Any, vjp: Any, flops: Any, int_operands: Any) -> None:
+    """Reject what cannot define an op, when it is defined rather than when it is first used."""
+    check_name(name, "defop: the op name")
+    for role, rule in (("infer", infer), ("kernel", kernel), ("flops", flops)):
+        if not callable(rule):
+            raise GraphError(f"defop {name!r}: {role} must be callable, got {type(rule).__name__}")
+    if vjp is not None and not callable(vjp):
+        if not isinstance(vjp, (list, tuple)):
+            raise GraphError(
+                f"defop {name!r}: vjp must be a list of rules (one per operand), a function of the operand "
+                f"index, or None; got {type(vjp).__name__}"
+            )
+        for index, rule in enumerate(vjp):
+            if rule is not None and rule is not ZERO and not callable(rule):
+                raise GraphError(f"defop {name!r}: vjp rule {index} must be callable, ZERO or None; got {rule!r:.40}")
+    if not isinstance(int_operands, (list, tuple, set, frozenset)) or not all(is_int(i) and i >= 0 for i in int_operands):
+        raise GraphError(f"defop {name!r}: int_operands must be operand positions (ints >= 0), got {int_operands!r}")
+
+
 # --- building nodes -----------------------------------------------------------
 
 
-def _graph_of(operands: Sequence[Any]):
+_SUPPORTED_DTYPES = FLOAT_DTYPES + INT_DTYPES
+_OTHER_OPERAND_TYPES = (Node, bool, int, float, np.ndarray, np.generic, list, tuple)  # numbers become constants
+
+
+def _graph_of(prim: Primitive, operands: Sequence[Any]):
+    """The graph of the Value operands (all must share it), else the open graph."""
     graph = None
-    for item in operands:
-        if isinstance(item, Value):
-            if graph is None:
-                graph = item.graph
-            elif item.graph is not graph:
+    for index, item in enumerate(operands):
+        if not isinstance(item, Value):
+            if not isinstance(item, _OTHER_OPERAND_TYPES):
                 raise GraphError(
-                    f"{item.node.describe()} belongs to graph {item.graph.name!r}, "
-                    f"but other operands belong to graph {graph.name!r}"
+                    f"{prim.name}: operand {index}: cannot use a {type(item).__name__} as an operand of a graph op; "
+                    "operands are Values, numbers or arrays of numbers"
                 )
-    return graph if graph is not None else current_graph()
+            continue
+        if graph is None:
+            graph = item.graph
+        elif item.graph is not graph:
+            same_name = " (another graph of the same name)" if item.graph.name == graph.name else ""
+            raise GraphError(
+                f"{prim.name}: {item.node.describe()} belongs to another graph than the other operands: "
+                f"graph {item.graph.name!r}{same_name}, not {graph.name!r}; build every operand in one graph"
+            )
+    if graph is not None:
+        return graph
+    if not operands:
+        raise GraphError(f"{prim.name} needs at least one operand")
+    return current_graph()
 
 
 def _float_dtype_of(operands: Sequence[Any]) -> np.dtype | None:
@@ -183,13 +227,37 @@ def _float_dtype_of(operands: Sequence[Any]) -> np.dtype | None:
     return None
 
 
-def constant_node(graph, value: Any, dtype: np.dtype | None) -> Node:
-    """A constant node holding a read-only copy of ``value`` (cast to ``dtype`` if given)."""
-    array = np.array(value, dtype=dtype)
-    if array.dtype == np.float16 or array.dtype.kind not in "fiub":
-        raise GraphError(f"cannot make a constant of dtype {array.dtype}")
-    if array.dtype.kind == "f" and array.dtype not in FLOAT_DTYPES:
+def _as_number_array(value: Any, dtype: np.dtype | None, what: str) -> np.ndarray:
+    """``value`` as an array of numbers (cast to ``dtype``), or a GraphError saying why not."""
+    try:
+        raw = np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise GraphError(f"{what}: {value!r:.60} is not a rectangular array of numbers ({err})") from None
+    if raw.dtype.kind not in "fiub":
+        raise GraphError(
+            f"{what}: cannot make a constant of dtype {raw.dtype} from {value!r:.60}; "
+            "constants are real numbers or arrays of them"
+        )
+    return raw if dtype is None else raw.astype(dtype)
+
+
+def constant_node(graph, value: Any, dtype: np.dtype | None, what: str = "constant") -> Node:
+    """A constant node holding a read-only copy of ``value`` (cast to ``dtype`` if given).
+
+    Floats become float32 or float64, ints int32 or int64 (labels); other
+    dtypes are a GraphError. Non-finite numbers are fine (masks, -inf fills).
+    """
+    if dtype is not None and type(value) in (float, int):  # the common case, `x * 0.5`: one conversion
+        array = np.array(value, dtype=dtype)
+    else:
+        array = np.array(_as_number_array(value, dtype, what))
+    if array.dtype.kind == "f" and array.dtype not in FLOAT_DTYPES and array.dtype != np.float16:
         array = array.astype(np.float32)
+    if array.dtype not in _SUPPORTED_DTYPES:
+        raise GraphError(
+            f"{what}: cannot make a constant of dtype {array.dtype}; "
+            "use float32 or float64 (or int32/int64 for labels)"
+        )
     array.setflags(write=False)
     from graphc.ops.source import const
 
@@ -198,18 +266,42 @@ def constant_node(graph, value: Any, dtype: np.dtype | None) -> Node:
     return node
 
 
-def _operand_node(graph, item: Any, dtype: np.dtype | None) -> Node:
+def _operand_node(graph, item: Any, dtype: np.dtype | None, what: str) -> Node:
     if isinstance(item, Value):
         return item.node
     if isinstance(item, Node):
         return item
-    if isinstance(item, (bool, int, float, np.ndarray, np.generic, list, tuple)):
-        return constant_node(graph, item, dtype)
-    raise GraphError(f"cannot use a {type(item).__name__} as an operand of a graph op")
+    return constant_node(graph, item, dtype, what)
 
 
 def describe_operands(nodes: Sequence[Node]) -> str:
     return ", ".join(f"{n.name!r} {n.shape} {n.dtype.name}" for n in nodes)
+
+
+def _check_vjp_arity(prim: Primitive, count: int) -> None:
+    if isinstance(prim.vjp, (list, tuple)) and len(prim.vjp) != count:
+        raise GraphError(
+            f"{prim.name}: defines {len(prim.vjp)} VJP rules for {count} operand(s); "
+            "give defop one rule per operand (ZERO or None where there is no gradient)"
+        )
+
+
+def checked_rule_result(aval: Any) -> Aval:
+    """The Aval a shape rule returned, checked: a tuple of non-negative ints and a supported dtype."""
+    if not isinstance(aval, Aval):
+        raise ShapeError(f"its shape rule returned {type(aval).__name__}, not an Aval (return Aval(shape, dtype))")
+    try:
+        shape = as_shape(aval.shape)
+    except ShapeError as err:
+        raise ShapeError(f"its shape rule returned {aval!r}: {err}") from None
+    if not isinstance(aval.dtype, np.dtype):
+        raise ShapeError(f"its shape rule returned {aval!r}: dtype {aval.dtype!r} is not a numpy dtype (use np.dtype(...))")
+    if aval.dtype not in _SUPPORTED_DTYPES:
+        raise ShapeError(
+            f"its shape rule returned {aval!r}: dtype {aval.dtype.name} is not supported "
+            "(float32, float64, int32, int64)"
+        )
+    return aval if type(aval.shape) is tuple and shape == aval.shape else Aval(shape, aval.dtype)
 
 
 def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None = None, name: str | None = None) -> Value:
@@ -217,25 +309,38 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
 
     Python scalars and arrays become constants of the float dtype of the Value
     operands (JAX's weak typing), except at the op's integer operand positions.
-    The shape rule runs here, so a mismatch is reported when the node is built.
+    The shape rule runs here, so a mismatch is reported when the node is built;
+    what a custom op's rule returns is checked here too.
     """
     attrs = attrs or {}
-    graph = _graph_of(operands)
+    if name is not None:
+        check_name(name, f"{prim.name}: name")
+    graph = _graph_of(prim, operands)
     float_dtype = _float_dtype_of(operands)
     nodes = tuple(
-        _operand_node(graph, item, None if i in prim.int_operands else float_dtype)
+        _operand_node(graph, item, None if i in prim.int_operands else float_dtype, f"{prim.name}: operand {i}")
         for i, item in enumerate(operands)
     )
+    if not prim.trusted:
+        _check_vjp_arity(prim, len(nodes))
     in_avals = [n.aval for n in nodes]
+    label = f" {name!r}" if name else ""
     try:
         if prim.normalize is not None:
             attrs = prim.normalize(*in_avals, **attrs)
         aval = prim.infer(*in_avals, **attrs)
+        aval = aval if prim.trusted and type(aval) is Aval else checked_rule_result(aval)
+        if aval.size > MAX_ELEMENTS:
+            raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
     except (ShapeError, ValueError) as err:  # GraphError is a ValueError: the context is added once more
-        label = f" {name!r}" if name else ""
         raise GraphError(f"{prim.name}{label}: {err}; operands: {describe_operands(nodes)}") from None
     except TypeError as err:
-        raise GraphError(f"{prim.name}: bad arguments ({err}); operands: {describe_operands(nodes)}") from None
+        raise GraphError(f"{prim.name}{label}: bad arguments ({err}); operands: {describe_operands(nodes)}") from None
+    except Exception as err:  # a custom shape rule that fails: name the op, keep the traceback
+        raise GraphError(
+            f"{prim.name}{label}: its shape rule raised {type(err).__name__}: {err}; "
+            f"operands: {describe_operands(nodes)}"
+        ) from err
     return Value(graph.add(prim, nodes, attrs, aval, name))
 
 
@@ -258,21 +363,71 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        raise ShapeError(f"shapes {' and '.join(map(str, shapes))} do not broadcast") from None
+        raise ShapeError(
+            f"shapes {' and '.join(map(str, shapes))} do not broadcast "
+            "(aligned from the right, each pair of dimensions must be equal or one of them 1)"
+        ) from None
 
 
-def normalize_axis(axis: int, ndim: int) -> int:
-    if not -ndim <= axis < max(ndim, 1):
-        raise ShapeError(f"axis {axis} is out of range for {ndim} dimensions")
-    return axis % ndim if ndim else 0
+MAX_ELEMENTS = 2**60  # so that the bytes of any array fit in an int64
+
+
+def as_int(value: Any, what: str) -> int:
+    """``value`` as an int, or a ShapeError: ``what`` names the argument."""
+    if not is_int(value):
+        raise ShapeError(f"{what} {value!r} is not an int")
+    return int(value)
+
+
+def as_shape(shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of non-negative ints of at most 2^60 elements, else a ShapeError."""
+    if not isinstance(shape, (tuple, list)):
+        hint = f" (write ({shape},) for one dimension)" if is_int(shape) else ""
+        raise ShapeError(f"shape must be a tuple of ints, got {shape!r}{hint}")
+    for d in shape:
+        if not is_int(d):
+            raise ShapeError(f"shape {tuple(shape)!r}: dimension {d!r} is not an int")
+    dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise ShapeError(f"shape {dims} has a negative dimension")
+    size = math.prod(dims)
+    if size > MAX_ELEMENTS:
+        raise ShapeError(f"shape {dims} has {size:,d} elements, too large (at most 2^60)")
+    return dims
+
+
+def as_dtype(dtype: Any, allowed: Sequence[np.dtype]) -> np.dtype:
+    """``dtype`` as a NumPy dtype among ``allowed``, else a ShapeError naming the choices."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ShapeError(f"{dtype!r} is not a dtype; use one of {', '.join(d.name for d in allowed)}") from None
+    if dt not in allowed:
+        raise ShapeError(f"dtype {dt.name} is not {' or '.join(d.name for d in allowed)}")
+    return dt
+
+
+def normalize_axis(axis: Any, ndim: int) -> int:
+    """``axis`` in ``[0, ndim)``: an int in ``[-ndim, ndim)``, as NumPy counts, else a ShapeError."""
+    axis = as_int(axis, "axis")
+    if not -ndim <= axis < ndim:
+        valid = f"use {-ndim} to {ndim - 1}" if ndim else "a 0-d value has no axes"
+        raise ShapeError(f"axis {axis} is out of range for {ndim} dimensions ({valid})")
+    return axis % ndim
 
 
 def normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
-    """``None`` → all axes; ints → sorted, non-negative, unique axes."""
+    """``None`` → all axes; an int or a tuple of ints → sorted, non-negative, unique axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    result = sorted({normalize_axis(int(a), ndim) for a in axes})
+    if is_int(axis):
+        axes: tuple = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise ShapeError(f"axis {axis!r} is not an int, a tuple of ints or None")
+    result = sorted({normalize_axis(a, ndim) for a in axes})
     if len(result) != len(axes):
         raise ShapeError(f"axis {axis} repeats an axis")
     return tuple(result)
+

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graphc.ir import INT_DTYPES, Aval, Value
+from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int
 from graphc.ops import reduce as R
 from graphc.ops import elementwise as E
-from graphc.ops.core import ZERO, Primitive, ShapeError, normalize_axis, same_float_dtype
+from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, normalize_axis, same_float_dtype
 
 
 def _axis_normalize(x: Aval, axis: int = -1) -> dict[str, Any]:
@@ -127,6 +127,12 @@ def _one_hot_aval(labels: Aval, classes: int, dtype: str) -> Aval:
     return Aval(labels.shape + (classes,), np.dtype(dtype))
 
 
+def _one_hot_normalize(labels: Aval, classes: int, dtype: Any = "float32") -> dict[str, Any]:
+    if not (is_int(classes) and classes >= 1):
+        raise ShapeError(f"classes must be an int >= 1, got {classes!r}")
+    return {"classes": int(classes), "dtype": as_dtype(dtype, FLOAT_DTYPES).name}
+
+
 def _one_hot_kernel(out: np.ndarray, labels: np.ndarray, classes: int, dtype: str) -> None:
     out[...] = 0
     np.put_along_axis(out, labels[..., None], 1, axis=-1)
@@ -135,7 +141,7 @@ def _one_hot_kernel(out: np.ndarray, labels: np.ndarray, classes: int, dtype: st
 one_hot_op = Primitive(
     "one_hot",
     infer=_one_hot_aval,
-    normalize=lambda labels, classes, dtype="float32": {"classes": int(classes), "dtype": np.dtype(dtype).name},
+    normalize=_one_hot_normalize,
     kernel=_one_hot_kernel,
     vjp=[ZERO],
     flops=lambda ins, out, **attrs: out.size,

@@ -17,9 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import INT_DTYPES, Aval, Value, current_graph
+from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int
 from graphc.ops import elementwise as E
-from graphc.ops.core import ZERO, Primitive, ShapeError
+from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, as_shape, constant_node
 
 
 def _uniform_aval(key: Aval, shape: tuple[int, ...], dtype: str, stream: int) -> Aval:
@@ -29,14 +29,18 @@ def _uniform_aval(key: Aval, shape: tuple[int, ...], dtype: str, stream: int) ->
 
 
 def _uniform_normalize(key: Aval, shape: Sequence[int], dtype: Any = "float32", stream: int | None = None) -> dict[str, Any]:
-    dims = tuple(int(d) for d in shape)
-    if any(d < 0 for d in dims):
-        raise ShapeError(f"shape {dims} has a negative dimension")
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ShapeError(f"dtype {np.dtype(dtype).name} is not float32 or float64")
-    if stream is None:
-        stream = len(current_graph().nodes)  # this node's id: one stream per node of the graph
-    return {"shape": dims, "dtype": np.dtype(dtype).name, "stream": int(stream)}
+    if stream is not None and not (is_int(stream) and stream >= 0):
+        raise ShapeError(f"stream must be an int >= 0 or None, got {stream!r}")
+    return {
+        "shape": as_shape(shape),
+        "dtype": as_dtype(dtype, FLOAT_DTYPES).name,
+        "stream": None if stream is None else int(stream),
+    }
+
+
+def _stream_of_node(attrs: dict[str, Any], node_id: int) -> dict[str, Any]:
+    """A default stream is the node's id in its own graph: one stream per node, never shared."""
+    return attrs if attrs["stream"] is not None else {**attrs, "stream": node_id}
 
 
 def generator(key: int, stream: int) -> np.random.Generator:
@@ -70,6 +74,7 @@ uniform_op = Primitive(
     vjp=[ZERO],
     flops=lambda ins, out, **attrs: 4 * out.size,
     int_operands=frozenset({0}),
+    with_node_id=_stream_of_node,
     doc="U[0, 1) numbers of the given shape, a pure function of (key, stream).",
 )
 
@@ -79,7 +84,8 @@ def uniform(key: Any, shape: Sequence[int], dtype: Any = "float32", *, stream: i
     """Numbers uniform in [0, 1), drawn by Philox from ``(key, stream)``.
 
     ``key``: an int32/int64 scalar Value (``gc.input("step", (), "int64")``).
-    ``stream`` defaults to the node's position in the graph.
+    ``stream`` defaults to the node's position in the graph (the key's graph
+    when it is a Value, else the open one).
     """
     return uniform_op(key, shape=shape, dtype=dtype, stream=stream, name=name)
 
@@ -92,7 +98,19 @@ def dropout(x: Any, key: Any, rate: float, name: str | None = None) -> Value:
     """
     if not isinstance(x, Value):
         raise GraphError(f"dropout needs a graph Value to drop from, got {type(x).__name__}")
-    if not 0.0 <= float(rate) < 1.0:
-        raise GraphError(f"dropout rate must be in [0, 1), got {rate}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise GraphError(f"dropout of {x.node.describe()}: x must be float32 or float64, got {x.dtype.name}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0.0 <= rate < 1.0:
+        raise GraphError(
+            f"dropout of {x.node.describe()}: rate must be in [0, 1), got {rate!r}; "
+            "give the probability of zeroing an element as a float"
+        )
+    if not isinstance(key, Value):  # a Python int key: a constant of x's graph, not of the open one
+        key = Value(constant_node(x.graph, key, None, f"dropout of {x.node.describe()}: key"))
+    elif key.graph is not x.graph:
+        raise GraphError(
+            f"dropout of {x.node.describe()}: the key {key.node.describe()} belongs to another graph; "
+            "use a key input of x's graph"
+        )
     keep = E.greater(uniform(key, x.shape, x.dtype), float(rate))
     return E.mul(E.mul(x, keep), 1.0 / (1.0 - float(rate)), name=name)

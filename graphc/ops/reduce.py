@@ -9,10 +9,12 @@ import numpy as np
 from graphc.ir import Aval, Value
 from graphc.ops import elementwise as E
 from graphc.ops import shape as S
-from graphc.ops.core import Primitive, normalize_axes, same_float_dtype
+from graphc.ops.core import Primitive, ShapeError, normalize_axes, same_float_dtype
 
 
 def _normalize(x: Aval, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> dict[str, Any]:
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise ShapeError(f"keepdims must be True or False, got {keepdims!r}")
     return {"axis": normalize_axes(axis, x.ndim), "keepdims": bool(keepdims)}
 
 

@@ -7,12 +7,14 @@ kernel returns a view of the input instead of writing into an output buffer.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
 
-from graphc.ir import Aval, Value
-from graphc.ops.core import Primitive, ShapeError, normalize_axis
+from graphc.errors import GraphError
+from graphc.ir import Aval, Value, is_int
+from graphc.ops.core import Primitive, ShapeError, as_int, as_shape, normalize_axis
 
 
 def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
@@ -23,7 +25,11 @@ def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
 
 
 def _reshape_normalize(x: Aval, shape: Sequence[int]) -> dict[str, Any]:
-    dims = [int(d) for d in ((shape,) if isinstance(shape, (int, np.integer)) else shape)]
+    if is_int(shape):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise ShapeError(f"shape must be a tuple of ints, got {shape!r}")
+    dims = [as_int(d, f"shape {tuple(shape)!r}: dimension") for d in shape]
     if dims.count(-1) > 1:
         raise ShapeError(f"shape {tuple(dims)} has more than one -1")
     if -1 in dims:
@@ -35,7 +41,7 @@ def _reshape_normalize(x: Aval, shape: Sequence[int]) -> dict[str, Any]:
 
 
 def _reshape_aval(x: Aval, shape: tuple[int, ...]) -> Aval:
-    if int(np.prod(shape, dtype=np.int64)) != x.size or any(d < 0 for d in shape):
+    if any(d < 0 for d in shape) or math.prod(shape) != x.size:
         raise ShapeError(f"cannot reshape {x.shape} ({x.size} elements) into {shape}")
     return Aval(shape, x.dtype)
 
@@ -63,7 +69,9 @@ def reshape(x: Any, shape: Sequence[int] | int, name: str | None = None) -> Valu
 def _transpose_normalize(x: Aval, axes: Sequence[int] | None = None) -> dict[str, Any]:
     if axes is None:
         return {"axes": tuple(reversed(range(x.ndim)))}
-    perm = tuple(normalize_axis(int(a), x.ndim) for a in axes)
+    if not isinstance(axes, (tuple, list)):
+        raise ShapeError(f"axes must be a sequence of ints (a permutation of {x.ndim} axes) or None, got {axes!r}")
+    perm = tuple(normalize_axis(a, x.ndim) for a in axes)
     if sorted(perm) != list(range(x.ndim)):
         raise ShapeError(f"axes {tuple(axes)} are not a permutation of {x.ndim} axes")
     return {"axes": perm}
@@ -105,7 +113,7 @@ def _broadcast_vjp(g: Value, y: Value, x: Value, shape: tuple[int, ...]) -> Valu
 _BROADCAST_TO = Primitive(
     "broadcast_to",
     infer=_broadcast_aval,
-    normalize=lambda x, shape: {"shape": tuple(int(d) for d in shape)},
+    normalize=lambda x, shape: {"shape": as_shape(shape)},
     kernel=lambda x, shape: np.broadcast_to(x, shape),
     vjp=[_broadcast_vjp],
     flops=_no_flops,
@@ -128,6 +136,7 @@ def _index(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
 
 def _slice_normalize(x: Aval, axis: int, start: int, stop: int) -> dict[str, Any]:
     axis = normalize_axis(axis, x.ndim)
+    start, stop = as_int(start, "start"), as_int(stop, "stop")
     if not 0 <= start <= stop <= x.shape[axis]:
         raise ShapeError(f"slice [{start}:{stop}] is outside axis {axis} of length {x.shape[axis]}")
     return {"axis": axis, "start": int(start), "stop": int(stop)}
@@ -157,6 +166,7 @@ def slice_axis(x: Any, axis: int, start: int, stop: int, name: str | None = None
 
 
 def _pad_normalize(x: Aval, axis: int, before: int, after: int) -> dict[str, Any]:
+    before, after = as_int(before, "before"), as_int(after, "after")
     if before < 0 or after < 0:
         raise ShapeError(f"padding ({before}, {after}) is negative")
     return {"axis": normalize_axis(axis, x.ndim), "before": int(before), "after": int(after)}
@@ -198,7 +208,8 @@ def _concat_aval(*xs: Aval, axis: int) -> Aval:
         raise ShapeError("needs at least one operand")
     first = xs[0]
     if len({x.dtype for x in xs}) != 1:
-        raise ShapeError("operands have different dtypes")
+        names = ", ".join(sorted({x.dtype.name for x in xs}))
+        raise ShapeError(f"operands have different dtypes ({names}); cast them to one dtype first")
     for x in xs[1:]:
         if x.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis):
             raise ShapeError(f"shapes {first.shape} and {x.shape} differ off axis {axis}")
@@ -227,5 +238,9 @@ _CONCAT = Primitive(
 
 
 def concat(values: Sequence[Any], axis: int = 0, name: str | None = None) -> Value:
-    """The operands joined along ``axis``."""
+    """The operands joined along ``axis`` (a list of at least one Value)."""
+    if not isinstance(values, (list, tuple)):
+        raise GraphError(f"concat takes a list of Values, got {type(values).__name__}; write gc.concat([a, b], axis)")
+    if not values:
+        raise GraphError("concat needs at least one operand; give a non-empty list of Values")
     return _CONCAT(*values, axis=axis, name=name)

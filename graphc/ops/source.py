@@ -8,8 +8,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, current_graph
-from graphc.ops.core import Primitive, ShapeError, constant_node
+from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, check_name, current_graph, is_int
+from graphc.ops.core import Primitive, ShapeError, as_dtype, as_shape, constant_node
 
 
 def _no_infer(**attrs: Any) -> Aval:
@@ -21,23 +21,20 @@ param_op = Primitive("param", infer=_no_infer, kernel=None, source=True, flops=l
 const = Primitive("const", infer=_no_infer, kernel=None, source=True, flops=lambda *a, **k: 0)
 
 
-def _check_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
+def _check_shape(kind: str, name: str, shape: Sequence[int]) -> tuple[int, ...]:
     try:
-        dims = tuple(int(d) for d in shape)
-    except TypeError:
-        raise GraphError(f"{name!r}: shape must be a tuple of ints, got {shape!r}") from None
-    if any(d < 0 for d in dims):
-        raise GraphError(f"{name!r}: shape {dims} has a negative dimension")
-    return dims
+        return as_shape(shape)
+    except ShapeError as err:
+        raise GraphError(f"{kind} {name!r}: {err}; give the shape as a tuple of ints >= 0, e.g. (8, 4)") from None
 
 
-def _check_dtype(name: str, dtype: Any, allowed: Sequence[np.dtype]) -> np.dtype:
+def _check_dtype(kind: str, name: str, dtype: Any, allowed: Sequence[np.dtype]) -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise GraphError(f"{name!r}: {dtype!r} is not a dtype") from None
+        raise GraphError(f"{kind} {name!r}: {dtype!r} is not a dtype; use one of {', '.join(d.name for d in allowed)}") from None
     if dt not in allowed:
-        raise GraphError(f"{name!r}: dtype {dt.name} is not supported; use one of {', '.join(d.name for d in allowed)}")
+        raise GraphError(f"{kind} {name!r}: dtype {dt.name} is not supported; use one of {', '.join(d.name for d in allowed)}")
     return dt
 
 
@@ -47,7 +44,8 @@ def input(name: str, shape: Sequence[int], dtype: Any = "float32") -> Value:  # 
     Float inputs can be differentiated; int32/int64 inputs serve as labels.
     """
     graph = current_graph()
-    aval = Aval(_check_shape(name, shape), _check_dtype(name, dtype, FLOAT_DTYPES + INT_DTYPES))
+    check_name(name, "input name")
+    aval = Aval(_check_shape("input", name, shape), _check_dtype("input", name, dtype, FLOAT_DTYPES + INT_DTYPES))
     return Value(graph.add(input_op, (), {}, aval, name))
 
 
@@ -84,22 +82,59 @@ def param(
     stored array in place, and every program of the graph sees the new value.
     """
     graph = current_graph()
-    aval = Aval(_check_shape(name, shape), _check_dtype(name, dtype, FLOAT_DTYPES))
-    rng = np.random.default_rng(zlib.crc32(name.encode()) if seed is None else seed)
-    if init is None:
-        init = default_init
-    data = init(aval.shape, aval.dtype, rng) if callable(init) else init
-    data = np.array(np.broadcast_to(np.asarray(data), aval.shape) if np.ndim(data) == 0 else data)
-    if data.shape != aval.shape:
-        raise GraphError(f"param {name!r}: init has shape {data.shape}, expected {aval.shape}")
+    check_name(name, "param name")
+    aval = Aval(_check_shape("param", name, shape), _check_dtype("param", name, dtype, FLOAT_DTYPES))
+    if seed is not None and not (is_int(seed) and seed >= 0):
+        raise GraphError(f"param {name!r}: seed must be an int >= 0 or None, got {seed!r}")
+    rng = np.random.default_rng(zlib.crc32(name.encode()) if seed is None else int(seed))
+    data = _initial_value(name, aval, default_init if init is None else init, rng)
     node = graph.add(param_op, (), {}, aval, name)
-    node.data = np.array(data, dtype=aval.dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
+    node.data = data
     return Value(node)
 
 
+def _initial_value(name: str, aval: Aval, init: Init | np.ndarray | float, rng: np.random.Generator) -> np.ndarray:
+    """The param's first stored value: finite numbers of its shape, converted to its dtype.
+
+    A number fills the shape; an array of any real dtype is converted (so
+    ``np.random.randn`` can initialise a float32 param); a callable is called
+    as ``init(shape, dtype, rng)``.
+    """
+    if callable(init):
+        try:
+            init = init(aval.shape, aval.dtype, rng)
+        except TypeError as err:
+            raise GraphError(f"param {name!r}: init must be called as init(shape, dtype, rng), and failed: {err}") from None
+    try:
+        data = np.asarray(init)
+    except (ValueError, TypeError) as err:
+        raise GraphError(f"param {name!r}: init {init!r:.60} is not a rectangular array of numbers ({err})") from None
+    if data.dtype.kind not in "fiu":
+        raise GraphError(f"param {name!r}: init has dtype {data.dtype}; give real numbers (an array of {aval.dtype.name})")
+    if data.ndim == 0:
+        data = np.broadcast_to(data, aval.shape)
+    if data.shape != aval.shape:
+        raise GraphError(f"param {name!r}: init has shape {data.shape}, expected {aval.shape}")
+    data = np.array(data, dtype=aval.dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
+    if not np.isfinite(data).all():
+        raise GraphError(f"param {name!r}: init is not finite (it holds NaN or infinity); give finite starting values")
+    return data
+
+
 def constant(value: Any, dtype: Any = None, name: str | None = None) -> Value:
-    """A constant of the open graph (arrays are copied and made read-only)."""
-    node = constant_node(current_graph(), value, None if dtype is None else np.dtype(dtype))
+    """A constant of the open graph (arrays are copied and made read-only).
+
+    NaN and infinities are fine; the dtype must be float32/float64 (int32/int64 for labels).
+    """
+    graph = current_graph()
+    if name is not None:
+        check_name(name, "constant: name")
+    if dtype is not None:
+        try:
+            dtype = as_dtype(dtype, FLOAT_DTYPES + INT_DTYPES)
+        except ShapeError as err:
+            raise GraphError(f"constant: {err}") from None
+    node = constant_node(graph, value, dtype)
     if name:
         node.name = name
     return Value(node)

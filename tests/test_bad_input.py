@@ -1,0 +1,474 @@
+"""The catalogue of bad input: every case must raise a GraphError saying what, where and what to do.
+
+One case per line: ``(id, thunk, regex)``. The thunk builds what it needs (small
+graphs) and must raise :class:`graphc.GraphError`; the regex is searched in the
+message. Cases are grouped by the API they exercise: graphs and sources,
+operands, each op's arguments, custom ops, grad, compile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.ir import Aval
+from graphc.ops import lookup
+
+
+# --- helpers: small graphs built inside the thunks ----------------------------------
+
+
+def _source(build):
+    """Run ``build()`` inside a fresh graph (sources need an open graph)."""
+    with gc.Graph("case"):
+        return build()
+
+
+def _x(shape=(2, 3), dtype="float32", name="x") -> gc.Value:
+    """An input of a fresh graph; ops on it work outside any ``with`` block."""
+    return _source(lambda: gc.input(name, shape, dtype))
+
+
+def _pair(shape_a=(2, 3), shape_b=(2, 3), dtype_a="float32", dtype_b="float32"):
+    """Two inputs ``a`` and ``b`` of one fresh graph."""
+    return _source(lambda: (gc.input("a", shape_a, dtype_a), gc.input("b", shape_b, dtype_b)))
+
+
+def _labels(shape=(2,), dtype="int64") -> gc.Value:
+    return _x(shape, dtype, "labels")
+
+
+def _key(dtype="int64", shape=()) -> gc.Value:
+    return _x(shape, dtype, "step")
+
+
+def _model():
+    """``(x, w, loss)``: a float32 input, a (3,) param and a scalar loss of one graph."""
+    def build():
+        x = gc.input("x", (3,))
+        w = gc.param("w", (3,), init=np.ones(3, np.float32))
+        return x, w, gc.sum(x * w)
+
+    return _source(build)
+
+
+def _loss():
+    return _model()[2]
+
+
+def _param(**kwargs) -> gc.Value:
+    return _source(lambda: gc.param("w", **kwargs))
+
+
+def _other_graph_param() -> gc.Value:
+    return _source(lambda: gc.param("v", (3,)))
+
+
+def _twice(build):
+    """Call ``build`` twice in one graph (a name used twice)."""
+    with gc.Graph("case"):
+        build()
+        build()
+
+
+def _op(infer, vjp=None, name="bad_input_op"):
+    """A custom op (redefined on each call) with the given shape rule and VJP."""
+    return gc.defop(name, infer=infer, kernel=lambda out, x: np.copyto(out, x), vjp=vjp, replace=True)
+
+
+def _grad_through(vjp, shape=(3,)):
+    x = _x(shape, "float64")
+    y = _op(lambda a: a, vjp=vjp)(x)
+    return gc.grad(gc.sum(y), x)
+
+
+def _grad_of_model(seed):
+    x, w, loss = _model()
+    return gc.grad(loss, w, seed=seed)
+
+
+def _define_twice():
+    for _ in range(2):
+        gc.defop("bad_input_defined_twice", infer=lambda x: x, kernel=np.copyto)
+
+
+def _labels_and_key():
+    return _source(lambda: (gc.input("labels", (3,), "int64"), gc.input("step", (), "int64")))
+
+
+def _update_to_float64():
+    """Compile an update of a float32 param to a float64 value of the same graph."""
+    def build():
+        w = gc.param("w", (3,), init=np.ones(3, np.float32))
+        v = gc.param("v", (3,), "float64", init=np.ones(3))
+        return w, gc.sum(w), v
+
+    w, loss, v = _source(build)
+    return gc.compile(loss, updates={w: v * 2.0})
+
+
+def _update(build_value):
+    x, w, loss = _model()
+    return gc.compile(loss, updates={w: build_value(w)})
+
+
+# --- the catalogue --------------------------------------------------------------------
+
+CASES = [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    # graphs
+    ("graph-name-none", lambda: gc.Graph(None), r"Graph name must be a non-empty string, got None"),
+    ("graph-name-int", lambda: gc.Graph(3), r"Graph name must be a non-empty string, got 3"),
+    ("graph-name-list", lambda: gc.Graph(["g"]), r"Graph name must be a non-empty string, got \['g'\]"),
+    ("graph-name-empty", lambda: gc.Graph(""), r"Graph name must be a non-empty string"),
+    ("source-outside-graph", lambda: gc.input("x", (2,)), r"no graph is open.*gc\.Graph"),
+    ("param-outside-graph", lambda: gc.param("w", (2,)), r"no graph is open"),
+    ("constant-outside-graph", lambda: gc.constant(1.0), r"no graph is open"),
+    # names of inputs and params
+    ("input-name-none", lambda: _source(lambda: gc.input(None, (2,))), r"input name must be a non-empty string, got None"),
+    ("input-name-int", lambda: _source(lambda: gc.input(3, (2,))), r"input name must be a non-empty string, got 3"),
+    ("input-name-empty", lambda: _source(lambda: gc.input("", (2,))), r"input name must be a non-empty string, got ''"),
+    ("input-name-bytes", lambda: _source(lambda: gc.input(b"x", (2,))), r"input name must be a non-empty string"),
+    ("param-name-none", lambda: _source(lambda: gc.param(None, (2,))), r"param name must be a non-empty string, got None"),
+    ("param-name-empty", lambda: _source(lambda: gc.param("", (2,))), r"param name must be a non-empty string"),
+    ("input-name-duplicate", lambda: _twice(lambda: gc.input("x", (2,))), r"already has an input or param named 'x'.*own name"),
+    ("param-name-duplicate", lambda: _twice(lambda: gc.param("w", (2,))), r"already has an input or param named 'w'"),
+    ("param-named-like-input", lambda: _source(lambda: (gc.input("x", (2,)), gc.param("x", (2,)))), r"already has .* named 'x'"),
+    ("op-name-int", lambda: gc.tanh(_x(), name=5), r"name must be a non-empty string, got 5"),
+    ("op-name-empty", lambda: gc.tanh(_x(), name=""), r"name must be a non-empty string, got ''"),
+    ("constant-name-int", lambda: _source(lambda: gc.constant(1.0, name=7)), r"name must be a non-empty string, got 7"),
+    # shapes of inputs and params
+    ("shape-float-dim", lambda: _x((2.5,)), r"'x'.*shape \(2\.5,\).*dimension 2\.5 is not an int"),
+    ("shape-integral-float-dim", lambda: _x((2.0, 3)), r"'x'.*dimension 2\.0 is not an int"),
+    ("shape-string", lambda: _x("ab"), r"'x'.*shape must be a tuple of ints, got 'ab'"),
+    ("shape-none", lambda: _x(None), r"'x'.*shape must be a tuple of ints, got None"),
+    ("shape-int", lambda: _x(3), r"'x'.*shape must be a tuple of ints, got 3.*\(3,\)"),
+    ("shape-negative", lambda: _x((-1,)), r"'x'.*shape \(-1,\) has a negative dimension"),
+    ("shape-negative-second", lambda: _x((2, -3)), r"'x'.*negative dimension"),
+    ("shape-bool-dim", lambda: _x((True,)), r"'x'.*dimension True is not an int"),
+    ("shape-nested", lambda: _x(((2, 3),)), r"'x'.*dimension \(2, 3\) is not an int"),
+    ("shape-string-dim", lambda: _x(("2",)), r"'x'.*dimension '2' is not an int"),
+    ("shape-huge-size", lambda: _x((2**40, 2**40)), r"'x'.*shape \(1099511627776, 1099511627776\).*too large"),
+    ("shape-2-to-80-elements", lambda: _x((2**20,) * 4), r"'x'.*2\^80|'x'.*too large"),
+    ("shape-dim-beyond-int64", lambda: _x((2**70,)), r"'x'.*too large"),
+    ("param-shape-float-dim", lambda: _param(shape=(1.5, 2)), r"'w'.*dimension 1\.5 is not an int"),
+    ("param-shape-huge", lambda: _param(shape=(2**31, 2**31, 4)), r"'w'.*too large"),
+    # dtypes of inputs and params
+    ("dtype-float16", lambda: _x((2,), "float16"), r"'x'.*dtype float16 is not supported; use one of float32, float64"),
+    ("dtype-int8", lambda: _x((2,), "int8"), r"'x'.*dtype int8 is not supported"),
+    ("dtype-uint8", lambda: _x((2,), "uint8"), r"'x'.*dtype uint8 is not supported"),
+    ("dtype-bool", lambda: _x((2,), "bool"), r"'x'.*dtype bool is not supported"),
+    ("dtype-complex", lambda: _x((2,), "complex64"), r"'x'.*dtype complex64 is not supported"),
+    ("dtype-object", lambda: _x((2,), object), r"'x'.*dtype object is not supported"),
+    ("dtype-unknown-name", lambda: _x((2,), "float99"), r"'x'.*'float99' is not a dtype"),
+    ("dtype-number", lambda: _x((2,), 5), r"'x'.*5 is not a dtype"),
+    ("param-dtype-int64", lambda: _param(shape=(2,), dtype="int64"), r"'w'.*dtype int64 is not supported; use one of float32, float64"),
+    # param init and seed
+    ("param-init-list-wrong-shape", lambda: _param(shape=(3,), init=[1.0, 2.0]), r"param 'w'.*init has shape \(2,\), expected \(3,\)"),
+    ("param-shape-none", lambda: _param(shape=None), r"param 'w'.*shape must be a tuple of ints, got None"),
+    ("param-init-wrong-shape", lambda: _param(shape=(2, 3), init=np.ones((3, 2))), r"param 'w'.*init has shape \(3, 2\), expected \(2, 3\)"),
+    ("param-init-stretchable-shape", lambda: _param(shape=(3,), init=np.ones((1, 3))), r"param 'w'.*init has shape \(1, 3\), expected \(3,\)"),
+    ("param-init-nan", lambda: _param(shape=(3,), init=np.array([1.0, np.nan, 2.0])), r"param 'w'.*init.*not finite.*NaN"),
+    ("param-init-inf", lambda: _param(shape=(2,), init=np.array([np.inf, 0.0])), r"param 'w'.*init.*not finite"),
+    ("param-init-scalar-nan", lambda: _param(shape=(2,), init=float("nan")), r"param 'w'.*init.*not finite"),
+    ("param-init-string", lambda: _param(shape=(2,), init="ones"), r"param 'w'.*init.*dtype <U4|param 'w'.*init.*str"),
+    ("param-init-complex", lambda: _param(shape=(2,), init=np.ones(2, complex)), r"param 'w'.*init has dtype complex128"),
+    ("param-init-bool", lambda: _param(shape=(2,), init=np.ones(2, bool)), r"param 'w'.*init has dtype bool"),
+    ("param-init-object", lambda: _param(shape=(2,), init=np.array([1, None], dtype=object)), r"param 'w'.*init has dtype object"),
+    ("param-init-ragged", lambda: _param(shape=(2,), init=[[1.0], [1.0, 2.0]]), r"param 'w'.*init.*not a rectangular array"),
+    ("param-init-callable-wrong-shape", lambda: _param(shape=(2, 3), init=lambda s, d, r: np.ones((3, 3))), r"param 'w'.*init has shape \(3, 3\), expected \(2, 3\)"),
+    ("param-init-callable-none", lambda: _param(shape=(2,), init=lambda s, d, r: None), r"param 'w'.*init has dtype object|param 'w'.*init.*None"),
+    ("param-init-callable-nan", lambda: _param(shape=(2,), init=lambda s, d, r: np.full(s, np.nan, d)), r"param 'w'.*not finite"),
+    ("param-init-callable-bad-signature", lambda: _param(shape=(2,), init=lambda: np.ones(2)), r"param 'w'.*init.*called as init\(shape, dtype, rng\)"),
+    ("param-seed-string", lambda: _param(shape=(2,), seed="a"), r"param 'w'.*seed must be an int >= 0 or None, got 'a'"),
+    ("param-seed-negative", lambda: _param(shape=(2,), seed=-1), r"param 'w'.*seed must be an int >= 0"),
+    ("param-seed-float", lambda: _param(shape=(2,), seed=1.5), r"param 'w'.*seed must be an int"),
+    # constants and Python operands
+    ("constant-object", lambda: _source(lambda: gc.constant(object())), r"constant.*dtype object"),
+    ("constant-string", lambda: _source(lambda: gc.constant("abc")), r"constant.*dtype <U3|constant.*str"),
+    ("constant-none", lambda: _source(lambda: gc.constant(None)), r"constant.*dtype object"),
+    ("constant-complex", lambda: _source(lambda: gc.constant(1j)), r"constant.*dtype complex128"),
+    ("constant-float16", lambda: _source(lambda: gc.constant(np.ones(2, np.float16))), r"constant.*dtype float16"),
+    ("constant-ragged", lambda: _source(lambda: gc.constant([[1.0], [1.0, 2.0]])), r"constant.*not a rectangular array"),
+    ("constant-unknown-dtype", lambda: _source(lambda: gc.constant(1.0, dtype="float99")), r"constant.*'float99' is not a dtype"),
+    ("constant-int8-dtype", lambda: _source(lambda: gc.constant(1, dtype="int8")), r"constant.*dtype int8"),
+    ("constant-too-large-int", lambda: _source(lambda: gc.constant(2**70)), r"constant.*dtype object|constant.*too large"),
+    ("operand-string", lambda: _x() + "a", r"add.*cannot use a str as an operand"),
+    ("operand-none", lambda: _x() * None, r"mul.*cannot use a NoneType as an operand"),
+    ("operand-complex", lambda: _x() * 1j, r"mul: operand 1: cannot use a complex as an operand"),
+    ("operand-dict", lambda: _x() - {}, r"sub.*cannot use a dict as an operand"),
+    ("operand-ragged-list", lambda: _x() + [[1.0], [1.0, 2.0]], r"add.*not a rectangular array"),
+    ("operand-object-array", lambda: _x((2,)) + np.array([1, "a"], dtype=object), r"add.*dtype object"),
+    ("operand-string-array", lambda: _x((2,)) + np.array(["a", "b"]), r"add.*dtype <U1"),
+    ("operand-function", lambda: gc.exp(print), r"exp.*cannot use a builtin_function_or_method as an operand"),
+    ("operand-only-python-outside-graph", lambda: gc.exp(1.0), r"no graph is open"),
+    ("constant-bool", lambda: _source(lambda: gc.constant(True)), r"constant.*dtype bool.*float32 or float64"),
+    ("constant-uint8-array", lambda: _source(lambda: gc.constant(np.ones(2, np.uint8))), r"constant.*dtype uint8"),
+    ("operand-generator", lambda: gc.exp(v for v in [1.0]), r"exp: operand 0: cannot use a generator"),
+    ("operand-set", lambda: _x() + {1.0}, r"add: operand 1: cannot use a set"),
+    ("value-truth", lambda: bool(_x()), r"'x'.*symbolic.*no truth value"),
+    # operands of two graphs, dtypes
+    ("two-graphs-add", lambda: _x() + _x(name="y"), r"add: 'y'.*belongs to another graph than the other operands.*build every operand in one graph"),
+    ("two-graphs-matmul", lambda: gc.matmul(_x((2, 3)), _x((3, 2))), r"matmul: 'x'.*belongs to another graph than the other operands"),
+    ("two-graphs-concat", lambda: gc.concat([_x(), _x()]), r"concat: 'x'.*belongs to another graph"),
+    ("mixed-float32-float64", lambda: gc.add(*_pair(dtype_b="float64")), r"add.*dtypes differ \(float32, float64\).*cast"),
+    ("mixed-float-int", lambda: gc.mul(*_pair(dtype_b="int64")), r"mul.*dtypes differ"),
+    ("int-arithmetic", lambda: gc.tanh(_labels()), r"tanh.*expects float32 or float64, got int64.*'labels'"),
+    ("int-plus-scalar", lambda: _labels() + 1, r"add.*expects float32 or float64, got int64"),
+    ("broadcast-add", lambda: gc.add(*_pair((2, 3), (4, 3))), r"add.*shapes \(2, 3\) and \(4, 3\) do not broadcast.*'a' \(2, 3\)"),
+    ("broadcast-maximum", lambda: gc.maximum(*_pair((2, 3), (2,))), r"maximum.*do not broadcast"),
+    ("broadcast-constant", lambda: _x((2, 3)) * np.ones((4,)), r"mul.*do not broadcast"),
+    # reductions
+    ("mixed-dtypes-pow", lambda: gc.pow(*_pair(dtype_b="float64")), r"pow.*dtypes differ"),
+    ("mixed-dtypes-mse", lambda: gc.mse(*_pair(dtype_b="float64")), r"sub.*dtypes differ"),
+    ("mixed-dtypes-add-n", lambda: gc.add_n(*_pair(dtype_b="float64")), r"add_n.*same shape and dtype"),
+    ("matmul-int-operands", lambda: gc.matmul(*_pair((2, 3), (3, 2), "int64", "int64")), r"matmul.*expects float32 or float64, got int64"),
+    ("sum-axis-out-of-range", lambda: gc.sum(_x(), axis=2), r"sum.*axis 2 is out of range for 2 dimensions.*'x' \(2, 3\)"),
+    ("sum-axis-negative", lambda: gc.sum(_x(), axis=-3), r"sum.*axis -3 is out of range"),
+    ("sum-axis-duplicate", lambda: gc.sum(_x(), axis=(0, 0)), r"sum.*axis \(0, 0\) repeats an axis"),
+    ("sum-axis-duplicate-negative", lambda: gc.sum(_x(), axis=(1, -1)), r"sum.*repeats an axis"),
+    ("sum-axis-float", lambda: gc.sum(_x(), axis=1.0), r"sum.*axis 1\.0 is not an int"),
+    ("sum-axis-string", lambda: gc.sum(_x(), axis="0"), r"sum.*axis '0' is not an int"),
+    ("sum-axis-bool", lambda: gc.sum(_x(), axis=True), r"sum.*axis True is not an int"),
+    ("sum-axis-of-scalar", lambda: gc.sum(_x(()), axis=0), r"sum.*axis 0 is out of range for 0 dimensions \(a 0-d value has no axes\)"),
+    ("sum-keepdims-string", lambda: gc.sum(_x(), keepdims="no"), r"sum.*keepdims must be True or False, got 'no'"),
+    ("mean-axis-out-of-range", lambda: gc.mean(_x(), axis=5), r"mean.*axis 5 is out of range"),
+    ("mean-axis-duplicate", lambda: gc.mean(_x(), axis=[1, 1]), r"mean.*repeats an axis"),
+    ("mean-axis-float", lambda: gc.mean(_x(), axis=0.5), r"mean.*axis 0\.5 is not an int"),
+    ("max-axis-out-of-range", lambda: gc.max(_x(), axis=-4), r"max.*axis -4 is out of range"),
+    ("max-axis-duplicate", lambda: gc.max(_x(), axis=(0, 0)), r"max.*repeats an axis"),
+    ("max-axis-none-in-tuple", lambda: gc.max(_x(), axis=(0, None)), r"max.*axis None is not an int"),
+    ("sum-int-operand", lambda: gc.sum(_labels()), r"sum.*expects float32 or float64, got int64"),
+    # transpose, reshape, broadcast_to
+    ("sum-axis-array", lambda: gc.sum(_x(), axis=np.array([0])), r"sum.*is not an int, a tuple of ints or None"),
+    ("transpose-axes-string", lambda: gc.transpose(_x(), "ab"), r"transpose.*axes must be a sequence of ints.*got 'ab'"),
+    ("reshape-bool-dim", lambda: gc.reshape(_x(), (True, 6)), r"reshape.*dimension True is not an int"),
+    ("broadcast-to-string", lambda: gc.broadcast_to(_x((1,)), "ab"), r"broadcast_to.*shape must be a tuple of ints, got 'ab'"),
+    ("transpose-duplicate-axes", lambda: gc.transpose(_x(), (0, 0)), r"transpose.*axes \(0, 0\) are not a permutation of 2 axes"),
+    ("transpose-too-few-axes", lambda: gc.transpose(_x(), (0,)), r"transpose.*not a permutation of 2 axes"),
+    ("transpose-too-many-axes", lambda: gc.transpose(_x(), (0, 1, 2)), r"transpose.*axis 2 is out of range|not a permutation"),
+    ("transpose-axis-float", lambda: gc.transpose(_x(), (1.0, 0.0)), r"transpose.*axis 1\.0 is not an int"),
+    ("transpose-axes-int", lambda: gc.transpose(_x(), 1), r"transpose.*axes must be a sequence of ints.*got 1"),
+    ("reshape-wrong-size", lambda: gc.reshape(_x(), (5, 7)), r"reshape.*cannot reshape \(2, 3\) \(6 elements\) into \(5, 7\)"),
+    ("reshape-minus-one-wrong-size", lambda: gc.reshape(_x(), (4, -1)), r"reshape.*cannot reshape 6 elements into \(4, -1\)"),
+    ("reshape-two-minus-ones", lambda: gc.reshape(_x(), (-1, -1)), r"reshape.*more than one -1"),
+    ("reshape-negative", lambda: gc.reshape(_x(), (-2, -3)), r"reshape.*negative dimension|reshape.*cannot reshape"),
+    ("reshape-float-dim", lambda: gc.reshape(_x(), (2.5, 2)), r"reshape.*dimension 2\.5 is not an int"),
+    ("reshape-string", lambda: gc.reshape(_x(), "ab"), r"reshape.*shape must be a tuple of ints, got 'ab'"),
+    ("reshape-none", lambda: gc.reshape(_x(), None), r"reshape.*shape must be a tuple of ints, got None"),
+    ("broadcast-to-incompatible", lambda: gc.broadcast_to(_x((2, 3)), (4, 3)), r"broadcast_to.*cannot broadcast \(2, 3\) to \(4, 3\)"),
+    ("broadcast-to-fewer-dims", lambda: gc.broadcast_to(_x((2, 3)), (3,)), r"broadcast_to.*cannot broadcast \(2, 3\) to \(3,\)"),
+    ("broadcast-to-negative", lambda: gc.broadcast_to(_x((1,)), (-1,)), r"broadcast_to.*negative dimension"),
+    ("broadcast-to-float-dim", lambda: gc.broadcast_to(_x((1,)), (2.5,)), r"broadcast_to.*dimension 2\.5 is not an int"),
+    ("broadcast-to-huge", lambda: gc.broadcast_to(_x((1,)), (2**40, 2**40)), r"broadcast_to.*too large"),
+    # concat, slice_axis, pad_axis
+    ("concat-empty", lambda: gc.concat([]), r"concat needs at least one operand"),
+    ("concat-not-a-list", lambda: gc.concat(_x()), r"concat.*a list of Values, got Value"),
+    ("concat-mixed-dtypes", lambda: gc.concat(list(_pair(dtype_b="float64"))), r"concat.*different dtypes \(float32, float64\)"),
+    ("concat-shapes-differ", lambda: gc.concat(list(_pair((2, 3), (4, 3))), axis=1), r"concat.*shapes \(2, 3\) and \(4, 3\) differ off axis 1"),
+    ("concat-ndim-differ", lambda: gc.concat(list(_pair((2, 3), (3,)))), r"concat.*differ off axis 0"),
+    ("concat-axis-out-of-range", lambda: gc.concat(list(_pair()), axis=2), r"concat.*axis 2 is out of range"),
+    ("concat-axis-float", lambda: gc.concat(list(_pair()), axis=0.0), r"concat.*axis 0\.0 is not an int"),
+    ("concat-scalars", lambda: gc.concat(list(_pair((), ()))), r"concat.*axis 0 is out of range for 0 dimensions"),
+    ("slice-beyond-end", lambda: gc.slice_axis(_x(), 1, 0, 4), r"slice_axis.*slice \[0:4\] is outside axis 1 of length 3"),
+    ("slice-reversed", lambda: gc.slice_axis(_x(), 1, 2, 1), r"slice_axis.*slice \[2:1\]"),
+    ("slice-axis-out-of-range", lambda: gc.slice_axis(_x(), 2, 0, 1), r"slice_axis.*axis 2 is out of range"),
+    ("slice-float-bounds", lambda: gc.slice_axis(_x(), 1, 0.5, 2), r"slice_axis.*start 0\.5 is not an int"),
+    ("slice-negative-stop", lambda: gc.slice_axis(_x(), 1, 0, -1), r"slice_axis.*slice \[0:-1\] is outside axis 1"),
+    ("concat-non-value-item", lambda: gc.concat([_x(), "a"]), r"concat: operand 1: cannot use a str"),
+    ("concat-axis-string", lambda: gc.concat(list(_pair()), axis="0"), r"concat.*axis '0' is not an int"),
+    ("pad-negative", lambda: gc.pad_axis(_x(), 0, -1, 0), r"pad_axis.*padding \(-1, 0\) is negative"),
+    ("pad-axis-out-of-range", lambda: gc.pad_axis(_x(), 3, 1, 1), r"pad_axis.*axis 3 is out of range"),
+    ("pad-float", lambda: gc.pad_axis(_x(), 0, 1.5, 0), r"pad_axis.*before 1\.5 is not an int"),
+    # matmul
+    ("matmul-mismatch", lambda: gc.matmul(*_pair((2, 3), (2, 3))), r"matmul.*contracted dimensions differ: \(2, 3\) @ \(2, 3\)"),
+    ("matmul-0d-left", lambda: gc.matmul(*_pair((), (3,))), r"matmul.*at least one dimension.*use \*"),
+    ("matmul-0d-right", lambda: gc.matmul(*_pair((3,), ())), r"matmul.*at least one dimension"),
+    ("matmul-vectors-mismatch", lambda: gc.matmul(*_pair((3,), (4,))), r"matmul.*contracted dimensions differ"),
+    ("matmul-batch-mismatch", lambda: gc.matmul(*_pair((2, 3, 4), (5, 4, 2))), r"matmul.*do not broadcast"),
+    ("matmul-mixed-dtypes", lambda: gc.matmul(*_pair((2, 3), (3, 2), dtype_b="float64")), r"matmul.*dtypes differ"),
+    ("matmul-scalar-constant", lambda: _x((2, 3)) @ 2.0, r"matmul.*at least one dimension"),
+    ("matmul-unknown-attribute", lambda: gc.matmul(*_pair((2, 3), (3, 2)), transpose=True), r"matmul.*bad arguments.*transpose"),
+    # softmax, log_softmax, one_hot, cross-entropy, mse
+    ("softmax-axis-out-of-range", lambda: gc.softmax(_x(), axis=2), r"softmax.*axis 2 is out of range"),
+    ("softmax-axis-float", lambda: gc.softmax(_x(), axis=1.0), r"softmax.*axis 1\.0 is not an int"),
+    ("softmax-axis-tuple", lambda: gc.softmax(_x(), axis=(0, 1)), r"softmax.*axis \(0, 1\) is not an int"),
+    ("softmax-scalar", lambda: gc.softmax(_x(())), r"softmax.*axis -1 is out of range for 0 dimensions|softmax.*at least one dimension"),
+    ("log-softmax-axis-out-of-range", lambda: gc.log_softmax(_x(), axis=-3), r"log_softmax.*axis -3 is out of range"),
+    ("log-softmax-int", lambda: gc.log_softmax(_labels()), r"log_softmax.*got int64"),
+    ("one-hot-negative-classes", lambda: gc.one_hot(_labels(), -2), r"one_hot.*classes must be an int >= 1, got -2"),
+    ("one-hot-zero-classes", lambda: gc.one_hot(_labels(), 0), r"one_hot.*classes must be an int >= 1, got 0"),
+    ("one-hot-float-classes", lambda: gc.one_hot(_labels(), 2.5), r"one_hot.*classes must be an int >= 1, got 2\.5"),
+    ("one-hot-string-classes", lambda: gc.one_hot(_labels(), "3"), r"one_hot.*classes must be an int >= 1, got '3'"),
+    ("one-hot-bool-classes", lambda: gc.one_hot(_labels(), True), r"one_hot.*classes must be an int >= 1, got True"),
+    ("one-hot-float-labels", lambda: gc.one_hot(_x((2,)), 3), r"one_hot.*labels must be int32 or int64, got float32"),
+    ("one-hot-int8-dtype", lambda: gc.one_hot(_labels(), 3, dtype="int8"), r"one_hot.*dtype int8 is not float32 or float64"),
+    ("one-hot-unknown-dtype", lambda: gc.one_hot(_labels(), 3, dtype="float99"), r"one_hot.*'float99' is not a dtype"),
+    ("cross-entropy-float-labels", lambda: gc.softmax_cross_entropy(*_pair((2, 3), (2,))), r"softmax_cross_entropy.*labels must be int32 or int64, got float32"),
+    ("cross-entropy-label-shape", lambda: gc.softmax_cross_entropy(*_pair((2, 3), (3,), dtype_b="int64")), r"softmax_cross_entropy.*labels of shape \(3,\) do not index logits of shape \(2, 3\)"),
+    ("cross-entropy-scalar-logits", lambda: gc.softmax_cross_entropy(*_pair((), (), dtype_b="int64")), r"softmax_cross_entropy.*do not index logits of shape \(\)"),
+    ("cross-entropy-int-logits", lambda: gc.softmax_cross_entropy(*_pair((2, 3), (2,), "int64", "int64")), r"softmax_cross_entropy.*got int64"),
+    ("cross-entropy-float-label-list", lambda: gc.softmax_cross_entropy(_x((2, 3)), [0.5, 1.5]), r"softmax_cross_entropy.*labels must be int32 or int64, got float64"),
+    ("one-hot-numpy-float-classes", lambda: gc.one_hot(_labels(), np.float64(3)), r"one_hot.*classes must be an int >= 1, got .*3\.0"),
+    ("mse-shape-mismatch", lambda: gc.mse(*_pair((2, 3), (3, 2))), r"sub.*do not broadcast"),
+    ("add-n-no-terms", lambda: gc.add_n(), r"add_n needs at least one"),
+    ("add-n-shapes-differ", lambda: gc.add_n(*_pair((2,), (3,))), r"add_n.*same shape and dtype"),
+    # uniform and dropout
+    ("uniform-float-key", lambda: gc.uniform(_key("float32"), (3,)), r"uniform.*key must be an int32 or int64 scalar, got float32"),
+    ("uniform-vector-key", lambda: gc.uniform(_key(shape=(2,)), (3,)), r"uniform.*key must be an int32 or int64 scalar.*shape \(2,\)"),
+    ("uniform-negative-shape", lambda: gc.uniform(_key(), (-3,)), r"uniform.*negative dimension"),
+    ("uniform-float-shape", lambda: gc.uniform(_key(), (2.5,)), r"uniform.*dimension 2\.5 is not an int"),
+    ("uniform-huge-shape", lambda: gc.uniform(_key(), (2**40, 2**40)), r"uniform.*too large"),
+    ("uniform-int-dtype", lambda: gc.uniform(_key(), (3,), "int64"), r"uniform.*dtype int64 is not float32 or float64"),
+    ("uniform-unknown-dtype", lambda: gc.uniform(_key(), (3,), "float99"), r"uniform.*'float99' is not a dtype"),
+    ("uniform-float-stream", lambda: gc.uniform(_key(), (3,), stream=1.5), r"uniform.*stream must be an int >= 0 or None, got 1\.5"),
+    ("uniform-negative-stream", lambda: gc.uniform(_key(), (3,), stream=-1), r"uniform.*stream must be an int >= 0"),
+    ("uniform-shape-string", lambda: gc.uniform(_key(), "ab"), r"uniform.*shape must be a tuple of ints, got 'ab'"),
+    ("uniform-bool-stream", lambda: gc.uniform(_key(), (3,), stream=True), r"uniform.*stream must be an int >= 0 or None, got True"),
+    ("dropout-int-x", lambda: gc.dropout(*_labels_and_key(), 0.5), r"dropout of 'labels'.*x must be float32 or float64, got int64"),
+    ("dropout-rate-one", lambda: gc.dropout(_x(), _key(), 1.0), r"dropout of 'x'.*rate must be in \[0, 1\), got 1\.0"),
+    ("dropout-rate-negative", lambda: gc.dropout(_x(), _key(), -0.1), r"dropout.*rate must be in \[0, 1\)"),
+    ("dropout-rate-nan", lambda: gc.dropout(_x(), _key(), float("nan")), r"dropout.*rate must be in \[0, 1\), got nan"),
+    ("dropout-rate-string", lambda: gc.dropout(_x(), _key(), "0.5"), r"dropout.*rate must be in \[0, 1\), got '0\.5'"),
+    ("dropout-rate-none", lambda: gc.dropout(_x(), _key(), None), r"dropout.*rate must be in \[0, 1\), got None"),
+    ("dropout-of-array", lambda: gc.dropout(np.ones(3), _key(), 0.5), r"dropout needs a graph Value to drop from, got ndarray"),
+    ("dropout-float-key", lambda: gc.dropout(_x(), 1.5, 0.5), r"uniform.*key must be an int32 or int64 scalar, got float64"),
+    ("dropout-key-of-other-graph", lambda: gc.dropout(_x(), _key(), 0.5), r"dropout of 'x'.*the key 'step'.*belongs to another graph"),
+    # custom ops: defop and the rules it is given
+    ("defop-name-none", lambda: gc.defop(None, infer=lambda x: x, kernel=np.copyto), r"defop: the op name must be a non-empty string, got None"),
+    ("defop-name-empty", lambda: gc.defop("", infer=lambda x: x, kernel=np.copyto), r"defop: the op name must be a non-empty string"),
+    ("defop-duplicate-custom-name", _define_twice, r"op named 'bad_input_defined_twice' is registered already.*replace=True"),
+    ("lookup-unknown-op", lambda: lookup("no_such_op"), r"no op named 'no_such_op' is registered"),
+    ("defop-builtin-name", lambda: gc.defop("add", infer=lambda x: x, kernel=np.copyto), r"op named 'add' is registered already"),
+    ("defop-replace-builtin", lambda: gc.defop("tanh", infer=lambda x: x, kernel=np.copyto, replace=True), r"'tanh' is one of graphc's own ops"),
+    ("defop-infer-not-callable", lambda: gc.defop("bad_input_op", infer=(2, 3), kernel=np.copyto, replace=True), r"defop 'bad_input_op': infer must be callable, got tuple"),
+    ("defop-kernel-none", lambda: gc.defop("bad_input_op", infer=lambda x: x, kernel=None, replace=True), r"defop 'bad_input_op': kernel must be callable, got NoneType"),
+    ("defop-vjp-number", lambda: gc.defop("bad_input_op", infer=lambda x: x, kernel=np.copyto, vjp=5, replace=True), r"defop 'bad_input_op': vjp must be a list of rules"),
+    ("defop-vjp-rule-not-callable", lambda: gc.defop("bad_input_op", infer=lambda x: x, kernel=np.copyto, vjp=["g"], replace=True), r"defop 'bad_input_op': vjp rule 0 must be callable"),
+    ("defop-flops-not-callable", lambda: gc.defop("bad_input_op", infer=lambda x: x, kernel=np.copyto, flops=3, replace=True), r"defop 'bad_input_op': flops must be callable"),
+    ("defop-int-operands-bad", lambda: gc.defop("bad_input_op", infer=lambda x: x, kernel=np.copyto, int_operands=["a"], replace=True), r"defop 'bad_input_op': int_operands must be operand positions"),
+    ("shape-rule-returns-tuple", lambda: _op(lambda x: x.shape)(_x()), r"bad_input_op.*shape rule returned tuple, not an Aval"),
+    ("shape-rule-returns-list", lambda: _op(lambda x: [x])(_x()), r"bad_input_op.*shape rule returned list, not an Aval"),
+    ("shape-rule-returns-none", lambda: _op(lambda x: None)(_x()), r"bad_input_op.*shape rule returned NoneType, not an Aval"),
+    ("shape-rule-negative-dim", lambda: _op(lambda x: Aval((-1,), x.dtype))(_x()), r"bad_input_op.*shape rule returned .*negative dimension"),
+    ("shape-rule-float-dim", lambda: _op(lambda x: Aval((2.5,), x.dtype))(_x()), r"bad_input_op.*shape rule returned .*dimension 2\.5 is not an int"),
+    ("shape-rule-string-dtype", lambda: _op(lambda x: Aval(x.shape, "float32"))(_x()), r"bad_input_op.*shape rule returned .*dtype 'float32' is not a numpy dtype"),
+    ("shape-rule-float16", lambda: _op(lambda x: Aval(x.shape, np.dtype(np.float16)))(_x()), r"bad_input_op.*shape rule returned .*dtype float16 is not supported"),
+    ("shape-rule-raises-key-error", lambda: _op(lambda x: {}["missing"])(_x()), r"bad_input_op.*shape rule raised KeyError"),
+    ("vjp-list-too-short", lambda: _op(lambda x: x, vjp=[])(_x()), r"bad_input_op.*defines 0 VJP rules for 1 operand"),
+    ("vjp-list-too-long", lambda: _op(lambda x: x, vjp=[None, None])(_x()), r"bad_input_op.*defines 2 VJP rules for 1 operand"),
+    ("vjp-returns-wrong-shape", lambda: _grad_through([lambda g, y, x: gc.sum(g)]), r"VJP of op 'bad_input_op'.*returned \(\) float64.*needs \(3,\) float64"),
+    ("vjp-returns-wrong-dtype", lambda: _grad_through([lambda g, y, x: gc.constant(np.ones(3, np.float32))]), r"VJP of op 'bad_input_op'.*returned \(3,\) float32"),
+    ("vjp-returns-none", lambda: _grad_through([lambda g, y, x: None]), r"VJP of op 'bad_input_op'.*returned NoneType"),
+    ("vjp-returns-tuple", lambda: _grad_through([lambda g, y, x: (g, g)]), r"VJP of op 'bad_input_op'.*returned tuple"),
+    ("vjp-returns-array", lambda: _grad_through([lambda g, y, x: np.ones(3)]), r"VJP of op 'bad_input_op'.*returned ndarray"),
+    ("vjp-returns-other-graph", lambda: _grad_through([lambda g, y, x: _x((3,), "float64")]), r"VJP of op 'bad_input_op'.*returned a Value of another graph"),
+    ("vjp-missing", lambda: _grad_through(None), r"op 'bad_input_op' defines no VJP for operand 0"),
+    # grad
+    ("grad-y-not-value", lambda: gc.grad(3.0, _x()), r"grad: y must be a graphc Value, got float"),
+    ("grad-wrt-empty-list", lambda: gc.grad(_loss(), []), r"grad: wrt is empty.*give the Values"),
+    ("grad-wrt-none", lambda: gc.grad(_loss(), None), r"grad: wrt must be a Value or a list of Values, got None"),
+    ("grad-wrt-string", lambda: gc.grad(_loss(), "w"), r"grad: wrt must be a Value or a list of Values, got 'w'"),
+    ("grad-wrt-non-value-item", lambda: gc.grad(_loss(), [_model()[1], 3.0]), r"grad: wrt\[1\].*expected a graphc Value, got float"),
+    ("grad-wrt-generator", lambda: gc.grad(_loss(), (v for v in [])), r"grad: wrt must be a Value or a list of Values, got <generator"),
+    ("grad-wrt-nested-list", lambda: (lambda x, w, loss: gc.grad(loss, [[w]]))(*_model()), r"grad: wrt\[0\].*expected a graphc Value, got list"),
+    ("grad-wrt-other-graph", lambda: gc.grad(_loss(), _other_graph_param()), r"wrt 'v'.*belongs to graph"),
+    ("grad-wrt-int-input", lambda: gc.grad(_loss(), _labels()), r"wrt 'labels'.*not a float value"),
+    ("grad-y-int", lambda: gc.grad(*_pair((), (), "int64", "float32")), r"y 'a'.*not a float value, so it has no gradient"),
+    ("grad-y-not-scalar", lambda: (lambda x: gc.grad(x, x))(_x()), r"y 'x'.*is not a scalar: give seed="),
+    ("grad-seed-wrong-shape", lambda: _grad_of_model(seed=np.ones(3)), r"seed has shape \(3,\), but y .* has shape \(\)"),
+    ("grad-seed-string", lambda: _grad_of_model(seed="one"), r"seed.*dtype <U3|seed.*str"),
+    ("grad-seed-ragged", lambda: _grad_of_model(seed=[[1.0], [1.0, 2.0]]), r"grad: seed is not a rectangular array"),
+    ("grad-seed-complex", lambda: _grad_of_model(seed=1j), r"seed.*dtype complex128"),
+    ("grad-seed-value-wrong-shape", lambda: (lambda x: gc.grad(gc.tanh(x), x, seed=gc.sum(x)))(_x()), r"seed .* must be a Value of y's graph with y's shape and dtype"),
+    ("grad-seed-value-wrong-dtype", lambda: (lambda a, b: gc.grad(gc.tanh(a), a, seed=b))(*_pair(dtype_b="float64")), r"seed 'b'.*y's shape and dtype"),
+    ("grad-seed-value-other-graph", lambda: (lambda x: gc.grad(gc.tanh(x), x, seed=_x()))(_x()), r"seed 'x'.*Value of y's graph"),
+    # compile: outputs
+    ("compile-none", lambda: gc.compile(None), r"compile: outputs must be a Value or a list of Values, got None"),
+    ("compile-empty-list", lambda: gc.compile([]), r"compile needs at least one output"),
+    ("compile-string", lambda: gc.compile("loss"), r"compile: outputs must be a Value or a list of Values, got 'loss'"),
+    ("compile-number", lambda: gc.compile(3.0), r"compile: outputs must be a Value or a list of Values, got 3\.0"),
+    ("compile-list-with-float", lambda: gc.compile([_loss(), 3.0]), r"compile: outputs\[1\].*expected a graphc Value, got float"),
+    ("compile-list-with-none", lambda: gc.compile([None]), r"compile: outputs\[0\].*expected a graphc Value, got NoneType"),
+    ("compile-dict", lambda: gc.compile({"loss": _loss()}), r"compile: outputs must be a Value or a list of Values, got \{'loss'"),
+    ("compile-empty-tuple", lambda: gc.compile(()), r"compile needs at least one output"),
+    ("compile-two-graphs", lambda: gc.compile([_loss(), _loss()]), r"output .* belongs to graph"),
+    ("compile-name-int", lambda: gc.compile(_loss(), name=5), r"compile: name must be a non-empty string or None, got 5"),
+    # compile: options
+    ("remat-unknown", lambda: gc.compile(_loss(), remat="fast"), r"remat='fast' is not a known policy; choose one of none, sqrt"),
+    ("remat-none-object", lambda: gc.compile(_loss(), remat=None), r"remat=None is not a known policy"),
+    ("remat-list", lambda: gc.compile(_loss(), remat=["sqrt"]), r"remat=\['sqrt'\] is not a known policy"),
+    ("remat-uppercase", lambda: gc.compile(_loss(), remat="SQRT"), r"remat='SQRT' is not a known policy"),
+    ("memory-unknown", lambda: gc.compile(_loss(), memory="x"), r"memory='x' is not a placement mode; choose one of"),
+    ("memory-none", lambda: gc.compile(_loss(), memory=None), r"memory=None is not a placement mode"),
+    ("memory-int", lambda: gc.compile(_loss(), memory=0), r"memory=0 is not a placement mode"),
+    ("budget-numpy-float", lambda: gc.compile(_loss(), memory_budget=np.float64(100)), r"memory_budget=.*100\.0.* must be an int"),
+    ("budget-nan", lambda: gc.compile(_loss(), memory_budget=float("nan")), r"memory_budget=nan must be an int number of bytes >= 0, or None"),
+    ("budget-inf", lambda: gc.compile(_loss(), memory_budget=float("inf")), r"memory_budget=inf must be an int"),
+    ("budget-float", lambda: gc.compile(_loss(), memory_budget=2.5), r"memory_budget=2\.5 must be an int"),
+    ("budget-integral-float", lambda: gc.compile(_loss(), memory_budget=100.0), r"memory_budget=100\.0 must be an int"),
+    ("budget-string", lambda: gc.compile(_loss(), memory_budget="100"), r"memory_budget='100' must be an int"),
+    ("budget-bool", lambda: gc.compile(_loss(), memory_budget=True), r"memory_budget=True must be an int"),
+    ("budget-negative", lambda: gc.compile(_loss(), memory_budget=-1), r"memory_budget=-1 must be an int number of bytes >= 0"),
+    ("budget-list", lambda: gc.compile(_loss(), memory_budget=[100]), r"memory_budget=\[100\] must be an int"),
+    ("time-limit-complex", lambda: gc.compile(_loss(), time_limit=1j), r"time_limit=1j must be a number of seconds > 0"),
+    ("time-limit-zero", lambda: gc.compile(_loss(), time_limit=0), r"time_limit=0 must be a number of seconds > 0"),
+    ("time-limit-negative", lambda: gc.compile(_loss(), time_limit=-5), r"time_limit=-5 must be a number of seconds > 0"),
+    ("time-limit-nan", lambda: gc.compile(_loss(), time_limit=float("nan")), r"time_limit=nan must be a number of seconds > 0"),
+    ("time-limit-string", lambda: gc.compile(_loss(), time_limit="10"), r"time_limit='10' must be a number of seconds > 0"),
+    ("time-limit-none", lambda: gc.compile(_loss(), time_limit=None), r"time_limit=None must be a number"),
+    ("time-limit-bool", lambda: gc.compile(_loss(), time_limit=True), r"time_limit=True must be a number"),
+    # compile: updates
+    ("updates-int", lambda: gc.compile(_loss(), updates=5), r"updates=5 must be a mapping \{param: new value\} or a list of \(param, new value\) pairs"),
+    ("updates-string", lambda: gc.compile(_loss(), updates="w"), r"updates='w' must be a mapping"),
+    ("updates-list-of-values", lambda: (lambda x, w, loss: gc.compile(loss, updates=[w]))(*_model()), r"updates\[0\] must be a \(param, new value\) pair"),
+    ("updates-string-key", lambda: (lambda x, w, loss: gc.compile(loss, updates={"w": w - 1.0}))(*_model()), r"updates: the key 'w' must be a param Value, got str"),
+    ("updates-input-key", lambda: (lambda x, w, loss: gc.compile(loss, updates={x: x * 2.0}))(*_model()), r"updates: 'x' \(input.*is not a param; only params can be updated"),
+    ("updates-computed-key", lambda: (lambda x, w, loss: gc.compile(loss, updates={w * 2.0: w}))(*_model()), r"updates: .*\(mul.*is not a param"),
+    ("updates-triple", lambda: (lambda x, w, loss: gc.compile(loss, updates=[(w, w, w)]))(*_model()), r"updates\[0\] must be a \(param, new value\) pair"),
+    ("updates-none-value", lambda: _update(lambda w: None), r"updates: the new value of 'w'.*got NoneType"),
+    ("updates-float-value", lambda: _update(lambda w: 0.5), r"updates: the new value of 'w'.*must be a Value of its graph, got float"),
+    ("updates-array-value", lambda: _update(lambda w: np.zeros(3, np.float32)), r"updates: the new value of 'w'.*got ndarray"),
+    ("updates-wrong-shape", lambda: _update(lambda w: gc.sum(w)), r"updates: new value .*\(\) float32.*does not match param 'w'.*\(3,\) float32"),
+    ("updates-wrong-dtype", _update_to_float64, r"updates: new value .*float64.*does not match param 'w'.*float32"),
+    ("updates-other-graph-param", lambda: (lambda v: gc.compile(_loss(), updates={v: v * 0.5}))(_other_graph_param()), r"updates: 'v'.*must belong to the compiled graph"),
+    ("updates-param-twice", lambda: (lambda x, w, loss: gc.compile(loss, updates=[(w, w * 0.5), (w, w * 2.0)]))(*_model()), r"updates: param 'w' is updated twice"),
+    # gradcheck and render take the same Values
+    ("gradcheck-y-not-value", lambda: gc.gradcheck(3.0, [_model()[1]]), r"expected a graphc Value, got float"),
+    ("gradcheck-wrt-empty", lambda: (lambda x, w, loss: gc.gradcheck(loss, [], {"x": np.ones(3, np.float32)}))(*_model()), r"grad: wrt is empty"),
+    ("to-dot-none", lambda: gc.to_dot(None), r"render: expected a Graph, a list of Values or a Program, got NoneType"),
+    ("render-unknown-suffix", lambda: gc.render(_model()[2].graph, "graph.xyz"), r"render: cannot tell the image type of 'graph\.xyz'; use a suffix among"),
+    # stored params
+    ("assign-wrong-shape", lambda: _model()[1].assign(np.ones((1, 3), np.float32)), r"assigned value for 'w'.*has shape \(1, 3\), expected \(3,\)"),
+    ("assign-wrong-dtype", lambda: _model()[1].assign(np.ones(3)), r"assigned value for 'w'.*dtype float64, expected float32.*astype"),
+    ("assign-to-input", lambda: _model()[0].assign(np.ones(3, np.float32)), r"'x' \(input.*is not a param; only params can be assigned"),
+    ("value-of-input", lambda: _model()[0].value, r"'x' \(input.*has no stored value"),
+    ("sgd-lr-string", lambda: (lambda x, w, loss: gc.sgd(loss, [w], "0.1"))(*_model()), r"sgd: lr='0\.1' must be a finite number"),
+    ("sgd-lr-nan", lambda: (lambda x, w, loss: gc.sgd(loss, [w], float("nan")))(*_model()), r"sgd: lr=nan must be a finite number"),
+]
+
+
+@pytest.mark.parametrize("case_id, thunk, pattern", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_raises_graph_error(case_id, thunk, pattern):
+    with pytest.raises(gc.GraphError, match=pattern) as info:
+        thunk()
+    assert isinstance(info.value, ValueError)
+
+
+def test_case_ids_are_unique():
+    ids = [c[0] for c in CASES]
+    assert len(ids) == len(set(ids))
+
+
+def test_non_finite_constants_are_accepted():
+    """NaN and infinity are legitimate constants (masks, -inf fills): not bad input."""
+    x = _x((2,), "float64")
+    y = gc.maximum(x, -np.inf) + np.array([np.nan, 0.0])
+    out = gc.compile(y).run({"x": np.array([1.0, 2.0])})
+    assert np.isnan(out[0]) and out[1] == 2.0
+
+
+def test_empty_shapes_and_zero_dims_are_accepted():
+    x = _x((0, 3))
+    assert gc.sum(x, axis=0).shape == (3,)
