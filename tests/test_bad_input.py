@@ -3,10 +3,16 @@
 One case per line: ``(id, thunk, regex)``. The thunk builds what it needs (small
 graphs) and must raise :class:`graphc.GraphError`; the regex is searched in the
 message. Cases are grouped by the API they exercise: graphs and sources,
-operands, each op's arguments, custom ops, grad, compile.
+operands, each op's arguments, custom ops, grad, compile, runs (feeds, labels,
+stored params, updates) and plan files.
 """
 
 from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -14,6 +20,7 @@ import pytest
 import graphc as gc
 from graphc.ir import Aval
 from graphc.ops import lookup
+from graphc.plan import content_digest, read_plan_file
 
 
 # --- helpers: small graphs built inside the thunks ----------------------------------
@@ -446,6 +453,248 @@ CASES = [
     ("value-of-input", lambda: _model()[0].value, r"'x' \(input.*has no stored value"),
     ("sgd-lr-string", lambda: (lambda x, w, loss: gc.sgd(loss, [w], "0.1"))(*_model()), r"sgd: lr='0\.1' must be a finite number"),
     ("sgd-lr-nan", lambda: (lambda x, w, loss: gc.sgd(loss, [w], float("nan")))(*_model()), r"sgd: lr=nan must be a finite number"),
+]
+
+
+# --- runs: feeds, labels, stored params, updates ----------------------------------
+
+
+def _mlp_program(**compile_args):
+    with gc.Graph("bad-run") as g:
+        x = gc.input("x", shape=(2, 3), dtype="float64")
+        y = gc.input("y", shape=(2,), dtype="int64")
+        w = gc.param("w", shape=(3, 4), dtype="float64", init=np.ones((3, 4)))
+        loss = gc.softmax_cross_entropy(x @ w, y)
+    return gc.compile(loss, **compile_args), g, x, w, loss
+
+
+def _run(feeds):
+    prog, *_ = _mlp_program()
+    return prog.run(feeds)
+
+
+def _good(**changes):
+    feeds = {"x": np.zeros((2, 3)), "y": np.array([0, 3])}
+    feeds.update(changes)
+    return feeds
+
+
+def _run_with_value_key():
+    prog, _, x, _, _ = _mlp_program()
+    return prog.run({x: np.zeros((2, 3)), "y": np.array([0, 1])})
+
+
+def _run_with_value_fed():
+    prog, _, x, _, _ = _mlp_program()
+    return prog.run({"x": x, "y": np.array([0, 1])})
+
+
+def _one_hot_run(labels):
+    with gc.Graph("bad-one-hot"):
+        y = gc.input("y", shape=(3,), dtype="int64")
+        out = gc.one_hot(y, 4)
+    return gc.compile(out).run({"y": np.array(labels)})
+
+
+def _compile_with_stored(stored):
+    prog, g, x, w, loss = _mlp_program()
+    w.node.data = stored
+    return gc.compile(loss)
+
+
+def _program_with_stored(stored):
+    prog, *_ = _mlp_program()
+    return gc.Program(prog.plan, {"w": stored})
+
+
+def _two_param_update(spoil):
+    with gc.Graph("bad-update"):
+        w1 = gc.param("w1", shape=(3,), dtype="float64", init=np.ones(3))
+        w2 = gc.param("w2", shape=(3,), dtype="float64", init=np.ones(3))
+        loss = gc.sum(w1 * w2)
+    prog = gc.compile(loss, updates=gc.sgd(loss, [w1, w2], 0.1))
+    spoil(w2)
+    return prog.run()
+
+
+def _make_read_only(w):
+    w.node.data.flags.writeable = False
+
+
+def _replace_stored(w):
+    w.node.data = np.zeros(3)
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("run-feeds-list", lambda: _run([np.zeros((2, 3))]), r"feeds must be a mapping.*list"),
+    ("run-feeds-array", lambda: _run(np.zeros((2, 3))), r"feeds must be a mapping.*ndarray"),
+    ("run-feeds-string", lambda: _run("x"), r"feeds must be a mapping.*str"),
+    ("run-feeds-value-key", _run_with_value_key, r"keyed by name: use \{'x': \.\.\.\}"),
+    ("run-feeds-int-key", lambda: _run({0: np.zeros((2, 3))}), r"feed key 0 is a int.*name"),
+    ("run-feed-is-a-value", _run_with_value_fed, r"feed 'x'.*graph Value.*NumPy array"),
+    ("run-feed-ragged-list", lambda: _run(_good(x=[[1.0, 2.0, 3.0], [1.0]])), r"feed 'x'.*rectangular"),
+    ("run-feed-object-dtype", lambda: _run(_good(x=np.zeros((2, 3), dtype=object))), r"feed 'x'.*dtype object"),
+    ("run-feed-string-values", lambda: _run(_good(x=np.full((2, 3), "a"))), r"feed 'x'.*dtype str"),
+    ("run-feed-none-value", lambda: _run(_good(x=None)), r"feed 'x'.*dtype object"),
+    ("run-feed-complex", lambda: _run(_good(x=np.zeros((2, 3), complex))), r"feed 'x'.*complex128"),
+    ("run-feed-int-for-float", lambda: _run(_good(x=np.zeros((2, 3), int))), r"feed 'x'.*int64.*np\.asarray\(value, dtype=np\.float64\)"),
+    ("run-feed-float32-for-float64", lambda: _run(_good(x=np.zeros((2, 3), np.float32))), r"feed 'x'.*float32.*dtype=np\.float64"),
+    ("run-feed-wrong-shape", lambda: _run(_good(x=np.zeros((3, 2)))), r"feed 'x'.*shape \(3, 2\).*\(2, 3\)"),
+    ("run-feed-missing", lambda: _run({"y": np.array([0, 1])}), r"input 'x'.*needed but was not fed"),
+    ("run-feed-unknown-name", lambda: _run(_good(z=np.zeros(1))), r"'z' names no input or param"),
+    ("run-fed-param-wrong-shape", lambda: _run(_good(w=np.ones((4, 3)))), r"feed 'w'.*param.*\(4, 3\)"),
+    ("run-labels-negative", lambda: _run(_good(y=np.array([0, -1]))), r"softmax_cross_entropy.*\[0, 4\) for 4 classes.*-1"),
+    ("run-labels-out-of-range", lambda: _run(_good(y=np.array([4, 0]))), r"softmax_cross_entropy.*\[0, 4\) for 4 classes.*4"),
+    ("run-labels-float", lambda: _run(_good(y=np.array([0.0, 1.0]))), r"feed 'y'.*float64.*dtype=np\.int64"),
+    ("run-labels-fractional", lambda: _run(_good(y=np.array([0.5, 1.0]))), r"feed 'y'.*non-integral"),
+    ("run-labels-nan", lambda: _run(_good(y=np.array([np.nan, 1.0]))), r"feed 'y'.*NaN"),
+    ("run-labels-int32-for-int64", lambda: _run(_good(y=np.array([0, 1], np.int32))), r"feed 'y'.*int32.*np\.int64"),
+    ("run-one-hot-negative", lambda: _one_hot_run([0, -2, 1]), r"one_hot.*\[0, 4\) for 4 classes.*-2"),
+    ("run-one-hot-out-of-range", lambda: _one_hot_run([0, 9, 1]), r"one_hot.*\[0, 4\) for 4 classes.*9"),
+    ("stored-param-wrong-shape", lambda: _compile_with_stored(np.ones((1, 3, 4))), r"param 'w'.*\(1, 3, 4\).*\(3, 4\)"),
+    ("stored-param-wrong-dtype", lambda: _compile_with_stored(np.ones((3, 4), np.float32)), r"param 'w'.*float32.*float64"),
+    ("stored-param-not-an-array", lambda: _compile_with_stored([[1.0] * 4] * 3), r"param 'w'.*list, not a NumPy array"),
+    ("program-stored-param-wrong-shape", lambda: _program_with_stored(np.ones((1, 4))), r"param 'w'.*\(1, 4\)"),
+    ("update-read-only-param", lambda: _two_param_update(_make_read_only), r"param 'w2'.*read-only.*no param was written"),
+    ("update-replaced-param", lambda: _two_param_update(_replace_stored), r"param 'w2'.*replaced.*assign"),
+    ("compile-check-numerics-not-bool", lambda: _mlp_program(check_numerics="yes"), r"check_numerics.*True or False"),
+]
+
+
+# --- plan files: damaged files and documents (signed again, so each field check is its own) 
+
+
+@functools.lru_cache(maxsize=None)
+def _plan_text() -> str:
+    """A small training step: a const, a view, scratch (softmax), int labels and two updates."""
+    with gc.Graph("planfile-case") as g:
+        x = gc.input("x", shape=(4, 3), dtype="float64")
+        labels = gc.input("labels", shape=(4,), dtype="int64")
+        w = gc.param("w", shape=(3, 5), dtype="float64")
+        b = gc.param("b", shape=(5,), dtype="float64")
+        h = gc.tanh(x @ w + b)
+        loss = gc.softmax_cross_entropy(h * 2.0, labels) + gc.sum(gc.transpose(h) ** 2)
+    return gc.compile(loss, updates=gc.sgd(loss, [w, b], 0.1)).plan.to_json()
+
+
+def _document() -> dict[str, Any]:
+    return json.loads(_plan_text())
+
+
+def _load_signed(doc: dict[str, Any]) -> gc.Plan:
+    doc["sha256"] = content_digest(doc)
+    return gc.Plan.from_json(json.dumps(doc))
+
+
+def _load_edited(edit: Callable[[dict[str, Any]], Any]) -> gc.Plan:
+    """Load the case plan after ``edit`` changed its document in place (then signed again)."""
+    doc = _document()
+    edit(doc)
+    return _load_signed(doc)
+
+
+def _index(doc: dict[str, Any], kind: str) -> int:
+    return next(k for k, b in enumerate(doc["buffers"]) if b["kind"] == kind)
+
+
+def _step(doc: dict[str, Any], op: str) -> int:
+    return next(k for k, i in enumerate(doc["instructions"]) if i["op"] == op)
+
+
+def _set(doc: dict[str, Any], path: tuple, value: Any) -> None:
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+
+
+def _temps_at_zero(doc: dict[str, Any]) -> None:
+    for b in doc["buffers"]:
+        if b["kind"] in ("temp", "scratch"):
+            b["offset"] = 0
+
+
+def _param_to_float32(doc: dict[str, Any]) -> None:
+    doc["buffers"][_index(doc, "param")]["dtype"] = "float32"
+
+
+def _edit_constant_data(doc: dict[str, Any]) -> None:
+    """An edit that keeps the file well-formed: one constant's first byte changed, digest left as it was."""
+    value = next(iter(doc["constants"].values()))
+    value["data"] = ("B" if value["data"][0] != "B" else "C") + value["data"][1:]
+
+
+def _unsigned(edit: Callable[[dict[str, Any]], Any]) -> gc.Plan:
+    doc = _document()
+    edit(doc)
+    return gc.Plan.from_json(json.dumps(doc))
+
+
+def _read_missing_file() -> gc.Plan:
+    return read_plan_file(Path(__file__).parent / "no-such-plan.json")
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("planfile-path-missing", _read_missing_file, r"no-such-plan\.json.* does not exist"),
+    ("planfile-path-directory", lambda: read_plan_file(Path(__file__).parent), r"is a directory"),
+    ("planfile-path-not-a-path", lambda: read_plan_file(3), r"path must be a str"),
+    ("planfile-file-empty", lambda: read_plan_file("/dev/null"), r"/dev/null.* empty"),
+    ("planfile-file-not-json", lambda: read_plan_file(Path(gc.__file__).parent / "data" / "README.md"), r"README\.md.* not valid JSON"),
+    ("planfile-file-not-utf8", lambda: read_plan_file(Path(gc.__file__).parent / "data" / "digits.npz"), r"not valid JSON"),
+    ("planfile-text-not-a-string", lambda: gc.Plan.from_json({"format": "graphc-plan"}), r"JSON text of a plan"),
+    ("planfile-text-empty", lambda: gc.Plan.from_json(""), r"empty"),
+    ("planfile-text-not-json", lambda: gc.Plan.from_json("{'format': 'graphc-plan'"), r"not valid JSON"),
+    ("planfile-text-truncated", lambda: gc.Plan.from_json(_plan_text()[: len(_plan_text()) // 2]), r"not valid JSON"),
+    ("planfile-json-huge-int", lambda: gc.Plan.from_json('{"version": ' + "9" * 5000 + "}"), r"not valid JSON"),
+    ("planfile-json-list", lambda: gc.Plan.from_json("[1, 2, 3]"), r"JSON list, not an object"),
+    ("planfile-json-deep", lambda: gc.Plan.from_json("[" * 100_000 + "]" * 100_000), r"nests deeper|not valid JSON"),
+    ("planfile-other-format", lambda: _unsigned(lambda d: _set(d, ("format",), "onnx")), r"format 'onnx'"),
+    ("planfile-future-version", lambda: _unsigned(lambda d: _set(d, ("version",), 3)), r"version 3 is not supported"),
+    ("planfile-version-string", lambda: _unsigned(lambda d: _set(d, ("version",), "2")), r"version '2' is not supported"),
+    ("planfile-digest-mismatch", lambda: _unsigned(_edit_constant_data), r"sha256 does not match"),
+    ("planfile-digest-missing", lambda: _unsigned(lambda d: d.pop("sha256")), r"lacks the field 'sha256'"),
+    ("planfile-unknown-field", lambda: _load_edited(lambda d: _set(d, ("comment",), "hi")), r"unknown field 'comment'"),
+    ("planfile-missing-buffers", lambda: _load_edited(lambda d: d.pop("buffers")), r"lacks the field 'buffers'"),
+    ("planfile-arena-float", lambda: _load_edited(lambda d: _set(d, ("arena_bytes",), 1024.0)), r"arena_bytes is 1024\.0"),
+    ("planfile-arena-negative", lambda: _load_edited(lambda d: _set(d, ("arena_bytes",), -64)), r"arena_bytes is -64"),
+    ("planfile-arena-huge", lambda: _load_edited(lambda d: _set(d, ("arena_bytes",), 2**60)), r"larger than its buffers side by side"),
+    ("planfile-buffers-object", lambda: _load_edited(lambda d: _set(d, ("buffers",), {})), r"buffers is a JSON object, expected a list"),
+    ("planfile-buffer-id-mismatch", lambda: _load_edited(lambda d: _set(d, ("buffers", 2, "id"), 3)), r"buffers\[2\]\.id is 3"),
+    ("planfile-buffer-id-bool", lambda: _load_edited(lambda d: _set(d, ("buffers", 1, "id"), True)), r"buffers\[1\]\.id is True"),
+    ("planfile-buffer-kind-unknown", lambda: _load_edited(lambda d: _set(d, ("buffers", 0, "kind"), "heap")), r"buffers\[0\]\.kind is 'heap'"),
+    ("planfile-buffer-dtype-unknown", lambda: _load_edited(lambda d: _set(d, ("buffers", 0, "dtype"), "float16")), r"buffers\[0\]\.dtype is 'float16'"),
+    ("planfile-buffer-shape-float", lambda: _load_edited(lambda d: _set(d, ("buffers", 0, "shape"), [4.0, 3])), r"buffers\[0\]\.shape\[0\] is 4\.0"),
+    ("planfile-buffer-shape-negative", lambda: _load_edited(lambda d: _set(d, ("buffers", 0, "shape"), [-4, 3])), r"buffers\[0\]\.shape\[0\] is -4"),
+    ("planfile-buffer-shape-string", lambda: _load_edited(lambda d: _set(d, ("buffers", 0, "shape"), "43")), r"buffers\[0\]\.shape is a JSON string"),
+    ("planfile-buffer-missing-offset", lambda: _load_edited(lambda d: d["buffers"][0].pop("offset")), r"buffers\[0\] lacks the field 'offset'"),
+    ("planfile-input-with-offset", lambda: _load_edited(lambda d: _set(d, ("buffers", 0, "offset"), 0)), r"buffers\[0\]\.offset is 0, but a input"),
+    ("planfile-temp-offset-negative", lambda: _load_edited(lambda d: _set(d, ("buffers", _index(d, "temp"), "offset"), -64)), r"\.offset is -64"),
+    ("planfile-temp-offset-null", lambda: _load_edited(lambda d: _set(d, ("buffers", _index(d, "temp"), "offset"), None)), r"\.offset is None"),
+    ("planfile-temp-off-arena", lambda: _load_edited(lambda d: _set(d, ("buffers", _index(d, "temp"), "offset"), 2**20)), r"off the arena"),
+    ("planfile-temps-overlap", lambda: _load_edited(_temps_at_zero), r"share memory while both are live"),
+    ("planfile-first-instruction-dropped", lambda: _load_edited(lambda d: d["instructions"].pop(0)), r"before anything writes it"),
+    ("planfile-param-dtype-edited", lambda: _load_edited(_param_to_float32), r"instruction \d+: .*float32"),
+    ("planfile-op-unknown", lambda: _load_edited(lambda d: _set(d, ("instructions", 0, "op"), "conv9d")), r"instructions\[0\]\.op is 'conv9d'"),
+    ("planfile-mode-unknown", lambda: _load_edited(lambda d: _set(d, ("instructions", 0, "mode"), "jit")), r"instructions\[0\]\.mode is 'jit'"),
+    ("planfile-tag-unknown", lambda: _load_edited(lambda d: _set(d, ("instructions", 0, "tag"), "side")), r"instructions\[0\]\.tag is 'side'"),
+    ("planfile-arg-out-of-range", lambda: _load_edited(lambda d: _set(d, ("instructions", 0, "args", 0), 10**6)), r"instructions\[0\]\.args\[0\] is %1000000"),
+    ("planfile-arg-string", lambda: _load_edited(lambda d: _set(d, ("instructions", 0, "args", 0), "%0")), r"instructions\[0\]\.args\[0\] is '%0'"),
+    ("planfile-out-negative", lambda: _load_edited(lambda d: _set(d, ("instructions", 0, "out"), -1)), r"instructions\[0\]\.out is -1"),
+    ("planfile-attrs-list", lambda: _load_edited(lambda d: _set(d, ("instructions", 0, "attrs"), [])), r"instructions\[0\]\.attrs is a JSON list"),
+    ("planfile-attr-object", lambda: _load_edited(lambda d: _set(d, ("instructions", _step(d, "transpose"), "attrs", "axes"), {"a": 1})), r"attrs\.axes is a JSON object"),
+    ("planfile-attr-refused", lambda: _load_edited(lambda d: _set(d, ("instructions", _step(d, "transpose"), "attrs", "axes"), [0, 0])), r"transpose .* does not accept"),
+    ("planfile-view-run-as-kernel", lambda: _load_edited(lambda d: _set(d, ("instructions", _step(d, "transpose"), "mode"), "kernel")), r"runs in mode 'kernel'"),
+    ("planfile-output-out-of-range", lambda: _load_edited(lambda d: _set(d, ("outputs",), [999])), r"outputs\[0\] is %999"),
+    ("planfile-constants-list", lambda: _load_edited(lambda d: _set(d, ("constants",), [])), r"constants is a JSON list"),
+    ("planfile-constant-missing", lambda: _load_edited(lambda d: d["constants"].popitem()), r"constants lacks the value of const buffer"),
+    ("planfile-constant-for-a-temp", lambda: _load_edited(lambda d: _set(d, ("constants", str(_index(d, "temp"))), d["constants"][next(iter(d["constants"]))])), r"names no const buffer"),
+    ("planfile-constant-bad-base64", lambda: _load_edited(lambda d: _set(d, ("constants", next(iter(d["constants"])), "data"), "!!!")), r"\.data is not valid base64"),
+    ("planfile-constant-short-data", lambda: _load_edited(lambda d: _set(d, ("constants", next(iter(d["constants"])), "data"), "AAAA")), r"holds 3 bytes"),
+    ("planfile-constant-dtype", lambda: _load_edited(lambda d: _set(d, ("constants", next(iter(d["constants"])), "dtype"), "<f4")), r"\.dtype is <f4, but buffer"),
+    ("planfile-constant-dtype-garbage", lambda: _load_edited(lambda d: _set(d, ("constants", next(iter(d["constants"])), "dtype"), "fp64")), r"'fp64', which is not a dtype"),
+    ("planfile-duplicate-feed-name", lambda: _load_edited(lambda d: _set(d, ("buffers", _index(d, "param"), "name"), "x")), r"have the same name"),
 ]
 
 

@@ -287,7 +287,7 @@ def test_float_attributes_where_the_op_takes_ints_are_rejected():
         out = gc.sum(gc.reshape(x, (4, 3)))
     plan = gc.compile(out).plan
     step = _step_of(plan, "reshape")
-    with pytest.raises(gc.GraphError, match="canonical form"):
+    with pytest.raises(gc.GraphError, match=r"canonical form|4\.0 is not an int"):
         validate(_with_instruction(plan, step, attrs={"shape": (4.0, 3)}))
 
 
