@@ -128,41 +128,48 @@ def storage_assignment(
     view and no source, is not an output, and no other operand reads the same
     storage through a different view (``x + x`` is fine, ``x + xᵀ`` is not).
     """
-    step = {node: i for i, node in enumerate(order)}
     last_read = value_last_reads(flow, order, view_owner)
     pinned = {view_owner[r] for r in flow.roots}
+    args = flow.args
     storage: dict[Node, Node] = {}
-    for node in order:
+    for step, node in enumerate(order):
         if view_owner[node] is not node:
             continue
         storage[node] = node
         if not (inplace and node.op.elementwise):
             continue
-        for operand in flow.args[node]:
+        operands = args[node]
+        for operand in operands:
             if (
                 view_owner[operand] is operand
-                and not operand.is_source
+                and last_read[operand] == step
+                and not operand.op.source
                 and operand not in pinned
                 and operand.aval == node.aval
-                and last_read[operand] == step[node]
-                and all(view_owner[other] is not operand or other is operand for other in flow.args[node])
+                and all(view_owner[other] is not operand or other is operand for other in operands)
             ):
                 storage[node] = storage[operand]
                 break
-    return {node: storage[view_owner[node]] for node in flow.nodes if not view_owner[node].is_source} | {
-        node: view_owner[node] for node in flow.nodes if view_owner[node].is_source
-    }
+    computed = {}
+    sources = {}
+    for node in flow.nodes:
+        owner = view_owner[node]
+        if owner.op.source:
+            sources[node] = owner
+        else:
+            computed[node] = storage[owner]
+    return computed | sources
 
 
 def value_last_reads(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node]) -> dict[Node, int]:
     """The last step that reads each owning value (through any of its views); outputs read at the end."""
     last: dict[Node, int] = {}
-    for i, node in enumerate(order):
+    args = flow.args
+    for i, node in enumerate(order):  # steps only grow: the latest read is the last
         if node.op.view and view_owner[node] is not node:
             continue  # a bound view reads nothing when the plan runs
-        for operand in flow.args[node]:
-            base = view_owner[operand]
-            last[base] = max(last.get(base, -1), i)
+        for operand in args[node]:
+            last[view_owner[operand]] = i
     for root in flow.roots:
         last[view_owner[root]] = len(order)
     return last
@@ -180,29 +187,31 @@ def liveness(
     reads any value it holds (values that share it in place come one after
     another). Outputs live to the end of the run, when they are copied out.
     """
-    step = {node: i for i, node in enumerate(order)}
     end = len(order)
+    args = flow.args
     first: dict[Node, int] = {}
     last: dict[Node, int] = {}
-    for node in order:
+    for step, node in enumerate(order):  # steps only grow: the latest touch is the last
         block = storage[node]
-        if block.is_source:
+        if block.op.source:
             continue
-        first.setdefault(block, step[node])
-        last[block] = max(last.get(block, -1), step[node])
-        if node.op.view and storage[node] is not node:
+        if block not in first:
+            first[block] = step
+        last[block] = step
+        if node.op.view and block is not node:
             continue
-        for operand in flow.args[node]:
+        for operand in args[node]:
             other = storage[operand]
-            if not other.is_source:
-                last[other] = max(last[other], step[node])
+            if not other.op.source:
+                last[other] = step
     for root in flow.roots:
-        if not storage[root].is_source:
+        if not storage[root].op.source:
             last[storage[root]] = end
     intervals = [Interval(block, block.aval.nbytes, start, last[block]) for block, start in first.items()]
-    for node in order:
-        for k, aval in enumerate(scratch.get(node, ())):
-            intervals.append(Interval((node, k), aval.nbytes, step[node], step[node]))
+    if scratch:
+        for step, node in enumerate(order):
+            for k, aval in enumerate(scratch.get(node, ())):
+                intervals.append(Interval((node, k), aval.nbytes, step, step))
     return intervals
 
 
@@ -224,18 +233,42 @@ def node_scratch(flow: Dataflow, order: Sequence[Node]) -> dict[Node, list[Aval]
     return {n: n.op.scratch(*(a.aval for a in flow.args[n]), **n.attrs) for n in order if n.op.scratch}
 
 
-def peak_live_bytes(flow: Dataflow, order: Sequence[Node]) -> int:
-    """The lower bound of a schedule: the most bytes live at any one step."""
-    storage = storage_assignment(flow, order, alias_analysis(flow))
-    intervals = liveness(flow, order, storage, node_scratch(flow, order))
+def peak_live_bytes(
+    flow: Dataflow,
+    order: Sequence[Node],
+    view_owner: dict[Node, Node] | None = None,
+    scratch: dict[Node, list[Aval]] | None = None,
+) -> int:
+    """The lower bound of a schedule: the most bytes live at any one step.
+
+    ``view_owner`` (:func:`alias_analysis`) and ``scratch`` (:func:`node_scratch`)
+    depend on the flow alone: a caller comparing several orders passes them once.
+    """
+    view_owner = alias_analysis(flow) if view_owner is None else view_owner
+    scratch = node_scratch(flow, order) if scratch is None else scratch
+    storage = storage_assignment(flow, order, view_owner)
+    intervals = liveness(flow, order, storage, scratch)
     return max(live_bytes_per_step(intervals, len(order)), default=0)
+
+
+def no_reuse_bytes(order: Sequence[Node], view_owner: dict[Node, Node], scratch: dict[Node, list[Aval]]) -> int:
+    """The arena if every value and scratch had aligned storage of its own.
+
+    Without reuse each computed value that owns its storage is one block (views
+    own none), so no interval needs to be built to add them up.
+    """
+    values = sum(align(node.aval.nbytes) for node in order if view_owner[node] is node)
+    return values + sum(align(aval.nbytes) for avals in scratch.values() for aval in avals)
 
 
 # --- placement in the arena ----------------------------------------------------------
 
 
 class _Placed:
-    """Blocks placed so far, as arrays, so the time-overlap query is vectorised."""
+    """Blocks placed so far, as arrays sorted by offset, so the time-overlap query is vectorised.
+
+    Blocks at the same offset stay in the order they were added.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.start = np.empty(capacity, np.int64)
@@ -246,17 +279,19 @@ class _Placed:
 
     def add(self, iv: Interval, offset: int) -> None:
         k = self.count
-        self.start[k], self.end[k], self.offset[k], self.size[k] = iv.start, iv.end, offset, align(iv.nbytes)
+        at = int(np.searchsorted(self.offset[:k], offset, side="right"))
+        for column in (self.start, self.end, self.offset, self.size):
+            column[at + 1: k + 1] = column[at:k]
+        self.start[at], self.end[at], self.offset[at], self.size[at] = iv.start, iv.end, offset, align(iv.nbytes)
         self.count += 1
 
     def fit(self, iv: Interval, best: bool) -> int:
         """The offset for ``iv``: the lowest (first fit) or the tightest (best fit) gap
         among the blocks live at the same time, else the top of those blocks."""
         k = self.count
-        live = np.flatnonzero((self.start[:k] <= iv.end) & (self.end[:k] >= iv.start))
+        live = np.flatnonzero((self.start[:k] <= iv.end) & (self.end[:k] >= iv.start))  # by offset
         if live.size == 0:
             return 0
-        live = live[np.argsort(self.offset[live], kind="stable")]
         offsets = self.offset[live]
         ends = offsets + self.size[live]
         tops = np.maximum.accumulate(np.concatenate(([0], ends)))  # tops[i]: highest end below block i
@@ -423,12 +458,12 @@ def arena_bytes(intervals: Sequence[Interval], offsets: dict[Hashable, int]) -> 
 
 MEMORY_MODES = ("auto", "greedy-by-size", "best-fit-by-start", "first-fit-by-start", "no-reuse")
 
-GREEDY_BY_SIZE_MAX_BLOCKS = 5_000
+GREEDY_BY_SIZE_MAX_BLOCKS = 10_000
 """``"auto"`` tries greedy-by-size only on plans of at most this many blocks.
 
 Greedy-by-size compares each block with every block placed before it, so its
-time grows with the square of the blocks (about 2 s at 5,000 blocks, a minute
-at 30,000), while the two by-start strategies are a sweep (a fraction of a
+time grows with the square of the blocks (about a second at 10,000 blocks,
+ten at 30,000), while the two by-start strategies are a sweep (a fraction of a
 second at 10⁵ blocks). Above the limit ``"auto"`` keeps the smaller of the
 by-start placements; ``memory="greedy-by-size"`` still runs it at any size.
 """
@@ -454,10 +489,9 @@ def plan_memory(
     """
     view_owner = alias_analysis(flow)
     scratch = node_scratch(flow, order)
-    separate = liveness(flow, order, storage_assignment(flow, order, view_owner, inplace=False), scratch)
     if mode == "no-reuse":
         storage = storage_assignment(flow, order, view_owner, inplace=False)
-        intervals, strategies = separate, ["no-reuse"]
+        intervals, strategies = liveness(flow, order, storage, scratch), ["no-reuse"]
     else:
         storage = storage_assignment(flow, order, view_owner)
         intervals = liveness(flow, order, storage, scratch)
@@ -475,7 +509,7 @@ def plan_memory(
         intervals=intervals,
         planned_bytes=sizes[best[0]],
         lower_bound_bytes=max(live, default=0),
-        no_reuse_bytes=sum(align(iv.nbytes) for iv in separate),
+        no_reuse_bytes=no_reuse_bytes(order, view_owner, scratch),
         params_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param"),
         inputs_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "input"),
         live_bytes=live,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 
 from graphc.ir import Node
-from graphc.memory import alias_analysis, peak_live_bytes
+from graphc.memory import alias_analysis, node_scratch, peak_live_bytes
 from graphc.passes import Dataflow
 
 
@@ -46,13 +46,13 @@ def greedy_order(flow: Dataflow) -> list[Node]:
         for base in reads[node]:
             readers.setdefault(base, []).append(node)
     remaining = {base: len(nodes) for base, nodes in readers.items()}
-    waiting = {n: sum(1 for a in flow.args[n] if not a.is_source) for n in computed}
+    waiting = {n: sum(1 for a in flow.args[n] if not a.op.source) for n in computed}
+    allocates = {n: n.aval.nbytes if owner[n] is n else 0 for n in computed}
+    frees = {base: 0 if base in pinned else base.aval.nbytes for base in readers}  # when its last reader runs
     done: set[Node] = set()
 
     def net(node: Node) -> int:
-        allocated = node.aval.nbytes if owner[node] is node else 0
-        freed = sum(b.aval.nbytes for b in reads[node] if remaining[b] == 1 and b not in pinned)
-        return allocated - freed
+        return allocates[node] - sum(frees[b] for b in reads[node] if remaining[b] == 1)
 
     heap = [(net(n), position[n], n) for n in computed if waiting[n] == 0]
     heapq.heapify(heap)
@@ -87,4 +87,7 @@ def schedule(flow: Dataflow) -> list[Node]:
     """The lower-peak of the creation order and the greedy order."""
     first = creation_order(flow)
     second = greedy_order(flow)
-    return second if peak_live_bytes(flow, second) < peak_live_bytes(flow, first) else first
+    if second == first:
+        return first
+    owner, scratch = alias_analysis(flow), node_scratch(flow, first)
+    return second if peak_live_bytes(flow, second, owner, scratch) < peak_live_bytes(flow, first, owner, scratch) else first
