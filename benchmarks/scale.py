@@ -127,18 +127,22 @@ def exponent(nodes: Sequence[int], seconds: Sequence[float]) -> float:
 COLUMNS = ("total",) + STAGES
 
 
-def format_table(family: str, rows: Sequence[dict[str, float]]) -> str:
-    head = f"{'nodes':>9s} {'instr':>9s} " + " ".join(f"{c:>9s}" for c in COLUMNS)
-    lines = [f"{family}: seconds per stage", head]
-    for r in rows:
-        lines.append(f"{r['nodes']:>9,d} {r['instructions']:>9,d} " + " ".join(f"{r[c]:>9.3f}" for c in COLUMNS))
+def table_head(family: str) -> str:
+    return f"{family}: seconds per stage\n{'nodes':>9s} {'instr':>9s} " + " ".join(f"{c:>9s}" for c in COLUMNS)
+
+
+def table_row(r: dict[str, float]) -> str:
+    return f"{r['nodes']:>9,d} {r['instructions']:>9,d} " + " ".join(f"{r[c]:>9.3f}" for c in COLUMNS)
+
+
+def table_foot(rows: Sequence[dict[str, float]]) -> str:
+    """The fitted exponents under the rows, and the verdict against the target."""
     nodes = [r["nodes"] for r in rows]
     fits = {c: exponent(nodes, [r[c] for r in rows]) for c in COLUMNS}
-    lines.append(f"{'exponent':>19s} " + " ".join(f"{fits[c]:>9.2f}" for c in COLUMNS))
     verdict = "met" if fits["total"] <= TARGET_EXPONENT else "missed"
-    lines.append(f"  total exponent {fits['total']:.2f} over {nodes[0]:,d}–{nodes[-1]:,d} nodes "
-                 f"(target <= {TARGET_EXPONENT}: {verdict}); at {nodes[-1]:,d} nodes: {rows[-1]['total']:.1f} s")
-    return "\n".join(lines)
+    return (f"{'exponent':>19s} " + " ".join(f"{fits[c]:>9.2f}" for c in COLUMNS) + "\n"
+            f"  total exponent {fits['total']:.2f} over {nodes[0]:,d}–{nodes[-1]:,d} nodes "
+            f"(target <= {TARGET_EXPONENT}: {verdict}); at {nodes[-1]:,d} nodes: {rows[-1]['total']:.1f} s")
 
 
 def plot(results: dict[str, list[dict[str, float]]], path: Path) -> None:
@@ -203,8 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.2f} at the start)")
     results = {}
     for family in families:
-        results[family] = [measure(family, target) for target in targets]
-        print(format_table(family, results[family]), flush=True)
+        print(table_head(family), flush=True)
+        results[family] = []
+        for target in targets:
+            results[family].append(measure(family, target))
+            print(table_row(results[family][-1]), flush=True)
+        print(table_foot(results[family]))
         print(f"  load average {os.getloadavg()[0]:.2f} at the end of {family}\n", flush=True)
     plot(results, args.plot)
     print(f"chart: {args.plot}")

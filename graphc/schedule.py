@@ -40,7 +40,7 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     position = {n: i for i, n in enumerate(computed)}
     pinned = {owner[r] for r in flow.roots}
     users = flow.consumers()
-    reads = {n: _storages_read(n, flow, owner) for n in computed}
+    reads = _storages_read_by(computed, flow, owner)
     readers: dict[Node, list[Node]] = {}
     for node in computed:
         for base in reads[node]:
@@ -76,11 +76,17 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     return order
 
 
-def _storages_read(node: Node, flow: Dataflow, owner: dict[Node, Node]) -> frozenset[Node]:
-    """The storages a node's kernel reads (a bound view reads nothing itself)."""
-    if node.op.view and owner[node] is not node:
-        return frozenset()
-    return frozenset(owner[a] for a in flow.args[node] if not owner[a].is_source)
+def _storages_read_by(computed: list[Node], flow: Dataflow, owner: dict[Node, Node]) -> dict[Node, frozenset[Node]]:
+    """For each computed node, the storages its kernel reads (a bound view reads nothing itself)."""
+    nothing: frozenset[Node] = frozenset()
+    args = flow.args
+    reads = {}
+    for node in computed:
+        if node.op.view and owner[node] is not node:
+            reads[node] = nothing
+        else:
+            reads[node] = frozenset([base for base in map(owner.__getitem__, args[node]) if not base.op.source])
+    return reads
 
 
 def schedule(flow: Dataflow) -> list[Node]:

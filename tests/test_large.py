@@ -193,3 +193,34 @@ def test_auto_placement_above_the_greedy_limit_never_scans_placed_blocks(monkeyp
     assert prog.memory.planned_bytes <= reference.memory.planned_bytes
     with pytest.raises(AssertionError, match="scanning"):
         gc.compile(outputs, memory="greedy-by-size")
+
+
+# --- work per node: counted, not timed ---------------------------------------------------------
+
+
+def _calls_to_differentiate_and_compile(layers: int) -> tuple[int, int]:
+    """(graph nodes, Python and C function calls made by grad + compile of ``zoo.chain(layers)``)."""
+    g, values = zoo.chain(layers, width=4, batch=2)
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        gc.compile(zoo.training_outputs(values))
+    finally:
+        sys.setprofile(None)
+    return len(g), calls
+
+
+def test_grad_and_compile_make_a_number_of_calls_linear_in_the_graph():
+    """About four times the nodes, at most 1.1 times as many calls per node: no pass loops
+    over the graph once per node. (A loop inside NumPy is one call; the placement's is
+    guarded above.)"""
+    small_nodes, small_calls = _calls_to_differentiate_and_compile(25)
+    large_nodes, large_calls = _calls_to_differentiate_and_compile(100)
+    assert large_nodes > 3.5 * small_nodes
+    assert large_calls / large_nodes <= 1.1 * small_calls / small_nodes, (small_calls, large_calls)
