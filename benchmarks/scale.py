@@ -29,7 +29,8 @@ unless the load changes during the run.
     python benchmarks/scale.py             # 10³ … 10⁵ nodes
     python benchmarks/scale.py --quick     # 10³ … 3·10⁴ nodes (make bench)
     python benchmarks/scale.py --max       # 10³ … 5·10⁵ nodes (several minutes)
-    python benchmarks/scale.py --profile 100000   # cProfile of one compile of a random DAG
+    python benchmarks/scale.py --sizes 300000,500000 --family chain
+    python benchmarks/scale.py --profile 100000   # cProfile of one grad + compile per family
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes.add_argument("--quick", action="store_true", help=f"sizes up to {QUICK_SIZES[-1]:,d} nodes")
     sizes.add_argument("--max", action="store_true", help=f"sizes up to {MAX_SIZES[-1]:,d} nodes (several minutes)")
     parser.add_argument("--family", choices=sorted(FAMILIES), action="append", help="one family only (repeatable)")
+    parser.add_argument("--sizes", type=lambda text: tuple(int(n) for n in text.split(",")),
+                        help="comma-separated node counts instead of the default sizes")
     parser.add_argument("--plot", type=Path, default=Path("out/bench/scale.png"), help="where to save the chart")
     parser.add_argument("--profile", type=int, metavar="NODES", help="print a cProfile of one compile instead")
     args = parser.parse_args(argv)
@@ -213,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(profile(family, args.profile))
         return 0
 
-    targets = QUICK_SIZES if args.quick else MAX_SIZES if args.max else SIZES
+    targets = args.sizes or (QUICK_SIZES if args.quick else MAX_SIZES if args.max else SIZES)
     print(f"graphc compile time against graph size (numpy {np.__version__}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f} at the start)")
     results = {}
