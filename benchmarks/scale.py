@@ -19,12 +19,13 @@ The size ``nodes`` is the number of nodes of the graph once its training step
   Plan) and ``bind`` (the Program: plan checks, FLOP count, the arena and
   the bound kernels).
 
-For each family and each stage, the exponent ``k`` of ``time ≈ c · nodes^k``
+Times are CPU seconds of the process (``time.process_time``): on a machine
+shared with other work, wall-clock times swing with the load between one size
+and the next. For each family and each stage, the exponent ``k`` of ``time ≈ c · nodes^k``
 is fitted by least squares on log time against log nodes (a linear pass gives
 k ≈ 1; stages that take under a millisecond at the smallest size are noisy).
-The machine's load average is printed with the figures: other processes on
-the same cores slow every stage alike, but they do not change the exponent much
-unless the load changes during the run.
+The machine's load average is printed with the figures: contention for the
+caches still slows a loaded machine's CPU seconds somewhat.
 
     python benchmarks/scale.py             # 10³ … 10⁵ nodes
     python benchmarks/scale.py --quick     # 10³ … 3·10⁴ nodes (make bench)
@@ -80,15 +81,17 @@ def size_for(build: Callable[[int], tuple], target_nodes: int, probe: int = 300)
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    """``fn()`` and its wall-clock seconds, the garbage of earlier calls collected first.
+    """``fn()`` and the CPU seconds of this process during it, the garbage of earlier calls collected first.
 
-    The cyclic collector stays on during the call: its passes over the objects a
-    compile creates are part of what a user waits for.
+    CPU time, not wall-clock time: compiling runs on one thread, and on a shared
+    machine the time spent waiting for a core would swamp the fit (it varies
+    between the sizes of one run). The cyclic collector stays on during the
+    call: its passes over the objects a compile creates are part of the work.
     """
     garbage.collect()
-    start = time.perf_counter()
+    start = time.process_time()
     result = fn()
-    return result, time.perf_counter() - start
+    return result, time.process_time() - start
 
 
 def stage_times(values: dict) -> dict[str, float]:
@@ -140,7 +143,7 @@ COLUMNS = ("total",) + STAGES
 
 
 def table_head(family: str) -> str:
-    return f"{family}: seconds per stage\n{'nodes':>9s} {'instr':>9s} " + " ".join(f"{c:>9s}" for c in COLUMNS)
+    return f"{family}: CPU seconds per stage\n{'nodes':>9s} {'instr':>9s} " + " ".join(f"{c:>9s}" for c in COLUMNS)
 
 
 def table_row(r: dict[str, float]) -> str:
@@ -177,7 +180,7 @@ def plot(results: dict[str, list[dict[str, float]]], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("graph nodes (forward + adjoint)")
-        ax.set_ylabel("seconds")
+        ax.set_ylabel("CPU seconds")
         ax.set_title(f"{family}: grad + compile, by stage")
         ax.legend(fontsize=7)
     fig.tight_layout()
