@@ -57,17 +57,20 @@ def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
 
 def _cse_key(node: Node, args: tuple[Node, ...]) -> Hashable | None:
     """Nodes with equal keys compute equal values; None for nodes never merged."""
-    if node.op.name in ("input", "param"):
+    name = node.op.name
+    if name == "input" or name == "param":
         return None
-    if node.op.name == "const":
+    if name == "const":
         data = node.data
         return ("const", data.dtype.str, data.shape, data.tobytes())
-    try:
-        attrs = tuple(sorted(node.attrs.items()))
-        hash(attrs)
-    except TypeError:  # a custom op with unhashable attributes: leave it alone
-        return None
-    return (node.op.name, tuple(a.id for a in args), attrs, node.aval)
+    attrs = ()
+    if node.attrs:
+        try:
+            attrs = tuple(sorted(node.attrs.items()))
+            hash(attrs)
+        except TypeError:  # a custom op with unhashable attributes: leave it alone
+            return None
+    return (name, tuple([a.id for a in args]), attrs, node.aval)
 
 
 def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
@@ -80,8 +83,9 @@ def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
     seen: dict[Hashable, Node] = {}
     nodes: list[Node] = []
     args: dict[Node, tuple[Node, ...]] = {}
+    flow_args = flow.args
     for node in flow.nodes:
-        node_args = tuple(canonical[a] for a in flow.args[node])
+        node_args = tuple([canonical[a] for a in flow_args[node]])
         key = _cse_key(node, node_args)
         if key is not None and key in seen:
             canonical[node] = seen[key]
@@ -116,8 +120,9 @@ def split_accumulations(flow: Dataflow) -> Dataflow:
     position = {n: i for i, n in enumerate(flow.nodes)}
     nodes: list[Node] = []
     args: dict[Node, tuple[Node, ...]] = {}
+    flow_args = flow.args
     for node in flow.nodes:
-        node_args = tuple(replaced.get(a, a) for a in flow.args[node])
+        node_args = tuple([replaced.get(a, a) for a in flow_args[node]]) if replaced else flow_args[node]
         if node.op.name != "add_n" or len(node_args) < 2:
             nodes.append(node)
             args[node] = node_args

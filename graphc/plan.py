@@ -451,19 +451,22 @@ def lower(
                 constants[index] = node.data
 
     instructions = []
+    offsets, flow_args = memory.offsets, flow.args
     for node in order:
         copying = is_copying_view(node, storage)
         if node.op.view and not copying:
             out = new_buffer(node, node.name, node.aval, VIEW)
             mode = BIND_VIEW
         else:
-            out = new_buffer(node, node.name, node.aval, TEMP, memory.offsets[storage[node]])
+            out = new_buffer(node, node.name, node.aval, TEMP, offsets[storage[node]])
             mode = COPY if copying else KERNEL
-        scratch_ids = tuple(
-            new_buffer((node, k), f"{node.name}.scratch{k}", aval, SCRATCH, memory.offsets[(node, k)])
-            for k, aval in enumerate(scratch.get(node, ()))
-        )
-        args = tuple(number[a] for a in flow.args[node])
+        scratch_ids = ()
+        if node in scratch:
+            scratch_ids = tuple(
+                new_buffer((node, k), f"{node.name}.scratch{k}", aval, SCRATCH, offsets[(node, k)])
+                for k, aval in enumerate(scratch[node])
+            )
+        args = tuple([number[a] for a in flow_args[node]])
         instructions.append(Instruction(node.op.name, out, args, dict(node.attrs), scratch_ids, mode,
                                         _tag(node, for_outputs), _origin(node)))
     for param, value in updates:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 
 from graphc.ir import Node
-from graphc.memory import alias_analysis, peak_live_bytes
+from graphc.memory import alias_analysis, node_scratch, peak_live_bytes
 from graphc.passes import Dataflow
 
 
@@ -40,19 +40,19 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     position = {n: i for i, n in enumerate(computed)}
     pinned = {owner[r] for r in flow.roots}
     users = flow.consumers()
-    reads = {n: _storages_read(n, flow, owner) for n in computed}
+    reads = _storages_read_by(computed, flow, owner)
     readers: dict[Node, list[Node]] = {}
     for node in computed:
         for base in reads[node]:
             readers.setdefault(base, []).append(node)
     remaining = {base: len(nodes) for base, nodes in readers.items()}
-    waiting = {n: sum(1 for a in flow.args[n] if not a.is_source) for n in computed}
+    waiting = {n: sum(1 for a in flow.args[n] if not a.op.source) for n in computed}
+    allocates = {n: n.aval.nbytes if owner[n] is n else 0 for n in computed}
+    frees = {base: 0 if base in pinned else base.aval.nbytes for base in readers}  # when its last reader runs
     done: set[Node] = set()
 
     def net(node: Node) -> int:
-        allocated = node.aval.nbytes if owner[node] is node else 0
-        freed = sum(b.aval.nbytes for b in reads[node] if remaining[b] == 1 and b not in pinned)
-        return allocated - freed
+        return allocates[node] - sum(frees[b] for b in reads[node] if remaining[b] == 1)
 
     heap = [(net(n), position[n], n) for n in computed if waiting[n] == 0]
     heapq.heapify(heap)
@@ -76,15 +76,24 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     return order
 
 
-def _storages_read(node: Node, flow: Dataflow, owner: dict[Node, Node]) -> frozenset[Node]:
-    """The storages a node's kernel reads (a bound view reads nothing itself)."""
-    if node.op.view and owner[node] is not node:
-        return frozenset()
-    return frozenset(owner[a] for a in flow.args[node] if not owner[a].is_source)
+def _storages_read_by(computed: list[Node], flow: Dataflow, owner: dict[Node, Node]) -> dict[Node, frozenset[Node]]:
+    """For each computed node, the storages its kernel reads (a bound view reads nothing itself)."""
+    nothing: frozenset[Node] = frozenset()
+    args = flow.args
+    reads = {}
+    for node in computed:
+        if node.op.view and owner[node] is not node:
+            reads[node] = nothing
+        else:
+            reads[node] = frozenset([base for base in map(owner.__getitem__, args[node]) if not base.op.source])
+    return reads
 
 
 def schedule(flow: Dataflow) -> list[Node]:
     """The lower-peak of the creation order and the greedy order."""
     first = creation_order(flow)
     second = greedy_order(flow)
-    return second if peak_live_bytes(flow, second) < peak_live_bytes(flow, first) else first
+    if second == first:
+        return first
+    owner, scratch = alias_analysis(flow), node_scratch(flow, first)
+    return second if peak_live_bytes(flow, second, owner, scratch) < peak_live_bytes(flow, first, owner, scratch) else first

@@ -14,8 +14,12 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
+from graphc import memory, zoo
+from graphc.memory import Interval, _by_start, _place, best_fit_by_start, first_fit_by_start
 
 REPORT = "/tmp/graphc_large_compile_time{}.txt"
 
@@ -137,3 +141,86 @@ def test_deep_nested_gradient_of_gradient(depth):
         h, dh, ddh = 0.999 * t, 0.999 * s * dh, 0.999 * (s * ddh - 2 * t * s * dh**2)
     np.testing.assert_allclose(got, ddh, rtol=1e-9, atol=1e-300)
     assert len(g.nodes) > 4 * depth
+
+
+# --- placement: the by-start strategies are a sweep, not a scan ---------------------------------
+
+_intervals = st.lists(
+    st.tuples(
+        st.integers(0, 40),  # start
+        st.integers(0, 12),  # length in steps
+        st.sampled_from([1, 8, 63, 64, 65, 128, 200, 1000, 4096]),  # bytes
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_intervals, st.booleans())
+def test_by_start_sweep_places_every_block_where_the_scan_does(items, best):
+    """The sweep's offsets equal those of ``_Placed.fit`` checking each block against every placed one."""
+    intervals = [Interval(k, nbytes, start, start + length) for k, (start, length, nbytes) in enumerate(items)]
+    scanned = _place(intervals, key=_by_start, best=best)
+    swept = best_fit_by_start(intervals) if best else first_fit_by_start(intervals)
+    assert swept == scanned
+
+
+def test_by_start_placement_of_a_zero_byte_block_matches_the_scan():
+    """A zero-byte block may sit between two others; the scan is used then, and gives the same answer."""
+    intervals = [Interval("a", 64, 0, 3), Interval("empty", 0, 1, 2), Interval("b", 128, 1, 3), Interval("c", 64, 2, 3)]
+    for best in (True, False):
+        placed = best_fit_by_start(intervals) if best else first_fit_by_start(intervals)
+        assert placed == _place(intervals, key=_by_start, best=best)
+
+
+def test_auto_placement_above_the_greedy_limit_never_scans_placed_blocks(monkeypatch):
+    """Above GREEDY_BY_SIZE_MAX_BLOCKS, "auto" places blocks by the sweeps alone: no block is
+    compared with every placed block (the quadratic scan that made 10⁵-node compiles take minutes)."""
+
+    def quadratic_scan(*args, **kwargs):
+        raise AssertionError("a block was placed by scanning every placed block")
+
+    g, values = zoo.random_dag(60, width=4, batch=2)
+    outputs = zoo.training_outputs(values)
+    reference = gc.compile(outputs, memory="best-fit-by-start")
+    monkeypatch.setattr(memory, "GREEDY_BY_SIZE_MAX_BLOCKS", 10)
+    monkeypatch.setattr(memory._Placed, "fit", quadratic_scan)
+    prog = gc.compile(outputs)
+    assert len(prog.memory.intervals) > 10
+    assert prog.memory.strategy in ("best-fit-by-start", "first-fit-by-start")
+    assert prog.memory.strategy_bytes.keys() == {"best-fit-by-start", "first-fit-by-start"}
+    assert prog.memory.planned_bytes <= reference.memory.planned_bytes
+    with pytest.raises(AssertionError, match="scanning"):
+        gc.compile(outputs, memory="greedy-by-size")
+
+
+# --- work per node: counted, not timed ---------------------------------------------------------
+
+
+def _calls_to_differentiate_and_compile(layers: int) -> tuple[int, int]:
+    """(graph nodes, Python and C function calls made by grad + compile of ``zoo.chain(layers)``)."""
+    g, values = zoo.chain(layers, width=4, batch=2)
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        gc.compile(zoo.training_outputs(values))
+    finally:
+        sys.setprofile(None)
+    return len(g), calls
+
+
+def test_grad_and_compile_make_a_number_of_calls_linear_in_the_graph():
+    """About four times the nodes, at most 1.1 times as many calls per node: no pass loops
+    over the graph once per node. (A loop inside NumPy is one call; the placement's is
+    guarded above.)"""
+    small_nodes, small_calls = _calls_to_differentiate_and_compile(25)
+    large_nodes, large_calls = _calls_to_differentiate_and_compile(100)
+    assert large_nodes > 3.5 * small_nodes
+    assert large_calls / large_nodes <= 1.1 * small_calls / small_nodes, (small_calls, large_calls)
