@@ -546,22 +546,29 @@ def rematerialize(
             raise _below_floor(budget, floor, flow, policy)
     if policy == "none" and budget is None:
         return flow, RematReport(policy, "store all", 0, None, 1)
+    measured_at = time.perf_counter()
     store_all = Candidate("store all", 0, lambda: flow, measure(flow))
+    measure_seconds = time.perf_counter() - measured_at
     forward = forward_nodes(flow)
     segments = segments_between(forward, separators(flow, forward))
     if budget is None:
         return _unbudgeted(flow, policy, segments, store_all, measure)
     chain = len(segments) >= 2
-    constructed = ((_sqrt_candidates(flow, segments, budget, deadline) if policy in ("sqrt", "optimal") and chain else [])
-                   + (_revolve_candidates(flow, segments, budget) if policy in ("revolve", "optimal") and chain else []))
+    constructed = ((_sqrt_candidates(flow, segments, budget, deadline) if policy in ("sqrt", "optimal", "optimal-lp") and chain else [])
+                   + (_revolve_candidates(flow, segments, budget) if policy in ("revolve", "optimal", "optimal-lp") and chain else []))
     candidates = [store_all, *constructed]
     solve_seconds, solver_status = 0.0, None
     if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
-        # the constructed schedules first (half the time at most), then the solver with what is left
-        choose(candidates, budget, measure, Deadline(deadline.at - deadline.left() / 2))
-        solved, solver_status, solve_seconds = _solver_candidate(flow, budget, policy, measure, deadline)
+        problem, nodes, groups = remat_problem(flow, budget)
+        candidates += _remembered(flow, problem, nodes, groups)
+        # the constructed and remembered schedules first, then the solver with the time left
+        choose(candidates, budget, measure, deadline)
+        solved, solver_status, solve_seconds = _solver_candidate(flow, problem, nodes, groups, policy, measure,
+                                                                 deadline, measure_seconds)
         candidates += solved
     found = choose(candidates, budget, measure, deadline)
+    if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
+        found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
     if found is None:
         measured = [c.planned_bytes for c in candidates if c.planned_bytes is not None]
         cut_short = len(measured) < len(candidates)
@@ -655,6 +662,8 @@ MILP_MAX_NODES = 150
 """Above this many nodes (forward + backward values, after fusion), "optimal" solves the LP relaxation and rounds it."""
 LP_MAX_NODES = 600
 """Above this many, the solver is not tried: the policy keeps the best of its constructed schedules."""
+SOLVER_SHARE = 0.9
+"""The share of the time left a solve is given: HiGHS ends a little after its limit (0.1–0.3 s measured)."""
 
 
 def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
@@ -758,33 +767,40 @@ def _remember(key: tuple, R: np.ndarray, recompute: int) -> None:
         _FOUND.popitem(last=False)
 
 
+def _remembered(flow: Dataflow, problem: "RematProblem", nodes: list[Node], groups: list[list[int]]) -> list[Candidate]:
+    """The schedules a solver found before for this problem (``_FOUND``), as candidates built on ``flow``."""
+    return [Candidate("a schedule the solver found for this graph at another budget", recompute,
+                      lambda R=R: from_stages(flow, nodes, R, groups))
+            for R, recompute in _FOUND.get(_problem_key(problem), {}).values()]
+
+
 def _solver_candidate(
-    flow: Dataflow, budget: int, policy: str, measure: Callable[[Dataflow], int], deadline: Deadline
+    flow: Dataflow, problem: "RematProblem", nodes: list[Node], groups: list[list[int]], policy: str,
+    measure: Callable[[Dataflow], int], deadline: Deadline, measure_seconds: float,
 ) -> tuple[list[Candidate], str, float]:
     """Solve for the budget; where the planned arena overshoots it (alignment, scratch), solve
     again with the model's budget lowered by the overshoot (at most three times), each solve
-    getting the time left before ``deadline`` (less what measuring its result takes).
+    getting the time left before ``deadline`` less twice what measuring a result takes
+    (``measure_seconds`` at first: the store-all flow's).
 
-    Returns the candidates — every schedule found now and every one found before for this
-    problem (``_FOUND``) — how the solver ended, and its seconds."""
+    Every schedule found is remembered (``_FOUND``). Returns the candidates found now, how the
+    solver ended, and its seconds."""
     from graphc.checkmate import solve_lp_rounding, solve_milp
 
-    problem, nodes, groups = remat_problem(flow, budget)
+    budget = problem.budget
     key = _problem_key(problem)
-    candidates = [Candidate("a schedule the solver found for this graph at another budget", recompute,
-                            lambda R=R: from_stages(flow, nodes, R, groups))
-                  for R, recompute in _FOUND.get(key, {}).values()]
+    candidates: list[Candidate] = []
     exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
     if problem.n > LP_MAX_NODES:
         return candidates, f"not tried ({problem.n} values > {LP_MAX_NODES})", 0.0
-    model_budget, seconds, status, reserve = budget, 0.0, "not run (time_limit reached)", 0.0
+    model_budget, seconds, status, reserve = budget, 0.0, "not run (time_limit reached)", measure_seconds
     for _ in range(3):
         solve_by = deadline.sooner(2 * reserve)
         if solve_by.left() <= 0:
             break
         problem = replace(problem, budget=max(model_budget, 0))
         solve = solve_milp if exact else solve_lp_rounding
-        solution = solve(problem, time_limit=solve_by.left())
+        solution = solve(problem, time_limit=solve_by.left() * SOLVER_SHARE)
         seconds += solution.solve_seconds
         status = solution.status if exact else ("rounded" if solution.status == "feasible" else solution.status)
         if solution.status not in ("optimal", "feasible"):
