@@ -30,8 +30,25 @@ Policies:
   more than they do at the same budget.
 
 Given a ``memory_budget``, a policy tries its candidate settings and keeps
-the least recompute whose planned arena fits (ties: the smaller arena), so a
-lower budget never gives less recompute nor a larger arena.
+the least recompute whose planned arena fits (ties: the smaller arena).
+Guarantees (:func:`rematerialize`):
+
+- **Never above store-all.** Storing everything is measured first and is a
+  candidate of every policy; a recompute that saves no memory is never chosen.
+- **Monotone in the budget.** A schedule that fits a budget fits every larger
+  one, so the candidates only grow with the budget: the constructed settings
+  do not depend on it, and every schedule a solver found for the same problem
+  is remembered (``_FOUND``) and offered again. A larger budget then never
+  gives more recompute, nor a larger arena at equal recompute (for compiles
+  of one graph in one process; a solve cut short by ``time_limit`` can still
+  find less than a later one with more time).
+- **``time_limit`` bounds the stage.** One :class:`Deadline` is set on entry;
+  the constructed ladders, each solve and re-solve, the LP, the local searches
+  and the MILP's child process get the time left, and the best schedule
+  known when it passes is returned.
+- **A budget below the floor is reported at once.** :func:`least_budget_bound`
+  (one linear pass) bounds every schedule's arena from below; a budget under it
+  is a GraphError naming the bound and the store-all peak before any search.
 """
 
 from __future__ import annotations
@@ -490,16 +507,16 @@ feasible budget (its candidates are all measured); above, with the floor alone."
 
 
 def _store_all_peak(flow: Dataflow) -> int:
-    """The most bytes live at once when every value is kept (one cheap liveness pass)."""
-    from graphc.schedule import schedule  # schedule imports memory; remat is imported by compile only
-    return peak_live_bytes(flow, schedule(flow))
+    """The most bytes live at once when every value is kept and nodes run in creation order
+    (one liveness pass; the scheduler's order may peak lower)."""
+    return peak_live_bytes(flow, [n for n in flow.nodes if not n.is_source])
 
 
 def _below_floor(budget: int, floor: int, flow: Dataflow, policy: str) -> GraphError:
     return GraphError(
         f"memory_budget={budget:,d} B is below what any schedule of these outputs needs: the least feasible "
         f"budget is at least {floor:,d} B (the largest node with its operands, or all outputs at once); "
-        f"storing every value peaks at {_store_all_peak(flow):,d} live bytes (remat='none'). "
+        f"storing every value peaks at {_store_all_peak(flow):,d} live bytes in creation order (remat='none'). "
         f"Raise memory_budget to {floor:,d} B or more for remat={policy!r}"
     )
 
