@@ -570,10 +570,12 @@ def rematerialize(
     segments = segments_between(forward, separators(flow, forward))
     if budget is None:
         return _unbudgeted(flow, policy, segments, store_all, measure)
-    chain = len(segments) >= 2
-    constructed = ((_sqrt_candidates(flow, segments, budget, deadline) if policy in ("sqrt", "optimal", "optimal-lp") and chain else [])
-                   + (_revolve_candidates(flow, segments, budget) if policy in ("revolve", "optimal", "optimal-lp") and chain else []))
-    candidates = [store_all, *constructed]
+    candidates = [store_all]
+    if len(segments) >= 2 and policy != "none":
+        if policy != "revolve":
+            candidates += _sqrt_candidates(flow, segments, budget, deadline)
+        if policy != "sqrt":
+            candidates += _revolve_candidates(flow, segments, budget)
     solve_seconds, solver_status = 0.0, None
     if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
         problem, nodes, groups = remat_problem(flow, budget)
@@ -586,15 +588,9 @@ def rematerialize(
     found = choose(candidates, budget, measure, deadline)
     if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
         found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
-    if found is None:
-        measured = [c.planned_bytes for c in candidates if c.planned_bytes is not None]
-        cut_short = len(measured) < len(candidates)
-        if not cut_short or len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
-            for c in candidates:  # the policy's exact least: measure what is left
-                if c.planned_bytes is None:
-                    c.planned_bytes = measure(c.build())
-            cut_short = False
+    if found is None:  # every candidate measured, unless the deadline cut a large flow's search short
         least = min(c.planned_bytes for c in candidates if c.planned_bytes is not None)
+        cut_short = any(c.planned_bytes is None for c in candidates)
         raise _infeasible(budget, policy, least, store_all.planned_bytes, cut_short)
     chosen, rewritten = found
     report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates),
@@ -784,7 +780,8 @@ def _remember(key: tuple, R: np.ndarray, recompute: int) -> None:
         _FOUND.popitem(last=False)
 
 
-def _remembered(flow: Dataflow, problem: "RematProblem", nodes: list[Node], groups: list[list[int]]) -> list[Candidate]:
+def _remembered(flow: Dataflow, problem: "RematProblem", nodes: list[Node],
+                groups: list[list[int]]) -> list[Candidate]:
     """The schedules a solver found before for this problem (``_FOUND``), as candidates built on ``flow``."""
     return [Candidate("a schedule the solver found for this graph at another budget", recompute,
                       lambda R=R: from_stages(flow, nodes, R, groups))
