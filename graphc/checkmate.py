@@ -731,25 +731,35 @@ np.savez(sys.argv[1] + "/result.npz", status=res.status, message=res.message, ha
 """
 
 
+CHILD_START_SECONDS = 1.0
+"""Kept back from HiGHS's own limit in a child process: the interpreter's start and SciPy's import."""
+
+
 def _milp_in_child(c: np.ndarray, integrality: np.ndarray, bounds: Bounds, constraint: LinearConstraint,
                    options: dict) -> SimpleNamespace:
-    """``milp`` in a separate interpreter, killed time_limit + 10 % + 5 s after it starts.
+    """``milp`` in a separate interpreter, killed when ``options["time_limit"]`` seconds have passed.
 
     Past a few hundred thousand nonzeros HiGHS can run well beyond its time limit (on
     a 500-node graph: 550 s of a 30 s limit, after presolve); a child process can be
-    stopped.
+    stopped. HiGHS gets the limit less ``CHILD_START_SECONDS``; a child still running at
+    the limit is killed and reports nothing found (status 1).
     """
-    limit = options["time_limit"] * 1.1 + 5.0
+    limit = options["time_limit"]
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         A = sp.csr_matrix(constraint.A)
         np.savez(f"{folder}/model.npz", c=c, integrality=integrality, lb=bounds.lb, ub=bounds.ub, data=A.data,
                  indices=A.indices, indptr=A.indptr, shape=np.array(A.shape), rlb=constraint.lb, rub=constraint.ub)
         with open(f"{folder}/options.json", "w") as f:
-            json.dump(options, f)
+            json.dump({**options, "time_limit": max(limit - CHILD_START_SECONDS, 0.01)}, f)
+        left = limit - (time.perf_counter() - started)
+        stopped = SimpleNamespace(status=1, x=None, fun=None, mip_dual_bound=None, message="time limit (stopped)")
+        if left <= 0:
+            return stopped
         try:
-            subprocess.run([sys.executable, "-c", _CHILD, folder], timeout=limit, check=True, capture_output=True)
+            subprocess.run([sys.executable, "-c", _CHILD, folder], timeout=left, check=True, capture_output=True)
         except subprocess.TimeoutExpired:
-            return SimpleNamespace(status=1, x=None, fun=None, mip_dual_bound=None, message="time limit (stopped)")
+            return stopped
         r = np.load(f"{folder}/result.npz")
         bound = float(r["bound"])
         return SimpleNamespace(status=int(r["status"]), x=r["x"] if bool(r["has_x"]) else None,
@@ -777,11 +787,13 @@ def _run(model: _Model, time_limit: float, mip_gap: float | None = None, *, extr
     models infeasible (HiGHS issues 1517, 2388, 3296), and did so on this model before
     the U rows became inequalities (see ``_memory_rows``).
     """
+    if time_limit <= 0:
+        return SimpleNamespace(status=1, x=None, fun=None, mip_dual_bound=None, message="no time left")
     start = time.perf_counter()
     constraints = [model.constraint, *extra]
     res = _milp(model.c, model.integrality, model.bounds, constraints, _options(time_limit, mip_gap, presolve))
-    if res.status == 2 and presolve and recheck:
-        left = time_limit - (time.perf_counter() - start)
+    left = time_limit - (time.perf_counter() - start)
+    if res.status == 2 and presolve and recheck and left > 0:
         res = _milp(model.c, model.integrality, model.bounds, constraints, _options(left, mip_gap, presolve=False))
     return res
 
@@ -1118,6 +1130,8 @@ def _repair(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray
         best: tuple[int, float, np.ndarray, _Profile] | None = None
         alive = (np.arange(len(prof.node)) < p) & ((prof.free_at >= p) | (prof.free_at < 0))
         for q in np.nonzero(alive & may[prof.node])[0]:
+            if best is not None and time.perf_counter() >= deadline:
+                break
             later = prof.reader[(prof.read == q) & (prof.reader > p)]
             if not len(later) or prof.stage[later.min()] <= stage:
                 continue

@@ -30,8 +30,25 @@ Policies:
   more than they do at the same budget.
 
 Given a ``memory_budget``, a policy tries its candidate settings and keeps
-the least recompute whose planned arena fits (ties: the smaller arena), so a
-lower budget never gives less recompute nor a larger arena.
+the least recompute whose planned arena fits (ties: the smaller arena).
+Guarantees (:func:`rematerialize`):
+
+- **Never above store-all.** Storing everything is measured first and is a
+  candidate of every policy; a recompute that saves no memory is never chosen.
+- **Monotone in the budget.** A schedule that fits a budget fits every larger
+  one, so the candidates only grow with the budget: the constructed settings
+  do not depend on it, and every schedule a solver found for the same problem
+  is remembered (``_FOUND``) and offered again. A larger budget then never
+  gives more recompute, nor a larger arena at equal recompute (for compiles
+  of one graph in one process; a solve cut short by ``time_limit`` can still
+  find less than a later one with more time).
+- **``time_limit`` bounds the stage.** One :class:`Deadline` is set on entry;
+  the constructed ladders, each solve and re-solve, the LP, the local searches
+  and the MILP's child process get the time left, and the best schedule
+  known when it passes is returned.
+- **A budget below the floor is reported at once.** :func:`least_budget_bound`
+  (one linear pass) bounds every schedule's arena from below; a budget under it
+  is a GraphError naming the bound and the store-all peak before any search.
 """
 
 from __future__ import annotations
@@ -39,6 +56,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import numbers
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -47,7 +67,7 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Node
-from graphc.memory import alias_analysis, align
+from graphc.memory import alias_analysis, align, peak_live_bytes
 from graphc.passes import Dataflow
 
 if TYPE_CHECKING:
@@ -381,31 +401,133 @@ def recompute_flops(flow: Dataflow) -> int:
     return sum(node_flops(n, flow) for n in flow.nodes if n.recompute_of is not None)
 
 
-def choose(candidates: Sequence[Candidate], budget: int | None, policy: str, measure: Callable[[Dataflow], int]) -> tuple[Candidate, Dataflow]:
+def choose(candidates: Sequence[Candidate], budget: int, measure: Callable[[Dataflow], int],
+           deadline: "Deadline | None" = None) -> tuple[Candidate, Dataflow] | None:
     """The least recompute whose arena fits the budget (ties: the smaller arena, then list order).
 
-    Candidates are measured lazily in order of recompute, so the search stops
-    at the first group that fits. A budget nothing meets raises GraphError
-    naming the least feasible budget of this policy.
+    Candidates are measured lazily in order of recompute, so the search stops at
+    the first group that fits; a candidate not yet measured when the deadline
+    passes is skipped. None when nothing measured fits. For a fixed list the
+    choice is monotone in the budget: every candidate that fits B fits B' > B,
+    so the least recompute at B' is at most the one at B, and at equal
+    recompute the arena is the same.
     """
     ordered = sorted(enumerate(candidates), key=lambda ic: (ic[1].recompute_flops, ic[0]))
-    if budget is None:
-        return ordered[0][1], ordered[0][1].build()
     for _, group in itertools.groupby(ordered, key=lambda ic: ic[1].recompute_flops):
         fits = []
         for index, c in group:
-            flow = c.build()
             if c.planned_bytes is None:
+                if deadline is not None and deadline.passed():
+                    continue
+                flow = c.build()
                 c.planned_bytes = measure(flow)
             if c.planned_bytes <= budget:
-                fits.append((c.planned_bytes, index, c, flow))
+                fits.append((c.planned_bytes, index, c))
         if fits:
-            _, _, chosen, flow = min(fits, key=lambda f: f[:2])
-            return chosen, flow
-    least = min(c.planned_bytes for c in candidates)
-    raise GraphError(
+            _, _, chosen = min(fits, key=lambda f: f[:2])
+            return chosen, chosen.build()
+    return None
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The moment (``time.perf_counter()``) the remat stage must be done by.
+
+    One deadline is passed down to every search and solve of a compile, each
+    getting only the time left, so ``time_limit`` bounds the stage as a whole.
+    """
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> "Deadline":
+        return cls(time.perf_counter() + seconds)
+
+    def left(self) -> float:
+        """Seconds left (0 once passed)."""
+        return max(0.0, self.at - time.perf_counter())
+
+    def passed(self) -> bool:
+        return time.perf_counter() >= self.at
+
+    def sooner(self, seconds: float) -> "Deadline":
+        """This deadline moved ``seconds`` earlier: time kept back for the work after a search."""
+        return Deadline(self.at - max(seconds, 0.0))
+
+
+def least_budget_bound(flow: Dataflow) -> int:
+    """Arena bytes no schedule of ``flow`` can go below, whatever it recomputes: one linear pass.
+
+    Every schedule runs each node at least once; while node v runs, the storage
+    blocks of its operands are live and so is v's own block, which an elementwise
+    op may share with an operand (in place), plus v's scratch; at the end every
+    output's block is live. Blocks never overlap in the arena, so
+
+        arena >= max( max_v [max(M_v, Σ_{b in blocks(args v)} M_b) + scratch_v],  Σ_{b in blocks(roots)} M_b )
+
+    with M the bytes of a block; sources and views own no arena storage.
+    """
+    owner = alias_analysis(flow)
+
+    def blocks_bytes(nodes: Iterable[Node]) -> int:
+        return sum(b.aval.nbytes for b in {owner[n] for n in nodes if not owner[n].is_source})
+
+    floor = blocks_bytes(flow.roots)
+    for node in flow.nodes:
+        if node.is_source or owner[node] is not node:
+            continue
+        scratch = node.op.scratch(*(a.aval for a in flow.args[node]), **node.attrs) if node.op.scratch else ()
+        running = max(node.aval.nbytes, blocks_bytes(flow.args[node])) + sum(s.nbytes for s in scratch)
+        floor = max(floor, running)
+    return floor
+
+
+def check_budget(budget: object) -> int | None:
+    """``budget`` as bytes (None: no budget); a GraphError for anything but a whole number >= 0."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral):
+        raise GraphError(
+            f"memory_budget={budget!r} ({type(budget).__name__}) is not a whole number of bytes; "
+            "pass an int such as 1_000_000, or None for no budget"
+        )
+    return int(budget)
+
+
+def _check_time_limit(time_limit: object) -> float:
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not math.isfinite(time_limit) \
+            or time_limit <= 0:
+        raise GraphError(f"time_limit={time_limit!r} is not a positive number of seconds; pass e.g. time_limit=10")
+    return float(time_limit)
+
+
+EXACT_LEAST_MAX_NODES = 2_000
+"""Up to this many nodes, a budget below the floor is answered with the policy's exact least
+feasible budget (its candidates are all measured); above, with the floor alone."""
+
+
+def _store_all_peak(flow: Dataflow) -> int:
+    """The most bytes live at once when every value is kept and nodes run in creation order
+    (one liveness pass; the scheduler's order may peak lower)."""
+    return peak_live_bytes(flow, [n for n in flow.nodes if not n.is_source])
+
+
+def _below_floor(budget: int, floor: int, flow: Dataflow, policy: str) -> GraphError:
+    return GraphError(
+        f"memory_budget={budget:,d} B is below what any schedule of these outputs needs: the least feasible "
+        f"budget is at least {floor:,d} B (the largest node with its operands, or all outputs at once); "
+        f"storing every value peaks at {_store_all_peak(flow):,d} live bytes in creation order (remat='none'). "
+        f"Raise memory_budget to {floor:,d} B or more for remat={policy!r}"
+    )
+
+
+def _infeasible(budget: int, policy: str, least: int, store_all: int, cut_short: bool) -> GraphError:
+    searched = (" (the search stopped at time_limit before measuring every schedule: the least found so far)"
+                if cut_short else "")
+    return GraphError(
         f"memory_budget={budget:,d} B is below what remat={policy!r} can reach; "
-        f"the least feasible budget for it is {least:,d} B"
+        f"the least feasible budget for it is {least:,d} B{searched}; storing every value plans {store_all:,d} B. "
+        "Raise memory_budget, or choose another policy"
     )
 
 
@@ -416,37 +538,91 @@ def rematerialize(
     measure: Callable[[Dataflow], int],
     time_limit: float = 60.0,
 ) -> tuple[Dataflow, RematReport]:
-    """Rewrite ``flow`` by ``policy`` under ``budget``; ``measure`` returns a flow's planned arena bytes."""
+    """Rewrite ``flow`` by ``policy`` under ``budget``; ``measure`` returns a flow's planned arena bytes.
+
+    Guarantees, for every policy:
+
+    - the result never plans more than storing everything, and a recompute
+      that saves no memory is never chosen (the store-all plan is the answer then);
+    - monotone in the budget: the choice is the least recompute that fits over a
+      list of candidates that only grows with the budget (constructed settings,
+      the solver's schedules, and every schedule a solver found for this
+      problem before, see ``_FOUND``), so a larger budget never gives more
+      recompute, nor a larger arena at equal recompute;
+    - the stage ends within ``time_limit`` seconds (searches and solves get
+      the time left of one :class:`Deadline`), with the best schedule known;
+    - a budget below :func:`least_budget_bound` is reported before any search.
+    """
+    deadline = Deadline.after(_check_time_limit(time_limit))
+    budget = check_budget(budget)
+    if policy not in ("none", "sqrt", "revolve", "optimal", "optimal-lp"):
+        raise GraphError(f"remat={policy!r} is not a policy here")
+    if budget is not None:
+        floor = least_budget_bound(flow)
+        if budget < floor and len(flow.nodes) > EXACT_LEAST_MAX_NODES:
+            raise _below_floor(budget, floor, flow, policy)
+    if policy == "none" and budget is None:
+        return flow, RematReport(policy, "store all", 0, None, 1)
+    measured_at = time.perf_counter()
+    store_all = Candidate("store all", 0, lambda: flow, measure(flow))
+    measure_seconds = time.perf_counter() - measured_at
     forward = forward_nodes(flow)
     segments = segments_between(forward, separators(flow, forward))
-    keep_all = Candidate("store all", 0, lambda: flow)
+    if budget is None:
+        return _unbudgeted(flow, policy, segments, store_all, measure)
+    candidates = [store_all]
+    if len(segments) >= 2 and policy != "none":
+        if policy != "revolve":
+            candidates += _sqrt_candidates(flow, segments, budget, deadline)
+        if policy != "sqrt":
+            candidates += _revolve_candidates(flow, segments, budget)
     solve_seconds, solver_status = 0.0, None
-    if policy == "none" or (len(segments) < 2 and policy in ("sqrt", "revolve")):
-        candidates = [keep_all]
-    elif policy == "sqrt":
-        candidates = _sqrt_candidates(flow, segments, budget)
-    elif policy == "revolve":
-        candidates = _revolve_candidates(flow, segments, budget)
-    elif policy in ("optimal", "optimal-lp"):
-        candidates = [keep_all]
-        if budget is not None:
-            solved, solver_status, solve_seconds = _solver_candidate(flow, budget, policy, measure, time_limit)
-            candidates += solved
-            if len(segments) >= 2:
-                candidates += _sqrt_candidates(flow, segments, budget) + _revolve_candidates(flow, segments, budget)
-    else:
-        raise GraphError(f"remat={policy!r} is not a policy here")
-    chosen, rewritten = choose(candidates, budget, policy, measure)
+    if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
+        problem, nodes, groups = remat_problem(flow, budget)
+        candidates += _remembered(flow, problem, nodes, groups)
+        # the constructed and remembered schedules first, then the solver with the time left
+        choose(candidates, budget, measure, deadline)
+        solved, solver_status, solve_seconds = _solver_candidate(flow, problem, nodes, groups, policy, measure,
+                                                                 deadline, measure_seconds)
+        candidates += solved
+    found = choose(candidates, budget, measure, deadline)
+    if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
+        found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
+    if found is None:  # every candidate measured, unless the deadline cut a large flow's search short
+        least = min(c.planned_bytes for c in candidates if c.planned_bytes is not None)
+        cut_short = any(c.planned_bytes is None for c in candidates)
+        raise _infeasible(budget, policy, least, store_all.planned_bytes, cut_short)
+    chosen, rewritten = found
     report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates),
                          solver_status, solve_seconds)
     return rewritten, report
 
 
-def _sqrt_candidates(flow: Dataflow, segments: list[list[Node]], budget: int | None) -> list[Candidate]:
+def _unbudgeted(flow: Dataflow, policy: str, segments: list[list[Node]], store_all: Candidate,
+                measure: Callable[[Dataflow], int]) -> tuple[Dataflow, RematReport]:
+    """Without a budget: the policy's own setting, unless it plans no less than storing everything."""
+    if policy not in ("sqrt", "revolve") or len(segments) < 2:
+        return flow, RematReport(policy, "store all", 0, store_all.planned_bytes, 1)
+    (own,) = (_sqrt_candidates if policy == "sqrt" else _revolve_candidates)(flow, segments, None)
+    rewritten = own.build()
+    own.planned_bytes = measure(rewritten)
+    if own.planned_bytes < store_all.planned_bytes:
+        return rewritten, RematReport(policy, own.label, own.recompute_flops, own.planned_bytes, 2)
+    label = (f"store all ({own.label} plans {own.planned_bytes:,d} B, "
+             f"no less than storing everything: nothing to trade the recompute for)")
+    return flow, RematReport(policy, label, 0, store_all.planned_bytes, 2)
+
+
+def _sqrt_candidates(flow: Dataflow, segments: list[list[Node]], budget: int | None,
+                     deadline: Deadline | None = None) -> list[Candidate]:
+    """√n checkpointing at the ladder of settings (one setting, k ≈ √n, without a budget);
+    the ladder stops growing at ``deadline`` (each setting is one rewrite of the flow)."""
     count = len(segments)
     settings = [max(1, round(math.sqrt(count)))] if budget is None else _ladder(count)
     candidates = []
     for k in settings:
+        if candidates and deadline is not None and deadline.passed():
+            break
         rewritten = checkpoint_segments(flow, segments, k)
         candidates.append(Candidate(f"sqrt, a checkpoint every {k} segments", recompute_flops(rewritten), lambda r=rewritten: r))
     return candidates
@@ -499,6 +675,8 @@ MILP_MAX_NODES = 150
 """Above this many nodes (forward + backward values, after fusion), "optimal" solves the LP relaxation and rounds it."""
 LP_MAX_NODES = 600
 """Above this many, the solver is not tried: the policy keeps the best of its constructed schedules."""
+SOLVER_SHARE = 0.9
+"""The share of the time left a solve is given: HiGHS ends a little after its limit (0.1–0.3 s measured)."""
 
 
 def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
@@ -578,31 +756,78 @@ def dead_code(flow: Dataflow) -> Dataflow:
     return Dataflow(nodes, {n: flow.args[n] for n in nodes}, flow.roots)
 
 
+_FOUND: "OrderedDict[tuple, dict[bytes, tuple[np.ndarray, int]]]" = OrderedDict()
+"""Every stage schedule (R of the fused problem) the solver found, per problem (the budget aside),
+for the last ``_FOUND_PROBLEMS`` problems: a schedule that fitted one budget fits every larger one,
+so each stays a candidate of later compiles of the same graph (this is what keeps the solver
+policies monotone in the budget when a solve at a larger budget finds less)."""
+_FOUND_PROBLEMS = 16
+_FOUND_PER_PROBLEM = 64
+
+
+def _problem_key(problem: "RematProblem") -> tuple:
+    return (tuple(problem.sizes), tuple(problem.costs), tuple(tuple(d) for d in problem.deps), tuple(problem.keep),
+            tuple(problem.recomputable or ()), tuple(problem.workspace or ()))
+
+
+def _remember(key: tuple, R: np.ndarray, recompute: int) -> None:
+    """Keep a stage schedule (and its recompute FLOPs) of the problem ``key``."""
+    schedules = _FOUND.setdefault(key, {})
+    _FOUND.move_to_end(key)
+    if len(schedules) < _FOUND_PER_PROBLEM:
+        schedules.setdefault(np.packbits(R).tobytes() + bytes(str(R.shape), "ascii"), (R, recompute))
+    while len(_FOUND) > _FOUND_PROBLEMS:
+        _FOUND.popitem(last=False)
+
+
+def _remembered(flow: Dataflow, problem: "RematProblem", nodes: list[Node],
+                groups: list[list[int]]) -> list[Candidate]:
+    """The schedules a solver found before for this problem (``_FOUND``), as candidates built on ``flow``."""
+    return [Candidate("a schedule the solver found for this graph at another budget", recompute,
+                      lambda R=R: from_stages(flow, nodes, R, groups))
+            for R, recompute in _FOUND.get(_problem_key(problem), {}).values()]
+
+
 def _solver_candidate(
-    flow: Dataflow, budget: int, policy: str, measure: Callable[[Dataflow], int], time_limit: float
+    flow: Dataflow, problem: "RematProblem", nodes: list[Node], groups: list[list[int]], policy: str,
+    measure: Callable[[Dataflow], int], deadline: Deadline, measure_seconds: float,
 ) -> tuple[list[Candidate], str, float]:
     """Solve for the budget; where the planned arena overshoots it (alignment, scratch), solve
-    again with the model's budget lowered by the overshoot (at most three times).
-    Returns the candidate (if any), how the solver ended, and its seconds."""
+    again with the model's budget lowered by the overshoot (at most three times), each solve
+    getting the time left before ``deadline`` less twice what measuring a result takes
+    (``measure_seconds`` at first: the store-all flow's).
+
+    Every schedule found is remembered (``_FOUND``). Returns the candidates found now, how the
+    solver ended, and its seconds."""
     from graphc.checkmate import solve_lp_rounding, solve_milp
 
-    problem, nodes, groups = remat_problem(flow, budget)
+    budget = problem.budget
+    key = _problem_key(problem)
+    candidates: list[Candidate] = []
     exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
     if problem.n > LP_MAX_NODES:
-        return [], f"not tried ({problem.n} values > {LP_MAX_NODES})", 0.0
-    model_budget, seconds, found = budget, 0.0, []
+        return candidates, f"not tried ({problem.n} values > {LP_MAX_NODES})", 0.0
+    model_budget, seconds, status, reserve = budget, 0.0, "not run (time_limit reached)", measure_seconds
     for _ in range(3):
+        solve_by = deadline.sooner(2 * reserve)
+        if solve_by.left() <= 0:
+            break
         problem = replace(problem, budget=max(model_budget, 0))
-        solution = solve_milp(problem, time_limit=time_limit) if exact else solve_lp_rounding(problem, time_limit=time_limit)
+        solve = solve_milp if exact else solve_lp_rounding
+        solution = solve(problem, time_limit=solve_by.left() * SOLVER_SHARE)
         seconds += solution.solve_seconds
         status = solution.status if exact else ("rounded" if solution.status == "feasible" else solution.status)
         if solution.status not in ("optimal", "feasible"):
-            return found, status, seconds
+            break
+        started = time.perf_counter()
         rewritten = from_stages(flow, nodes, solution.R, groups)
         planned = measure(rewritten)
+        reserve = time.perf_counter() - started
         label = f"{'MILP' if exact else 'LP rounding'} ({status})"
-        found = [Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned)]
+        candidates.append(Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned))
+        _remember(key, solution.R, candidates[-1].recompute_flops)
         if planned <= budget:
             break
         model_budget -= planned - budget
-    return found, status, seconds
+    return candidates, status, seconds
+
