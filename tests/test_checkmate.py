@@ -560,10 +560,12 @@ def test_lp_rounding_is_a_valid_schedule(problem: RematProblem) -> None:
 
 @pytest.mark.parametrize("n", [5, 12, 25])
 def test_lp_rounding_within_ten_percent_on_training_chains(n: int) -> None:
-    """Training chains of 10, 24 and 50 nodes at the least budget (3), a mid budget and n:
+    """Training chains of 10, 24 and 50 nodes at a mid budget and n, and the two shorter ones
+    at the least budget (3; on 50 nodes its local search alone takes half a minute):
     the recompute within 10 % of the optimum's (closed form, else the MILP)."""
     base = training_chain(n)
-    for budget in (3, (3 + n + 1) // 2, n):
+    budgets = ((3 + n + 1) // 2, n) if n > 12 else (3, (3 + n + 1) // 2, n)
+    for budget in budgets:
         problem = replace(base, budget=budget)
         try:
             optimum = chain_optimum(n, budget)
@@ -574,14 +576,12 @@ def test_lp_rounding_within_ten_percent_on_training_chains(n: int) -> None:
         start = time.perf_counter()
         rounded = solve_lp_rounding(problem)
         seconds = time.perf_counter() - start
-        plain = solve_lp_rounding(problem, improve=0)
         assert rounded.status == "feasible"
         check_schedule(problem, replace(rounded, lower_bound=None))
         extra = optimum - problem.n
         print(f"\nchain {problem.n:3d} nodes, budget {budget:3d}: optimum {optimum:.0f}; LP rounding {rounded.cost:.0f} "
               f"in {seconds:.2f} s, ratio {rounded.cost / optimum:.3f}, recompute ratio "
-              f"{(rounded.cost - problem.n) / extra if extra else 1.0:.3f}; rounding alone {plain.cost:.0f}, "
-              f"ratio {plain.cost / optimum:.3f}")
+              f"{(rounded.cost - problem.n) / extra if extra else 1.0:.3f}")
         assert optimum <= rounded.cost
         assert rounded.cost - problem.n <= 1.10 * extra + 1e-9  # recompute within 10 %
 
