@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
+from graphc.gcpause import without_cyclic_gc
 from graphc.ir import FLOAT_DTYPES, AdjointInfo, Graph, Node, Value, as_values
 from graphc.ops import add_n, broadcast_to
 from graphc.ops.core import ZERO, constant_node
@@ -37,6 +38,7 @@ class Contribution:
     consumer: Node
 
 
+@without_cyclic_gc
 def grad(y: Value, wrt: Value | Sequence[Value], seed: Any = None) -> Value | list[Value]:
     """Gradients of ``y`` with respect to each of ``wrt``, as Values of y's graph.
 

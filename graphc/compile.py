@@ -16,6 +16,7 @@ import numpy as np
 
 from graphc.autodiff import grad
 from graphc.errors import GraphError
+from graphc.gcpause import without_cyclic_gc
 from graphc.ir import Node, Value, as_values, is_int, is_real
 from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
@@ -239,6 +240,7 @@ def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any,
         raise GraphError(f"compile: name must be a non-empty string or None, got {name!r}")
 
 
+@without_cyclic_gc
 def compile(  # noqa: A001
     outputs: Value | Sequence[Value],
     *,

@@ -324,3 +324,21 @@ def test_updates_read_the_values_from_before_the_step():
     gc.compile(y, updates={a: b, b: gc.transpose(a)}).run()
     np.testing.assert_array_equal(a.value, B1)
     np.testing.assert_array_equal(b.value, A1.T)
+
+
+def test_grad_and_compile_restore_the_cyclic_garbage_collector():
+    """They pause it while they work, and leave it as they found it: on, or off."""
+    import gc as cyclic
+
+    with gc.Graph("gc-pause"):
+        x = gc.input("x", shape=(3,), dtype="float64")
+        loss = gc.sum(gc.tanh(x) * x)
+    assert cyclic.isenabled()
+    gc.compile(gc.grad(loss, x))
+    assert cyclic.isenabled()
+    cyclic.disable()
+    try:
+        gc.compile(gc.grad(loss, x))
+        assert not cyclic.isenabled()
+    finally:
+        cyclic.enable()
