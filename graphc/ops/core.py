@@ -403,7 +403,7 @@ def as_dtype(dtype: Any, allowed: Sequence[np.dtype]) -> np.dtype:
     except TypeError:
         raise ShapeError(f"{dtype!r} is not a dtype; use one of {', '.join(d.name for d in allowed)}") from None
     if dt not in allowed:
-        raise ShapeError(f"dtype {dt.name} is not {' or '.join(d.name for d in allowed)}")
+        raise ShapeError(f"dtype {dt.name} is not supported; use one of {', '.join(d.name for d in allowed)}")
     return dt
 
 

@@ -30,12 +30,9 @@ def _check_shape(kind: str, name: str, shape: Sequence[int]) -> tuple[int, ...]:
 
 def _check_dtype(kind: str, name: str, dtype: Any, allowed: Sequence[np.dtype]) -> np.dtype:
     try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise GraphError(f"{kind} {name!r}: {dtype!r} is not a dtype; use one of {', '.join(d.name for d in allowed)}") from None
-    if dt not in allowed:
-        raise GraphError(f"{kind} {name!r}: dtype {dt.name} is not supported; use one of {', '.join(d.name for d in allowed)}")
-    return dt
+        return as_dtype(dtype, allowed)
+    except ShapeError as err:
+        raise GraphError(f"{kind} {name!r}: {err}") from None
 
 
 def input(name: str, shape: Sequence[int], dtype: Any = "float32") -> Value:  # noqa: A001
