@@ -119,7 +119,7 @@ def chain_targets() -> None:
 
 
 def time_guarantees() -> None:
-    """Wall time of the remat stage where the issue measured it: an infeasible budget on a
+    """Wall time of the remat stage in its two guaranteed cases: an infeasible budget on a
     training graph of more than 10^4 nodes (requirement: <= 2 s), and ``time_limit=2`` on
     solves that need longer (requirement: <= 2.2 s)."""
     from graphc import checkmate  # noqa: F401  SciPy's import is process start, not the stage
