@@ -52,6 +52,7 @@ import numpy as np
 import graphc as gc
 from graphc import zoo
 from graphc.compile import Program
+from graphc.gcpause import without_cyclic_gc
 from graphc.memory import plan_memory
 from graphc.passes import optimize
 from graphc.plan import lower
@@ -85,8 +86,7 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
 
     CPU time, not wall-clock time: compiling runs on one thread, and on a shared
     machine the time spent waiting for a core would swamp the fit (it varies
-    between the sizes of one run). The cyclic collector stays on during the
-    call: its passes over the objects a compile creates are part of the work.
+    between the sizes of one run).
     """
     garbage.collect()
     start = time.process_time()
@@ -94,8 +94,10 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return result, time.process_time() - start
 
 
+@without_cyclic_gc
 def stage_times(values: dict) -> dict[str, float]:
-    """Seconds spent in each stage of ``grad`` + ``compile``, called one by one as ``gc.compile`` does."""
+    """Seconds spent in each stage of ``grad`` + ``compile``, called one by one as ``gc.compile``
+    does (with the cyclic garbage collector paused, as ``grad`` and ``compile`` pause it)."""
     times: dict[str, float] = {}
     outputs, times["grad"] = timed(lambda: zoo.training_outputs(values))
     flow, times["passes"] = timed(lambda: optimize([v.node for v in outputs]))
