@@ -17,13 +17,13 @@ import numpy as np
 from graphc.autodiff import grad
 from graphc.errors import GraphError
 from graphc.gcpause import without_cyclic_gc
-from graphc.ir import Node, Value, as_values, is_int, is_real
+from graphc.ir import Node, Value, as_values, is_real
 from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
 from graphc.runtime import Executable, check_feeds_mapping
-from graphc.remat import RematReport, rematerialize
+from graphc.remat import RematReport, check_budget, check_time_limit, rematerialize
 from graphc.schedule import schedule
 from graphc import validate
 
@@ -232,10 +232,9 @@ def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any,
         raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
     if not isinstance(memory, str) or memory not in MEMORY_MODES:
         raise GraphError(f"memory={memory!r} is not a placement mode; choose one of {', '.join(MEMORY_MODES)}")
-    if memory_budget is not None and not (is_int(memory_budget) and memory_budget >= 0):
+    if check_budget(memory_budget) is not None and memory_budget < 0:
         raise GraphError(f"memory_budget={memory_budget!r} must be an int number of bytes >= 0, or None for no budget")
-    if not (is_real(time_limit) and time_limit > 0):  # NaN > 0 is False
-        raise GraphError(f"time_limit={time_limit!r} must be a number of seconds > 0")
+    check_time_limit(time_limit)
     if name is not None and not (isinstance(name, str) and name):
         raise GraphError(f"compile: name must be a non-empty string or None, got {name!r}")
 

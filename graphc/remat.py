@@ -56,7 +56,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import numbers
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -66,7 +65,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import Node
+from graphc.ir import Node, is_int, is_real
 from graphc.memory import alias_analysis, align, peak_live_bytes
 from graphc.passes import Dataflow
 
@@ -483,21 +482,20 @@ def least_budget_bound(flow: Dataflow) -> int:
 
 
 def check_budget(budget: object) -> int | None:
-    """``budget`` as bytes (None: no budget); a GraphError for anything but a whole number >= 0."""
+    """``budget`` as bytes (None: no budget); a GraphError for anything but a whole number.
+    A negative budget passes here: :func:`rematerialize` reports it against the least feasible one."""
     if budget is None:
         return None
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral):
-        raise GraphError(
-            f"memory_budget={budget!r} ({type(budget).__name__}) is not a whole number of bytes; "
-            "pass an int such as 1_000_000, or None for no budget"
-        )
+    if not is_int(budget):
+        raise GraphError(f"memory_budget={budget!r} must be an int number of bytes >= 0, or None for no budget; "
+                         "a whole number of bytes, e.g. 1_000_000")
     return int(budget)
 
 
-def _check_time_limit(time_limit: object) -> float:
-    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not math.isfinite(time_limit) \
-            or time_limit <= 0:
-        raise GraphError(f"time_limit={time_limit!r} is not a positive number of seconds; pass e.g. time_limit=10")
+def check_time_limit(time_limit: object) -> float:
+    """``time_limit`` as seconds; a GraphError unless it is a finite number > 0."""
+    if not (is_real(time_limit) and 0 < time_limit < math.inf):  # NaN fails both comparisons
+        raise GraphError(f"time_limit={time_limit!r} must be a number of seconds > 0, and finite; e.g. time_limit=10")
     return float(time_limit)
 
 
@@ -553,7 +551,7 @@ def rematerialize(
       the time left of one :class:`Deadline`), with the best schedule known;
     - a budget below :func:`least_budget_bound` is reported before any search.
     """
-    deadline = Deadline.after(_check_time_limit(time_limit))
+    deadline = Deadline.after(check_time_limit(time_limit))
     budget = check_budget(budget)
     if policy not in ("none", "sqrt", "revolve", "optimal", "optimal-lp"):
         raise GraphError(f"remat={policy!r} is not a policy here")

@@ -424,6 +424,7 @@ CASES = [
     ("time-limit-zero", lambda: gc.compile(_loss(), time_limit=0), r"time_limit=0 must be a number of seconds > 0"),
     ("time-limit-negative", lambda: gc.compile(_loss(), time_limit=-5), r"time_limit=-5 must be a number of seconds > 0"),
     ("time-limit-nan", lambda: gc.compile(_loss(), time_limit=float("nan")), r"time_limit=nan must be a number of seconds > 0"),
+    ("time-limit-inf", lambda: gc.compile(_loss(), time_limit=float("inf")), r"time_limit=inf must be a number of seconds > 0, and finite"),
     ("time-limit-string", lambda: gc.compile(_loss(), time_limit="10"), r"time_limit='10' must be a number of seconds > 0"),
     ("time-limit-none", lambda: gc.compile(_loss(), time_limit=None), r"time_limit=None must be a number"),
     ("time-limit-bool", lambda: gc.compile(_loss(), time_limit=True), r"time_limit=True must be a number"),
