@@ -63,7 +63,7 @@ class Instruction:
     ``tag`` is ``"forward"``, ``"backward"`` (an adjoint node), ``"recompute"``
     or ``"update"`` (``assign``: write ``args[0]`` into the param's stored value).
     ``origin`` names the forward node the instruction computes, recomputes, or
-    whose gradient it computes (``""`` in plans written before it was kept).
+    whose gradient it computes (``""`` when the plan was built without one: errors then name ``out``).
     """
 
     op: str

@@ -270,7 +270,7 @@ def instruction_line(plan: Plan, index: int) -> str:
 def describe_instruction(plan: Plan, index: int) -> str:
     """``instruction 5 (`%13 = ...`), op softmax_cross_entropy, forward node 'loss'``."""
     ins = plan.instructions[index]
-    origin = getattr(ins, "origin", "") or plan.buffers[ins.out].name
+    origin = ins.origin or plan.buffers[ins.out].name
     role = {"backward": "the gradient of forward node", "recompute": "a recomputed copy of forward node"}.get(
         ins.tag, "forward node")
     return f"instruction {index} (`{instruction_line(plan, index)}`), op {ins.op!r}, {role} {origin!r}"

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int
+from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int, is_real
 from graphc.ops import elementwise as E
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, as_shape, constant_node
 
@@ -100,7 +100,7 @@ def dropout(x: Any, key: Any, rate: float, name: str | None = None) -> Value:
         raise GraphError(f"dropout needs a graph Value to drop from, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
         raise GraphError(f"dropout of {x.node.describe()}: x must be float32 or float64, got {x.dtype.name}")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0.0 <= rate < 1.0:
+    if not (is_real(rate) and 0.0 <= rate < 1.0):
         raise GraphError(
             f"dropout of {x.node.describe()}: rate must be in [0, 1), got {rate!r}; "
             "give the probability of zeroing an element as a float"
