@@ -1,6 +1,13 @@
 """``compile``: the pipeline from Values to a runnable :class:`Program`.
 
-    outputs ─► passes (DCE, CSE) ─► schedule ─► memory ─► Plan ─► runtime
+    outputs, updates
+      ─► passes     Dataflow: dead code, common subexpressions, running sums,
+                    writers of the updates, storage of their own for the outputs
+      ─► remat      the same Dataflow with recomputed clones (memory budget)
+      ─► schedule   one order: updates as early as their reads allow
+      ─► memory     MemoryPlan: aliasing, in-place reuse, liveness, arena offsets
+      ─► lower      Plan: instructions over numbered buffers
+      ─► runtime    Executable: the Plan bound to an arena, run again and again
 
 Each stage is a function of the previous stage's value; this module only
 glues them and checks the user's arguments.
@@ -105,7 +112,7 @@ class Program:
         self._executable = Executable(plan, self._stored, check_numerics=check_numerics)
         self._idle = [self._executable]  # executables no run is using
         self._pool_lock = threading.Lock()
-        self._update_lock = threading.Lock() if self._executable.updates else None
+        self._update_lock = threading.Lock() if self._executable.written else None
         self.remat: RematReport | None = None
 
     def run(self, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray] | np.ndarray:
@@ -286,15 +293,13 @@ def compile(  # noqa: A001
     pairs = _check_updates(updates, graph)
 
     out_nodes = [v.node for v in values]
-    flow = optimize(out_nodes + [value for _, value in pairs])
+    flow = optimize(out_nodes, pairs)
     flow, remat_report = rematerialize(
-        flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory)[0].planned_bytes, time_limit
+        flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory).planned_bytes, time_limit
     )
-    canonical_outputs = flow.roots[: len(out_nodes)]
-    canonical_updates = [(p, v) for (p, _), v in zip(pairs, flow.roots[len(out_nodes):])]
     order = schedule(flow)
-    memory_plan, storage, scratch = plan_memory(flow, order, memory)
-    plan = lower(name or graph.name, flow, order, storage, scratch, memory_plan, canonical_outputs, canonical_updates)
+    memory_plan = plan_memory(flow, order, memory)
+    plan = lower(name or graph.name, flow, order, memory_plan)
 
     feedable = frozenset(graph.inputs) | frozenset(graph.params)
     prog = Program(plan, _StoredParams(graph), memory_plan, feedable, single, check_numerics)

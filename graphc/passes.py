@@ -1,52 +1,21 @@
-"""Graph rewrites run by ``compile``: dead-code elimination and common subexpressions.
+"""Graph rewrites run by ``compile``: dead code, common subexpressions, running sums,
+and the nodes that write updates and outputs.
 
 The passes never change the user's graph. They produce a :class:`Dataflow`,
-the compile-time view of the part of the graph the outputs need: canonical
-nodes in topological order, each with its (rewritten) operands.
+the compile-time view of the part of the graph the outputs and updates need:
+canonical nodes in topological order, each with its (rewritten) operands.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from graphc.dataflow import Dataflow
 from graphc.ir import Node, ancestors
+from graphc.memory.analysis import alias_analysis, old_value_readers
 from graphc.ops.core import lookup
-
-
-@dataclass
-class Dataflow:
-    """The nodes a program computes, in topological order, with their operands.
-
-    ``args[n]`` are n's operands after rewriting (``n.inputs`` stays as the
-    user built it); ``roots`` are the values the program must produce.
-    """
-
-    nodes: list[Node]
-    args: dict[Node, tuple[Node, ...]]
-    roots: list[Node]
-
-    def ancestors(self, nodes: Sequence[Node]) -> set[Node]:
-        """``nodes`` and every node they depend on."""
-        seen: set[Node] = set()
-        stack = list(nodes)
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack.extend(self.args[node])
-        return seen
-
-    def consumers(self) -> dict[Node, list[Node]]:
-        """For each node, the nodes that read it (in topological order)."""
-        users: dict[Node, list[Node]] = {n: [] for n in self.nodes}
-        for node in self.nodes:
-            for operand in self.args[node]:
-                users[operand].append(node)
-        return users
 
 
 def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
@@ -95,17 +64,7 @@ def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
         canonical[node] = node
         nodes.append(node)
         args[node] = node_args
-    return Dataflow(nodes, args, [canonical[r] for r in flow.roots])
-
-
-_synthetic_ids = itertools.count(-1, -1)
-
-
-def synthetic_node(like: Node, op_name: str, args: tuple[Node, ...], name: str) -> Node:
-    """A compile-time node, outside the user's graph, that inherits ``like``'s aval and metadata."""
-    node = Node(like.graph, lookup(op_name), args, {}, like.aval, name, next(_synthetic_ids))
-    node.adjoint = like.adjoint
-    return node
+    return flow.derive(nodes, args, [canonical[r] for r in flow.roots])
 
 
 def split_accumulations(flow: Dataflow) -> Dataflow:
@@ -116,6 +75,7 @@ def split_accumulations(flow: Dataflow) -> Dataflow:
     (the problem of tensorflow#10607); with in-place reuse the running sum
     stays in one buffer.
     """
+    add = lookup("add")
     replaced: dict[Node, Node] = {}
     position = {n: i for i, n in enumerate(flow.nodes)}
     nodes: list[Node] = []
@@ -131,14 +91,150 @@ def split_accumulations(flow: Dataflow) -> Dataflow:
         total = terms[0]
         for k, term in enumerate(terms[1:], start=1):
             last = k == len(terms) - 1
-            step = synthetic_node(node, "add", (total, term), node.name if last else f"{node.name}.{k}")
+            step = flow.instance(node, (total, term), op=add, name=node.name if last else f"{node.name}.{k}")
             nodes.append(step)
             args[step] = (total, term)
             total = step
         replaced[node] = total
-    return Dataflow(nodes, args, [replaced.get(r, r) for r in flow.roots])
+    return flow.derive(nodes, args, [replaced.get(r, r) for r in flow.roots])
 
 
-def optimize(roots: Sequence[Node]) -> Dataflow:
-    """The default pass pipeline: DCE, CSE, then running sums for gradient accumulation."""
-    return split_accumulations(common_subexpression_elimination(dead_code_elimination(roots)))
+def write_updates(flow: Dataflow, params: Sequence[Node]) -> Dataflow:
+    """Turn updates into *writers*: nodes whose kernel writes a param's stored array.
+
+    ``flow.roots`` end with the new values of ``params``, one each. The new value
+    is itself the writer — computed in place, ``np.subtract(W, t, out=W)``, with
+    no arena copy of it — when its kernel can write over the param
+    (:func:`_writes_in_place`); otherwise a ``copy`` writes it. A new value that
+    is an updated param, or a view of one, is first copied into the arena: a
+    swap ``{a: b, b: a}`` reads both old values before it writes either.
+
+    The schedule runs each writer after every read of the param's old value
+    (recomputed reads included). Where that cannot be (in place, ``{a: a + b,
+    b: b + a}`` would have each write wait for a read the other write must
+    follow), the new value is computed into the arena and copied instead. An
+    update ``{w: w}`` writes nothing.
+    """
+    if not params:
+        return flow
+    copy = lookup("copy")
+    split = len(flow.roots) - len(params)
+    outputs, values = flow.roots[:split], flow.roots[split:]
+    owner = alias_analysis(flow)
+    updated = set(params)
+    nodes, args = list(flow.nodes), dict(flow.args)
+
+    def add(like: Node, operand: Node, name: str) -> Node:
+        node = flow.instance(like, (operand,), op=copy, name=name)
+        nodes.append(node)
+        args[node] = (operand,)
+        owner[node] = node
+        return node
+
+    writer_of: dict[Node, Node] = {}
+    in_place: set[Node] = set()
+    for param, value in zip(params, values):
+        if value is param:
+            continue
+        if _writes_in_place(value, param, owner, args, set(outputs) | in_place):
+            writer_of[param] = value
+            in_place.add(value)
+            continue
+        if owner[value] in updated:
+            value = add(value, value, f"{value.name}.old")
+        writer_of[param] = add(value, value, f"{param.name}.new")
+    draft = Dataflow(nodes, args, outputs + list(writer_of.values()), {w: p for p, w in writer_of.items()}, flow.ids)
+    readers = old_value_readers(draft, owner)
+    users = draft.consumers()
+    for param, writer in list(writer_of.items()):
+        if writer in in_place and _waits_for_itself(writer, param, users, readers, writer_of):
+            in_place.discard(writer)
+            writer_of[param] = add(writer, writer, f"{param.name}.new")
+            users[writer].append(writer_of[param])
+    writes = {w: p for p, w in writer_of.items()}
+    return Dataflow(nodes, args, outputs + list(writes), writes, flow.ids)
+
+
+def _writes_in_place(value: Node, param: Node, owner: dict[Node, Node], args: dict[Node, tuple[Node, ...]],
+                     taken: set[Node]) -> bool:
+    """Whether ``value``'s kernel can write ``param``'s stored array: an elementwise op of the
+    param's shape and dtype that owns its result (no view), is not returned nor another
+    param's new value (``taken``), and reads the param, if at all, as itself — an
+    elementwise kernel may write over an operand it reads element by element, not over
+    one it reads through a view."""
+    return (
+        not value.is_source
+        and value.op.elementwise
+        and owner[value] is value
+        and value.aval == param.aval
+        and value not in taken
+        and all(a is param or owner[a] is not param for a in args[value])
+    )
+
+
+def _waits_for_itself(writer: Node, param: Node, users: dict[Node, list[Node]],
+                      readers: dict[Node, set[Node]], writer_of: dict[Node, Node]) -> bool:
+    """Whether ``writer`` would have to follow one of the reads of ``param``'s old value.
+
+    Those reads must run before it; so must every writer whose param a node after
+    ``writer`` reads. A walk from ``writer`` along consumers and along those
+    read-before-write edges that reaches a read of the old ``param`` is a cycle.
+    """
+    targets = readers.get(param, set()) - {writer}
+    if not targets:
+        return False
+    reads_of = {}
+    for read_param, nodes in readers.items():
+        for node in nodes:
+            reads_of.setdefault(node, []).append(read_param)
+    seen, stack = {writer}, [writer]
+    while stack:
+        node = stack.pop()
+        following = list(users.get(node, ()))
+        following += [writer_of[p] for p in reads_of.get(node, ()) if p in writer_of and writer_of[p] is not node]
+        for nxt in following:
+            if nxt in targets:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+def own_outputs(flow: Dataflow) -> Dataflow:
+    """Give every returned value storage of its own, written by the kernel that computes it.
+
+    A run returns arrays of its own, outside the arena. An output that is a
+    source, a view (it would share its base's storage), a writer (it is the
+    param's stored array) or a value returned twice is written by a ``copy``
+    placed right after it; every other output's kernel writes the returned array itself.
+    """
+    copy = lookup("copy")
+    owner = alias_analysis(flow)
+    position = {n: i for i, n in enumerate(flow.nodes)}
+    after: dict[int, list[Node]] = {}
+    args = dict(flow.args)
+    outputs, seen = [], set()
+    for out in flow.outputs:
+        if out.is_source or owner[out] is not out or out in seen:
+            made = flow.instance(out, (out,), op=copy)
+            args[made] = (out,)
+            after.setdefault(position[out], []).append(made)
+            out = made
+        seen.add(out)
+        outputs.append(out)
+    if not after:
+        return flow
+    nodes = []
+    for i, node in enumerate(flow.nodes):
+        nodes.append(node)
+        nodes.extend(after.get(i, ()))
+    return Dataflow(nodes, args, outputs + list(flow.writes), flow.writes, flow.ids)
+
+
+def optimize(outputs: Sequence[Node], updates: Sequence[tuple[Node, Node]] = ()) -> Dataflow:
+    """The default pass pipeline: DCE, CSE, running sums for gradient accumulation, then the
+    writers of ``updates`` (param, new value) and storage of their own for the outputs."""
+    roots = list(outputs) + [value for _, value in updates]
+    flow = split_accumulations(common_subexpression_elimination(dead_code_elimination(roots)))
+    return own_outputs(write_updates(flow, [param for param, _ in updates]))

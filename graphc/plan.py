@@ -23,15 +23,17 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Aval, Node, dtype_name
-from graphc.memory import MemoryPlan, is_copying_view
+from graphc.memory import MemoryPlan
+from graphc.memory.analysis import is_copying_view
 from graphc.ops.core import registered
-from graphc.passes import Dataflow
+from graphc.dataflow import Dataflow
 
 FORMAT = "graphc-plan"
-VERSION = 2
+VERSION = 3
 
-# Buffer kinds
-INPUT, PARAM, CONST, TEMP, VIEW, SCRATCH = "input", "param", "const", "temp", "view", "scratch"
+# Buffer kinds: fed, stored, constant; in the arena (temp, scratch); bound on another buffer (view);
+# allocated by each run and returned (output).
+INPUT, PARAM, CONST, TEMP, VIEW, SCRATCH, OUTPUT = "input", "param", "const", "temp", "view", "scratch", "output"
 # Instruction modes: run the kernel into `out`; bind a view once; copy a view op's result.
 KERNEL, BIND_VIEW, COPY = "kernel", "view", "copy"
 
@@ -61,7 +63,8 @@ class Instruction:
     """``out = op(*args; **attrs)``, with its scratch buffers and a tag.
 
     ``tag`` is ``"forward"``, ``"backward"`` (an adjoint node), ``"recompute"``
-    or ``"update"`` (``assign``: write ``args[0]`` into the param's stored value).
+    or ``"update"`` (an optimizer's arithmetic; an instruction whose ``out`` is a
+    param buffer writes the param's stored array: in place, or by a ``copy``).
     ``origin`` names the forward node the instruction computes, recomputes, or
     whose gradient it computes (``""`` when the plan was built without one: errors then name ``out``).
     """
@@ -97,6 +100,12 @@ class Plan:
     @property
     def params(self) -> dict[str, Buffer]:
         return {b.name: b for b in self.buffers_of(PARAM)}
+
+    @property
+    def updated_params(self) -> list[str]:
+        """The params whose stored arrays the plan writes (its updates), in the order it writes them."""
+        buffers = self.buffers
+        return [buffers[i.out].name for i in self.instructions if buffers[i.out].kind == PARAM]
 
     # --- listing ------------------------------------------------------------
     def __str__(self) -> str:
@@ -153,7 +162,7 @@ def _encode_array(a: np.ndarray) -> dict[str, Any]:
 # --- loading: every field checked, every failure a GraphError naming the field ------
 
 
-BUFFER_KINDS = (INPUT, PARAM, CONST, TEMP, VIEW, SCRATCH)
+BUFFER_KINDS = (INPUT, PARAM, CONST, TEMP, VIEW, SCRATCH, OUTPUT)
 INSTRUCTION_MODES = (KERNEL, BIND_VIEW, COPY)
 TAGS = ("forward", "backward", "recompute", "update")
 BUFFER_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
@@ -329,7 +338,7 @@ def _instruction(raw: Any, index: int, n: int) -> Instruction:
     where = f"instructions[{index}]"
     _check_keys(raw, _INSTRUCTION_KEYS, where)
     op = _string(raw["op"], f"{where}.op")
-    if op != "assign" and op not in registered():
+    if op not in registered():
         raise _damaged(f"{where}.op", f"is {op!r}, which is no registered op (define custom ops before loading)")
     attrs = raw["attrs"]
     if not isinstance(attrs, dict):
@@ -413,9 +422,11 @@ def _origin(node: Node) -> str:
     return node.name
 
 
-def _tag(node: Node, for_outputs: set[Node]) -> str:
-    """backward: an adjoint node; recompute: a clone of a forward node; forward: needed by an
-    output; update: needed only by updates."""
+def _tag(node: Node, for_outputs: set[Node], writes: dict[Node, Node]) -> str:
+    """backward: an adjoint node; recompute: a clone of a forward node; update: a writer, or
+    needed only by updates; forward: the rest (needed by an output)."""
+    if node in writes:
+        return "update"
     if node.recompute_of is not None:
         return "recompute"
     if node.adjoint is not None:
@@ -423,19 +434,11 @@ def _tag(node: Node, for_outputs: set[Node]) -> str:
     return "forward" if node in for_outputs else "update"
 
 
-def lower(
-    name: str,
-    flow: Dataflow,
-    order: Sequence[Node],
-    storage: dict[Node, Node],
-    scratch: dict[Node, list[Aval]],
-    memory: MemoryPlan,
-    outputs: Sequence[Node],
-    updates: Sequence[tuple[Node, Node]] = (),
-) -> Plan:
+def lower(name: str, flow: Dataflow, order: Sequence[Node], memory: MemoryPlan) -> Plan:
     """Number the buffers of a scheduled, memory-planned dataflow and emit its instructions."""
     buffers: list[Buffer] = []
     number: dict[Hashable, int] = {}
+    outputs, storage, scratch = flow.outputs, memory.storage, memory.scratch
     for_outputs = flow.ancestors(outputs)
 
     def new_buffer(key: Hashable, label: str, aval: Aval, kind: str, offset: int | None = None) -> int:
@@ -451,12 +454,19 @@ def lower(
                 constants[index] = node.data
 
     instructions = []
-    offsets, flow_args = memory.offsets, flow.args
+    offsets, flow_args, writes = memory.offsets, flow.args, flow.writes
+    returned = set(outputs)
     for node in order:
         copying = is_copying_view(node, storage)
-        if node.op.view and not copying:
+        if node in writes:
+            out = number[node] = number[writes[node]]
+            mode = KERNEL
+        elif node.op.view and not copying:
             out = new_buffer(node, node.name, node.aval, VIEW)
             mode = BIND_VIEW
+        elif node in returned:
+            out = new_buffer(node, node.name, node.aval, OUTPUT)
+            mode = COPY if copying else KERNEL
         else:
             out = new_buffer(node, node.name, node.aval, TEMP, offsets[storage[node]])
             mode = COPY if copying else KERNEL
@@ -468,9 +478,7 @@ def lower(
             )
         args = tuple([number[a] for a in flow_args[node]])
         instructions.append(Instruction(node.op.name, out, args, dict(node.attrs), scratch_ids, mode,
-                                        _tag(node, for_outputs), _origin(node)))
-    for param, value in updates:
-        instructions.append(Instruction("assign", number[param], (number[value],), tag="update", origin=param.name))
+                                        _tag(node, for_outputs, writes), _origin(node)))
     return Plan(name, buffers, instructions, [number[o] for o in outputs], constants, memory.planned_bytes)
 
 
@@ -503,13 +511,10 @@ def format_listing(plan: Plan) -> str:
     width = len(str(len(plan.instructions)))
     for i, ins in enumerate(plan.instructions):
         out = buf[ins.out]
-        if ins.op == "assign":
-            lines.append(f"  {i:>{width}}  {out.name} <- %{ins.args[0]}{'':28s}update")
-            continue
         call = f"%{ins.out} = {ins.op} " + " ".join(f"%{a}" for a in ins.args)
         if ins.attrs:
             call += "  " + _fmt_attrs(ins.attrs)
-        where = "view" if ins.mode == BIND_VIEW else f"@{out.offset}"
+        where = {VIEW: "view", PARAM: "param", OUTPUT: "output"}.get(out.kind, f"@{out.offset}")
         mark = {"backward": "∂", "recompute": "↻", "update": "←"}.get(ins.tag, " ")
         lines.append(f"  {i:>{width}} {mark} {call:<48s} {str(out.shape):>14s} {out.dtype:<8s} {where:<8s} {out.name}")
     lines.append("  outputs: " + ", ".join(f"%{o} {buf[o].name}" for o in plan.outputs))

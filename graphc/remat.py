@@ -66,28 +66,19 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Node, is_int, is_real
-from graphc.memory import alias_analysis, align, peak_live_bytes
-from graphc.passes import Dataflow
+from graphc.memory.analysis import alias_analysis, align, peak_live_bytes
+from graphc.dataflow import Dataflow
 
 if TYPE_CHECKING:
     from graphc.checkmate import RematProblem
-
-_clone_ids = itertools.count(-10**9, -1)
-
 
 # --- the forward graph and its separators ---------------------------------------------------
 
 
 def forward_nodes(flow: Dataflow) -> list[Node]:
-    """Computed nodes that belong to the forward pass: no adjoint role, no adjoint ancestor."""
-    backward: set[Node] = set()
-    forward = []
-    for node in flow.nodes:
-        if node.adjoint is not None or any(a in backward for a in flow.args[node]):
-            backward.add(node)
-        elif not node.is_source:
-            forward.append(node)
-    return forward
+    """Computed nodes of the forward pass (:meth:`Dataflow.roles`): no gradient behind them, no writer."""
+    roles = flow.roles()
+    return [n for n in flow.nodes if roles.get(n) == "forward"]
 
 
 def separators(flow: Dataflow, forward: Sequence[Node]) -> list[int]:
@@ -134,13 +125,6 @@ def segments_between(forward: Sequence[Node], cuts: Sequence[int]) -> list[list[
 
 
 # --- instances: the rewritten dataflow ---------------------------------------------------------
-
-
-def clone(node: Node, args: tuple[Node, ...]) -> Node:
-    """A recomputation of ``node`` reading ``args``; it is not part of the user's graph."""
-    copy = Node(node.graph, node.op, args, node.attrs, node.aval, f"{node.name}'", next(_clone_ids))
-    copy.recompute_of = node
-    return copy
 
 
 class _Builder:
@@ -193,7 +177,7 @@ class _Builder:
             if needed is not None and node not in needed:
                 continue
             args = self._mapped(node)
-            instance = node if first else clone(node, args)
+            instance = node if first else self.flow.instance(node, args, recompute=True)
             self._emit(instance, args)
             self.current[node] = instance
 
@@ -243,7 +227,7 @@ class _Builder:
         if len(self._done) != len(self._backward):
             raise GraphError("recompute: the backward nodes could not all be ordered (a cycle through the forward graph?)")
         roots = [r for r in self.flow.roots]
-        return Dataflow(self.nodes, self.args, roots)
+        return self.flow.derive(self.nodes, self.args, roots)
 
 
 # --- policies ----------------------------------------------------------------------------------
@@ -726,7 +710,7 @@ def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray, groups: Sequen
         for view in reversed(chain):
             made = current.get(view)
             if made is None or args[made][0] is not base:
-                made = view if made is None and base is flow.args[view][0] else clone(view, (base,))
+                made = view if made is None and base is flow.args[view][0] else flow.instance(view, (base,), recompute=True)
                 out_nodes.append(made)
                 args[made] = (base,)
                 current[view] = made
@@ -739,19 +723,12 @@ def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray, groups: Sequen
     for i in order:
         node = nodes[i]
         node_args = tuple(instance(a) for a in flow.args[node])
-        made = node if node not in current else clone(node, node_args)
+        made = node if node not in current else flow.instance(node, node_args, recompute=True)
         out_nodes.append(made)
         args[made] = node_args
         current[node] = made
     roots = [instance(r) for r in flow.roots]
-    return dead_code(Dataflow(out_nodes, args, roots))
-
-
-def dead_code(flow: Dataflow) -> Dataflow:
-    """Drop instances no root depends on."""
-    live = flow.ancestors(flow.roots)
-    nodes = [n for n in flow.nodes if n in live]
-    return Dataflow(nodes, {n: flow.args[n] for n in nodes}, flow.roots)
+    return flow.derive(out_nodes, args, roots).without_dead_code()
 
 
 _FOUND: "OrderedDict[tuple, dict[bytes, tuple[np.ndarray, int]]]" = OrderedDict()

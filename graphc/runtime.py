@@ -2,23 +2,24 @@
 
 Binding allocates one 64-byte-aligned arena and makes every intermediate a
 view of it at its planned offset; feeds get slots of their own, stored params
-are read where they are stored, views are bound once, and each kernel call is
-prepared with its arrays, so a run is a loop of calls with no lookups and no
-allocation:
+are read (and written, by updates) where they are stored, views are bound
+once, and each kernel call is prepared with its arrays, so a run is a loop of
+calls with no lookups and no allocation but the arrays it returns:
 
-    check feeds and stored params  →  copy feeds into their slots
-    →  step() for every instruction  →  copy the outputs out
-    →  write updates into the stored params
+    check feeds and stored params  →  new output arrays (the kernels that write them re-bound)
+    →  copy feeds into their slots  →  step() for every instruction  →  return the outputs
 
-The outputs are copied before the updates are written, so an output that is a
-param (or a view of one) has the value the run read, like every other output.
-Every update is checked before the first is written (all or nothing).
+Updates are instructions like any other: the kernel that computes a param's
+new value writes the stored array (``np.subtract(W, t, out=W)``) as soon as
+every read of the old value has run, so a gradient dies with its update. A
+run checks every param it will write before it writes any; a run that raises
+after a write (an operand check on a computed value, ``check_numerics``)
+puts the written params back as they were, so a failed run changes nothing.
 
 A run that feeds a param (overriding its stored value for that run) uses a
-second binding whose param slots are copies; so does a program whose updates
-read params (``updates={a: b, b: a}`` must swap, not copy one into both). The
-caller's arrays are only read (copied into slots), and the arrays a run returns
-are fresh copies that no later run touches.
+second binding whose param slots are copies; its updates are copied into the
+stored params at the end. The caller's arrays are only read (copied into
+slots), and each run returns arrays of its own that no later run touches.
 
 An :class:`Executable` is one arena: one run at a time. ``check_numerics``
 binds a second kind of step that checks each result for NaN and Inf; without
@@ -34,9 +35,9 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Value
-from graphc.memory import ALIGNMENT
+from graphc.memory.analysis import ALIGNMENT
 from graphc.ops.core import lookup
-from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, format_listing
+from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, OUTPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, format_listing
 
 
 # A ufunc that broadcasts an operand allocates an iteration buffer of this many
@@ -66,8 +67,8 @@ def _copy_view(out: np.ndarray, x: np.ndarray, view: Callable[..., np.ndarray], 
 class Executable:
     """A Plan bound to memory. ``stored`` maps param names to their stored arrays.
 
-    With ``share_params`` (the default) an unfed param is read from its stored array
-    in place; otherwise it is copied into a slot of its own at every run.
+    With ``share_params`` (the default) an unfed param is read (and updated) in
+    its stored array; otherwise it is copied into a slot of its own at every run.
     ``stored`` may be a live mapping (the graph's params): a run checks that each
     param it reads or updates is still the array it was bound to.
     """
@@ -77,13 +78,14 @@ class Executable:
         self.plan = plan
         self.check_numerics = check_numerics
         _check_stored_params(plan, stored)
+        self.written = plan.updated_params
+        missing = [name for name in self.written if name not in stored]
+        if missing:
+            raise GraphError(f"the plan updates param {missing[0]!r}, but no stored value was given for it")
         self.arena = _aligned_arena(plan.arena_bytes)
         self._all_stored = stored
         self._copying: Executable | None = None
         self._bind_all(share_params)
-        if self.shared and any(np.shares_memory(value, self.stored[name]) for _, _, value in self.updates
-                               for name in self.shared):
-            self._bind_all(share_params=False)  # an update reads a param: keep copies
 
     def _bind_all(self, share_params: bool) -> None:
         plan, stored = self.plan, self._all_stored
@@ -95,7 +97,7 @@ class Executable:
             elif buf.kind == PARAM and share_params and _shareable(stored.get(buf.name), buf):
                 arrays[buf.id] = stored[buf.name]
                 shared.add(buf.name)
-            elif buf.kind in (INPUT, PARAM):
+            elif buf.kind in (INPUT, PARAM, OUTPUT):
                 arrays[buf.id] = np.empty(buf.shape, np.dtype(buf.dtype))
             elif buf.kind == CONST:
                 arrays[buf.id] = plan.constants[buf.id]
@@ -104,25 +106,32 @@ class Executable:
         self.slots = {b.name: (b, arrays[b.id]) for b in plan.buffers
                       if b.kind in (INPUT, PARAM) and b.name not in shared}
         self.stored = {b.name: stored[b.name] for b in plan.buffers if b.kind == PARAM and b.name in stored}
+        self._write_back = [(self.stored[name], self.slots[name][1]) for name in self.written if name not in shared]
+        self._from_sources = _source_derived_buffers(plan)
+        self.checks: list[Callable[[], None]] = []  # operand checks that read feeds, params, constants: run first
         self.steps: list[Callable[[], Any]] = []
-        self.updates: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self._positions: dict[int, slice] = {}
         for index, ins in enumerate(plan.instructions):
-            self._bind(index, ins, arrays)
-        self.outputs = [arrays[o] for o in plan.outputs]
+            steps, check = self._instruction_steps(index, ins, arrays)
+            if check is not None:
+                self.checks.append(check)
+            self._positions[index] = slice(len(self.steps), len(self.steps) + len(steps))
+            self.steps.extend(steps)
+        checks_in_place = any(isinstance(step, partial) and step.func is _check_operands for step in self.steps)
+        self._guard = bool(self.written) and (self.check_numerics or checks_in_place)
+        self._arrays = arrays
+        self._per_run = _per_run_instructions(plan)
+        self._fresh = True  # the output arrays have not been returned yet
 
-    def _bind(self, index: int, ins: Instruction, arrays: list) -> None:
+    def _instruction_steps(self, index: int, ins: Instruction, arrays: list) -> tuple[list[Callable[[], Any]], Callable[[], None] | None]:
+        """The calls that run instruction ``index`` (none for a view: it is bound here, once),
+        and its operand check where that reads only feeds, params and constants (run first)."""
         args = [arrays[a] for a in ins.args]
-        if ins.op == "assign":
-            name = self.plan.buffers[ins.out].name
-            if name not in self.stored:
-                raise GraphError(f"the plan updates param {name!r}, but no stored value was given for it")
-            self.updates.append((name, self.stored[name], args[0]))
-            return
         prim = lookup(ins.op)
         kernel = prim.kernel
         if ins.mode == BIND_VIEW:
             arrays[ins.out] = kernel(*args, **ins.attrs)
-            return
+            return [], None
         out = arrays[ins.out]
         if ins.mode == COPY:
             step = partial(_copy_reshaped, out, *args) if ins.op == "reshape" else partial(_copy_view, out, *args, kernel, ins.attrs)
@@ -130,14 +139,27 @@ class Executable:
             step = partial(kernel, out, *args, scratch=tuple(arrays[s] for s in ins.scratch), **ins.attrs)
         else:
             step = partial(kernel, out, *args, **ins.attrs)
-        if prim.check_operands is not None:
-            self.steps.append(partial(_check_operands, self.plan, index, prim.check_operands, args, ins.attrs))
         if self.check_numerics:
             step = partial(_checked_step, step, self.plan, index, out, args)
-        self.steps.append(step)
+        if prim.check_operands is None:
+            return [step], None
+        check = partial(_check_operands, self.plan, index, prim.check_operands, args, ins.attrs)
+        if all(a in self._from_sources for a in ins.args):
+            return [step], check
+        return [check, step], None
+
+    def _new_outputs(self) -> None:
+        """Fresh arrays for the outputs (the caller owns the last run's), and the steps that use them."""
+        plan, arrays = self.plan, self._arrays
+        for o in plan.outputs:
+            buf = plan.buffers[o]
+            arrays[o] = np.empty(buf.shape, np.dtype(buf.dtype))
+        for index in self._per_run:
+            steps, _ = self._instruction_steps(index, plan.instructions[index], arrays)
+            self.steps[self._positions[index]] = steps
 
     def run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
-        """Execute once with ``feeds`` (name → array); return copies of the outputs."""
+        """Execute once with ``feeds`` (name → array); return the outputs (arrays of this run's own)."""
         bufsize = np.setbufsize(UFUNC_BUFFER_ELEMENTS)
         try:
             return self._run(feeds)
@@ -158,12 +180,30 @@ class Executable:
                 np.copyto(slot, self.stored[name])
             else:
                 raise GraphError(f"input {name!r} ({buf.shape} {buf.dtype}) is needed but was not fed")
-        for step in self.steps:
-            step()
-        results = [np.array(out, copy=True) for out in self.outputs]  # before the updates: what the run read
-        for _, target, value in self.updates:
-            np.copyto(target, value)
-        return results
+        for check in self.checks:
+            check()
+        if not self._fresh:
+            self._new_outputs()
+        self._fresh = False
+        if self._guard:
+            self._run_guarded()
+        else:
+            for step in self.steps:
+                step()
+        for target, slot in self._write_back:
+            np.copyto(target, slot)
+        return [self._arrays[o] for o in self.plan.outputs]
+
+    def _run_guarded(self) -> None:
+        """The steps, with the params the plan writes put back as they were if one raises."""
+        saved = [(self.stored[name], self.stored[name].copy()) for name in self.written]
+        try:
+            for step in self.steps:
+                step()
+        except BaseException:
+            for target, value in saved:
+                np.copyto(target, value)
+            raise
 
     def _check_storage(self) -> None:
         """Every stored param this binding reads or writes is still the array it was bound to,
@@ -175,13 +215,26 @@ class Executable:
                     f"param {name!r}: its stored array was replaced after the program was bound; "
                     f"change a param's value with .assign(array) (in place), or compile the program again"
                 )
-        for name, target, _ in self.updates:
-            if not target.flags.writeable:
+        for name in self.written:
+            if not self.stored[name].flags.writeable:
                 raise GraphError(
                     f"param {name!r}: the program updates it, but its stored array is read-only; "
                     f"make it writable (array.flags.writeable = True) or compile without updating it "
                     f"(no param was written)"
                 )
+
+
+def _per_run_instructions(plan: Plan) -> list[int]:
+    """The instructions that touch an output or a view bound on one: re-bound at each run."""
+    per_run = set(plan.outputs)
+    indices = []
+    for index, ins in enumerate(plan.instructions):
+        touched = ins.out in per_run or any(a in per_run for a in ins.args)
+        if touched:
+            indices.append(index)
+            if ins.mode == BIND_VIEW:
+                per_run.add(ins.out)
+    return indices
 
 
 def _check_stored_params(plan: Plan, stored: Mapping[str, Any]) -> None:

@@ -1,11 +1,15 @@
 """Ordering: one topological order of the nodes a program computes, chosen for memory.
 
 Sources (inputs, params, constants) are not scheduled: they are bound before
-the first step. Two candidate orders are built and the one whose peak of live
-bytes is lower is kept (ties go to creation order):
+the first step. Every order runs a writer (a node writing a param's stored
+array: an update) after every read of the param's old value — recomputed
+reads included — and as soon as that and its operands allow. Two candidate
+orders are built and the one whose peak of live bytes is lower is kept (ties
+go to creation order):
 
 - creation order — forward in the order the user wrote it, then the adjoint
-  pass in reverse topological order;
+  pass in reverse topological order, each update's arithmetic and writer as
+  soon as they are ready;
 - a greedy list schedule that, among the ready nodes, runs the one that
   allocates the least net of what it frees (the last read of a value frees
   it), ties broken by creation order. It sums gradient terms as they arrive
@@ -19,13 +23,53 @@ from __future__ import annotations
 import heapq
 
 from graphc.ir import Node
-from graphc.memory import alias_analysis, node_scratch, peak_live_bytes
-from graphc.passes import Dataflow
+from graphc.dataflow import Dataflow
+from graphc.memory.analysis import alias_analysis, node_scratch, peak_live_bytes, reads_before_writes
 
 
 def creation_order(flow: Dataflow) -> list[Node]:
-    """The computed nodes of ``flow`` in its topological list order."""
-    return [node for node in flow.nodes if not node.is_source]
+    """The computed nodes of ``flow`` in its list order, updates moved as early as they may run.
+
+    Without writers this is the list order itself. With them, the list is
+    re-sorted topologically (over operands and reads-before-writes) by position,
+    except that a ready writer, or a ready node of an update's arithmetic,
+    goes first: so each gradient dies as soon as its update has run.
+    """
+    computed = [node for node in flow.nodes if not node.is_source]
+    if not flow.writes:
+        return computed
+    roles = flow.roles()
+    position = {n: i for i, n in enumerate(computed)}
+    first = {n: 0 if roles[n] == "update" else 1 for n in computed}
+    successors, waiting = _dependencies(flow, computed)
+    ready = [(first[n], position[n], n) for n in computed if waiting[n] == 0]
+    heapq.heapify(ready)
+    order: list[Node] = []
+    while ready:
+        _, _, node = heapq.heappop(ready)
+        order.append(node)
+        for nxt in successors[node]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, (first[nxt], position[nxt], nxt))
+    return order
+
+
+def _dependencies(flow: Dataflow, computed: list[Node]) -> tuple[dict[Node, list[Node]], dict[Node, int]]:
+    """For each computed node, the nodes that wait for it (its consumers, and the writers its
+    read of an old param value must precede), and how many computed nodes it waits for."""
+    successors: dict[Node, list[Node]] = {n: [] for n in computed}
+    waiting = dict.fromkeys(computed, 0)
+    for node in computed:
+        for operand in flow.args[node]:
+            if not operand.is_source:
+                successors[operand].append(node)
+                waiting[node] += 1
+    for writer, readers in reads_before_writes(flow, alias_analysis(flow)).items():
+        for reader in readers:
+            successors[reader].append(writer)
+            waiting[writer] += 1
+    return successors, waiting
 
 
 def greedy_order(flow: Dataflow) -> list[Node]:
@@ -39,15 +83,14 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     computed = creation_order(flow)
     position = {n: i for i, n in enumerate(computed)}
     pinned = {owner[r] for r in flow.roots}
-    users = flow.consumers()
+    successors, waiting = _dependencies(flow, computed)
     reads = _storages_read_by(computed, flow, owner)
     readers: dict[Node, list[Node]] = {}
     for node in computed:
         for base in reads[node]:
             readers.setdefault(base, []).append(node)
     remaining = {base: len(nodes) for base, nodes in readers.items()}
-    waiting = {n: sum(1 for a in flow.args[n] if not a.op.source) for n in computed}
-    allocates = {n: n.aval.nbytes if owner[n] is n else 0 for n in computed}
+    allocates = {n: n.aval.nbytes if owner[n] is n and n not in pinned else 0 for n in computed}
     frees = {base: 0 if base in pinned else base.aval.nbytes for base in readers}  # when its last reader runs
     done: set[Node] = set()
 
@@ -69,7 +112,7 @@ def greedy_order(flow: Dataflow) -> list[Node]:
                 last = next(r for r in readers[base] if r not in done)
                 if waiting[last] == 0:
                     heapq.heappush(heap, (net(last), position[last], last))
-        for user in users[node]:
+        for user in successors[node]:
             waiting[user] -= 1
             if waiting[user] == 0:
                 heapq.heappush(heap, (net(user), position[user], user))

@@ -8,19 +8,20 @@ intervals) and rejects a plan where
 - an instruction disagrees with its op: a view op not bound as a view or
   copied, another op not run as a kernel, attributes not in the op's
   canonical form, an output buffer whose shape or dtype is not what the op's
-  shape rule gives for the argument buffers, scratch buffers other than the
-  ones the op asks for, or an update whose value does not match its param;
+  shape rule gives for the argument buffers, or scratch buffers other than the
+  ones the op asks for;
 - an instruction reads a buffer no earlier instruction wrote (or bound), or
   reads a scratch buffer; a scratch buffer serves two instructions;
-- a kernel writes anywhere but an arena buffer (never into an input, a param
-  slot, a constant or a view), or an update writes anything but a param, or
-  a param is updated twice;
+- a kernel writes anywhere but an arena buffer or an output (never into an
+  input, a constant or a view), except an update: an elementwise kernel (or a
+  copy) writing a param once, reading that param, if at all, as itself (not
+  through a view); an output is not written exactly once, or is listed twice;
 - a buffer lies outside the arena or off the 64-byte alignment, or the arena
   is larger than all its buffers side by side;
 - two arena buffers overlap in memory while both are live — except an
   elementwise kernel writing over an operand of its exact size at that
-  operand's last read (in-place reuse). Updates are applied after the last
-  instruction, so the value an update reads lives to the end of the run.
+  operand's last read (in-place reuse). Params and outputs are outside the
+  arena; reads of a param after its update read the new value.
 
 :meth:`Plan.from_json` runs it on every plan it loads; the tests run it on
 every plan they compile (``VALIDATE_PLANS``).
@@ -37,9 +38,9 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Aval
-from graphc.memory import ALIGNMENT, align
+from graphc.memory.analysis import ALIGNMENT, align
 from graphc.ops.core import lookup
-from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, KERNEL, PARAM, SCRATCH, TEMP, VIEW, Instruction, Plan
+from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, KERNEL, OUTPUT, PARAM, SCRATCH, TEMP, VIEW, Instruction, Plan
 
 VALIDATE_PLANS = False
 """When true, every Program validates its plan when it is built (the tests set it)."""
@@ -89,9 +90,6 @@ def _same_aval(a: Any, b: Aval) -> bool:
 
 def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
     """The instruction agrees with its op's facts: mode, canonical attributes, shape rule, scratch."""
-    if ins.op == "assign":
-        _check_update(plan, avals, step, ins)
-        return
     prim = lookup(ins.op)
     if prim.source or prim.kernel is None:
         _fail(plan, step, f"op {ins.op!r} has no kernel and cannot be an instruction")
@@ -102,8 +100,11 @@ def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instructio
     out_kind = plan.buffers[ins.out].kind
     if ins.mode == BIND_VIEW and out_kind != VIEW:
         _fail(plan, step, f"binds a view into {_describe(plan, ins.out)}, a {out_kind} buffer; views bind view buffers only")
-    if ins.mode != BIND_VIEW and out_kind != TEMP:
-        _fail(plan, step, f"writes into {_describe(plan, ins.out)}, a {out_kind} buffer; kernels write temp buffers only")
+    if ins.mode != BIND_VIEW and out_kind not in (TEMP, OUTPUT, PARAM):
+        _fail(plan, step, f"writes into {_describe(plan, ins.out)}, a {out_kind} buffer; kernels write temp buffers, "
+                          "outputs and (updates) params only")
+    if out_kind == PARAM:
+        _check_update(plan, step, ins, prim)
     in_avals = [avals[a] for a in ins.args]
     shapes = ", ".join(_describe(plan, a) for a in ins.args)
     try:  # the op's own rules, run on data read from a file: any failure is the plan's
@@ -135,13 +136,25 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def _check_update(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
-    if ins.mode != KERNEL or ins.attrs or ins.scratch or len(ins.args) != 1:
-        _fail(plan, step, "an update (assign) takes one argument, no attributes and no scratch, in mode 'kernel'")
-    if plan.buffers[ins.out].kind != PARAM:
-        _fail(plan, step, f"an update writes {_describe(plan, ins.out)}, which is not a param")
-    if avals[ins.args[0]] != avals[ins.out]:
-        _fail(plan, step, f"an update writes {_describe(plan, ins.args[0])} into {_describe(plan, ins.out)}")
+def _check_update(plan: Plan, step: int, ins: Instruction, prim) -> None:
+    """An update writes a param with an elementwise kernel that reads the param, if at all, as itself."""
+    if ins.mode != KERNEL or not prim.elementwise or ins.scratch:
+        _fail(plan, step, f"updates {_describe(plan, ins.out)} with {ins.op} in mode {ins.mode!r}; an update is an "
+                          "elementwise kernel (or a copy) in mode 'kernel', with no scratch")
+    through_views = _view_bases(plan, step)
+    for a in ins.args:
+        if a != ins.out and through_views.get(a) == ins.out:
+            _fail(plan, step, f"updates {_describe(plan, ins.out)} in place while reading it through the view "
+                              f"{_describe(plan, a)}; an elementwise kernel may only read the buffer it writes as itself")
+
+
+def _view_bases(plan: Plan, before: int) -> dict[int, int]:
+    """The buffer each view bound before instruction ``before`` reads, through chains of views."""
+    bases: dict[int, int] = {}
+    for ins in plan.instructions[:before]:
+        if ins.mode == BIND_VIEW:
+            bases[ins.out] = bases.get(ins.args[0], ins.args[0])
+    return bases
 
 
 def _check_dataflow(plan: Plan) -> dict[int, int | None]:
@@ -150,6 +163,7 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
     base: dict[int, int | None] = {b.id: None for b in plan.buffers if b.kind in (INPUT, PARAM, CONST)}
     updated: set[int] = set()
     scratch_used: set[int] = set()
+    outside = {b.id for b in plan.buffers if b.kind in (OUTPUT, PARAM)}
     for step, ins in enumerate(plan.instructions):
         for a in ins.args:
             if plan.buffers[a].kind == SCRATCH:
@@ -157,12 +171,12 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
             if a not in defined:
                 _fail(plan, step, f"reads {_describe(plan, a)} before anything writes it")
         out = plan.buffers[ins.out]
-        if ins.op == "assign":
+        if out.kind == PARAM:
             if out.id in updated:
                 _fail(plan, step, f"updates {_describe(plan, out.id)} a second time")
             updated.add(out.id)
             continue
-        base[out.id] = base[ins.args[0]] if ins.mode == BIND_VIEW else out.id
+        base[out.id] = base[ins.args[0]] if ins.mode == BIND_VIEW else None if out.id in outside else out.id
         for s in ins.scratch:
             if plan.buffers[s].kind != SCRATCH:
                 _fail(plan, step, f"uses {_describe(plan, s)} as scratch, but it is not a scratch buffer")
@@ -174,8 +188,16 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
             _fail(plan, step, f"writes {_describe(plan, ins.out)} a second time")
         defined.add(ins.out)
     for o in plan.outputs:
-        if o not in defined or plan.buffers[o].kind == SCRATCH:
+        if plan.buffers[o].kind != OUTPUT:
+            _fail(plan, None, f"output {_describe(plan, o)} is not an output buffer; a run returns arrays of its own")
+        if o not in defined:
             _fail(plan, None, f"output {_describe(plan, o)} is never written")
+    listed = set(plan.outputs)
+    if len(listed) != len(plan.outputs):
+        _fail(plan, None, f"outputs {plan.outputs} list a buffer twice; each returned array has a buffer of its own")
+    for b in plan.buffers_of(OUTPUT):
+        if b.id not in listed:
+            _fail(plan, None, f"{_describe(plan, b.id)} is an output buffer, but the plan does not return it")
     return base
 
 
@@ -220,23 +242,17 @@ def _check_placement(plan: Plan) -> None:
 
 
 def _live_intervals(plan: Plan, base: dict[int, int | None]) -> dict[int, list[int]]:
-    """[first write, last read] of each arena buffer; reads through views count; outputs and the
-    values updates read live to the end (updates are applied after the last instruction)."""
+    """[first write, last read] of each arena buffer; reads through views count."""
     live: dict[int, list[int]] = {}
-    end = len(plan.instructions)
     for step, ins in enumerate(plan.instructions):
-        if ins.op == "assign":
-            _extend(live, base[ins.args[0]], end)
-            continue
         if ins.mode == BIND_VIEW:
             continue
         for a in ins.args:
             _extend(live, base[a], step)
-        live.setdefault(ins.out, [step, step])
+        if base.get(ins.out) == ins.out:
+            live.setdefault(ins.out, [step, step])
         for s in ins.scratch:
             live.setdefault(s, [step, step])
-    for o in plan.outputs:
-        _extend(live, base[o], end)
     return live
 
 
@@ -254,7 +270,7 @@ def _check_overlaps(plan: Plan, base: dict[int, int | None]) -> None:
     ``hi`` in offset order: O(n log n + n·live) instead of all pairs.
     """
     live = _live_intervals(plan, base)
-    writer = {ins.out: (step, ins) for step, ins in enumerate(plan.instructions) if ins.op != "assign"}
+    writer = {ins.out: (step, ins) for step, ins in enumerate(plan.instructions)}
     starts: list[int] = []  # offsets of the live buffers, sorted
     active: list[int] = []  # their ids, in the same order
     ending: list[tuple[int, int]] = []  # heap of (last step, id) of the live buffers

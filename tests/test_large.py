@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc import memory, zoo
-from graphc.memory import Interval, _by_start, _place, best_fit_by_start, first_fit_by_start
+from graphc.memory.analysis import Interval
+from graphc.memory.placement import _by_start, _place, best_fit_by_start, first_fit_by_start
 
 
 

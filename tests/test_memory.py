@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc import zoo
-from graphc.memory import Interval, _Placed, align, arena_bytes, greedy_by_size
+from graphc.memory.analysis import Interval, align
+from graphc.memory.placement import _Placed, arena_bytes, greedy_by_size
 from graphc.plan import TEMP
 from graphc.validate import validate
 

@@ -73,6 +73,7 @@ _DROPOUT_STREAM = 2  # the uniform node of a dropout case is the graph's third n
 
 
 NP = SimpleNamespace(
+    copy=np.copy,
     add=np.add,
     sub=np.subtract,
     mul=np.multiply,
@@ -229,6 +230,8 @@ for op, (kind, f) in UNARY.items():
     case(op, lambda m, x, f=f: f(m, x) * x, Arg((3, 4), kind), label="fanout")
     case(op, lambda m, x, f=f: (lambda u: u * u)(f(m, x)), Arg((3,), kind), label="fanout-output")
 case("neg", lambda m, x: -x * x, A(3, 4), label="operator-fanout")
+case("copy", lambda m, x: m.copy(x), A(2, 3))
+case("copy", lambda m, x: m.copy(x) * x, A(3, 4), label="fanout")
 case("relu", lambda m, x: m.relu(x) * m.relu(-x) + m.relu(x), Arg((2, 5), "away"), label="fanout-both-signs")
 
 # --- masks (ZERO VJP rules) and one_hot: the gradient flows around them ---------------

@@ -11,8 +11,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 
 import graphc as gc
-from graphc.memory import alias_analysis, peak_live_bytes
-from graphc.passes import Dataflow, optimize
+from graphc.dataflow import Dataflow
+from graphc.memory.analysis import alias_analysis, peak_live_bytes
+from graphc.passes import optimize
 from graphc.schedule import creation_order, greedy_order, schedule
 from random_graphs import build, recipes
 

@@ -125,6 +125,20 @@ pow = _binary(  # noqa: A001
     flops_per_element=10,
     doc="a ** b.  J^T: (g·b·a^(b-1), g·y·ln a), 0 where b = 0 and where a = 0 respectively.",
 )
+def _copy_kernel(out: np.ndarray, x: np.ndarray) -> None:
+    np.copyto(out, x)
+
+
+copy = Primitive(
+    "copy",
+    infer=lambda x: x,
+    kernel=_copy_kernel,
+    vjp=[lambda g, y, x: g],
+    flops=lambda ins, out: 0,
+    elementwise=True,
+    doc="A copy of x into storage of its own (any dtype).  J^T: g.  Plans use it to write a returned "
+        "array or a param's new value where no kernel can write it directly.",
+)
 neg = _unary("neg", lambda out, x: np.negative(x, out=out), lambda g, y, x: neg(g), doc="-x.  J^T: -g.")
 exp = _unary("exp", lambda out, x: np.exp(x, out=out), lambda g, y, x: g * y, 4, doc="eˣ.  J^T: g·y.")
 log = _unary("log", lambda out, x: np.log(x, out=out), lambda g, y, x: g / x, 4, doc="ln x.  J^T: g / x.")

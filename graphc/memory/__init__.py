@@ -1,0 +1,127 @@
+"""The memory stage: liveness, in-place reuse and arena offsets for one schedule.
+
+- :mod:`graphc.memory.analysis` — aliasing (views own no storage), storage
+  (in-place reuse, writes into params), liveness intervals and the peak of live
+  bytes; the schedule and the recompute stage use it to compare orders;
+- :mod:`graphc.memory.placement` — offsets in one arena by greedy-by-size,
+  best-fit or first-fit by start, or without reuse.
+
+:func:`plan_memory` runs both and returns one :class:`MemoryPlan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable, Sequence
+
+from graphc.dataflow import Dataflow
+from graphc.ir import Aval, Node
+from graphc.memory.analysis import (
+    ALIGNMENT,
+    Interval,
+    alias_analysis,
+    align,
+    is_copying_view,
+    live_bytes_per_step,
+    liveness,
+    no_reuse_bytes,
+    node_scratch,
+    peak_live_bytes,
+    storage_assignment,
+)
+from graphc.memory.placement import (
+    GREEDY_BY_SIZE_MAX_BLOCKS,
+    MEMORY_MODES,
+    STRATEGIES,
+    arena_bytes,
+    auto_strategies,
+    best_fit_by_start,
+    first_fit_by_start,
+    greedy_by_size,
+    place_without_reuse,
+)
+
+
+@dataclass
+class MemoryPlan:
+    """Where every intermediate lives, and the figures that judge the placement.
+
+    - ``planned_bytes``: the arena that holds every intermediate and scratch;
+    - ``lower_bound_bytes``: max over steps of the bytes live at that step;
+    - ``no_reuse_bytes``: the arena if nothing shared storage;
+    - ``params_bytes`` / ``inputs_bytes``: the program's copies of params and feeds;
+    - ``live_bytes``: bytes live at each step of the schedule;
+    - ``storage``: for each node, the node whose storage holds its value (itself,
+      the base of a view, an operand reused in place, or a param it writes);
+    - ``scratch``: the temporaries each kernel asks for.
+    """
+
+    offsets: dict[Hashable, int]
+    intervals: list[Interval]
+    planned_bytes: int
+    lower_bound_bytes: int
+    no_reuse_bytes: int
+    params_bytes: int
+    inputs_bytes: int
+    live_bytes: list[int] = field(repr=False)
+    strategy: str = "no-reuse"
+    strategy_bytes: dict[str, int] = field(default_factory=dict)
+    storage: dict[Node, Node] = field(default_factory=dict, repr=False)
+    scratch: dict[Node, list[Aval]] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        def mib(n: int) -> str:
+            return f"{n:>12,d} B  ({n / 2**20:8.3f} MiB)"
+
+        ratio = self.planned_bytes / self.lower_bound_bytes if self.lower_bound_bytes else 1.0
+        lines = [
+            f"memory plan ({self.strategy}, {len(self.intervals)} blocks, {len(self.live_bytes)} steps)",
+            f"  arena (planned)    {mib(self.planned_bytes)}",
+            f"  lower bound        {mib(self.lower_bound_bytes)}   planned/LB = {ratio:.3f}",
+            f"  without reuse      {mib(self.no_reuse_bytes)}",
+            f"  params             {mib(self.params_bytes)}",
+            f"  inputs             {mib(self.inputs_bytes)}",
+        ]
+        return "\n".join(lines)
+
+
+def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> MemoryPlan:
+    """Liveness, in-place reuse and arena offsets for one schedule.
+
+    ``mode`` ``"auto"`` places the blocks with every strategy and keeps the
+    smallest arena (ExecuTorch does the same; greedy-by-size only up to
+    :data:`GREEDY_BY_SIZE_MAX_BLOCKS` blocks); a strategy's name uses that one
+    alone; ``"no-reuse"`` gives every value storage of its own (no in-place,
+    no sharing), the baseline the others are measured against.
+    """
+    view_owner = alias_analysis(flow)
+    scratch = node_scratch(flow, order)
+    if mode == "no-reuse":
+        storage = storage_assignment(flow, order, view_owner, inplace=False)
+        intervals, strategies = liveness(flow, order, storage, scratch), ["no-reuse"]
+    else:
+        storage = storage_assignment(flow, order, view_owner)
+        intervals = liveness(flow, order, storage, scratch)
+        strategies = auto_strategies(len(intervals)) if mode == "auto" else [mode]
+    live = live_bytes_per_step(intervals, len(order))
+    sizes, best = {}, None
+    for name in strategies:
+        offsets = STRATEGIES[name](intervals)
+        sizes[name] = arena_bytes(intervals, offsets)
+        if best is None or sizes[name] < sizes[best[0]]:
+            best = (name, offsets)
+    sources = [n for n in flow.nodes if n.op.name in ("input", "param")]
+    return MemoryPlan(
+        offsets=best[1],
+        intervals=intervals,
+        planned_bytes=sizes[best[0]],
+        lower_bound_bytes=max(live, default=0),
+        no_reuse_bytes=no_reuse_bytes(flow, order, view_owner, scratch),
+        params_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param"),
+        inputs_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "input"),
+        live_bytes=live,
+        strategy=best[0],
+        strategy_bytes=sizes,
+        storage=storage,
+        scratch=scratch,
+    )

@@ -1,0 +1,267 @@
+"""Memory analysis: which values own storage, how long each lives, and the peak of live bytes.
+
+Every intermediate is a slice of one preallocated arena. A view (reshape,
+transpose, broadcast_to, slice) owns no storage: it aliases its base and keeps
+it alive as long as the view is read. Liveness is measured in schedule steps;
+a value lives from the step that writes it to the last step that reads it.
+
+The lower bound is the largest sum of live bytes at any step of the schedule
+(XLA's heap simulator calls it the no-fragmentation bound): no placement on
+this schedule can use less. The schedule and the recompute stage compare
+orders with it; :mod:`graphc.memory.placement` then gives each block its offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+from graphc.dataflow import Dataflow
+from graphc.ir import Aval, Node
+
+ALIGNMENT = 64
+
+
+def align(nbytes: int, alignment: int = ALIGNMENT) -> int:
+    return -(-nbytes // alignment) * alignment
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A block of storage: ``nbytes`` live from step ``start`` to step ``end`` (inclusive)."""
+
+    key: Hashable
+    nbytes: int
+    start: int
+    end: int
+
+
+def _keeps_contiguity(node: Node) -> bool:
+    """Whether a view of a C-contiguous array is itself C-contiguous (conservatively)."""
+    op, attrs = node.op.name, node.attrs
+    if op == "reshape":
+        return True
+    if op == "transpose":
+        moved = [a for a in attrs["axes"] if node.inputs[0].shape[a] != 1]
+        return moved == sorted(moved)
+    if op == "broadcast_to":
+        return node.shape == node.inputs[0].shape
+    if op == "slice_axis":
+        return all(d == 1 for d in node.inputs[0].shape[: attrs["axis"]])
+    return False
+
+
+def alias_analysis(flow: Dataflow) -> dict[Node, Node]:
+    """For each node, the node that owns its storage: itself, unless it is a true view
+    (its base's owner) or a writer (the param whose stored array it writes).
+
+    A reshape of a value that may not be C-contiguous would make NumPy copy;
+    such a reshape is planned as a copy into storage of its own instead.
+    """
+    owner: dict[Node, Node] = {}
+    contiguous: dict[Node, bool] = {}
+    writes = flow.writes
+    for node in flow.nodes:
+        if node in writes:
+            owner[node] = writes[node]
+            contiguous[node] = True
+            continue
+        if node.op.view:
+            base = flow.args[node][0]
+            if node.op.name != "reshape" or contiguous[base]:
+                owner[node] = owner[base]
+                contiguous[node] = contiguous[base] and _keeps_contiguity(node)
+                continue
+        owner[node] = node
+        contiguous[node] = True
+    return owner
+
+
+def view_base(node: Node, flow: Dataflow, owner: dict[Node, Node]) -> Node:
+    """The value a bound view reads (through any chain of views); ``node`` itself otherwise."""
+    while node.op.view and owner[node] is not node and not node.is_source:
+        node = flow.args[node][0]
+    return node
+
+
+def runs_kernel(node: Node, owner: dict[Node, Node]) -> bool:
+    """Whether the plan runs a kernel for ``node``: no source, and no view bound once on its base."""
+    return not node.is_source and not (node.op.view and owner[node] is not node)
+
+
+def old_value_readers(flow: Dataflow, owner: dict[Node, Node]) -> dict[Node, set[Node]]:
+    """For each param a writer writes, the kernels that read its old value (directly or through views).
+
+    Each must run before the writer; a writer reading its own param is not among them.
+    """
+    written = set(flow.writes.values())
+    readers: dict[Node, set[Node]] = {p: set() for p in written}
+    if not written:
+        return readers
+    writer_of = {p: w for w, p in flow.writes.items()}
+    for node in flow.nodes:
+        if not runs_kernel(node, owner):
+            continue
+        for operand in flow.args[node]:
+            base = view_base(operand, flow, owner)
+            if base in written and writer_of[base] is not node:
+                readers[base].add(node)
+    return readers
+
+
+def reads_before_writes(flow: Dataflow, owner: dict[Node, Node]) -> dict[Node, list[Node]]:
+    """For each writer, the kernels that must run before it: the reads of its param's old value."""
+    readers = old_value_readers(flow, owner)
+    return {w: sorted(readers[p], key=lambda n: n.id) for w, p in flow.writes.items()}
+
+
+def is_copying_view(node: Node, storage: dict[Node, Node]) -> bool:
+    """A view op that the plan runs as a copy (a reshape of a non-contiguous value)."""
+    return node.op.view and storage[node] is node
+
+
+def storage_assignment(
+    flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node], inplace: bool = True
+) -> dict[Node, Node]:
+    """For each node, the node whose storage holds its value, with in-place reuse.
+
+    An elementwise op writes into an operand's storage when that operand is
+    read for the last time at this step, has the op's shape and dtype, is no
+    view and no source, is not an output, and no other operand reads the same
+    storage through a different view (``x + x`` is fine, ``x + xᵀ`` is not).
+    An output is never written into an operand's storage: it is returned, so it
+    has storage of its own outside the arena; a writer's storage is its param.
+    """
+    last_read = value_last_reads(flow, order, view_owner)
+    pinned = {view_owner[r] for r in flow.roots}
+    args = flow.args
+    storage: dict[Node, Node] = {}
+    for step, node in enumerate(order):
+        if view_owner[node] is not node:
+            continue
+        storage[node] = node
+        if not (inplace and node.op.elementwise) or node in pinned:
+            continue
+        operands = args[node]
+        for operand in operands:
+            if (
+                view_owner[operand] is operand
+                and last_read[operand] == step
+                and not operand.op.source
+                and operand not in pinned
+                and operand.aval == node.aval
+                and all(view_owner[other] is not operand or other is operand for other in operands)
+            ):
+                storage[node] = storage[operand]
+                break
+    computed = {}
+    sources = {}
+    for node in flow.nodes:
+        owner = view_owner[node]
+        if owner.op.source:
+            sources[node] = owner
+        else:
+            computed[node] = storage[owner]
+    return computed | sources
+
+
+def value_last_reads(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node]) -> dict[Node, int]:
+    """The last step that reads each owning value (through any of its views); roots are read at the end."""
+    last: dict[Node, int] = {}
+    args = flow.args
+    for i, node in enumerate(order):  # steps only grow: the latest read is the last
+        if node.op.view and view_owner[node] is not node:
+            continue  # a bound view reads nothing when the plan runs
+        for operand in args[node]:
+            last[view_owner[operand]] = i
+    for root in flow.roots:
+        last[view_owner[root]] = len(order)
+    return last
+
+
+def liveness(
+    flow: Dataflow,
+    order: Sequence[Node],
+    storage: dict[Node, Node],
+    scratch: dict[Node, list[Aval]],
+) -> list[Interval]:
+    """The arena's storage intervals of a schedule: one per storage block, one per scratch.
+
+    A block lives from the step that first writes it to the last step that
+    reads any value it holds (values that share it in place come one after
+    another). Sources, params written by updates and outputs (returned arrays,
+    allocated per run) are outside the arena and have no interval.
+    """
+    args = flow.args
+    outside = {storage[o] for o in flow.outputs}
+    first: dict[Node, int] = {}
+    last: dict[Node, int] = {}
+    for step, node in enumerate(order):  # steps only grow: the latest touch is the last
+        block = storage[node]
+        if not (block.op.source or block in outside):
+            if block not in first:
+                first[block] = step
+            last[block] = step
+        if node.op.view and block is not node:
+            continue  # a bound view reads nothing when the plan runs
+        for operand in args[node]:
+            other = storage[operand]
+            if not (other.op.source or other in outside):
+                last[other] = step
+    intervals = [Interval(block, block.aval.nbytes, start, last[block]) for block, start in first.items()]
+    if scratch:
+        for step, node in enumerate(order):
+            for k, aval in enumerate(scratch.get(node, ())):
+                intervals.append(Interval((node, k), aval.nbytes, step, step))
+    return intervals
+
+
+def live_bytes_per_step(intervals: Sequence[Interval], steps: int) -> list[int]:
+    """Σ bytes of the intervals live at each step (a difference array, then a prefix sum)."""
+    delta = [0] * (steps + 2)
+    for iv in intervals:
+        delta[iv.start] += iv.nbytes
+        delta[iv.end + 1] -= iv.nbytes
+    live, running = [], 0
+    for d in delta[: steps + 1]:
+        running += d
+        live.append(running)
+    return live
+
+
+def node_scratch(flow: Dataflow, order: Sequence[Node]) -> dict[Node, list[Aval]]:
+    """The temporaries each kernel declares (``Primitive.scratch``)."""
+    return {n: n.op.scratch(*(a.aval for a in flow.args[n]), **n.attrs) for n in order if n.op.scratch}
+
+
+def peak_live_bytes(
+    flow: Dataflow,
+    order: Sequence[Node],
+    view_owner: dict[Node, Node] | None = None,
+    scratch: dict[Node, list[Aval]] | None = None,
+) -> int:
+    """The lower bound of a schedule: the most bytes live at any one step.
+
+    ``view_owner`` (:func:`alias_analysis`) and ``scratch`` (:func:`node_scratch`)
+    depend on the flow alone: a caller comparing several orders passes them once.
+    """
+    view_owner = alias_analysis(flow) if view_owner is None else view_owner
+    scratch = node_scratch(flow, order) if scratch is None else scratch
+    storage = storage_assignment(flow, order, view_owner)
+    intervals = liveness(flow, order, storage, scratch)
+    return max(live_bytes_per_step(intervals, len(order)), default=0)
+
+
+def no_reuse_bytes(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node],
+                   scratch: dict[Node, list[Aval]]) -> int:
+    """The arena if every intermediate and scratch had aligned storage of its own.
+
+    Without reuse each computed value that owns its storage is one block (views
+    and writers own none, outputs are outside the arena), so no interval needs
+    to be built to add them up.
+    """
+    outputs = set(flow.outputs)
+    values = sum(align(node.aval.nbytes) for node in order if view_owner[node] is node and node not in outputs)
+    return values + sum(align(aval.nbytes) for avals in scratch.values() for aval in avals)
+
+
