@@ -232,10 +232,10 @@ def compile_stages(outputs: list[gc.Value]) -> dict[str, float]:
     order = schedule(flow)
     times["schedule"] = time.perf_counter() - start
     start = time.perf_counter()
-    memory, storage, scratch = plan_memory(flow, order, "auto")
+    memory = plan_memory(flow, order, "auto")
     times["memory"] = time.perf_counter() - start
     start = time.perf_counter()
-    plan = lower("stages", flow, order, storage, scratch, memory, flow.roots)
+    plan = lower("stages", flow, order, memory)
     times["lower"] = time.perf_counter() - start
     start = time.perf_counter()
     Executable(plan, {n.name: n.data for n in flow.nodes if n.op.name == "param"})
@@ -310,7 +310,7 @@ def explain(name: str, mode: str = "auto", top: int = 12) -> str:
     outputs = zoo.training_outputs(values)
     flow = optimize([v.node for v in outputs])
     order = schedule(flow)
-    memory, _, _ = plan_memory(flow, order, mode)
+    memory = plan_memory(flow, order, mode)
     peak_step = int(np.argmax(memory.live_bytes))
     lines = [
         f"{name}: {len(order)} steps, LB {memory.lower_bound_bytes:,} B at step {peak_step} "

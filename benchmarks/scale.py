@@ -103,8 +103,8 @@ def stage_times(values: dict) -> dict[str, float]:
     flow, times["passes"] = timed(lambda: optimize([v.node for v in outputs]))
     (flow, _), times["remat"] = timed(lambda: rematerialize(flow, "none", None, lambda f: 0))
     order, times["schedule"] = timed(lambda: schedule(flow))
-    (memory, storage, scratch), times["memory"] = timed(lambda: plan_memory(flow, order, "auto"))
-    plan, times["lower"] = timed(lambda: lower("scale", flow, order, storage, scratch, memory, flow.roots))
+    memory, times["memory"] = timed(lambda: plan_memory(flow, order, "auto"))
+    plan, times["lower"] = timed(lambda: lower("scale", flow, order, memory))
     graph = outputs[0].graph
     stored = {n.name: n.data for n in graph.params.values()}
     _, times["bind"] = timed(lambda: Program(plan, stored, memory))

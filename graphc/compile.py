@@ -62,8 +62,6 @@ def plan_cost(plan: Plan) -> Cost:
     """Count each instruction's FLOPs with its op's cost model, by tag."""
     totals = {"forward": 0, "backward": 0, "recompute": 0, "update": 0}
     for ins in plan.instructions:
-        if ins.op == "assign":
-            continue
         in_avals = [plan.buffers[a].aval for a in ins.args]
         flops = lookup(ins.op).flops(in_avals, plan.buffers[ins.out].aval, **ins.attrs)
         totals[ins.tag] += int(flops)

@@ -66,7 +66,8 @@ class Dataflow:
         """
         op = like.op if op is None else op
         attrs = like.attrs if op is like.op else {}
-        node = Node(like.graph, op, args, attrs, like.aval, name or like.name, self.ids())
+        default = f"{like.name}'" if recompute else like.name
+        node = Node(like.graph, op, args, attrs, like.aval, name or default, self.ids())
         if recompute:
             node.recompute_of = like
         else:

@@ -514,7 +514,7 @@ def format_listing(plan: Plan) -> str:
         call = f"%{ins.out} = {ins.op} " + " ".join(f"%{a}" for a in ins.args)
         if ins.attrs:
             call += "  " + _fmt_attrs(ins.attrs)
-        where = {VIEW: "view", PARAM: "param", OUTPUT: "output"}.get(out.kind, f"@{out.offset}")
+        where = {VIEW: "view", PARAM: "update", OUTPUT: "output"}.get(out.kind, f"@{out.offset}")
         mark = {"backward": "∂", "recompute": "↻", "update": "←"}.get(ins.tag, " ")
         lines.append(f"  {i:>{width}} {mark} {call:<48s} {str(out.shape):>14s} {out.dtype:<8s} {where:<8s} {out.name}")
     lines.append("  outputs: " + ", ".join(f"%{o} {buf[o].name}" for o in plan.outputs))

@@ -407,10 +407,10 @@ def _plan_sources(plan: "Plan", steps: list[int]) -> tuple[list[Box], dict[int, 
     Returns the boxes, ``where`` (buffer id -> its box) and the referenced buffers
     (values of instructions not drawn, e.g. the forward values of an adjoint view).
     """
-    writer = {ins.out: k for k, ins in enumerate(plan.instructions) if ins.op != "assign"}
+    writer = {ins.out: k for k, ins in enumerate(plan.instructions) if not _is_update_write(plan, ins)}
     drawn = set(steps)
     reads = [a for k in steps for a in plan.instructions[k].args]
-    assigned = [plan.instructions[k].out for k in steps if plan.instructions[k].op == "assign"]
+    assigned = [plan.instructions[k].out for k in steps if _is_update_write(plan, plan.instructions[k])]
     sources = sorted({a for a in reads if a not in writer} | set(assigned))
     references = sorted({a for a in reads if a in writer and writer[a] not in drawn})
     boxes: list[Box] = []
@@ -427,6 +427,11 @@ def _plan_sources(plan: "Plan", steps: list[int]) -> tuple[list[Box], dict[int, 
     return boxes, where, references
 
 
+def _is_update_write(plan: "Plan", ins) -> bool:
+    """An instruction that writes a param's stored array (an update)."""
+    return plan.buffers[ins.out].kind == "param"
+
+
 def _plan_instructions(plan: "Plan", steps: list[int], kept: set[int], boxes: list[Box], where: dict[int, int]) -> list[Arrow]:
     """Append a box per drawn instruction, in order; return the dataflow arrows."""
     from graphc.plan import BIND_VIEW
@@ -440,7 +445,7 @@ def _plan_instructions(plan: "Plan", steps: list[int], kept: set[int], boxes: li
             if a in where:
                 attrs = {"color": CHECKPOINT_EDGE} if ins.tag in ("backward", "recompute") and a in kept else {}
                 arrows.append(Arrow(where[a], me, "", attrs))
-        if ins.op == "assign":  # W ← new W: the update writes the stored param
+        if _is_update_write(plan, ins):  # W ← new W: the update writes the stored param
             arrows.append(Arrow(me, where[ins.out], "writes", {"style": "dashed", "color": "#7d5ba6",
                                                              "fontcolor": "#7d5ba6", "constraint": "false"}))
         else:
@@ -489,8 +494,9 @@ _TAG_FILL = {"forward": COLOURS["forward"], "backward": COLOURS["adjoint"], "rec
 def _instruction_box(plan: "Plan", step: int, kept: bool, is_view: bool) -> Box:
     ins = plan.instructions[step]
     out = plan.buffers[ins.out]
-    if ins.op == "assign":
-        lines = [f"#{step} ← {out.name}", f"assign %{ins.args[0]}"]
+    if _is_update_write(plan, ins):
+        lines = [f"#{step} ← {out.name} = {ins.op} " + " ".join(f"%{a}" for a in ins.args),
+                 f"%{ins.out} {shape_text(out.shape)}  written in place"]
     else:
         args = " ".join(f"%{a}" for a in ins.args)
         place = "view" if is_view else f"@{out.offset}"

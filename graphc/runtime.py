@@ -125,7 +125,8 @@ class Executable:
 
     def _instruction_steps(self, index: int, ins: Instruction, arrays: list) -> tuple[list[Callable[[], Any]], Callable[[], None] | None]:
         """The calls that run instruction ``index`` (none for a view: it is bound here, once),
-        and its operand check where that reads only feeds, params and constants (run first)."""
+        and its operand check where the operands it examines (the int operands: labels,
+        indices) are feeds, params or constants: that check runs before the first step."""
         args = [arrays[a] for a in ins.args]
         prim = lookup(ins.op)
         kernel = prim.kernel
@@ -144,7 +145,8 @@ class Executable:
         if prim.check_operands is None:
             return [step], None
         check = partial(_check_operands, self.plan, index, prim.check_operands, args, ins.attrs)
-        if all(a in self._from_sources for a in ins.args):
+        examined = [a for k, a in enumerate(ins.args) if k in prim.int_operands] or ins.args
+        if all(a in self._from_sources for a in examined):
             return [step], check
         return [check, step], None
 

@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc import memory, zoo
+from graphc import zoo
 from graphc.memory.analysis import Interval
+from graphc.memory import placement
 from graphc.memory.placement import _by_start, _place, best_fit_by_start, first_fit_by_start
 
 
@@ -186,8 +187,8 @@ def test_auto_placement_above_the_greedy_limit_never_scans_placed_blocks(monkeyp
     g, values = zoo.random_dag(60, width=4, batch=2)
     outputs = zoo.training_outputs(values)
     reference = gc.compile(outputs, memory="best-fit-by-start")
-    monkeypatch.setattr(memory, "GREEDY_BY_SIZE_MAX_BLOCKS", 10)
-    monkeypatch.setattr(memory._Placed, "fit", quadratic_scan)
+    monkeypatch.setattr(placement, "GREEDY_BY_SIZE_MAX_BLOCKS", 10)
+    monkeypatch.setattr(placement._Placed, "fit", quadratic_scan)
     prog = gc.compile(outputs)
     assert len(prog.memory.intervals) > 10
     assert prog.memory.strategy in ("best-fit-by-start", "first-fit-by-start")

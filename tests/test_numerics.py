@@ -54,6 +54,7 @@ class Tolerance:
 
 TOLERANCE: dict[str, Tolerance] = {
     "neg": Tolerance(0, 0),
+    "copy": Tolerance(0, 0),
     "add": Tolerance(0, 0),
     "sub": Tolerance(0, 0),
     "mul": Tolerance(0, 0),
@@ -191,6 +192,7 @@ def _jax_sce(logits, labels):
 
 UNARY = {
     "neg": (gc.neg, jnp.negative, _unary_points),
+    "copy": (gc.copy, jnp.array, _unary_points),
     "exp": (gc.exp, jnp.exp, _unary_points),
     "tanh": (gc.tanh, jnp.tanh, _unary_points),
     "sigmoid": (gc.sigmoid, jax.nn.sigmoid, _unary_points),

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 import graphc as gc
 from graphc import zoo
 from graphc.ops.core import lookup
-from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, PARAM, SCRATCH, TEMP, Plan, content_digest
+from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, OUTPUT, PARAM, SCRATCH, TEMP, Plan, content_digest
 from graphc.runtime import Executable
 
 FUZZ_EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "300"))
@@ -99,14 +99,10 @@ def _interpret(plan: Plan, stored: dict[str, np.ndarray], feeds: dict[str, np.nd
             arrays[b.id] = stored[b.name].copy()
         elif b.kind == CONST:
             arrays[b.id] = plan.constants[b.id]
-        elif b.kind in (TEMP, SCRATCH):
+        elif b.kind in (TEMP, SCRATCH, OUTPUT):
             arrays[b.id] = np.full(b.shape, 7, dtype=b.dtype)  # garbage unlike the runtime's
-    updates = []
-    for ins in plan.instructions:
+    for ins in plan.instructions:  # updates write the param's array where they stand in the plan
         args = [arrays[a] for a in ins.args]
-        if ins.op == "assign":
-            updates.append((plan.buffers[ins.out].name, ins.args[0]))
-            continue
         kernel = lookup(ins.op).kernel
         if ins.mode == BIND_VIEW:
             arrays[ins.out] = kernel(*args, **ins.attrs)
@@ -117,9 +113,7 @@ def _interpret(plan: Plan, stored: dict[str, np.ndarray], feeds: dict[str, np.nd
         else:
             kernel(arrays[ins.out], *args, **ins.attrs)
     outputs = [np.array(arrays[o], copy=True) for o in plan.outputs]
-    params = {k: v.copy() for k, v in stored.items()}
-    for name, value in updates:
-        params[name] = np.array(arrays[value], copy=True)
+    params = {b.name: np.array(arrays[b.id], copy=True) for b in plan.buffers if b.kind == PARAM}
     return outputs, params
 
 

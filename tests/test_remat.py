@@ -81,8 +81,8 @@ def test_a_revolve_plan_evaluates_each_step_as_often_as_the_schedule_says(n, s):
 def _program(flow: passes.Dataflow, graph: gc.Graph) -> gc.Program:
     """A program straight from a (rewritten) dataflow, through the pipeline's own stages."""
     order = schedule(flow)
-    memory, storage, scratch = plan_memory(flow, order)
-    plan = lower(graph.name, flow, order, storage, scratch, memory, flow.roots)
+    memory = plan_memory(flow, order)
+    plan = lower(graph.name, flow, order, memory)
     return gc.Program(plan, {name: node.data for name, node in graph.params.items()})
 
 
@@ -232,7 +232,7 @@ def test_recomputed_dropout_draws_the_forward_masks(policy):
 
 def _measure(flow: passes.Dataflow) -> int:
     """The planned arena of a flow, as compile measures it."""
-    return plan_memory(flow, schedule(flow))[0].planned_bytes
+    return plan_memory(flow, schedule(flow)).planned_bytes
 
 
 def _training_flow(graph_and_values) -> passes.Dataflow:

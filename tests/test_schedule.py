@@ -56,7 +56,7 @@ def naive_greedy_order(flow: Dataflow) -> list:
         def net(node):
             later_readers = lambda base: [r for r in computed if r not in done and r is not node and base in reads(r)]
             freed = sum(b.aval.nbytes for b in reads(node) if b not in pinned and not later_readers(b))
-            return (node.aval.nbytes if owner[node] is node else 0) - freed
+            return (node.aval.nbytes if owner[node] is node and node not in pinned else 0) - freed  # outputs: outside the arena
 
         done.append(min(ready, key=lambda n: (net(n), position[n])))
     return done

@@ -138,7 +138,7 @@ def test_a_scratch_buffer_shared_by_two_instructions_is_rejected():
 def test_reading_another_instructions_scratch_is_rejected(plan):
     step = next(k for k, ins in enumerate(plan.instructions) if ins.scratch)
     scratch = plan.instructions[step].scratch[0]
-    later = next(k for k, ins in enumerate(plan.instructions) if k > step and ins.op != "assign"
+    later = next(k for k, ins in enumerate(plan.instructions) if k > step
                  and ins.args and plan.buffers[ins.args[0]].aval == plan.buffers[scratch].aval)
     args = (scratch, *plan.instructions[later].args[1:])
     with pytest.raises(gc.GraphError, match="another instruction's scratch"):
@@ -150,7 +150,7 @@ def test_a_kernel_writing_into_an_input_is_rejected(plan):
     x = plan.inputs["x"]
     bad = _copy(plan, buffers=[dataclasses.replace(b, kind=INPUT, name="x2", offset=None)
                                if b.id == plan.instructions[step].out else b for b in plan.buffers])
-    with pytest.raises(gc.GraphError, match="kernels write temp buffers only"):
+    with pytest.raises(gc.GraphError, match="kernels write temp buffers, outputs"):
         validate(bad)
     assert x.kind == INPUT
 
@@ -189,40 +189,68 @@ def test_in_place_over_an_operand_read_again_later_is_rejected():
         validate(_with_buffer(plan, tanh_out, offset=plan.buffers[exp_out].offset))
 
 
-def test_an_update_value_lives_until_the_updates_are_applied(plan):
-    """Updates are applied after the last instruction: an update listed early still reads its value then."""
-    update = next(ins for ins in plan.instructions if ins.op == "assign")
-    rest = [ins for ins in plan.instructions if ins is not update]
-    value = update.args[0]
-    written = next(k for k, ins in enumerate(rest) if ins.out == value)
-    early = rest[: written + 1] + [update] + rest[written + 1:]
-    # a temp written later, placed on top of the value, clobbers it before the update is applied
-    later = next(ins.out for ins in rest[written + 1:] if ins.op != "assign" and plan.buffers[ins.out].kind == TEMP
-                 and plan.buffers[ins.out].nbytes <= plan.buffers[value].nbytes
-                 and ins.out not in plan.outputs and value not in ins.args)
-    bad = _with_buffer(_copy(plan, instructions=early), later, offset=plan.buffers[value].offset)
-    with pytest.raises(gc.GraphError, match="share memory while both are live"):
-        validate(bad)
+def _update_steps(plan) -> list[int]:
+    return [k for k, ins in enumerate(plan.instructions) if plan.buffers[ins.out].kind == PARAM]
+
+
+def test_updates_are_written_in_place_inside_the_backward_pass(plan):
+    """Each param is written once, by the elementwise kernel computing its new value, before the
+    backward pass ends: no assignment at the end, no arena copy of the new value."""
+    steps = _update_steps(plan)
+    assert sorted(plan.buffers[plan.instructions[k].out].name for k in steps) == sorted(plan.params)
+    assert all(plan.instructions[k].op == "sub" and plan.instructions[k].tag == "update" for k in steps)
+    last_backward = max(k for k, ins in enumerate(plan.instructions) if ins.tag == "backward")
+    assert min(steps) < last_backward
 
 
 def test_a_param_updated_twice_is_rejected(plan):
-    update = next(ins for ins in plan.instructions if ins.op == "assign")
+    update = plan.instructions[_update_steps(plan)[0]]
     with pytest.raises(gc.GraphError, match="a second time"):
         validate(_copy(plan, instructions=plan.instructions + [update]))
 
 
 def test_an_update_of_the_wrong_shape_is_rejected(plan):
-    step = _step_of(plan, "assign")
-    other = next(ins for ins in plan.instructions[step + 1:] if ins.op == "assign")
-    with pytest.raises(gc.GraphError, match="an update writes"):
-        validate(_with_instruction(plan, step, args=other.args))
+    first, second = (plan.instructions[k] for k in _update_steps(plan)[:2])
+    assert plan.buffers[first.out].shape != plan.buffers[second.out].shape
+    with pytest.raises(gc.GraphError, match="but writes"):
+        validate(_with_instruction(plan, _update_steps(plan)[0], args=second.args))
 
 
-def test_an_update_of_a_temp_is_rejected(plan):
-    step = _step_of(plan, "assign")
-    value = plan.instructions[step].args[0]
-    with pytest.raises(gc.GraphError, match="not a param"):
-        validate(_with_instruction(plan, step, out=value))
+def test_an_update_by_a_kernel_that_is_not_elementwise_is_rejected(plan):
+    shapes = {b.shape: b for b in plan.buffers if b.kind == PARAM}
+    step = next(k for k, ins in enumerate(plan.instructions)
+                if ins.op == "matmul" and plan.buffers[ins.out].shape in shapes)
+    param = shapes[plan.buffers[plan.instructions[step].out].shape]
+    with pytest.raises(gc.GraphError, match="an update is an elementwise kernel"):
+        validate(_with_instruction(plan, step, out=param.id))
+
+
+def test_an_update_reading_its_param_through_a_view_is_rejected():
+    with gc.Graph("square") as g:
+        x = gc.input("x", shape=(3, 3), dtype="float64")
+        w = gc.param("w", shape=(3, 3), dtype="float64")
+        loss = gc.sum(x @ w)
+    plan = gc.compile(loss, updates={w: w + w.T}).plan  # planned as a new value in the arena, then a copy
+    writer = _update_steps(plan)[0]
+    assert plan.instructions[writer].op == "copy"
+    add = next(k for k, ins in enumerate(plan.instructions) if ins.op == "add")
+    assert add < writer
+    moved = [ins for k, ins in enumerate(plan.instructions) if k != writer]
+    adding = dataclasses.replace(plan.instructions[add], out=plan.instructions[writer].out)
+    moved[moved.index(plan.instructions[add])] = adding
+    with pytest.raises(gc.GraphError, match="through the view"):
+        validate(_copy(plan, instructions=moved))
+
+
+def test_outputs_must_be_output_buffers_each_returned_once(plan):
+    out = plan.outputs[0]
+    with pytest.raises(gc.GraphError, match="list a buffer twice"):
+        validate(_copy(plan, outputs=[out, *plan.outputs]))
+    with pytest.raises(gc.GraphError, match="does not return it"):
+        validate(_copy(plan, outputs=plan.outputs[1:]))
+    temp = next(b.id for b in plan.buffers if b.kind == TEMP)
+    with pytest.raises(gc.GraphError, match="not an output buffer"):
+        validate(_copy(plan, outputs=[temp, *plan.outputs[1:]]))
 
 
 def test_inputs_and_params_with_one_name_are_rejected(plan):

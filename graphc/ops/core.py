@@ -22,8 +22,10 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
   receives as ``scratch=(...)``);
 - ``check_operands``: ``check_operands(*inputs, **attrs) -> str | None``, a cheap
   run-time check of operand values the shape rule cannot see (labels in
-  range); the runtime calls it before the kernel and raises the message it
-  returns as a GraphError naming the instruction.
+  range, read from the int operands); the runtime calls it before the first
+  instruction when those operands are feeds or constants (before any update
+  is written), else just before the kernel, and raises the message it returns
+  as a GraphError naming the instruction.
 - ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
   attributes that depend on the new node's id (a random op's stream), called
   by :meth:`Graph.add <graphc.ir.Graph.add>` when the id is allocated.
