@@ -21,6 +21,7 @@ from graphc.ops import (
     ShapeError,
     add,
     add_n,
+    astype,
     broadcast_to,
     concat,
     constant,
@@ -65,7 +66,7 @@ from graphc.plots import plot_arena_layout, plot_frontier, plot_memory_timeline 
 __all__ = [
     "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "Program", "Plan", "Cost",
     "input", "param", "constant",
-    "add", "add_n", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
+    "add", "add_n", "astype", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",
     "concat", "slice_axis", "pad_axis", "softmax", "log_softmax", "softmax_cross_entropy",
     "one_hot", "mse", "uniform", "dropout",

@@ -87,6 +87,7 @@ NP = SimpleNamespace(
     sigmoid=lambda x: 1.0 / (1.0 + np.exp(-x)),
     relu=lambda x: np.where(x > 0, x, 0.0),
     maximum=np.maximum,
+    astype=lambda x, dtype: np.asarray(x).astype(dtype),
     greater=lambda a, b: np.greater(a, b).astype(np.result_type(a, b)),
     equal=lambda a, b: np.equal(a, b).astype(np.result_type(a, b)),
     sum=lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
@@ -229,6 +230,8 @@ for op, (kind, f) in UNARY.items():
     case(op, lambda m, x, f=f: f(m, x) * x, Arg((3, 4), kind), label="fanout")
     case(op, lambda m, x, f=f: (lambda u: u * u)(f(m, x)), Arg((3,), kind), label="fanout-output")
 case("neg", lambda m, x: -x * x, A(3, 4), label="operator-fanout")
+case("astype", lambda m, x: m.astype(m.exp(m.astype(x, "float64")), x.dtype), A(2, 3), label="via-float64")
+case("astype", lambda m, x: m.astype(m.astype(x, "float64"), x.dtype) * x, A(3, 4), label="fanout")
 case("relu", lambda m, x: m.relu(x) * m.relu(-x) + m.relu(x), Arg((2, 5), "away"), label="fanout-both-signs")
 
 # --- masks (ZERO VJP rules) and one_hot: the gradient flows around them ---------------
