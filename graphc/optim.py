@@ -74,8 +74,19 @@ def _betas(opt: str, betas: Any) -> tuple[float, float]:
     return _number(opt, "betas[0]", betas[0], 0.0, 1.0), _number(opt, "betas[1]", betas[1], 0.0, 1.0)
 
 
-def _trained_params(opt: str, params: Any) -> list[Value]:
-    """The params to train: a non-empty list of distinct params of role "param"."""
+def _scalar_loss(opt: str, loss: Any) -> Value:
+    if not isinstance(loss, Value):
+        raise GraphError(f"{opt}: loss must be a scalar Value of the graph, got {type(loss).__name__} {loss!r:.40}")
+    if loss.shape != ():
+        raise GraphError(
+            f"{opt}: loss {loss.node.describe()} is not a scalar; an optimizer minimises one number: "
+            "reduce it first (e.g. gc.mean(loss))"
+        )
+    return loss
+
+
+def _trained_params(opt: str, loss: Value, params: Any) -> list[Value]:
+    """The params to train: a non-empty list of distinct params of role "param" of the loss's graph."""
     if isinstance(params, Value) or not isinstance(params, (list, tuple)):
         raise GraphError(f"{opt}: params must be a list of param Values, got {type(params).__name__}; write [w, b]")
     values = as_values(params, f"{opt}: params")
@@ -89,6 +100,11 @@ def _trained_params(opt: str, params: Any) -> list[Value]:
             raise GraphError(
                 f"{opt}: params[{index}] {p.node.describe()} has role {p.role!r}: it is state, updated by a plan "
                 "and never trained; pass the model's params (role 'param')"
+            )
+        if p.graph is not loss.graph:
+            raise GraphError(
+                f"{opt}: params[{index}] {p.node.describe()} belongs to graph {p.graph.name!r}, not to the loss's "
+                f"graph {loss.graph.name!r}; train params of the graph the loss is computed in"
             )
         if p.node in seen:
             raise GraphError(f"{opt}: params[{index}] {p.name!r} appears twice in params; list each param once")
@@ -122,10 +138,12 @@ def _state(opt: str, params: list[Value], slots: Sequence[str], prefix: str) -> 
         for state_name in per_param.values():
             existing = graph.params.get(state_name) or graph.inputs.get(state_name)
             if existing is not None:
+                kind = f"{existing.op.name} of role {existing.role!r}" if existing.role else existing.op.name
                 raise GraphError(
-                    f"{opt}: the graph already has {existing.describe()} (role {existing.role!r}), the name of a "
-                    f"state param this call would create; an optimizer's state is created once per param: "
-                    f"compile with the updates of the first call, or pass name='...' to give this call's state other names"
+                    f"{opt}: this call would create the state param {state_name!r}, but graph {graph.name!r} has "
+                    f"one of that name already ({kind}, shape {existing.shape}, {existing.dtype.name}); an "
+                    "optimizer's state is created once per param: compile with the updates of the first call, "
+                    "or pass name='...' to give this call's state other names"
                 )
     state = []
     with graph:
@@ -190,7 +208,8 @@ def sgd(
             f"{opt}: nesterov=True needs momentum > 0 and dampening = 0, got momentum={momentum:g}, "
             f"dampening={dampening:g}"
         )
-    params = _trained_params(opt, params)
+    loss = _scalar_loss(opt, loss)
+    params = _trained_params(opt, loss, params)
     slots = [] if momentum == 0 else ["momentum_buffer"] + (["step"] if dampening != 0 else [])
     prefix = _prefix(opt, name)
     grads = grad(loss, params)
@@ -232,7 +251,8 @@ def _adam(
     eps = _number(opt, "eps", eps)
     weight_decay = _number(opt, "weight_decay", weight_decay)
     amsgrad = _flag(opt, "amsgrad", amsgrad)
-    params = _trained_params(opt, params)
+    loss = _scalar_loss(opt, loss)
+    params = _trained_params(opt, loss, params)
     slots = ["step", "exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
     prefix = _prefix(opt, name)
     grads = grad(loss, params)
@@ -334,7 +354,8 @@ def rmsprop(
     weight_decay = _number(opt, "weight_decay", weight_decay)
     momentum = _number(opt, "momentum", momentum)
     centered = _flag(opt, "centered", centered)
-    params = _trained_params(opt, params)
+    loss = _scalar_loss(opt, loss)
+    params = _trained_params(opt, loss, params)
     slots = ["square_avg"] + (["momentum_buffer"] if momentum > 0 else []) + (["grad_avg"] if centered else [])
     prefix = _prefix(opt, name)
     grads = grad(loss, params)
