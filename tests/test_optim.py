@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
 
@@ -263,3 +265,28 @@ def test_float32_bias_corrections_are_computed_in_float64() -> None:
     casts = [n for n in loss.graph.nodes if n.op.name == "astype"]
     assert casts and all(n.inputs[0].dtype == np.float64 and n.dtype == np.float32 for n in casts)
     assert all(v.dtype == p.dtype for p, v in updates.items())
+
+
+# --- a law: Adam's first step ----------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    lr=st.floats(1e-4, 1.0),
+    beta1=st.floats(0.0, 0.999),
+    beta2=st.floats(0.0, 0.9999),
+    eps=st.floats(1e-10, 1e-2),
+    amsgrad=st.booleans(),
+)
+def test_adam_first_step_moves_each_param_by_lr_g_over_abs_g_plus_eps(lr, beta1, beta2, eps, amsgrad) -> None:
+    """From zero moments the bias corrections cancel the betas: m̂ = g, v̂ = g², so
+    p₁ = p₀ - lr·g / (|g| + eps) whatever β1, β2 (Kingma & Ba's "the effective step is bounded by lr")."""
+    with gc.Graph("adam-law"):
+        x = gc.input("x", (3, 2), "float64")
+        w = gc.param("w", (2, 2), "float64", seed=4)
+        loss = gc.sum(gc.tanh(x @ w) ** 2)
+    feeds = {"x": np.linspace(-1.0, 1.5, 6).reshape(3, 2)}
+    g = gc.compile(gc.grad(loss, w)).run(feeds)
+    before = w.value
+    gc.compile(loss, updates=gc.optim.adam(loss, [w], lr=lr, betas=(beta1, beta2), eps=eps, amsgrad=amsgrad)).run(feeds)
+    np.testing.assert_allclose(w.value, before - lr * g / (np.abs(g) + eps), rtol=1e-12, atol=1e-14)
