@@ -177,12 +177,12 @@ def sgd(
     lr: float,
     momentum: float = 0,
     dampening: float = 0,
-    nesterov: bool = False,
     weight_decay: float = 0,
+    nesterov: bool = False,
     *,
     name: str | None = None,
 ) -> Updates:
-    """Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD`` (its arguments in its order).
 
     With g = ∂loss/∂p + weight_decay·p, and with momentum μ ≠ 0 a buffer b
     (state ``"p.momentum_buffer"``)::
@@ -195,7 +195,8 @@ def sgd(
     Without momentum, ``p ← p - lr·g`` (:func:`graphc.sgd`'s update when
     weight_decay is 0). The first step is told apart by a step count (state
     ``"p.step"``) only when dampening ≠ 0: with a zero buffer, μ·0 + g = g.
-    Nesterov needs μ > 0 and dampening = 0, as in torch.
+    Nesterov needs μ > 0 and dampening = 0, as in torch. ``name`` prefixes the
+    names of this call's state params (``"name.p.momentum_buffer"``).
     """
     opt = "optim.sgd"
     lr = _number(opt, "lr", lr)
@@ -297,7 +298,8 @@ def adam(
         v̂ = max(v̂, v)  with amsgrad (``"p.max_exp_avg_sq"``), else v̂ = v
         p ← p - lr/(1 - β1ᵗ) · m / (√v̂ / √(1 - β2ᵗ) + eps)
 
-    eps is added after the bias correction of √v, as torch does.
+    eps is added after the bias correction of √v, as torch does. ``name``
+    prefixes the names of this call's state params (``"name.p.exp_avg"``).
     """
     return _adam("optim.adam", loss, params, lr, betas, eps, weight_decay, amsgrad, False, name)
 
@@ -345,7 +347,8 @@ def rmsprop(
         b ← μ·b + g / a,  p ← p - lr·b    with momentum μ > 0 (``"p.momentum_buffer"``)
         p ← p - lr·g / a                 otherwise
 
-    Nothing depends on the step count, so none is kept.
+    Nothing depends on the step count, so none is kept. ``name`` prefixes the
+    names of this call's state params (``"name.p.square_avg"``).
     """
     opt = "optim.rmsprop"
     lr = _number(opt, "lr", lr)

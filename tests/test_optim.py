@@ -290,3 +290,20 @@ def test_adam_first_step_moves_each_param_by_lr_g_over_abs_g_plus_eps(lr, beta1,
     before = w.value
     gc.compile(loss, updates=gc.optim.adam(loss, [w], lr=lr, betas=(beta1, beta2), eps=eps, amsgrad=amsgrad)).run(feeds)
     np.testing.assert_allclose(w.value, before - lr * g / (np.abs(g) + eps), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name, torch_class", [("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"), ("rmsprop", "RMSprop")])
+def test_arguments_are_torch_optims_names_order_and_defaults(name: str, torch_class: str) -> None:
+    """After (loss, params), the positional arguments are torch's, in its order, with its defaults
+    (SGD's lr excepted: required, as gc.sgd's)."""
+    import inspect
+
+    def positional(signature):
+        return [(p.name, p.default) for p in signature.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+
+    mine = positional(inspect.signature(getattr(gc.optim, name)))[2:]
+    theirs = positional(inspect.signature(getattr(torch.optim, torch_class).__init__))[2:]
+    if name == "sgd":
+        assert mine[0] == ("lr", inspect.Parameter.empty)
+        mine, theirs = mine[1:], theirs[1:]
+    assert mine == theirs[: len(mine)]  # RMSprop's then go on with capturable, foreach, ...: device options
