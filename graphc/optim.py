@@ -9,7 +9,7 @@ Each optimizer is a function of the loss and the params that returns the
 
 The arguments, defaults and meanings are ``torch.optim``'s, and so are the
 update equations, term by term (``tests/test_optim.py`` checks 20 steps
-against torch: equal to 1e-12 in float64). What torch keeps in
+against torch: to 1e-12 in float64, 1e-5 in float32). What torch keeps in
 ``optimizer.state[p]`` is kept here in **state params**: params of the loss's
 graph created by the optimizer with ``role="state"``, zero at the start, of
 the param's shape and dtype, named after the param they serve with torch's
