@@ -21,6 +21,7 @@ from graphc.ops import (
     ShapeError,
     add,
     add_n,
+    astype,
     broadcast_to,
     copy,
     concat,
@@ -58,15 +59,16 @@ from graphc.ops import (
 )
 from graphc.autodiff import grad
 from graphc.compile import Cost, Program, compile, sgd
+from graphc import optim
 from graphc.gradcheck import gradcheck
 from graphc.plan import Plan
 from graphc.render import render, to_dot
 from graphc.plots import plot_arena_layout, plot_frontier, plot_memory_timeline  # matplotlib is imported when called
 
 __all__ = [
-    "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "Program", "Plan", "Cost",
+    "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "optim", "Program", "Plan", "Cost",
     "input", "param", "constant",
-    "add", "add_n", "copy", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
+    "add", "add_n", "astype", "copy", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",
     "concat", "slice_axis", "pad_axis", "softmax", "log_softmax", "softmax_cross_entropy",
     "one_hot", "mse", "uniform", "dropout",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -147,6 +148,31 @@ class Program:
 
     def _unpack(self, results: list[np.ndarray]) -> list[np.ndarray] | np.ndarray:
         return results[0] if self._single else results
+
+    param_roles: Mapping[str, str] = MappingProxyType({})
+    """Each stored param's role by name (``"param"`` or ``"state"``); a param missing here is ``"param"``."""
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Copies of the stored arrays of the trained params (role ``"param"``) the plan reads or updates."""
+        return self._stored_copies("param")
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of the stored arrays of the state params (role ``"state"``: optimizer moments, step
+        counts) the plan reads or updates, by name: ``prog.state["w.exp_avg"]``.
+
+        Copies, taken now: a later run does not change them, and writing them changes nothing
+        (``Value.assign`` sets a stored array).
+        """
+        return self._stored_copies("state")
+
+    def _stored_copies(self, role: str) -> dict[str, np.ndarray]:
+        return {
+            name: np.array(self._stored[name], copy=True)
+            for name in self.plan.params
+            if self.param_roles.get(name, "param") == role and self._stored.get(name) is not None
+        }
 
     def __repr__(self) -> str:
         return f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, arena {self.plan.arena_bytes:,d} B>"
@@ -302,6 +328,7 @@ def compile(  # noqa: A001
     feedable = frozenset(graph.inputs) | frozenset(graph.params)
     prog = Program(plan, _StoredParams(graph), memory_plan, feedable, single, check_numerics)
     prog.remat = remat_report
+    prog.param_roles = MappingProxyType({name: graph.params[name].role for name in plan.params})
     return prog
 
 

@@ -87,10 +87,13 @@ class Node:
     """One φ in a graph: ``op(*inputs; **attrs)`` with a static ``aval``.
 
     ``data`` holds the array of a constant (read-only) or the stored value of
-    a param (updated in place by compiled ``updates``).
+    a param (updated in place by compiled ``updates``). ``role`` says what a
+    param's stored value is for: ``"param"`` (trained) or ``"state"`` (stored
+    and updated by plans, never trained: an optimizer's moments); None for
+    every node that is no param.
     """
 
-    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint", "recompute_of")
+    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint", "recompute_of", "role")
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class Node:
         self.data: np.ndarray | None = None
         self.adjoint: AdjointInfo | None = None
         self.recompute_of: Node | None = None  # set on compile-time clones that recompute a forward node
+        self.role: str | None = None  # set by gc.param: "param" or "state"
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -305,6 +309,11 @@ class Value:
     @property
     def op(self) -> str:
         return self.node.op.name
+
+    @property
+    def role(self) -> str | None:
+        """A param's role, ``"param"`` (trained) or ``"state"`` (optimizer state); None for other nodes."""
+        return self.node.role
 
     @property
     def T(self) -> "Value":

@@ -88,6 +88,7 @@ NP = SimpleNamespace(
     sigmoid=lambda x: 1.0 / (1.0 + np.exp(-x)),
     relu=lambda x: np.where(x > 0, x, 0.0),
     maximum=np.maximum,
+    astype=lambda x, dtype: np.asarray(x).astype(dtype),
     greater=lambda a, b: np.greater(a, b).astype(np.result_type(a, b)),
     equal=lambda a, b: np.equal(a, b).astype(np.result_type(a, b)),
     sum=lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
@@ -232,6 +233,8 @@ for op, (kind, f) in UNARY.items():
 case("neg", lambda m, x: -x * x, A(3, 4), label="operator-fanout")
 case("copy", lambda m, x: m.copy(x), A(2, 3))
 case("copy", lambda m, x: m.copy(x) * x, A(3, 4), label="fanout")
+case("astype", lambda m, x: m.astype(m.exp(m.astype(x, "float64")), x.dtype), A(2, 3), label="via-float64")
+case("astype", lambda m, x: m.astype(m.astype(x, "float64"), x.dtype) * x, A(3, 4), label="fanout")
 case("relu", lambda m, x: m.relu(x) * m.relu(-x) + m.relu(x), Arg((2, 5), "away"), label="fanout-both-signs")
 
 # --- masks (ZERO VJP rules) and one_hot: the gradient flows around them ---------------

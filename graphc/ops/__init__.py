@@ -10,6 +10,7 @@ from graphc.ops.source import constant, input, param, glorot_uniform, default_in
 from graphc.ops.elementwise import (
     add,
     add_n,
+    astype,
     copy,
     div,
     equal,
@@ -36,7 +37,7 @@ from graphc.ops.random import dropout, uniform
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
     "constant", "input", "param", "glorot_uniform", "default_init",
-    "add", "add_n", "copy", "div", "equal", "exp", "greater", "log", "maximum", "mul", "neg", "pow",
+    "add", "add_n", "astype", "copy", "div", "equal", "exp", "greater", "log", "maximum", "mul", "neg", "pow",
     "relu", "sigmoid", "sqrt", "sub", "tanh", "unbroadcast",
     "max", "mean", "sum",
     "broadcast_to", "concat", "pad_axis", "reshape", "slice_axis", "transpose",

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir import Aval, Value
+from graphc.ir import FLOAT_DTYPES, Aval, Value
 from graphc.ops import reduce as R
 from graphc.ops import shape as S
-from graphc.ops.core import ZERO, Primitive, ShapeError, broadcast_shapes, same_float_dtype
+from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, bind, broadcast_shapes, same_float_dtype
 
 
 def unbroadcast(g: Value, shape: tuple[int, ...]) -> Value:
@@ -239,3 +239,33 @@ add_n = Primitive(
     flops=lambda ins, out: (len(ins) - 1) * out.size,
     doc="Σ terms, all of one shape: the accumulation of gradient contributions.",
 )
+
+
+def _astype_normalize(x: Aval, dtype: Any) -> dict[str, Any]:
+    """The target dtype by name (``"float32"``), so equal casts compare equal and plans stay JSON."""
+    return {"dtype": as_dtype(dtype, FLOAT_DTYPES).name}
+
+
+def _astype_aval(x: Aval, dtype: str) -> Aval:
+    same_float_dtype(x)
+    return Aval(x.shape, as_dtype(dtype, FLOAT_DTYPES))
+
+
+astype_op = Primitive(
+    "astype",
+    infer=_astype_aval,
+    kernel=lambda out, x, dtype: np.copyto(out, x, casting="same_kind"),
+    vjp=[lambda g, y, x, dtype: astype(g, x.dtype)],
+    normalize=_astype_normalize,
+    elementwise=True,
+    doc="x converted to another float dtype (rounded to nearest).  J^T: g converted back to x's dtype.",
+)
+
+
+def astype(x: Any, dtype: Any) -> Value:
+    """``x`` converted to the float dtype ``dtype`` (``"float32"`` or ``"float64"``), as NumPy's ``astype``.
+
+    Float operands of one op must share a dtype; this is how a float64 value
+    (an optimizer's bias correction) meets a float32 model.
+    """
+    return bind(astype_op, (x,), {"dtype": dtype})

@@ -60,6 +60,9 @@ def default_init(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generat
     return np.zeros(shape, dtype)
 
 
+PARAM_ROLES = ("param", "state")
+"""What a param's stored array is for: trained (``"param"``), or kept and updated by plans (``"state"``)."""
+
 Init = Callable[[tuple[int, ...], np.dtype, np.random.Generator], np.ndarray]
 
 
@@ -69,17 +72,27 @@ def param(
     dtype: Any = "float32",
     init: Init | np.ndarray | float | None = None,
     seed: int | None = None,
+    *,
+    role: str = "param",
 ) -> Value:
-    """A trainable value with a stored array, fed by name or read from storage.
+    """A value with a stored array, fed by name or read from storage.
 
     ``init`` is an array (copied), a number (filled), or a callable
     ``init(shape, dtype, rng)``; by default :func:`default_init` with a
     generator seeded from ``seed`` or, when none is given, from the name, so a
     graph is built the same way every time. Compiled ``updates`` write the
     stored array in place, and every program of the graph sees the new value.
+
+    ``role`` says what the stored array is for: ``"param"`` (the default) is
+    trained; ``"state"`` is stored and updated by plans but never trained, as
+    the moments of :mod:`graphc.optim`'s optimizers (which create theirs).
+    ``node.role`` and ``Value.role`` read it; ``Program.params`` and
+    ``Program.state`` report the stored arrays of each role.
     """
     graph = current_graph()
     check_name(name, "param name")
+    if not (isinstance(role, str) and role in PARAM_ROLES):
+        raise GraphError(f"param {name!r}: role={role!r} is not a param role; choose one of {', '.join(map(repr, PARAM_ROLES))}")
     aval = Aval(_check_shape("param", name, shape), _check_dtype("param", name, dtype, FLOAT_DTYPES))
     if seed is not None and not (is_int(seed) and seed >= 0):
         raise GraphError(f"param {name!r}: seed must be an int >= 0 or None, got {seed!r}")
@@ -87,6 +100,7 @@ def param(
     data = _initial_value(name, aval, default_init if init is None else init, rng)
     node = graph.add(param_op, (), {}, aval, name)
     node.data = data
+    node.role = role
     return Value(node)
 
 
