@@ -42,6 +42,18 @@ from graphc.memory.placement import (
 )
 
 
+PEAK_KINDS = {
+    "forward": "forward values",
+    "recompute": "forward values",
+    "backward": "gradients",
+    "update": "update temporaries",
+    "scratch": "scratch",
+}
+"""How the bytes live at the peak are reported, by the role of the node owning each block
+(:meth:`Dataflow.roles <graphc.dataflow.Dataflow.roles>`): forward values (kept for the backward
+pass, or recomputed), gradients (every adjoint value), an optimizer's temporaries, and scratch."""
+
+
 @dataclass
 class MemoryPlan:
     """Where every intermediate lives, and the figures that judge the placement.
@@ -49,7 +61,12 @@ class MemoryPlan:
     - ``planned_bytes``: the arena that holds every intermediate and scratch;
     - ``lower_bound_bytes``: max over steps of the bytes live at that step;
     - ``no_reuse_bytes``: the arena if nothing shared storage;
-    - ``params_bytes`` / ``inputs_bytes``: the program's copies of params and feeds;
+    - ``params_bytes`` / ``state_bytes`` / ``inputs_bytes`` / ``outputs_bytes``:
+      outside the arena — the trained params and the state params (optimizer
+      moments, step counts) the program reads or updates where they are stored,
+      the slots feeds are copied into, and the arrays each run returns;
+    - ``peak_step`` / ``peak_bytes_by_kind``: the first step where the live bytes
+      reach the lower bound, and what is live there by kind (:data:`PEAK_KINDS`);
     - ``live_bytes``: bytes live at each step of the schedule;
     - ``storage``: for each node, the node whose storage holds its value (itself,
       the base of a view, an operand reused in place, or a param it writes);
@@ -66,6 +83,10 @@ class MemoryPlan:
     live_bytes: list[int] = field(repr=False)
     strategy: str = "no-reuse"
     strategy_bytes: dict[str, int] = field(default_factory=dict)
+    state_bytes: int = 0
+    outputs_bytes: int = 0
+    peak_step: int = 0
+    peak_bytes_by_kind: dict[str, int] = field(default_factory=dict)
     storage: dict[Node, Node] = field(default_factory=dict, repr=False)
     scratch: dict[Node, list[Aval]] = field(default_factory=dict, repr=False)
 
@@ -76,13 +97,33 @@ class MemoryPlan:
         ratio = self.planned_bytes / self.lower_bound_bytes if self.lower_bound_bytes else 1.0
         lines = [
             f"memory plan ({self.strategy}, {len(self.intervals)} blocks, {len(self.live_bytes)} steps)",
-            f"  arena (planned)    {mib(self.planned_bytes)}",
-            f"  lower bound        {mib(self.lower_bound_bytes)}   planned/LB = {ratio:.3f}",
-            f"  without reuse      {mib(self.no_reuse_bytes)}",
-            f"  params             {mib(self.params_bytes)}",
-            f"  inputs             {mib(self.inputs_bytes)}",
+            f"  arena (planned)      {mib(self.planned_bytes)}",
+            f"  lower bound          {mib(self.lower_bound_bytes)}   planned/LB = {ratio:.3f}",
+            f"  without reuse        {mib(self.no_reuse_bytes)}",
+            f"  live at the peak (step {self.peak_step} of {len(self.live_bytes)}):",
+        ]
+        lines += [f"    {kind:<18s} {mib(nbytes)}" for kind, nbytes in self.peak_bytes_by_kind.items()]
+        lines += [
+            "  outside the arena:",
+            f"    params             {mib(self.params_bytes)}",
+            f"    optimizer state    {mib(self.state_bytes)}",
+            f"    inputs             {mib(self.inputs_bytes)}",
+            f"    outputs            {mib(self.outputs_bytes)}",
         ]
         return "\n".join(lines)
+
+
+def peak_by_kind(intervals: Sequence[Interval], live: Sequence[int], roles: dict[Node, str]) -> tuple[int, dict[str, int]]:
+    """The first step of the most live bytes, and the bytes live there by kind (:data:`PEAK_KINDS`)."""
+    by_kind = dict.fromkeys(dict.fromkeys(PEAK_KINDS.values()), 0)
+    if not live:
+        return 0, by_kind
+    peak = max(range(len(live)), key=live.__getitem__)
+    for iv in intervals:
+        if iv.start <= peak <= iv.end:
+            role = "scratch" if isinstance(iv.key, tuple) else roles[iv.key]
+            by_kind[PEAK_KINDS[role]] += iv.nbytes
+    return peak, by_kind
 
 
 def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> MemoryPlan:
@@ -111,13 +152,18 @@ def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> Me
         if best is None or sizes[name] < sizes[best[0]]:
             best = (name, offsets)
     sources = [n for n in flow.nodes if n.op.name in ("input", "param")]
+    peak, by_kind = peak_by_kind(intervals, live, flow.roles())
     return MemoryPlan(
         offsets=best[1],
         intervals=intervals,
         planned_bytes=sizes[best[0]],
         lower_bound_bytes=max(live, default=0),
         no_reuse_bytes=no_reuse_bytes(flow, order, view_owner, scratch),
-        params_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param"),
+        params_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param" and n.role != "state"),
+        state_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param" and n.role == "state"),
+        outputs_bytes=sum(n.aval.nbytes for n in flow.outputs),
+        peak_step=peak,
+        peak_bytes_by_kind=by_kind,
         inputs_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "input"),
         live_bytes=live,
         strategy=best[0],
