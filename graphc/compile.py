@@ -8,9 +8,11 @@ glues them and checks the user's arguments.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -143,6 +145,25 @@ class Program:
     def _unpack(self, results: list[np.ndarray]) -> list[np.ndarray] | np.ndarray:
         return results[0] if self._single else results
 
+    def save(self, path: "str | os.PathLike[str] | IO[bytes]") -> None:
+        """Write this program to one file (an ``.npz``): its plan, the stored array of
+        every param it reads or updates (optimizer state included, each with its
+        role), and whether it returns one array or a list.
+
+        ``gc.load(path)`` gives a program that runs without the graph and continues
+        training bit for bit (its ``memory`` and ``remat`` reports are not saved:
+        None). Runs with updates wait while the arrays are written, so the file
+        holds the params of one step. See :mod:`graphc.saving` for the format.
+        """
+        from graphc.saving import DEFAULT_ROLE, save_program  # graphc.saving imports this module
+
+        stored = self._stored
+        role = getattr(stored, "role", lambda name: DEFAULT_ROLE)
+        arrays = {name: stored[name] for name in self.plan.params if stored.get(name) is not None}
+        with self._update_lock or contextlib.nullcontext():
+            save_program(path, self.plan, arrays, {name: role(name) for name in arrays}, single=self._single,
+                         feedable=self._feedable, check_numerics=self.check_numerics)
+
     def __repr__(self) -> str:
         return f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, arena {self.plan.arena_bytes:,d} B>"
 
@@ -160,6 +181,12 @@ class _StoredParams(Mapping):
     def get(self, name: str, default: Any = None) -> Any:  # Mapping.get's try/except costs a run µs
         node = self._params.get(name)
         return default if node is None else node.data
+
+    def role(self, name: str) -> str:
+        """The param's role (``"param"``, or an optimizer state's), as a saved program records it."""
+        from graphc.saving import param_role  # graphc.saving imports this module
+
+        return param_role(self._params[name])
 
     def __iter__(self):
         return iter(self._params)
