@@ -60,6 +60,7 @@ import os
 import re
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -91,9 +92,10 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # What zipfile and the .npy header reader raise on damaged bytes: a bad or
 # truncated zip (BadZipFile, EOFError, struct.error), a flipped compression
 # method (NotImplementedError, zlib.error, LZMAError, OSError), a flipped
-# "encrypted" flag (RuntimeError), a header that does not parse (ValueError).
+# "encrypted" flag (RuntimeError), a .npy header that does not parse
+# (ValueError, SyntaxError, and tokenize.TokenError from the tokenizer NumPy runs on it).
 _DAMAGE = (zipfile.BadZipFile, EOFError, struct.error, NotImplementedError, zlib.error, lzma.LZMAError, OSError,
-           RuntimeError, ValueError)
+           RuntimeError, ValueError, SyntaxError, tokenize.TokenError)
 
 
 class StoredArrays(dict):
@@ -249,6 +251,9 @@ def load_program(path: PathOrFile, *, check_numerics: bool | None = None) -> Pro
         entries = _entries(manifest["params"], label)
         _match_plan(entries, plan, label)
         _check_members(archive, entries, label)
+        wrong = _check_headers(archive, {e["name"]: (_shape_of(e), e["dtype"]) for e in entries}, label)
+        if wrong:
+            raise _damaged(label, "the file", f"does not match its plan: {'; '.join(wrong)}")
         arrays = {e["name"]: _read_array(archive, e["name"], _shape_of(e), e["dtype"], e["sha256"], label)
                   for e in entries}
     returns = _choice(manifest["returns"], _RETURNS, "returns", label)
@@ -282,11 +287,9 @@ def load_params(graph: Graph, path: PathOrFile) -> None:
             _check_members(archive, entries, label)
         else:  # a plain .npz: names from the members, shapes and dtypes from the graph
             entries = _plain_entries(members, label)
-        _match_graph(entries, graph, label)
-        values = {}
-        for e in entries:
-            node = graph.params[e["name"]]
-            values[e["name"]] = _read_array(archive, e["name"], node.shape, dtype_name(node.dtype), e["sha256"], label)
+        _match_graph(archive, entries, graph, label)
+        values = {e["name"]: _read_array(archive, e["name"], *_aval_of(graph.params[e["name"]]), e["sha256"], label)
+                  for e in entries}
     read_only = sorted(name for name in values if not graph.params[name].data.flags.writeable)
     if read_only:
         raise GraphError(f"{label}: the stored array{_s(read_only)} of param{_s(read_only)} {_names(read_only)} "
@@ -324,9 +327,11 @@ def _read_manifest(archive: zipfile.ZipFile, label: str, fmt: str, keys: Sequenc
     if MANIFEST + ".npy" not in archive.namelist():
         raise _damaged(label, "the file", f"has no {MANIFEST!r} member: it was not written by graphc "
                                           f"({'prog.save' if fmt == PROGRAM_FORMAT else 'gc.save_params'})")
-    size = archive.getinfo(MANIFEST + ".npy").file_size
-    raw = _read_member(archive, MANIFEST, lambda shape: len(shape) == 1 and shape[0] <= min(size, _MAX_MANIFEST_BYTES),
-                       np.dtype(np.uint8), label, "a 1-d uint8 array no larger than its member")
+    shape, _, dtype = _header(archive, MANIFEST, label)
+    if dtype != np.uint8 or len(shape) != 1 or shape[0] > min(archive.getinfo(MANIFEST + ".npy").file_size,
+                                                               _MAX_MANIFEST_BYTES):
+        raise _damaged(label, "the manifest", f"is {shape} {dtype}, expected the bytes of its JSON (a 1-d uint8 array)")
+    raw = _read_array(archive, MANIFEST, shape, "uint8", None, label)
     try:
         doc = json.loads(raw.tobytes().decode("utf-8"))
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -359,7 +364,7 @@ def _plan(text: Any, label: str) -> Plan:
     try:
         return Plan.from_json(text)
     except GraphError as err:
-        raise GraphError(f"{label}: {err}") from None
+        raise GraphError(f"{label}: {str(err).replace('plan file: ', 'its plan: ', 1)}") from None
 
 
 def _entries(raw: Any, label: str) -> list[dict[str, Any]]:
@@ -404,12 +409,15 @@ def _check_members(archive: zipfile.ZipFile, entries: list[dict[str, Any]], labe
     present = archive.namelist()
     if len(present) != len(set(present)):
         raise _damaged(label, "the file", "has two members of the same name")
-    missing = sorted(m[:-4] for m in expected - set(present))
+    missing = sorted(m[: -len(".npy")] for m in expected - set(present))
     extra = sorted(set(present) - expected)
-    if missing or extra:
-        raise _damaged(label, "the file", f"lacks the array{_s(missing)} {_names(missing) or '(none)'} and has "
-                                          f"unknown member{_s(extra)} {_names(extra) or '(none)'}, against its "
-                                          "manifest")
+    problems = []
+    if missing:
+        problems.append(f"lacks the array{_s(missing)} of {_names(missing)}, which its manifest lists")
+    if extra:
+        problems.append(f"has unknown member{_s(extra)} {_names(extra)}, which its manifest does not list")
+    if problems:
+        raise _damaged(label, "the file", " and ".join(problems))
 
 
 def _match_plan(entries: list[dict[str, Any]], plan: Plan, label: str) -> None:
@@ -425,18 +433,25 @@ def _match_plan(entries: list[dict[str, Any]], plan: Plan, label: str) -> None:
         raise _damaged(label, "params", "do not match the plan: " + "; ".join(problems))
 
 
-def _match_graph(entries: list[dict[str, Any]], graph: Graph, label: str) -> None:
-    """The file's names are exactly the graph's params; a manifest's shapes and dtypes match them."""
+def _match_graph(archive: zipfile.ZipFile, entries: list[dict[str, Any]], graph: Graph, label: str) -> None:
+    """The file's names are exactly the graph's params, and each array (its .npy header, and
+    its manifest entry if there is one) has its param's shape and dtype: every problem listed."""
     by_name = {e["name"]: e for e in entries}
+    common = sorted(set(by_name) & set(graph.params))
     problems = _name_problems(set(by_name), set(graph.params), f"graph {graph.name!r}")
-    for name in sorted(set(by_name) & set(graph.params)):
-        node, e = graph.params[name], by_name[name]
-        if "shape" in e and (tuple(e["shape"]) != node.shape or e["dtype"] != dtype_name(node.dtype)):
-            problems.append(f"{name!r} is {tuple(e['shape'])} {e['dtype']} in the file but the graph's param is "
-                            f"{node.shape} {dtype_name(node.dtype)}")
+    for name in common:
+        shape, dtype = _aval_of(graph.params[name])
+        e = by_name[name]
+        if "shape" in e and (tuple(e["shape"]) != shape or e["dtype"] != dtype):
+            problems.append(f"{name!r} is {tuple(e['shape'])} {e['dtype']} in the manifest, expected {shape} {dtype}")
+    problems += _check_headers(archive, {name: _aval_of(graph.params[name]) for name in common}, label)
     if problems:
         raise GraphError(f"{label}: does not fit graph {graph.name!r}: {'; '.join(problems)}; no param was changed "
                          "(load a file saved from a graph with the same params)")
+
+
+def _aval_of(node: Any) -> tuple[tuple[int, ...], str]:
+    return node.shape, dtype_name(node.dtype)
 
 
 def _name_problems(in_file: set[str], wanted: set[str], where: str) -> list[str]:
@@ -458,42 +473,62 @@ def _feedable(raw: Any, plan: Plan, label: str) -> frozenset[str]:
     return frozenset(raw)
 
 
+def _check_headers(archive: zipfile.ZipFile, expected: Mapping[str, tuple[tuple[int, ...], str]],
+                   label: str) -> list[str]:
+    """Each member's .npy header against the shape and dtype it must have: one phrase per mismatch."""
+    problems = []
+    for name, (shape, dtype) in expected.items():
+        found_shape, _, found_dtype = _header(archive, name, label)
+        if found_shape != shape or found_dtype != np.dtype(dtype):
+            problems.append(f"the array of {name!r} is {found_shape} {dtype_name(found_dtype)}, expected {shape} {dtype}")
+    return problems
+
+
+def _header(archive: zipfile.ZipFile, name: str, label: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype that member ``name``'s .npy header declares."""
+    with _reading(label, name), archive.open(name + ".npy") as member:
+        return _parse_header(member, name, label)
+
+
+def _parse_header(member: IO[bytes], name: str, label: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(member)
+    raise _damaged(label, f"the member {name!r}", f"is a .npy of version {version}, expected 1.0 or 2.0")
+
+
 def _read_array(archive: zipfile.ZipFile, name: str, shape: tuple[int, ...], dtype: str, sha256: str | None,
                 label: str) -> np.ndarray:
-    """A param's array, owned and C-ordered, after its header and (when known) its digest are checked."""
+    """Member ``name`` as an owned, writable, C-ordered array of ``shape`` and ``dtype``, and
+    (when ``sha256`` is known) of those bytes. The header is checked before anything is read,
+    so no damaged header makes the reader allocate what it claims; then exactly its bytes."""
     want = np.dtype(dtype)
-    array = _read_member(archive, name, lambda s: s == shape, want, label, f"{shape} {dtype}")
+    nbytes = math.prod(shape) * want.itemsize
+    with _reading(label, name), archive.open(name + ".npy") as member:
+        found_shape, fortran, found_dtype = _parse_header(member, name, label)
+        if found_shape != shape or found_dtype != want:
+            raise _damaged(label, f"the array of {name!r}", f"is {found_shape} {found_dtype}, expected {shape} {dtype}")
+        data = member.read(nbytes)
+        if len(data) != nbytes or member.read(1):
+            raise _damaged(label, f"the array of {name!r}",
+                           f"holds {'fewer' if len(data) < nbytes else 'more'} bytes than {shape} {dtype} needs")
+    array = np.array(np.frombuffer(data, dtype=want).reshape(shape, order="F" if fortran else "C"), order="C")
     if sha256 is not None and _array_digest(array) != sha256:
-        raise _damaged(label, f"the array of param {name!r}", "does not match its sha256: the file was edited or damaged")
+        raise _damaged(label, f"the array of {name!r}", "does not match its sha256: the file was edited or damaged")
     return array
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, shape_ok, dtype: np.dtype, label: str, expected: str) -> np.ndarray:
-    """The ``.npy`` member ``name``: its header is checked first (shape, dtype), so no damaged
-    header makes the reader allocate what it claims; then exactly its bytes, no more."""
+@contextlib.contextmanager
+def _reading(label: str, name: str) -> Iterator[None]:
+    """Damaged bytes met while reading member ``name``, as a GraphError naming it."""
     try:
-        with archive.open(name + ".npy") as member:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, fortran, found = np.lib.format.read_array_header_1_0(member)
-            elif version == (2, 0):
-                shape, fortran, found = np.lib.format.read_array_header_2_0(member)
-            else:
-                raise _damaged(label, f"the member {name!r}", f"is a .npy of version {version}, expected 1.0 or 2.0")
-            if found != dtype or not shape_ok(shape):
-                raise GraphError(f"{label}: the array of {name!r} is {shape} {found}, expected {expected}; "
-                                 "save it again from a matching graph or program")
-            nbytes = math.prod(shape) * dtype.itemsize
-            data = member.read(nbytes)
-            if len(data) != nbytes or member.read(1):
-                raise _damaged(label, f"the array of {name!r}", f"holds {'fewer' if len(data) < nbytes else 'more'} "
-                                                                f"bytes than {shape} {dtype} needs")
+        yield
     except GraphError:
         raise
     except _DAMAGE as err:
         raise _damaged(label, f"the member {name!r}", f"cannot be read ({type(err).__name__}: {err})") from None
-    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    return np.array(array, order="C")  # writable, owned, C-ordered
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -516,7 +551,7 @@ def _label(path: Any, kind: str) -> str:
         return f"{kind} file {os.fspath(path)!r}"
     if isinstance(path, io.IOBase) or callable(getattr(path, "read", None)) or callable(getattr(path, "write", None)):
         return f"{kind} file (file object)"
-    return f"{kind} file {path!r:.40}"
+    return f"{kind} file"
 
 
 def _shape_of(entry: dict[str, Any]) -> tuple[int, ...]:
