@@ -143,6 +143,14 @@ def save_program(
             "build the Program with stored_params holding them"
         )
     params = {name: arrays[name] for name in plan.params}
+    wrong = [f"{name!r} is {np.shape(array)} {getattr(array, 'dtype', type(array).__name__)}, but the plan's param "
+             f"is {plan.params[name].shape} {plan.params[name].dtype}"
+             for name, array in params.items()
+             if not (isinstance(array, np.ndarray) and array.shape == plan.params[name].shape
+                     and dtype_name(array.dtype) == plan.params[name].dtype)]
+    if wrong:
+        raise GraphError(f"{label}: the stored value of {'; '.join(wrong)}; change a param's value with "
+                         ".assign(array), which keeps its shape and dtype (nothing was written)")
     manifest = {
         "format": PROGRAM_FORMAT,
         "version": VERSION,

@@ -123,6 +123,14 @@ def _unstored_program() -> gc.Program:
     return gc.Program(gc.compile(values["loss"]).plan)
 
 
+def _save_replaced_param() -> None:
+    """A program whose graph param was replaced by an array of another shape, then saved."""
+    graph, values = zoo.mlp(2, sizes=(3, 4, 2), dtype="float64")
+    program = gc.compile(values["loss"])
+    graph.params["b1"].data = np.zeros(5)
+    program.save(io.BytesIO())
+
+
 def _reserved_name_graph() -> gc.Graph:
     with gc.Graph("reserved") as graph:
         gc.param(MANIFEST, (2,))
@@ -197,6 +205,7 @@ CASES_SAVING = [
      r"no-such-dir.* does not exist"),
     ("save-program-path-not-a-path", lambda: _step_program()[1].save(3.5), r"path must be a str"),
     ("save-program-unstored-params", lambda: _unstored_program().save(io.BytesIO()), r"'W1', 'W2', 'b1', 'b2' of plan .* no stored value in this program"),
+    ("save-program-replaced-param", _save_replaced_param, r"'b1' is \(5,\) float64, but the plan's param is \(4,\)"),
     ("save-params-reserved-name", lambda: gc.save_params(_reserved_name_graph(), io.BytesIO()), r"'__graphc__'.*reserved"),
     ("save-params-not-a-graph", lambda: gc.save_params("mlp", io.BytesIO()), r"must be a gc\.Graph"),
     ("load-params-not-a-graph", lambda: gc.load_params(None, io.BytesIO(_saved_params())), r"must be a gc\.Graph"),
