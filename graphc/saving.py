@@ -86,6 +86,9 @@ _PROGRAM_KEYS = ("format", "version", "returns", "feedable", "check_numerics", "
 _PARAMS_KEYS = ("format", "version", "graph", "params", "sha256")
 _ENTRY_KEYS = ("name", "role", "shape", "dtype", "sha256")
 _RETURNS = ("array", "list")
+_WRITER = {PROGRAM_FORMAT: "prog.save(path)", PARAMS_FORMAT: "gc.save_params(graph, path)"}
+_READER = {PROGRAM_FORMAT: "a saved program: load it with gc.load(path)",
+           PARAMS_FORMAT: "a graph's params: load them with gc.load_params(graph, path)"}
 _MAX_MANIFEST_BYTES = 1 << 30
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -253,9 +256,14 @@ def load_program(path: PathOrFile, *, check_numerics: bool | None = None) -> Pro
     label = _label(path, "program")
     if check_numerics is not None and not isinstance(check_numerics, bool):
         raise GraphError(f"load: check_numerics={check_numerics!r}: pass True, False, or None (as saved)")
-    with _archive(path, label) as archive:
+    with _archive(path, label, PROGRAM_FORMAT) as archive:
         manifest = _read_manifest(archive, label, PROGRAM_FORMAT, _PROGRAM_KEYS)
         plan = _plan(manifest["plan"], label)
+        returns = _choice(manifest["returns"], _RETURNS, "returns", label)
+        feedable = _feedable(manifest["feedable"], plan, label)
+        saved_check = manifest["check_numerics"]
+        if not isinstance(saved_check, bool):
+            raise _damaged(label, "check_numerics", f"is {saved_check!r}, expected true or false")
         entries = _entries(manifest["params"], label)
         _match_plan(entries, plan, label)
         _check_members(archive, entries, label)
@@ -264,11 +272,6 @@ def load_program(path: PathOrFile, *, check_numerics: bool | None = None) -> Pro
             raise _damaged(label, "the file", f"does not match its plan: {'; '.join(wrong)}")
         arrays = {e["name"]: _read_array(archive, e["name"], _shape_of(e), e["dtype"], e["sha256"], label)
                   for e in entries}
-    returns = _choice(manifest["returns"], _RETURNS, "returns", label)
-    feedable = _feedable(manifest["feedable"], plan, label)
-    saved_check = manifest["check_numerics"]
-    if not isinstance(saved_check, bool):
-        raise _damaged(label, "check_numerics", f"is {saved_check!r}, expected true or false")
     stored = StoredArrays(arrays, {e["name"]: e["role"] for e in entries})
     return Program(plan, stored_params=stored, memory=None, feedable=feedable, single=returns == "array",
                    check_numerics=saved_check if check_numerics is None else check_numerics)
@@ -287,7 +290,7 @@ def load_params(graph: Graph, path: PathOrFile) -> None:
     if not isinstance(graph, Graph):
         raise GraphError(f"load_params: the first argument must be a gc.Graph, got {type(graph).__name__}")
     label = _label(path, "params")
-    with _archive(path, label) as archive:
+    with _archive(path, label, PARAMS_FORMAT) as archive:
         members = archive.namelist()
         if MANIFEST + ".npy" in members:
             manifest = _read_manifest(archive, label, PARAMS_FORMAT, _PARAMS_KEYS)
@@ -308,8 +311,8 @@ def load_params(graph: Graph, path: PathOrFile) -> None:
 
 
 @contextlib.contextmanager
-def _archive(path: PathOrFile, label: str) -> Iterator[zipfile.ZipFile]:
-    """The zip at ``path`` (or in a binary file object), any damage a GraphError."""
+def _archive(path: PathOrFile, label: str, fmt: str) -> Iterator[zipfile.ZipFile]:
+    """The zip at ``path`` (or in a binary file object) that should hold a ``fmt`` file; any damage a GraphError."""
     if _is_file_object(path, "read"):
         source: Any = path
     else:
@@ -317,8 +320,7 @@ def _archive(path: PathOrFile, label: str) -> Iterator[zipfile.ZipFile]:
         if not source.exists():
             raise GraphError(f"{label}: does not exist; check the path")
         if source.is_dir():
-            raise GraphError(f"{label}: is a directory; give the path of a file written by "
-                             f"{'prog.save' if 'program' in label else 'gc.save_params'}")
+            raise GraphError(f"{label}: is a directory; give the path of a file written by {_WRITER[fmt]}")
     try:
         archive = zipfile.ZipFile(source)
     except zipfile.BadZipFile as err:
@@ -333,8 +335,7 @@ def _archive(path: PathOrFile, label: str) -> Iterator[zipfile.ZipFile]:
 def _read_manifest(archive: zipfile.ZipFile, label: str, fmt: str, keys: Sequence[str]) -> dict[str, Any]:
     """The manifest as a JSON object whose format, version, fields and digest are right."""
     if MANIFEST + ".npy" not in archive.namelist():
-        raise _damaged(label, "the file", f"has no {MANIFEST!r} member: it was not written by graphc "
-                                          f"({'prog.save' if fmt == PROGRAM_FORMAT else 'gc.save_params'})")
+        raise _damaged(label, "the file", f"has no {MANIFEST!r} member: it was not written by {_WRITER[fmt]}")
     shape, _, dtype = _header(archive, MANIFEST, label)
     if dtype != np.uint8 or len(shape) != 1 or shape[0] > min(archive.getinfo(MANIFEST + ".npy").file_size,
                                                                _MAX_MANIFEST_BYTES):
@@ -348,9 +349,7 @@ def _read_manifest(archive: zipfile.ZipFile, label: str, fmt: str, keys: Sequenc
         raise _damaged(label, "the manifest", "is not a JSON object")
     found = doc.get("format")
     if found != fmt:
-        other = {PROGRAM_FORMAT: "a saved program: load it with gc.load(path)",
-                 PARAMS_FORMAT: "a graph's params: load them with gc.load_params(graph, path)"}
-        hint = other.get(found, "not a file graphc writes") if isinstance(found, str) else "not a file graphc writes"
+        hint = _READER.get(found, "not a file graphc writes") if isinstance(found, str) else "not a file graphc writes"
         raise GraphError(f"{label}: has format {found!r}, expected {fmt!r} ({hint})")
     version = doc.get("version")
     if type(version) is not int or version != VERSION:

@@ -176,7 +176,7 @@ CASES_SAVING = [
     ("load-empty-file", lambda: _load(b""), r"not a complete zip"),
     ("load-truncated", lambda: _load(_saved_program()[: len(_saved_program()) // 2]), r"not a complete zip"),
     ("load-truncated-tail", lambda: _load(_saved_program()[:-1]), r"not a complete zip"),
-    ("load-foreign-npz", lambda: _load(_plain_npz(a=np.zeros(2))), r"no '__graphc__' member.*not written by graphc"),
+    ("load-foreign-npz", lambda: _load(_plain_npz(a=np.zeros(2))), r"no '__graphc__' member.*not written by prog\.save"),
     ("load-byte-flipped-array", lambda: _load(_flip_in_array(_saved_program(), "W1")), r"'W1'.*(CRC|sha256)"),
     ("load-edited-array", lambda: _load(_rewrite(_saved_program(), arrays=_step_params(W1=np.ones((3, 4))))),
      r"array of 'W1' does not match its sha256"),
