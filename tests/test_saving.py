@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import threading
 import zipfile
 
 import numpy as np
@@ -176,6 +177,28 @@ def test_check_numerics_is_saved_and_can_be_overridden(tmp_path):
     program.save(tmp_path / "p.npz")
     assert gc.load(tmp_path / "p.npz").check_numerics is True
     assert gc.load(tmp_path / "p.npz", check_numerics=False).check_numerics is False
+
+
+def test_save_holds_the_params_of_one_step_while_a_training_run_waits():
+    """A run with updates that starts while the file is written waits for it: the file holds the
+    params before that run, consistent with their digests, and the run happens after."""
+    graph, program = _sgd_step("float64")
+    before = _stored(graph)
+    runner = threading.Thread(target=program.run, args=(_feeds(graph, 1)[0],))
+
+    class RunDuringWrite(io.BytesIO):
+        def write(self, data: bytes) -> int:
+            if not runner.is_alive() and runner.ident is None:
+                runner.start()
+                runner.join(timeout=0.5)  # long enough for the tiny step, were it not held back
+            return super().write(data)
+
+    file = RunDuringWrite()
+    program.save(file)
+    runner.join()
+    saved = _params_of(gc.load(io.BytesIO(file.getvalue())))
+    assert all(np.array_equal(saved[name], array) for name, array in before.items())
+    assert not np.array_equal(graph.params["W1"].data, before["W1"]), "the run did not happen"
 
 
 # --- params alone ----------------------------------------------------------------------------
