@@ -193,12 +193,12 @@ def _entry(name: str, array: np.ndarray, role: str) -> dict[str, Any]:
 
 def _array_digest(array: np.ndarray) -> str:
     """SHA-256 of the array's bytes in C order."""
-    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+    return hashlib.sha256(np.asarray(array, order="C").data).hexdigest()
 
 
 def _write(path: PathOrFile, label: str, manifest: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
     for name in arrays:
-        if name == MANIFEST or zipfile.ZipInfo(name + ".npy").filename != name + ".npy":
+        if name == MANIFEST or not _is_member_name(name + ".npy"):
             raise GraphError(f"{label}: param {name!r} cannot be saved under its name (it is reserved, or is no "
                              "zip member name); rename the param")
     manifest["sha256"] = content_digest(manifest)
@@ -209,9 +209,19 @@ def _write(path: PathOrFile, label: str, manifest: dict[str, Any], arrays: Mappi
             _write_member(archive, name, array)
 
 
+def _is_member_name(member: str) -> bool:
+    """Whether zipfile stores ``member`` under that very name (it cuts at NUL, needs UTF-8)."""
+    try:
+        member.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return zipfile.ZipInfo(member).filename == member
+
+
 def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
     with archive.open(name + ".npy", mode="w", force_zip64=True) as member:
-        np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+        # np.asarray, not np.ascontiguousarray: that one makes a 0-d array 1-d
+        np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
 
 
 @contextlib.contextmanager
