@@ -131,9 +131,9 @@ def _save_replaced_param() -> None:
     program.save(io.BytesIO())
 
 
-def _reserved_name_graph() -> gc.Graph:
-    with gc.Graph("reserved") as graph:
-        gc.param(MANIFEST, (2,))
+def _graph_with_param(name: str) -> gc.Graph:
+    with gc.Graph("names") as graph:
+        gc.param(name, (2,), seed=0)  # a seed: the default one is derived from the name's UTF-8
     return graph
 
 
@@ -206,7 +206,10 @@ CASES_SAVING = [
     ("save-program-path-not-a-path", lambda: _step_program()[1].save(3.5), r"path must be a str"),
     ("save-program-unstored-params", lambda: _unstored_program().save(io.BytesIO()), r"'W1', 'W2', 'b1', 'b2' of plan .* no stored value in this program"),
     ("save-program-replaced-param", _save_replaced_param, r"'b1' is \(5,\) float64, but the plan's param is \(4,\)"),
-    ("save-params-reserved-name", lambda: gc.save_params(_reserved_name_graph(), io.BytesIO()), r"'__graphc__'.*reserved"),
+    ("save-params-reserved-name", lambda: gc.save_params(_graph_with_param(MANIFEST), io.BytesIO()),
+     r"'__graphc__' cannot be saved under its name.*rename"),
+    ("save-params-name-not-utf8", lambda: gc.save_params(_graph_with_param("w\ud800"), io.BytesIO()),
+     r"'w\\ud800' cannot be saved under its name.*rename"),
     ("save-params-not-a-graph", lambda: gc.save_params("mlp", io.BytesIO()), r"must be a gc\.Graph"),
     ("load-params-not-a-graph", lambda: gc.load_params(None, io.BytesIO(_saved_params())), r"must be a gc\.Graph"),
     ("load-params-program-file", lambda: _load_params(_saved_program()), r"graphc-program.*gc\.load\(path\)"),
