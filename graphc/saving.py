@@ -141,8 +141,9 @@ def save_program(
     missing = sorted(name for name in plan.params if name not in arrays)
     if missing:
         raise GraphError(
-            f"{label}: param{_s(missing)} {_names(missing)} of plan {plan.name!r} ha{'ve' if len(missing) > 1 else 's'} "
-            "no stored value in this program (fed at every run); a saved program owns every param it reads: "
+            f"{label}: param{_s(missing)} {_names(missing)} of plan {plan.name!r} "
+            f"ha{'ve' if len(missing) > 1 else 's'} no stored value in this program (fed at every run); "
+            "a saved program owns every param it reads: "
             "build the Program with stored_params holding them"
         )
     params = {name: arrays[name] for name in plan.params}
@@ -314,7 +315,7 @@ def load_params(graph: Graph, path: PathOrFile) -> None:
     read_only = sorted(name for name in values if not graph.params[name].data.flags.writeable)
     if read_only:
         raise GraphError(f"{label}: the stored array{_s(read_only)} of param{_s(read_only)} {_names(read_only)} "
-                         f"of graph {graph.name!r} {'are' if len(read_only) > 1 else 'is'} read-only; make "
+                         f"of graph {graph.name!r} {_is(read_only)} read-only; make "
                          "it writable (no param was changed)")
     for name, value in values.items():
         graph.params[name].data[...] = value
@@ -415,8 +416,8 @@ def _plain_entries(members: list[str], label: str) -> list[dict[str, Any]]:
         raise _damaged(label, "the file", "has two members of the same name")
     foreign = sorted(m for m in members if not m.endswith(".npy"))
     if foreign:
-        raise _damaged(label, "the file", f"has member{_s(foreign)} {_names(foreign)} that {'are' if len(foreign) > 1 else 'is'} "
-                                          "no .npy array; a params file holds one .npy array per param")
+        raise _damaged(label, "the file", f"has member{_s(foreign)} {_names(foreign)}, which {_is(foreign)} no .npy "
+                                          "array; a params file holds one .npy array per param")
     return [{"name": m[: -len(".npy")], "sha256": None} for m in members]
 
 
@@ -497,7 +498,8 @@ def _check_headers(archive: zipfile.ZipFile, expected: Mapping[str, tuple[tuple[
     for name, (shape, dtype) in expected.items():
         found_shape, _, found_dtype = _header(archive, name, label)
         if found_shape != shape or found_dtype != np.dtype(dtype):
-            problems.append(f"the array of {name!r} is {found_shape} {dtype_name(found_dtype)}, expected {shape} {dtype}")
+            found = f"{found_shape} {dtype_name(found_dtype)}"
+            problems.append(f"the array of {name!r} is {found}, expected {shape} {dtype}")
     return problems
 
 
@@ -591,3 +593,7 @@ def _names(names: Sequence[str]) -> str:
 
 def _s(items: Sequence[Any]) -> str:
     return "s" if len(items) != 1 else ""
+
+
+def _is(items: Sequence[Any]) -> str:
+    return "is" if len(items) == 1 else "are"

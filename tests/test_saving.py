@@ -266,6 +266,19 @@ def test_any_params_round_trip_exactly(specs, seed):
         assert np.array_equal(target.params[name].data, node.data) and target.params[name].data.dtype == node.dtype
 
 
+def test_params_named_like_savez_arguments_round_trip():
+    """np.savez takes names as keywords: ``file`` collides with its first argument and
+    ``allow_pickle`` is taken as its flag (and the array is silently not written)."""
+    with gc.Graph("names") as graph:
+        for k, name in enumerate(("file", "allow_pickle", "args")):
+            gc.param(name, (2,), "float64", init=float(k + 1))
+    buffer = io.BytesIO()
+    gc.save_params(graph, buffer)
+    with np.load(io.BytesIO(buffer.getvalue())) as npz:
+        assert {name: npz[name][0] for name in ("file", "allow_pickle", "args")} == \
+            {"file": 1.0, "allow_pickle": 2.0, "args": 3.0}
+
+
 def test_load_params_reads_a_plain_npz_of_named_arrays(tmp_path):
     graph, _ = _sgd_step("float64")
     values = {name: np.full(node.shape, 0.5, node.dtype) for name, node in graph.params.items()}
