@@ -62,11 +62,14 @@ from graphc.compile import Cost, Program, compile, sgd
 from graphc import optim
 from graphc.gradcheck import gradcheck
 from graphc.plan import Plan
+from graphc.saving import load_params, save_params
+from graphc.saving import load_program as load
 from graphc.render import render, to_dot
 from graphc.plots import plot_arena_layout, plot_frontier, plot_memory_timeline  # matplotlib is imported when called
 
 __all__ = [
     "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "optim", "Program", "Plan", "Cost",
+    "load", "save_params", "load_params",
     "input", "param", "constant",
     "add", "add_n", "astype", "copy", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",

@@ -15,10 +15,12 @@ glues them and checks the user's arguments.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -173,6 +175,25 @@ class Program:
             for name in self.plan.params
             if self.param_roles.get(name, "param") == role and self._stored.get(name) is not None
         }
+
+    def save(self, path: "str | os.PathLike[str] | IO[bytes]") -> None:
+        """Write this program to one file (an ``.npz``): its plan, the stored array of
+        every param it reads or updates (optimizer state included, each with its
+        role), and whether it returns one array or a list.
+
+        ``gc.load(path)`` gives a program that runs without the graph and continues
+        training bit for bit (its ``memory`` and ``remat`` reports are not saved:
+        None). Runs with updates wait while the arrays are written, so the file
+        holds the params of one step. See :mod:`graphc.saving` for the format.
+        """
+        from graphc.saving import DEFAULT_ROLE, save_program  # graphc.saving imports this module
+
+        stored = self._stored
+        arrays = {name: stored[name] for name in self.plan.params if stored.get(name) is not None}
+        roles = {name: self.param_roles.get(name, DEFAULT_ROLE) for name in arrays}
+        with self._update_lock or contextlib.nullcontext():
+            save_program(path, self.plan, arrays, roles, single=self._single,
+                         feedable=self._feedable, check_numerics=self.check_numerics)
 
     def __repr__(self) -> str:
         return f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, arena {self.plan.arena_bytes:,d} B>"
