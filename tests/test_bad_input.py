@@ -4,13 +4,16 @@ One case per line: ``(id, thunk, regex)``. The thunk builds what it needs (small
 graphs) and must raise :class:`graphc.GraphError`; the regex is searched in the
 message. Cases are grouped by the API they exercise: graphs and sources,
 operands, each op's arguments, custom ops, grad, compile, runs (feeds, labels,
-stored params, updates), recompute budgets and plan files.
+stored params, updates), recompute budgets, plan files, optimizers, and saved
+programs and params.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +25,7 @@ from graphc import passes, remat, zoo
 from graphc.ir import Aval
 from graphc.ops import lookup
 from graphc.plan import content_digest, read_plan_file
+from graphc.saving import MANIFEST
 
 
 # --- helpers: small graphs built inside the thunks ----------------------------------
@@ -729,6 +733,315 @@ CASES += [
     ("remat-budget-str", lambda: _rematerialize_chain("optimal", "100"), r"memory_budget='100' .*whole number"),
     ("remat-time-limit-zero", lambda: _compile_chain("optimal", None, time_limit=0), r"time_limit"),
     ("remat-time-limit-nan", lambda: _rematerialize_chain("sqrt", 10**6, float("nan")), r"time_limit=nan"),
+]
+
+
+# --- optimizers, param roles and astype ---------------------------------------
+
+
+def _optim_model(dtype: str = "float32"):
+    """``(x, w, b, loss)``: a linear model under squared error, in a fresh graph."""
+    with gc.Graph("optim-case"):
+        x = gc.input("x", (4, 3), dtype)
+        w = gc.param("w", (3, 2), dtype)
+        b = gc.param("b", (2,), dtype)
+        return x, w, b, gc.mean((x @ w + b) ** 2)
+
+
+def _optim_call(optimizer: str, **kwargs):
+    """``gc.optim.<optimizer>(loss, [w, b], **kwargs)`` on a fresh model."""
+    x, w, b, loss = _optim_model()
+    return getattr(gc.optim, optimizer)(loss, [w, b], **kwargs)
+
+
+def _optim_params(pick):
+    """An optimizer over ``pick(x, w, b, loss)`` (a list) on a fresh model."""
+    x, w, b, loss = _optim_model()
+    return gc.optim.adam(loss, pick(x, w, b, loss))
+
+
+def _optim_state_param():
+    x, w, b, loss = _optim_model()
+    updates = gc.optim.adam(loss, [w])
+    state = next(v for v in updates if v.role == "state")
+    return gc.optim.sgd(loss, [b, state], lr=0.1)
+
+
+def _optim_twice():
+    x, w, b, loss = _optim_model()
+    gc.optim.sgd(loss, [w, b], lr=0.1, momentum=0.9)
+    return gc.optim.sgd(loss, [b], lr=0.1, momentum=0.9)
+
+
+def _optim_vector_loss():
+    x, w, b, loss = _optim_model()
+    return gc.optim.adam(x @ w + b, [w, b])
+
+
+def _optim_other_graph():
+    x, w, b, loss = _optim_model()
+    with gc.Graph("other"):
+        v = gc.param("v", (2,))
+    return gc.optim.sgd(loss, [w, v], lr=0.1)
+
+
+def _optim_param_with_role(role):
+    with gc.Graph("role-case"):
+        return gc.param("w", (2,), role=role)
+
+
+def _optim_astype(dtype):
+    with gc.Graph("astype-case"):
+        return gc.astype(gc.input("x", (2,)), dtype)
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("optim-sgd-lr-negative", lambda: _optim_call("sgd", lr=-0.1), r"optim\.sgd: lr=-0\.1 is invalid; lr must be a finite number >= 0"),
+    ("optim-sgd-lr-nan", lambda: _optim_call("sgd", lr=float("nan")), r"optim\.sgd: lr=nan is invalid"),
+    ("optim-sgd-lr-string", lambda: _optim_call("sgd", lr="0.1"), r"optim\.sgd: lr='0\.1' is invalid; lr must be a finite number"),
+    ("optim-sgd-momentum-negative", lambda: _optim_call("sgd", lr=0.1, momentum=-0.9), r"momentum=-0\.9 is invalid; momentum must be a finite number >= 0"),
+    ("optim-sgd-dampening-infinite", lambda: _optim_call("sgd", lr=0.1, momentum=0.9, dampening=float("inf")), r"dampening=inf is invalid; dampening must be a finite number"),
+    ("optim-sgd-weight-decay-negative", lambda: _optim_call("sgd", lr=0.1, weight_decay=-1e-4), r"weight_decay=-0\.0001 is invalid; weight_decay must be a finite number >= 0"),
+    ("optim-sgd-nesterov-without-momentum", lambda: _optim_call("sgd", lr=0.1, nesterov=True), r"nesterov=True needs momentum > 0 and dampening = 0, got momentum=0"),
+    ("optim-sgd-nesterov-with-dampening", lambda: _optim_call("sgd", lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), r"nesterov=True needs .*dampening=0\.1"),
+    ("optim-sgd-nesterov-not-bool", lambda: _optim_call("sgd", lr=0.1, momentum=0.9, nesterov="yes"), r"nesterov='yes' is invalid; nesterov must be True or False"),
+    ("optim-adam-beta1-one", lambda: _optim_call("adam", betas=(1.0, 0.999)), r"optim\.adam: betas\[0\]=1\.0 is invalid; betas\[0\] must be a finite number in \[0, 1\)"),
+    ("optim-adam-beta2-negative", lambda: _optim_call("adam", betas=(0.9, -0.5)), r"betas\[1\]=-0\.5 is invalid; betas\[1\] must be a finite number in \[0, 1\)"),
+    ("optim-adam-betas-not-a-pair", lambda: _optim_call("adam", betas=0.9), r"betas=0\.9 is invalid; betas must be a pair \(beta1, beta2\)"),
+    ("optim-adam-eps-negative", lambda: _optim_call("adam", eps=-1e-8), r"eps=-1e-08 is invalid; eps must be a finite number >= 0"),
+    ("optim-adam-weight-decay-negative", lambda: _optim_call("adam", weight_decay=-0.1), r"optim\.adam: weight_decay=-0\.1 is invalid"),
+    ("optim-adam-amsgrad-not-bool", lambda: _optim_call("adam", amsgrad=1), r"amsgrad=1 is invalid; amsgrad must be True or False"),
+    ("optim-adamw-lr-negative", lambda: _optim_call("adamw", lr=-1e-3), r"optim\.adamw: lr=-0\.001 is invalid; lr must be a finite number >= 0"),
+    ("optim-adamw-beta1-above-one", lambda: _optim_call("adamw", betas=(1.5, 0.999)), r"optim\.adamw: betas\[0\]=1\.5 is invalid"),
+    ("optim-rmsprop-alpha-negative", lambda: _optim_call("rmsprop", alpha=-0.99), r"optim\.rmsprop: alpha=-0\.99 is invalid; alpha must be a finite number >= 0"),
+    ("optim-rmsprop-momentum-negative", lambda: _optim_call("rmsprop", momentum=-0.1), r"optim\.rmsprop: momentum=-0\.1 is invalid"),
+    ("optim-rmsprop-eps-nan", lambda: _optim_call("rmsprop", eps=float("nan")), r"optim\.rmsprop: eps=nan is invalid"),
+    ("optim-rmsprop-centered-not-bool", lambda: _optim_call("rmsprop", centered=None), r"centered=None is invalid; centered must be True or False"),
+    ("optim-params-empty", lambda: _optim_params(lambda x, w, b, loss: []), r"optim\.adam: params is empty; give the list of params to train"),
+    ("optim-params-one-value", lambda: _optim_params(lambda x, w, b, loss: w), r"params must be a list of param Values, got Value; write \[w, b\]"),
+    ("optim-params-not-a-value", lambda: _optim_params(lambda x, w, b, loss: [w, "b"]), r"optim\.adam: params\[1\]: expected a graphc Value, got str"),
+    ("optim-params-an-input", lambda: _optim_params(lambda x, w, b, loss: [w, x]), r"params\[1\] 'x' \(input, shape \(4, 3\), float32\) is not a param; only params are trained"),
+    ("optim-params-a-computed-value", lambda: _optim_params(lambda x, w, b, loss: [w * 2.0]), r"params\[0\] 'mul_\d+' \(mul, shape \(3, 2\), float32\) is not a param"),
+    ("optim-params-twice", lambda: _optim_params(lambda x, w, b, loss: [w, b, w]), r"params\[2\] 'w' appears twice in params; list each param once"),
+    ("optim-params-a-state-param", _optim_state_param, r"optim\.sgd: params\[1\] 'w\.step' .* has role 'state': it is state, updated by a plan and never trained"),
+    ("optim-state-created-twice", _optim_twice, r"optim\.sgd: this call would create the state param 'b\.momentum_buffer', but graph 'optim-case' has one of that name already \(param of role 'state', shape \(2,\), float32\).*pass name='\.\.\.'"),
+    ("optim-name-empty", lambda: _optim_call("adam", name=""), r"optim\.adam: name='' is invalid; name must be a non-empty string"),
+    ("optim-loss-not-scalar", _optim_vector_loss, r"optim\.adam: loss 'add_\d+' \(add, shape \(4, 2\), float32\) is not a scalar; an optimizer minimises one number: reduce it first"),
+    ("optim-loss-not-a-value", lambda: gc.optim.rmsprop(1.5, _optim_model()[1:3]), r"optim\.rmsprop: loss must be a scalar Value of the graph, got float"),
+    ("optim-params-of-another-graph", _optim_other_graph, r"params\[1\] 'v' \(param, shape \(2,\), float32\) belongs to graph 'other', not to the loss's graph 'optim-case'"),
+    ("param-role-unknown", lambda: _optim_param_with_role("buffer"), r"param 'w': role='buffer' is not a param role; choose one of 'param', 'state'"),
+    ("param-role-none", lambda: _optim_param_with_role(None), r"param 'w': role=None is not a param role"),
+    ("astype-to-int", lambda: _optim_astype("int32"), r"astype: dtype int32 is not supported; use one of float32, float64"),
+    ("astype-not-a-dtype", lambda: _optim_astype("half-precision"), r"astype: 'half-precision' is not a dtype"),
+]
+
+
+# --- save and load: paths and damaged, edited, foreign or mismatched files ----
+
+
+# --- helpers: a small program and params file, saved in memory, and ways to damage them -------
+
+
+@functools.lru_cache(maxsize=None)
+def _step_program() -> tuple[gc.Graph, gc.Program]:
+    """An SGD step of a small float64 MLP (params W1 (3, 4), b1, W2, b2)."""
+    graph, values = zoo.mlp(2, sizes=(3, 4, 2), dtype="float64")
+    loss = values["loss"]
+    return graph, gc.compile(loss, updates=gc.sgd(loss, values["params"], 0.1))
+
+
+def _saved_program() -> bytes:
+    buffer = io.BytesIO()
+    _step_program()[1].save(buffer)
+    return buffer.getvalue()
+
+
+def _saved_params() -> bytes:
+    buffer = io.BytesIO()
+    gc.save_params(_step_program()[0], buffer)
+    return buffer.getvalue()
+
+
+def _fresh_graph() -> gc.Graph:
+    """A graph with the same params as the saved step, which a load may change."""
+    return zoo.mlp(2, sizes=(3, 4, 2), dtype="float64")[0]
+
+
+def _load(data: bytes, **options: Any) -> gc.Program:
+    return gc.load(io.BytesIO(data), **options)
+
+
+def _load_params(data: bytes) -> None:
+    gc.load_params(_fresh_graph(), io.BytesIO(data))
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _rewrite(
+    data: bytes,
+    *,
+    arrays: dict[str, np.ndarray] | None = None,
+    drop: tuple[str, ...] = (),
+    edit: Callable[[dict], None] | None = None,
+    resign: bool = True,
+) -> bytes:
+    """The file again (a valid zip, CRCs right) with members replaced or added (``arrays``,
+    by param name), members dropped, and the manifest edited (signed again unless ``resign=False``)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    members = {name: source.read(name) for name in source.namelist()}
+    if edit is not None:
+        manifest = json.loads(np.load(io.BytesIO(members[MANIFEST + ".npy"])).tobytes())
+        edit(manifest)
+        if resign:
+            manifest["sha256"] = content_digest(manifest)
+        members[MANIFEST + ".npy"] = _npy(np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8))
+    for name, array in (arrays or {}).items():
+        members[name + ".npy"] = _npy(array)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for name, content in members.items():
+            if name[: -len(".npy")] not in drop:
+                target.writestr(name, content)
+    return out.getvalue()
+
+
+def _flip_in_array(data: bytes, name: str) -> bytes:
+    """The file with one byte flipped inside param ``name``'s stored bytes (its CRC now wrong)."""
+    start = data.find(_step_program()[0].params[name].data.tobytes())
+    assert start > 0
+    damaged = bytearray(data)
+    damaged[start + 3] ^= 0x40
+    return bytes(damaged)
+
+
+def _edit_plan(manifest: dict) -> None:
+    """Rename the plan inside the manifest without signing the plan again."""
+    plan = json.loads(manifest["plan"])
+    plan["name"] = "edited"
+    manifest["plan"] = json.dumps(plan)
+
+
+def _set_field(key: str, value: Any) -> Callable[[dict], None]:
+    return lambda manifest: manifest.__setitem__(key, value)
+
+
+def _drop_entry(name: str) -> Callable[[dict], None]:
+    return lambda manifest: manifest.__setitem__("params", [e for e in manifest["params"] if e["name"] != name])
+
+
+def _unstored_program() -> gc.Program:
+    """A loss's plan as a Program without stored params (they would be fed at every run)."""
+    graph, values = zoo.mlp(2, sizes=(3, 4, 2), dtype="float64")
+    return gc.Program(gc.compile(values["loss"]).plan)
+
+
+def _save_replaced_param() -> None:
+    """A program whose graph param was replaced by an array of another shape, then saved."""
+    graph, values = zoo.mlp(2, sizes=(3, 4, 2), dtype="float64")
+    program = gc.compile(values["loss"])
+    graph.params["b1"].data = np.zeros(5)
+    program.save(io.BytesIO())
+
+
+def _graph_with_param(name: str) -> gc.Graph:
+    with gc.Graph("names") as graph:
+        gc.param(name, (2,), seed=0)  # a seed: the default one is derived from the name's UTF-8
+    return graph
+
+
+def _plain_npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _step_params(**changes: Any) -> dict[str, np.ndarray]:
+    """The step's params by name, with some replaced (None drops one)."""
+    params = {name: node.data for name, node in _step_program()[0].params.items()}
+    params.update(changes)
+    return {name: array for name, array in params.items() if array is not None}
+
+
+def _npz_with_text_member() -> bytes:
+    """A plain .npz of the step's params plus a member that is no array."""
+    buffer = io.BytesIO(_plain_npz(**_step_params()))
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("notes.txt", "trained on digits")
+    return buffer.getvalue()
+
+
+def _read_only_load() -> None:
+    graph = _fresh_graph()
+    graph.params["b2"].data.flags.writeable = False
+    gc.load_params(graph, io.BytesIO(_saved_params()))
+
+
+_HERE = Path(__file__).parent
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("load-path-missing", lambda: gc.load(_HERE / "no-such-program.npz"), r"no-such-program\.npz.*does not exist"),
+    ("load-path-directory", lambda: gc.load(_HERE), r"is a directory"),
+    ("load-path-not-a-path", lambda: gc.load(3), r"path must be a str"),
+    ("load-not-a-zip", lambda: _load(b"graphc? no: plain text"), r"not a complete zip"),
+    ("load-empty-file", lambda: _load(b""), r"not a complete zip"),
+    ("load-truncated", lambda: _load(_saved_program()[: len(_saved_program()) // 2]), r"not a complete zip"),
+    ("load-truncated-tail", lambda: _load(_saved_program()[:-1]), r"not a complete zip"),
+    ("load-foreign-npz", lambda: _load(_plain_npz(a=np.zeros(2))), r"no '__graphc__' member.*not written by prog\.save"),
+    ("load-byte-flipped-array", lambda: _load(_flip_in_array(_saved_program(), "W1")), r"'W1'.*(CRC|sha256)"),
+    ("load-edited-array", lambda: _load(_rewrite(_saved_program(), arrays=_step_params(W1=np.ones((3, 4))))),
+     r"array of 'W1' does not match its sha256"),
+    ("load-edited-manifest", lambda: _load(_rewrite(_saved_program(), edit=_set_field("returns", "list"), resign=False)),
+     r"manifest's sha256 does not match"),
+    ("load-edited-plan", lambda: _load(_rewrite(_saved_program(), edit=_edit_plan)), r"its plan: sha256 does not match"),
+    ("load-wrong-format", lambda: _load(_rewrite(_saved_program(), edit=_set_field("format", "zip-of-stuff"))),
+     r"format 'zip-of-stuff', expected 'graphc-program'"),
+    ("load-wrong-version", lambda: _load(_rewrite(_saved_program(), edit=_set_field("version", 99))),
+     r"version 99 is not supported"),
+    ("load-params-file-as-program", lambda: _load(_saved_params()), r"graphc-params.*gc\.load_params"),
+    ("load-array-wrong-shape", lambda: _load(_rewrite(_saved_program(), arrays={"W1": np.zeros((4, 3))})),
+     r"does not match its plan: the array of 'W1' is \(4, 3\) float64, expected \(3, 4\) float64"),
+    ("load-array-wrong-dtype", lambda: _load(_rewrite(_saved_program(), arrays={"b1": np.zeros(4, np.float32)})),
+     r"'b1' is \(4,\) float32, expected \(4,\) float64"),
+    ("load-missing-param-array", lambda: _load(_rewrite(_saved_program(), drop=("W2",))), r"lacks the array of 'W2', which its manifest lists"),
+    ("load-extra-member", lambda: _load(_rewrite(_saved_program(), arrays={"extra": np.zeros(1)})),
+     r"unknown member 'extra\.npy', which its manifest does not list"),
+    ("load-manifest-lacks-param", lambda: _load(_rewrite(_saved_program(), edit=_drop_entry("b2"), drop=("b2",))),
+     r"missing param 'b2' of the plan"),
+    ("load-manifest-returns-bad", lambda: _load(_rewrite(_saved_program(), edit=_set_field("returns", "tuple"))),
+     r"returns is 'tuple'"),
+    ("load-check-numerics-not-bool", lambda: _load(_saved_program(), check_numerics="yes"), r"check_numerics='yes'"),
+    ("save-program-to-directory", lambda: _step_program()[1].save(_HERE), r"is a directory"),
+    ("save-program-missing-directory", lambda: _step_program()[1].save(_HERE / "no-such-dir" / "p.npz"),
+     r"no-such-dir.* does not exist"),
+    ("save-program-path-not-a-path", lambda: _step_program()[1].save(3.5), r"path must be a str"),
+    ("save-program-unstored-params", lambda: _unstored_program().save(io.BytesIO()), r"'W1', 'W2', 'b1', 'b2' of plan .* no stored value in this program"),
+    ("save-program-replaced-param", _save_replaced_param, r"'b1' is \(5,\) float64, but the plan's param is \(4,\)"),
+    ("save-params-reserved-name", lambda: gc.save_params(_graph_with_param(MANIFEST), io.BytesIO()),
+     r"'__graphc__' cannot be saved under its name.*rename"),
+    ("save-params-name-not-utf8", lambda: gc.save_params(_graph_with_param("w\ud800"), io.BytesIO()),
+     r"'w\\ud800' cannot be saved under its name.*rename"),
+    ("save-params-not-a-graph", lambda: gc.save_params("mlp", io.BytesIO()), r"must be a gc\.Graph"),
+    ("load-params-not-a-graph", lambda: gc.load_params(None, io.BytesIO(_saved_params())), r"must be a gc\.Graph"),
+    ("load-params-program-file", lambda: _load_params(_saved_program()), r"graphc-program.*gc\.load\(path\)"),
+    ("load-params-missing-name", lambda: _load_params(_plain_npz(**_step_params(b2=None))), r"missing param 'b2'"),
+    ("load-params-extra-name", lambda: _load_params(_plain_npz(**_step_params(W3=np.zeros(2)))),
+     r"param 'W3' unknown to graph"),
+    ("load-params-wrong-shape", lambda: _load_params(_plain_npz(**_step_params(W2=np.zeros((2, 4))))),
+     r"does not fit graph .*'W2' is \(2, 4\) float64, expected \(4, 2\) float64.*no param was changed"),
+    ("load-params-wrong-dtype", lambda: _load_params(_plain_npz(**_step_params(W2=np.zeros((4, 2), np.float32)))),
+     r"does not fit graph .*'W2' is \(4, 2\) float32, expected \(4, 2\) float64"),
+    ("load-params-edited-array", lambda: _load_params(_rewrite(_saved_params(), arrays={"b1": np.ones(4)})),
+     r"array of 'b1' does not match its sha256"),
+    ("load-params-truncated", lambda: _load_params(_saved_params()[:100]), r"not a complete zip"),
+    ("load-params-read-only", _read_only_load, r"'b2'.*read-only.*no param was changed"),
+    ("load-params-foreign-member", lambda: _load_params(_npz_with_text_member()), r"notes\.txt.*no \.npy array"),
 ]
 
 

@@ -42,14 +42,14 @@ def _sgd_step(dtype: str) -> tuple[gc.Graph, gc.Program]:
 
 def _momentum_step(dtype: str) -> tuple[gc.Graph, gc.Program]:
     """Heavy-ball momentum written by hand: v ← μ·v + ∂ℓ/∂W, W ← W − η·(μ·v + ∂ℓ/∂W),
-    with each velocity a plain param standing in for optimizer state."""
+    with each velocity a state param."""
     graph, values = zoo.mlp(4, sizes=SIZES, dtype=dtype)
     loss, params = values["loss"], values["params"]
     grads = gc.grad(loss, params)
     updates = {}
     with graph:
         for w, g in zip(params, grads):
-            velocity = gc.param(f"v_{w.name}", w.shape, dtype, init=0.0)
+            velocity = gc.param(f"v_{w.name}", w.shape, dtype, init=0.0, role="state")
             new_velocity = 0.9 * velocity + g
             updates[velocity] = new_velocity
             updates[w] = w - 0.05 * new_velocity
@@ -122,16 +122,15 @@ def test_saved_file_is_an_npz_numpy_reads_by_param_name(tmp_path):
             assert np.array_equal(npz[name], node.data) and npz[name].dtype == node.dtype
         manifest = json.loads(npz[MANIFEST].tobytes())
     assert (manifest["format"], manifest["version"], manifest["returns"]) == ("graphc-program", 1, "array")
-    assert {e["name"]: e["role"] for e in manifest["params"]} == dict.fromkeys(graph.params, "param")
+    assert {e["name"]: e["role"] for e in manifest["params"]} == {n: node.role for n, node in graph.params.items()}
 
 
 def test_param_roles_are_saved_and_kept_by_a_loaded_program(tmp_path):
     graph, program = _momentum_step("float64")
-    for name, node in graph.params.items():
-        if name.startswith("v_"):
-            node.attrs["role"] = "state"  # how a state param marks itself
     program.save(tmp_path / "p.npz")
-    gc.load(tmp_path / "p.npz").save(tmp_path / "again.npz")
+    loaded = gc.load(tmp_path / "p.npz")
+    assert loaded.state.keys() == program.state.keys() == {n for n in graph.params if n.startswith("v_")}
+    loaded.save(tmp_path / "again.npz")
     with np.load(tmp_path / "again.npz") as npz:
         roles = {e["name"]: e["role"] for e in json.loads(npz[MANIFEST].tobytes())["params"]}
     assert roles == {name: "state" if name.startswith("v_") else "param" for name in graph.params}
