@@ -306,8 +306,12 @@ def compile(  # noqa: A001
     """Compile ``outputs`` into a :class:`Program`.
 
     ``updates`` maps params to new values (``{w: w - lr * dw}``, Theano's
-    ``updates``): after the outputs are computed, each new value is written
-    into the param's stored array, so one training step is one run.
+    ``updates``; the optimizers of :mod:`graphc.optim` return one): each new
+    value is written into the param's stored array inside the backward pass, as
+    soon as it can be computed and every read of the old value has run, by the
+    kernel that computes it where that kernel is elementwise. All new values are
+    computed from the old ones, and outputs have the values the run read. One
+    training step is one run.
 
     ``memory`` picks the arena placement: ``"auto"`` (the smallest of
     greedy-by-size, best-fit-by-start and first-fit-by-start, with in-place

@@ -145,9 +145,13 @@ def write_updates(flow: Dataflow, params: Sequence[Node]) -> Dataflow:
         writer_of[param] = add(value, value, f"{param.name}.new")
     draft = Dataflow(nodes, args, outputs + list(writer_of.values()), {w: p for p, w in writer_of.items()}, flow.ids)
     readers = old_value_readers(draft, owner)
+    reads_of: dict[Node, list[Node]] = {}
+    for read_param, nodes_reading in readers.items():
+        for node in nodes_reading:
+            reads_of.setdefault(node, []).append(read_param)
     users = draft.consumers()
     for param, writer in list(writer_of.items()):
-        if writer in in_place and _waits_for_itself(writer, param, users, readers, writer_of):
+        if writer in in_place and _waits_for_itself(writer, readers[param], users, reads_of, writer_of):
             in_place.discard(writer)
             writer_of[param] = add(writer, writer, f"{param.name}.new")
             users[writer].append(writer_of[param])
@@ -172,21 +176,19 @@ def _writes_in_place(value: Node, param: Node, owner: dict[Node, Node], args: di
     )
 
 
-def _waits_for_itself(writer: Node, param: Node, users: dict[Node, list[Node]],
-                      readers: dict[Node, set[Node]], writer_of: dict[Node, Node]) -> bool:
-    """Whether ``writer`` would have to follow one of the reads of ``param``'s old value.
+def _waits_for_itself(writer: Node, old_reads: set[Node], users: dict[Node, list[Node]],
+                      reads_of: dict[Node, list[Node]], writer_of: dict[Node, Node]) -> bool:
+    """Whether ``writer`` would have to follow one of ``old_reads``, the reads of the old value
+    of the param it writes.
 
     Those reads must run before it; so must every writer whose param a node after
-    ``writer`` reads. A walk from ``writer`` along consumers and along those
-    read-before-write edges that reaches a read of the old ``param`` is a cycle.
+    ``writer`` reads (``reads_of``: node → the params whose old values it reads). A
+    walk from ``writer`` along consumers and along those read-before-write edges that
+    reaches one of ``old_reads`` is a cycle.
     """
-    targets = readers.get(param, set()) - {writer}
+    targets = old_reads - {writer}
     if not targets:
         return False
-    reads_of = {}
-    for read_param, nodes in readers.items():
-        for node in nodes:
-            reads_of.setdefault(node, []).append(read_param)
     seen, stack = {writer}, [writer]
     while stack:
         node = stack.pop()

@@ -106,3 +106,23 @@ def test_an_instruction_without_an_origin_is_named_by_its_output_buffer():
     bare = dataclasses.replace(plan, instructions=[dataclasses.replace(ins, origin="") for ins in plan.instructions])
     index = next(i for i, ins in enumerate(bare.instructions) if ins.op == "log")
     assert f"forward node {bare.buffers[bare.instructions[index].out].name!r}" in describe_instruction(bare, index)
+
+
+def test_a_run_that_fails_after_an_update_puts_the_params_back():
+    """Updates are written inside the backward pass: when a later instruction produces a NaN,
+    the params already written are restored, so a failed run changes no param."""
+    with gc.Graph("late-nan"):
+        x = gc.input("x", shape=(3,), dtype="float64")
+        a = gc.param("a", shape=(3,), dtype="float64", init=np.array([1.0, 2.0, 3.0]))
+        b = gc.param("b", shape=(3,), dtype="float64", init=np.array([1.0, 0.0, 4.0]))
+        loss = gc.sum(gc.sqrt(b) * x * a)  # ∂/∂b = a·x / (2√b): Inf at b = 0, after a's last read
+    prog = gc.compile(loss, updates=gc.sgd(loss, [a, b], 0.1), check_numerics=True)
+    plan = prog.plan
+    writes = {plan.buffers[ins.out].name: k for k, ins in enumerate(plan.instructions) if plan.buffers[ins.out].kind == "param"}
+    failing = next(k for k, ins in enumerate(plan.instructions) if ins.op == "div")
+    assert writes["a"] < failing, "a is written before the gradient of b overflows"
+    before = a.value.copy(), b.value.copy()
+    with pytest.raises(gc.GraphError, match="check_numerics"):
+        prog.run({"x": np.array([1.0, 1.0, 1.0])})
+    np.testing.assert_array_equal(a.value, before[0])
+    np.testing.assert_array_equal(b.value, before[1])
