@@ -107,9 +107,9 @@ class Dataflow:
         for node in self.nodes:
             if node.is_source:
                 continue
-            if node.recompute_of is not None:
+            if node.recompute_of is not None and node not in self.writes:
                 roles[node] = "recompute"
-            elif node.adjoint is not None:
+            elif node.adjoint is not None and node not in self.writes:
                 roles[node] = "backward"
                 after_gradient.add(node)
             elif node in self.writes or any(a in after_gradient for a in self.args[node]):
