@@ -32,6 +32,7 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -326,12 +327,12 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
     in_avals = [n.aval for n in nodes]
     label = f" {name!r}" if name else ""
     try:
-        if prim.normalize is not None:
-            attrs = prim.normalize(*in_avals, **attrs)
-        aval = prim.infer(*in_avals, **attrs)
-        aval = aval if prim.trusted and type(aval) is Aval else checked_rule_result(aval)
-        if aval.size > MAX_ELEMENTS:
-            raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
+        if any(None in a.shape for a in in_avals) or (attrs and attrs_hold_batch(attrs)):
+            aval, attrs = infer_with_batch(prim, in_avals, attrs)
+        else:
+            aval, attrs = infer_aval(prim, in_avals, attrs)
+            if aval.size > MAX_ELEMENTS:
+                raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
     except (ShapeError, ValueError) as err:  # GraphError is a ValueError: the context is added once more
         raise GraphError(f"{prim.name}{label}: {err}; operands: {describe_operands(nodes)}") from None
     except TypeError as err:
@@ -342,6 +343,130 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
             f"operands: {describe_operands(nodes)}"
         ) from err
     return Value(graph.add(prim, nodes, attrs, aval, name))
+
+
+def infer_aval(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str, Any]) -> tuple[Aval, dict[str, Any]]:
+    """The op's attributes in canonical form and the aval its shape rule gives (checked)."""
+    if prim.normalize is not None:
+        attrs = prim.normalize(*in_avals, **attrs)
+    aval = prim.infer(*in_avals, **attrs)
+    return (aval if prim.trusted and type(aval) is Aval else checked_rule_result(aval)), attrs
+
+
+# --- the batch dimension --------------------------------------------------------
+
+BATCH_PROBES = (1009, 1013)
+"""The two batch sizes a shape rule runs with when an operand's shape holds the batch (None).
+
+Shape rules are written over ints. Run once per probe, a result dimension equal to
+the probe in both runs is the batch, one equal in both runs is fixed, and anything
+else (2·B from a reshape, B + 5 from a concat) depends on the batch in a way graphc
+does not represent. The probes are primes, so no divisibility holds by accident (a
+reshape of (None, 6) into (-1, 4) fails for both); they differ from 1, which
+broadcasts, and from the small sizes models use, which a fixed dimension could match;
+and they are small enough that a custom rule allocating an array of the probed shape
+stays cheap.
+"""
+
+_probing = threading.local()  # set while a shape rule runs on probes: size limits do not apply
+
+
+def probing() -> bool:
+    """Whether a shape rule is running on probe sizes (see :data:`BATCH_PROBES`)."""
+    return getattr(_probing, "active", False)
+
+
+def attrs_hold_batch(attrs: dict[str, Any]) -> bool:
+    """Whether a ``None`` stands inside a tuple or list attribute (``shape=(None, 10)``).
+
+    Only ``None`` inside a sequence is the batch size: a top-level ``None`` keeps its
+    own meaning (``axis=None`` is every axis, ``stream=None`` the default stream).
+    """
+    stack = [v for v in attrs.values() if isinstance(v, (tuple, list))]
+    while stack:
+        for item in stack.pop():
+            if item is None:
+                return True
+            if isinstance(item, (tuple, list)):
+                stack.append(item)
+    return False
+
+
+def attrs_with_batch(attrs: dict[str, Any], size: int) -> dict[str, Any]:
+    """``attrs`` with every ``None`` inside a tuple or list attribute replaced by ``size``."""
+    return {key: _sequence_with_batch(value, size) if isinstance(value, (tuple, list)) else value
+            for key, value in attrs.items()}
+
+
+def _sequence_with_batch(items: tuple | list, size: int) -> tuple | list:
+    # Attribute values nest a level or two (a shape, a list of shapes): recursion is bounded by that.
+    return type(items)(size if item is None else _sequence_with_batch(item, size) if isinstance(item, (tuple, list))
+                       else item for item in items)
+
+
+class _ProbesDisagree(Exception):
+    pass
+
+
+def _merge_probed(first: Any, second: Any, what: str) -> Any:
+    """One value from the results of two probes: equal → itself; the two probes → None.
+
+    Sequences merge item by item; anything else that differs is a ShapeError naming ``what``.
+    """
+    try:
+        return _merged(first, second)
+    except _ProbesDisagree:
+        raise ShapeError(
+            f"{what} is {first!r} when the batch size (None) is {BATCH_PROBES[0]} and {second!r} when it is "
+            f"{BATCH_PROBES[1]}: it depends on the batch size other than as a dimension equal to it. graphc "
+            "supports the batch only as a dimension of its own that ops carry through unchanged (reshape so "
+            "that it stays one dimension, e.g. (None, 8, 8) into (-1, 64), not into (-1,))"
+        ) from None
+
+
+def _merged(first: Any, second: Any) -> Any:
+    # Attribute values nest a level or two (a shape, a list of shapes): recursion is bounded by that.
+    if isinstance(first, (tuple, list)) and isinstance(second, (tuple, list)) and len(first) == len(second):
+        return type(first)(_merged(a, b) for a, b in zip(first, second))
+    if is_int(first) and is_int(second) and (int(first), int(second)) == BATCH_PROBES:
+        return None
+    try:
+        same = type(first) is type(second) and bool(first == second)
+    except (ValueError, TypeError):
+        same = False
+    if not same:
+        raise _ProbesDisagree
+    return first
+
+
+def infer_with_batch(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str, Any]) -> tuple[Aval, dict[str, Any]]:
+    """The aval (with None where the batch is) and attrs of a node that sees the batch size.
+
+    The shape rule runs twice, with the batch set to each of :data:`BATCH_PROBES`;
+    the results must agree but for dimensions equal to the probe (see there).
+    """
+    results = []
+    _probing.active = True
+    try:
+        for probe in BATCH_PROBES:
+            try:
+                results.append(infer_aval(prim, [a.with_batch(probe) for a in in_avals], attrs_with_batch(attrs, probe)))
+            except (ShapeError, ValueError, TypeError) as err:
+                if not results:
+                    raise ShapeError(f"{err} (checked with the batch size None = {probe})") from None
+                raise ShapeError(
+                    f"its shape rule accepts the batch size {BATCH_PROBES[0]} but not {probe} ({err}): the op's "
+                    "shapes depend on the batch size in a way graphc does not support; graphc supports the batch "
+                    "only as a dimension of its own that ops carry through unchanged"
+                ) from None
+    finally:
+        _probing.active = False
+    (aval1, attrs1), (aval2, attrs2) = results
+    if aval1.dtype != aval2.dtype:
+        raise ShapeError(f"its result's dtype is {aval1.dtype.name} or {aval2.dtype.name} depending on the batch size")
+    shape = _merge_probed(aval1.shape, aval2.shape, "the result's shape")
+    merged = {key: _merge_probed(attrs1[key], attrs2.get(key), f"attribute {key}") for key in attrs1}
+    return Aval(tuple(shape), aval1.dtype), merged
 
 
 # --- helpers for shape rules --------------------------------------------------
@@ -358,8 +483,14 @@ def same_float_dtype(*avals: Aval) -> np.dtype:
     return dtype
 
 
-def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """NumPy's broadcasting of shapes, as a ShapeError when they do not broadcast."""
+def broadcast_shapes(*shapes: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """NumPy's broadcasting of shapes, as a ShapeError when they do not broadcast.
+
+    A ``None`` (the batch size) broadcasts against 1 and against None only.
+    """
+    if any(None in s for s in shapes):
+        probed = [broadcast_shapes(*(tuple(probe if d is None else d for d in s) for s in shapes)) for probe in BATCH_PROBES]
+        return tuple(_merge_probed(probed[0], probed[1], "the broadcast shape"))
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
@@ -391,7 +522,7 @@ def as_shape(shape: Any) -> tuple[int, ...]:
     if any(d < 0 for d in dims):
         raise ShapeError(f"shape {dims} has a negative dimension")
     size = math.prod(dims)
-    if size > MAX_ELEMENTS:
+    if size > MAX_ELEMENTS and not probing():
         raise ShapeError(f"shape {dims} has {size:,d} elements, too large (at most 2^60)")
     return dims
 
