@@ -27,8 +27,8 @@ import numpy as np
 
 from graphc.compile import Program, compile
 from graphc.errors import GraphError
-from graphc.ir import AdjointInfo, Graph, Node, Value, is_int
-from graphc.ops.core import MAX_ELEMENTS, ShapeError, attrs_hold_batch, attrs_with_batch, checked_rule_result
+from graphc.ir import AdjointInfo, Aval, Graph, Node, Value, is_int
+from graphc.ops.core import MAX_ELEMENTS, ShapeError, attrs_hold_batch, attrs_with_batch, infer_aval
 from graphc.runtime import check_feeds_mapping
 
 
@@ -80,12 +80,13 @@ def _nodes_to_replay(template: Graph, roots: Sequence[Node]) -> list[Node]:
     return sorted(seen, key=lambda n: n.id)
 
 
-def _specialized_aval(node: Node, inputs: tuple[Node, ...], attrs: dict[str, Any], size: int):
-    """The node's shape rule run again on the specialised operands, checked against the template."""
+def _specialized(node: Node, inputs: tuple[Node, ...], attrs: dict[str, Any], size: int) -> tuple[Aval, dict[str, Any]]:
+    """The node's attribute check and shape rule run again on the specialised operands (a slice's
+    bounds are checked against the actual size), the aval checked against the template's."""
     expected = node.aval.with_batch(size)
     operands = ", ".join(f"{i.name!r} {i.shape}" for i in inputs)
     try:
-        aval = checked_rule_result(node.op.infer(*(i.aval for i in inputs), **attrs))
+        aval, attrs = infer_aval(node.op, [i.aval for i in inputs], attrs)
         if aval.size > MAX_ELEMENTS:
             raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
     except (ShapeError, ValueError, TypeError) as err:
@@ -99,7 +100,7 @@ def _specialized_aval(node: Node, inputs: tuple[Node, ...], attrs: dict[str, Any
             f"{expected} ({node.aval} with None = {size}); operands: {operands}. The op's shapes depend on the "
             "batch size in a way graphc does not support"
         )
-    return aval
+    return aval, attrs
 
 
 def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[Node, Node]:
@@ -108,8 +109,8 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
     One linear sweep in creation order (no recursion: 10⁵ nodes are fine). A source
     node gets its aval with None → size and shares its data (a param's stored array,
     a constant's read-only array); every other node gets its attributes with None →
-    size and the aval its shape rule gives, which must equal the template's with
-    None → size. Random ops keep their stream (an attribute). Adjoint metadata and
+    size, checked by its op's normalize rule, and the aval its shape rule gives,
+    which must equal the template's with None → size. Random ops keep their stream (an attribute). Adjoint metadata and
     the graph's contribution records are carried over to the copies.
     """
     size = check_batch_size(size)
@@ -122,7 +123,7 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
             copy.data = node.data
         else:
             inputs = tuple(copies[i] for i in node.inputs)
-            aval = _specialized_aval(node, inputs, attrs, size) if _sees_batch(node) else node.aval
+            aval, attrs = _specialized(node, inputs, attrs, size) if _sees_batch(node) else (node.aval, attrs)
             copy = graph.add(node.op, inputs, dict(attrs), aval, node.name)
         copies[node] = copy
     for node, copy in copies.items():

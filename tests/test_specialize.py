@@ -316,3 +316,13 @@ def test_a_chain_of_ten_thousand_nodes_specialises_without_recursion():
     finally:
         sys.setrecursionlimit(limit)
     np.testing.assert_allclose(out, want.sum(axis=1), rtol=1e-14)
+
+
+def test_a_slice_past_the_actual_batch_size_is_refused_when_specialising():
+    """The op's attribute checks run again for the size: rows 0:6 of a batch of 4 do not exist."""
+    with gc.Graph("slice"):
+        x = gc.input("x", (None, 3), F64)
+        prog = gc.compile(gc.sum(gc.slice_axis(x, 0, 0, 6)))
+    with pytest.raises(gc.GraphError, match=r"batch size 4: .*slice_axis.*outside axis 0 of length 4"):
+        prog.run({"x": np.ones((4, 3))})
+    assert prog.run({"x": np.ones((7, 3))}) == 18.0
