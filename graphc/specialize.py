@@ -41,7 +41,7 @@ def holds_batch(roots: Sequence[Node]) -> bool:
         if node in seen:
             continue
         seen.add(node)
-        if None in node.aval.shape or (node.attrs and attrs_hold_batch(node.attrs)):
+        if None in node.aval.shape or (node.op.shape_attrs and attrs_hold_batch(node.op, node.attrs)):
             return True
         stack.extend(node.inputs)
     return False
@@ -117,7 +117,7 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
     graph = Graph(template.name)
     copies: dict[Node, Node] = {}
     for node in _nodes_to_replay(template, roots):
-        attrs = attrs_with_batch(node.attrs, size) if node.attrs and attrs_hold_batch(node.attrs) else node.attrs
+        attrs = attrs_with_batch(node.op, node.attrs, size) if node.op.shape_attrs else node.attrs
         if node.is_source:
             copy = graph.add(node.op, (), dict(attrs), node.aval.with_batch(size), node.name)
             copy.data = node.data
@@ -141,7 +141,7 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
 def _sees_batch(node: Node) -> bool:
     """Whether the node's shape rule must run again: the batch is in its result, operands or attributes."""
     return (None in node.aval.shape or any(None in i.aval.shape for i in node.inputs)
-            or bool(node.attrs and attrs_hold_batch(node.attrs)))
+            or bool(node.op.shape_attrs and attrs_hold_batch(node.op, node.attrs)))
 
 
 class BatchProgram(Program):

@@ -24,6 +24,8 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
   run-time check of operand values the shape rule cannot see (labels in
   range); the runtime calls it before the kernel and raises the message it
   returns as a GraphError naming the instruction.
+- ``shape_attrs``: the names of attributes that are shapes (reshape's ``shape``);
+  a None in them is the batch size, as in an input's shape (see :func:`infer_with_batch`).
 - ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
   attributes that depend on the new node's id (a random op's stream), called
   by :meth:`Graph.add <graphc.ir.Graph.add>` when the id is allocated.
@@ -82,6 +84,7 @@ class Primitive:
     with_node_id: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
     doc: str = ""
     check_operands: Callable[..., str | None] | None = None
+    shape_attrs: frozenset[str] = field(default_factory=frozenset)
 
     trusted: bool = field(init=False, default=False)  # one of graphc's own ops: its rules need no checking
 
@@ -327,7 +330,7 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
     in_avals = [n.aval for n in nodes]
     label = f" {name!r}" if name else ""
     try:
-        if any(None in a.shape for a in in_avals) or (attrs and attrs_hold_batch(attrs)):
+        if any(None in a.shape for a in in_avals) or (prim.shape_attrs and attrs_hold_batch(prim, attrs)):
             aval, attrs = infer_with_batch(prim, in_avals, attrs)
         else:
             aval, attrs = infer_aval(prim, in_avals, attrs)
@@ -376,67 +379,43 @@ def probing() -> bool:
     return getattr(_probing, "active", False)
 
 
-def attrs_hold_batch(attrs: dict[str, Any]) -> bool:
-    """Whether a ``None`` stands inside a tuple or list attribute (``shape=(None, 10)``).
-
-    Only ``None`` inside a sequence is the batch size: a top-level ``None`` keeps its
-    own meaning (``axis=None`` is every axis, ``stream=None`` the default stream).
-    """
-    stack = [v for v in attrs.values() if isinstance(v, (tuple, list))]
-    while stack:
-        for item in stack.pop():
-            if item is None:
-                return True
-            if isinstance(item, (tuple, list)):
-                stack.append(item)
-    return False
+def attrs_hold_batch(prim: Primitive, attrs: dict[str, Any]) -> bool:
+    """Whether a shape attribute of the op (``prim.shape_attrs``, e.g. reshape's ``shape``) holds None."""
+    return any(isinstance(attrs.get(key), (tuple, list)) and None in attrs[key] for key in prim.shape_attrs)
 
 
-def attrs_with_batch(attrs: dict[str, Any], size: int) -> dict[str, Any]:
-    """``attrs`` with every ``None`` inside a tuple or list attribute replaced by ``size``."""
-    return {key: _sequence_with_batch(value, size) if isinstance(value, (tuple, list)) else value
-            for key, value in attrs.items()}
+def attrs_with_batch(prim: Primitive, attrs: dict[str, Any], size: int) -> dict[str, Any]:
+    """``attrs`` with every None of the op's shape attributes replaced by the batch ``size``."""
+    filled = dict(attrs)
+    for key in prim.shape_attrs:
+        value = attrs.get(key)
+        if isinstance(value, (tuple, list)) and None in value:
+            filled[key] = type(value)(size if d is None else d for d in value)
+    return filled
 
 
-def _sequence_with_batch(items: tuple | list, size: int) -> tuple | list:
-    # Attribute values nest a level or two (a shape, a list of shapes): recursion is bounded by that.
-    return type(items)(size if item is None else _sequence_with_batch(item, size) if isinstance(item, (tuple, list))
-                       else item for item in items)
+def _merge_probed(first: Any, second: Any, what: str, shape: bool = True) -> Any:
+    """One value from the results of the two probes.
 
-
-class _ProbesDisagree(Exception):
-    pass
-
-
-def _merge_probed(first: Any, second: Any, what: str) -> Any:
-    """One value from the results of two probes: equal → itself; the two probes → None.
-
-    Sequences merge item by item; anything else that differs is a ShapeError naming ``what``.
+    Equal values are kept. A shape (``shape=True``) merges dimension by dimension, the
+    two probes giving None; any other difference is a ShapeError naming ``what``.
     """
     try:
-        return _merged(first, second)
-    except _ProbesDisagree:
-        raise ShapeError(
-            f"{what} is {first!r} when the batch size (None) is {BATCH_PROBES[0]} and {second!r} when it is "
-            f"{BATCH_PROBES[1]}: it depends on the batch size other than as a dimension equal to it. graphc "
-            "supports the batch only as a dimension of its own that ops carry through unchanged (reshape so "
-            "that it stays one dimension, e.g. (None, 8, 8) into (-1, 64), not into (-1,))"
-        ) from None
-
-
-def _merged(first: Any, second: Any) -> Any:
-    # Attribute values nest a level or two (a shape, a list of shapes): recursion is bounded by that.
-    if isinstance(first, (tuple, list)) and isinstance(second, (tuple, list)) and len(first) == len(second):
-        return type(first)(_merged(a, b) for a, b in zip(first, second))
-    if is_int(first) and is_int(second) and (int(first), int(second)) == BATCH_PROBES:
-        return None
-    try:
-        same = type(first) is type(second) and bool(first == second)
-    except (ValueError, TypeError):
-        same = False
-    if not same:
-        raise _ProbesDisagree
-    return first
+        if type(first) is type(second) and bool(first == second):
+            return first
+    except (ValueError, TypeError):  # a custom op's array attribute: compared by the shape test below
+        pass
+    if (shape and isinstance(first, (tuple, list)) and isinstance(second, (tuple, list))
+            and len(first) == len(second)
+            and all(a == b or (is_int(a) and is_int(b) and (int(a), int(b)) == BATCH_PROBES)
+                    for a, b in zip(first, second))):
+        return type(first)(a if a == b else None for a, b in zip(first, second))
+    raise ShapeError(
+        f"{what} is {first!r} when the batch size (None) is {BATCH_PROBES[0]} and {second!r} when it is "
+        f"{BATCH_PROBES[1]}: it depends on the batch size other than as a dimension equal to it. graphc "
+        "supports the batch only as a dimension of its own that ops carry through unchanged (reshape so "
+        "that it stays one dimension, e.g. (None, 8, 8) into (-1, 64), not into (-1,))"
+    )
 
 
 def infer_with_batch(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str, Any]) -> tuple[Aval, dict[str, Any]]:
@@ -450,7 +429,7 @@ def infer_with_batch(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str,
     try:
         for probe in BATCH_PROBES:
             try:
-                results.append(infer_aval(prim, [a.with_batch(probe) for a in in_avals], attrs_with_batch(attrs, probe)))
+                results.append(infer_aval(prim, [a.with_batch(probe) for a in in_avals], attrs_with_batch(prim, attrs, probe)))
             except (ShapeError, ValueError, TypeError) as err:
                 if not results:
                     raise ShapeError(f"{err} (checked with the batch size None = {probe})") from None
@@ -465,7 +444,8 @@ def infer_with_batch(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str,
     if aval1.dtype != aval2.dtype:
         raise ShapeError(f"its result's dtype is {aval1.dtype.name} or {aval2.dtype.name} depending on the batch size")
     shape = _merge_probed(aval1.shape, aval2.shape, "the result's shape")
-    merged = {key: _merge_probed(attrs1[key], attrs2.get(key), f"attribute {key}") for key in attrs1}
+    merged = {key: _merge_probed(value, attrs2.get(key), f"attribute {key}", shape=key in prim.shape_attrs)
+              for key, value in attrs1.items()}
     return Aval(tuple(shape), aval1.dtype), merged
 
 

@@ -218,6 +218,7 @@ div_by_count = Primitive(
     kernel=_div_by_count_kernel,
     vjp=[lambda g, y, x, dims: div_by_count(g, dims=dims)],
     elementwise=True,
+    shape_attrs=frozenset({"dims"}),
     doc="x / Π dims (0 when a dim is 0), where dims may hold the batch size.  J^T: g / Π dims.",
 )
 

@@ -54,6 +54,7 @@ _RESHAPE = Primitive(
     vjp=[lambda g, y, x, shape: reshape(g, x.shape)],
     flops=_no_flops,
     view=True,
+    shape_attrs=frozenset({"shape"}),
     doc="The same elements in a new shape.  J^T: reshape back.",
 )
 
@@ -118,6 +119,7 @@ _BROADCAST_TO = Primitive(
     vjp=[_broadcast_vjp],
     flops=_no_flops,
     view=True,
+    shape_attrs=frozenset({"shape"}),
     doc="Repeat along broadcast axes (a read-only view).  J^T: sum over those axes.",
 )
 
