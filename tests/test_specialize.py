@@ -326,3 +326,14 @@ def test_a_slice_past_the_actual_batch_size_is_refused_when_specialising():
     with pytest.raises(gc.GraphError, match=r"batch size 4: .*slice_axis.*outside axis 0 of length 4"):
         prog.run({"x": np.ones((4, 3))})
     assert prog.run({"x": np.ones((7, 3))}) == 18.0
+
+
+def test_size_limits_do_not_fire_on_probe_sizes():
+    """(None, 2^51) is a valid shape, though a probe's 1009 · 2^51 elements would pass the 2^60 limit."""
+    with gc.Graph("huge"):
+        x = gc.input("x", (None, 1))
+        wide = gc.broadcast_to(x, (None, 2**51))
+        assert wide.shape == (None, 2**51)
+        prog = gc.compile(gc.sum(wide))
+    with pytest.raises(gc.GraphError, match=r"too large"):
+        prog.specialize(2**10)  # 2^61 elements: the limit applies to the actual size
