@@ -110,8 +110,9 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
     node gets its aval with None → size and shares its data (a param's stored array,
     a constant's read-only array); every other node gets its attributes with None →
     size, checked by its op's normalize rule, and the aval its shape rule gives,
-    which must equal the template's with None → size. Random ops keep their stream (an attribute). Adjoint metadata and
-    the graph's contribution records are carried over to the copies.
+    which must equal the template's with None → size. Random ops keep their stream
+    (an attribute). Adjoint metadata and the graph's contribution records are
+    carried over to the copies.
     """
     size = check_batch_size(size)
     graph = Graph(template.name)
