@@ -216,7 +216,7 @@ class BatchProgram(Program):
                 f"feed {', '.join(map(repr, unknown))} names no input or param of the graph; "
                 f"inputs and params: {', '.join(sorted(self._feedable))}"
             )
-        size = self._batch_size_of(feeds)
+        size = batch_size_of(self._batched_inputs, feeds)
         program = self.specialize(size)
         for template, copy in self._shared_params[size]:
             if copy.data is not template.data:  # the stored array was replaced: the program sees it as a fixed one would
@@ -224,42 +224,6 @@ class BatchProgram(Program):
         return program.run(feeds)
 
     __call__ = run
-
-    def _batch_size_of(self, feeds: Mapping[str, Any]) -> int:
-        """The batch size the fed inputs agree on, or a GraphError naming the inputs that disagree."""
-        first: tuple[str, tuple[int, ...], int] | None = None
-        for name, node in self._batched_inputs:
-            if name not in feeds:
-                continue
-            shape = _fed_shape(node, feeds[name])
-            sizes = {s for d, s in zip(node.shape, shape) if d is None}
-            if len(sizes) > 1:
-                raise GraphError(
-                    f"feed {name!r} (the graph's input of shape {node.shape}) has shape {shape}: its None "
-                    f"dimensions get sizes {sorted(sizes)}, but every None is the one batch size of the run"
-                )
-            size = sizes.pop()
-            if first is None:
-                first = (name, shape, size)
-            elif size != first[2]:
-                raise GraphError(
-                    f"inputs {first[0]!r} and {name!r} disagree on the batch size: {first[0]!r} is fed shape "
-                    f"{first[1]} (batch {first[2]}) and {name!r} shape {shape} (batch {size}); every None of "
-                    "every input stands for one batch size per run"
-                )
-        if first is None:
-            names = ", ".join(repr(name) for name, _ in self._batched_inputs) or "none"
-            raise GraphError(
-                f"no fed input gives the batch size (None) of this run (inputs with None: {names}); feed them, "
-                "or run prog.specialize(size).run(feeds)"
-            )
-        name, shape, size = first
-        if size < 1:
-            raise GraphError(
-                f"feed {name!r} has shape {shape}: a batch of {size} rows; a batch needs at least one row (a mean "
-                "over an empty batch has no value), so skip the run instead"
-            )
-        return size
 
     # --- what the last specialisation planned -------------------------------------------
     def _current(self) -> Program:
@@ -290,6 +254,44 @@ class BatchProgram(Program):
     def __repr__(self) -> str:
         name = self._options["name"] or self._graph.name
         return f"<Program {name!r}: batch size varies; specialised for {list(self._programs) or 'no size yet'}>"
+
+
+def batch_size_of(batched_inputs: Sequence[tuple[str, Node]], feeds: Mapping[str, Any]) -> int:
+    """The batch size that the fed inputs among ``batched_inputs`` (name, input node with None
+    dims) agree on, or a GraphError naming the inputs that disagree."""
+    first: tuple[str, tuple[int, ...], int] | None = None
+    for name, node in batched_inputs:
+        if name not in feeds:
+            continue
+        shape = _fed_shape(node, feeds[name])
+        sizes = {s for d, s in zip(node.shape, shape) if d is None}
+        if len(sizes) > 1:
+            raise GraphError(
+                f"feed {name!r} (the graph's input of shape {node.shape}) has shape {shape}: its None "
+                f"dimensions get sizes {sorted(sizes)}, but every None is the one batch size of the run"
+            )
+        size = sizes.pop()
+        if first is None:
+            first = (name, shape, size)
+        elif size != first[2]:
+            raise GraphError(
+                f"inputs {first[0]!r} and {name!r} disagree on the batch size: {first[0]!r} is fed shape "
+                f"{first[1]} (batch {first[2]}) and {name!r} shape {shape} (batch {size}); every None of "
+                "every input stands for one batch size per run"
+            )
+    if first is None:
+        names = ", ".join(repr(name) for name, _ in batched_inputs) or "none"
+        raise GraphError(
+            f"no fed input gives the batch size (None) of this run (inputs with None: {names}); feed them, "
+            "or run prog.specialize(size).run(feeds)"
+        )
+    name, shape, size = first
+    if size < 1:
+        raise GraphError(
+            f"feed {name!r} has shape {shape}: a batch of {size} rows; a batch needs at least one row (a mean "
+            "over an empty batch has no value), so skip the run instead"
+        )
+    return size
 
 
 def _fed_shape(node: Node, value: Any) -> tuple[int, ...]:

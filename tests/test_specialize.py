@@ -337,3 +337,13 @@ def test_size_limits_do_not_fire_on_probe_sizes():
         prog = gc.compile(gc.sum(wide))
     with pytest.raises(gc.GraphError, match=r"too large"):
         prog.specialize(2**10)  # 2^61 elements: the limit applies to the actual size
+
+
+def test_gradcheck_of_a_graph_with_a_varying_batch():
+    """gradcheck specialises for the batch size of its feeds (it used to compare (3, 4) with (None, 4))."""
+    with gc.Graph("check"):
+        x = gc.input("x", (None, 4), F64)
+        w = gc.param("w", (4, 3), F64)
+        loss = gc.mean(gc.tanh(x @ w)) + gc.mse(x @ w, gc.sigmoid(x @ w))
+    report = gc.gradcheck(loss, [x, w], {"x": np.random.default_rng(0).normal(size=(3, 4))})
+    assert max(report.max_rel_error.values()) < 1e-6
