@@ -347,3 +347,25 @@ def test_gradcheck_of_a_graph_with_a_varying_batch():
         loss = gc.mean(gc.tanh(x @ w)) + gc.mse(x @ w, gc.sigmoid(x @ w))
     report = gc.gradcheck(loss, [x, w], {"x": np.random.default_rng(0).normal(size=(3, 4))})
     assert max(report.max_rel_error.values()) < 1e-6
+
+
+def test_compile_options_apply_to_every_size():
+    """remat, memory and name given to compile are those of each specialisation."""
+
+    def chain(batch):
+        with gc.Graph("chain") as g:
+            x = gc.input("x", (batch, 3), F64)
+            w = gc.param("w", (3, 3), F64)
+            h = x
+            for _ in range(6):
+                h = gc.tanh(h @ w)
+            loss = gc.mean(h)
+            return [loss, gc.grad(loss, w)]
+
+    options = {"remat": "sqrt", "memory": "no-reuse", "name": "step"}
+    prog = gc.compile(chain(None), **options)
+    feeds = {"x": np.linspace(-1, 1, 15).reshape(5, 3)}
+    _assert_same(prog.run(feeds), gc.compile(chain(5), **options).run(feeds))
+    spec = prog.specializations[5]
+    assert spec.plan.name == "step" and spec.remat.policy == "sqrt" and prog.remat is spec.remat
+    assert spec.memory.planned_bytes == spec.memory.no_reuse_bytes
