@@ -369,3 +369,15 @@ def test_compile_options_apply_to_every_size():
     spec = prog.specializations[5]
     assert spec.plan.name == "step" and spec.remat.policy == "sqrt" and prog.remat is spec.remat
     assert spec.memory.strategy == "no-reuse"
+
+
+def test_gradient_of_an_input_the_loss_does_not_read_has_the_batch_size():
+    """grad's zero for an unreached wrt is broadcast to the input's shape, None included."""
+    with gc.Graph("unreached"):
+        x = gc.input("x", (None, 2), F64)
+        unused = gc.input("unused", (None, 3), F64)
+        loss = gc.sum(x * x)
+        d_unused = gc.grad(loss, unused)
+    assert d_unused.shape == (None, 3)
+    out = gc.compile(d_unused).run({"x": np.ones((4, 2)), "unused": np.ones((4, 3))})
+    np.testing.assert_array_equal(out, np.zeros((4, 3)))
