@@ -296,13 +296,19 @@ def batch_size_of(batched_inputs: Sequence[tuple[str, Node]], feeds: Mapping[str
 
 def _fed_shape(node: Node, value: Any) -> tuple[int, ...]:
     """The shape of a feed for a batched input, checked against the input's fixed dimensions."""
-    what = f"feed {node.name!r} (the graph's input of shape {node.shape} {node.dtype.name}; None is the batch size)"
-    if isinstance(value, Value):
-        raise GraphError(f"{what} is a graph Value; feed a NumPy array with the data")
-    try:
-        shape = tuple(np.shape(value))
-    except (ValueError, TypeError) as exc:
-        raise GraphError(f"{what} cannot be made an array ({exc}); feed a rectangular NumPy array") from None
+    if isinstance(value, np.ndarray):
+        shape = value.shape
+    elif isinstance(value, Value):
+        raise GraphError(f"{_feed_phrase(node)} is a graph Value; feed a NumPy array with the data")
+    else:
+        try:
+            shape = tuple(np.shape(value))
+        except (ValueError, TypeError) as exc:
+            raise GraphError(f"{_feed_phrase(node)} cannot be made an array ({exc}); feed a rectangular NumPy array") from None
     if len(shape) != len(node.shape) or any(d is not None and d != s for d, s in zip(node.shape, shape)):
-        raise GraphError(f"{what} has shape {shape}; feed an array of shape {node.shape} with the batch size for None")
+        raise GraphError(f"{_feed_phrase(node)} has shape {shape}; feed an array of shape {node.shape} with the batch size for None")
     return shape
+
+
+def _feed_phrase(node: Node) -> str:
+    return f"feed {node.name!r} (the graph's input of shape {node.shape} {node.dtype.name}; None is the batch size)"
