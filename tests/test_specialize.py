@@ -263,6 +263,13 @@ def test_inputs_that_disagree_on_the_batch_size_are_named():
     assert prog.specializations == {}
 
 
+def test_a_param_with_none_in_its_shape_is_refused():
+    """A param has one stored value: its shape is fixed, and the batch is for inputs only."""
+    with gc.Graph("param"):
+        with pytest.raises(gc.GraphError, match=r"param 'w': shape \(None, 3\) holds the batch size.*only inputs"):
+            gc.param("w", (None, 3))
+
+
 def test_a_batch_of_zero_rows_is_refused():
     prog = _mean_program()
     with pytest.raises(gc.GraphError, match=r"at least one row"):
