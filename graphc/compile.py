@@ -340,6 +340,10 @@ def compile(  # noqa: A001
             )
     _check_options(remat, memory, memory_budget, time_limit, name)
     pairs = _check_updates(updates, graph)
+    batched = _batch_program(values, pairs, single, remat=remat, memory_budget=memory_budget, memory=memory,
+                             time_limit=time_limit, name=name, check_numerics=check_numerics)
+    if batched is not None:
+        return batched
 
     out_nodes = [v.node for v in values]
     flow = optimize(out_nodes, pairs)
@@ -355,6 +359,17 @@ def compile(  # noqa: A001
     prog.remat = remat_report
     prog.param_roles = MappingProxyType({name: graph.params[name].role for name in plan.params})
     return prog
+
+
+def _batch_program(values: list[Value], pairs: list[tuple[Node, Node]], single: bool, **options: Any) -> Program | None:
+    """A program specialised per batch size when the outputs or updates read the batch size (None), else None."""
+    from graphc.specialize import BatchProgram, holds_batch  # it builds on Program and compile
+
+    if not holds_batch([v.node for v in values] + [value for _, value in pairs]):
+        return None
+    if not isinstance(options["check_numerics"], bool):
+        raise GraphError(f"check_numerics={options['check_numerics']!r}: pass True or False")
+    return BatchProgram([v.node for v in values], pairs, single, options)
 
 
 def sgd(loss: Value, params: Sequence[Value], lr: float) -> dict[Value, Value]:

@@ -10,7 +10,10 @@ shared parameter next to the two terms graphc built for it::
 Part 2 trains :func:`graphc.zoo.mlp` on the digits shipped in ``graphc/data``
 with a compiled SGD step (``W ← W − η ∂ℓ/∂W``: one run of the program is one
 step) and measures accuracy with a second program of the same graph, which
-reads the params the training step writes.
+reads the params the training step writes. The batch size of the graph is
+None: every epoch trains on all its rows, the last partial batch included, and
+the whole test split is evaluated in one run (each size gets a program of its
+own, made on first use).
 
 Text outputs (plan listings, memory reports, the training log) go to
 ``out/demo/``.
@@ -32,8 +35,10 @@ from graphc import zoo
 DATA = Path(__file__).parent / "data" / "digits.npz"
 OUT_DIR = Path("out") / "demo"
 
-# The MLP's settings: ≥ 95 % test accuracy with a margin (96–98 % over split seeds 0–9).
-SIZES, ACTIVATION, LR, BATCH, EPOCHS, TEST_FRACTION, SEED = (64, 128, 10), "tanh", 0.3, 32, 40, 0.25, 0
+# The MLP's settings: ≥ 95 % test accuracy with a margin (95.6–98.0 % over split seeds 0–9,
+# 96.2 % at seed 0). Every epoch ends with a partial batch of 4 rows, whose noisy step at
+# lr 0.3 left seed 0 at 95.1 %; lr 0.2 measured 95.6–98.0 %, 0.25 95.6–97.8 %.
+SIZES, ACTIVATION, LR, BATCH, EPOCHS, TEST_FRACTION, SEED = (64, 128, 10), "tanh", 0.2, 32, 40, 0.25, 0
 
 # Which of the lecture's φ each primitive node of zoo.seed_dag belongs to.
 _PHI_OF = {"z1": "φ1", "x1": "φ1", "s2": "φ2", "z2": "φ2", "x2": "φ2", "p3": "φ3", "x3": "φ3"}
@@ -180,7 +185,7 @@ class Epoch:
     """What one epoch of training measured."""
 
     epoch: int
-    loss: float  # mean training loss over the epoch's steps
+    loss: float  # mean training loss over the epoch's rows
     test_accuracy: float
     seconds: float  # time spent in training steps
 
@@ -205,20 +210,11 @@ def _bar(done: int, total: int, width: int = 24) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def accuracy(program: gc.Program, features: np.ndarray, labels: np.ndarray, batch: int) -> float:
-    """Share of rows whose arg-max logit is the label, with a program of fixed batch size.
-
-    The last chunk is padded with zero rows, whose predictions are ignored.
-    """
-    correct = 0
-    chunk = np.zeros((batch, features.shape[1]), features.dtype)
-    for start in range(0, len(features), batch):
-        rows = features[start: start + batch]
-        chunk[: len(rows)] = rows
-        chunk[len(rows):] = 0
-        logits = program.run({"x": chunk})
-        correct += int(np.sum(logits[: len(rows)].argmax(axis=1) == labels[start: start + batch]))
-    return correct / len(features)
+def accuracy(program: gc.Program, features: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose arg-max logit is the label: all rows in one run of a program whose
+    batch size is None (no padding, no loop over chunks)."""
+    logits = program.run({"x": features})
+    return float(np.mean(logits.argmax(axis=1) == labels))
 
 
 def train_digits(
@@ -235,23 +231,24 @@ def train_digits(
 
     The training program computes the loss and applies ``W ← W − lr · ∂ℓ/∂W``
     to every param in place; the evaluation program computes the logits of
-    the same graph, so it reads the params the training step wrote. Shapes are
-    static: each epoch shuffles the training rows and drops the remainder that
-    does not fill a batch. ``stream`` receives a progress bar per epoch (None
-    for silence).
+    the same graph, so it reads the params the training step wrote. The graph's
+    batch size is None: each epoch shuffles the training rows and steps through
+    all of them, the last partial batch included (it gets a program of its own),
+    and the test split is evaluated in one run. ``stream`` receives a progress
+    bar per epoch (None for silence).
     """
     features, labels = load_digits()
     train_idx, test_idx = split(len(features), test_fraction, seed)
     x_test, y_test = features[test_idx], labels[test_idx]
     rng = np.random.default_rng(seed + 1)
 
-    _, v = zoo.mlp(batch, sizes, activation=activation)
+    _, v = zoo.mlp(None, sizes, activation=activation)
     train_step = gc.compile([v["loss"]], updates=gc.sgd(v["loss"], v["params"], lr))
     evaluate = gc.compile(v["logits"])
 
-    steps_per_epoch = len(train_idx) // batch
-    if steps_per_epoch == 0:
-        raise ValueError(f"batch {batch} is larger than the {len(train_idx)} training rows")
+    if not 1 <= batch <= len(train_idx):
+        raise ValueError(f"batch {batch} must be between 1 and the {len(train_idx)} training rows")
+    steps_per_epoch = -(-len(train_idx) // batch)  # the last step takes the rows that remain
     tty = stream is not None and stream.isatty()
     back = "\r" if tty else ""  # on a terminal the bar redraws in place
     history: list[Epoch] = []
@@ -265,23 +262,24 @@ def train_digits(
             start = time.perf_counter()
             (loss,) = train_step.run(feeds)
             seconds += time.perf_counter() - start
-            total += float(loss)
+            total += float(loss) * len(rows)  # a mean over the batch's rows: weighted, the mean over the epoch's rows
             if tty and (step % 8 == 0 or step == steps_per_epoch - 1):
-                stream.write(f"\repoch {epoch:>3d}/{epochs} {_bar(step + 1, steps_per_epoch)} loss {total / (step + 1):.4f}")
+                seen = min((step + 1) * batch, len(order))
+                stream.write(f"\repoch {epoch:>3d}/{epochs} {_bar(step + 1, steps_per_epoch)} loss {total / seen:.4f}")
                 stream.flush()
         start = time.perf_counter()
-        acc = accuracy(evaluate, x_test, y_test, batch)
+        acc = accuracy(evaluate, x_test, y_test)
         eval_seconds += time.perf_counter() - start
         train_seconds += seconds
-        history.append(Epoch(epoch, total / steps_per_epoch, acc, seconds))
+        history.append(Epoch(epoch, total / len(order), acc, seconds))
         if stream is not None:
             stream.write(
-                f"{back}epoch {epoch:>3d}/{epochs} {_bar(1, 1)} loss {total / steps_per_epoch:.4f}"
+                f"{back}epoch {epoch:>3d}/{epochs} {_bar(1, 1)} loss {total / len(order):.4f}"
                 f"  test accuracy {100 * acc:5.1f}%  ({seconds:.2f} s)\n"
             )
             stream.flush()
     return TrainResult(
-        test_accuracy=history[-1].test_accuracy if history else accuracy(evaluate, x_test, y_test, batch),
+        test_accuracy=history[-1].test_accuracy if history else accuracy(evaluate, x_test, y_test),
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         steps=epochs * steps_per_epoch,
@@ -309,15 +307,18 @@ def digits_demo(out_dir: Path | None = None, stream: TextIO | None = None, **tra
         file=out,
     )
     result = train_digits(stream=out, **options)
-    step = result.train_program
+    step = result.train_program.specializations[options["batch"]]  # the full batch's step, of the sizes made
+    made = ", ".join(map(str, result.train_program.specializations))
     print(
         "",
         f"train rows {result.n_train}, test rows {result.n_test}, {result.steps} steps",
         f"training time {result.train_seconds:.2f} s ({1e3 * result.train_seconds / max(result.steps, 1):.3f} ms/step), "
         f"evaluation {result.eval_seconds:.2f} s",
         f"final test accuracy {100 * result.test_accuracy:.2f}%",
+        f"batch size None: training programs made for sizes {made} (the last batch of an epoch is partial), "
+        f"evaluation for {', '.join(map(str, result.eval_program.specializations))} (the whole test split in one run)",
         "",
-        f"training step: {len(step.plan.instructions)} instructions, arena {step.memory.planned_bytes:,d} B",
+        f"training step (batch {options['batch']}): {len(step.plan.instructions)} instructions, arena {step.memory.planned_bytes:,d} B",
         f"cost per step: {step.cost}",
         "",
         sep="\n",
@@ -326,7 +327,7 @@ def digits_demo(out_dir: Path | None = None, stream: TextIO | None = None, **tra
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "mlp_train_plan.txt").write_text(str(step.plan) + "\n")
-        (out_dir / "mlp_eval_plan.txt").write_text(str(result.eval_program.plan) + "\n")
+        (out_dir / "mlp_eval_plan.txt").write_text(str(result.eval_program.specialize(result.n_test).plan) + "\n")
         (out_dir / "mlp_memory.txt").write_text(f"{step.memory}\n\ncost: {step.cost}\n")
         log = ["epoch  loss      test_accuracy  seconds"]
         log += [f"{e.epoch:>5d}  {e.loss:.6f}  {e.test_accuracy:.4f}         {e.seconds:.3f}" for e in result.history]
@@ -375,7 +376,7 @@ def main(out_dir: str | Path | None = OUT_DIR, epochs: int = EPOCHS) -> int:
     seed_demo(target)
     result = digits_demo(target, epochs=epochs)
     if target is not None:
-        see_it(target, result.train_program)
+        see_it(target, result.train_program.specializations[BATCH])
         print(f"outputs written to {target}/: " + ", ".join(sorted(p.name for p in target.iterdir())))
     print(f"demo wall time {time.perf_counter() - start:.2f} s")
     return 0

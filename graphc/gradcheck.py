@@ -38,6 +38,7 @@ from graphc.compile import compile as compile_program
 from graphc.errors import GraphError
 from graphc.ir import Graph, Node, Value, ancestors, as_values, check_array
 from graphc.ops.core import bind
+from graphc.specialize import batch_size_of, holds_batch, specialize_graph
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 _COTANGENT = "gradcheck_cotangent"
@@ -128,6 +129,17 @@ def _clone_f64(roots: Sequence[Node]) -> tuple[Graph, dict[Node, Value]]:
                     f"{clone[node].dtype.name} (does op {node.op.name!r} fix its dtype?)"
                 )
     return graph, clone
+
+
+def _specialized_for_feeds(y: Value, targets: list[Value], feeds: Mapping[str, Any]) -> tuple[Value, list[Value]]:
+    """``y`` and ``targets`` in y's graph specialised for the batch size of ``feeds``, if it holds
+    one (None in input shapes); else unchanged."""
+    roots = [y.node] + [w.node for w in targets]
+    if not holds_batch(roots):
+        return y, targets
+    batched = [(name, node) for name, node in y.graph.inputs.items() if node.aval.has_batch]
+    copies = specialize_graph(y.graph, roots, batch_size_of(batched, feeds))
+    return Value(copies[y.node]), [Value(copies[w.node]) for w in targets]
 
 
 # --- the check ------------------------------------------------------------------
@@ -231,6 +243,8 @@ def gradcheck(
     if len({w.name for w in targets}) != len(targets):
         raise GraphError("gradcheck: a wrt is listed twice")
 
+    y, targets = _specialized_for_feeds(y, targets, feeds or {})
+    old = y.graph
     graph, clone = _clone_f64([y.node] + [w.node for w in targets])
     feeds64 = _feeds_f64(old, clone, feeds or {})
 

@@ -42,9 +42,14 @@ def dtype_name(dtype: np.dtype) -> str:
 
 @dataclass(frozen=True)
 class Aval:
-    """The abstract value of a node: its static shape and dtype."""
+    """The abstract value of a node: its static shape and dtype.
 
-    shape: tuple[int, ...]
+    A ``None`` in the shape is the batch size, one size per run shared by every
+    input of the graph (``gc.input("x", shape=(None, 784))``); such an aval has
+    no size until a run gives the batch size (:meth:`with_batch`).
+    """
+
+    shape: tuple[int | None, ...]
     dtype: np.dtype
 
     @property
@@ -52,7 +57,24 @@ class Aval:
         return len(self.shape)
 
     @property
+    def has_batch(self) -> bool:
+        """Whether the shape holds the batch size (a ``None``)."""
+        return None in self.shape
+
+    def with_batch(self, size: int) -> "Aval":
+        """This aval with every ``None`` of its shape replaced by the batch ``size``."""
+        if None not in self.shape:
+            return self
+        return Aval(tuple(size if d is None else d for d in self.shape), self.dtype)
+
+    @property
     def size(self) -> int:
+        if None in self.shape:
+            raise GraphError(
+                f"shape {self.shape} holds the batch size (None), so its number of elements is known only "
+                "when a run gives the batch size: ask the program specialised for a size "
+                "(prog.specialize(size)) instead"
+            )
         return math.prod(self.shape)
 
     @property

@@ -107,7 +107,7 @@ _ACTIVATIONS = {"tanh": tanh, "relu": relu}
 
 
 def mlp(
-    batch: int,
+    batch: int | None,
     sizes: Sequence[int] = (64, 128, 10),
     dtype: Any = "float32",
     activation: str = "tanh",
@@ -127,6 +127,7 @@ def mlp(
 
     Returns ``(graph, values)`` with values ``x`` (input), ``y`` (labels
     input), ``params`` (list ``[W1, b1, W2, b2, …]``), ``logits`` and ``loss``.
+    ``batch=None`` leaves the batch size to each run (a program per size).
     """
     if activation not in _ACTIVATIONS:
         raise GraphError(f"mlp: activation {activation!r} is not one of {', '.join(_ACTIVATIONS)}")

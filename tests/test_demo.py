@@ -119,15 +119,22 @@ def test_digits_data_and_split():
     np.testing.assert_array_equal(test, demo.split(len(features), 0.25, seed=0)[1])  # fixed seed
 
 
-def test_accuracy_pads_the_last_batch():
-    """449 test rows in programs of batch 32: the padded rows must not count."""
-    _, v = zoo.mlp(32, sizes=(64, 10))
+def test_accuracy_evaluates_the_whole_split_in_one_run():
+    """449 test rows, one run of a program whose batch size is None: no padding, no chunks."""
+    _, v = zoo.mlp(None, sizes=(64, 10))
     program = gc.compile(v["logits"])
     features, labels = demo.load_digits()
     features, labels = features[:449], labels[:449]
     W, b = (p.value for p in v["params"])
     expected = np.mean((features @ W + b).argmax(axis=1) == labels)
-    assert demo.accuracy(program, features, labels, batch=32) == pytest.approx(expected)
+    assert demo.accuracy(program, features, labels) == pytest.approx(expected)
+    assert list(program.specializations) == [449]
+
+
+def test_training_uses_the_last_partial_batch_of_each_epoch():
+    result = demo.train_digits(epochs=1, batch=500)  # 1348 training rows: 500, 500, then 348
+    assert result.steps == 3
+    assert list(result.train_program.specializations) == [500, 348]
 
 
 def test_full_training_reaches_95_percent():
@@ -135,7 +142,7 @@ def test_full_training_reaches_95_percent():
     assert result.test_accuracy >= 0.95
     assert len(result.history) == demo.EPOCHS
     assert result.history[-1].loss < result.history[0].loss / 5
-    assert result.steps == demo.EPOCHS * (result.n_train // demo.BATCH)
+    assert result.steps == demo.EPOCHS * -(-result.n_train // demo.BATCH)  # every row, the last partial batch too
 
 
 def test_main_quick(tmp_path, capsys):

@@ -67,6 +67,7 @@ TOLERANCE: dict[str, Tolerance] = {
     "tanh": Tolerance(4, 4, grad_floor=1.0),
     "sigmoid": Tolerance(4, 4, grad_floor=1.0),
     "pow": Tolerance(4, 4),
+    "div_by_count": Tolerance(1, 1),
     "sum": Tolerance(4, 4),
     "mean": Tolerance(4, 4),
     "max": Tolerance(0, 0),
@@ -228,6 +229,7 @@ CASES += [
 CASES += [
     Case("sum", lambda x: gc.sum(x, axis=-1), lambda x: jnp.sum(x, axis=-1), _rows),
     Case("mean", lambda x: gc.mean(x, axis=-1), lambda x: jnp.mean(x, axis=-1), _rows),
+    Case("div_by_count", lambda x: gc.ops.div_by_count(x, dims=(3, 7)), lambda x: x / 21, lambda dt: [_unary_points(dt)]),
     Case("max", lambda x: gc.max(x, axis=-1), lambda x: jnp.max(x, axis=-1), _rows),
     Case("matmul", gc.matmul, jnp.matmul,
          lambda dt: [np.array([[1e15, 1.0], [1e-15, -3.0]]), np.array([[2.0, -1e-10], [1e10, 0.5]])]),

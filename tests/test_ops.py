@@ -106,6 +106,7 @@ NP = SimpleNamespace(
     one_hot=lambda labels, classes, dtype: (labels[..., None] == np.arange(classes)).astype(dtype),
     mse=lambda p, t: np.mean((p - t) ** 2),
     add_n=lambda *xs: functools.reduce(np.add, xs),
+    div_by_count=lambda x, dims: x * (1.0 / np.prod(dims) if np.prod(dims) else 0.0),
     uniform=_uniform,
     dropout=_dropout,
 )
@@ -334,6 +335,10 @@ case("add_n", lambda m, x, y: m.add_n(x, y), A(3, 4), A(3, 4))
 case("add_n", lambda m, x, y, z: m.add_n(x, y, z), A(2, 3), A(2, 3), A(2, 3))
 case("add_n", lambda m, x: m.add_n(x), A(3,), label="one-term")
 case("add_n", lambda m, x, y: m.add_n(x, x, x * y), A(3, 4), A(3, 4), label="fanout")
+
+case("div_by_count", lambda m, x: m.div_by_count(x, dims=(3, 4)), A(3, 4))
+case("div_by_count", lambda m, x: m.div_by_count(x, dims=(2, 0)), A(2,), label="(2,)-empty-count")
+case("div_by_count", lambda m, x: m.div_by_count(x, dims=(5,)) * x, A(3,), label="fanout")
 
 # --- random numbers: a pure function of an int key ---------------------------------------
 

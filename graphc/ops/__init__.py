@@ -13,6 +13,7 @@ from graphc.ops.elementwise import (
     astype,
     copy,
     div,
+    div_by_count,
     equal,
     exp,
     greater,
@@ -26,6 +27,7 @@ from graphc.ops.elementwise import (
     sqrt,
     sub,
     tanh,
+    times_inverse_count,
     unbroadcast,
 )
 from graphc.ops.reduce import max, mean, sum
@@ -37,8 +39,8 @@ from graphc.ops.random import dropout, uniform
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
     "constant", "input", "param", "glorot_uniform", "default_init",
-    "add", "add_n", "astype", "copy", "div", "equal", "exp", "greater", "log", "maximum", "mul", "neg", "pow",
-    "relu", "sigmoid", "sqrt", "sub", "tanh", "unbroadcast",
+    "add", "add_n", "astype", "copy", "div", "div_by_count", "equal", "exp", "greater", "log", "maximum", "mul",
+    "neg", "pow", "relu", "sigmoid", "sqrt", "sub", "tanh", "times_inverse_count", "unbroadcast",
     "max", "mean", "sum",
     "broadcast_to", "concat", "pad_axis", "reshape", "slice_axis", "transpose",
     "matmul",

@@ -26,6 +26,8 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
   instruction when those operands are feeds or constants (before any update
   is written), else just before the kernel, and raises the message it returns
   as a GraphError naming the instruction.
+- ``shape_attrs``: the names of attributes that are shapes (reshape's ``shape``);
+  a None in them is the batch size, as in an input's shape (see :func:`infer_with_batch`).
 - ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
   attributes that depend on the new node's id (a random op's stream), called
   by :meth:`Graph.add <graphc.ir.Graph.add>` when the id is allocated.
@@ -34,6 +36,7 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -83,6 +86,7 @@ class Primitive:
     with_node_id: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
     doc: str = ""
     check_operands: Callable[..., str | None] | None = None
+    shape_attrs: frozenset[str] = field(default_factory=frozenset)
 
     trusted: bool = field(init=False, default=False)  # one of graphc's own ops: its rules need no checking
 
@@ -328,12 +332,12 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
     in_avals = [n.aval for n in nodes]
     label = f" {name!r}" if name else ""
     try:
-        if prim.normalize is not None:
-            attrs = prim.normalize(*in_avals, **attrs)
-        aval = prim.infer(*in_avals, **attrs)
-        aval = aval if prim.trusted and type(aval) is Aval else checked_rule_result(aval)
-        if aval.size > MAX_ELEMENTS:
-            raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
+        if any(None in a.shape for a in in_avals) or (prim.shape_attrs and attrs_hold_batch(prim, attrs)):
+            aval, attrs = infer_with_batch(prim, in_avals, attrs)
+        else:
+            aval, attrs = infer_aval(prim, in_avals, attrs)
+            if aval.size > MAX_ELEMENTS:
+                raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
     except (ShapeError, ValueError) as err:  # GraphError is a ValueError: the context is added once more
         raise GraphError(f"{prim.name}{label}: {err}; operands: {describe_operands(nodes)}") from None
     except TypeError as err:
@@ -344,6 +348,107 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
             f"operands: {describe_operands(nodes)}"
         ) from err
     return Value(graph.add(prim, nodes, attrs, aval, name))
+
+
+def infer_aval(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str, Any]) -> tuple[Aval, dict[str, Any]]:
+    """The op's attributes in canonical form and the aval its shape rule gives (checked)."""
+    if prim.normalize is not None:
+        attrs = prim.normalize(*in_avals, **attrs)
+    aval = prim.infer(*in_avals, **attrs)
+    return (aval if prim.trusted and type(aval) is Aval else checked_rule_result(aval)), attrs
+
+
+# --- the batch dimension --------------------------------------------------------
+
+BATCH_PROBES = (1009, 1013)
+"""The two batch sizes a shape rule runs with when an operand's shape holds the batch (None).
+
+Shape rules are written over ints. Run once per probe, a result dimension equal to
+the probe in both runs is the batch, one equal in both runs is fixed, and anything
+else (2·B from a reshape, B + 5 from a concat) depends on the batch in a way graphc
+does not represent. The probes are primes, so no divisibility holds by accident (a
+reshape of (None, 6) into (-1, 4) fails for both); they differ from 1, which
+broadcasts, and from the small sizes models use, which a fixed dimension could match;
+and they are small enough that a custom rule allocating an array of the probed shape
+stays cheap.
+"""
+
+_probing = threading.local()  # set while a shape rule runs on probes: size limits do not apply
+
+
+def probing() -> bool:
+    """Whether a shape rule is running on probe sizes (see :data:`BATCH_PROBES`)."""
+    return getattr(_probing, "active", False)
+
+
+def attrs_hold_batch(prim: Primitive, attrs: dict[str, Any]) -> bool:
+    """Whether a shape attribute of the op (``prim.shape_attrs``, e.g. reshape's ``shape``) holds None."""
+    return any(isinstance(attrs.get(key), (tuple, list)) and None in attrs[key] for key in prim.shape_attrs)
+
+
+def attrs_with_batch(prim: Primitive, attrs: dict[str, Any], size: int) -> dict[str, Any]:
+    """``attrs`` with every None of the op's shape attributes replaced by the batch ``size``."""
+    filled = dict(attrs)
+    for key in prim.shape_attrs:
+        value = attrs.get(key)
+        if isinstance(value, (tuple, list)) and None in value:
+            filled[key] = type(value)(size if d is None else d for d in value)
+    return filled
+
+
+def _merge_probed(first: Any, second: Any, what: str, shape: bool = True) -> Any:
+    """One value from the results of the two probes.
+
+    Equal values are kept. A shape (``shape=True``) merges dimension by dimension, the
+    two probes giving None; any other difference is a ShapeError naming ``what``.
+    """
+    try:
+        if type(first) is type(second) and bool(first == second):
+            return first
+    except (ValueError, TypeError):  # a custom op's array attribute: compared by the shape test below
+        pass
+    if (shape and isinstance(first, (tuple, list)) and isinstance(second, (tuple, list))
+            and len(first) == len(second)
+            and all(a == b or (is_int(a) and is_int(b) and (int(a), int(b)) == BATCH_PROBES)
+                    for a, b in zip(first, second))):
+        return type(first)(a if a == b else None for a, b in zip(first, second))
+    raise ShapeError(
+        f"{what} is {first!r} when the batch size (None) is {BATCH_PROBES[0]} and {second!r} when it is "
+        f"{BATCH_PROBES[1]}: it depends on the batch size other than as a dimension equal to it. graphc "
+        "supports the batch only as a dimension of its own that ops carry through unchanged (reshape so "
+        "that it stays one dimension, e.g. (None, 8, 8) into (-1, 64), not into (-1,))"
+    )
+
+
+def infer_with_batch(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str, Any]) -> tuple[Aval, dict[str, Any]]:
+    """The aval (with None where the batch is) and attrs of a node that sees the batch size.
+
+    The shape rule runs twice, with the batch set to each of :data:`BATCH_PROBES`;
+    the results must agree but for dimensions equal to the probe (see there).
+    """
+    results = []
+    _probing.active = True
+    try:
+        for probe in BATCH_PROBES:
+            try:
+                results.append(infer_aval(prim, [a.with_batch(probe) for a in in_avals], attrs_with_batch(prim, attrs, probe)))
+            except (ShapeError, ValueError, TypeError) as err:
+                if not results:
+                    raise ShapeError(f"{err} (checked with the batch size None = {probe})") from None
+                raise ShapeError(
+                    f"its shape rule accepts the batch size {BATCH_PROBES[0]} but not {probe} ({err}): the op's "
+                    "shapes depend on the batch size in a way graphc does not support; graphc supports the batch "
+                    "only as a dimension of its own that ops carry through unchanged"
+                ) from None
+    finally:
+        _probing.active = False
+    (aval1, attrs1), (aval2, attrs2) = results
+    if aval1.dtype != aval2.dtype:
+        raise ShapeError(f"its result's dtype is {aval1.dtype.name} or {aval2.dtype.name} depending on the batch size")
+    shape = _merge_probed(aval1.shape, aval2.shape, "the result's shape")
+    merged = {key: _merge_probed(value, attrs2.get(key), f"attribute {key}", shape=key in prim.shape_attrs)
+              for key, value in attrs1.items()}
+    return Aval(tuple(shape), aval1.dtype), merged
 
 
 # --- helpers for shape rules --------------------------------------------------
@@ -360,8 +465,14 @@ def same_float_dtype(*avals: Aval) -> np.dtype:
     return dtype
 
 
-def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """NumPy's broadcasting of shapes, as a ShapeError when they do not broadcast."""
+def broadcast_shapes(*shapes: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """NumPy's broadcasting of shapes, as a ShapeError when they do not broadcast.
+
+    A ``None`` (the batch size) broadcasts against 1 and against None only.
+    """
+    if any(None in s for s in shapes):
+        probed = [broadcast_shapes(*(tuple(probe if d is None else d for d in s) for s in shapes)) for probe in BATCH_PROBES]
+        return tuple(_merge_probed(probed[0], probed[1], "the broadcast shape"))
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
@@ -393,7 +504,7 @@ def as_shape(shape: Any) -> tuple[int, ...]:
     if any(d < 0 for d in dims):
         raise ShapeError(f"shape {dims} has a negative dimension")
     size = math.prod(dims)
-    if size > MAX_ELEMENTS:
+    if size > MAX_ELEMENTS and not probing():
         raise ShapeError(f"shape {dims} has {size:,d} elements, too large (at most 2^60)")
     return dims
 

@@ -7,11 +7,12 @@ is a copy, and the transpose of a copy is a sum.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from graphc.ir import FLOAT_DTYPES, Aval, Value
+from graphc.ir import FLOAT_DTYPES, Aval, Value, is_int
 from graphc.ops import reduce as R
 from graphc.ops import shape as S
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, bind, broadcast_shapes, same_float_dtype
@@ -211,6 +212,45 @@ maximum = _binary(
     lambda g, y, a, b: unbroadcast(g * _tie_split(b, a), b.shape),
     doc="max(a, b) elementwise.  J^T: g where each side wins, split in half at ties.",
 )
+
+
+def _count_normalize(x: Aval, dims: Any) -> dict[str, Any]:
+    if not isinstance(dims, (tuple, list)) or not all(d is None or (is_int(d) and d >= 0) for d in dims):
+        raise ShapeError(f"dims must be a tuple of sizes (ints >= 0, or None for the batch size), got {dims!r}")
+    return {"dims": tuple(None if d is None else int(d) for d in dims)}
+
+
+def _div_by_count_kernel(out: np.ndarray, x: np.ndarray, dims: tuple[int, ...]) -> None:
+    count = math.prod(dims)
+    np.multiply(x, x.dtype.type(1.0 / count if count else 0.0), out=out)
+
+
+div_by_count = Primitive(
+    "div_by_count",
+    infer=lambda x, dims: _unary_aval(x),
+    normalize=_count_normalize,
+    kernel=_div_by_count_kernel,
+    vjp=[lambda g, y, x, dims: div_by_count(g, dims=dims)],
+    elementwise=True,
+    shape_attrs=frozenset({"dims"}),
+    doc="x / Π dims (0 when a dim is 0), where dims may hold the batch size.  J^T: g / Π dims.",
+)
+
+
+def times_inverse_count(x: Value, dims: tuple[int | None, ...]) -> Value:
+    """``x / N`` with ``N = Π dims``: the 1/N of a mean over the elements ``dims`` count.
+
+    With every dim known, ``x`` times the constant 1/N (0 when N is 0). Where ``dims``
+    hold the batch size (None), N is known only when a run gives the size: a
+    ``div_by_count`` node keeps the None in its attribute, and specialising the graph
+    for a size fills it in, so a mean over the batch divides by the actual size. Both
+    multiply by 1/N in x's dtype, so a specialised graph computes the very numbers of
+    a graph built for that size.
+    """
+    if None in dims:
+        return div_by_count(x, dims=tuple(dims))
+    count = math.prod(dims)
+    return x * (1.0 / count if count else 0.0)
 
 
 def _add_n_aval(*avals: Aval) -> Aval:

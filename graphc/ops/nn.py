@@ -178,8 +178,8 @@ def _sce_kernel(out: np.ndarray, logits: np.ndarray, labels: np.ndarray, scratch
 
 def _sce_vjp(g: Value, y: Value, logits: Value, labels: Value) -> Value:
     """∂ mean(-log p[label]) / ∂ logits = (softmax(logits) - onehot(labels)) / N."""
-    rows = max(labels.node.aval.size, 1)
-    return (softmax(logits) - one_hot(labels, logits.shape[-1], logits.dtype)) * (g * (1.0 / rows))
+    rows = labels.shape if labels.shape else (1,)  # the count is Π labels.shape, at least 1 (0 rows: no terms)
+    return (softmax(logits) - one_hot(labels, logits.shape[-1], logits.dtype)) * E.times_inverse_count(g, rows)
 
 
 softmax_cross_entropy_op = Primitive(

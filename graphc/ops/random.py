@@ -75,6 +75,7 @@ uniform_op = Primitive(
     flops=lambda ins, out, **attrs: 4 * out.size,
     int_operands=frozenset({0}),
     with_node_id=_stream_of_node,
+    shape_attrs=frozenset({"shape"}),
     doc="U[0, 1) numbers of the given shape, a pure function of (key, stream).",
 )
 

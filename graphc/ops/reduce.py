@@ -47,8 +47,8 @@ def _sum_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool
 
 
 def _mean_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool) -> Value:
-    count = int(np.prod([x.shape[i] for i in axis], dtype=np.int64))
-    return S.broadcast_to(_with_kept_dims(g * (1.0 / count if count else 0.0), x, axis), x.shape)
+    scaled = E.times_inverse_count(g, tuple(x.shape[i] for i in axis))
+    return S.broadcast_to(_with_kept_dims(scaled, x, axis), x.shape)
 
 
 def _max_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool) -> Value:

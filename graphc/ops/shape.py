@@ -54,6 +54,7 @@ _RESHAPE = Primitive(
     vjp=[lambda g, y, x, shape: reshape(g, x.shape)],
     flops=_no_flops,
     view=True,
+    shape_attrs=frozenset({"shape"}),
     doc="The same elements in a new shape.  J^T: reshape back.",
 )
 
@@ -118,6 +119,7 @@ _BROADCAST_TO = Primitive(
     vjp=[_broadcast_vjp],
     flops=_no_flops,
     view=True,
+    shape_attrs=frozenset({"shape"}),
     doc="Repeat along broadcast axes (a read-only view).  J^T: sum over those axes.",
 )
 
@@ -148,12 +150,22 @@ def _slice_aval(x: Aval, axis: int, start: int, stop: int) -> Aval:
     return Aval(tuple(shape), x.dtype)
 
 
+def _slice_vjp(g: Value, y: Value, x: Value, axis: int, start: int, stop: int) -> Value:
+    if x.shape[axis] is None:
+        raise GraphError(
+            f"slice_axis [{start}:{stop}] of {x.node.describe()} along its batch axis {axis}: the gradient pads "
+            "back to the batch size, which is known only when a run gives it, and graphc has no such padding; "
+            "slice along the other axes, or feed the rows as an input of their own"
+        )
+    return pad_axis(g, axis, start, x.shape[axis] - stop)
+
+
 _SLICE = Primitive(
     "slice_axis",
     infer=_slice_aval,
     normalize=_slice_normalize,
     kernel=lambda x, axis, start, stop: x[_index(x.ndim, axis, start, stop)],
-    vjp=[lambda g, y, x, axis, start, stop: pad_axis(g, axis, start, x.shape[axis] - stop)],
+    vjp=[_slice_vjp],
     flops=_no_flops,
     view=True,
     doc="x[..., start:stop, ...] along one axis.  J^T: pad with zeros back to x's shape.",

@@ -28,6 +28,14 @@ def _check_shape(kind: str, name: str, shape: Sequence[int]) -> tuple[int, ...]:
         raise GraphError(f"{kind} {name!r}: {err}; give the shape as a tuple of ints >= 0, e.g. (8, 4)") from None
 
 
+def _check_input_shape(name: str, shape: Sequence[int | None]) -> tuple[int | None, ...]:
+    """An input's shape: ints >= 0, and ``None`` where the batch size goes."""
+    if not isinstance(shape, (tuple, list)) or None not in shape:
+        return _check_shape("input", name, shape)
+    fixed = _check_shape("input", name, [1 if d is None else d for d in shape])
+    return tuple(None if d is None else f for d, f in zip(shape, fixed))
+
+
 def _check_dtype(kind: str, name: str, dtype: Any, allowed: Sequence[np.dtype]) -> np.dtype:
     try:
         return as_dtype(dtype, allowed)
@@ -35,14 +43,17 @@ def _check_dtype(kind: str, name: str, dtype: Any, allowed: Sequence[np.dtype]) 
         raise GraphError(f"{kind} {name!r}: {err}") from None
 
 
-def input(name: str, shape: Sequence[int], dtype: Any = "float32") -> Value:  # noqa: A001
+def input(name: str, shape: Sequence[int | None], dtype: Any = "float32") -> Value:  # noqa: A001
     """A value fed by name at every run: ``gc.input("x", shape=(8, 4))``.
 
-    Float inputs can be differentiated; int32/int64 inputs serve as labels.
+    Float inputs can be differentiated; int32/int64 inputs serve as labels. A
+    ``None`` dimension is the batch size (``shape=(None, 784)``): one size per run,
+    shared by every input of the graph; a program of such a graph specialises for
+    each size it runs with (see :mod:`graphc.specialize`).
     """
     graph = current_graph()
     check_name(name, "input name")
-    aval = Aval(_check_shape("input", name, shape), _check_dtype("input", name, dtype, FLOAT_DTYPES + INT_DTYPES))
+    aval = Aval(_check_input_shape(name, shape), _check_dtype("input", name, dtype, FLOAT_DTYPES + INT_DTYPES))
     return Value(graph.add(input_op, (), {}, aval, name))
 
 
@@ -93,6 +104,11 @@ def param(
     check_name(name, "param name")
     if not (isinstance(role, str) and role in PARAM_ROLES):
         raise GraphError(f"param {name!r}: role={role!r} is not a param role; choose one of {', '.join(map(repr, PARAM_ROLES))}")
+    if isinstance(shape, (tuple, list)) and None in shape:
+        raise GraphError(
+            f"param {name!r}: shape {tuple(shape)} holds the batch size (None), but a param has one stored value "
+            "of fixed shape; give every dimension as an int (only inputs take the batch size)"
+        )
     aval = Aval(_check_shape("param", name, shape), _check_dtype("param", name, dtype, FLOAT_DTYPES))
     if seed is not None and not (is_int(seed) and seed >= 0):
         raise GraphError(f"param {name!r}: seed must be an int >= 0 or None, got {seed!r}")
