@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
+from graphc import zoo
 from graphc.specialize import BatchProgram
 
 F64 = "float64"
@@ -388,3 +389,17 @@ def test_gradient_of_an_input_the_loss_does_not_read_has_the_batch_size():
     assert d_unused.shape == (None, 3)
     out = gc.compile(d_unused).run({"x": np.ones((4, 2)), "unused": np.ones((4, 3))})
     np.testing.assert_array_equal(out, np.zeros((4, 3)))
+
+
+def test_a_batch_program_reports_its_last_sizes_state_and_saves_one_size(tmp_path):
+    graph, values = zoo.mlp(None, (4, 5, 3), dtype="float64")
+    step = gc.compile(values["loss"], updates=gc.optim.adam(values["loss"], values["params"], lr=0.1))
+    rng = np.random.default_rng(0)
+    step.run({"x": rng.standard_normal((6, 4)), "y": rng.integers(0, 3, 6)})
+    assert set(step.state) == {n for n, node in graph.params.items() if node.role == "state"}
+    assert step.state["W1.step"] == 1.0
+    assert step.memory.state_bytes > 0
+    with pytest.raises(gc.GraphError, match=r"specializations\[size\]\.save"):
+        step.save(tmp_path / "step.npz")
+    step.specializations[6].save(tmp_path / "step.npz")
+    assert gc.load(tmp_path / "step.npz").state.keys() == step.state.keys()
