@@ -123,13 +123,7 @@ class Program:
         Feeds the outputs do not need are accepted; unknown names are an error.
         Safe to call from several threads at once (see the class docstring).
         """
-        feeds = check_feeds_mapping(feeds)
-        unknown = sorted(set(feeds) - self._feedable)
-        if unknown:
-            raise GraphError(
-                f"feed {', '.join(map(repr, unknown))} names no input or param of the graph; "
-                f"inputs and params: {', '.join(sorted(self._feedable))}"
-            )
+        feeds = checked_feeds(feeds, self._feedable)
         if self._update_lock is not None:
             with self._update_lock:  # one updating run at a time: one executable suffices
                 return self._unpack(self._executable.run(feeds))
@@ -197,6 +191,18 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, arena {self.plan.arena_bytes:,d} B>"
+
+
+def checked_feeds(feeds: Any, feedable: frozenset[str]) -> Mapping[str, Any]:
+    """``feeds`` as a mapping of names to arrays, every name an input or param of the graph."""
+    feeds = check_feeds_mapping(feeds)
+    unknown = sorted(set(feeds) - feedable)
+    if unknown:
+        raise GraphError(
+            f"feed {', '.join(map(repr, unknown))} names no input or param of the graph; "
+            f"inputs and params: {', '.join(sorted(feedable))}"
+        )
+    return feeds
 
 
 class _StoredParams(Mapping):

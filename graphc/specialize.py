@@ -25,11 +25,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graphc.compile import Program, compile
+from graphc.compile import Program, checked_feeds, compile
 from graphc.errors import GraphError
 from graphc.ir import AdjointInfo, Aval, Graph, Node, Value, is_int
 from graphc.ops.core import MAX_ELEMENTS, ShapeError, attrs_hold_batch, attrs_with_batch, infer_aval
-from graphc.runtime import check_feeds_mapping
 
 
 def holds_batch(roots: Sequence[Node]) -> bool:
@@ -210,13 +209,7 @@ class BatchProgram(Program):
     # --- running --------------------------------------------------------------------
     def run(self, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray] | np.ndarray:
         """Run once with the program for the batch size of ``feeds`` (made on first use)."""
-        feeds = check_feeds_mapping(feeds)
-        unknown = sorted(set(feeds) - self._feedable)
-        if unknown:
-            raise GraphError(
-                f"feed {', '.join(map(repr, unknown))} names no input or param of the graph; "
-                f"inputs and params: {', '.join(sorted(self._feedable))}"
-            )
+        feeds = checked_feeds(feeds, self._feedable)
         size = batch_size_of(self._batched_inputs, feeds)
         program = self.specialize(size)
         for template, copy in self._shared_params[size]:
