@@ -24,10 +24,14 @@ OPTIMIZERS = {
     "adamw": lambda loss, params: gc.optim.adamw(loss, params, lr=1e-2, amsgrad=True),
     "rmsprop": lambda loss, params: gc.optim.rmsprop(loss, params, centered=True, momentum=0.5),
 }
-MODELS = {
+MODELS = {  # the zoo's graphs, small
+    "seed": lambda: zoo.ZOO["seed"](),
     "mlp": lambda: zoo.mlp(8, (6, 7, 3), dtype="float64"),
     "chain": lambda: zoo.chain(5, width=6, batch=4, dtype="float64"),
     "residual": lambda: zoo.residual_mlp(3, width=6, batch=4, classes=3, dtype="float64"),
+    "unet": lambda: zoo.unet(depth=2, width=4, length=16, batch=2, dtype="float64"),
+    "attention": lambda: zoo.attention(seq=8, dim=8, heads=2, dtype="float64"),
+    "random": lambda: zoo.random_dag(30, dtype="float64"),
 }
 POLICIES = ("none", "sqrt", "revolve", "optimal")
 
