@@ -103,9 +103,9 @@ class Plan:
 
     @property
     def updated_params(self) -> list[str]:
-        """The params whose stored arrays the plan writes (its updates), in the order it writes them."""
+        """The params whose stored arrays the plan writes (its updates), in the order it first writes them."""
         buffers = self.buffers
-        return [buffers[i.out].name for i in self.instructions if buffers[i.out].kind == PARAM]
+        return list(dict.fromkeys(buffers[i.out].name for i in self.instructions if buffers[i.out].kind == PARAM))
 
     # --- listing ------------------------------------------------------------
     def __str__(self) -> str:
@@ -464,6 +464,9 @@ def lower(name: str, flow: Dataflow, order: Sequence[Node], memory: MemoryPlan) 
         elif node.op.view and not copying:
             out = new_buffer(node, node.name, node.aval, VIEW)
             mode = BIND_VIEW
+        elif storage[node].is_source:  # the first step of an update, in its param's storage
+            out = number[node] = number[storage[node]]
+            mode = KERNEL
         elif node in returned:
             out = new_buffer(node, node.name, node.aval, OUTPUT)
             mode = COPY if copying else KERNEL

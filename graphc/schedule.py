@@ -38,9 +38,9 @@ def creation_order(flow: Dataflow) -> list[Node]:
     computed = [node for node in flow.nodes if not node.is_source]
     if not flow.writes:
         return computed
-    roles = flow.roles()
+    arithmetic, _ = _update_arithmetic(flow)
     position = {n: i for i, n in enumerate(computed)}
-    first = {n: 0 if roles[n] == "update" else 1 for n in computed}
+    first = {n: 0 if n in arithmetic else 1 for n in computed}
     successors, waiting = _dependencies(flow, computed)
     ready = [(first[n], position[n], n) for n in computed if waiting[n] == 0]
     heapq.heapify(ready)
@@ -56,24 +56,82 @@ def creation_order(flow: Dataflow) -> list[Node]:
 
 
 def _dependencies(flow: Dataflow, computed: list[Node]) -> tuple[dict[Node, list[Node]], dict[Node, int]]:
-    """For each computed node, the nodes that wait for it (its consumers, and the writers its
-    read of an old param value must precede), and how many computed nodes it waits for."""
-    successors: dict[Node, list[Node]] = {n: [] for n in computed}
-    waiting = dict.fromkeys(computed, 0)
-    for node in computed:
-        for operand in flow.args[node]:
-            if not operand.is_source:
-                successors[operand].append(node)
-                waiting[node] += 1
-    for writer, readers in reads_before_writes(flow, alias_analysis(flow)).items():
-        for reader in readers:
-            successors[reader].append(writer)
-            waiting[writer] += 1
-    return successors, waiting
+    """For each computed node, the nodes that wait for it, and how many computed nodes it waits for.
+
+    A node waits for its operands; a writer for every read of its param's old
+    value; and the nodes of an update's arithmetic for the gradients it reads
+    (:func:`_update_arithmetic`), unless those last edges would close a cycle.
+    """
+    edges = [(operand, node) for node in computed for operand in flow.args[node] if not operand.is_source]
+    edges += [(reader, writer) for writer, readers in reads_before_writes(flow, alias_analysis(flow)).items()
+              for reader in readers]
+    _, deferred = _update_arithmetic(flow)
+    for extra in (deferred, []) if deferred else ([],):
+        successors: dict[Node, list[Node]] = {n: [] for n in computed}
+        waiting = dict.fromkeys(computed, 0)
+        for before, after in edges + extra:
+            successors[before].append(after)
+            waiting[after] += 1
+        if not extra or _acyclic(successors, waiting):
+            return successors, waiting
+    raise AssertionError("unreachable: the edges without deferral are the dataflow's own")
+
+
+def _update_arithmetic(flow: Dataflow) -> tuple[set[Node], list[tuple[Node, Node]]]:
+    """The nodes of the updates' arithmetic, and (gradient, node) pairs: each waits for the
+    gradients its update combines.
+
+    The arithmetic of an update is what its writer needs that no output needs and
+    that is no gradient: ``μ·b`` of a momentum update reads only state, so it is
+    ready at the first step. Left free, a schedule could compute it long before
+    the gradient it is added to (holding it through the forward pass), or, placing
+    it by its position in the list, run the whole update (and free the gradient)
+    only at the end. Waiting for the gradients lets the update run as soon as the
+    gradient exists.
+    """
+    roles = flow.roles()
+    needed = flow.ancestors(flow.outputs)
+    arithmetic: set[Node] = set()
+    pairs: list[tuple[Node, Node]] = []
+    for writer in flow.writes:
+        chain: set[Node] = set()
+        gradients: set[Node] = set()
+        stack = [writer]
+        while stack:
+            node = stack.pop()
+            if node in chain:
+                continue
+            chain.add(node)
+            for operand in flow.args[node]:
+                if operand.is_source or operand in needed:
+                    continue
+                if roles[operand] == "backward":
+                    gradients.add(operand)
+                else:
+                    stack.append(operand)
+        pairs += [(gradient, node) for node in chain for gradient in gradients]
+        arithmetic |= chain
+    return arithmetic, pairs
+
+
+def _acyclic(successors: dict[Node, list[Node]], waiting: dict[Node, int]) -> bool:
+    """Whether every node can be ordered (Kahn's algorithm runs to the end)."""
+    left = dict(waiting)
+    ready = [n for n, k in left.items() if k == 0]
+    count = 0
+    while ready:
+        node = ready.pop()
+        count += 1
+        for nxt in successors[node]:
+            left[nxt] -= 1
+            if left[nxt] == 0:
+                ready.append(nxt)
+    return count == len(left)
 
 
 def greedy_order(flow: Dataflow) -> list[Node]:
-    """List scheduling by net allocation: min(bytes written − bytes freed), then position.
+    """List scheduling by net allocation: min(bytes written − bytes freed), then position;
+    a ready node of an update's arithmetic first (updates run as soon as they can).
 
     A node's net only falls as the schedule goes on (a value it reads gets
     freed by it once every other reader has run), so a heap with a fresh entry
@@ -97,11 +155,13 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     def net(node: Node) -> int:
         return allocates[node] - sum(frees[b] for b in reads[node] if remaining[b] == 1)
 
-    heap = [(net(n), position[n], n) for n in computed if waiting[n] == 0]
+    arithmetic, _ = _update_arithmetic(flow)
+    first = {n: 0 if n in arithmetic else 1 for n in computed}
+    heap = [(first[n], net(n), position[n], n) for n in computed if waiting[n] == 0]
     heapq.heapify(heap)
     order: list[Node] = []
     while heap:
-        priority, _, node = heapq.heappop(heap)
+        _, priority, _, node = heapq.heappop(heap)
         if node in done or priority != net(node):
             continue  # a stale entry: a fresher one is in the heap
         done.add(node)
@@ -111,11 +171,11 @@ def greedy_order(flow: Dataflow) -> list[Node]:
             if remaining[base] == 1:
                 last = next(r for r in readers[base] if r not in done)
                 if waiting[last] == 0:
-                    heapq.heappush(heap, (net(last), position[last], last))
+                    heapq.heappush(heap, (first[last], net(last), position[last], last))
         for user in successors[node]:
             waiting[user] -= 1
             if waiting[user] == 0:
-                heapq.heappush(heap, (net(user), position[user], user))
+                heapq.heappush(heap, (first[user], net(user), position[user], user))
     return order
 
 

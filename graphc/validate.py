@@ -14,7 +14,7 @@ intervals) and rejects a plan where
   reads a scratch buffer; a scratch buffer serves two instructions;
 - a kernel writes anywhere but an arena buffer or an output (never into an
   input, a constant or a view), except an update: an elementwise kernel (or a
-  copy) writing a param once, reading that param, if at all, as itself (not
+  copy) writing a param, reading that param, if at all, as itself (not
   through a view); an output is not written exactly once, or is listed twice;
 - a buffer lies outside the arena or off the 64-byte alignment, or the arena
   is larger than all its buffers side by side;
@@ -161,7 +161,6 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
     """Reads follow writes, writes land in the arena; returns each buffer's arena base."""
     defined = {b.id for b in plan.buffers if b.kind in (INPUT, PARAM, CONST)}
     base: dict[int, int | None] = {b.id: None for b in plan.buffers if b.kind in (INPUT, PARAM, CONST)}
-    updated: set[int] = set()
     scratch_used: set[int] = set()
     outside = {b.id for b in plan.buffers if b.kind in (OUTPUT, PARAM)}
     for step, ins in enumerate(plan.instructions):
@@ -171,10 +170,7 @@ def _check_dataflow(plan: Plan) -> dict[int, int | None]:
             if a not in defined:
                 _fail(plan, step, f"reads {_describe(plan, a)} before anything writes it")
         out = plan.buffers[ins.out]
-        if out.kind == PARAM:
-            if out.id in updated:
-                _fail(plan, step, f"updates {_describe(plan, out.id)} a second time")
-            updated.add(out.id)
+        if out.kind == PARAM:  # an update, or a step of one, written in the param's storage
             continue
         base[out.id] = base[ins.args[0]] if ins.mode == BIND_VIEW else None if out.id in outside else out.id
         for s in ins.scratch:

@@ -8,11 +8,13 @@ The laws, checked over random DAGs with their gradients (tests/random_graphs.py)
 """
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.dataflow import Dataflow
-from graphc.memory.analysis import alias_analysis, peak_live_bytes
+from graphc import zoo
+from graphc.memory.analysis import alias_analysis, peak_live_bytes, reads_before_writes
 from graphc.passes import optimize
 from graphc.schedule import creation_order, greedy_order, schedule
 from random_graphs import build, recipes
@@ -138,3 +140,21 @@ def test_a_plain_chain_keeps_creation_order():
             h = gc.tanh(h)
     flow = optimize([h.node])
     assert schedule(flow) == creation_order(flow)
+
+
+# --- updates: writers after every read of the old value, as early as that allows -------------------
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(20, 40), st.integers(0, 2**16))
+def test_every_order_runs_each_writer_after_every_read_of_its_old_value(size, seed):
+    graph, values = zoo.random_dag(size, seed=seed, dtype="float64")
+    assume(values["params"])
+    updates = gc.optim.sgd(values["loss"], values["params"], 0.1, momentum=0.9)
+    flow = optimize([values["loss"].node], [(p.node, v.node) for p, v in updates.items()])
+    readers = reads_before_writes(flow, alias_analysis(flow))
+    for order in (creation_order(flow), greedy_order(flow), schedule(flow)):
+        assert_topological_order_of_computed_nodes(flow, order)
+        step = {n: k for k, n in enumerate(order)}
+        for writer, reads in readers.items():
+            assert all(step[r] < step[writer] for r in reads), f"{flow.writes[writer].name} written before a read"

@@ -75,9 +75,15 @@ def test_each_update_is_written_in_place_and_its_gradient_dies_with_it(model, op
         assert ins.op != "copy", f"{name} is written in place by the kernel computing it, not copied"
     last = _last_reads(plan)
     gradients = {f"dloss/d{p.name}": p.name for p in values["params"]}
+    completed = {}
+    for k, ins in enumerate(plan.instructions):
+        if plan.buffers[ins.out].name in gradients:
+            completed[plan.buffers[ins.out].name] = k
     for buf in plan.buffers:
         if buf.kind == TEMP and buf.name in gradients:
             assert last[buf.id] <= writes[gradients[buf.name]], f"{buf.name} is read after {gradients[buf.name]}'s update"
+    assert min(writes[p.name] for p in values["params"]) < max(completed.values()), \
+        "the first update is written before the last gradient is computed: updates run inside the backward pass"
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))

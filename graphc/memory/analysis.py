@@ -131,16 +131,21 @@ def storage_assignment(
     storage through a different view (``x + x`` is fine, ``x + xᵀ`` is not).
     An output is never written into an operand's storage: it is returned, so it
     has storage of its own outside the arena; a writer's storage is its param.
+
+    An update's first step may also be written into its param (see
+    :func:`_opens_its_update`): ``β·v`` of ``v ← β·v + (1-β)·g²`` then needs no
+    arena copy of ``v``, as ``v.mul_(β).addcmul_(g, g)`` needs none in PyTorch.
     """
     last_read = value_last_reads(flow, order, view_owner)
     pinned = {view_owner[r] for r in flow.roots}
     args = flow.args
+    opening = _update_openers(flow, order, view_owner) if inplace else {}
     storage: dict[Node, Node] = {}
     for step, node in enumerate(order):
         if view_owner[node] is not node:
             continue
-        storage[node] = node
-        if not (inplace and node.op.elementwise) or node in pinned:
+        storage[node] = opening.get(node, node)
+        if not (inplace and node.op.elementwise) or node in pinned or node in opening:
             continue
         operands = args[node]
         for operand in operands:
@@ -148,6 +153,7 @@ def storage_assignment(
                 view_owner[operand] is operand
                 and last_read[operand] == step
                 and not operand.op.source
+                and not storage[operand].op.source
                 and operand not in pinned
                 and operand.aval == node.aval
                 and all(view_owner[other] is not operand or other is operand for other in operands)
@@ -163,6 +169,41 @@ def storage_assignment(
         else:
             computed[node] = storage[owner]
     return computed | sources
+
+
+def _update_openers(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node]) -> dict[Node, Node]:
+    """The nodes that open an update in its param's storage: node → the param.
+
+    Such a node reads the param's old value directly (no view) as the last read
+    of that value in ``order``, is elementwise of the param's shape and dtype, and
+    is read by the param's writer alone, directly: it can overwrite the old value
+    (no one reads it later) and its own value lives in the param's storage until
+    the writer, reading it element by element, writes the new value over it.
+    """
+    if not flow.writes:
+        return {}
+    step = {n: k for k, n in enumerate(order)}
+    writer_of = {p: w for w, p in flow.writes.items()}
+    users = flow.consumers()
+    openers: dict[Node, Node] = {}
+    for param, readers in old_value_readers(flow, view_owner).items():
+        if not readers:
+            continue
+        last = max(readers, key=step.__getitem__)
+        writer = writer_of[param]
+        if (
+            last.op.elementwise
+            and view_owner[last] is last
+            and last.aval == param.aval
+            and param in flow.args[last]
+            and all(a is param or view_base(a, flow, view_owner) is not param for a in flow.args[last])
+            and users[last] == [writer]
+            and last not in flow.writes
+            and last not in flow.outputs
+            and all(view_owner[a] is not last or a is last for a in flow.args[writer])
+        ):
+            openers[last] = param
+    return openers
 
 
 def value_last_reads(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node]) -> dict[Node, int]:
