@@ -90,11 +90,12 @@ def step_tags(program: "Program", steps: int) -> list[str]:
 
     A view bound once (a transpose of a param the backward pass reads, say)
     runs no kernel; it takes the tag of the next kernel, so the shading shows
-    where the work is. Steps past the instructions copy the outputs out.
+    where the work is (a view after the last kernel takes that kernel's tag).
     """
     instructions = program.plan.instructions
-    tags: list[str] = ["output"] * steps
-    following = "output"
+    kernels = [ins.tag for ins in instructions if ins.mode != "view"]
+    following = kernels[-1] if kernels else "forward"
+    tags: list[str] = [following] * steps
     for i in reversed(range(min(steps, len(instructions)))):
         ins = instructions[i]
         if ins.mode != "view":
@@ -107,7 +108,7 @@ def _shade_tags(ax: "Axes", tags: Sequence[str]) -> None:
     """Shade each run of forward/backward/recompute/update steps in its colour (one legend entry each)."""
     labelled: set[str] = set()
     for tag, start, stop in _tag_runs(tags):
-        label = None if tag in labelled else (f"{TAG_NAMES[tag]} steps" if tag in TAG_NAMES else "outputs copied out")
+        label = None if tag in labelled else f"{TAG_NAMES.get(tag, tag)} steps"
         labelled.add(tag)
         ax.axvspan(start - 0.5, stop - 0.5, color=TAG_COLOURS.get(tag, "#cccccc"), alpha=0.18, lw=0, label=label)
 

@@ -258,13 +258,13 @@ def liveness(
 
 
 def live_bytes_per_step(intervals: Sequence[Interval], steps: int) -> list[int]:
-    """Σ bytes of the intervals live at each step (a difference array, then a prefix sum)."""
-    delta = [0] * (steps + 2)
+    """Σ bytes of the intervals live at each of ``steps`` steps (a difference array, then a prefix sum)."""
+    delta = [0] * (steps + 1)
     for iv in intervals:
         delta[iv.start] += iv.nbytes
         delta[iv.end + 1] -= iv.nbytes
     live, running = [], 0
-    for d in delta[: steps + 1]:
+    for d in delta[:steps]:
         running += d
         live.append(running)
     return live
