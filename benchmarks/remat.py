@@ -393,10 +393,11 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#999999", ls=":", lw=2,
                     label=f"frontier before (updates after the backward pass, {BEFORE['commit'][:7]})")
         ax.set_title(f"{name}: training step (sgd)", fontsize=10)
-        ax.set_xlabel("recompute (extra FLOPs, % of forward)", fontsize=9)
+        ax.set_xscale("symlog", linthresh=10)  # linear to 10 % of a forward pass, then logarithmic
+        ax.set_xlabel("recompute (extra FLOPs, % of forward; log above 10 %)", fontsize=9)
         ax.set_ylabel(f"arena (planned, {unit})", fontsize=9)
         ax.set_ylim(bottom=0)
-        ax.set_xlim(left=-2)
+        ax.set_xlim(left=-1)
         ax.grid(alpha=0.3)
     for ax in axes[len(by_graph):]:
         ax.set_visible(False)
@@ -404,9 +405,8 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax in axes[: len(by_graph)]:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
-    fig.suptitle("memory vs recompute of a training step, before and after updates moved into the backward pass",
-                 fontsize=11)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, fontsize=8)
+    fig.suptitle("memory vs recompute of a training step: each point is one compiled plan", fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     print(f"chart: {path}")
