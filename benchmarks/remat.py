@@ -1,6 +1,7 @@
 """Memory against recompute: every policy swept over budgets, and the MILP's solve time.
 
-For each graph, the training step ``[ℓ, ∂ℓ/∂w …]`` is compiled with
+For each graph, the training step — the loss with ``gc.sgd`` updates compiled in,
+so that each param is updated inside the backward pass — is compiled with
 ``remat="none"`` (store all), which gives the top of the sweep, and the least
 feasible budget of each policy is read from the GraphError an impossible
 budget raises. Budgets are then swept between the least feasible and store-all;
@@ -8,12 +9,18 @@ for every policy and budget the table gives the planned arena, the recompute as
 a fraction of one forward pass, and the measured time of a step relative to
 store-all (medians of runs alternating with the store-all program's).
 
+The chart draws, per graph, these points and their frontier next to the frontier
+"before": the same sweep measured on the earlier planner, which computed every
+update after the whole backward pass (:data:`BEFORE`, stored with its commit id;
+``--before`` prints such a table for whichever graphc is on the path).
+
 Then the targets of the recompute issue on a chain of n = 100 layers, the
 MILP's solve time against graph size (abstract training chains and layered
 DAGs), and the MILP and LP rounding on graphc's own training graphs. The
 frontier (peak memory against extra compute) is saved as a chart.
 
     python benchmarks/remat.py [--quick] [--plot out/bench/remat_frontier.png]
+    PYTHONPATH=<checkout of another commit> python benchmarks/remat.py --before [--quick]
 """
 
 from __future__ import annotations
@@ -34,25 +41,114 @@ from graphc import zoo
 from graphc.compile import REMAT_POLICIES
 
 POLICIES = [p for p in REMAT_POLICIES if p != "none"]
+
+BEFORE: dict = {
+    "commit": "ef40fa4ced7cec3baaa246eb3997d4e68cb83ca4",
+    "graphs": {
+        "chain-24": {
+            "store_all": 830984,
+            "least": {'sqrt': 815112, 'revolve': 815112, 'optimal': 815112, 'optimal-lp': 815112},
+            "points": {
+                "sqrt": [(815112, 815112, 0.0191), (817379, 815112, 0.0191), (819646, 815112, 0.0191), (821914, 815112, 0.0191), (824181, 815112, 0.0191), (826449, 815112, 0.0191), (828716, 815112, 0.0191), (830984, 830984, 0.0)],
+                "revolve": [(815112, 815112, 6.8241), (817379, 815112, 6.8241), (819646, 815112, 6.8241), (821914, 815112, 6.8241), (824181, 815112, 6.8241), (826449, 815112, 6.8241), (828716, 815112, 6.8241), (830984, 830984, 0.0)],
+                "optimal": [(815112, 815112, 0.0191), (817379, 815112, 0.0191), (819646, 815112, 0.0191), (821914, 815112, 0.0191), (824181, 815112, 0.0191), (826449, 815112, 0.0191), (828716, 815112, 0.0191), (830984, 830984, 0.0)],
+                "optimal-lp": [(815112, 815112, 0.0191), (817379, 815112, 0.0191), (819646, 815112, 0.0191), (821914, 815112, 0.0191), (824181, 815112, 0.0191), (826449, 815112, 0.0191), (828716, 815112, 0.0191), (830984, 830984, 0.0)],
+            },
+        },
+        "chain-100": {
+            "store_all": 6684676,
+            "least": {'sqrt': 1334404, 'revolve': 618816, 'optimal': 618816, 'optimal-lp': 618816},
+            "points": {
+                "sqrt": [(1485367, 1465476, 0.8533), (2351918, 2228228, 0.8069), (3218470, 2638212, 0.6803), (4085021, 3864452, 0.5398), (4951573, 3864452, 0.5398), (5818124, 5046276, 0.5179), (6684676, 6684676, 0.0)],
+                "revolve": [(618816, 618816, 152.3614), (1485367, 1475716, 1.331), (2351918, 1970948, 1.018), (3218470, 2822916, 0.9486), (4085021, 3412740, 0.8992), (4951573, 4133636, 0.8393), (5818124, 5051140, 0.7694), (6684676, 6684676, 0.0)],
+                "optimal": [(618816, 618816, 152.3614), (1485367, 1465476, 0.8533), (2351918, 2228228, 0.8069), (3218470, 2638212, 0.6803), (4085021, 3864452, 0.5398), (4951573, 3864452, 0.5398), (5818124, 5046276, 0.5179), (6684676, 6684676, 0.0)],
+                "optimal-lp": [(618816, 618816, 152.3614), (1485367, 1465476, 0.8533), (2351918, 2228228, 0.8069), (3218470, 2638212, 0.6803), (4085021, 3864452, 0.5398), (4951573, 3864452, 0.5398), (5818124, 5046276, 0.5179), (6684676, 6684676, 0.0)],
+            },
+        },
+        "residual": {
+            "store_all": 2162756,
+            "least": {'sqrt': 730692, 'revolve': 261316, 'optimal': 261316, 'optimal-lp': 261316},
+            "points": {
+                "sqrt": [(804584, 730692, 0.9694), (1076218, 804676, 0.9054), (1347853, 1179716, 0.4879), (1619487, 1179716, 0.4879), (1891121, 1179716, 0.4879), (2162756, 2162756, 0.0)],
+                "revolve": [(261316, 261316, 10.392), (532950, 502340, 1.7049), (804584, 760260, 1.46), (1076218, 1054148, 1.154), (1347853, 1185220, 0.8908), (1619487, 1185220, 0.8908), (1891121, 1185220, 0.8908), (2162756, 2162756, 0.0)],
+                "optimal": [(261316, 261316, 10.392), (532950, 502340, 1.7049), (804584, 720964, 0.6807), (1076218, 1048644, 0.3317), (1347853, 1310788, 0.0384), (1619487, 1572932, 0.0164), (1891121, 1835076, 0.0091), (2162756, 2162756, 0.0)],
+                "optimal-lp": [(261316, 261316, 10.392), (532950, 502340, 1.7049), (804584, 720964, 0.6807), (1076218, 1048644, 0.3317), (1347853, 1310788, 0.0384), (1619487, 1572932, 0.0164), (1891121, 1835076, 0.0091), (2162756, 2162756, 0.0)],
+            },
+        },
+        "unet": {
+            "store_all": 269828,
+            "least": {'sqrt': 269828, 'revolve': 263876, 'optimal': 263876, 'optimal-lp': 263876},
+            "points": {
+                "sqrt": [(269828, 269828, 0.0)],
+                "revolve": [(263876, 263876, 3.9314), (264726, 263876, 3.9314), (265576, 263876, 3.9314), (266426, 263876, 3.9314), (267277, 263876, 3.9314), (268127, 263876, 3.9314), (268977, 263876, 3.9314), (269828, 269828, 0.0)],
+                "optimal": [(263876, 263876, 3.9314), (264726, 263876, 3.9314), (265576, 263876, 3.9314), (266426, 263876, 3.9314), (267277, 263876, 3.9314), (268127, 263876, 3.9314), (268977, 263876, 3.9314), (269828, 269828, 0.0)],
+                "optimal-lp": [(263876, 263876, 3.9314), (264726, 263876, 3.9314), (265576, 263876, 3.9314), (266426, 263876, 3.9314), (267277, 263876, 3.9314), (268127, 263876, 3.9314), (268977, 263876, 3.9314), (269828, 269828, 0.0)],
+            },
+        },
+        "attention": {
+            "store_all": 73988,
+            "least": {'sqrt': 73988, 'revolve': 73988, 'optimal': 73988, 'optimal-lp': 73988},
+            "points": {
+                "sqrt": [(73988, 73988, 0.0)],
+                "revolve": [(73988, 73988, 0.0)],
+                "optimal": [(73988, 73988, 0.0)],
+                "optimal-lp": [(73988, 73988, 0.0)],
+            },
+        },
+        "residual-6": {
+            "store_all": 223940,
+            "least": {'sqrt': 118788, 'revolve': 55300, 'optimal': 55300, 'optimal-lp': 55300},
+            "points": {
+                "sqrt": [(167726, 142020, 0.4383), (223940, 223940, 0.0)],
+                "revolve": [(55300, 55300, 5.2298), (111513, 100100, 1.2426), (167726, 147524, 0.7021), (223940, 223940, 0.0)],
+                "optimal": [(55300, 55300, 5.2298), (111513, 104576, 0.6043), (167726, 163908, 0.034), (223940, 223940, 0.0)],
+                "optimal-lp": [(55300, 55300, 5.2298), (111513, 104576, 0.6043), (167726, 163908, 0.034), (223940, 223940, 0.0)],
+            },
+        },
+    },
+}
+"""The frontiers of the same training steps measured on the earlier planner (commit below),
+which computed each update into the arena after the whole backward pass and copied it into
+the stored param at the end: ``store_all`` arena, each policy's ``least`` feasible budget,
+and ``points``: per policy, (budget, planned arena, recompute / forward). Printed by ``--before``
+with that commit on the path; never recomputed here."""
 LEAST = re.compile(r"least feasible budget for it is ([\d,]+) B")
+LR = 0.01
+"""The step size of the training steps' ``gc.sgd`` updates (it changes no size)."""
 
 
 def graphs(quick: bool) -> dict[str, Callable[[], tuple[gc.Graph, dict]]]:
-    """Graphs whose activations, not their gradients, dominate memory (a large batch)."""
-    chosen = {
+    """The 24-layer tanh chain whose params are as large as its activations (64 wide, batch
+    32, float64), and graphs whose activations dominate memory (a large batch)."""
+    chain_24 = {"chain-24": lambda: zoo.chain(24, width=64, batch=32, dtype="float64")}
+    if quick:
+        return {**chain_24, "residual-6": lambda: zoo.residual_mlp(depth=6, width=16, batch=256)}
+    return {
+        **chain_24,
         "chain-100": lambda: zoo.chain(100, width=32, batch=512),
         "residual": lambda: zoo.residual_mlp(depth=16, width=32, batch=512),
         "unet": lambda: zoo.unet(),
         "attention": lambda: zoo.attention(seq=64, dim=32),
     }
-    if quick:
-        chosen = {"chain-24": lambda: zoo.chain(24, width=16, batch=256), "residual": lambda: zoo.residual_mlp(depth=6, width=16, batch=256)}
-    return chosen
 
 
-def least_feasible(outputs: list[gc.Value], policy: str) -> int:
+TrainingStep = tuple[list[gc.Value], dict]
+
+
+def training_step(values: dict) -> TrainingStep:
+    """The outputs and updates of one SGD step: only the loss is returned, every param is updated."""
+    loss = values["loss"]
+    return [loss], gc.sgd(loss, values["params"], LR)
+
+
+def compile_step(step: TrainingStep, **options) -> gc.Program:
+    outputs, updates = step
+    return gc.compile(outputs, updates=updates, **options)
+
+
+def least_feasible(step: TrainingStep, policy: str) -> int:
     try:
-        return gc.compile(outputs, remat=policy, memory_budget=0).memory.planned_bytes
+        return compile_step(step, remat=policy, memory_budget=0).memory.planned_bytes
     except gc.GraphError as err:
         match = LEAST.search(str(err))
         if not match:
@@ -74,28 +170,92 @@ def step_ratio(prog: gc.Program, base: gc.Program, feeds: dict, repeats: int) ->
     return statistics.median(times[0]) / statistics.median(times[1])
 
 
-def sweep(name: str, build: Callable, points: int, repeats: int) -> list[dict]:
-    graph, values = build()
-    outputs = zoo.training_outputs(values)
-    data = zoo.feeds(graph)
-    store_all = gc.compile(outputs)
+def frontier(build: Callable, points: int) -> tuple[gc.Program, dict[str, int], list[tuple[str, int, gc.Program | str]]]:
+    """Store-all, each policy's least feasible budget, and one program per (policy, budget)
+    for ``points`` budgets from the least feasible to store-all — or, where compiling fails
+    with anything but a GraphError, that failure's text in the program's place."""
+    _, values = build()
+    step = training_step(values)
+    store_all = compile_step(step)
     top = store_all.memory.planned_bytes
-    lows = {p: least_feasible(outputs, p) for p in POLICIES}
+    lows = {p: least_feasible(step, p) for p in POLICIES}
     low = min(lows.values())
     budgets = sorted({int(low + (top - low) * k / (points - 1)) for k in range(points)})
+    return store_all, lows, [(policy, budget, compile_or_failure(step, policy, budget))
+                             for policy in POLICIES for budget in budgets if budget >= lows[policy]]
+
+
+def compile_or_failure(step: TrainingStep, policy: str, budget: int) -> gc.Program | str:
+    try:
+        return compile_step(step, remat=policy, memory_budget=budget)
+    except gc.GraphError:
+        raise
+    except Exception as err:  # noqa: BLE001  a defect to report, not a reason to lose the other points
+        return f"FAILED: {type(err).__name__}: {err}"
+
+
+def sweep(name: str, build: Callable, points: int, repeats: int) -> tuple[list[dict], list[str]]:
+    """The table of one graph; returns its rows and the (policy, budget) pairs that failed to compile."""
+    graph, _ = build()
+    data = zoo.feeds(graph)
+    store_all, lows, programs = frontier(build, points)
+    top = store_all.memory.planned_bytes
     rows = [_row(name, "none", top, store_all, 1.0)]
-    for policy in POLICIES:
-        for budget in budgets:
-            if budget < lows[policy]:
-                continue
-            prog = gc.compile(outputs, remat=policy, memory_budget=budget)
-            rows.append(_row(name, policy, budget, prog, step_ratio(prog, store_all, data, repeats)))
-    print(f"\n{name}: store-all arena {top:,d} B; least feasible: " + ", ".join(f"{p} {b:,d} B" for p, b in lows.items()))
-    print(f"  {'policy':8s} {'budget':>12s} {'planned':>12s} {'planned/all':>11s} {'recompute/fwd':>13s} {'step/all':>9s}")
+    failures = []
+    print(f"\n{name} (training step, sgd): store-all arena {top:,d} B; least feasible: "
+          + ", ".join(f"{p} {b:,d} B" for p, b in lows.items()))
+    print(f"  {'policy':10s} {'budget':>12s} {'planned':>12s} {'planned/all':>11s} {'recompute/fwd':>13s} {'step/all':>9s}")
+    for policy, budget, prog in programs:
+        if isinstance(prog, str):
+            failures.append(f"{name}, remat={policy!r}, memory_budget={budget:,d}: {prog}")
+            continue
+        rows.append(_row(name, policy, budget, prog, step_ratio(prog, store_all, data, repeats)))
     for r in rows:
-        print(f"  {r['policy']:8s} {r['budget']:>12,d} {r['planned_bytes']:>12,d} {r['planned_bytes'] / top:>11.3f} "
+        print(f"  {r['policy']:10s} {r['budget']:>12,d} {r['planned_bytes']:>12,d} {r['planned_bytes'] / top:>11.3f} "
               f"{r['recompute_flops'] / r['forward_flops']:>13.3f} {r['step_ratio']:>9.2f}")
-    return rows
+    for failure in failures:
+        print(f"  {failure}")
+    if name in BEFORE["graphs"]:
+        print(compare_with_before(name, rows, lows))
+    return rows, failures
+
+
+def compare_with_before(name: str, rows: list[dict], lows: dict[str, int]) -> str:
+    """Store-all arena and least feasible budgets now against :data:`BEFORE`."""
+    before = BEFORE["graphs"][name]
+    now_top = rows[0]["planned_bytes"]
+    lines = [f"  before (earlier planner, {BEFORE['commit'][:10]}): store-all {before['store_all']:,d} B; now "
+             f"{now_top:,d} B ({now_top / before['store_all']:.3f} of before)"]
+    for policy, low in lows.items():
+        if policy in before["least"]:
+            lines.append(f"    least feasible, {policy:10s}: before {before['least'][policy]:>10,d} B, now {low:>10,d} B "
+                         f"({low / before['least'][policy]:.3f})")
+    return "\n".join(lines)
+
+
+def measure_before(quick: bool, points: int) -> None:
+    """Print the frontiers of the graphc on the path in :data:`BEFORE`'s format (no timing)."""
+    import subprocess
+
+    root = Path(gc.__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(f'BEFORE: dict = {{\n    "commit": "{commit}",\n    "graphs": {{')
+    for name, build in graphs(quick).items():
+        store_all, lows, programs = frontier(build, points)
+        print(format_before(name, store_all.memory.planned_bytes, lows, {
+            policy: [(b, prog.memory.planned_bytes, round(prog.cost.recompute_flops / store_all.cost.forward_flops, 4))
+                     for p, b, prog in programs if p == policy and not isinstance(prog, str)]
+            for policy in POLICIES
+        }), flush=True)
+    print("    },\n}")
+
+
+def format_before(name: str, store_all: int, least: dict[str, int], points: dict[str, list[tuple]]) -> str:
+    """One graph's entry of :data:`BEFORE`, one line per policy."""
+    lines = [f'        "{name}": {{', f'            "store_all": {store_all},', f'            "least": {least!r},',
+             '            "points": {']
+    lines += [f'                "{policy}": {pts!r},' for policy, pts in points.items()]
+    return "\n".join(lines + ["            },", "        },"])
 
 
 def _row(graph: str, policy: str, budget: int, prog: gc.Program, step_ratio: float) -> dict:
@@ -226,13 +386,59 @@ def solver_on_graphs(quick: bool, time_limit: float = 60.0) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    try:
-        from graphc.plots import plot_frontier
-    except ImportError:
-        print("(graphc.plots is not available: no chart)")
-        return
+    """One panel per graph: every policy's points of the training step and their frontier
+    (dashed), and the frontier measured before on the earlier planner (grey, dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from graphc.plots import byte_unit, pareto_front
+
+    by_graph: dict[str, list[dict]] = {}
+    for r in rows:
+        by_graph.setdefault(r["graph"], []).append(r)
+    columns = min(len(by_graph), 3)
+    fig = Figure(figsize=(4.8 * columns + 1.8, 4.0 * -(-len(by_graph) // columns)), layout="constrained")
+    axes = fig.subplots(-(-len(by_graph) // columns), columns, squeeze=False).ravel()
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    for ax, (name, graph_rows) in zip(axes, by_graph.items()):
+        before = BEFORE["graphs"].get(name)
+        top = max([r["planned_bytes"] for r in graph_rows] + ([before["store_all"]] if before else []))
+        scale, unit = byte_unit(top)
+        now = []
+        for k, policy in enumerate(policies):
+            pts = sorted((100 * r["recompute_flops"] / r["forward_flops"], r["planned_bytes"] / scale)
+                         for r in graph_rows if r["policy"] == policy)
+            now += pts
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="osD^v<>"[k % 7], ms=5, lw=0.8, alpha=0.85,
+                    color=f"C{k}", label=policy)
+        front = pareto_front(now)
+        ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#222222", ls="--", lw=1.2,
+                label="frontier, updates in the backward pass")
+        if before:
+            old = [(0.0, before["store_all"] / scale)] + [
+                (100 * f, planned / scale) for pts in before["points"].values() for _, planned, f in pts]
+            front = pareto_front(old)
+            ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#999999", ls=":", lw=2,
+                    label=f"frontier before (updates after the backward pass, {BEFORE['commit'][:7]})")
+        ax.set_title(f"{name}: training step (sgd)", fontsize=10)
+        ax.set_xscale("symlog", linthresh=10)  # linear to 10 % of a forward pass, then logarithmic
+        ax.set_xlabel("recompute (extra FLOPs, % of forward; log above 10 %)", fontsize=9)
+        ax.set_ylabel(f"arena (planned, {unit})", fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(left=-1)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(by_graph):]:
+        ax.set_visible(False)
+    handles, labels = {}, {}
+    for ax in axes[: len(by_graph)]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, fontsize=8)
+    fig.suptitle("memory vs recompute of a training step: each point is one compiled plan", fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plot_frontier(rows, path)
+    fig.savefig(path, dpi=120)
     print(f"chart: {path}")
 
 
@@ -240,15 +446,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small graphs, few budgets")
     parser.add_argument("--plot", type=Path, default=Path("out/bench/remat_frontier.png"))
+    parser.add_argument("--before", action="store_true",
+                        help="print the frontiers of the graphc on the path as a BEFORE table, and stop")
     args = parser.parse_args(argv)
-    rows = []
+    if args.before:
+        measure_before(args.quick, points=4 if args.quick else 8)
+        return 0
+    rows, failures = [], []
     for name, build in graphs(args.quick).items():
-        rows += sweep(name, build, points=4 if args.quick else 8, repeats=3 if args.quick else 7)
+        graph_rows, graph_failures = sweep(name, build, points=4 if args.quick else 8, repeats=3 if args.quick else 7)
+        rows += graph_rows
+        failures += graph_failures
     chain_targets()
     time_guarantees()
     solver_times(args.quick)
     solver_on_graphs(args.quick)
     plot(rows, args.plot)
+    if failures:
+        print(f"\n{len(failures)} training steps failed to compile (not a GraphError):")
+        for failure in failures:
+            print(f"  {failure}")
+        return 1
     return 0
 
 
