@@ -662,26 +662,47 @@ SOLVER_SHARE = 0.9
 
 
 def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
-    """The values the solver schedules: computed nodes that own storage (views ride on their base)."""
+    """The values the solver schedules, and for each node the one of them it stands for.
+
+    A computed node that owns its storage stands for itself; so does a writer
+    (its storage is its param's: it takes no arena bytes); a view stands for
+    what it is bound on, and a param or a constant for nothing.
+    """
     owner = alias_analysis(flow)
-    return [n for n in flow.nodes if not n.is_source and owner[n] is n], owner
+    nodes: list[Node] = []
+    stands_for: dict[Node, Node] = {}
+    for n in flow.nodes:
+        if n.is_source:
+            continue
+        if owner[n] is n or n in flow.writes:
+            nodes.append(n)
+            stands_for[n] = n
+        elif n.op.view:
+            base = flow.args[n][0]
+            stands_for[n] = stands_for.get(base, owner[n])
+    return nodes, stands_for
 
 
 def remat_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Node], list[list[int]]]:
     """The dataflow as Checkmate's abstract problem: sizes (64-byte aligned), FLOPs + 1, reads, outputs.
 
     Only forward values may be recomputed, as with every other policy: a backward value
-    is computed once and held until its last read. Single-consumer runs are fused
+    is computed once and held until its last read. A writer takes no bytes (it writes
+    its param). Single-consumer runs are fused
     (:func:`graphc.checkmate.fuse_chains`: a layer's matmul, bias add and activation
     become one node). Returns the fused problem, the solver's nodes, and the nodes
     (indices into them) of each fused node.
     """
     from graphc.checkmate import RematProblem, fuse_chains  # scipy loads only when a solver policy runs
-    nodes, owner = _solver_nodes(flow)
+    nodes, stands_for = _solver_nodes(flow)
     index = {n: i for i, n in enumerate(nodes)}
-    deps = [sorted({index[owner[a]] for a in flow.args[n] if owner[a] in index}) for n in nodes]
-    keep = sorted({index[owner[r]] for r in flow.roots if owner[r] in index})
-    sizes = [align(n.aval.nbytes) for n in nodes]
+
+    def solver_index(a: Node) -> int | None:
+        return index.get(stands_for.get(a))
+
+    deps = [sorted({k for k in map(solver_index, flow.args[n]) if k is not None}) for n in nodes]
+    keep = sorted({k for k in map(solver_index, flow.roots) if k is not None})
+    sizes = [0 if n in flow.writes else align(n.aval.nbytes) for n in nodes]
     costs = [float(node_flops(n, flow) + 1) for n in nodes]
     forward = set(forward_nodes(flow))
     fused = fuse_chains(RematProblem(sizes, costs, deps, keep, budget, recomputable=[n in forward for n in nodes]))

@@ -189,3 +189,46 @@ def test_the_memory_report_names_what_is_live_at_the_peak():
     assert sum(memory.peak_bytes_by_kind.values()) == memory.lower_bound_bytes
     assert memory.state_bytes == sum(a.nbytes for a in prog.state.values()) > 0
     assert memory.params_bytes == sum(a.nbytes for a in prog.params.values())
+
+
+@pytest.mark.parametrize(("model", "optimizer", "remat"), [
+    ("residual", "sgd", "optimal"), ("residual", "momentum", "optimal-lp"), ("residual", "adam", "revolve"),
+    ("chain", "sgd", "sqrt"), ("chain", "momentum", "revolve"),
+])
+def test_recompute_under_a_budget_trains_bit_for_bit_as_store_all(model, optimizer, remat):
+    """Each policy at budgets between its least feasible one and store-all: the solver's and the
+    constructed schedules both carry the writers (which take no arena bytes) through."""
+    graph, values, store_all = _step(model, optimizer)
+    feeds = zoo.feeds(graph)
+    reference = [store_all.run(feeds)] + [node.data.copy() for node in graph.params.values()]
+    fitted = 0
+    for fraction in (0.8, 0.6):
+        budget = int(store_all.memory.planned_bytes * fraction)
+        try:
+            graph, values, prog = _step(model, optimizer, remat, memory_budget=budget, time_limit=5)
+        except gc.GraphError as err:
+            assert "least feasible budget" in str(err)
+            continue
+        fitted += 1
+        assert prog.memory.planned_bytes <= budget
+        got = [prog.run(zoo.feeds(graph))] + [node.data.copy() for node in graph.params.values()]
+        assert all(np.array_equal(a, b) for a, b in zip(got, reference)), f"{remat} at {budget:,d} B"
+    assert fitted, "no budget below store-all fitted"
+
+
+def test_the_solver_schedules_the_writers_of_a_training_step():
+    """The MILP's schedule must compute every writer (a root whose storage is its param):
+    at a budget between the least feasible and store-all it recomputes, and trains as store-all."""
+    def step(**options):
+        graph, values = zoo.residual_mlp(depth=2, width=16, batch=256)
+        loss = values["loss"]
+        return graph, gc.compile(loss, updates=gc.sgd(loss, values["params"], 0.01), **options)
+
+    graph, reference = step()
+    graph_b, prog = step(remat="optimal", memory_budget=69_600, time_limit=20)
+    assert prog.memory.planned_bytes <= 69_600 < reference.memory.planned_bytes
+    assert prog.cost.recompute_flops > 0
+    feeds = zoo.feeds(graph)
+    assert np.array_equal(prog.run(feeds), reference.run(feeds))
+    for name, node in graph.params.items():
+        assert np.array_equal(node.data, graph_b.params[name].data), name
