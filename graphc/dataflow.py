@@ -97,26 +97,31 @@ class Dataflow:
     def roles(self) -> dict[Node, str]:
         """What each computed node does in a training step, for plan tags and memory reports.
 
-        ``"forward"`` (no gradient behind it), ``"recompute"`` (a clone of a forward
-        node), ``"backward"`` (an adjoint node: a gradient or a step of one), or
-        ``"update"`` (computed from gradients without being one — an optimizer's
-        arithmetic — and every writer).
+        ``"forward"`` (no gradient behind it, and read by an output or by the
+        backward pass), ``"recompute"`` (a clone of a forward node), ``"backward"``
+        (an adjoint node: a gradient or a step of one), or ``"update"`` (every
+        writer, and the rest: an optimizer's arithmetic, on gradients or on state
+        alone, such as β·v).
         """
+        adjoint = [n for n in self.nodes if n.adjoint is not None and n not in self.writes]
+        read_forward = self.ancestors(self.outputs) | self.ancestors(adjoint)
         after_gradient: set[Node] = set()
         roles: dict[Node, str] = {}
         for node in self.nodes:
             if node.is_source:
                 continue
-            if node.recompute_of is not None and node not in self.writes:
-                roles[node] = "recompute"
-            elif node.adjoint is not None and node not in self.writes:
-                roles[node] = "backward"
-                after_gradient.add(node)
-            elif node in self.writes or any(a in after_gradient for a in self.args[node]):
+            if node in self.writes:
                 roles[node] = "update"
-                after_gradient.add(node)
+            elif node.recompute_of is not None:
+                roles[node] = "recompute"
+            elif node.adjoint is not None:
+                roles[node] = "backward"
+            elif node not in read_forward or any(a in after_gradient for a in self.args[node]):
+                roles[node] = "update"
             else:
                 roles[node] = "forward"
+            if roles[node] in ("backward", "update"):
+                after_gradient.add(node)
         return roles
 
     def without_dead_code(self) -> "Dataflow":
