@@ -133,12 +133,14 @@ def write_updates(flow: Dataflow, params: Sequence[Node]) -> Dataflow:
 
     writer_of: dict[Node, Node] = {}
     in_place: set[Node] = set()
+    taken = set(outputs)  # returned, or another param's new value written in place
     for param, value in zip(params, values):
         if value is param:
             continue
-        if _writes_in_place(value, param, owner, args, set(outputs) | in_place):
+        if _writes_in_place(value, param, owner, args, taken):
             writer_of[param] = value
             in_place.add(value)
+            taken.add(value)
             continue
         if owner[value] in updated:
             value = add(value, value, f"{value.name}.old")

@@ -21,13 +21,33 @@ Both are deterministic: the same graph always gives the same plan.
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 
 from graphc.ir import Node
 from graphc.dataflow import Dataflow
 from graphc.memory.analysis import alias_analysis, node_scratch, peak_live_bytes, reads_before_writes
 
 
-def creation_order(flow: Dataflow) -> list[Node]:
+@dataclass(frozen=True)
+class Constraints:
+    """What every order of a flow must respect, computed once for both candidate orders:
+    ``successors[n]`` wait for n, n waits for ``waiting[n]`` nodes (a count to copy), and
+    ``arithmetic`` are the nodes of the updates' arithmetic, which run first when ready."""
+
+    successors: dict[Node, list[Node]]
+    waiting: dict[Node, int]
+    arithmetic: frozenset[Node]
+
+
+def constraints(flow: Dataflow) -> Constraints:
+    """The :class:`Constraints` of ``flow`` (see :func:`_dependencies`)."""
+    computed = [node for node in flow.nodes if not node.is_source]
+    arithmetic, deferred = _update_arithmetic(flow)
+    successors, waiting = _dependencies(flow, computed, deferred)
+    return Constraints(successors, waiting, frozenset(arithmetic))
+
+
+def creation_order(flow: Dataflow, given: Constraints | None = None) -> list[Node]:
     """The computed nodes of ``flow`` in its list order, updates moved as early as they may run.
 
     Without writers this is the list order itself. With them, the list is
@@ -38,10 +58,10 @@ def creation_order(flow: Dataflow) -> list[Node]:
     computed = [node for node in flow.nodes if not node.is_source]
     if not flow.writes:
         return computed
-    arithmetic, _ = _update_arithmetic(flow)
+    given = given or constraints(flow)
     position = {n: i for i, n in enumerate(computed)}
-    first = {n: 0 if n in arithmetic else 1 for n in computed}
-    successors, waiting = _dependencies(flow, computed)
+    first = {n: 0 if n in given.arithmetic else 1 for n in computed}
+    successors, waiting = given.successors, dict(given.waiting)
     ready = [(first[n], position[n], n) for n in computed if waiting[n] == 0]
     heapq.heapify(ready)
     order: list[Node] = []
@@ -55,7 +75,8 @@ def creation_order(flow: Dataflow) -> list[Node]:
     return order
 
 
-def _dependencies(flow: Dataflow, computed: list[Node]) -> tuple[dict[Node, list[Node]], dict[Node, int]]:
+def _dependencies(flow: Dataflow, computed: list[Node],
+                  deferred: list[tuple[Node, Node]]) -> tuple[dict[Node, list[Node]], dict[Node, int]]:
     """For each computed node, the nodes that wait for it, and how many computed nodes it waits for.
 
     A node waits for its operands; a writer for every read of its param's old
@@ -65,7 +86,6 @@ def _dependencies(flow: Dataflow, computed: list[Node]) -> tuple[dict[Node, list
     edges = [(operand, node) for node in computed for operand in flow.args[node] if not operand.is_source]
     edges += [(reader, writer) for writer, readers in reads_before_writes(flow, alias_analysis(flow)).items()
               for reader in readers]
-    _, deferred = _update_arithmetic(flow)
     for extra in (deferred, []) if deferred else ([],):
         successors: dict[Node, list[Node]] = {n: [] for n in computed}
         waiting = dict.fromkeys(computed, 0)
@@ -89,6 +109,8 @@ def _update_arithmetic(flow: Dataflow) -> tuple[set[Node], list[tuple[Node, Node
     only at the end. Waiting for the gradients lets the update run as soon as the
     gradient exists.
     """
+    if not flow.writes:
+        return set(), []
     roles = flow.roles()
     needed = flow.ancestors(flow.outputs)
     arithmetic: set[Node] = set()
@@ -129,7 +151,7 @@ def _acyclic(successors: dict[Node, list[Node]], waiting: dict[Node, int]) -> bo
     return count == len(left)
 
 
-def greedy_order(flow: Dataflow) -> list[Node]:
+def greedy_order(flow: Dataflow, given: Constraints | None = None) -> list[Node]:
     """List scheduling by net allocation: min(bytes written − bytes freed), then position;
     a ready node of an update's arithmetic first (updates run as soon as they can).
 
@@ -138,10 +160,11 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     pushed at each fall keeps the choice exact in O(n log n).
     """
     owner = alias_analysis(flow)
-    computed = creation_order(flow)
+    given = given or constraints(flow)
+    computed = creation_order(flow, given)
     position = {n: i for i, n in enumerate(computed)}
     pinned = {owner[r] for r in flow.roots}
-    successors, waiting = _dependencies(flow, computed)
+    successors, waiting = given.successors, dict(given.waiting)
     reads = _storages_read_by(computed, flow, owner)
     readers: dict[Node, list[Node]] = {}
     for node in computed:
@@ -155,8 +178,7 @@ def greedy_order(flow: Dataflow) -> list[Node]:
     def net(node: Node) -> int:
         return allocates[node] - sum(frees[b] for b in reads[node] if remaining[b] == 1)
 
-    arithmetic, _ = _update_arithmetic(flow)
-    first = {n: 0 if n in arithmetic else 1 for n in computed}
+    first = {n: 0 if n in given.arithmetic else 1 for n in computed}
     heap = [(first[n], net(n), position[n], n) for n in computed if waiting[n] == 0]
     heapq.heapify(heap)
     order: list[Node] = []
@@ -194,8 +216,9 @@ def _storages_read_by(computed: list[Node], flow: Dataflow, owner: dict[Node, No
 
 def schedule(flow: Dataflow) -> list[Node]:
     """The lower-peak of the creation order and the greedy order."""
-    first = creation_order(flow)
-    second = greedy_order(flow)
+    given = constraints(flow)
+    first = creation_order(flow, given)
+    second = greedy_order(flow, given)
     if second == first:
         return first
     owner, scratch = alias_analysis(flow), node_scratch(flow, first)
