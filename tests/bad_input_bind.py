@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 import graphc as gc
@@ -20,11 +22,19 @@ def _run_unbound(batch=2):
     prog.run({"x": np.ones((2, 3), np.float32)})
 
 
+def _saved_program() -> io.BytesIO:
+    file = io.BytesIO()
+    gc.compile(_bind_loss(), bind=False).save(file)
+    file.seek(0)
+    return file
+
+
 CASES_BIND = [
     # (id, thunk that must raise GraphError, regex the message must match)
     ("bind-string", lambda: gc.compile(_bind_loss(), bind="yes"), r"bind='yes'.*True.*False"),
     ("bind-int", lambda: gc.compile(_bind_loss(), bind=1), r"bind=1.*True.*False"),
     ("bind-string-batch", lambda: gc.compile(_bind_loss(None), bind="no"), r"bind='no'.*True.*False"),
+    ("bind-load-string", lambda: gc.load(_saved_program(), bind="lazy"), r"bind='lazy'.*True.*False"),
     ("bind-run-unbound", lambda: _run_unbound(), r"bind=False.*prog\.bind\(\)"),
     ("bind-run-unbound-batch", lambda: _run_unbound(None), r"bind=False.*prog\.bind\(\)"),
 ]

@@ -119,6 +119,18 @@ def test_an_unbound_program_saves_and_loads_as_a_bound_one(tmp_path):
     np.testing.assert_array_equal(losses[True], losses[False])
 
 
+def test_a_saved_program_loads_unbound_and_binds_in_place(tmp_path):
+    _, loss, params = _small_step("load-unbound")
+    gc.compile(loss, updates=gc.sgd(loss, params, lr=0.5)).save(tmp_path / "p.npz")
+    bound, unbound = gc.load(tmp_path / "p.npz"), gc.load(tmp_path / "p.npz", bind=False)
+    assert not unbound.bound and unbound.plan.arena_bytes == bound.plan.arena_bytes
+    with pytest.raises(gc.GraphError, match=r"prog\.bind\(\)"):
+        unbound.run(_feeds())
+    unbound.bind()
+    for seed in range(3):
+        np.testing.assert_array_equal(unbound.run(_feeds(seed=seed)), bound.run(_feeds(seed=seed)))
+
+
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 def test_check_numerics_of_an_unbound_program_checks_once_bound():
     with gc.Graph("unbound-numerics"):
