@@ -248,12 +248,15 @@ def _check_compile_options(args: argparse.Namespace) -> None:
 
 
 def _compile(spec: str, args: argparse.Namespace):
+    """The program of ``spec``, planned but not bound: the commands print and draw it, never run it,
+    so a model whose arena is larger than this machine's memory can be planned."""
     import graphc as gc
 
     _check_compile_options(args)
     outputs, updates = call_function(spec)
     with Progress(f"compiling {len(outputs)} output{'s' if len(outputs) > 1 else ''} of {spec}"):
-        return gc.compile(outputs, updates=updates, memory=args.memory, remat=args.remat, memory_budget=args.budget)
+        return gc.compile(outputs, updates=updates, memory=args.memory, remat=args.remat, memory_budget=args.budget,
+                          bind=False)
 
 
 def _run_plan(args: argparse.Namespace) -> int:

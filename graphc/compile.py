@@ -8,6 +8,7 @@
       ─► memory     MemoryPlan: aliasing, in-place reuse, liveness, arena offsets
       ─► lower      Plan: instructions over numbered buffers
       ─► runtime    Executable: the Plan bound to an arena, run again and again
+                    (``bind=False`` stops before this stage: a plan, no memory)
 
 Each stage is a function of the previous stage's value; this module only
 glues them and checks the user's arguments.
@@ -78,6 +79,12 @@ class Program:
     (:class:`~graphc.memory.MemoryPlan`), ``cost`` (:class:`Cost`), ``remat``
     (:class:`~graphc.remat.RematReport`: what the recompute stage chose).
 
+    Binding: a program compiled with ``bind=False`` has all of these but no
+    memory (no arena, no executable), so a model whose arena would not fit in
+    this machine can still be planned and measured. ``bind()`` allocates it in
+    place (once; ``bound`` says whether it has been); until then ``run`` is a
+    GraphError saying so. ``save`` needs no binding.
+
     Threads: ``run`` may be called from several threads at once. Each concurrent
     run takes a bound executable (its own arena) from a pool, which grows lazily
     to the number of runs in flight, so memory is the arena times the largest
@@ -98,9 +105,11 @@ class Program:
         feedable: frozenset[str] | None = None,
         single: bool = False,
         check_numerics: bool = False,
+        bind: bool = True,
     ) -> None:
         if not isinstance(check_numerics, bool):
             raise GraphError(f"check_numerics={check_numerics!r}: pass True or False")
+        check_bind(bind)
         if validate.VALIDATE_PLANS:
             validate.validate(plan)
         self.plan = plan
@@ -110,11 +119,27 @@ class Program:
         self._feedable = feedable if feedable is not None else frozenset(plan.inputs) | frozenset(plan.params)
         self._single = single
         self._stored = stored_params if stored_params is not None else {}
-        self._executable = Executable(plan, self._stored, check_numerics=check_numerics)
-        self._idle = [self._executable]  # executables no run is using
+        self._executable: Executable | None = None  # the first binding: runs with updates use it alone
+        self._idle: list[Executable] = []  # executables no run is using
         self._pool_lock = threading.Lock()
-        self._update_lock = threading.Lock() if self._executable.written else None
+        self._update_lock = threading.Lock() if plan.updated_params else None
         self.remat: RematReport | None = None
+        if bind:
+            self.bind()
+
+    @property
+    def bound(self) -> bool:
+        """Whether the program has memory to run in (compiled with ``bind=True``, or ``bind()`` called)."""
+        return self._executable is not None
+
+    def bind(self) -> "Program":
+        """Allocate the program's memory (its arena of ``plan.arena_bytes``, feed slots) and prepare
+        its kernels, in place; return the program. Binding a bound program does nothing."""
+        with self._pool_lock:
+            if self._executable is None:
+                self._executable = Executable(self.plan, self._stored, check_numerics=self.check_numerics)
+                self._idle.append(self._executable)
+        return self
 
     def run(self, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray] | np.ndarray:
         """Run once. ``feeds`` maps input (and optionally param) names to arrays.
@@ -124,6 +149,12 @@ class Program:
         Safe to call from several threads at once (see the class docstring).
         """
         feeds = checked_feeds(feeds, self._feedable)
+        if self._executable is None:
+            raise GraphError(
+                f"program {self.plan.name!r} was compiled with bind=False: it has a plan but no memory to run in; "
+                f"call prog.bind() once (it allocates the {self.plan.arena_bytes:,d}-byte arena) and run it, "
+                "or compile with bind=True"
+            )
         if self._update_lock is not None:
             with self._update_lock:  # one updating run at a time: one executable suffices
                 return self._unpack(self._executable.run(feeds))
@@ -190,7 +221,18 @@ class Program:
                          feedable=self._feedable, check_numerics=self.check_numerics)
 
     def __repr__(self) -> str:
-        return f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, arena {self.plan.arena_bytes:,d} B>"
+        unbound = "" if self.bound else ", not bound"
+        return (f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, "
+                f"arena {self.plan.arena_bytes:,d} B{unbound}>")
+
+
+def check_bind(bind: Any) -> None:
+    """``bind`` must be True or False (a truthy string is not a choice)."""
+    if not isinstance(bind, bool):
+        raise GraphError(
+            f"bind={bind!r}: pass True (allocate the program's memory now) or False (plan only; prog.bind() "
+            "allocates it later)"
+        )
 
 
 def checked_feeds(feeds: Any, feedable: frozenset[str]) -> Mapping[str, Any]:
@@ -284,7 +326,7 @@ def _check_outputs(outputs: Any) -> list[Value]:
     return values
 
 
-def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any, name: Any) -> None:
+def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any, name: Any, bind: Any) -> None:
     """The compile options, checked before any work: each wrong one is a GraphError naming it."""
     if not isinstance(remat, str) or remat not in REMAT_POLICIES:
         raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
@@ -295,6 +337,7 @@ def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any,
     check_time_limit(time_limit)
     if name is not None and not (isinstance(name, str) and name):
         raise GraphError(f"compile: name must be a non-empty string or None, got {name!r}")
+    check_bind(bind)
 
 
 @without_cyclic_gc
@@ -308,6 +351,7 @@ def compile(  # noqa: A001
     time_limit: float = 60.0,
     name: str | None = None,
     check_numerics: bool = False,
+    bind: bool = True,
 ) -> Program:
     """Compile ``outputs`` into a :class:`Program`.
 
@@ -334,6 +378,11 @@ def compile(  # noqa: A001
     instruction that produces a NaN or Inf raises a GraphError naming it (index
     and listing line), its op, its forward node, and which input was non-finite
     (or that the op itself overflowed). Without it, runs do no such checks.
+
+    ``bind=False`` plans without allocating: the program's ``plan``, ``memory``,
+    ``cost`` and ``remat`` are there, its arena is not, so a model of gigabytes
+    is planned in the memory of its graph. ``prog.bind()`` allocates it later,
+    in place; running an unbound program is a GraphError saying to.
     """
     single = isinstance(outputs, Value)
     values = _check_outputs(outputs)
@@ -344,10 +393,10 @@ def compile(  # noqa: A001
                 f"compile: output {v.node.describe()} belongs to graph {v.graph.name!r}, another graph than "
                 f"the first output's ({graph.name!r}); compile Values of one graph"
             )
-    _check_options(remat, memory, memory_budget, time_limit, name)
+    _check_options(remat, memory, memory_budget, time_limit, name, bind)
     pairs = _check_updates(updates, graph)
     batched = _batch_program(values, pairs, single, remat=remat, memory_budget=memory_budget, memory=memory,
-                             time_limit=time_limit, name=name, check_numerics=check_numerics)
+                             time_limit=time_limit, name=name, check_numerics=check_numerics, bind=bind)
     if batched is not None:
         return batched
 
@@ -361,7 +410,7 @@ def compile(  # noqa: A001
     plan = lower(name or graph.name, flow, order, memory_plan)
 
     feedable = frozenset(graph.inputs) | frozenset(graph.params)
-    prog = Program(plan, _StoredParams(graph), memory_plan, feedable, single, check_numerics)
+    prog = Program(plan, _StoredParams(graph), memory_plan, feedable, single, check_numerics, bind)
     prog.remat = remat_report
     prog.param_roles = MappingProxyType({name: graph.params[name].role for name in plan.params})
     return prog

@@ -69,7 +69,7 @@ from typing import IO, Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
-from graphc.compile import Program
+from graphc.compile import Program, check_bind
 from graphc.errors import GraphError
 from graphc.ir import Graph, dtype_name
 from graphc.plan import Plan, content_digest
@@ -243,18 +243,21 @@ def _writable(path: PathOrFile, label: str) -> Iterator[IO[bytes]]:
 # --- reading ----------------------------------------------------------------------------
 
 
-def load_program(path: PathOrFile, *, check_numerics: bool | None = None) -> Program:
+def load_program(path: PathOrFile, *, check_numerics: bool | None = None, bind: bool = True) -> Program:
     """The program saved at ``path`` by :meth:`graphc.Program.save`, ready to run.
 
     It owns its params (no graph needed), runs and updates them as the saved
     program did, and continues training bit for bit. ``check_numerics`` is the
     saved setting unless given. Its ``memory`` and ``remat`` are None: the
     compiler's memory report is not saved (the plan's ``arena_bytes`` is).
+    ``bind=False`` loads it without allocating its arena, as ``compile(..., bind=False)``
+    does (``prog.bind()`` allocates it); a program is saved the same bound or not.
     A damaged, edited, truncated or foreign file is a GraphError saying what is wrong.
     """
     label = _label(path, "program")
     if check_numerics is not None and not isinstance(check_numerics, bool):
         raise GraphError(f"load: check_numerics={check_numerics!r}: pass True, False, or None (as saved)")
+    check_bind(bind)
     with _archive(path, label, PROGRAM_FORMAT) as archive:
         manifest = _read_manifest(archive, label, PROGRAM_FORMAT, _PROGRAM_KEYS)
         plan = _plan(manifest["plan"], label)
@@ -272,7 +275,7 @@ def load_program(path: PathOrFile, *, check_numerics: bool | None = None) -> Pro
         arrays = {e["name"]: _read_array(archive, e["name"], _shape_of(e), e["dtype"], e["sha256"], label)
                   for e in entries}
     program = Program(plan, stored_params=arrays, memory=None, feedable=feedable, single=returns == "array",
-                      check_numerics=saved_check if check_numerics is None else check_numerics)
+                      check_numerics=saved_check if check_numerics is None else check_numerics, bind=bind)
     program.param_roles = MappingProxyType({e["name"]: e["role"] for e in entries})
     return program
 

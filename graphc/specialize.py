@@ -162,6 +162,11 @@ class BatchProgram(Program):
     size's program is thread-safe as any :class:`~graphc.Program`. The compile
     options apply to every size: a ``memory_budget`` that a larger batch cannot
     meet is a GraphError at the run that needs that size.
+
+    Binding: compiled with ``bind=False``, every size's program is planned
+    without memory (``specialize(size).memory`` reports it) and ``run`` is a
+    GraphError until ``bind()``, which binds the programs made and every one
+    made after.
     """
 
     def __init__(self, outputs: Sequence[Node], updates: Sequence[tuple[Node, Node]], single: bool,
@@ -206,10 +211,30 @@ class BatchProgram(Program):
         self._shared_params[size] = [(node, copies[node]) for node in self._graph.params.values()]
         return program
 
+    # --- binding ---------------------------------------------------------------------
+    @property
+    def bound(self) -> bool:  # type: ignore[override]
+        """Whether each size's program gets memory (compiled with ``bind=True``, or ``bind()`` called)."""
+        return self._options["bind"]
+
+    def bind(self) -> "BatchProgram":  # type: ignore[override]
+        """Bind every size's program, those made so far and those made after; return the program."""
+        with self._lock:
+            self._options["bind"] = True
+            for program in self._programs.values():
+                program.bind()
+        return self
+
     # --- running --------------------------------------------------------------------
     def run(self, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray] | np.ndarray:
         """Run once with the program for the batch size of ``feeds`` (made on first use)."""
         feeds = checked_feeds(feeds, self._feedable)
+        if not self._options["bind"]:
+            raise GraphError(
+                f"program {self._options['name'] or self._graph.name!r} was compiled with bind=False: its sizes are "
+                "planned but have no memory to run in; call prog.bind() once (it binds every size's program) and "
+                "run it, or compile with bind=True"
+            )
         size = batch_size_of(self._batched_inputs, feeds)
         program = self.specialize(size)
         for template, copy in self._shared_params[size]:
@@ -263,7 +288,8 @@ class BatchProgram(Program):
 
     def __repr__(self) -> str:
         name = self._options["name"] or self._graph.name
-        return f"<Program {name!r}: batch size varies; specialised for {list(self._programs) or 'no size yet'}>"
+        unbound = "" if self.bound else ", not bound"
+        return f"<Program {name!r}: batch size varies; specialised for {list(self._programs) or 'no size yet'}{unbound}>"
 
 
 def batch_size_of(batched_inputs: Sequence[tuple[str, Node]], feeds: Mapping[str, Any]) -> int:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
+import mmap
 from typing import Any
 
 import numpy as np
@@ -208,7 +209,7 @@ def _check_views(plan: Plan) -> None:
     views = [ins for ins in plan.instructions if ins.mode == BIND_VIEW]
     if not views:
         return
-    block = np.empty(max(b.nbytes for b in plan.buffers) + 1, dtype=np.uint8)
+    block = _untouched_block(max(b.nbytes for b in plan.buffers) + 1)
     probes: dict[int, np.ndarray] = {}
     for step, ins in enumerate(plan.instructions):
         if ins.mode != BIND_VIEW:
@@ -219,6 +220,13 @@ def _check_views(plan: Plan) -> None:
             _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (NumPy would copy); "
                               "it must run in mode 'copy' into a temp buffer")
         probes[ins.out] = view
+
+
+def _untouched_block(nbytes: int) -> np.ndarray:
+    """``nbytes`` of address space for the probes: an anonymous mapping, whose pages the OS
+    provides only when touched, and binding a view touches none. So a plan whose largest
+    buffer is larger than this machine's memory (``compile(..., bind=False)``) validates."""
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.uint8)
 
 
 def _probe(block: np.ndarray, buffer) -> np.ndarray:

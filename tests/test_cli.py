@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,13 @@ def shapes_wrong():
     with gc.Graph("bad"):
         x = gc.input("x", shape=(2, 3))
         return gc.matmul(x, x)
+
+def huge_step():
+    with gc.Graph("huge"):
+        x = gc.input("x", shape=(1_000_000, 64))
+        w = gc.param("w", shape=(64, 256))
+        loss = gc.mean(gc.tanh(x @ w) ** 2)
+    return [loss], gc.sgd(loss, [w], 0.1)
 
 NOT_A_FUNCTION = 3
 '''
@@ -134,6 +143,19 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     code = cli.main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_plan_of_a_gigabyte_step_prints_its_report_without_allocating_its_arena(workdir, capsys, monkeypatch):
+    monkeypatch.chdir(workdir)
+    tracemalloc.start()
+    try:
+        code, out, err = run_main(capsys, "plan", "model.py:huge_step")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 0, err
+    planned = int(re.search(r"arena \(planned\)\s+([\d,]+) B", out).group(1).replace(",", ""))
+    assert planned > 2 * 10**9 and peak < 20 * 2**20
 
 
 @pytest.mark.parametrize(
