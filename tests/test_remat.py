@@ -260,7 +260,7 @@ def test_a_larger_budget_never_gives_more_recompute_nor_a_larger_arena_at_equal_
     results = []
     for budget in budgets:
         try:
-            _, report = remat.rematerialize(flow, policy, budget, _measure, time_limit=0.5)
+            _, report = remat.rematerialize(flow, policy, budget, _measure, time_limit=2.0)
         except gc.GraphError:
             assert not results, f"budget {budget:,d} infeasible after a smaller one was feasible"
             continue
