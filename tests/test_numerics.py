@@ -75,6 +75,18 @@ TOLERANCE: dict[str, Tolerance] = {
     "softmax": Tolerance(8, 8, grad_floor=1.0),
     "log_softmax": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
     "softmax_cross_entropy": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
+    "abs": Tolerance(0, 0),
+    "minimum": Tolerance(0, 0),
+    "where": Tolerance(0, 0),
+    "clip": Tolerance(0, 0),
+    "erf": Tolerance(2, 2),
+    # erfc(-x/√2) of a rounded x/√2: relative error ~x²·eps, 140 ulps at x = -20 in graphc and JAX alike,
+    # and JAX's gradient is 171 ulps off there (graphc's is within 2 ulps of the exact value).
+    "gelu": Tolerance(8, 192),
+    "softplus": Tolerance(8, 8),
+    "logsumexp": Tolerance(4, 4),
+    "var": Tolerance(4, 4),
+    "std": Tolerance(4, 4),
 }
 
 DTYPES = ("float32", "float64")
@@ -186,6 +198,14 @@ def _rows(dtype: np.dtype) -> list[np.ndarray]:
     return [np.array([[1e30, 1.0, -1e30], [quarter_max] * 3, [0.0, -0.0, 1e-30], [0.5, 1.5, 2.5]])]
 
 
+def _moment_rows(dtype: np.dtype) -> list[np.ndarray]:
+    """Rows for var and std: a large mean against a small spread (where E[x²] - E[x]² cancels),
+    a tiny spread, a tie. Not _rows: their squared deviations overflow or underflow. Nor
+    large deviations that cancel (1e4, -1e4, 3): JAX's gradient is 236 ulps off there,
+    graphc's is checked against exact arithmetic in a test of its own."""
+    return [np.array([[1e8 + 1, 1e8, 1e8 - 1.5], [1e-10, 3e-10, -2e-10], [0.5, 1.5, 2.5], [-7.0, -7.0, 2.0]])]
+
+
 def _jax_sce(logits, labels):
     logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
@@ -200,13 +220,27 @@ UNARY = {
     "relu": (gc.relu, jax.nn.relu, _unary_points),
     "log": (gc.log, jnp.log, _positive_points),
     "sqrt": (gc.sqrt, jnp.sqrt, _positive_points),
+    # |x| as x·sign(x): torch's subgradient 0 at 0 (JAX's abs has 1 there).
+    "abs": (gc.abs, lambda x: x * jnp.sign(x), _unary_points),
+    # Bounds off the points: at a bound JAX's clip splits the gradient in half, torch's (and graphc's) passes it.
+    "clip": (lambda x: gc.clip(x, -0.75, 15.0), lambda x: jnp.clip(x, -0.75, 15.0), _unary_points),
+    "erf": (gc.erf, jax.lax.erf, _unary_points),
+    # torch's softplus: x itself above the threshold 20.
+    "softplus": (gc.softplus, lambda x: jnp.where(x > 20.0, x, jax.nn.softplus(x)), _unary_points),
 }
 BINARY = {
     "add": (gc.add, jnp.add, _pairs),
     "sub": (gc.sub, jnp.subtract, _pairs),
     "mul": (gc.mul, jnp.multiply, _pairs),
     "maximum": (gc.maximum, jnp.maximum, _pairs),
+    "minimum": (gc.minimum, jnp.minimum, _pairs),
 }
+
+
+def _where_mask(dtype: np.dtype) -> list[np.ndarray]:
+    """A 0/1 mask for :func:`_pairs`, every other element chosen."""
+    size = _pairs(dtype)[0].size
+    return [(np.arange(size) % 2).astype(dtype)]
 
 
 def _div_grads(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
@@ -235,6 +269,17 @@ CASES += [
          lambda dt: [np.array([[1e15, 1.0], [1e-15, -3.0]]), np.array([[2.0, -1e-10], [1e10, 0.5]])]),
 ]
 CASES += [
+    Case("where", lambda a, b, c: gc.where(c, a, b), lambda a, b, c: jnp.where(c != 0, a, b), _pairs, _where_mask),
+    Case("gelu", gc.gelu, lambda x: jax.nn.gelu(x, approximate=False), lambda dt: [_unary_points(dt)]),
+    Case("gelu", lambda x: gc.gelu(x, approximate="tanh"), lambda x: jax.nn.gelu(x, approximate=True),
+         lambda dt: [_unary_points(dt)], label="gelu-tanh"),
+    Case("logsumexp", lambda x: gc.logsumexp(x, axis=-1), lambda x: jax.nn.logsumexp(x, axis=-1), _logits),
+    Case("logsumexp", lambda x: gc.logsumexp(x, axis=-1), lambda x: jax.nn.logsumexp(x, axis=-1), _rows,
+         label="logsumexp-rows"),
+    Case("var", lambda x: gc.var(x, axis=-1), lambda x: jnp.var(x, axis=-1), _moment_rows),
+    Case("var", lambda x: gc.var(x, axis=-1, ddof=1), lambda x: jnp.var(x, axis=-1, ddof=1), _moment_rows,
+         label="var-ddof1"),
+    Case("std", lambda x: gc.std(x, axis=-1), lambda x: jnp.std(x, axis=-1), _moment_rows),
     Case("softmax", gc.softmax, lambda x: jax.nn.softmax(x, axis=-1), _logits),
     Case("log_softmax", gc.log_softmax, lambda x: jax.nn.log_softmax(x, axis=-1), _logits),
     # Separately: a mean with the large losses of scaled logits would hide the shifted rows' errors.
@@ -317,7 +362,8 @@ def test_every_registered_differentiable_op_is_covered():
     """A new op of graphc's must get a row in the tolerance table and a case here (custom ops of other tests need not)."""
     from graphc.ops.core import registered
 
-    not_numeric = {"const", "input", "param", "uniform", "one_hot", "greater", "equal",  # sources, masks
+    not_numeric = {"const", "input", "param", "uniform", "one_hot",  # sources
+                   "greater", "equal", "less", "less_equal", "greater_equal", "not_equal", "sign",  # masks
                    "reshape", "transpose", "broadcast_to", "concat", "slice_axis", "pad_axis",  # data movement
                    "add_n",  # the sum of gradient terms, an add
                    "astype"}  # a conversion, rounded to nearest by NumPy
@@ -414,6 +460,44 @@ def test_pow_exponent_gradient_finite_at_zero_base():
     ref = jax.grad(lambda b: jnp.sum(jnp.asarray(a) ** b))(2.0)
     assert np.isfinite(grad_b) and grad_b == pytest.approx(float(ref), rel=1e-15)
     assert grad_b == pytest.approx(4 * np.log(2.0), rel=1e-15)
+
+
+def _exact_ulps(got: np.ndarray, exact: list) -> float:
+    """Largest error of ``got`` in ulps of the exact values (Fractions or mpmath numbers)."""
+    ref = np.array([float(e) for e in exact], dtype=got.dtype)
+    return float(np.max(np.abs(got.astype(np.float64) - ref) / np.spacing(np.abs(ref))))
+
+
+def test_gelu_gradient_keeps_digits_below_minus_6():
+    """Φ(x) + x·φ(x) at x = -10, -20: Φ as ½(1 + erf(x/√2)) cancels to 0 there (4e4 ulps off at -10)."""
+    import mpmath
+
+    x = np.array([-10.0, -20.0, -3.0])
+    _, grad = compiled(gc.gelu, (3,))(x)
+    exact = [mpmath.ncdf(v) + mpmath.mpf(v) * mpmath.npdf(v) for v in x]
+    assert _exact_ulps(grad, exact) <= 2
+
+
+def test_logsumexp_gradient_keeps_digits_at_large_equal_values():
+    """softmax of (1e4, 1e4, 1e4 + 1) in float32; e^(x - y) with y rounded to 1e-3 is 3e7 ulps off."""
+    x = np.array([[1e4, 1e4, 1e4 + 1]])
+    _, grad = compiled(lambda v: gc.logsumexp(v, axis=-1), (1, 3), dtype="float32")(x)
+    e = np.exp(np.array([-1.0, -1.0, 0.0], dtype=np.longdouble))
+    assert _exact_ulps(grad[0], list(e / e.sum())) <= 2
+
+
+@pytest.mark.parametrize("row", [[1e8 + 1, 1e8, 1e8 - 1.5], [1e4, -1e4, 3.0]])
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_var_value_and_gradient_exact_where_the_mean_rounds(row, ddof):
+    """2(x - m)/(n - ddof) with the deviations corrected for the rounded mean (7e-9 off at 1e8: 4e7 ulps
+    of the deviations uncorrected); the two-pass value, where E[x²] - E[x]² is all rounding at 1e8."""
+    from fractions import Fraction
+
+    values = [Fraction(v) for v in row]
+    mean = sum(values) / 3
+    value, grad = compiled(lambda v: gc.var(v, ddof=ddof), (3,))(np.array(row))
+    assert _exact_ulps(np.atleast_1d(value), [sum((v - mean) ** 2 for v in values) / (3 - ddof)]) <= 2
+    assert _exact_ulps(grad, [2 * (v - mean) / (3 - ddof) for v in values]) <= 2
 
 
 def test_pow_base_gradient_is_zero_where_the_exponent_is_zero():

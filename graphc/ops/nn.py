@@ -244,10 +244,21 @@ def _gelu_kernel(out: np.ndarray, x: np.ndarray, approximate: str) -> None:
     np.multiply(out, 0.5, out=out)
 
 
+def _normal_cdf(x: Value, y: Value) -> Value:
+    """Φ(x): ½(1 + erf(x/√2)) for x ≥ -1, and y/x below, where y = x·Φ(x) is the kernel's erfc result.
+
+    1 + erf(x/√2) cancels for negative x (to 0 below -6, where Φ is still 1e-9 and
+    less); GELU's own value keeps Φ's digits there, and x ≤ -1 is far from x = 0.
+    """
+    left = E.less(x, -1.0)
+    below = y / E.where(left, x, -1.0)
+    return E.where(left, below, 0.5 + 0.5 * E.erf(x * _SQRT_HALF))
+
+
 def _gelu_vjp(g: Value, y: Value, x: Value, approximate: str) -> Value:
     """Exact: Φ(x) + x·φ(x).  Tanh: ½(1 + t) + ½x(1 - t)(1 + t)·√(2/π)(1 + 3·0.044715x²), t = tanh(u)."""
     if approximate == "none":
-        cdf = 0.5 + 0.5 * E.erf(x * _SQRT_HALF)
+        cdf = _normal_cdf(x, y)
         pdf = E.exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
         return g * (cdf + x * pdf)
     squared = x * x

@@ -129,8 +129,13 @@ def _logsumexp_kernel(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], kee
 
 
 def _logsumexp_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool) -> Value:
-    """softmax(x)·g = exp(x - y)·g over the reduced axes."""
-    return E.exp(x - _with_kept_dims(y, x, axis)) * _with_kept_dims(g, x, axis)
+    """softmax(x)·g over the reduced axes, as e^(x - m) / Σ e^(x - m) with m the maximum.
+
+    Not e^(x - y): y = m + log Σ is rounded to the spacing of m (1e-3 at 1e4 in
+    float32), and e^(x - y) would carry that absolute error as a relative one.
+    """
+    shifted = E.exp(x - max(x, axis=axis, keepdims=True))
+    return shifted * (_with_kept_dims(g, x, axis) / sum(shifted, axis=axis, keepdims=True))
 
 
 _LOGSUMEXP = Primitive(
@@ -193,7 +198,15 @@ def _inverse_dof(term: Value, x: Value, axis: tuple[int, ...], ddof: float) -> V
 
 
 def _centred(x: Value, axis: tuple[int, ...]) -> Value:
-    return x - mean(x, axis=axis, keepdims=True)
+    """x - mean(x), corrected for the mean's rounding: d - mean(d) with d = x - m̃.
+
+    The rounded mean m̃ is off by up to half an ulp of the mean (7e-9 at 1e8 in
+    float64), an absolute error of every deviation; mean(d) = m - m̃ up to rounding
+    of the small d, so d - mean(d) has the deviations' own precision (the corrected
+    two-pass algorithm of Chan, Golub and LeVeque).
+    """
+    first = x - mean(x, axis=axis, keepdims=True)
+    return first - mean(first, axis=axis, keepdims=True)
 
 
 def _var_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool, ddof: float) -> Value:
