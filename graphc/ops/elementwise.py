@@ -299,7 +299,7 @@ def _clip_bound(value: Any, what: str) -> float | None:
 def _clip_normalize(x: Aval, a_min: Any = None, a_max: Any = None) -> dict[str, Any]:
     low, high = _clip_bound(a_min, "a_min"), _clip_bound(a_max, "a_max")
     if low is None and high is None:
-        raise ShapeError("clip needs a_min or a_max (both are None)")
+        raise ShapeError("needs a_min or a_max (both are None); give at least one bound")
     if low is not None and high is not None and low > high:
         raise ShapeError(f"a_min {low} is greater than a_max {high}; give a_min <= a_max")
     return {"a_min": low, "a_max": high}
