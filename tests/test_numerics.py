@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
@@ -489,6 +489,14 @@ def test_logsumexp_gradient_keeps_digits_at_large_equal_values():
     assert _exact_ulps(grad[0], list(e / e.sum())) <= 2
 
 
+@pytest.mark.parametrize("value", [5.1051450715734874e-36, 0.1, 1e8 + 0.3])
+def test_var_of_equal_values_is_zero_where_their_mean_rounds(value):
+    """Five copies of v: the rounded mean m̃ ≠ v, and Σ (v - m̃)² alone is 5.6e-103 at v = 5.1e-36;
+    the correction (Σ d)²/n removes it. std's gradient there is NaN (0/0), as torch's."""
+    var, _ = compiled(lambda v: gc.var(v, ddof=1), (5,))(np.full(5, value))
+    assert var == 0.0
+
+
 @pytest.mark.parametrize("row", [[1e8 + 1, 1e8, 1e8 - 1.5], [1e4, -1e4, 3.0]])
 @pytest.mark.parametrize("ddof", [0, 1])
 def test_var_value_and_gradient_exact_where_the_mean_rounds(row, ddof):
@@ -580,6 +588,38 @@ def test_log_softmax_is_a_log_distribution_at_any_magnitude(logits):
     assert np.all(value <= 0.0)
     assert value.max() >= -np.log(4.0) - 1e-15
     assert abs(np.exp(value).sum() - 1.0) <= 8 * np.finfo(np.float64).eps
+
+
+@functools.cache
+def _moments_program():
+    return compiled(lambda x: gc.concat([gc.reshape(gc.var(x, ddof=1), (1,)), gc.reshape(gc.logsumexp(x), (1,))]), (5,))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=-10.0, max_value=10.0), min_size=5, max_size=5),
+       st.floats(min_value=-1e8, max_value=1e8))
+@example([0.0] * 5, 5.1051450715734874e-36)  # equal values whose mean rounds
+def test_var_ignores_a_shift_and_logsumexp_carries_it(values, offset):
+    """var(x + c) = var(x) (to the digits x + c keeps of x) and logsumexp(x + c) = logsumexp(x) + c:
+    the two-pass variance and the max-shifted log-sum lose nothing to the offset itself."""
+    x = np.array(values)
+    shifted = x + offset
+    (var, lse), _ = _moments_program()(x)
+    (var_shifted, lse_shifted), _ = _moments_program()(shifted)
+    lost = np.max(np.abs((shifted - offset) - x))  # the rounding of x + c, which no kernel can undo
+    assert abs(var_shifted - var) <= 2 * lost * np.sum(np.abs(x - x.mean())) + 8 * np.spacing(var) + 4 * lost**2 * x.size
+    assert abs(lse_shifted - (lse + offset)) <= lost + 4 * np.spacing(max(abs(lse + offset), 1.0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from([-2.0, -0.5, 0.0, 0.5, 1.0]), min_size=6, max_size=6))
+def test_minimum_is_maximum_mirrored(values):
+    """minimum(a, b) = -maximum(-a, -b), value and gradients, ties included."""
+    a, b = np.array(values[:3]), np.array(values[3:])
+    via_min = compiled(lambda u, v: gc.sum(gc.minimum(u, v) * np.array([1.0, 2.0, 3.0])), (3,), (3,))(a, b)
+    via_max = compiled(lambda u, v: gc.sum(-gc.maximum(-u, -v) * np.array([1.0, 2.0, 3.0])), (3,), (3,))(a, b)
+    for got, want in zip(via_min, via_max):
+        np.testing.assert_array_equal(got, want)
 
 
 def main() -> None:

@@ -161,18 +161,28 @@ def _moment_normalize(x: Aval, axis: int | Sequence[int] | None = None, keepdims
 
 def _moment_kernel(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdims: bool, ddof: float,
                    scratch: Sequence[np.ndarray], root: bool) -> None:
-    """Σ (x - mean)² / (n - ddof), two passes: the mean first, then the squared deviations.
+    """(Σ d² - (Σ d)²/n) / (n - ddof) with d = x - mean: the corrected two-pass algorithm.
 
     The one-pass E[x²] - E[x]² cancels catastrophically when the mean is large
-    against the spread (1e8 ± 1 in float64 gives 0 or negative variances).
-    n - ddof <= 0 gives inf or NaN, as NumPy's var.
+    against the spread (1e8 ± 1 in float64 gives 0 or negative variances). The
+    second pass squares the deviations from the rounded mean m̃; (Σ d)²/n removes
+    what m̃'s rounding adds, n·(m - m̃)² (Chan, Golub and LeVeque 1983), so five
+    equal values have variance 0 even where their mean rounds. n - ddof <= 0
+    gives inf or NaN, as NumPy's var.
     """
     deviation, mean_kept = scratch
     np.mean(x, axis=axis, keepdims=True, out=mean_kept)
     np.subtract(x, mean_kept, out=deviation)
+    np.add.reduce(deviation, axis=axis, keepdims=True, out=mean_kept)  # Σ d = n·(m - m̃), up to rounding
     np.multiply(deviation, deviation, out=deviation)
     np.add.reduce(deviation, axis=axis, keepdims=keepdims, out=out)
-    count = math.prod(x.shape[i] for i in axis) - ddof
+    n = math.prod(x.shape[i] for i in axis)
+    if n:
+        np.multiply(mean_kept, mean_kept, out=mean_kept)
+        np.divide(mean_kept, n, out=mean_kept)
+        np.subtract(out, mean_kept.reshape(out.shape), out=out)
+        np.maximum(out, 0.0, out=out)  # Σ d² ≥ (Σ d)²/n exactly; rounding must not make it negative
+    count = n - ddof
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(out, count if count > 0 else 0.0, out=out)
     if root:
@@ -227,7 +237,7 @@ _VAR = Primitive(
     vjp=[_var_vjp],
     flops=lambda ins, out, **attrs: 4 * ins[0].size,
     scratch=_kept_scratch,
-    doc="Σ (x - mean)² / (n - ddof) over axes, in two passes.  J^T: 2(x - mean)·g / (n - ddof).",
+    doc="Σ (x - mean)² / (n - ddof) over axes, corrected two-pass.  J^T: 2(x - mean)·g / (n - ddof).",
 )
 _STD = Primitive(
     "std",
