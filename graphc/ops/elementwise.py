@@ -228,7 +228,9 @@ not_equal = _binary(
     ZERO,
     doc="[a != b] as 0.0 / 1.0 in the operands' float dtype.",
 )
-sign = _unary("sign", lambda out, x: np.sign(x, out=out), ZERO, doc="-1, 0 or 1 by the sign of x (0 at ±0).  J^T: zero.")
+sign = _unary(
+    "sign", lambda out, x: np.sign(x, out=out), ZERO, doc="-1, 0 or 1 by the sign of x (0 at ±0).  J^T: zero."
+)
 abs = _unary(  # noqa: A001
     "abs",
     lambda out, x: np.absolute(x, out=out),

@@ -297,7 +297,7 @@ def _softplus_normalize(x: Aval, beta: Any = 1.0, threshold: Any = 20.0) -> dict
 
 
 def _softplus_kernel(out: np.ndarray, x: np.ndarray, beta: float, threshold: float) -> None:
-    """log(1 + e^(βx))/β as logaddexp(0, βx)/β (no overflow), and x where βx > threshold (torch's linear regime)."""
+    """log(1 + e^(βx))/β as logaddexp(0, βx)/β (no overflow), and x where βx > threshold (torch's)."""
     np.multiply(x, beta, out=out)
     linear = out > threshold
     np.logaddexp(0.0, out, out=out)
