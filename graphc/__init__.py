@@ -17,6 +17,23 @@ the outputs into a flat plan over numbered buffers, and run it on NumPy::
 from graphc.errors import GraphError
 from graphc.ir import Aval, Graph, Node, Value
 from graphc.ops import (
+    abs,
+    clip,
+    equal,
+    erf,
+    gelu,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    logsumexp,
+    minimum,
+    not_equal,
+    sign,
+    softplus,
+    std,
+    var,
+    where,
     Primitive,
     ShapeError,
     add,
@@ -75,5 +92,7 @@ __all__ = [
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",
     "concat", "slice_axis", "pad_axis", "softmax", "log_softmax", "softmax_cross_entropy",
     "one_hot", "mse", "uniform", "dropout",
+    "abs", "sign", "clip", "minimum", "where", "erf", "gelu", "softplus", "logsumexp", "var", "std",
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
     "render", "to_dot", "plot_memory_timeline", "plot_arena_layout", "plot_frontier",
 ]

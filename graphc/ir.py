@@ -395,11 +395,79 @@ class Value:
     def __neg__(self) -> "Value":
         return ops.neg(self)
 
+    # --- comparisons: 0.0/1.0 masks in the operands' float dtype ---------------
+    # As in PyTorch and JAX, ``==`` and ``!=`` compare elementwise and build nodes;
+    # ``__hash__`` stays the object's identity, so Values remain dict keys
+    # (``{param: new_value}``) and set members, whose lookups test identity first.
+    # Whether two handles are the same node is ``a is b`` (or ``a.node is b.node``).
+    # Operands that cannot be graph operands (None, strings) compare unequal.
+    __hash__ = object.__hash__
+
+    def __lt__(self, other: Any) -> "Value":
+        return ops.less(self, other)
+
+    def __le__(self, other: Any) -> "Value":
+        return ops.less_equal(self, other)
+
+    def __gt__(self, other: Any) -> "Value":
+        return ops.greater(self, other)
+
+    def __ge__(self, other: Any) -> "Value":
+        return ops.greater_equal(self, other)
+
+    def __eq__(self, other: Any) -> "Value":  # type: ignore[override]
+        if not _is_operand(other):
+            return NotImplemented
+        return ops.equal(self, other)
+
+    def __ne__(self, other: Any) -> "Value":  # type: ignore[override]
+        if not _is_operand(other):
+            return NotImplemented
+        return ops.not_equal(self, other)
+
+    # --- methods with NumPy's names and arguments --------------------------------
+    def sum(self, axis: Any = None, keepdims: bool = False) -> "Value":
+        """``gc.sum(self, axis, keepdims)``."""
+        return ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> "Value":
+        """``gc.mean(self, axis, keepdims)``."""
+        return ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> "Value":
+        """``gc.max(self, axis, keepdims)``."""
+        return ops.max(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> "Value":
+        """``gc.reshape(self, shape)``; as NumPy's, ``x.reshape(2, 3)`` and ``x.reshape((2, 3))`` are the same."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> "Value":
+        """``gc.transpose(self, axes)``; as NumPy's, axes given one by one or as a tuple (none: reversed)."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return ops.transpose(self, tuple(axes) if axes else None)
+
+    def astype(self, dtype: Any) -> "Value":
+        """``gc.astype(self, dtype)``."""
+        return ops.astype(self, dtype)
+
     def __bool__(self) -> bool:
-        raise GraphError(f"{self.node.describe()} is symbolic: it has no truth value until a program runs")
+        raise GraphError(
+            f"{self.node.describe()} is symbolic: it has no truth value until a program runs. Comparisons "
+            "(==, <, ...) build graph nodes, so `if a == b` and `a in list_of_values` cannot be decided; "
+            "test whether two Values are the same node with `a is b`"
+        )
 
     def __repr__(self) -> str:
         return f"<Value {self.name}: {self.op} {self.aval}>"
+
+
+def _is_operand(item: Any) -> bool:
+    """Whether ``item`` can be an operand of a graph op (a Value, a number or an array of numbers)."""
+    return isinstance(item, (Value, bool, int, float, np.ndarray, np.generic, list, tuple))
 
 
 def check_array(node: Node, array: Any, what: str) -> np.ndarray:

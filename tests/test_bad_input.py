@@ -1144,6 +1144,52 @@ CASES += [
 ]
 
 
+# --- elementwise ops, comparisons and moments: their arguments ---------------------
+
+
+def _in_list(value: gc.Value, other: gc.Value) -> bool:
+    """``value in [other]``: asks ``value == other`` (a node) for a truth value."""
+    return value in [other]
+
+
+def _same_graph_pair_in_list():
+    a, b = _pair()
+    return _in_list(a, b)
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("gelu-approximate-fast", lambda: gc.gelu(_x(), approximate="fast"), r"gelu: approximate must be 'none'.*or 'tanh', got 'fast'.*'x' \(2, 3\)"),
+    ("gelu-approximate-bool", lambda: gc.gelu(_x(), approximate=True), r"gelu: approximate must be 'none'.*got True"),
+    ("clip-min-above-max", lambda: gc.clip(_x(), 1.0, -1.0), r"clip: a_min 1.0 is greater than a_max -1.0; give a_min <= a_max"),
+    ("clip-no-bounds", lambda: gc.clip(_x()), r"clip: needs a_min or a_max \(both are None\)"),
+    ("clip-nan-bound", lambda: gc.clip(_x(), np.nan, 1.0), r"clip: a_min is NaN"),
+    ("clip-array-bound", lambda: gc.clip(_x(), np.zeros(3), 1.0), r"clip: a_min must be a number or None"),
+    ("clip-bool-bound", lambda: gc.clip(_x(), a_max=True), r"clip: a_max must be a number or None, got True"),
+    ("var-ddof-negative", lambda: gc.var(_x(), ddof=-1), r"var: ddof must be a number >= 0.*got -1"),
+    ("std-ddof-string", lambda: gc.std(_x(), ddof="1"), r"std: ddof must be a number >= 0.*got '1'"),
+    ("var-ddof-nan", lambda: gc.var(_x(), ddof=float("nan")), r"var: ddof must be a number >= 0.*got nan"),
+    ("var-axis-out-of-range", lambda: gc.var(_x(), axis=2), r"var: axis 2 is out of range for 2 dimensions"),
+    ("std-int-operand", lambda: gc.std(_x(dtype="int64")), r"std: expects float32 or float64, got int64"),
+    ("logsumexp-keepdims-not-bool", lambda: gc.logsumexp(_x(), keepdims=1), r"logsumexp: keepdims must be True or False"),
+    ("logsumexp-axis-repeated", lambda: gc.logsumexp(_x(), axis=(1, -1)), r"logsumexp: axis \(1, -1\) repeats an axis"),
+    ("softplus-beta-zero", lambda: gc.softplus(_x(), beta=0), r"softplus: beta must be > 0, got 0"),
+    ("softplus-threshold-inf", lambda: gc.softplus(_x(), threshold=np.inf), r"softplus: threshold must be a finite number"),
+    ("where-shapes", lambda: (lambda a, b: gc.where(a > 0, a, b))(*_pair((2, 3), (4,))), r"where: shapes \(2, 3\) and \(2, 3\) and \(4,\) do not broadcast"),
+    ("where-dtypes", lambda: (lambda a, b: gc.where(a > 0, a, b))(*_pair(dtype_b="float64")), r"where: dtypes differ \(float32, float64\)"),
+    ("less-operator-dtypes", lambda: (lambda a, b: a < b)(*_pair(dtype_b="float64")), r"less: dtypes differ"),
+    ("greater-equal-operator-shapes", lambda: (lambda a, b: a >= b)(*_pair((2, 3), (4,))), r"greater_equal: shapes \(2, 3\) and \(4,\) do not broadcast"),
+    ("minimum-int-operand", lambda: gc.minimum(_x(dtype="int64"), 1), r"minimum: expects float32 or float64, got int64"),
+    ("abs-str-operand", lambda: gc.abs("x"), r"abs: operand 0: cannot use a str"),
+    ("eq-has-no-truth-value", lambda: bool((lambda a, b: a == b)(*_pair())), r"symbolic.*Comparisons.*build graph nodes.*`a is b`"),
+    ("value-in-list-of-others", _same_graph_pair_in_list, r"symbolic.*`a in list_of_values` cannot be decided"),
+    ("reshape-method-size", lambda: _x().reshape(4, 4), r"reshape: cannot reshape \(2, 3\) \(6 elements\) into \(4, 4\)"),
+    ("transpose-method-axes", lambda: _x().transpose(0, 0), r"transpose: axes \(0, 0\) are not a permutation"),
+    ("astype-method-int", lambda: _x().astype("int64"), r"astype: dtype int64 is not supported"),
+    ("sum-method-axis", lambda: _x().sum(axis=3), r"sum: axis 3 is out of range"),
+]
+
+
 @pytest.mark.parametrize("case_id, thunk, pattern", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_raises_graph_error(case_id, thunk, pattern):
     with pytest.raises(gc.GraphError, match=pattern) as info:

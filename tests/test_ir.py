@@ -216,6 +216,59 @@ def test_a_scalar_operand_computes_as_numpy_does(scalar, xs, op_name):
     np.testing.assert_array_equal(got_right, fn(scalar, x_val))
 
 
+COMPARISONS = {
+    "less": operator.lt,
+    "less_equal": operator.le,
+    "greater": operator.gt,
+    "greater_equal": operator.ge,
+    "equal": operator.eq,
+    "not_equal": operator.ne,
+}
+
+
+@pytest.mark.parametrize("op_name", sorted(COMPARISONS))
+def test_each_comparison_operator_builds_a_mask_of_its_op(op_name):
+    """``a < b`` etc. are elementwise, 0.0/1.0 in the operands' dtype, either way round with a scalar or array."""
+    fn = COMPARISONS[op_name]
+    a_val, b_val = np.array([1.0, 2.0, 3.0, 2.0], np.float32), np.array([2.0, 2.0, 1.0, 5.0], np.float32)
+    with gc.Graph("g"):
+        a = gc.input("a", shape=(4,), dtype="float32")
+        b = gc.input("b", shape=(4,), dtype="float32")
+        y, with_scalar, reflected, with_array = fn(a, b), fn(a, 2.0), fn(2.0, a), fn(b_val, a)
+    assert y.op == op_name and y.node.inputs == (a.node, b.node) and y.dtype == np.float32
+    got = gc.compile([y, with_scalar, reflected, with_array]).run({"a": a_val, "b": b_val})
+    for result, expected in zip(got, [fn(a_val, b_val), fn(a_val, 2.0), fn(2.0, a_val), fn(b_val, a_val)]):
+        np.testing.assert_array_equal(result, expected.astype(np.float32))
+
+
+def test_values_stay_dict_keys_and_set_members_though_eq_is_elementwise():
+    """``==`` builds a node, but hashing is by identity: ``{w: w - lr·dw}`` updates and sets of Values work,
+    a Value equals only itself as a key, and a non-operand (None, a string) compares unequal."""
+    with gc.Graph("g"):
+        x = gc.input("x", shape=(2,), dtype="float64")
+        w = gc.param("w", shape=(2,), dtype="float64", init=np.array([1.0, 2.0]))
+        loss = gc.sum(w * x)
+        new_w = w - 0.5 * gc.grad(loss, w)
+    same_node = gc.Value(w.node)
+    updates = {w: new_w}
+    assert updates[w] is new_w and w in updates and x not in updates and same_node not in updates
+    assert len({w, x, w, new_w}) == 3 and hash(w) != hash(same_node)
+    assert (w == None) is False and (w != "w") is True  # noqa: E711
+    assert (w == x).op == "equal" and (w != x).op == "not_equal"
+    gc.compile([loss], updates=updates).run({"x": np.array([2.0, 4.0])})
+    np.testing.assert_array_equal(w.value, [0.0, 0.0])
+
+
+def test_membership_of_a_value_in_a_list_says_to_use_is():
+    """``x in [y]`` asks ``x == y`` for a truth value: the error names ``is`` (identity is found first)."""
+    with gc.Graph("g"):
+        x = gc.input("x", shape=(2,))
+        y = gc.input("y", shape=(2,))
+    assert x in [x, y]
+    with pytest.raises(gc.GraphError, match=r"symbolic.*`a is b`"):
+        x in [y]  # noqa: B015
+
+
 def test_a_value_has_no_truth_value():
     with gc.Graph("g"):
         x = gc.input("x", shape=(2,))
@@ -227,6 +280,22 @@ def test_transpose_property():
     with gc.Graph("g"):
         x = gc.input("x", shape=(2, 3))
     assert x.T.shape == (3, 2) and x.T.op == "transpose"
+
+
+def test_methods_take_numpys_arguments():
+    """``.sum() .mean() .max() .reshape() .transpose() .astype()`` build the functions' nodes."""
+    x_val = np.arange(24.0).reshape(2, 3, 4) / 7
+    with gc.Graph("g"):
+        x = gc.input("x", shape=(2, 3, 4), dtype="float64")
+        results = [x.sum(), x.sum(axis=1, keepdims=True), x.mean(-1), x.max(axis=(0, 2)), x.reshape(6, 4),
+                   x.reshape((4, -1)), x.transpose(), x.transpose(2, 0, 1), x.transpose((1, 0, 2)), x.astype("float32")]
+    expected = [x_val.sum(), x_val.sum(axis=1, keepdims=True), x_val.mean(-1), x_val.max(axis=(0, 2)),
+                x_val.reshape(6, 4), x_val.reshape((4, -1)), x_val.transpose(), x_val.transpose(2, 0, 1),
+                x_val.transpose((1, 0, 2)), x_val.astype("float32")]
+    assert [r.op for r in results] == ["sum", "sum", "mean", "max"] + ["reshape"] * 2 + ["transpose"] * 3 + ["astype"]
+    for got, want in zip(gc.compile(results).run({"x": x_val}), expected):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-15)
 
 
 # --- constant promotion ----------------------------------------------------------------

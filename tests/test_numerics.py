@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
@@ -75,6 +75,18 @@ TOLERANCE: dict[str, Tolerance] = {
     "softmax": Tolerance(8, 8, grad_floor=1.0),
     "log_softmax": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
     "softmax_cross_entropy": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
+    "abs": Tolerance(0, 0),
+    "minimum": Tolerance(0, 0),
+    "where": Tolerance(0, 0),
+    "clip": Tolerance(0, 0),
+    "erf": Tolerance(2, 2),
+    # erfc(-x/√2) of a rounded x/√2: relative error ~x²·eps, 140 ulps at x = -20 in graphc and JAX alike,
+    # and JAX's gradient is 171 ulps off there (graphc's is within 2 ulps of the exact value).
+    "gelu": Tolerance(8, 192),
+    "softplus": Tolerance(8, 8),
+    "logsumexp": Tolerance(4, 4),
+    "var": Tolerance(4, 4),
+    "std": Tolerance(4, 4),
 }
 
 DTYPES = ("float32", "float64")
@@ -186,6 +198,17 @@ def _rows(dtype: np.dtype) -> list[np.ndarray]:
     return [np.array([[1e30, 1.0, -1e30], [quarter_max] * 3, [0.0, -0.0, 1e-30], [0.5, 1.5, 2.5]])]
 
 
+def _moment_rows(dtype: np.dtype) -> list[np.ndarray]:
+    """Rows for var and std: a large mean against a small spread (where E[x²] - E[x]² cancels),
+    a tiny spread, a tie. Not _rows: their squared deviations overflow or underflow. Nor
+    large deviations that cancel (1e4, -1e4, 3): JAX's gradient is 236 ulps off there,
+    graphc's is checked against exact arithmetic in a test of its own."""
+    return [np.array([[1e8 + 1, 1e8, 1e8 - 1.5], [1e-10, 3e-10, -2e-10], [0.5, 1.5, 2.5], [-7.0, -7.0, 2.0]])]
+
+
+_jax_logsumexp_rows = jax.jit(functools.partial(jax.nn.logsumexp, axis=-1))
+
+
 def _jax_sce(logits, labels):
     logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
@@ -200,13 +223,27 @@ UNARY = {
     "relu": (gc.relu, jax.nn.relu, _unary_points),
     "log": (gc.log, jnp.log, _positive_points),
     "sqrt": (gc.sqrt, jnp.sqrt, _positive_points),
+    # |x| as x·sign(x): torch's subgradient 0 at 0 (JAX's abs has 1 there).
+    "abs": (gc.abs, lambda x: x * jnp.sign(x), _unary_points),
+    # Bounds off the points: at a bound JAX's clip splits the gradient in half, torch's (and graphc's) passes it.
+    "clip": (lambda x: gc.clip(x, -0.75, 15.0), lambda x: jnp.clip(x, -0.75, 15.0), _unary_points),
+    "erf": (gc.erf, jax.lax.erf, _unary_points),
+    # torch's softplus: x itself above the threshold 20.
+    "softplus": (gc.softplus, lambda x: jnp.where(x > 20.0, x, jax.nn.softplus(x)), _unary_points),
 }
 BINARY = {
     "add": (gc.add, jnp.add, _pairs),
     "sub": (gc.sub, jnp.subtract, _pairs),
     "mul": (gc.mul, jnp.multiply, _pairs),
     "maximum": (gc.maximum, jnp.maximum, _pairs),
+    "minimum": (gc.minimum, jnp.minimum, _pairs),
 }
+
+
+def _where_mask(dtype: np.dtype) -> list[np.ndarray]:
+    """A 0/1 mask for :func:`_pairs`, every other element chosen."""
+    size = _pairs(dtype)[0].size
+    return [(np.arange(size) % 2).astype(dtype)]
 
 
 def _div_grads(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
@@ -235,6 +272,17 @@ CASES += [
          lambda dt: [np.array([[1e15, 1.0], [1e-15, -3.0]]), np.array([[2.0, -1e-10], [1e10, 0.5]])]),
 ]
 CASES += [
+    Case("where", lambda a, b, c: gc.where(c, a, b), lambda a, b, c: jnp.where(c != 0, a, b), _pairs, _where_mask),
+    Case("gelu", gc.gelu, lambda x: jax.nn.gelu(x, approximate=False), lambda dt: [_unary_points(dt)]),
+    Case("gelu", lambda x: gc.gelu(x, approximate="tanh"), lambda x: jax.nn.gelu(x, approximate=True),
+         lambda dt: [_unary_points(dt)], label="gelu-tanh"),
+    # Jitted: JAX's logsumexp op by op takes 1.6 s per run.
+    Case("logsumexp", lambda x: gc.logsumexp(x, axis=-1), _jax_logsumexp_rows, _logits),
+    Case("logsumexp", lambda x: gc.logsumexp(x, axis=-1), _jax_logsumexp_rows, _rows, label="logsumexp-rows"),
+    Case("var", lambda x: gc.var(x, axis=-1), lambda x: jnp.var(x, axis=-1), _moment_rows),
+    Case("var", lambda x: gc.var(x, axis=-1, ddof=1), lambda x: jnp.var(x, axis=-1, ddof=1), _moment_rows,
+         label="var-ddof1"),
+    Case("std", lambda x: gc.std(x, axis=-1), lambda x: jnp.std(x, axis=-1), _moment_rows),
     Case("softmax", gc.softmax, lambda x: jax.nn.softmax(x, axis=-1), _logits),
     Case("log_softmax", gc.log_softmax, lambda x: jax.nn.log_softmax(x, axis=-1), _logits),
     # Separately: a mean with the large losses of scaled logits would hide the shifted rows' errors.
@@ -317,7 +365,8 @@ def test_every_registered_differentiable_op_is_covered():
     """A new op of graphc's must get a row in the tolerance table and a case here (custom ops of other tests need not)."""
     from graphc.ops.core import registered
 
-    not_numeric = {"const", "input", "param", "uniform", "one_hot", "greater", "equal",  # sources, masks
+    not_numeric = {"const", "input", "param", "uniform", "one_hot",  # sources
+                   "greater", "equal", "less", "less_equal", "greater_equal", "not_equal", "sign",  # masks
                    "reshape", "transpose", "broadcast_to", "concat", "slice_axis", "pad_axis",  # data movement
                    "add_n",  # the sum of gradient terms, an add
                    "astype"}  # a conversion, rounded to nearest by NumPy
@@ -416,6 +465,52 @@ def test_pow_exponent_gradient_finite_at_zero_base():
     assert grad_b == pytest.approx(4 * np.log(2.0), rel=1e-15)
 
 
+def _exact_ulps(got: np.ndarray, exact: list) -> float:
+    """Largest error of ``got`` in ulps of the exact values (Fractions or mpmath numbers)."""
+    ref = np.array([float(e) for e in exact], dtype=got.dtype)
+    return float(np.max(np.abs(got.astype(np.float64) - ref) / np.spacing(np.abs(ref))))
+
+
+def test_gelu_gradient_keeps_digits_below_minus_6():
+    """Φ(x) + x·φ(x) at x = -10, -20: Φ as ½(1 + erf(x/√2)) cancels to 0 there (4e4 ulps off at -10)."""
+    import mpmath
+
+    x = np.array([-10.0, -20.0, -3.0])
+    _, grad = compiled(gc.gelu, (3,))(x)
+    exact = [mpmath.ncdf(v) + mpmath.mpf(v) * mpmath.npdf(v) for v in x]
+    assert _exact_ulps(grad, exact) <= 2
+
+
+def test_logsumexp_gradient_keeps_digits_at_large_equal_values():
+    """softmax of (1e4, 1e4, 1e4 + 1) in float32; e^(x - y) with y rounded to 1e-3 is 3e7 ulps off."""
+    x = np.array([[1e4, 1e4, 1e4 + 1]])
+    _, grad = compiled(lambda v: gc.logsumexp(v, axis=-1), (1, 3), dtype="float32")(x)
+    e = np.exp(np.array([-1.0, -1.0, 0.0], dtype=np.longdouble))
+    assert _exact_ulps(grad[0], list(e / e.sum())) <= 2
+
+
+@pytest.mark.parametrize("value", [5.1051450715734874e-36, 0.1, 1e8 + 0.3])
+def test_var_of_equal_values_is_zero_where_their_mean_rounds(value):
+    """Five copies of v: the rounded mean m̃ ≠ v, and Σ (v - m̃)² alone is 5.6e-103 at v = 5.1e-36;
+    the correction (Σ d)²/n removes it. std's gradient there is NaN (0/0), as torch's."""
+    var, _ = compiled(lambda v: gc.var(v, ddof=1), (5,))(np.full(5, value))
+    assert var == 0.0
+
+
+@pytest.mark.parametrize("row", [[1e8 + 1, 1e8, 1e8 - 1.5], [1e4, -1e4, 3.0]])
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_var_value_and_gradient_exact_where_the_mean_rounds(row, ddof):
+    """2(x - m)/(n - ddof) with the deviations corrected for the rounded mean (7e-9 off at 1e8: 4e7 ulps
+    of the deviations uncorrected); the two-pass value, where E[x²] - E[x]² is all rounding at 1e8."""
+    from fractions import Fraction
+
+    values = [Fraction(v) for v in row]
+    mean = sum(values) / 3
+    value, grad = compiled(lambda v: gc.var(v, ddof=ddof), (3,))(np.array(row))
+    assert _exact_ulps(np.atleast_1d(value), [sum((v - mean) ** 2 for v in values) / (3 - ddof)]) <= 2
+    assert _exact_ulps(grad, [2 * (v - mean) / (3 - ddof) for v in values]) <= 2
+
+
 def test_pow_base_gradient_is_zero_where_the_exponent_is_zero():
     """a⁰ = 1 for every a, so ∂a⁰/∂a = 0, also at a = 0 where b·a^(b-1) is 0·∞."""
     _, grad_a, _ = compiled(lambda a, b: a ** b, (3,), (3,))(np.array([0.0, 0.0, 2.0]), np.array([0.0, 2.0, 0.0]))
@@ -493,6 +588,38 @@ def test_log_softmax_is_a_log_distribution_at_any_magnitude(logits):
     assert np.all(value <= 0.0)
     assert value.max() >= -np.log(4.0) - 1e-15
     assert abs(np.exp(value).sum() - 1.0) <= 8 * np.finfo(np.float64).eps
+
+
+@functools.cache
+def _moments_program():
+    return compiled(lambda x: gc.concat([gc.reshape(gc.var(x, ddof=1), (1,)), gc.reshape(gc.logsumexp(x), (1,))]), (5,))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=-10.0, max_value=10.0), min_size=5, max_size=5),
+       st.floats(min_value=-1e8, max_value=1e8))
+@example([0.0] * 5, 5.1051450715734874e-36)  # equal values whose mean rounds
+def test_var_ignores_a_shift_and_logsumexp_carries_it(values, offset):
+    """var(x + c) = var(x) (to the digits x + c keeps of x) and logsumexp(x + c) = logsumexp(x) + c:
+    the two-pass variance and the max-shifted log-sum lose nothing to the offset itself."""
+    x = np.array(values)
+    shifted = x + offset
+    (var, lse), _ = _moments_program()(x)
+    (var_shifted, lse_shifted), _ = _moments_program()(shifted)
+    lost = np.max(np.abs((shifted - offset) - x))  # the rounding of x + c, which no kernel can undo
+    assert abs(var_shifted - var) <= 2 * lost * np.sum(np.abs(x - x.mean())) + 8 * np.spacing(var) + 4 * lost**2 * x.size
+    assert abs(lse_shifted - (lse + offset)) <= lost + 4 * np.spacing(max(abs(lse + offset), 1.0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from([-2.0, -0.5, 0.0, 0.5, 1.0]), min_size=6, max_size=6))
+def test_minimum_is_maximum_mirrored(values):
+    """minimum(a, b) = -maximum(-a, -b), value and gradients, ties included."""
+    a, b = np.array(values[:3]), np.array(values[3:])
+    via_min = compiled(lambda u, v: gc.sum(gc.minimum(u, v) * np.array([1.0, 2.0, 3.0])), (3,), (3,))(a, b)
+    via_max = compiled(lambda u, v: gc.sum(-gc.maximum(-u, -v) * np.array([1.0, 2.0, 3.0])), (3,), (3,))(a, b)
+    for got, want in zip(via_min, via_max):
+        np.testing.assert_array_equal(got, want)
 
 
 def main() -> None:

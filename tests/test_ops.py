@@ -22,6 +22,7 @@ and Paddle's ``matmul(x, x)`` (#11977) shipped with. Inputs stay away from kinks
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -69,6 +70,23 @@ def _dropout(x, key, rate):
     return x * (_uniform(key, x.shape, x.dtype, stream=_DROPOUT_STREAM) > rate) / (1.0 - rate)
 
 
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _softplus(x, beta=1.0, threshold=20.0):
+    return np.where(beta * x > threshold, x, np.log1p(np.exp(beta * x)) / beta)
+
+
+def _logsumexp(x, axis=None, keepdims=False):
+    return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+
+
 _DROPOUT_STREAM = 2  # the uniform node of a dropout case is the graph's third node (x0, x1, then it)
 
 
@@ -106,6 +124,21 @@ NP = SimpleNamespace(
     one_hot=lambda labels, classes, dtype: (labels[..., None] == np.arange(classes)).astype(dtype),
     mse=lambda p, t: np.mean((p - t) ** 2),
     add_n=lambda *xs: functools.reduce(np.add, xs),
+    less=lambda a, b: np.less(a, b).astype(np.result_type(a, b)),
+    less_equal=lambda a, b: np.less_equal(a, b).astype(np.result_type(a, b)),
+    greater_equal=lambda a, b: np.greater_equal(a, b).astype(np.result_type(a, b)),
+    not_equal=lambda a, b: np.not_equal(a, b).astype(np.result_type(a, b)),
+    where=lambda c, a, b: np.where(np.asarray(c) != 0, a, b),
+    abs=np.abs,
+    sign=np.sign,
+    clip=lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
+    minimum=np.minimum,
+    erf=_erf,
+    gelu=_gelu,
+    softplus=_softplus,
+    logsumexp=_logsumexp,
+    var=lambda x, axis=None, keepdims=False, ddof=0: np.var(x, axis=axis, keepdims=keepdims, ddof=ddof),
+    std=lambda x, axis=None, keepdims=False, ddof=0: np.std(x, axis=axis, keepdims=keepdims, ddof=ddof),
     div_by_count=lambda x, dims: x * (1.0 / np.prod(dims) if np.prod(dims) else 0.0),
     uniform=_uniform,
     dropout=_dropout,
@@ -247,6 +280,48 @@ case("equal", lambda m, x: m.equal(x, x) * x, A(3, 4), label="fanout")
 case("one_hot", lambda m, x, lab: m.one_hot(lab, 5, x.dtype) * x, A(4, 5), L((4,), 5))
 case("one_hot", lambda m, x, lab: m.one_hot(lab, 3, x.dtype) * x * x, A(2, 3, 3), L((2, 3), 3, "int32"), label="fanout")
 
+for op in ["less", "less_equal", "greater_equal", "not_equal"]:
+    case(op, lambda m, x, y, op=op: getattr(m, op)(x, y) * x, Arg((3, 4), "grid0"), Arg((4,), "grid1"))
+    case(op, lambda m, x, op=op: getattr(m, op)(x, 0.1) * x * x, Arg((3, 4), "grid0"), label="fanout")
+case("less", lambda m, x, y: ((x < y) + (x <= y) * 2.0 + (x > y) * 4.0 + (x >= y) * 8.0 + (x == y) * 16.0
+                              + (x != y) * 32.0 + (x == x) * 64.0) * x * y,
+     Arg((3, 4), "grid0"), Arg((4,), "grid1"), label="operators")
+case("greater", lambda m, x: (0.1 < x) * x + (x > x) + (x >= x), Arg((3, 4), "grid0"), label="operators-reflected")
+case("sign", lambda m, x: m.sign(x) * x, Arg((3, 4), "away"))
+case("sign", lambda m, x: m.sign(x) * m.sign(x) * x, Arg((2, 3), "away"), label="fanout")
+
+# --- selecting and limiting: where, abs, clip, minimum ----------------------------------
+
+case("where", lambda m, c, x, y: m.where(m.greater(c, 0.0), x, y), Arg((3, 4), "away"), A(3, 4), A(3, 4))
+case("where", lambda m, c, x, y: m.where(m.greater(c, 0.0), x, y), Arg((3, 1), "away"), A(4), A(2, 3, 4),
+     label="broadcast")
+case("where", lambda m, x: m.where(m.greater(x, 0.0), x * x, 0.5), Arg((3, 4), "away"), label="scalar")
+case("where", lambda m, x: m.where(m.greater(x, 0.0), x * x, x), Arg((3, 4), "away"), label="fanout")
+case("abs", lambda m, x: m.abs(x), Arg((2, 3, 4), "away"))
+case("abs", lambda m, x: m.abs(x) * x, Arg((3, 4), "away"), label="fanout")
+for label, bounds in [("both", (-0.5, 0.7)), ("min-only", (-0.5, None)), ("max-only", (None, 0.7))]:
+    case("clip", lambda m, x, b=bounds: m.clip(x, *b), A(3, 4), label=label)
+case("clip", lambda m, x: m.clip(x, -0.5, 0.7) * x, A(3, 4), label="fanout")
+for a, b in BROADCASTS:
+    case("minimum", lambda m, x, y: m.minimum(x, y), Arg(a, "grid0"), Arg(b, "grid1"))
+case("minimum", lambda m, x: m.minimum(x, x), A(3, 4), label="fanout-ties")
+case("minimum", lambda m, x, y: m.minimum(x, y) * x, Arg((3, 4), "grid0"), Arg((4,), "grid1"), label="fanout-broadcast")
+
+# --- smooth activations ------------------------------------------------------------------
+
+for op, f in {
+    "erf": lambda m, x: m.erf(x),
+    "gelu": lambda m, x: m.gelu(x),
+    "softplus": lambda m, x: m.softplus(x),
+}.items():
+    for shape in [(), (2, 3, 4)]:
+        case(op, f, Arg(shape, "any"))
+    case(op, lambda m, x, f=f: f(m, x) * x, A(3, 4), label="fanout")
+case("gelu", lambda m, x: m.gelu(x, approximate="tanh"), A(2, 3, 4), label="tanh")
+case("gelu", lambda m, x: m.gelu(x, approximate="tanh") * x, A(3, 4), label="fanout-tanh")
+case("softplus", lambda m, x: m.softplus(x, beta=2.0, threshold=1.0), A(3, 4), label="beta2-threshold1")
+case("softplus", lambda m, x: m.softplus(x * 30.0), A(3, 4), label="above-threshold")
+
 # --- matmul ---------------------------------------------------------------------------
 
 MATMULS = [((3, 4), (4, 5)), ((4,), (4, 3)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
@@ -269,6 +344,31 @@ for op, kind in [("sum", "any"), ("mean", "any"), ("max", "distinct")]:
     case(op, lambda m, x, op=op: getattr(m, op)(x, axis=0), Arg((5,), kind), label="(5,)-axis=0")
     case(op, lambda m, x, op=op: x * getattr(m, op)(x, axis=1, keepdims=True), Arg((3, 4), kind), label="fanout")
     case(op, lambda m, x, op=op: getattr(m, op)(x, axis=0) * getattr(m, op)(x, axis=0), Arg((3, 4), kind), label="fanout-twice")
+
+for axis in [None, 1, -1, (0, 2)]:
+    for keepdims in [False, True]:
+        case("logsumexp", lambda m, x, axis=axis, keepdims=keepdims: m.logsumexp(x, axis=axis, keepdims=keepdims),
+             A(2, 3, 4), label=f"(2,3,4)-axis={axis}-keepdims={keepdims}".replace(" ", ""))
+case("logsumexp", lambda m, x: x * m.logsumexp(x, axis=1, keepdims=True), A(3, 4), label="fanout")
+for op in ["var", "std"]:
+    for axis, keepdims, ddof in [(None, False, 0), (1, False, 0), (-1, True, 1), ((0, 2), False, 1), (0, True, 0)]:
+        case(op, lambda m, x, op=op, axis=axis, keepdims=keepdims, ddof=ddof:
+             getattr(m, op)(x, axis=axis, keepdims=keepdims, ddof=ddof),
+             A(2, 3, 4), label=f"(2,3,4)-axis={axis}-keepdims={keepdims}-ddof={ddof}".replace(" ", ""))
+    case(op, lambda m, x, op=op: getattr(m, op)(x, axis=0) * getattr(m, op)(x, axis=0, ddof=1), A(3, 4),
+         label="fanout")
+    case(op, lambda m, x, op=op: x * getattr(m, op)(x, axis=1, keepdims=True), A(3, 4), label="fanout-times-x")
+
+# --- Value methods (the functions with NumPy's method names) ------------------------------
+
+case("sum", lambda m, x: x.sum(axis=1, keepdims=True) * x.sum(), A(3, 4), label="method")
+case("mean", lambda m, x: x.mean(0) + x.mean(axis=(0, 1)), A(3, 4), label="method")
+case("max", lambda m, x: x.max(axis=-1, keepdims=True) + x.max(), Arg((3, 4), "distinct"), label="method")
+case("reshape", lambda m, x: x.reshape(4, 3) + x.reshape((4, 3)) + x.reshape([-1, 3]), A(3, 4), label="method")
+case("transpose", lambda m, x: x.transpose(1, 2, 0) + x.transpose((1, 2, 0)) * x.transpose(2, 0, 1).transpose(1, 2, 0),
+     A(2, 2, 2), label="method")
+case("transpose", lambda m, x: x.transpose() * x.T, A(3, 4), label="method-reversed")
+case("astype", lambda m, x: x.astype("float64").astype(x.dtype) * x, A(3, 4), label="method")
 
 # --- moving elements -------------------------------------------------------------------
 
@@ -351,7 +451,8 @@ case("dropout", lambda m, x, key: m.dropout(x, key, 0.25) * x, A(3, 3), L((), 10
 # Ops whose every VJP rule is ZERO (masks, one-hot rows: piecewise constant, or int
 # operands) or that have no rule at all (sources). They still have forward cases and
 # cases above where the gradient flows *around* them.
-NO_VJP = {"greater", "equal", "one_hot", "uniform", "input", "param", "const"}
+NO_VJP = {"greater", "equal", "less", "less_equal", "greater_equal", "not_equal", "sign", "one_hot", "uniform",
+          "input", "param", "const"}
 SOURCES = {"input", "param", "const"}
 # Public functions built from other ops (no primitive of their own): tested like ops.
 COMPOSITES = {"mse": "mean", "dropout": "uniform"}
@@ -401,7 +502,7 @@ def elementwise_check(c: Case, rng: np.random.Generator, rtol: float = 1e-6, ato
     analytic = gc.compile(grads).run(_feeds(xs, arrays))
     ref = functools.partial(c.fn, NP)
     for x, got in zip(wrt, analytic):
-        index = xs.index(x)
+        index = next(i for i, v in enumerate(xs) if v is x)  # `xs.index(x)` would compare Values with ==
         expected = numeric_vjp(ref, arrays, index, cot, c.eps)
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=f"gradient of {x.name} in {c.id}")
 
@@ -491,7 +592,8 @@ def test_every_op_is_covered() -> None:
 def test_no_vjp_list_is_honest(name: str) -> None:
     """An op listed in NO_VJP really has only ZERO rules (or none, for sources)."""
     prim = registered()[name]
-    arity = {"greater": 2, "equal": 2, "one_hot": 1, "uniform": 1}.get(name, 0)
+    arity = {"greater": 2, "equal": 2, "less": 2, "less_equal": 2, "greater_equal": 2, "not_equal": 2, "sign": 1,
+             "one_hot": 1, "uniform": 1}.get(name, 0)
     if name in SOURCES:
         assert prim.vjp is None
     else:

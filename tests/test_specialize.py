@@ -87,6 +87,17 @@ def test_max_and_broadcast_gradients_equal_fixed_size_graph():
     _check_against_fixed(lambda x, labels, w, b: gc.sum(gc.max(x @ w, axis=1) * gc.sum(b)) + gc.mean(x * 0.5))
 
 
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_var_and_std_over_the_batch_gradients_equal_fixed_size_graph(ddof):
+    """var's and std's VJPs divide by n - ddof where n counts the batch: 1/(n - ddof) = (1/n)/(1 - ddof/n)."""
+    _check_against_fixed(lambda x, labels, w, b: gc.sum(gc.var(x @ w, axis=0, ddof=ddof) * b)
+                         + gc.std(gc.tanh(x), ddof=ddof) + gc.sum(gc.std(x, axis=(0, 1), keepdims=True, ddof=ddof)))
+
+
+def test_logsumexp_over_the_batch_gradient_equals_fixed_size_graph():
+    _check_against_fixed(lambda x, labels, w, b: gc.sum(gc.logsumexp(x @ w + b, axis=0)) + gc.logsumexp(x))
+
+
 def test_reshape_that_keeps_the_batch_equals_fixed_size_graph():
     def loss(x, labels, w, b):
         cube = gc.reshape(x, (-1, 2, 2))  # (None, 2, 2): the batch stays a dimension of its own

@@ -8,42 +8,53 @@ loaded from JSON gets its kernels back.
 from graphc.ops.core import ZERO, GraphError, Primitive, ShapeError, bind, defop, lookup, registered
 from graphc.ops.source import constant, input, param, glorot_uniform, default_init
 from graphc.ops.elementwise import (
+    abs,
     add,
     add_n,
     astype,
+    clip,
     copy,
     div,
     div_by_count,
     equal,
+    erf,
     exp,
     greater,
+    greater_equal,
+    less,
+    less_equal,
     log,
     maximum,
+    minimum,
     mul,
     neg,
+    not_equal,
     pow,
     relu,
     sigmoid,
+    sign,
     sqrt,
     sub,
     tanh,
     times_inverse_count,
     unbroadcast,
+    where,
 )
-from graphc.ops.reduce import max, mean, sum
+from graphc.ops.reduce import logsumexp, max, mean, std, sum, var
 from graphc.ops.shape import broadcast_to, concat, pad_axis, reshape, slice_axis, transpose
 from graphc.ops.linalg import matmul
-from graphc.ops.nn import log_softmax, mse, one_hot, softmax, softmax_cross_entropy
+from graphc.ops.nn import gelu, log_softmax, mse, one_hot, softmax, softmax_cross_entropy, softplus
 from graphc.ops.random import dropout, uniform
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
     "constant", "input", "param", "glorot_uniform", "default_init",
-    "add", "add_n", "astype", "copy", "div", "div_by_count", "equal", "exp", "greater", "log", "maximum", "mul",
-    "neg", "pow", "relu", "sigmoid", "sqrt", "sub", "tanh", "times_inverse_count", "unbroadcast",
-    "max", "mean", "sum",
+    "abs", "add", "add_n", "astype", "clip", "copy", "div", "div_by_count", "equal", "erf", "exp", "greater",
+    "greater_equal", "less", "less_equal", "log", "maximum", "minimum", "mul", "neg", "not_equal", "pow", "relu",
+    "sigmoid", "sign", "sqrt", "sub", "tanh", "times_inverse_count", "unbroadcast", "where",
+    "logsumexp", "max", "mean", "std", "sum", "var",
     "broadcast_to", "concat", "pad_axis", "reshape", "slice_axis", "transpose",
     "matmul",
-    "log_softmax", "mse", "one_hot", "softmax", "softmax_cross_entropy",
+    "gelu", "log_softmax", "mse", "one_hot", "softmax", "softmax_cross_entropy", "softplus",
     "dropout", "uniform",
 ]

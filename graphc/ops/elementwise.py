@@ -200,6 +200,143 @@ equal = _binary(
 )
 
 
+less = _binary(
+    "less",
+    lambda out, a, b: np.less(a, b, out=out, casting="unsafe"),
+    ZERO,
+    ZERO,
+    doc="[a < b] as 0.0 / 1.0 in the operands' float dtype.",
+)
+less_equal = _binary(
+    "less_equal",
+    lambda out, a, b: np.less_equal(a, b, out=out, casting="unsafe"),
+    ZERO,
+    ZERO,
+    doc="[a <= b] as 0.0 / 1.0 in the operands' float dtype.",
+)
+greater_equal = _binary(
+    "greater_equal",
+    lambda out, a, b: np.greater_equal(a, b, out=out, casting="unsafe"),
+    ZERO,
+    ZERO,
+    doc="[a >= b] as 0.0 / 1.0 in the operands' float dtype.",
+)
+not_equal = _binary(
+    "not_equal",
+    lambda out, a, b: np.not_equal(a, b, out=out, casting="unsafe"),
+    ZERO,
+    ZERO,
+    doc="[a != b] as 0.0 / 1.0 in the operands' float dtype.",
+)
+sign = _unary(
+    "sign", lambda out, x: np.sign(x, out=out), ZERO, doc="-1, 0 or 1 by the sign of x (0 at ±0).  J^T: zero."
+)
+abs = _unary(  # noqa: A001
+    "abs",
+    lambda out, x: np.absolute(x, out=out),
+    lambda g, y, x: g * sign(x),
+    doc="|x|.  J^T: g·sign(x), which is 0 at x = 0 (a subgradient, as torch and JAX), never NaN.",
+)
+
+
+def _erf_kernel(out: np.ndarray, x: np.ndarray) -> None:
+    from scipy.special import erf as scipy_erf
+
+    scipy_erf(x, out=out)
+
+
+erf = _unary(
+    "erf",
+    _erf_kernel,
+    lambda g, y, x: g * (2.0 / math.sqrt(math.pi)) * exp(neg(x * x)),
+    20,
+    doc="erf x = 2/√π ∫₀ˣ e^(-t²) dt.  J^T: g·2/√π·e^(-x²).",
+)
+
+
+def _where_aval(c: Aval, a: Aval, b: Aval) -> Aval:
+    return Aval(broadcast_shapes(c.shape, a.shape, b.shape), same_float_dtype(c, a, b))
+
+
+def _where_kernel(out: np.ndarray, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """b everywhere, then a where c is non-zero (out never aliases an operand: not elementwise)."""
+    np.copyto(out, b)
+    np.copyto(out, a, where=c != 0)
+
+
+where_op = Primitive(
+    "where",
+    infer=_where_aval,
+    kernel=_where_kernel,
+    vjp=[
+        ZERO,
+        lambda g, y, c, a, b: unbroadcast(where(c, g, 0.0), a.shape),
+        lambda g, y, c, a, b: unbroadcast(where(c, 0.0, g), b.shape),
+    ],
+    doc="a where c ≠ 0, else b (NumPy's where; c a 0/1 mask).  J^T: (zero, g where c, g where not c).",
+)
+
+
+def where(condition: Any, x: Any, y: Any, name: str | None = None) -> Value:
+    """``x`` where ``condition`` is non-zero, else ``y``, broadcast together (NumPy's ``where``).
+
+    ``condition`` is a float 0/1 mask such as a comparison's result (``a > b``), in
+    the dtype of ``x`` and ``y``; no gradient flows into it. Unlike ``c·x + (1-c)·y``,
+    an inf or NaN of the side not chosen does not leak into the result or its
+    gradient.
+    """
+    return where_op(condition, x, y, name=name)
+
+
+def _clip_bound(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ShapeError(f"{what} must be a number or None, got {value!r:.40}")
+    if math.isnan(float(value)):
+        raise ShapeError(f"{what} is NaN; give a number (or None for no bound)")
+    return float(value)
+
+
+def _clip_normalize(x: Aval, a_min: Any = None, a_max: Any = None) -> dict[str, Any]:
+    low, high = _clip_bound(a_min, "a_min"), _clip_bound(a_max, "a_max")
+    if low is None and high is None:
+        raise ShapeError("needs a_min or a_max (both are None); give at least one bound")
+    if low is not None and high is not None and low > high:
+        raise ShapeError(f"a_min {low} is greater than a_max {high}; give a_min <= a_max")
+    return {"a_min": low, "a_max": high}
+
+
+def _clip_inside(x: Value, a_min: float | None, a_max: float | None) -> Value:
+    """[a_min <= x <= a_max]: 1 inside the bounds and on them (as torch.clamp), 0 outside."""
+    low = None if a_min is None else greater_equal(x, a_min)
+    high = None if a_max is None else less_equal(x, a_max)
+    if low is None or high is None:
+        return low if high is None else high
+    return low * high
+
+
+clip_op = Primitive(
+    "clip",
+    infer=lambda x, a_min, a_max: _unary_aval(x),
+    normalize=_clip_normalize,
+    kernel=lambda out, x, a_min, a_max: np.clip(x, a_min, a_max, out=out),
+    vjp=[lambda g, y, x, a_min, a_max: g * _clip_inside(x, a_min, a_max)],
+    flops=lambda ins, out, a_min, a_max: 2 * out.size,
+    elementwise=True,
+    doc="min(max(x, a_min), a_max).  J^T: g inside [a_min, a_max] (bounds included), 0 outside.",
+)
+
+
+def clip(x: Any, a_min: float | None = None, a_max: float | None = None, name: str | None = None) -> Value:
+    """``x`` limited to ``[a_min, a_max]`` (NumPy's ``clip``; scalar bounds, one may be None).
+
+    The gradient is 1 inside the bounds and on them, 0 outside (torch.clamp's
+    convention at the bounds).
+    """
+    return clip_op(x, a_min=a_min, a_max=a_max, name=name)
+
+
 def _tie_split(a: Value, b: Value) -> Value:
     """∂ max(a, b)/∂a: 1 where a > b, ½ where they tie (as JAX), else 0."""
     return greater(a, b) + 0.5 * equal(a, b)
@@ -211,6 +348,22 @@ maximum = _binary(
     lambda g, y, a, b: unbroadcast(g * _tie_split(a, b), a.shape),
     lambda g, y, a, b: unbroadcast(g * _tie_split(b, a), b.shape),
     doc="max(a, b) elementwise.  J^T: g where each side wins, split in half at ties.",
+)
+
+
+
+
+def _tie_split_min(a: Value, b: Value) -> Value:
+    """∂ min(a, b)/∂a: 1 where a < b, ½ where they tie (as maximum's), else 0."""
+    return less(a, b) + 0.5 * equal(a, b)
+
+
+minimum = _binary(
+    "minimum",
+    lambda out, a, b: np.minimum(a, b, out=out),
+    lambda g, y, a, b: unbroadcast(g * _tie_split_min(a, b), a.shape),
+    lambda g, y, a, b: unbroadcast(g * _tie_split_min(b, a), b.shape),
+    doc="min(a, b) elementwise.  J^T: g where each side wins, split in half at ties.",
 )
 
 

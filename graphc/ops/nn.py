@@ -8,6 +8,7 @@ planner can place them.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -204,3 +205,127 @@ def mse(prediction: Any, target: Any, name: str | None = None) -> Value:
     """Mean squared error, ``mean((prediction - target)²)``, built from sub, mul and mean."""
     diff = E.sub(prediction, target)
     return R.mean(diff * diff, name=name)
+
+
+# --- smooth activations -------------------------------------------------------------
+
+_SQRT_HALF = math.sqrt(0.5)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715  # the tanh approximation's coefficient (Hendrycks & Gimpel 2016)
+
+
+def _gelu_normalize(x: Aval, approximate: Any = "none") -> dict[str, Any]:
+    if approximate not in ("none", "tanh"):
+        raise ShapeError(f"approximate must be 'none' (the exact erf formula) or 'tanh', got {approximate!r}")
+    return {"approximate": approximate}
+
+
+def _gelu_kernel(out: np.ndarray, x: np.ndarray, approximate: str) -> None:
+    """x·Φ(x): exact as ½x·erfc(-x/√2), or ½x·(1 + tanh(√(2/π)(x + 0.044715x³))).
+
+    The exact form uses erfc rather than torch's 1 + erf(x/√2), which cancels to
+    0 for x < -6 where x·Φ(x) is still a normal number. ``out`` never aliases x
+    (not elementwise): x is read after out is written.
+    """
+    if approximate == "none":
+        from scipy.special import erfc
+
+        np.multiply(x, -_SQRT_HALF, out=out)
+        erfc(out, out=out)
+    else:
+        np.multiply(x, x, out=out)
+        np.multiply(out, _GELU_CUBIC, out=out)
+        np.add(out, 1.0, out=out)
+        np.multiply(out, x, out=out)
+        np.multiply(out, _SQRT_2_OVER_PI, out=out)
+        np.tanh(out, out=out)
+        np.add(out, 1.0, out=out)
+    np.multiply(out, x, out=out)
+    np.multiply(out, 0.5, out=out)
+
+
+def _normal_cdf(x: Value, y: Value) -> Value:
+    """Φ(x): ½(1 + erf(x/√2)) for x ≥ -1, and y/x below, where y = x·Φ(x) is the kernel's erfc result.
+
+    1 + erf(x/√2) cancels for negative x (to 0 below -6, where Φ is still 1e-9 and
+    less); GELU's own value keeps Φ's digits there, and x ≤ -1 is far from x = 0.
+    """
+    left = E.less(x, -1.0)
+    below = y / E.where(left, x, -1.0)
+    return E.where(left, below, 0.5 + 0.5 * E.erf(x * _SQRT_HALF))
+
+
+def _gelu_vjp(g: Value, y: Value, x: Value, approximate: str) -> Value:
+    """Exact: Φ(x) + x·φ(x).  Tanh: ½(1 + t) + ½x(1 - t)(1 + t)·√(2/π)(1 + 3·0.044715x²), t = tanh(u)."""
+    if approximate == "none":
+        cdf = _normal_cdf(x, y)
+        pdf = E.exp(x * x * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
+        return g * (cdf + x * pdf)
+    squared = x * x
+    t = E.tanh(x * (1.0 + _GELU_CUBIC * squared) * _SQRT_2_OVER_PI)
+    du = (1.0 + 3.0 * _GELU_CUBIC * squared) * _SQRT_2_OVER_PI
+    return g * (0.5 * (1.0 + t) + 0.5 * x * ((1.0 - t) * (1.0 + t)) * du)
+
+
+gelu_op = Primitive(
+    "gelu",
+    infer=lambda x, approximate: E._unary_aval(x),
+    normalize=_gelu_normalize,
+    kernel=_gelu_kernel,
+    vjp=[_gelu_vjp],
+    flops=lambda ins, out, approximate: (20 if approximate == "none" else 10) * out.size,
+    doc="x·Φ(x), exact (erf) or with the tanh approximation.  J^T: g·(Φ(x) + x·φ(x)) or its tanh form.",
+)
+
+
+def gelu(x: Any, approximate: str = "none", name: str | None = None) -> Value:
+    """GELU, ``x·Φ(x)`` with Φ the normal CDF (torch.nn.functional.gelu's arguments).
+
+    ``approximate="tanh"`` gives ``½x(1 + tanh(√(2/π)(x + 0.044715x³)))``, GPT-2's form.
+    """
+    return gelu_op(x, approximate=approximate, name=name)
+
+
+def _softplus_normalize(x: Aval, beta: Any = 1.0, threshold: Any = 20.0) -> dict[str, Any]:
+    for what, value in (("beta", beta), ("threshold", threshold)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(value)):
+            raise ShapeError(f"{what} must be a finite number, got {value!r:.40}")
+    if beta <= 0:
+        raise ShapeError(f"beta must be > 0, got {beta!r}")
+    return {"beta": float(beta), "threshold": float(threshold)}
+
+
+def _softplus_kernel(out: np.ndarray, x: np.ndarray, beta: float, threshold: float) -> None:
+    """log(1 + e^(βx))/β as logaddexp(0, βx)/β (no overflow), and x where βx > threshold (torch's)."""
+    np.multiply(x, beta, out=out)
+    linear = out > threshold
+    np.logaddexp(0.0, out, out=out)
+    np.divide(out, beta, out=out)
+    np.copyto(out, x, where=linear)
+
+
+def _softplus_vjp(g: Value, y: Value, x: Value, beta: float, threshold: float) -> Value:
+    """σ(βx)·g, and g itself where βx > threshold (torch's backward)."""
+    scaled = x * beta
+    return E.where(E.greater(scaled, threshold), g, g * E.sigmoid(scaled))
+
+
+softplus_op = Primitive(
+    "softplus",
+    infer=lambda x, beta, threshold: E._unary_aval(x),
+    normalize=_softplus_normalize,
+    kernel=_softplus_kernel,
+    vjp=[_softplus_vjp],
+    flops=lambda ins, out, beta, threshold: 6 * out.size,
+    doc="log(1 + e^(βx))/β, x where βx > threshold.  J^T: g·σ(βx), g where βx > threshold.",
+)
+
+
+def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0, name: str | None = None) -> Value:
+    """Softplus, ``log(1 + e^(βx))/β`` (torch.nn.functional.softplus's arguments).
+
+    Where ``βx > threshold`` the result is ``x`` itself, as in torch (the two differ
+    there by less than e^(-threshold)/β).
+    """
+    return softplus_op(x, beta=beta, threshold=threshold, name=name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -100,3 +101,168 @@ def mean(x: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False
 def max(x: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False, name: str | None = None) -> Value:  # noqa: A001
     """Max of ``x`` over ``axis`` (all axes when None)."""
     return _MAX(x, axis=axis, keepdims=keepdims, name=name)
+
+
+# --- log-sum-exp and the moments ---------------------------------------------------------
+
+
+def _kept_scratch(x: Aval, axis: tuple[int, ...], keepdims: bool, **attrs: Any) -> list[Aval]:
+    """A temporary of x's shape and one of the reduced shape with kept dims."""
+    return [x, Aval(kept_shape(x.shape, axis), x.dtype)]
+
+
+def _logsumexp_kernel(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdims: bool,
+                      scratch: Sequence[np.ndarray]) -> None:
+    """m + log Σ exp(x - m) with m the maximum over ``axis`` (0 where m is ±inf, as SciPy's).
+
+    Shifted by the maximum, no exponential overflows and the largest term is 1,
+    so the sum lies in [1, n] and its log loses no digits.
+    """
+    shifted, row_max = scratch
+    np.maximum.reduce(x, axis=axis, keepdims=True, out=row_max)
+    np.copyto(row_max, 0.0, where=~np.isfinite(row_max))
+    np.subtract(x, row_max, out=shifted)
+    np.exp(shifted, out=shifted)
+    np.add.reduce(shifted, axis=axis, keepdims=keepdims, out=out)
+    np.log(out, out=out)
+    np.add(out, row_max if keepdims else row_max.reshape(out.shape), out=out)
+
+
+def _logsumexp_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool) -> Value:
+    """softmax(x)·g over the reduced axes, as e^(x - m) / Σ e^(x - m) with m the maximum.
+
+    Not e^(x - y): y = m + log Σ is rounded to the spacing of m (1e-3 at 1e4 in
+    float32), and e^(x - y) would carry that absolute error as a relative one.
+    """
+    shifted = E.exp(x - max(x, axis=axis, keepdims=True))
+    return shifted * (_with_kept_dims(g, x, axis) / sum(shifted, axis=axis, keepdims=True))
+
+
+_LOGSUMEXP = Primitive(
+    "logsumexp",
+    infer=_reduced_aval,
+    normalize=_normalize,
+    kernel=_logsumexp_kernel,
+    vjp=[_logsumexp_vjp],
+    flops=lambda ins, out, **attrs: 4 * ins[0].size,
+    scratch=_kept_scratch,
+    doc="log Σ eˣ over axes, shifted by the maximum.  J^T: softmax(x)·g.",
+)
+
+
+def _moment_normalize(x: Aval, axis: int | Sequence[int] | None = None, keepdims: bool = False,
+                      ddof: Any = 0) -> dict[str, Any]:
+    if isinstance(ddof, (bool, np.bool_)) or not isinstance(ddof, (int, float, np.integer, np.floating)) \
+            or not ddof >= 0 or not np.isfinite(ddof):
+        raise ShapeError(f"ddof must be a number >= 0 (0: population, 1: sample variance), got {ddof!r:.40}")
+    ddof = int(ddof) if float(ddof).is_integer() else float(ddof)
+    return {**_normalize(x, axis, keepdims), "ddof": ddof}
+
+
+def _moment_kernel(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdims: bool, ddof: float,
+                   scratch: Sequence[np.ndarray], root: bool) -> None:
+    """(Σ d² - (Σ d)²/n) / (n - ddof) with d = x - mean: the corrected two-pass algorithm.
+
+    The one-pass E[x²] - E[x]² cancels catastrophically when the mean is large
+    against the spread (1e8 ± 1 in float64 gives 0 or negative variances). The
+    second pass squares the deviations from the rounded mean m̃; (Σ d)²/n removes
+    what m̃'s rounding adds, n·(m - m̃)² (Chan, Golub and LeVeque 1983), so five
+    equal values have variance 0 even where their mean rounds. n - ddof <= 0
+    gives inf or NaN, as NumPy's var.
+    """
+    deviation, mean_kept = scratch
+    np.mean(x, axis=axis, keepdims=True, out=mean_kept)
+    np.subtract(x, mean_kept, out=deviation)
+    np.add.reduce(deviation, axis=axis, keepdims=True, out=mean_kept)  # Σ d = n·(m - m̃), up to rounding
+    np.multiply(deviation, deviation, out=deviation)
+    np.add.reduce(deviation, axis=axis, keepdims=keepdims, out=out)
+    n = math.prod(x.shape[i] for i in axis)
+    if n:
+        np.multiply(mean_kept, mean_kept, out=mean_kept)
+        np.divide(mean_kept, n, out=mean_kept)
+        np.subtract(out, mean_kept.reshape(out.shape), out=out)
+        np.maximum(out, 0.0, out=out)  # Σ d² ≥ (Σ d)²/n exactly; rounding must not make it negative
+    count = n - ddof
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(out, count if count > 0 else 0.0, out=out)
+    if root:
+        np.sqrt(out, out=out)
+
+
+def _inverse_dof(term: Value, x: Value, axis: tuple[int, ...], ddof: float) -> Value:
+    """``term / (n - ddof)`` with n the count of ``axis``, which may hold the batch size (None).
+
+    With the batch in the count, 1/n is a ``div_by_count`` node that specialising
+    fills in, and 1/(n - ddof) = (1/n) / (1 - ddof/n).
+    """
+    dims = tuple(x.shape[i] for i in axis)
+    if None not in dims:
+        count = math.prod(dims) - ddof
+        return term * (1.0 / count if count > 0 else math.inf)
+    if ddof == 0:
+        return E.times_inverse_count(term, dims)
+    from graphc.ops.core import constant_node
+
+    inverse_n = E.times_inverse_count(Value(constant_node(x.graph, 1.0, x.dtype)), dims)
+    return term * (inverse_n / (1.0 - ddof * inverse_n))
+
+
+def _centred(x: Value, axis: tuple[int, ...]) -> Value:
+    """x - mean(x), corrected for the mean's rounding: d - mean(d) with d = x - m̃.
+
+    The rounded mean m̃ is off by up to half an ulp of the mean (7e-9 at 1e8 in
+    float64), an absolute error of every deviation; mean(d) = m - m̃ up to rounding
+    of the small d, so d - mean(d) has the deviations' own precision (the corrected
+    two-pass algorithm of Chan, Golub and LeVeque).
+    """
+    first = x - mean(x, axis=axis, keepdims=True)
+    return first - mean(first, axis=axis, keepdims=True)
+
+
+def _var_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool, ddof: float) -> Value:
+    """∂ var/∂x = 2(x - mean)/(n - ddof) (the mean's own derivative sums to zero)."""
+    return _inverse_dof(2.0 * _centred(x, axis) * _with_kept_dims(g, x, axis), x, axis, ddof)
+
+
+def _std_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool, ddof: float) -> Value:
+    """∂ std/∂x = (x - mean)/((n - ddof)·std): inf or NaN where std = 0, as torch's."""
+    return _inverse_dof(_centred(x, axis) * (_with_kept_dims(g, x, axis) / _with_kept_dims(y, x, axis)), x, axis, ddof)
+
+
+_VAR = Primitive(
+    "var",
+    infer=lambda x, axis, keepdims, ddof: _reduced_aval(x, axis, keepdims),
+    normalize=_moment_normalize,
+    kernel=lambda out, x, axis, keepdims, ddof, scratch: _moment_kernel(out, x, axis, keepdims, ddof, scratch, False),
+    vjp=[_var_vjp],
+    flops=lambda ins, out, **attrs: 4 * ins[0].size,
+    scratch=_kept_scratch,
+    doc="Σ (x - mean)² / (n - ddof) over axes, corrected two-pass.  J^T: 2(x - mean)·g / (n - ddof).",
+)
+_STD = Primitive(
+    "std",
+    infer=lambda x, axis, keepdims, ddof: _reduced_aval(x, axis, keepdims),
+    normalize=_moment_normalize,
+    kernel=lambda out, x, axis, keepdims, ddof, scratch: _moment_kernel(out, x, axis, keepdims, ddof, scratch, True),
+    vjp=[_std_vjp],
+    flops=lambda ins, out, **attrs: 4 * ins[0].size + out.size,
+    scratch=_kept_scratch,
+    doc="√var over axes.  J^T: (x - mean)·g / ((n - ddof)·std).",
+)
+
+
+def logsumexp(x: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False, name: str | None = None) -> Value:
+    """``log Σ exp(x)`` over ``axis`` (all axes when None), computed without overflow (SciPy's ``logsumexp``)."""
+    return _LOGSUMEXP(x, axis=axis, keepdims=keepdims, name=name)
+
+
+def var(x: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False, ddof: float = 0,
+        name: str | None = None) -> Value:
+    """Variance over ``axis``, ``Σ (x - mean)² / (n - ddof)`` (NumPy's ``var``; ``ddof=1`` is the sample variance)."""
+    return _VAR(x, axis=axis, keepdims=keepdims, ddof=ddof, name=name)
+
+
+def std(x: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False, ddof: float = 0,
+        name: str | None = None) -> Value:
+    """Standard deviation over ``axis``, ``√var`` (NumPy's ``std``)."""
+    return _STD(x, axis=axis, keepdims=keepdims, ddof=ddof, name=name)
