@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 	    $(PYTHON) -m venv $(VENV); \
 	  fi; \
 	fi
-	$(VPY) -m pip install -e '.[$(EXTRAS)]'
+	$(VPY) -m pip install --no-compile -e '.[$(EXTRAS)]'  # bytecode is compiled on first import: only what runs
 	touch $@
 
 # --- internal: graphviz's `dot`, needed to render images --------------------------------
