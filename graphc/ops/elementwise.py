@@ -184,50 +184,23 @@ relu = _unary(
 )
 
 # Masks: piecewise-constant, so their gradient is zero by structure.
-greater = _binary(
-    "greater",
-    lambda out, a, b: np.greater(a, b, out=out, casting="unsafe"),
-    ZERO,
-    ZERO,
-    doc="[a > b] as 0.0 / 1.0 in the operands' float dtype.",
-)
-equal = _binary(
-    "equal",
-    lambda out, a, b: np.equal(a, b, out=out, casting="unsafe"),
-    ZERO,
-    ZERO,
-    doc="[a == b] as 0.0 / 1.0 in the operands' float dtype.",
-)
+def _comparison(name: str, ufunc: np.ufunc, symbol: str) -> Primitive:
+    """``[a symbol b]`` as 0.0 / 1.0 in the operands' float dtype; zero J^T for both operands."""
+    return _binary(
+        name,
+        lambda out, a, b: ufunc(a, b, out=out, casting="unsafe"),
+        ZERO,
+        ZERO,
+        doc=f"[a {symbol} b] as 0.0 / 1.0 in the operands' float dtype.",
+    )
 
 
-less = _binary(
-    "less",
-    lambda out, a, b: np.less(a, b, out=out, casting="unsafe"),
-    ZERO,
-    ZERO,
-    doc="[a < b] as 0.0 / 1.0 in the operands' float dtype.",
-)
-less_equal = _binary(
-    "less_equal",
-    lambda out, a, b: np.less_equal(a, b, out=out, casting="unsafe"),
-    ZERO,
-    ZERO,
-    doc="[a <= b] as 0.0 / 1.0 in the operands' float dtype.",
-)
-greater_equal = _binary(
-    "greater_equal",
-    lambda out, a, b: np.greater_equal(a, b, out=out, casting="unsafe"),
-    ZERO,
-    ZERO,
-    doc="[a >= b] as 0.0 / 1.0 in the operands' float dtype.",
-)
-not_equal = _binary(
-    "not_equal",
-    lambda out, a, b: np.not_equal(a, b, out=out, casting="unsafe"),
-    ZERO,
-    ZERO,
-    doc="[a != b] as 0.0 / 1.0 in the operands' float dtype.",
-)
+greater = _comparison("greater", np.greater, ">")
+equal = _comparison("equal", np.equal, "==")
+less = _comparison("less", np.less, "<")
+less_equal = _comparison("less_equal", np.less_equal, "<=")
+greater_equal = _comparison("greater_equal", np.greater_equal, ">=")
+not_equal = _comparison("not_equal", np.not_equal, "!=")
 sign = _unary(
     "sign", lambda out, x: np.sign(x, out=out), ZERO, doc="-1, 0 or 1 by the sign of x (0 at ±0).  J^T: zero."
 )
