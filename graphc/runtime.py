@@ -37,7 +37,7 @@ from graphc.errors import GraphError
 from graphc.ir import Value
 from graphc.memory.analysis import ALIGNMENT
 from graphc.ops.core import lookup
-from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, OUTPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, format_listing
+from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, KERNEL, OUTPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, format_listing
 
 
 # A ufunc that broadcasts an operand allocates an iteration buffer of this many
@@ -121,6 +121,8 @@ class Executable:
         self._guard = bool(self.written) and (self.check_numerics or checks_in_place)
         self._arrays = arrays
         self._per_run = _per_run_instructions(plan)
+        self._rebinds = [self._rebind_of(index) for index in self._per_run]
+        self._output_specs = [(o, plan.buffers[o].shape, np.dtype(plan.buffers[o].dtype)) for o in plan.outputs]
         self._fresh = True  # the output arrays have not been returned yet
 
     def _instruction_steps(self, index: int, ins: Instruction, arrays: list) -> tuple[list[Callable[[], Any]], Callable[[], None] | None]:
@@ -152,13 +154,29 @@ class Executable:
 
     def _new_outputs(self) -> None:
         """Fresh arrays for the outputs (the caller owns the last run's), and the steps that use them."""
-        plan, arrays = self.plan, self._arrays
-        for o in plan.outputs:
-            buf = plan.buffers[o]
-            arrays[o] = np.empty(buf.shape, np.dtype(buf.dtype))
-        for index in self._per_run:
-            steps, _ = self._instruction_steps(index, plan.instructions[index], arrays)
-            self.steps[self._positions[index]] = steps
+        arrays, steps = self._arrays, self.steps
+        for o, shape, dtype in self._output_specs:
+            arrays[o] = np.empty(shape, dtype)
+        for rebind in self._rebinds:
+            rebind(arrays, steps)
+
+    def _rebind_of(self, index: int) -> Callable[[list, list], None]:
+        """How instruction ``index`` is bound again on new output arrays: a plain kernel call
+        directly (the common case, a few µs per run matter for small steps), anything else
+        (views, copies, scratch, checks) as at bind time."""
+        ins = self.plan.instructions[index]
+        position = self._positions[index]
+        prim = lookup(ins.op)
+        if ins.mode == KERNEL and not ins.scratch and prim.check_operands is None and not self.check_numerics:
+            kernel, out, args, attrs, at = prim.kernel, ins.out, ins.args, ins.attrs, position.start
+
+            def rebind_kernel(arrays: list, steps: list) -> None:
+                steps[at] = partial(kernel, arrays[out], *[arrays[a] for a in args], **attrs)
+            return rebind_kernel
+
+        def rebind(arrays: list, steps: list) -> None:
+            steps[position] = self._instruction_steps(index, ins, arrays)[0]
+        return rebind
 
     def run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
         """Execute once with ``feeds`` (name → array); return the outputs (arrays of this run's own)."""
