@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from graphc.ir import Node
 from graphc.dataflow import Dataflow
-from graphc.memory.analysis import alias_analysis, node_scratch, peak_live_bytes, reads_before_writes
+from graphc.memory.analysis import alias_analysis, node_scratch, peak_live_bytes, reads_before_writes, runs_kernel
 
 
 @dataclass(frozen=True)
@@ -86,15 +86,20 @@ def _dependencies(flow: Dataflow, computed: list[Node],
     edges = [(operand, node) for node in computed for operand in flow.args[node] if not operand.is_source]
     edges += [(reader, writer) for writer, readers in reads_before_writes(flow, alias_analysis(flow)).items()
               for reader in readers]
-    for extra in (deferred, []) if deferred else ([],):
-        successors: dict[Node, list[Node]] = {n: [] for n in computed}
-        waiting = dict.fromkeys(computed, 0)
-        for before, after in edges + extra:
-            successors[before].append(after)
-            waiting[after] += 1
-        if not extra or _acyclic(successors, waiting):
-            return successors, waiting
-    raise AssertionError("unreachable: the edges without deferral are the dataflow's own")
+    successors, waiting = _waiting_for(computed, edges + deferred)
+    if deferred and not _acyclic(successors, waiting):
+        successors, waiting = _waiting_for(computed, edges)
+    return successors, waiting
+
+
+def _waiting_for(computed: list[Node], edges: list[tuple[Node, Node]]) -> tuple[dict[Node, list[Node]], dict[Node, int]]:
+    """For each node, the nodes that wait for it and how many it waits for, from (before, after) edges."""
+    successors: dict[Node, list[Node]] = {n: [] for n in computed}
+    waiting = dict.fromkeys(computed, 0)
+    for before, after in edges:
+        successors[before].append(after)
+        waiting[after] += 1
+    return successors, waiting
 
 
 def _update_arithmetic(flow: Dataflow) -> tuple[set[Node], list[tuple[Node, Node]]]:
@@ -207,7 +212,7 @@ def _storages_read_by(computed: list[Node], flow: Dataflow, owner: dict[Node, No
     args = flow.args
     reads = {}
     for node in computed:
-        if node.op.view and owner[node] is not node:
+        if not runs_kernel(node, owner):
             reads[node] = nothing
         else:
             reads[node] = frozenset([base for base in map(owner.__getitem__, args[node]) if not base.op.source])

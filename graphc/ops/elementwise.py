@@ -324,18 +324,11 @@ maximum = _binary(
 )
 
 
-
-
-def _tie_split_min(a: Value, b: Value) -> Value:
-    """∂ min(a, b)/∂a: 1 where a < b, ½ where they tie (as maximum's), else 0."""
-    return less(a, b) + 0.5 * equal(a, b)
-
-
 minimum = _binary(
     "minimum",
     lambda out, a, b: np.minimum(a, b, out=out),
-    lambda g, y, a, b: unbroadcast(g * _tie_split_min(a, b), a.shape),
-    lambda g, y, a, b: unbroadcast(g * _tie_split_min(b, a), b.shape),
+    lambda g, y, a, b: unbroadcast(g * _tie_split(b, a), a.shape),  # ∂ min(a, b)/∂a = ∂ max(b, a)/∂b
+    lambda g, y, a, b: unbroadcast(g * _tie_split(a, b), b.shape),
     doc="min(a, b) elementwise.  J^T: g where each side wins, split in half at ties.",
 )
 
