@@ -205,7 +205,7 @@ def feasible(status: str) -> bool:
     return status in ("optimal", "feasible")
 
 
-SMALL = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SMALL = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # --------------------------------------------------------------------------- the references themselves
 
@@ -558,13 +558,13 @@ def test_lp_rounding_is_a_valid_schedule(problem: RematProblem) -> None:
         check_schedule(problem, replace(solution, lower_bound=None))
 
 
-@pytest.mark.parametrize("n", [5, 12, 25])
+@pytest.mark.parametrize("n", [5, 12])
 def test_lp_rounding_within_ten_percent_on_training_chains(n: int) -> None:
-    """Training chains of 10 and 24 nodes at the least budget (3), a mid budget and n, and of
-    50 nodes at the mid budget (its local search at the least budget alone takes half a
-    minute): the recompute within 10 % of the optimum's (closed form, else the MILP)."""
+    """Training chains of 10 and 24 nodes at the least budget (3), a mid budget and n: the
+    recompute within 10 % of the optimum's (closed form, else the MILP). Longer chains are
+    measured in benchmarks/remat.py."""
     base = training_chain(n)
-    budgets = ((3 + n + 1) // 2,) if n > 12 else (3, (3 + n + 1) // 2, n)
+    budgets = (3, (3 + n + 1) // 2, n)
     for budget in budgets:
         problem = replace(base, budget=budget)
         try:
