@@ -41,7 +41,6 @@ $(STAMP): pyproject.toml
 	  fi; \
 	fi
 	$(VPY) -m pip install --no-compile -e '.[$(EXTRAS)]'  # bytecode is compiled on first import: only what runs
-	$(VPY) -c 'import graphc, jax, torch, scipy.optimize, matplotlib.pyplot, nbclient, hypothesis'  # once, not per test worker
 	touch $@
 
 # --- internal: graphviz's `dot`, needed to render images --------------------------------
