@@ -18,6 +18,7 @@ Users hold :class:`Value` handles, which carry the arithmetic operators::
 from __future__ import annotations
 
 import functools
+from functools import cached_property
 import math
 import threading
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ class Aval:
             return self
         return Aval(tuple(size if d is None else d for d in self.shape), self.dtype)
 
-    @property
+    @cached_property
     def size(self) -> int:
         if None in self.shape:
             raise GraphError(
@@ -77,7 +78,7 @@ class Aval:
             )
         return math.prod(self.shape)
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
 

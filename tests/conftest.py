@@ -92,3 +92,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 _BEFORE = pytest.StashKey[set]()
+
+
+# --- the longest files start first, so that two workers finish together ----------------------
+
+RUN_FIRST = ("test_notebooks.py", "test_large.py", "test_demo.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the tests of the longest files to the front, in RUN_FIRST's order (the sort is
+    stable: the rest keep theirs)."""
+    rank = {name: k for k, name in enumerate(RUN_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(RUN_FIRST)))

@@ -276,11 +276,11 @@ def test_fixed_order_can_cost_more() -> None:
 
 
 def test_time_limit_returns_the_best_known_schedule() -> None:
-    """A 50-node training chain at budget 4 is not solved in 8 s (nor in 300): the schedule
+    """A 50-node training chain at budget 4 is not solved in 3 s (nor in 300): the schedule
     found is valid, reported "feasible", with a bound below it; without the incumbent and
     half a second there may be none."""
     problem = replace(training_chain(25), budget=4)
-    solution = solve_milp(problem, time_limit=8.0)
+    solution = solve_milp(problem, time_limit=3.0)
     assert solution.status == "feasible"
     check_schedule(problem, solution)
     alone = solve_milp(problem, time_limit=0.5, incumbent=False)
@@ -544,7 +544,7 @@ def test_training_chain_shape() -> None:
 # --------------------------------------------------------------------------- LP rounding
 
 
-@SMALL
+@settings(SMALL, max_examples=25)
 @given(tiny_problems())
 def test_lp_rounding_is_a_valid_schedule(problem: RematProblem) -> None:
     """Feasible roundings are valid schedules no cheaper than the optimum; none when infeasible."""
@@ -558,9 +558,9 @@ def test_lp_rounding_is_a_valid_schedule(problem: RematProblem) -> None:
         check_schedule(problem, replace(solution, lower_bound=None))
 
 
-@pytest.mark.parametrize("n", [5, 12])
+@pytest.mark.parametrize("n", [5, 8])
 def test_lp_rounding_within_ten_percent_on_training_chains(n: int) -> None:
-    """Training chains of 10 and 24 nodes at the least budget (3), a mid budget and n: the
+    """Training chains of 10 and 16 nodes at the least budget (3), a mid budget and n: the
     recompute within 10 % of the optimum's (closed form, else the MILP). Longer chains are
     measured in benchmarks/remat.py."""
     base = training_chain(n)

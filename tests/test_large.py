@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
+import graphc.validate
 from graphc import zoo
 from graphc.memory.analysis import Interval
 from graphc.memory import placement
@@ -39,6 +40,13 @@ def default_recursion_limit():
     sys.setrecursionlimit(1000)
     yield
     sys.setrecursionlimit(before)
+
+
+@pytest.fixture(autouse=True)
+def without_plan_validation(monkeypatch):
+    """Scale is what these tests check; the validator, which doubles a compile's time here,
+    checks the plans of every other test file."""
+    monkeypatch.setattr(graphc.validate, "VALIDATE_PLANS", False)
 
 
 def _chain(n_nodes: int, width: int = 4):
@@ -159,7 +167,7 @@ _intervals = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_intervals, st.booleans())
 def test_by_start_sweep_places_every_block_where_the_scan_does(items, best):
     """The sweep's offsets equal those of ``_Placed.fit`` checking each block against every placed one."""

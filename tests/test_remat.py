@@ -173,13 +173,14 @@ def test_unknown_policy_is_an_error():
 
 
 @pytest.mark.parametrize(("build", "fraction"), [
-    (lambda: zoo.chain(8, width=16, batch=64), 0.25),
-    (lambda: zoo.residual_mlp(depth=4, width=16, batch=64), 0.5),
+    (lambda: zoo.chain(4, width=16, batch=64), 0.25),
+    (lambda: zoo.residual_mlp(depth=2, width=16, batch=64), 0.5),
 ])
 def test_the_milp_proves_training_graphs_optimal_and_lp_rounding_comes_within_ten_percent(build, fraction):
-    """graphc's own training graphs (77 and 49 values; 60 and 40 nodes after fusion) at a
+    """graphc's own training graphs (45 and 29 values; 36 and 24 nodes after fusion) at a
     budget between the least feasible and store-all: HiGHS proves the optimum, and LP
-    rounding recomputes at most 10 % more."""
+    rounding recomputes at most 10 % more. (Larger graphs, chain-8 and residual-4 among
+    them, are measured by benchmarks/remat.py.)"""
     from dataclasses import replace
 
     from graphc import checkmate
