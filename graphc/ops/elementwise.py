@@ -179,8 +179,9 @@ sigmoid = _unary(
 relu = _unary(
     "relu",
     lambda out, x: np.maximum(x, 0, out=out),
-    lambda g, y, x: g * greater(x, 0.0),
-    doc="max(x, 0).  J^T: g·[x > 0].",
+    lambda g, y, x: g * greater(y, 0.0),
+    doc="max(x, 0).  J^T: g·[y > 0], which is g·[x > 0]: reading the result, not the operand, lets the "
+        "operand die at the forward op (batch norm's output before a ReLU, as PyTorch's in-place ReLU).",
 )
 
 # Masks: piecewise-constant, so their gradient is zero by structure.
