@@ -192,10 +192,11 @@ def check_scope_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise GraphError(f"gc.scope: the name must be a non-empty string, got {name!r:.60}; write gc.scope('block3')")
     if SCOPE_SEPARATOR in name:
-        parts = " and ".join(repr(p) for p in name.split(SCOPE_SEPARATOR) if p) or "names"
+        names = [n for n in name.split(SCOPE_SEPARATOR) if n]
+        nest = f"nest one `with gc.scope(...)` per name ({' and '.join(map(repr, names))}) or " if len(names) > 1 else ""
         raise GraphError(
             f"gc.scope: the name {name!r:.60} holds '/', which joins the names of nested scopes; "
-            f"nest one `with gc.scope(...)` per name ({parts}) or choose a name without '/'"
+            f"{nest}choose a name without '/'"
         )
     return name
 
