@@ -25,7 +25,7 @@ import graphc.ir
 from graphc import zoo
 from graphc.memory import peak_by_scope
 from graphc.memory.analysis import Interval
-from graphc.render import common_scope, make_scene
+from graphc.render import common_scope, fit, make_scene
 from graphc.runtime import Executable
 
 DATA = Path(__file__).parent / "data"
@@ -405,3 +405,5 @@ def test_collapsed_repeats_of_scoped_layers_are_drawn_in_their_common_scope():
     source = gc.to_dot(g, "forward", max_nodes=30).source
     labels = cluster_labels(source)
     assert "stack" in labels and "stack/layer0" in labels and len(labels) < 40
+    groups = [box for box in fit(make_scene(g, "forward"), 30).boxes if box.op == "group"]
+    assert groups and {box.scope for box in groups} == {"stack"}
