@@ -255,6 +255,14 @@ def _scope(name: str) -> Iterator[str]:
         yield path
 
 
+class _ThreadState(threading.local):
+    """What one thread has open in one graph; the class attributes are every thread's defaults
+    (reading a default costs no AttributeError, which ``getattr(local, name, default)`` would)."""
+
+    scope = ""  # the path of the open gc.scope
+    recording: list | None = None  # the nodes a Graph.record() block collects
+
+
 class Graph:
     """A DAG of φ nodes. A context manager: nodes built inside belong to it.
 
@@ -279,7 +287,7 @@ class Graph:
         self.params: dict[str, Node] = {}
         self.contributions: list = []  # autodiff.Contribution records, for rendering
         self._lock = threading.Lock()
-        self._thread_state = threading.local()  # the recorder of this thread, if any
+        self._thread_state = _ThreadState()  # this thread's recorder and scope
         self._recorders = 0  # recorders open in any thread: add() looks up its thread's only then
 
     @property
@@ -293,7 +301,7 @@ class Graph:
     @property
     def current_scope(self) -> str:
         """The path of the scope this thread builds this graph's nodes in (``""``: top level)."""
-        return getattr(self._thread_state, "scope", "")
+        return self._thread_state.scope
 
     @contextlib.contextmanager
     def at_scope(self, path: str) -> Iterator[str]:
@@ -303,7 +311,7 @@ class Graph:
         gradient node in the scope of the forward node it differentiates.
         """
         state = self._thread_state
-        outer = getattr(state, "scope", "")
+        outer = state.scope
         state.scope = path
         try:
             yield path
@@ -344,7 +352,7 @@ class Graph:
             if op.with_node_id is not None:
                 attrs = op.with_node_id(attrs, node_id)
             node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
-            node.scope = getattr(self._thread_state, "scope", "")
+            node.scope = self._thread_state.scope
             if op.name in ("input", "param"):
                 table = self.inputs if op.name == "input" else self.params
                 if node.name in self.inputs or node.name in self.params:
