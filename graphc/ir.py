@@ -185,6 +185,8 @@ def current_graph() -> "Graph":
 
 
 SCOPE_SEPARATOR = "/"
+TOP_LEVEL = "(top level)"
+"""How listings and reports name the scope ``""``, outside every :func:`scope`."""
 
 
 def check_scope_name(name: Any) -> str:
@@ -439,6 +441,11 @@ class Value:
     def role(self) -> str | None:
         """A param's role, ``"param"`` (trained) or ``"state"`` (optimizer state); None for other nodes."""
         return self.node.role
+
+    @property
+    def scope(self) -> str:
+        """The path of the :func:`scope` blocks the node was built in (``"encoder/block3"``; ``""`` at top level)."""
+        return self.node.scope
 
     @property
     def T(self) -> "Value":

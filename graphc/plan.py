@@ -22,7 +22,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import Aval, Node, dtype_name
+from graphc.ir import TOP_LEVEL, Aval, Node, dtype_name
 from graphc.memory import MemoryPlan
 from graphc.memory.analysis import is_copying_view
 from graphc.ops.core import registered
@@ -524,10 +524,6 @@ def _fmt_buffer(b: Buffer) -> str:
 
 def _fmt_attrs(attrs: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in attrs.items())
-
-
-TOP_LEVEL = "(top level)"
-"""How listings and reports name the scope ``""``."""
 
 
 def instruction_text(plan: Plan, index: int, width: int = 1) -> str:

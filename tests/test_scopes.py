@@ -79,8 +79,8 @@ def test_scopes_nest_and_each_node_records_its_path():
             c = a + b
         d = gc.sum(c)
     assert (outer, inner) == ("encoder", "encoder/block3")
-    assert [x.node.scope, a.node.scope, b.node.scope, c.node.scope, d.node.scope] == [
-        "", "encoder", "encoder/block3", "encoder", ""]
+    assert [x.scope, a.scope, b.scope, c.scope, d.scope] == ["", "encoder", "encoder/block3", "encoder", ""]
+    assert b.scope == b.node.scope
     assert g.current_scope == ""
 
 
