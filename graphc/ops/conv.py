@@ -177,9 +177,11 @@ def _conv_out_hw(hw: Sequence[int], kernel: Sequence[int], stride: Pair, padding
 def _check_conv_channels(channels: int, weight_shape: Sequence[int], groups: int) -> None:
     out_channels, per_group = weight_shape[:2]
     if channels % groups:
-        raise ShapeError(f"the input's {channels} channels are not divisible by groups={groups}")
+        raise ShapeError(f"the input's {channels} channels are not divisible by groups={groups}; "
+                         "give a groups that divides the input's and the weight's channel counts")
     if out_channels % groups:
-        raise ShapeError(f"the weight's {out_channels} output channels are not divisible by groups={groups}")
+        raise ShapeError(f"the weight's {out_channels} output channels are not divisible by groups={groups}; "
+                         "give a groups that divides the input's and the weight's channel counts")
     if per_group * groups != channels:
         raise ShapeError(
             f"the weight {tuple(weight_shape)} takes {per_group} channels per group, but the input has "
@@ -619,6 +621,20 @@ max_pool2d_gather_op = Primitive(
         "J^T: max_pool2d_grad(cc).",
 )
 
+def max_pool2d_grad(g: Any, x: Any, y: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                    dilation: Any = 1, ceil_mode: bool = False, name: str | None = None) -> Value:
+    """The gradient of ``y = max_pool2d(x, ...)``: each g added at its window's first maximum."""
+    return max_pool2d_grad_op(g, x, y, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                              ceil_mode=ceil_mode, name=name)
+
+
+def max_pool2d_gather(c: Any, x: Any, y: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                      dilation: Any = 1, ceil_mode: bool = False, name: str | None = None) -> Value:
+    """``c`` (x's shape) read at each window's first maximum of x: the transpose of :func:`max_pool2d_grad`."""
+    return max_pool2d_gather_op(c, x, y, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                                ceil_mode=ceil_mode, name=name)
+
+
 max_pool2d_op = Primitive(
     "max_pool2d",
     infer=_pool_aval,
@@ -755,6 +771,13 @@ avg_pool2d_grad_op = Primitive(
     scratch=_avg_pool_grad_scratch,
     doc="J^T_{avg_pool2d|x} g: g / count spread over each window.  J^T: avg_pool2d(c).",
 )
+
+def avg_pool2d_grad(g: Any, input_hw: Sequence[int], kernel_size: Any, stride: Any = None, padding: Any = 0,
+                    ceil_mode: bool = False, count_include_pad: bool = True, name: str | None = None) -> Value:
+    """The gradient of avg_pool2d for an input of ``input_hw`` pixels: g / count spread over each window."""
+    return avg_pool2d_grad_op(g, input_hw=input_hw, kernel_size=kernel_size, stride=stride, padding=padding,
+                              ceil_mode=ceil_mode, count_include_pad=count_include_pad, name=name)
+
 
 avg_pool2d_op = Primitive(
     "avg_pool2d",
