@@ -14,6 +14,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.ops import registered
@@ -384,3 +386,75 @@ def test_the_runtime_does_not_write_into_the_fed_image() -> None:
         loss = gc.sum(gc.max_pool2d(xv, 3, stride=1, padding=1) * gc.avg_pool2d(xv, 3, stride=1, padding=1))
     gc.compile([loss, *gc.grad(loss, [xv])]).run({"x": x})
     np.testing.assert_array_equal(x, kept)
+
+
+# --- laws: each gradient primitive is the transpose of its forward op ------------------------------
+
+
+@st.composite
+def _conv_problems(draw):
+    """A convolution's sizes: groups dividing both channel counts, a kernel that fits the padded image."""
+    groups = draw(st.integers(1, 3))
+    per_group_in, per_group_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    hw = tuple(draw(st.integers(max(1, s - 2 * p), s - 2 * p + 5)) for s, p in zip(span, padding))
+    x_shape = (draw(st.integers(1, 2)), groups * per_group_in, *hw)
+    w_shape = (groups * per_group_out, per_group_in, *kernel)
+    return x_shape, w_shape, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=_conv_problems())
+def test_conv2d_grads_are_its_transposes(problem) -> None:
+    """⟨conv2d(x, w), g⟩ = ⟨x, conv2d_input_grad(g, w)⟩ = ⟨w, conv2d_weight_grad(x, g)⟩, and conv2d is torch's."""
+    x_shape, w_shape, kwargs = problem
+    rng = np.random.default_rng(17)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    with gc.Graph("conv-law"):
+        xv, wv = gc.input("x", x_shape, "float64"), gc.input("w", w_shape, "float64")
+        y = gc.conv2d(xv, wv, **kwargs)
+        gv = gc.input("g", y.shape, "float64")
+        dx = gc.ops.conv2d_input_grad(gv, wv, input_hw=x_shape[2:], **kwargs)
+        dw = gc.ops.conv2d_weight_grad(xv, gv, kernel_size=w_shape[2:], **kwargs)
+    g = rng.standard_normal(y.shape)
+    y_value, dx_value, dw_value = gc.compile([y, dx, dw]).run({"x": x, "w": w, "g": g})
+    np.testing.assert_allclose(y_value, ref.conv2d(x, w, **kwargs), rtol=1e-12, atol=1e-12)
+    pairing = np.vdot(y_value, g)
+    assert np.isclose(np.vdot(x, dx_value), pairing, rtol=1e-12, atol=1e-12)
+    assert np.isclose(np.vdot(w, dw_value), pairing, rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def _pool_problems(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    hw = tuple(draw(st.integers(max(1, k - 2 * p), k - 2 * p + 5)) for k, p in zip(kernel, padding))
+    return (draw(st.integers(1, 2)), 2, *hw), {"kernel_size": kernel, "stride": stride, "padding": padding,
+                                                 "ceil_mode": draw(st.booleans())}
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=_pool_problems(), count_include_pad=st.booleans())
+def test_pool_grads_are_their_transposes(problem, count_include_pad) -> None:
+    """⟨avg_pool2d(x), g⟩ = ⟨x, avg_pool2d_grad(g)⟩ and ⟨max_pool2d_grad(g), c⟩ = ⟨g, max_pool2d_gather(c)⟩."""
+    shape, kwargs = problem
+    rng = np.random.default_rng(18)
+    x, c = _distinct(shape, rng), rng.standard_normal(shape)
+    with gc.Graph("pool-law"):
+        xv, cv = gc.input("x", shape, "float64"), gc.input("c", shape, "float64")
+        mean = gc.avg_pool2d(xv, count_include_pad=count_include_pad, **kwargs)
+        top = gc.max_pool2d(xv, **kwargs)
+        gv = gc.input("g", top.shape, "float64")
+        outputs = [mean, top, AVG_POOL_GRAD(gv, input_hw=shape[2:], count_include_pad=count_include_pad, **kwargs),
+                   MAX_POOL_GRAD(gv, xv, top, **kwargs), MAX_POOL_GATHER(cv, xv, top, **kwargs)]
+    g = rng.standard_normal(top.shape)
+    mean_v, top_v, avg_dx, max_dx, gathered = gc.compile(outputs).run({"x": x, "c": c, "g": g})
+    np.testing.assert_allclose(mean_v, ref.avg_pool2d(x, count_include_pad=count_include_pad, **kwargs), rtol=1e-12)
+    np.testing.assert_array_equal(top_v, ref.max_pool2d(x, **kwargs))
+    assert np.isclose(np.vdot(x, avg_dx), np.vdot(mean_v, g), rtol=1e-12, atol=1e-12)
+    assert np.isclose(np.vdot(max_dx, c), np.vdot(g, gathered), rtol=1e-12, atol=1e-12)
