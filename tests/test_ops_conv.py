@@ -458,3 +458,20 @@ def test_pool_grads_are_their_transposes(problem, count_include_pad) -> None:
     np.testing.assert_array_equal(top_v, ref.max_pool2d(x, **kwargs))
     assert np.isclose(np.vdot(x, avg_dx), np.vdot(mean_v, g), rtol=1e-12, atol=1e-12)
     assert np.isclose(np.vdot(max_dx, c), np.vdot(g, gathered), rtol=1e-12, atol=1e-12)
+
+
+def test_a_saved_conv_program_loads_and_runs_as_the_original(tmp_path) -> None:
+    """Attributes (pairs, pairs of pairs) survive the plan's JSON; pointwise and padded kernels alike."""
+    rng = np.random.default_rng(19)
+    feeds = {"x": rng.standard_normal((2, 4, 6, 7)), "w": rng.standard_normal((3, 4, 1, 1)),
+             "w2": rng.standard_normal((2, 1, 3, 3))}
+    with gc.Graph("saved-conv"):
+        v = _inputs(feeds)
+        y = gc.max_pool2d(gc.conv2d(v["x"], v["w"]), 3, 2, 1, ceil_mode=True)
+        z = gc.avg_pool2d(gc.conv2d(gc.slice_axis(v["x"], 1, 0, 2), v["w2"], groups=2, padding="same"), 2,
+                          ceil_mode=True, count_include_pad=False)
+        loss = gc.sum(y * y) + gc.sum(z)
+    prog = gc.compile([loss, *gc.grad(loss, list(v.values()))])
+    prog.save(tmp_path / "conv.graphc")
+    for got, expected in zip(gc.load(tmp_path / "conv.graphc").run(feeds), prog.run(feeds)):
+        np.testing.assert_array_equal(got, expected)
