@@ -43,7 +43,7 @@ def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
 
 def _canonical_slice(bounds: tuple, length: int) -> tuple[int, int | None, int]:
     """``slice(*bounds)`` on an axis of ``length`` as ``(start, stop, step)``: the whole axis as
-    ``(0, None, 1)``, an empty slice as ``(0, 0, 1)``, else the first element, one past the last
+    ``(0, None, 1)`` (an empty axis too), another empty slice as ``(0, 0, 1)``, else the first element, one past the last
     (None when that is before element 0) and the step."""
     for what, bound in zip(("start", "stop", "step"), bounds):
         if bound is not None and not is_int(bound):
@@ -52,10 +52,10 @@ def _canonical_slice(bounds: tuple, length: int) -> tuple[int, int | None, int]:
         raise ShapeError("slice step cannot be zero")
     start, stop, step = slice(*bounds).indices(length)
     count = len(range(start, stop, step))
+    if count == length and (step == 1 or length <= 1):
+        return _WHOLE
     if count == 0:
         return (0, 0, 1)
-    if step == 1 and start == 0 and count == length:
-        return _WHOLE
     last = start + (count - 1) * step
     end = last + (1 if step > 0 else -1)
     return (int(start), None if end < 0 else int(end), int(step))
@@ -139,24 +139,29 @@ def _getitem_vjp(g: Value, y: Value, x: Value, index: tuple) -> Value:
 
 
 def getitem_keeps_contiguous(x: Aval, y: Aval, index: tuple) -> bool:
-    """Whether ``x[index]`` of a C-contiguous x is C-contiguous (conservatively): every axis
-    before the first one that is sliced in part is picked or has length 1, and every axis
-    after it is whole."""
+    """Whether ``x[index]`` of a C-contiguous x is C-contiguous, by NumPy's rule: with x's
+    strides (in elements) scaled by each slice's step, every axis of length > 1 has the
+    stride of the axes after it times their lengths (an empty result is contiguous)."""
+    x_strides = [1] * x.ndim
+    for axis in range(x.ndim - 2, -1, -1):
+        x_strides[axis] = x_strides[axis + 1] * x.shape[axis + 1]
+    dims = []  # (length, stride) of each axis of the result
     axis = 0
-    partial_seen = False
     for entry in index:
         if entry is None:
+            dims.append((1, 0))
             continue
-        length = x.shape[axis]
-        whole = entry == _WHOLE or (isinstance(entry, (tuple, list)) and _slice_length(entry, length) == length
-                                    and entry[2] == 1)
-        if partial_seen and not (whole or length == 1):
-            return False
-        if isinstance(entry, (tuple, list)) and not whole:
-            if entry[2] != 1 and _slice_length(entry, length) > 1:
-                return False
-            partial_seen = True
+        if isinstance(entry, (tuple, list)):
+            dims.append((_slice_length(entry, x.shape[axis]), x_strides[axis] * entry[2]))
         axis += 1
+    if any(length == 0 for length, _ in dims):
+        return True
+    expected = 1
+    for length, stride in reversed(dims):
+        if length != 1:
+            if stride != expected:
+                return False
+            expected *= length
     return True
 
 
@@ -195,7 +200,7 @@ getitem_grad_op = Primitive(
     infer=_getitem_grad_aval,
     normalize=_getitem_grad_normalize,
     kernel=_getitem_grad_kernel,
-    vjp=[lambda gg, y, g, index, shape: getitem(gg, index)],
+    vjp=[lambda gg, y, g, index, shape: getitem_op(gg, index=index)],
     flops=_no_flops,
     shape_attrs=frozenset({"shape"}),
     doc="Zeros of ``shape`` with g at ``[index]`` (the transpose of getitem).  J^T: gg[index].",
@@ -221,9 +226,31 @@ def indices_out_of_range(indices: np.ndarray, length: int, axis: int, negative: 
     low = -length if negative else 0
     if indices.size and (np.minimum.reduce(indices, axis=None) < low or np.maximum.reduce(indices, axis=None) >= length):
         bad = indices[(indices < low) | (indices >= length)]
-        return (f"indices must lie in [{low}, {length}) for axis {axis} of length {length}, got {bad.size} outside "
-                f"(e.g. {bad.flat[0]}); fix the indices fed")
+        return f"indices must lie in [{low}, {length}) for axis {axis} of length {length}, got {bad.size} outside (e.g. {bad.flat[0]})"
     return None
+
+
+def _fed_indices_out_of_range(indices: np.ndarray, length: int, axis: int, negative: bool = True) -> str | None:
+    """:func:`indices_out_of_range` as the run-time check says it."""
+    why = indices_out_of_range(indices, length, axis, negative)
+    return None if why is None else why + "; fix the indices fed"
+
+
+def _check_constant_indices(op: str, source: Value, indices: Any, axis: Any, negative: bool = True) -> None:
+    """Indices given as numbers are checked against the axis when the node is built; a malformed
+    axis or index array is left to the op's shape rule, which says what is wrong."""
+    if isinstance(indices, Value) or source.ndim == 0:
+        return
+    try:
+        axis = normalize_axis(axis, source.ndim)
+        array = np.asarray(indices)
+    except (ShapeError, ValueError, TypeError):
+        return
+    length = source.shape[axis]
+    if array.dtype.kind in "iu" and length is not None:
+        why = indices_out_of_range(array, length, axis, negative)
+        if why is not None:
+            raise GraphError(f"{op} from {source.node.describe()}: {why}; fix the indices")
 
 
 def _take_normalize(a: Aval, indices: Aval, axis: Any) -> dict[str, Any]:
@@ -251,7 +278,7 @@ take_op = Primitive(
     vjp=[lambda g, y, a, indices, axis: scatter_add(g, indices, axis, a.shape), ZERO],
     flops=_no_flops,
     int_operands=frozenset({1}),
-    check_operands=lambda a, indices, axis: indices_out_of_range(indices, a.shape[axis], axis),
+    check_operands=lambda a, indices, axis: _fed_indices_out_of_range(indices, a.shape[axis], axis),
     doc="a's elements at int indices along an axis (numpy.take).  J^T: scatter-add of g at the indices.",
 )
 
@@ -271,6 +298,7 @@ def take(a: Any, indices: Any, axis: int | None = None, name: str | None = None)
         from graphc.ops.shape import reshape
 
         a, axis = reshape(a, (-1,)), 0
+    _check_constant_indices("take", a, indices, axis)
     return take_op(a, indices, axis=axis, name=name)
 
 
@@ -304,7 +332,7 @@ embedding_op = Primitive(
     vjp=[ZERO, lambda g, y, input, weight, padding_idx: scatter_add(g, input, 0, weight.shape, padding_idx)],
     flops=_no_flops,
     int_operands=frozenset({0}),
-    check_operands=lambda input, weight, padding_idx: indices_out_of_range(input, weight.shape[0], 0, negative=False),
+    check_operands=lambda input, weight, padding_idx: _fed_indices_out_of_range(input, weight.shape[0], 0, negative=False),
     doc="weight's rows at int input (torch's embedding).  J^T: scatter-add of g into rows, none into padding_idx.",
 )
 
@@ -316,6 +344,8 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, name: str
     (checked when the program runs). The row ``padding_idx`` (negative counts from
     the end) is looked up like any other but receives no gradient.
     """
+    if isinstance(weight, Value):
+        _check_constant_indices("embedding", weight, input, 0, negative=False)
     return embedding_op(input, weight, padding_idx=padding_idx, name=name)
 
 
@@ -389,7 +419,7 @@ scatter_add_op = Primitive(
     vjp=[_scatter_vjp, ZERO],
     flops=lambda ins, out, **attrs: ins[0].size,
     int_operands=frozenset({1}),
-    check_operands=lambda g, indices, axis, shape, padding_idx: indices_out_of_range(indices, shape[axis], axis),
+    check_operands=lambda g, indices, axis, shape, padding_idx: _fed_indices_out_of_range(indices, shape[axis], axis),
     shape_attrs=frozenset({"shape"}),
     doc="Zeros of ``shape`` plus g added at the indices along an axis (repeats add; padding_idx stays 0).  "
         "J^T: gg taken at the indices.",
@@ -475,6 +505,7 @@ def getitem(x: Any, key: Any, name: str | None = None) -> Value:
     entries[position] = slice(None)
     basic = getitem_op(x, index=tuple(entries)) if entries != [slice(None)] else x
     axis = sum(_result_dims(entries, x.ndim)[:position])
+    _check_constant_indices("indexing", basic, indices, axis)
     width = np.ndim(indices) if not isinstance(indices, Value) else indices.ndim  # the gathered dimensions
     if not (_gathered_first(entries, position) and axis and width):
         return take_op(basic, indices, axis=axis, name=name)
