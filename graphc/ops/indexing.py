@@ -236,7 +236,7 @@ def _fed_indices_out_of_range(indices: np.ndarray, length: int, axis: int, negat
     return None if why is None else why + "; fix the indices fed"
 
 
-def _check_constant_indices(op: str, source: Value, indices: Any, axis: Any, negative: bool = True) -> None:
+def _check_constant_indices(where: str, source: Value, indices: Any, axis: Any, negative: bool = True) -> None:
     """Indices given as numbers are checked against the axis when the node is built; a malformed
     axis or index array is left to the op's shape rule, which says what is wrong."""
     if isinstance(indices, Value) or source.ndim == 0:
@@ -250,7 +250,7 @@ def _check_constant_indices(op: str, source: Value, indices: Any, axis: Any, neg
     if array.dtype.kind in "iu" and length is not None:
         why = indices_out_of_range(array, length, axis, negative)
         if why is not None:
-            raise GraphError(f"{op} from {source.node.describe()}: {why}; fix the indices")
+            raise GraphError(f"{where}: {why}; fix the indices")
 
 
 def _take_normalize(a: Aval, indices: Aval, axis: Any) -> dict[str, Any]:
@@ -298,7 +298,7 @@ def take(a: Any, indices: Any, axis: int | None = None, name: str | None = None)
         from graphc.ops.shape import reshape
 
         a, axis = reshape(a, (-1,)), 0
-    _check_constant_indices("take", a, indices, axis)
+    _check_constant_indices(f"take from {a.node.describe()}", a, indices, axis)
     return take_op(a, indices, axis=axis, name=name)
 
 
@@ -345,7 +345,7 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, name: str
     the end) is looked up like any other but receives no gradient.
     """
     if isinstance(weight, Value):
-        _check_constant_indices("embedding", weight, input, 0, negative=False)
+        _check_constant_indices(f"embedding from {weight.node.describe()}", weight, input, 0, negative=False)
     return embedding_op(input, weight, padding_idx=padding_idx, name=name)
 
 
@@ -500,12 +500,15 @@ def getitem(x: Any, key: Any, name: str | None = None) -> Value:
             "axis with an array, or flatten the axes first: gc.take(x.reshape(-1, ...), rows * n + cols, axis=0)"
         )
     if not gathers:
-        return getitem_op(x, index=tuple(entries), name=name)
+        return _basic_index(x, entries, name)
     position, indices = gathers[0]
     entries[position] = slice(None)
-    basic = getitem_op(x, index=tuple(entries)) if entries != [slice(None)] else x
+    whole = all(e is Ellipsis or e == slice(None) for e in entries)
+    basic = x if whole else _basic_index(x, entries, None)
+    source_axis = _source_axes(entries, x.ndim)[position]
+    _check_constant_indices(f"x[...] of {x.node.describe()}: the gather along axis {source_axis}", x, indices,
+                            source_axis)
     axis = sum(_result_dims(entries, x.ndim)[:position])
-    _check_constant_indices("indexing", basic, indices, axis)
     width = np.ndim(indices) if not isinstance(indices, Value) else indices.ndim  # the gathered dimensions
     if not (_gathered_first(entries, position) and axis and width):
         return take_op(basic, indices, axis=axis, name=name)
@@ -514,6 +517,39 @@ def getitem(x: Any, key: Any, name: str | None = None) -> Value:
     gathered = take_op(basic, indices, axis=axis)
     order = list(range(axis, axis + width)) + [d for d in range(gathered.ndim) if not axis <= d < axis + width]
     return transpose(gathered, tuple(order), name=name)
+
+
+def _source_axes(entries: Sequence[Any], ndim: int) -> list[int | None]:
+    """The axis of x each entry reads (None for None and ...)."""
+    consumed = sum(e is not None and e is not Ellipsis for e in entries)
+    axes: list[int | None] = []
+    axis = 0
+    for entry in entries:
+        if entry is Ellipsis:
+            axes.append(None)
+            axis += max(ndim - consumed, 0)
+        elif entry is None:
+            axes.append(None)
+        else:
+            axes.append(axis)
+            axis += 1
+    return axes
+
+
+def _basic_index(x: Value, entries: list, name: str | None) -> Value:
+    """The view ``x[entries]``; on a batch axis (None) only a whole slice keeps the batch."""
+    try:
+        return getitem_op(x, index=tuple(entries), name=name)
+    except GraphError:
+        if x.aval.has_batch:
+            for entry, axis in zip(entries, _source_axes(entries, x.ndim)):
+                if axis is not None and axis < x.ndim and x.shape[axis] is None and entry != slice(None):
+                    raise GraphError(
+                        f"x[...] of {x.node.describe()}: entry {entry!r:.40} indexes axis {axis}, the batch axis "
+                        "(None), whose size is known only when a run gives it; keep it whole (:) and index the "
+                        "other axes, or index the program specialised for a size (prog.specialize(size))"
+                    ) from None
+        raise
 
 
 def _gathered_first(entries: Sequence[Any], position: int) -> bool:
