@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "custom_ops.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "custom_ops.md", ROOT / "docs" / "ops.md"]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -93,10 +93,26 @@ fd_check(softplus, {})
 fd_check(smooth_leaky, {"alpha": 0.1})
 """
 
+# After docs/ops.md: the lookup's gradient against NumPy's scatter of the same cotangents.
+_OPS_CHECKS = """
+import numpy as np
+T, E = np.array([[1, 2, 2, 0, 3], [0, 9, 9, 4, 0]]), np.arange(40.0).reshape(10, 4)
+H = E[T]
+dH = np.zeros_like(H)
+dH[:, -1] += 2 * H[:, -1]
+dH[:, 0, ::2] += 2.0
+expected = np.zeros_like(E)
+np.add.at(expected, T, dH)
+expected[0] = 0
+assert np.isclose(loss_v, np.sum(H[:, -1] ** 2) + 2 * np.sum(H[:, 0, ::2]))
+np.testing.assert_allclose(d_v, expected)
+"""
+
 
 @pytest.mark.parametrize(
     "path, after",
-    [pytest.param(DOCS[0], _README_CHECKS, id="README.md"), pytest.param(DOCS[1], _CUSTOM_OPS_CHECKS, id="custom_ops.md")],
+    [pytest.param(DOCS[0], _README_CHECKS, id="README.md"), pytest.param(DOCS[1], _CUSTOM_OPS_CHECKS, id="custom_ops.md"),
+     pytest.param(DOCS[2], _OPS_CHECKS, id="ops.md")],
 )
 def test_document_runs(path, after, tmp_path):
     assert python_blocks(path), f"{path.name} has no ```python blocks"
