@@ -184,10 +184,12 @@ def test_indexing_and_take_match_torch_autograd(k: int) -> None:
 # --- scatter_add: both kernels against np.add.at --------------------------------------------
 
 
-@pytest.mark.parametrize("rows, width, count, padding_idx", [(7, 1, 20, None), (50, 128, 96, 3), (5, 3, 2000, -1),
-                                                             (4, 2, 3, None)])
-def test_scatter_add_kernel_adds_repeated_indices_as_add_at(rows, width, count, padding_idx) -> None:
-    """The sparse product (used from 4096 elements of g) and np.add.at give the same sums."""
+@pytest.mark.parametrize("rows, width, count, padding_idx, sparse", [
+    (7, 1, 20, None, False), (50, 128, 96, 3, True), (5, 8, 2000, -1, True), (4, 2, 3, None, False),
+    (100, 1, 5000, 0, False),
+])
+def test_scatter_add_kernel_adds_repeated_indices_as_add_at(rows, width, count, padding_idx, sparse, monkeypatch) -> None:
+    """The sparse product (from 4096 elements of g in rows of 8 or more) and np.add.at give the same sums."""
     rng = np.random.default_rng(4)
     indices = rng.integers(-rows, rows, size=count)
     g = rng.standard_normal((count, width))
@@ -197,9 +199,13 @@ def test_scatter_add_kernel_adds_repeated_indices_as_add_at(rows, width, count, 
                                         (rows, width), padding_idx)
     if attrs["padding_idx"] is not None:
         expected[attrs["padding_idx"]] = 0
+    used = []
+    product = indexing._scatter_rows
+    monkeypatch.setattr(indexing, "_scatter_rows", lambda *a: (used.append(True), product(*a)))
     out = np.full((rows, width), np.nan)
     indexing._scatter_kernel(out, g, indices, **attrs)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert bool(used) == sparse
 
 
 def test_take_gradient_adds_repeated_indices() -> None:
