@@ -25,10 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int
-from graphc.ops.core import (
-    ZERO, Primitive, ShapeError, as_int, as_shape, constant_node, normalize_axis, same_float_dtype,
-)
+from graphc.ir import INT_DTYPES, Aval, Value, is_int
+from graphc.ops.core import ZERO, Primitive, ShapeError, as_shape, constant_node, normalize_axis, same_float_dtype
 
 Entry = Any  # int | None | tuple[int, int | None, int]
 _WHOLE = (0, None, 1)
@@ -42,9 +40,9 @@ def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
 
 
 def _canonical_slice(bounds: tuple, length: int) -> tuple[int, int | None, int]:
-    """``slice(*bounds)`` on an axis of ``length`` as ``(start, stop, step)``: the whole axis as
-    ``(0, None, 1)`` (an empty axis too), another empty slice as ``(0, 0, 1)``, else the first element, one past the last
-    (None when that is before element 0) and the step."""
+    """``slice(*bounds)`` on an axis of ``length`` as ``(start, stop, step)``: the whole axis
+    as ``(0, None, 1)`` (an empty axis too), another empty slice as ``(0, 0, 1)``, else the
+    first element, one past the last (None when that is before element 0) and the step."""
     for what, bound in zip(("start", "stop", "step"), bounds):
         if bound is not None and not is_int(bound):
             raise ShapeError(f"slice {what} {bound!r} is not an int or None")
