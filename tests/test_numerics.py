@@ -435,6 +435,8 @@ def test_every_registered_differentiable_op_is_covered():
                    "greater", "equal", "less", "less_equal", "greater_equal", "not_equal", "sign",  # masks
                    "reshape", "transpose", "broadcast_to", "concat", "slice_axis", "pad_axis",  # data movement
                    "add_n",  # the sum of gradient terms, an add
+                   "getitem", "getitem_grad", "take", "embedding",  # indexing: copies of elements
+                   "scatter_add",  # sums of gradient rows (adds), the transpose of take
                    "astype"}  # a conversion, rounded to nearest by NumPy
     own = {name for name, prim in registered().items() if prim.infer.__module__.startswith("graphc.")}
     missing = own - not_numeric - {c.op for c in CASES}

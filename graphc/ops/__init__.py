@@ -57,6 +57,7 @@ from graphc.ops.conv import (
     max_pool2d_gather,
     max_pool2d_grad,
 )
+from graphc.ops.indexing import embedding, getitem, getitem_grad, scatter_add, take
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
@@ -71,4 +72,5 @@ __all__ = [
     "dropout", "uniform",
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_grad", "max_pool2d_gather",
     "avg_pool2d", "avg_pool2d_grad", "global_avg_pool", "flatten",
+    "embedding", "getitem", "getitem_grad", "scatter_add", "take",
 ]
