@@ -45,6 +45,7 @@ from graphc.ops.shape import broadcast_to, concat, pad_axis, reshape, slice_axis
 from graphc.ops.linalg import matmul
 from graphc.ops.nn import gelu, log_softmax, mse, one_hot, softmax, softmax_cross_entropy, softplus
 from graphc.ops.random import dropout, uniform
+from graphc.ops.norm import batch_norm, layer_norm
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
@@ -57,4 +58,5 @@ __all__ = [
     "matmul",
     "gelu", "log_softmax", "mse", "one_hot", "softmax", "softmax_cross_entropy", "softplus",
     "dropout", "uniform",
+    "batch_norm", "layer_norm",
 ]
