@@ -415,20 +415,24 @@ def _batch_norm_eval(x: Value, running_mean: Value, running_var: Value, weight: 
         raise GraphError(f"batch_norm: {err}") from None
     per_channel = _channel_shape(x.ndim, x.shape[1])
 
-    def channel(v: Any) -> Value:
+    def vector(v: Any) -> Value:
+        """``v`` as a (C,) Value (a constant if given as numbers)."""
         v = v if isinstance(v, Value) else Value(_constant(x, v))
         if v.shape != (x.shape[1],):
             raise GraphError(f"batch_norm: {v.node.describe()} must have shape ({x.shape[1]},), one value per "
                              f"channel of the input {x.node.describe()}")
+        return v
+
+    def broadcastable(v: Value) -> Value:
         return v if v.shape == per_channel else S.reshape(v, per_channel)
 
     scale = 1.0 / E.sqrt(running_var + eps)
     if weight is not None:
-        scale = scale * channel(weight)
-    centred = x - channel(running_mean)
+        scale = scale * vector(weight)
+    centred = x - broadcastable(running_mean)
     if bias is None:
-        return E.mul(centred, channel(scale), name=name)
-    return E.add(centred * channel(scale), channel(bias), name=name)
+        return E.mul(centred, broadcastable(scale), name=name)
+    return E.add(centred * broadcastable(scale), broadcastable(vector(bias)), name=name)
 
 
 def _constant(x: Value, value: Any) -> Node:
