@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "custom_ops.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "custom_ops.md", ROOT / "docs" / "ops.md"]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -94,9 +94,21 @@ fd_check(smooth_leaky, {"alpha": 0.1})
 """
 
 
+# After docs/ops.md's batch-norm step: the running statistics moved as torch moves them.
+_OPS_CHECKS = """
+import numpy as np
+with gc.Graph("same-init"):
+    w0 = gc.param("w", (8, 4)).value  # the initial value: seeded by the name
+h = X.astype(np.float64) @ w0.astype(np.float64)
+np.testing.assert_allclose(step.state["bn.running_mean"], 0.1 * h.mean(axis=0), rtol=1e-4, atol=1e-6)
+np.testing.assert_allclose(step.state["bn.running_var"], 0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-4)
+"""
+
+
 @pytest.mark.parametrize(
     "path, after",
-    [pytest.param(DOCS[0], _README_CHECKS, id="README.md"), pytest.param(DOCS[1], _CUSTOM_OPS_CHECKS, id="custom_ops.md")],
+    [pytest.param(DOCS[0], _README_CHECKS, id="README.md"), pytest.param(DOCS[1], _CUSTOM_OPS_CHECKS, id="custom_ops.md"),
+     pytest.param(DOCS[2], _OPS_CHECKS, id="ops.md")],
 )
 def test_document_runs(path, after, tmp_path):
     assert python_blocks(path), f"{path.name} has no ```python blocks"
