@@ -324,3 +324,30 @@ def test_a_run_allocates_no_temporary_of_the_input_size(rng):
     finally:
         tracemalloc.stop()
     assert peak < X.nbytes // 4, f"a run traced {peak:,d} bytes; the input has {X.nbytes:,d}"
+
+
+@pytest.mark.parametrize("remat", ["sqrt", "revolve"])
+def test_recomputing_plans_update_the_running_statistics_once(remat, rng):
+    """A plan that recomputes forward values still writes each running statistic once per run."""
+    X = rng.normal(size=(8, 4))
+
+    def train(policy: str) -> tuple[float, np.ndarray, np.ndarray]:
+        with gc.Graph("chain") as g:
+            h = gc.input("x", X.shape, "float64")
+            weights = []
+            for i in range(5):
+                weights.append(gc.param(f"w{i}", (4, 4), "float64", init=np.eye(4) + 0.1))
+                mean = gc.param(f"bn{i}.running_mean", (4,), "float64", init=0.0, role="state")
+                var = gc.param(f"bn{i}.running_var", (4,), "float64", init=1.0, role="state")
+                h = gc.layer_norm(gc.relu(gc.batch_norm(h @ weights[-1], mean, var, training=True)), 4)
+            loss = gc.mean(h * h)
+        prog = gc.compile(loss, updates=gc.sgd(loss, weights, lr=0.1), remat=policy)
+        prog.run({"x": X})
+        return prog.run({"x": X}), prog.state, prog.cost.recompute_flops
+
+    loss, state, _ = train("none")
+    loss_r, state_r, recomputed = train(remat)
+    assert recomputed > 0
+    assert loss_r == pytest.approx(loss, rel=1e-12)
+    for name in state:
+        np.testing.assert_allclose(state_r[name], state[name], rtol=1e-12, err_msg=name)
