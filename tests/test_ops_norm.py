@@ -351,3 +351,15 @@ def test_recomputing_plans_update_the_running_statistics_once(remat, rng):
     assert loss_r == pytest.approx(loss, rel=1e-12)
     for name in state:
         np.testing.assert_allclose(state_r[name], state[name], rtol=1e-12, err_msg=name)
+
+
+def test_a_rejected_batch_norm_call_records_no_update(rng):
+    """A call whose running_var is another call's already leaves its running_mean without an update."""
+    with gc.Graph("rejected") as g:
+        x = gc.input("x", (4, 2), "float64")
+        mean_a, var_a = _state(2, rng)
+        gc.batch_norm(x, mean_a, var_a, training=True)
+        mean_b = gc.param("other_mean", (2,), "float64", init=0.0, role="state")
+        with pytest.raises(gc.GraphError, match="updated already"):
+            gc.batch_norm(x * 2.0, mean_b, var_a, training=True)
+    assert mean_b.node not in g.state_updates
