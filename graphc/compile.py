@@ -387,6 +387,8 @@ def compile(  # noqa: A001
     kernel that computes it where that kernel is elementwise. All new values are
     computed from the old ones, and outputs have the values the run read. One
     training step is one run.
+    A program that computes a training-mode ``batch_norm`` node also updates its
+    running statistics (state params) this way; ``updates`` may not name them.
 
     ``memory`` picks the arena placement: ``"auto"`` (the smallest of
     greedy-by-size, best-fit-by-start and first-fit-by-start, with in-place
