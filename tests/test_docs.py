@@ -94,7 +94,7 @@ fd_check(smooth_leaky, {"alpha": 0.1})
 """
 
 # After docs/ops.md: the CNN learns its batch and its plan holds the im2col scratch; the lookup's
-# gradient equals NumPy's scatter of the same cotangents.
+# gradient equals NumPy's scatter of the same cotangents; batch norm's running statistics move.
 _OPS_CHECKS = """
 import numpy as np
 T, E = np.array([[1, 2, 2, 0, 3], [0, 9, 9, 4, 0]]), np.arange(40.0).reshape(10, 4)
@@ -109,6 +109,12 @@ assert np.isclose(loss_v, np.sum(H[:, -1] ** 2) + 2 * np.sum(H[:, 0, ::2]))
 np.testing.assert_allclose(d_v, expected)
 assert losses[-1] < 0.8 * losses[0], losses
 assert any(b.kind == "scratch" for b in prog.plan.buffers)
+# the batch-norm step's running statistics moved as torch moves them
+with gc.Graph("same-init"):
+    w0 = gc.param("w", (8, 4)).value  # the initial value: seeded by the name
+h = X.astype(np.float64) @ w0.astype(np.float64)
+np.testing.assert_allclose(step.state["bn.running_mean"], 0.1 * h.mean(axis=0), rtol=1e-4, atol=1e-6)
+np.testing.assert_allclose(step.state["bn.running_var"], 0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-4)
 """
 
 

@@ -58,6 +58,7 @@ from graphc.ops.conv import (
     max_pool2d_grad,
 )
 from graphc.ops.indexing import embedding, getitem, getitem_grad, scatter_add, take
+from graphc.ops.norm import batch_norm, layer_norm
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
@@ -73,4 +74,5 @@ __all__ = [
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_grad", "max_pool2d_gather",
     "avg_pool2d", "avg_pool2d_grad", "global_avg_pool", "flatten",
     "embedding", "getitem", "getitem_grad", "scatter_add", "take",
+    "batch_norm", "layer_norm",
 ]
