@@ -1190,6 +1190,279 @@ CASES += [
 ]
 
 
+# --- convolution and pooling -------------------------------------------------
+
+
+def _image_and_weight(x_shape=(1, 4, 6, 6), w_shape=(2, 4, 3, 3), x_dtype="float32", w_dtype="float32"):
+    """An image ``x`` and a weight ``w``, inputs of one fresh graph."""
+    with gc.Graph("conv-case"):
+        return gc.input("x", x_shape, x_dtype), gc.input("w", w_shape, w_dtype)
+
+
+def _conv(x_shape=(1, 4, 6, 6), w_shape=(2, 4, 3, 3), x_dtype="float32", w_dtype="float32", **kwargs):
+    x, w = _image_and_weight(x_shape, w_shape, x_dtype, w_dtype)
+    return gc.conv2d(x, w, **kwargs)
+
+
+def _image(shape=(1, 2, 6, 6)) -> gc.Value:
+    with gc.Graph("pool-case"):
+        return gc.input("x", shape)
+
+
+CASES += [
+    ("conv2d-input-not-4d", lambda: _conv(x_shape=(4, 6, 6)), r"conv2d.*input must be 4-D \(N, C, H, W\), got shape \(4, 6, 6\)"),
+    ("conv2d-weight-not-4d", lambda: _conv(w_shape=(2, 4, 3)), r"conv2d.*weight must be 4-D \(O, C/groups, kH, kW\)"),
+    ("conv2d-dtypes-differ", lambda: _conv(w_dtype="float64"), r"conv2d.*dtypes differ.*cast"),
+    ("conv2d-int-image", lambda: _conv(x_dtype="int64", w_dtype="int64"), r"conv2d.*float32 or float64"),
+    ("conv2d-channels-not-divisible-by-groups", lambda: _conv((1, 3, 6, 6), (2, 1, 3, 3), groups=2),
+     r"conv2d.*3 channels are not divisible by groups=2.*'x' \(1, 3, 6, 6\)"),
+    ("conv2d-out-channels-not-divisible-by-groups", lambda: _conv((1, 4, 6, 6), (3, 2, 3, 3), groups=2),
+     r"conv2d.*3 output channels are not divisible by groups=2"),
+    ("conv2d-weight-channels-per-group", lambda: _conv((1, 4, 6, 6), (2, 3, 3, 3)),
+     r"conv2d.*takes 3 channels per group.*4 channels in 1 group.*\(O, C/groups, kH, kW\)"),
+    ("conv2d-depthwise-weight-not-one-channel", lambda: _conv((1, 4, 6, 6), (4, 4, 3, 3), groups=4),
+     r"conv2d.*takes 4 channels per group.*4 groups?"),
+    ("conv2d-kernel-bigger-than-padded-input", lambda: _conv((1, 4, 2, 6), (2, 4, 3, 3), padding=0),
+     r"conv2d.*kernel spans 3 along H.*padded input has only 2.*smaller kernel or more padding"),
+    ("conv2d-dilated-kernel-bigger-than-input", lambda: _conv((1, 4, 6, 6), (2, 4, 3, 3), dilation=3),
+     r"conv2d.*kernel spans 7 along H \(size 3, dilation 3\)"),
+    ("conv2d-stride-zero", lambda: _conv(stride=0), r"conv2d.*stride must be >= 1, got 0"),
+    ("conv2d-stride-float", lambda: _conv(stride=1.5), r"conv2d.*stride must be an int or a pair of ints, got 1.5"),
+    ("conv2d-stride-triple", lambda: _conv(stride=(1, 2, 3)), r"conv2d.*stride must be an int or a pair"),
+    ("conv2d-padding-negative", lambda: _conv(padding=-1), r"conv2d.*padding must be >= 0, got -1"),
+    ("conv2d-padding-unknown-word", lambda: _conv(padding="full"), r"conv2d.*padding must be 'valid', 'same'"),
+    ("conv2d-same-padding-with-stride", lambda: _conv(padding="same", stride=2),
+     r"conv2d.*padding='same' needs stride 1.*give the padding as ints"),
+    ("conv2d-dilation-zero", lambda: _conv(dilation=0), r"conv2d.*dilation must be >= 1"),
+    ("conv2d-groups-zero", lambda: _conv(groups=0), r"conv2d.*groups must be an int >= 1, got 0"),
+    ("conv2d-bias-wrong-length", lambda: _conv(bias=np.zeros(3, np.float32)),
+     r"conv2d.*bias.*shape \(3,\).*2 output channels.*shape \(2,\)"),
+    ("max_pool2d-input-not-4d", lambda: gc.max_pool2d(_image((2, 6, 6)), 2), r"max_pool2d.*input must be 4-D"),
+    ("max_pool2d-kernel-zero", lambda: gc.max_pool2d(_image(), 0), r"max_pool2d.*kernel_size must be >= 1"),
+    ("max_pool2d-stride-zero", lambda: gc.max_pool2d(_image(), 2, stride=0), r"max_pool2d.*stride must be >= 1"),
+    ("max_pool2d-padding-over-half-kernel", lambda: gc.max_pool2d(_image(), 2, padding=2),
+     r"max_pool2d.*padding \(2, 2\) must be at most half the kernel size \(2, 2\)"),
+    ("max_pool2d-window-bigger-than-input", lambda: gc.max_pool2d(_image((1, 2, 2, 6)), 3),
+     r"max_pool2d.*window spans 3 along H.*only 2.*smaller kernel_size"),
+    ("max_pool2d-ceil-mode-not-bool", lambda: gc.max_pool2d(_image(), 2, ceil_mode="yes"),
+     r"max_pool2d.*ceil_mode must be True or False"),
+    ("avg_pool2d-kernel-pair-of-three", lambda: gc.avg_pool2d(_image(), (2, 2, 2)),
+     r"avg_pool2d.*kernel_size must be an int or a pair of ints"),
+    ("avg_pool2d-count-include-pad-not-bool", lambda: gc.avg_pool2d(_image(), 2, count_include_pad=None),
+     r"avg_pool2d.*count_include_pad must be True or False"),
+    ("avg_pool2d-padding-over-half-kernel", lambda: gc.avg_pool2d(_image(), 3, padding=2),
+     r"avg_pool2d.*at most half the kernel size"),
+    ("global_avg_pool-not-4d", lambda: gc.global_avg_pool(_image((2, 6, 6))),
+     r"global_avg_pool of 'x' \(input.*must be 4-D \(N, C, H, W\), got shape \(2, 6, 6\)"),
+    ("global_avg_pool-not-a-value", lambda: gc.global_avg_pool(np.zeros((1, 2, 3, 3))), r"global_avg_pool needs a graph Value"),
+    ("flatten-dim-out-of-range", lambda: gc.flatten(_image(), 4), r"flatten of 'x' \(input.*must be ints in \[-4, 3\]"),
+    ("flatten-start-after-end", lambda: gc.flatten(_image(), 2, 1), r"flatten of 'x' \(input.*start_dim 2 comes after end_dim 1"),
+]
+
+
+# --- indexing and gathers ----------------------------------------------------
+
+
+def _index_x(shape=(2, 3), dtype="float32") -> gc.Value:
+    """An input ``x`` of a fresh graph."""
+    with gc.Graph("index-case"):
+        return gc.input("x", shape, dtype)
+
+
+def _index_pair(shape=(2, 3), index_shape=(), index_dtype="int64"):
+    """An input ``x`` and an index input ``i`` of one fresh graph."""
+    with gc.Graph("index-case"):
+        return gc.input("x", shape), gc.input("i", index_shape, index_dtype)
+
+
+def _index_run(build, feeds):
+    """Compile ``build()``'s Value (built in a fresh graph) and run it with ``feeds``."""
+    with gc.Graph("index-run"):
+        y = build()
+    return gc.compile([y]).run(feeds)
+
+
+def _take_fed(indices):
+    def build():
+        return gc.take(gc.input("a", (4, 3)), gc.input("i", (2,), "int64"), axis=1)
+    return _index_run(build, {"a": np.ones((4, 3), np.float32), "i": np.asarray(indices)})
+
+
+def _embedding_fed(tokens):
+    def build():
+        return gc.embedding(gc.input("t", (3,), "int64"), gc.param("w", (5, 2)))
+    return _index_run(build, {"t": np.asarray(tokens)})
+
+
+def _list_of(value):
+    return list(value)
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("index-bool-mask-array", lambda: _index_x()[np.array([True, False])], r"entry 0 of 'x'.*boolean mask.*gc\.where"),
+    ("index-bool-scalar", lambda: _index_x()[True], r"entry 0 of 'x'.*boolean mask.*gc\.where"),
+    ("index-float-mask-value", lambda: (lambda x: x[x > 0])(_index_x()), r"float32 Value.*cannot index.*gc\.where.*gc\.take"),
+    ("index-value-slice-bound", lambda: (lambda x, i: x[:i])(*_index_pair()), r"a Value as a slice bound.*gc\.take\(x, indices, axis\)"),
+    ("index-two-int-arrays", lambda: _index_x()[[0, 1], [1, 2]], r"'x'.*2 integer arrays \(entries 0, 1\).*one axis at a time"),
+    ("index-array-and-int-value", lambda: (lambda x, i: x[[0, 1], i])(*_index_pair()), r"2 integer arrays.*gc\.take"),
+    ("index-int-out-of-range", lambda: _index_x()[2], r"getitem: index 2 is out of range for axis 0 of length 2.*'x' \(2, 3\)"),
+    ("index-negative-out-of-range", lambda: _index_x()[:, -4], r"index -4 is out of range for axis 1 of length 3"),
+    ("index-too-many", lambda: _index_x()[0, 1, 2], r"too many indices: 3 for a value of 2 dimensions"),
+    ("index-two-ellipses", lambda: _index_x()[..., 0, ...], r"only one ellipsis"),
+    ("index-slice-step-zero", lambda: _index_x()[::0], r"slice step cannot be zero"),
+    ("index-slice-float-bound", lambda: _index_x()[0.5:], r"slice start 0\.5 is not an int"),
+    ("index-float", lambda: _index_x()[1.5], r"entry 0 of 'x'.*cannot index with a float"),
+    ("index-string", lambda: _index_x()["rows"], r"cannot index with a str"),
+    ("index-float-array", lambda: _index_x()[np.array([0.5])], r"an array of float64 cannot index; indices are ints"),
+    ("index-list-out-of-range", lambda: _index_x()[:, [0, 3]], r"x\[...\] of 'x'.*gather along axis 1: indices must lie in \[-3, 3\) for axis 1 of length 3.*e\.g\. 3"),
+    ("index-batch-axis-from-end", lambda: _index_x((None, 3))[-1], r"entry -1 indexes axis 0, the batch axis \(None\).*keep it whole"),
+    ("index-iterate-value", lambda: _list_of(_index_x()), r"'x'.*cannot be iterated.*x\[0\]"),
+    ("getitem-of-array", lambda: gc.getitem(np.ones(3), 0), r"getitem needs a graph Value to index, got ndarray"),
+    ("take-of-array", lambda: gc.take(np.ones(3), [0]), r"take needs a graph Value to take from, got ndarray"),
+    ("take-float-indices", lambda: gc.take(*_index_pair(index_shape=(2,), index_dtype="float32"), axis=0), r"take: indices must be int32 or int64, got float32"),
+    ("take-constant-out-of-range", lambda: gc.take(_index_x(), [0, 2], axis=0), r"take from 'x'.*\[-2, 2\) for axis 0 of length 2.*e\.g\. 2.*fix the indices"),
+    ("take-axis-out-of-range", lambda: gc.take(_index_x(), [0], axis=2), r"take: axis 2 is out of range for 2 dimensions"),
+    ("take-of-scalar-along-axis", lambda: gc.take(_index_x(()), [0], axis=0), r"cannot take along an axis of a 0-d value.*axis=None"),
+    ("take-fed-out-of-range", lambda: _take_fed([0, 3]), r"op 'take'.*indices must lie in \[-3, 3\) for axis 1 of length 3.*e\.g\. 3.*fix the indices fed"),
+    ("embedding-weight-1d", lambda: gc.embedding([0, 1], _index_x((4,))), r"embedding: weight must be 2-D.*got shape \(4,\)"),
+    ("embedding-float-input", lambda: gc.embedding(*reversed(_index_pair((4, 2), (3,), "float32"))), r"embedding: input \(the indices\) must be int32 or int64, got float32"),
+    ("embedding-padding-out-of-range", lambda: gc.embedding([0], _index_x((4, 2)), padding_idx=4), r"padding_idx must be None or an int in \[-4, 4\), got 4"),
+    ("embedding-constant-negative", lambda: gc.embedding([0, -1], _index_x((4, 2))), r"embedding from 'x'.*\[0, 4\).*e\.g\. -1"),
+    ("embedding-fed-out-of-range", lambda: _embedding_fed([0, 5, 1]), r"op 'embedding'.*indices must lie in \[0, 5\) for axis 0 of length 5.*e\.g\. 5"),
+    ("embedding-fed-negative", lambda: _embedding_fed([0, -1, 1]), r"op 'embedding'.*\[0, 5\).*e\.g\. -1"),
+    ("scatter-add-shape-mismatch", lambda: gc.scatter_add(*_index_pair((3, 2), (4,)), 0, (5, 2)), r"scatter_add: g of shape \(3, 2\) does not match indices \(4,\).*want \(4, 2\)"),
+    ("getitem-grad-shape-mismatch", lambda: gc.getitem_grad(_index_x((3,)), (0,), (4, 2)), r"getitem_grad: g of shape \(3,\) is not the shape \(2,\) of x\[index\]"),
+    ("dropout-train-not-bool", lambda: gc.dropout(*_index_pair(), 0.5, train="no"), r"dropout of 'x'.*train must be True or False, got 'no'"),
+]
+
+
+# --- layer norm and batch norm -----------------------------------------------
+
+
+def _norm_graph(build, shape=(4, 3), dtype="float32"):
+    """``build(x)`` inside a fresh graph with an input ``x`` of ``shape``."""
+    with gc.Graph("norm-case"):
+        return build(gc.input("x", shape, dtype))
+
+
+def _stats(channels=3, dtype="float32", role="state", prefix="bn"):
+    mean = gc.param(f"{prefix}.running_mean", (channels,), dtype, init=0.0, role=role)
+    var = gc.param(f"{prefix}.running_var", (channels,), dtype, init=1.0, role=role)
+    return mean, var
+
+
+def _train(x, **kwargs):
+    return gc.batch_norm(x, *_stats(x.shape[1]), training=True, **kwargs)
+
+
+def _running_stat_also_in_updates():
+    with gc.Graph("norm-case"):
+        x = gc.input("x", (4, 3))
+        mean, var = _stats()
+        y = gc.batch_norm(x, mean, var, training=True)
+        gc.compile(gc.sum(y), updates={mean: mean * 0.5})
+
+
+def _two_batch_norms_share_statistics():
+    with gc.Graph("norm-case"):
+        x = gc.input("x", (4, 3))
+        mean, var = _stats()
+        gc.batch_norm(x, mean, var, training=True)
+        gc.batch_norm(x * 2.0, mean, var, training=True)
+
+
+def _running_mean_of_another_dtype():
+    with gc.Graph("norm-case"):
+        x = gc.input("x", (4, 3), "float64")
+        gc.batch_norm(x, *_stats(3, "float32"), training=True)
+
+
+def _varying_batch_of_one():
+    with gc.Graph("norm-case"):
+        x = gc.input("x", (None, 3))
+        y = gc.batch_norm(x, None, None, training=True)
+    gc.compile(y).run({"x": np.ones((1, 3), np.float32)})
+
+
+CASES += [
+    ("layer_norm-shape-not-trailing", lambda: _norm_graph(lambda x: gc.layer_norm(x, (4,))), r"normalized_shape \(4,\) must equal the last 1 dimension"),
+    ("layer_norm-shape-empty", lambda: _norm_graph(lambda x: gc.layer_norm(x, ())), r"normalized_shape=\(\) must be an int or a non-empty tuple"),
+    ("layer_norm-shape-float", lambda: _norm_graph(lambda x: gc.layer_norm(x, 3.0)), r"normalized_shape=3\.0"),
+    ("layer_norm-longer-than-input", lambda: _norm_graph(lambda x: gc.layer_norm(x, (2, 4, 3))), r"last 3 dimension\(s\) of the input's shape \(4, 3\)"),
+    ("layer_norm-weight-shape", lambda: _norm_graph(lambda x: gc.layer_norm(x, 3, gc.param("w", (4,)))), r"layer_norm: weight has shape \(4,\); it must have normalized_shape \(3,\)"),
+    ("layer_norm-bias-dtype", lambda: _norm_graph(lambda x: gc.layer_norm(x, 3, None, gc.param("b", (3,), "float64"))), r"layer_norm.*dtypes differ"),
+    ("layer_norm-eps-negative", lambda: _norm_graph(lambda x: gc.layer_norm(x, 3, eps=-1e-5)), r"eps=-1e-05 must be a finite number >= 0"),
+    ("layer_norm-int-input", lambda: _norm_graph(lambda x: gc.layer_norm(x, 3), dtype="int64"), r"layer_norm.*expects float32 or float64"),
+    ("batch_norm-1d-input", lambda: _norm_graph(lambda x: gc.batch_norm(x, None, None, training=True), shape=(5,)), r"batch_norm: input 'x'.*must be \(N, C\) or \(N, C, \*spatial\)"),
+    ("batch_norm-one-value-per-channel", lambda: _norm_graph(lambda x: _train(x), shape=(1, 3)), r"expected more than 1 value per channel when training, got input of shape \(1, 3\)"),
+    ("batch_norm-one-value-per-channel-4d", lambda: _norm_graph(lambda x: _train(x), shape=(1, 3, 1, 1)), r"more than 1 value per channel"),
+    ("batch_norm-varying-batch-of-one", _varying_batch_of_one, r"batch size 1: 'batch_norm_1'.*expected more than 1 value per channel"),
+    ("batch_norm-running-mean-shape", lambda: _norm_graph(lambda x: gc.batch_norm(x, *_stats(4), training=True)), r"running_mean 'bn.running_mean'.*must have shape \(3,\)"),
+    ("batch_norm-running-mean-dtype", _running_mean_of_another_dtype, r"running_mean .*must have shape \(3,\) and dtype float64"),
+    ("batch_norm-running-stats-role-param", lambda: _norm_graph(lambda x: gc.batch_norm(x, *_stats(role="param"), training=True)), r"running_mean .* is a param of role 'param'.*role='state'"),
+    ("batch_norm-running-stats-input", lambda: _norm_graph(lambda x: gc.batch_norm(x, gc.input("m", (3,)), gc.input("v", (3,)))), r"running_mean 'm'.* is not a param \(input\)"),
+    ("batch_norm-running-stats-array", lambda: _norm_graph(lambda x: gc.batch_norm(x, np.zeros(3), np.ones(3))), r"running_mean must be a param Value with role='state' or None, got ndarray"),
+    ("batch_norm-same-param-twice", lambda: _norm_graph(lambda x: gc.batch_norm(x, *[_stats()[0]] * 2, training=True)), r"running_mean and running_var are the same param"),
+    ("batch_norm-eval-without-stats", lambda: _norm_graph(lambda x: gc.batch_norm(x, None, None)), r"training=False normalises with the running statistics"),
+    ("batch_norm-momentum-none", lambda: _norm_graph(lambda x: _train(x, momentum=None)), r"momentum=None .*cumulative moving average.* not supported"),
+    ("batch_norm-momentum-nan", lambda: _norm_graph(lambda x: _train(x, momentum=float("nan"))), r"momentum=nan must be a finite number"),
+    ("batch_norm-training-not-bool", lambda: _norm_graph(lambda x: gc.batch_norm(x, *_stats(), training="yes")), r"training='yes' must be True or False"),
+    ("batch_norm-weight-shape", lambda: _norm_graph(lambda x: gc.batch_norm(x, None, None, gc.param("w", (4,)), training=True)), r"batch_norm: weight has shape \(4,\); it must have shape \(3,\)"),
+    ("batch_norm-eval-bias-shape", lambda: _norm_graph(lambda x: gc.batch_norm(x, *_stats(), None, gc.param("b", (2,)))), r"'b' .*must have shape \(3,\), one value per channel"),
+    ("batch_norm-eval-eps-negative", lambda: _norm_graph(lambda x: gc.batch_norm(x, *_stats(), eps=-1.0)), r"eps=-1\.0 must be a finite number >= 0"),
+    ("batch_norm-stats-shared-by-two-calls", _two_batch_norms_share_statistics, r"running statistic 'bn.running_mean'.* is updated already by batch-norm node"),
+    ("batch_norm-stat-also-in-updates", _running_stat_also_in_updates, r"updates: state param 'bn.running_mean' is updated by batch-norm node .* drop it from updates"),
+]
+
+
+# --- name scopes -------------------------------------------------------------
+
+
+def _scoped_plan_document() -> dict[str, Any]:
+    """The JSON document of a small plan whose instructions are in scope "block"."""
+    with gc.Graph("scoped"):
+        x = gc.input("x", shape=(2, 3))
+        with gc.scope("block"):
+            y = gc.sum(gc.tanh(x))
+    return json.loads(gc.compile(y).plan.to_json())
+
+
+def _load_scoped_edited(edit: Callable[[dict[str, Any]], Any]) -> gc.Plan:
+    """Load the scoped plan after ``edit``, its digest recomputed (so the field checks are what is tested)."""
+    doc = _scoped_plan_document()
+    edit(doc)
+    doc["sha256"] = content_digest(doc)
+    return gc.Plan.from_json(json.dumps(doc))
+
+
+def _open_scope_without_graph() -> None:
+    with gc.scope("block"):
+        pass
+
+
+def _set_first_scope(value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["instructions"][0]["scope"] = value
+    return edit
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("scope-name-empty", lambda: gc.scope(""), r"gc\.scope: the name must be a non-empty string, got ''"),
+    ("scope-name-none", lambda: gc.scope(None), r"gc\.scope: the name must be a non-empty string, got None"),
+    ("scope-name-not-a-string", lambda: gc.scope(3), r"gc\.scope: the name must be a non-empty string, got 3"),
+    ("scope-name-slash", lambda: gc.scope("encoder/block3"), r"'encoder/block3' holds '/'.*nest one .* \('encoder' and 'block3'\)"),
+    ("scope-name-only-slash", lambda: gc.scope("/"), r"'/' holds '/'"),
+    ("scope-without-graph", _open_scope_without_graph, r"gc\.scope\('block'\): no graph is open.*with gc\.Graph"),
+    ("planfile-scope-number", lambda: _load_scoped_edited(_set_first_scope(3)), r"instructions\[0\]\.scope is a JSON integer, expected a string"),
+    ("planfile-scope-empty-name", lambda: _load_scoped_edited(_set_first_scope("block//inner")), r"instructions\[0\]\.scope is 'block//inner', which is no scope path"),
+    ("planfile-scope-trailing-slash", lambda: _load_scoped_edited(_set_first_scope("block/")), r"instructions\[0\]\.scope is 'block/'"),
+    ("planfile-scope-missing", lambda: _load_scoped_edited(lambda d: d["instructions"][0].pop("scope")), r"instructions\[0\] lacks the field 'scope'"),
+    ("planfile-v3-with-scope", lambda: _load_scoped_edited(lambda d: d.update(version=3)), r"instructions\[0\] has the field 'scope', which plans of version 3 do not have"),
+]
+
+
 @pytest.mark.parametrize("case_id, thunk, pattern", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_raises_graph_error(case_id, thunk, pattern):
     with pytest.raises(gc.GraphError, match=pattern) as info:
