@@ -217,8 +217,11 @@ def _check_views(plan: Plan) -> None:
         args = [probes[a] if a in probes else _probe(block, plan.buffers[a]) for a in ins.args]
         view = lookup(ins.op).kernel(*args, **ins.attrs)
         if not isinstance(view, np.ndarray) or (view.size and not np.may_share_memory(view, block)):
-            _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (NumPy would copy); "
-                              "it must run in mode 'copy' into a temp buffer")
+            _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (its kernel returned a "
+                              "new array, not a view of its operand); it must run in mode 'copy' into a temp buffer. "
+                              "For a view op defined with gc.defop: its kernel must return a view of its operand for "
+                              "every operand it is given a view of (say needs_contiguous=True if it copies a "
+                              "non-contiguous one, as ndarray.reshape does), or define it with view=False")
         probes[ins.out] = view
 
 

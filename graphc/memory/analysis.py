@@ -36,27 +36,14 @@ class Interval:
     end: int
 
 
-def _keeps_contiguity(node: Node) -> bool:
-    """Whether a view of a C-contiguous array is itself C-contiguous (conservatively)."""
-    op, attrs = node.op.name, node.attrs
-    if op == "reshape":
-        return True
-    if op == "transpose":
-        moved = [a for a in attrs["axes"] if node.inputs[0].shape[a] != 1]
-        return moved == sorted(moved)
-    if op == "broadcast_to":
-        return node.shape == node.inputs[0].shape
-    if op == "slice_axis":
-        return all(d == 1 for d in node.inputs[0].shape[: attrs["axis"]])
-    return False
-
-
 def alias_analysis(flow: Dataflow) -> dict[Node, Node]:
     """For each node, the node that owns its storage: itself, unless it is a true view
     (its base's owner) or a writer (the param whose stored array it writes).
 
-    A reshape of a value that may not be C-contiguous would make NumPy copy;
-    such a reshape is planned as a copy into storage of its own instead.
+    A view whose op needs a C-contiguous operand (``Primitive.needs_contiguous``:
+    reshape, which NumPy would otherwise copy) of a value that may not be
+    C-contiguous is planned as a copy into storage of its own instead; each view
+    op says whether it keeps contiguity (``Primitive.view_keeps_contiguous``).
     """
     owner: dict[Node, Node] = {}
     contiguous: dict[Node, bool] = {}
@@ -66,11 +53,12 @@ def alias_analysis(flow: Dataflow) -> dict[Node, Node]:
             owner[node] = writes[node]
             contiguous[node] = True
             continue
-        if node.op.view:
+        op = node.op
+        if op.view:
             base = flow.args[node][0]
-            if node.op.name != "reshape" or contiguous[base]:
+            if not op.needs_contiguous or contiguous[base]:
                 owner[node] = owner[base]
-                contiguous[node] = contiguous[base] and _keeps_contiguity(node)
+                contiguous[node] = contiguous[base] and op.view_keeps_contiguous(base.aval, node.aval, node.attrs)
                 continue
         owner[node] = node
         contiguous[node] = True

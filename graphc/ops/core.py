@@ -20,6 +20,13 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
 - ``elementwise`` / ``view`` / ``scratch``: facts the memory planner uses
   (``scratch(*in_avals, **attrs) -> [Aval]`` lists temporaries the kernel
   receives as ``scratch=(...)``);
+- a view's facts (``view=True``: the kernel returns a view of its one operand,
+  bound once when the plan is bound): ``keeps_contiguous(x, y, **attrs) -> bool``
+  answers whether the view of a C-contiguous operand is C-contiguous (the
+  default, None, answers no); ``needs_contiguous`` says the view exists only
+  for a C-contiguous operand (reshape), and for any other the plan copies it
+  into storage of its own with :meth:`Primitive.copy_view`, which uses
+  ``copy_kernel(out, x, **attrs)`` where the kernel's view would allocate;
 - ``check_operands``: ``check_operands(*inputs, **attrs) -> str | None``, a cheap
   run-time check of operand values the shape rule cannot see (labels in
   range, read from the int operands); the runtime calls it before the first
@@ -79,6 +86,9 @@ class Primitive:
     flops: Callable[..., int] = _elementwise_flops
     elementwise: bool = False
     view: bool = False
+    keeps_contiguous: Callable[..., bool] | None = None
+    needs_contiguous: bool = False
+    copy_kernel: Callable[..., None] | None = None
     scratch: Callable[..., list[Aval]] | None = None
     normalize: Callable[..., dict[str, Any]] | None = None
     source: bool = False
@@ -110,6 +120,22 @@ class Primitive:
             return self.vjp(index)
         return self.vjp[index]
 
+    def view_keeps_contiguous(self, x: Aval, y: Aval, attrs: dict[str, Any]) -> bool:
+        """Whether this view of a C-contiguous operand ``x`` is C-contiguous (no unless the op says so)."""
+        return self.keeps_contiguous is not None and bool(self.keeps_contiguous(x, y, **attrs))
+
+    def copy_view(self, out: np.ndarray, x: np.ndarray, **attrs: Any) -> None:
+        """Write the elements of this view of ``x`` into ``out``, allocating nothing.
+
+        The plan runs a view this way when it cannot bind it (a reshape of a value
+        that may not be contiguous): ``copy_kernel`` when the op has one, else
+        ``out[...] = kernel(x)``, the view being taken without a copy.
+        """
+        if self.copy_kernel is not None:
+            self.copy_kernel(out, x, **attrs)
+        else:
+            np.copyto(out, self.kernel(x, **attrs))
+
     def __repr__(self) -> str:
         return f"<Primitive {self.name}>"
 
@@ -140,6 +166,10 @@ def defop(
     int_operands: Sequence[int] = (),
     doc: str = "",
     replace: bool = False,
+    view: bool = False,
+    keeps_contiguous: Callable[..., bool] | None = None,
+    needs_contiguous: bool = False,
+    copy_kernel: Callable[..., None] | None = None,
 ) -> Primitive:
     """Define a new φ; the returned primitive builds nodes when called.
 
@@ -150,6 +180,20 @@ def defop(
     are operand positions that take integer arrays (labels). ``replace=True``
     redefines an op of the same name defined earlier with ``defop`` (a notebook
     cell run twice); graphc's own ops cannot be replaced.
+
+    ``scratch(*in_avals, **attrs) -> [Aval]`` declares the temporaries the kernel
+    needs: the planner places them in the arena beside the other intermediates
+    and the kernel receives them as ``kernel(out, *inputs, scratch=(...), **attrs)``,
+    so a run allocates nothing.
+
+    ``view=True`` makes a view op of one operand: ``kernel(x, **attrs)`` returns
+    a view of ``x`` (no ``out``), bound once when the program is bound, and the
+    result shares the operand's storage. ``keeps_contiguous(x, y, **attrs)``
+    says whether the view of a C-contiguous ``x`` is C-contiguous (default: no);
+    ``needs_contiguous=True`` says the kernel would copy a non-contiguous
+    operand (as ``ndarray.reshape`` does), so for such an operand the plan
+    copies the view into storage of its own, with ``copy_kernel(out, x, **attrs)``
+    if given, else ``out[...] = kernel(x)``.
 
     Example — softplus, ``y = log(1 + eˣ)`` with ``∂y/∂x = σ(x)``::
 
@@ -163,6 +207,7 @@ def defop(
         y = softplus(x)
     """
     _check_defop_arguments(name, infer, kernel, vjp, flops, int_operands)
+    _check_memory_facts(name, elementwise, scratch, view, keeps_contiguous, needs_contiguous, copy_kernel, vjp)
     previous = _REGISTRY.get(name)
     if previous is not None and replace:
         if previous.trusted:
@@ -171,6 +216,7 @@ def defop(
     return Primitive(
         name=name, infer=infer, kernel=kernel, vjp=vjp, flops=flops, elementwise=elementwise,
         scratch=scratch, normalize=normalize, int_operands=frozenset(int_operands), doc=doc,
+        view=view, keeps_contiguous=keeps_contiguous, needs_contiguous=needs_contiguous, copy_kernel=copy_kernel,
     )
 
 
@@ -191,6 +237,32 @@ def _check_defop_arguments(name: Any, infer: Any, kernel: Any, vjp: Any, flops: 
                 raise GraphError(f"defop {name!r}: vjp rule {index} must be callable, ZERO or None; got {rule!r:.40}")
     if not isinstance(int_operands, (list, tuple, set, frozenset)) or not all(is_int(i) and i >= 0 for i in int_operands):
         raise GraphError(f"defop {name!r}: int_operands must be operand positions (ints >= 0), got {int_operands!r}")
+
+
+def _check_memory_facts(
+    name: str, elementwise: Any, scratch: Any, view: Any, keeps_contiguous: Any, needs_contiguous: Any,
+    copy_kernel: Any, vjp: Any,
+) -> None:
+    """Reject memory facts that contradict each other or are of the wrong type, naming the argument."""
+    for role, flag in (("elementwise", elementwise), ("view", view), ("needs_contiguous", needs_contiguous)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise GraphError(f"defop {name!r}: {role} must be True or False, got {flag!r:.40}")
+    for role, rule in (("scratch", scratch), ("keeps_contiguous", keeps_contiguous), ("copy_kernel", copy_kernel)):
+        if rule is not None and not callable(rule):
+            raise GraphError(f"defop {name!r}: {role} must be callable or None, got {type(rule).__name__}")
+    if view:
+        if elementwise or scratch is not None:
+            raise GraphError(
+                f"defop {name!r}: a view op (view=True) returns a view of its operand and writes no output, "
+                "so it cannot be elementwise or have scratch; drop those, or make it an ordinary op (view=False)"
+            )
+        if isinstance(vjp, (list, tuple)) and len(vjp) != 1:
+            raise GraphError(f"defop {name!r}: a view op has one operand, but {len(vjp)} VJP rules are given; give one")
+    elif keeps_contiguous is not None or needs_contiguous or copy_kernel is not None:
+        raise GraphError(
+            f"defop {name!r}: keeps_contiguous, needs_contiguous and copy_kernel describe a view op; "
+            "pass view=True as well, or drop them"
+        )
 
 
 # --- building nodes -----------------------------------------------------------
@@ -329,6 +401,11 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
     )
     if not prim.trusted:
         _check_vjp_arity(prim, len(nodes))
+        if prim.view and len(nodes) != 1:
+            raise GraphError(
+                f"{prim.name}{f' {name!r}' if name else ''}: a view op takes one operand (the array it views), "
+                f"got {len(nodes)}: {describe_operands(nodes)}; pass the others as attributes"
+            )
     in_avals = [n.aval for n in nodes]
     label = f" {name!r}" if name else ""
     try:
