@@ -146,7 +146,7 @@ def shape_text(shape: Sequence[int]) -> str:
 
 
 def _auto_named(node: Node) -> bool:
-    return node.name == f"{node.op.name}_{node.id}"
+    return node.name == f"{node.op_name}_{node.id}"
 
 
 # --- graph views --------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
 
 
 def _source_box(node: Node, part: str) -> Box:
-    kind = node.op.name
+    kind = node.op_name
     shape = shape_text(node.shape)
     if kind == "const":
         data = node.data
@@ -272,7 +272,7 @@ def _source_box(node: Node, part: str) -> Box:
 
 def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
     info = node.adjoint
-    op = node.op.name
+    op = node.op_name
     lines = [node.name] if _auto_named(node) else [node.name, op]
     fill = COLOURS[part] if part in COLOURS else COLOURS["forward"]
     attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": fill}
@@ -286,14 +286,14 @@ def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
     role = info.role if info is not None else None
     signature = (part, op, role, node.shape, str(node.dtype), kept,
-                 tuple((i.op.name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))))
+                 tuple((i.op_name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))))
     return Box(lines, attrs, part, signature, op, node.name)
 
 
 def _reference_box(node: Node) -> Box:
-    lines = [node.name, f"{node.op.name} (read)" if node.is_source else "forward value (read)"]
+    lines = [node.name, f"{node.op_name} (read)" if node.is_source else "forward value (read)"]
     attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
-    return Box(lines, attrs, "reference", ("reference", node.op.name, node.shape), node.op.name, node.name,
+    return Box(lines, attrs, "reference", ("reference", node.op_name, node.shape), node.op_name, node.name,
                computed=not node.is_source)
 
 
@@ -360,10 +360,10 @@ def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, 
 
 def _graph_legend(view: str, drawn: Sequence[Node], part: dict[Node, str], facts: _AdjointFacts) -> list[str]:
     if view == "adjoint":
-        ops = {n.op.name for n in drawn if part[n] != "forward"}
+        ops = {n.op_name for n in drawn if part[n] != "forward"}
         keys = ["const"] if "const" in ops else []
     else:
-        ops = {n.op.name for n in drawn}
+        ops = {n.op_name for n in drawn}
         keys = [k for k in ("input", "param", "const") if k in ops] + ["op"]
     if view != "forward" and any(part[n] == "adjoint" for n in drawn):
         keys += ["adjoint", "accumulate", "contribution"] if facts.labels else ["adjoint"]

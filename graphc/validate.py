@@ -92,7 +92,7 @@ def _same_aval(a: Any, b: Aval) -> bool:
 def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
     """The instruction agrees with its op's facts: mode, canonical attributes, shape rule, scratch."""
     prim = lookup(ins.op)
-    if prim.source or prim.kernel is None:
+    if prim.kernel is None:
         _fail(plan, step, f"op {ins.op!r} has no kernel and cannot be an instruction")
     expected_modes = (BIND_VIEW, COPY) if prim.view else (KERNEL,)
     if ins.mode not in expected_modes:

@@ -613,7 +613,7 @@ def test_every_case_reaches_its_op() -> None:
     rng = np.random.default_rng(0)
     for c in CASES:
         g, _, _, _ = _build(c, "float64", rng)
-        assert any(n.op.name == COMPOSITES.get(c.op, c.op) for n in g.nodes), c.id
+        assert any(n.op_name == COMPOSITES.get(c.op, c.op) for n in g.nodes), c.id
 
 
 # --- ties: not differentiable, so a convention (JAX's), checked directly -------------------

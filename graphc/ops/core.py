@@ -33,6 +33,14 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
   instruction when those operands are feeds or constants (before any update
   is written), else just before the kernel, and raises the message it returns
   as a GraphError naming the instruction.
+- ``fold_of``: for a variadic op that equals a left fold of a binary op over its
+  operands (``add_n``: ``((t1 + t2) + t3) + …``), that binary op; the passes
+  split such a node into a running fold, so each term is added and freed as it
+  arrives (see :func:`graphc.passes.split_accumulations`).
+- ``index_bound``: ``index_bound(k, *in_avals, **attrs) -> int | None``: for an
+  int operand ``k`` whose values index something (labels, gather indices), the
+  ``n`` of the range ``[0, n)`` they must lie in (None for other operands);
+  :func:`graphc.zoo.feeds` draws random labels from it.
 - ``shape_attrs``: the names of attributes that are shapes (reshape's ``shape``);
   a None in them is the batch size, as in an input's shape (see :func:`infer_with_batch`).
 - ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
@@ -91,12 +99,13 @@ class Primitive:
     copy_kernel: Callable[..., None] | None = None
     scratch: Callable[..., list[Aval]] | None = None
     normalize: Callable[..., dict[str, Any]] | None = None
-    source: bool = False
     int_operands: frozenset[int] = field(default_factory=frozenset)
     with_node_id: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
     doc: str = ""
     check_operands: Callable[..., str | None] | None = None
     shape_attrs: frozenset[str] = field(default_factory=frozenset)
+    fold_of: "Primitive | None" = None
+    index_bound: Callable[..., int | None] | None = None
 
     trusted: bool = field(init=False, default=False)  # one of graphc's own ops: its rules need no checking
 
@@ -337,9 +346,7 @@ def constant_node(graph, value: Any, dtype: np.dtype | None, what: str = "consta
             "use float32 or float64 (or int32/int64 for labels)"
         )
     array.setflags(write=False)
-    from graphc.ops.source import const
-
-    node = graph.add(const, (), {}, Aval(array.shape, array.dtype))
+    node = graph.add_source("const", Aval(array.shape, array.dtype))
     node.data = array
     return node
 

@@ -148,6 +148,7 @@ one_hot_op = Primitive(
     flops=lambda ins, out, **attrs: out.size,
     int_operands=frozenset({0}),
     check_operands=lambda labels, classes, dtype: _labels_out_of_range(labels, classes),
+    index_bound=lambda k, labels, classes, dtype: classes if k == 0 else None,
     doc="1.0 at each label's class, 0.0 elsewhere: shape labels.shape + (classes,).",
 )
 
@@ -192,6 +193,7 @@ softmax_cross_entropy_op = Primitive(
     scratch=lambda logits, labels: [logits] + _row_scratch(logits, logits.ndim - 1),
     int_operands=frozenset({1}),
     check_operands=lambda logits, labels: _labels_out_of_range(labels, logits.shape[-1]),
+    index_bound=lambda k, logits, labels: logits.shape[-1] if k == 1 else None,
     doc="mean over rows of -log softmax(logits)[label].  J^T: (softmax - onehot)·g / N.",
 )
 
