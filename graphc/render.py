@@ -102,6 +102,7 @@ class Box:
     name: str
     computed: bool = True  # False for inputs, params and constants
     in_order: bool = False  # plan instructions: drawn one below the other, in execution order
+    group: bool = False  # a box standing for a collapsed group of boxes (an op may be named "group")
 
 
 @dataclass
@@ -702,7 +703,7 @@ def _group_box(scene: Scene, group: _Group) -> Box:
     attrs = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": COLOURS["group"], "penwidth": "1.4"}
     if any(b.attrs.get("peripheries") == "2" for b in members):
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
-    return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members))
+    return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members), group=True)
 
 
 def shrink(scene: Scene, max_nodes: int) -> Scene:
@@ -789,7 +790,7 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     for a in scene.arrows:
         dot.edge(f"n{a.src}", f"n{a.dst}", label=dot_label(a.label.split("\n")) if a.label else None, **a.attrs)
     sequence = [i for i, box in enumerate(scene.boxes) if box.in_order]
-    whole = not any(box.op == "group" for box in scene.boxes)
+    whole = not any(box.group for box in scene.boxes)
     if whole and len(scene.boxes) <= CHAIN_MAX:  # execution order top to bottom (too slow for dot on big plans)
         for a, b in zip(sequence, sequence[1:]):
             dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
@@ -883,7 +884,7 @@ def _without_crossing_reads(scene: Scene) -> Scene:
     Those reads (the kept checkpoints) wrap around the whole picture once
     boxes are grouped; the double borders still mark what the backward pass reads.
     """
-    if "adjoint" not in scene.clusters or not any(box.op == "group" for box in scene.boxes):
+    if "adjoint" not in scene.clusters or not any(box.group for box in scene.boxes):
         return scene
     inside = [box.part == "adjoint" for box in scene.boxes]
     arrows = [a for a in scene.arrows if inside[a.src] or not inside[a.dst]]

@@ -17,6 +17,12 @@ from graphc.ops import reduce as R
 from graphc.ops import shape as S
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, bind, broadcast_shapes, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sign",
+    "erf", "maximum", "minimum", "clip", "where", "less", "less_equal", "greater", "greater_equal", "equal",
+    "not_equal", "add_n", "astype", "copy",
+]
+
 
 def unbroadcast(g: Value, shape: tuple[int, ...]) -> Value:
     """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""

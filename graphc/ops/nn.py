@@ -18,6 +18,10 @@ from graphc.ops import reduce as R
 from graphc.ops import elementwise as E
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, normalize_axis, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "softmax", "log_softmax", "softmax_cross_entropy", "one_hot", "mse", "gelu", "softplus",
+]
+
 
 def _axis_normalize(x: Aval, axis: int = -1) -> dict[str, Any]:
     return {"axis": normalize_axis(axis, x.ndim)}

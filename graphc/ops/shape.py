@@ -19,6 +19,10 @@ from graphc.errors import GraphError
 from graphc.ir import Aval, Value, is_int
 from graphc.ops.core import Primitive, ShapeError, as_int, as_shape, normalize_axis
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "reshape", "transpose", "broadcast_to", "slice_axis", "pad_axis", "concat",
+]
+
 
 def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
     return 0

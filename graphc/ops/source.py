@@ -15,6 +15,10 @@ from graphc.errors import GraphError
 from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, check_name, current_graph, is_int
 from graphc.ops.core import ShapeError, as_dtype, as_shape, constant_node
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "input", "param", "constant",
+]
+
 
 def _check_shape(kind: str, name: str, shape: Sequence[int]) -> tuple[int, ...]:
     try:
