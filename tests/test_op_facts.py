@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import zoo
+from graphc.ops import ZERO, Primitive
 from graphc.plan import BIND_VIEW, COPY, SCRATCH
 
 
@@ -155,3 +157,61 @@ def test_a_kernel_with_scratch_gets_planned_scratch_buffers():
     h = np.tanh(X)
     np.testing.assert_allclose(prog.run({"x": X}), h - h.mean(axis=-1, keepdims=True))
     gc.gradcheck(loss, [x], {"x": X})
+
+
+# --- sources are a kind of node, not ops ------------------------------------------------------
+
+
+def test_sources_are_nodes_of_their_own_kind_with_no_op():
+    with gc.Graph("kinds"):
+        x = gc.input("x", shape=(2, 3))
+        w = gc.param("w", shape=(3, 3))
+        c = gc.constant(2.0, dtype="float32")
+        y = x @ w * c
+    assert [(v.node.kind, v.node.op, v.node.is_source) for v in (x, w, c)] == [
+        ("input", None, True), ("param", None, True), ("const", None, True)]
+    assert (y.node.kind, y.node.op.name, y.node.is_source) == ("op", "mul", False)
+    assert [v.op for v in (x, w, c, y)] == ["input", "param", "const", "mul"]  # Value.op: the op or the kind
+    assert c.node.name == f"const_{c.node.id}"
+    assert not {"input", "param", "const"} & set(gc.ops.registered())
+
+
+def test_a_source_kind_is_no_op_of_a_plan_file():
+    with pytest.raises(gc.GraphError, match=r"no op named 'param' is registered"):
+        gc.ops.lookup("param")
+
+
+def test_a_graph_refuses_an_unknown_source_kind():
+    graph = gc.Graph("kinds")
+    with pytest.raises(gc.GraphError, match=r"'label' is no kind of source node; use one of input, param, const"):
+        graph.add_source("label", gc.Aval((2,), np.dtype("int64")), "y")
+
+
+# --- the ops that read indices say what range they index ----------------------------------------
+
+
+def _row_gather_aval(table: gc.Aval, rows: gc.Aval) -> gc.Aval:
+    return gc.Aval(rows.shape + table.shape[1:], table.dtype)
+
+
+ROW_GATHER = Primitive(  # a gather of table rows, defined with the index fact alone
+    "test_opfacts.row_gather",
+    infer=_row_gather_aval,
+    kernel=lambda out, table, rows: np.take(table, rows, axis=0, out=out),
+    vjp=[None, ZERO],
+    int_operands=frozenset({1}),
+    index_bound=lambda k, table, rows: table.shape[0] if k == 1 else None,
+)
+
+
+def test_random_labels_are_drawn_in_the_range_the_consuming_op_indexes():
+    with gc.Graph("labels") as graph:
+        table = gc.param("table", shape=(5, 2), dtype="float64")
+        rows = gc.input("rows", shape=(40,), dtype="int64")
+        logits = gc.input("logits", shape=(40, 3), dtype="float64")
+        labels = gc.input("labels", shape=(40,), dtype="int64")
+        hot = gc.input("hot", shape=(40,), dtype="int64")
+        gc.sum(ROW_GATHER(table, rows)) + gc.softmax_cross_entropy(logits, labels) + gc.sum(gc.one_hot(hot, 7, dtype="float64"))
+    assert [zoo.label_classes(graph, v.node) for v in (rows, labels, hot, logits)] == [5, 3, 7, None]
+    feeds = zoo.feeds(graph, seed=1)
+    assert feeds["rows"].max() < 5 and feeds["labels"].max() < 3 and feeds["hot"].max() < 7
