@@ -15,7 +15,7 @@ import numpy as np
 from graphc.dataflow import Dataflow
 from graphc.ir import Node, ancestors
 from graphc.memory.analysis import alias_analysis, old_value_readers
-from graphc.ops.core import lookup
+from graphc.ops.elementwise import copy as copy_op
 
 
 def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
@@ -116,7 +116,7 @@ def write_updates(flow: Dataflow, params: Sequence[Node]) -> Dataflow:
     """
     if not params:
         return flow
-    copy = lookup("copy")
+    copy = copy_op
     split = len(flow.roots) - len(params)
     outputs, values = flow.roots[:split], flow.roots[split:]
     owner = alias_analysis(flow)
@@ -212,7 +212,7 @@ def own_outputs(flow: Dataflow) -> Dataflow:
     param's stored array) or a value returned twice is written by a ``copy``
     placed right after it; every other output's kernel writes the returned array itself.
     """
-    copy = lookup("copy")
+    copy = copy_op
     owner = alias_analysis(flow)
     position = {n: i for i, n in enumerate(flow.nodes)}
     after: dict[int, list[Node]] = {}

@@ -91,7 +91,10 @@ def _same_aval(a: Any, b: Aval) -> bool:
 
 def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
     """The instruction agrees with its op's facts: mode, canonical attributes, shape rule, scratch."""
-    prim = lookup(ins.op)
+    try:
+        prim = lookup(ins.op)
+    except GraphError as err:  # a source kind ("param") or an op not defined here
+        _fail(plan, step, f"{err}; an instruction names an op, never an input, param or const")
     if prim.kernel is None:
         _fail(plan, step, f"op {ins.op!r} has no kernel and cannot be an instruction")
     expected_modes = (BIND_VIEW, COPY) if prim.view else (KERNEL,)
