@@ -431,7 +431,7 @@ def compile_stages(outputs: list[gc.Value]) -> dict[str, float]:
     plan = lower("stages", flow, order, memory)
     times["lower"] = time.perf_counter() - start
     start = time.perf_counter()
-    Executable(plan, {n.name: n.data for n in flow.nodes if n.op_name == "param"})
+    Executable(plan, {n.name: n.data for n in flow.nodes if n.kind == "param"})
     times["bind"] = time.perf_counter() - start
     return times
 

@@ -34,7 +34,7 @@ def as_networkx(graph: gc.Graph) -> nx.DiGraph:
 
 def structure(flow: Dataflow, node) -> tuple:
     """What CSE compares: op, attributes, operands after rewriting, aval (constants by content)."""
-    if node.op_name == "const":
+    if node.kind == "const":
         return ("const", node.data.dtype.str, node.data.shape, node.data.tobytes())
     return (node.op_name, tuple(a.id for a in flow.args[node]), tuple(sorted(node.attrs.items())), node.aval)
 
