@@ -33,5 +33,6 @@ CASES_OPFACTS = [
     ("defop-view-two-vjp-rules", lambda: _defop(kernel=lambda x: x[...], view=True, vjp=[None, None]), r"a view op has one operand, but 2 VJP rules are given"),
     ("defop-contiguity-without-view", lambda: _defop(needs_contiguous=True), r"needs_contiguous and copy_kernel describe a view op; pass view=True"),
     ("defop-keeps-contiguous-not-callable", lambda: _defop(kernel=lambda x: x[...], view=True, keeps_contiguous=True), r"keeps_contiguous must be callable or None, got bool"),
+    ("defop-index-bound-not-callable", lambda: _defop(index_bound=5), r"defop 'bad_input_facts_op': index_bound must be callable or None, got int"),
     ("view-op-two-operands", _view_of_two_operands, r"bad_input_pair_view: a view op takes one operand.*got 2"),
 ]

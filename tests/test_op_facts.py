@@ -11,7 +11,7 @@ import pytest
 
 import graphc as gc
 from graphc import zoo
-from graphc.ops import ZERO, Primitive
+from graphc.ops import ZERO
 from graphc.plan import BIND_VIEW, COPY, SCRATCH
 
 
@@ -194,13 +194,14 @@ def _row_gather_aval(table: gc.Aval, rows: gc.Aval) -> gc.Aval:
     return gc.Aval(rows.shape + table.shape[1:], table.dtype)
 
 
-ROW_GATHER = Primitive(  # a gather of table rows, defined with the index fact alone
+ROW_GATHER = gc.defop(  # a gather of table rows, defined with the index fact alone
     "test_opfacts.row_gather",
     infer=_row_gather_aval,
     kernel=lambda out, table, rows: np.take(table, rows, axis=0, out=out),
     vjp=[None, ZERO],
-    int_operands=frozenset({1}),
+    int_operands=[1],
     index_bound=lambda k, table, rows: table.shape[0] if k == 1 else None,
+    replace=True,
 )
 
 

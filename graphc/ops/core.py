@@ -179,6 +179,7 @@ def defop(
     keeps_contiguous: Callable[..., bool] | None = None,
     needs_contiguous: bool = False,
     copy_kernel: Callable[..., None] | None = None,
+    index_bound: Callable[..., int | None] | None = None,
 ) -> Primitive:
     """Define a new φ; the returned primitive builds nodes when called.
 
@@ -204,6 +205,10 @@ def defop(
     copies the view into storage of its own, with ``copy_kernel(out, x, **attrs)``
     if given, else ``out[...] = kernel(x)``.
 
+    ``index_bound(k, *in_avals, **attrs) -> int | None`` gives, for an int operand
+    ``k`` whose values index something, the ``n`` of the range ``[0, n)`` they
+    lie in (random feeds of :func:`graphc.zoo.feeds` are drawn from it).
+
     Example — softplus, ``y = log(1 + eˣ)`` with ``∂y/∂x = σ(x)``::
 
         softplus = gc.defop(
@@ -216,7 +221,7 @@ def defop(
         y = softplus(x)
     """
     _check_defop_arguments(name, infer, kernel, vjp, flops, int_operands)
-    _check_memory_facts(name, elementwise, scratch, view, keeps_contiguous, needs_contiguous, copy_kernel, vjp)
+    _check_memory_facts(name, elementwise, scratch, view, keeps_contiguous, needs_contiguous, copy_kernel, vjp, index_bound)
     previous = _REGISTRY.get(name)
     if previous is not None and replace:
         if previous.trusted:
@@ -226,6 +231,7 @@ def defop(
         name=name, infer=infer, kernel=kernel, vjp=vjp, flops=flops, elementwise=elementwise,
         scratch=scratch, normalize=normalize, int_operands=frozenset(int_operands), doc=doc,
         view=view, keeps_contiguous=keeps_contiguous, needs_contiguous=needs_contiguous, copy_kernel=copy_kernel,
+        index_bound=index_bound,
     )
 
 
@@ -250,13 +256,14 @@ def _check_defop_arguments(name: Any, infer: Any, kernel: Any, vjp: Any, flops: 
 
 def _check_memory_facts(
     name: str, elementwise: Any, scratch: Any, view: Any, keeps_contiguous: Any, needs_contiguous: Any,
-    copy_kernel: Any, vjp: Any,
+    copy_kernel: Any, vjp: Any, index_bound: Any = None,
 ) -> None:
     """Reject memory facts that contradict each other or are of the wrong type, naming the argument."""
     for role, flag in (("elementwise", elementwise), ("view", view), ("needs_contiguous", needs_contiguous)):
         if not isinstance(flag, (bool, np.bool_)):
             raise GraphError(f"defop {name!r}: {role} must be True or False, got {flag!r:.40}")
-    for role, rule in (("scratch", scratch), ("keeps_contiguous", keeps_contiguous), ("copy_kernel", copy_kernel)):
+    for role, rule in (("scratch", scratch), ("keeps_contiguous", keeps_contiguous), ("copy_kernel", copy_kernel),
+                       ("index_bound", index_bound)):
         if rule is not None and not callable(rule):
             raise GraphError(f"defop {name!r}: {role} must be callable or None, got {type(rule).__name__}")
     if view:
