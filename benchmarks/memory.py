@@ -431,7 +431,7 @@ def compile_stages(outputs: list[gc.Value]) -> dict[str, float]:
     plan = lower("stages", flow, order, memory)
     times["lower"] = time.perf_counter() - start
     start = time.perf_counter()
-    Executable(plan, {n.name: n.data for n in flow.nodes if n.op.name == "param"})
+    Executable(plan, {n.name: n.data for n in flow.nodes if n.kind == "param"})
     times["bind"] = time.perf_counter() - start
     return times
 
@@ -534,7 +534,7 @@ def explain(name: str, mode: str = "auto", top: int = 12) -> str:
 def _block_name(key) -> str:
     if isinstance(key, tuple):
         return f"{key[0].name}.scratch{key[1]}"
-    return f"{key.name} ({key.op.name})"
+    return f"{key.name} ({key.op_name})"
 
 
 # --- main -------------------------------------------------------------------------------------------

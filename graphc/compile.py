@@ -289,7 +289,7 @@ def _check_updates(updates: Any, graph) -> list[tuple[Node, Node]]:
     for target, value in _update_pairs(updates):
         if not isinstance(target, Value):
             raise GraphError(f"updates: the key {target!r:.40} must be a param Value, got {type(target).__name__}")
-        if target.node.op.name != "param":
+        if target.node.kind != "param":
             raise GraphError(f"updates: {target.node.describe()} is not a param; only params can be updated")
         if not isinstance(value, Value):
             raise GraphError(

@@ -15,7 +15,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from graphc.ir import Node
+from graphc.ir import OP, Node
 from graphc.ops.core import Primitive
 
 
@@ -67,7 +67,7 @@ class Dataflow:
         op = like.op if op is None else op
         attrs = like.attrs if op is like.op else {}
         default = f"{like.name}'" if recompute else like.name
-        node = Node(like.graph, op, args, attrs, like.aval, name or default, self.ids())
+        node = Node(like.graph, op, args, attrs, like.aval, name or default, self.ids(), like.kind if op is like.op else OP)
         node.scope = like.scope
         if recompute:
             node.recompute_of = like

@@ -110,7 +110,7 @@ def _clone_f64(roots: Sequence[Node]) -> tuple[Graph, dict[Node, Value]]:
     clone: dict[Node, Value] = {}
     with Graph(f"{old.name}/gradcheck") as graph:
         for node in _ancestors(roots):
-            kind = node.op.name
+            kind = node.kind
             if kind == "input":
                 clone[node] = ops.input(node.name, node.shape, _f64(node.dtype))
             elif kind == "param":
@@ -238,7 +238,7 @@ def gradcheck(
     for w in targets:
         if w.graph is not old:
             raise GraphError(f"gradcheck: wrt {w.node.describe()} belongs to graph {w.graph.name!r}, y to {old.name!r}")
-        if w.node.op.name not in ("input", "param") or w.dtype not in (F32, F64):
+        if w.node.kind not in ("input", "param") or w.dtype not in (F32, F64):
             raise GraphError(f"gradcheck: wrt {w.node.describe()} must be a float input or param of the graph")
     if len({w.name for w in targets}) != len(targets):
         raise GraphError("gradcheck: a wrt is listed twice")
@@ -292,7 +292,7 @@ def gradcheck(
         mismatches.append(m)
         sampled = f" (a sample of {flat.size} of {base.size} elements)" if flat.size < base.size else ""
         lines.append(
-            f"gradient of {w.node.op.name} {w.name!r} {w.shape} is wrong: worst element {_index_text(w.name, m.index)}"
+            f"gradient of {w.node.kind} {w.name!r} {w.shape} is wrong: worst element {_index_text(w.name, m.index)}"
             f"{sampled}: analytic {m.analytic:.9g}, numeric {m.numeric:.9g}, relative error {m.rel_error:.3g} "
             f"(rtol {rtol:g}, atol {atol:g}, eps {eps:g}); along a random direction t, {verdict}"
         )
@@ -313,9 +313,9 @@ def _feeds_f64(old: Graph, clone: dict[Node, Value], feeds: Mapping[str, Any]) -
         if node in clone:  # feeds y does not need are accepted and dropped
             result[name] = check_array(node, value, what="feed").astype(_f64(node.dtype))
     for node, value in clone.items():
-        if node.op.name == "input" and node.name not in result:
+        if node.kind == "input" and node.name not in result:
             raise GraphError(f"gradcheck: input {node.describe()} is needed but was not fed")
-        if node.op.name == "param" and node.name not in result:
+        if node.kind == "param" and node.name not in result:
             result[node.name] = value.value  # the stored value, as float64
     return result
 

@@ -107,30 +107,42 @@ class AdjointInfo:
     consumer: "Node | None" = None
 
 
-class Node:
-    """One φ in a graph: ``op(*inputs; **attrs)`` with a static ``aval``.
+SOURCE_KINDS = ("input", "param", "const")
+"""The kinds of source node: fed at each run, stored (and updated by plans), and constant."""
 
-    ``data`` holds the array of a constant (read-only) or the stored value of
-    a param (updated in place by compiled ``updates``). ``role`` says what a
-    param's stored value is for: ``"param"`` (trained) or ``"state"`` (stored
-    and updated by plans, never trained: an optimizer's moments); None for
-    every node that is no param. ``scope`` is the path of the :func:`scope`
+OP = "op"
+"""The kind of every node that applies a primitive."""
+
+
+class Node:
+    """One φ in a graph: ``op(*inputs; **attrs)`` with a static ``aval``, or a source.
+
+    ``kind`` is ``"op"`` for a node that applies the primitive ``op``, and one
+    of :data:`SOURCE_KINDS` for a source, which has no op (``op`` is None) and no
+    inputs: ``"input"`` (fed at each run), ``"param"`` (a stored value) or
+    ``"const"``. ``data`` holds the array of a constant (read-only) or the stored
+    value of a param (updated in place by compiled ``updates``). ``role`` says
+    what a param's stored value is for: ``"param"`` (trained) or ``"state"``
+    (stored and updated by plans, never trained: an optimizer's moments); None
+    for every node that is no param. ``scope`` is the path of the :func:`scope`
     blocks the node was built in (``"encoder/block3"``; ``""`` at top level).
     """
 
-    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint", "recompute_of", "role", "scope")
+    __slots__ = ("id", "kind", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint", "recompute_of", "role", "scope")
 
     def __init__(
         self,
         graph: "Graph",
-        op: "Primitive",
+        op: "Primitive | None",
         inputs: tuple["Node", ...],
         attrs: dict[str, Any],
         aval: Aval,
         name: str,
         node_id: int,
+        kind: str = OP,
     ) -> None:
         self.graph = graph
+        self.kind = kind
         self.op = op
         self.inputs = inputs
         self.attrs = attrs
@@ -154,15 +166,25 @@ class Node:
     @property
     def is_source(self) -> bool:
         """Inputs, params and constants: nodes computed by no kernel."""
-        return self.op.source
+        return self.op is None
+
+    @property
+    def is_view(self) -> bool:
+        """Whether the node applies a view op (its result may alias its operand's storage)."""
+        return self.op is not None and self.op.view
+
+    @property
+    def op_name(self) -> str:
+        """The op's name, or a source's kind (``"input"``, ``"param"``, ``"const"``): what listings show."""
+        return self.kind if self.op is None else self.op.name
 
     def describe(self) -> str:
         """``name: op (shape) dtype`` — the phrase errors use to name a node."""
-        return f"'{self.name}' ({self.op.name}, shape {self.shape}, {self.dtype.name})"
+        return f"'{self.name}' ({self.op_name}, shape {self.shape}, {self.dtype.name})"
 
     def __repr__(self) -> str:
         args = ", ".join(i.name for i in self.inputs)
-        return f"<Node {self.id} {self.name} = {self.op.name}({args}) : {self.aval}>"
+        return f"<Node {self.id} {self.name} = {self.op_name}({args}) : {self.aval}>"
 
 
 _context = threading.local()
@@ -359,20 +381,38 @@ class Graph:
                 attrs = op.with_node_id(attrs, node_id)
             node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
             node.scope = self._thread_state.scope
-            if op.name in ("input", "param"):
-                table = self.inputs if op.name == "input" else self.params
+            self.nodes.append(node)
+        self._record(node)
+        return node
+
+    def add_source(self, kind: str, aval: Aval, name: str | None = None) -> Node:
+        """Append a source node of ``kind`` (one of :data:`SOURCE_KINDS`; thread-safe).
+
+        Inputs and params are indexed by name (``graph.inputs``, ``graph.params``),
+        and their names are unique among them.
+        """
+        if kind not in SOURCE_KINDS:
+            raise GraphError(f"{kind!r} is no kind of source node; use one of {', '.join(SOURCE_KINDS)}")
+        with self._lock:
+            node_id = len(self.nodes)
+            node = Node(self, None, (), {}, aval, name or f"{kind}_{node_id}", node_id, kind)
+            node.scope = self._thread_state.scope
+            if kind != "const":
                 if node.name in self.inputs or node.name in self.params:
                     raise GraphError(
                         f"graph {self.name!r} already has an input or param named {node.name!r}; "
                         "give each input and param its own name"
                     )
-                table[node.name] = node
+                (self.inputs if kind == "input" else self.params)[node.name] = node
             self.nodes.append(node)
+        self._record(node)
+        return node
+
+    def _record(self, node: Node) -> None:
         if self._recorders:
             recording = self._recording
             if recording is not None:
                 recording.append(node)
-        return node
 
     def record(self) -> "_Recorder":
         """Collect the nodes created inside a ``with`` block (used by the adjoint pass)."""
@@ -439,7 +479,8 @@ class Value:
 
     @property
     def op(self) -> str:
-        return self.node.op.name
+        """The name of the node's op, or a source's kind: ``"input"``, ``"param"``, ``"const"``."""
+        return self.node.op_name
 
     @property
     def role(self) -> str | None:
@@ -465,7 +506,7 @@ class Value:
 
     def assign(self, array: Any) -> None:
         """Set a param's stored value (copied; shape and dtype must match)."""
-        if self.node.op.name != "param":
+        if self.node.kind != "param":
             raise GraphError(f"{self.node.describe()} is not a param; only params can be assigned")
         self.node.data[...] = check_array(self.node, array, what="assigned value")
 

@@ -100,7 +100,7 @@ def _trained_params(opt: str, loss: Value, params: Any) -> list[Value]:
         raise GraphError(f"{opt}: params is empty; give the list of params to train")
     seen = set()
     for index, p in enumerate(values):
-        if p.node.op.name != "param":
+        if p.node.kind != "param":
             raise GraphError(f"{opt}: params[{index}] {p.node.describe()} is not a param; only params are trained")
         if p.role != "param":
             raise GraphError(
@@ -144,7 +144,7 @@ def _state(opt: str, params: list[Value], slots: Sequence[str], prefix: str) -> 
         for state_name in per_param.values():
             existing = graph.params.get(state_name) or graph.inputs.get(state_name)
             if existing is not None:
-                kind = f"{existing.op.name} of role {existing.role!r}" if existing.role else existing.op.name
+                kind = f"{existing.op_name} of role {existing.role!r}" if existing.role else existing.op_name
                 raise GraphError(
                     f"{opt}: this call would create the state param {state_name!r}, but graph {graph.name!r} has "
                     f"one of that name already ({kind}, shape {existing.shape}, {existing.dtype.name}); an "

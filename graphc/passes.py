@@ -15,7 +15,7 @@ import numpy as np
 from graphc.dataflow import Dataflow
 from graphc.ir import Node, ancestors
 from graphc.memory.analysis import alias_analysis, old_value_readers
-from graphc.ops.core import lookup
+from graphc.ops.elementwise import copy as copy_op
 
 
 def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
@@ -26,10 +26,9 @@ def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
 
 def _cse_key(node: Node, args: tuple[Node, ...]) -> Hashable | None:
     """Nodes with equal keys compute equal values; None for nodes never merged."""
-    name = node.op.name
-    if name == "input" or name == "param":
+    if node.kind == "input" or node.kind == "param":
         return None
-    if name == "const":
+    if node.kind == "const":
         data = node.data
         return ("const", data.dtype.str, data.shape, data.tobytes())
     attrs = ()
@@ -39,7 +38,7 @@ def _cse_key(node: Node, args: tuple[Node, ...]) -> Hashable | None:
             hash(attrs)
         except TypeError:  # a custom op with unhashable attributes: leave it alone
             return None
-    return (name, tuple([a.id for a in args]), attrs, node.aval)
+    return (node.op, tuple([a.id for a in args]), attrs, node.aval)
 
 
 def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
@@ -68,14 +67,14 @@ def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
 
 
 def split_accumulations(flow: Dataflow) -> Dataflow:
-    """Rewrite each ``add_n(t1 … tk)`` as a running sum ``((t1 + t2) + t3) + …``.
+    """Rewrite each ``add_n(t1 … tk)`` as a running sum ``((t1 + t2) + t3) + …``
+    (any op with a ``fold_of`` fact as the running fold of that binary op).
 
     Terms are added in topological order, so the schedule can add each term as
     soon as it exists and free it, instead of holding all k terms for one sum
     (the problem of tensorflow#10607); with in-place reuse the running sum
     stays in one buffer.
     """
-    add = lookup("add")
     replaced: dict[Node, Node] = {}
     position = {n: i for i, n in enumerate(flow.nodes)}
     nodes: list[Node] = []
@@ -83,7 +82,7 @@ def split_accumulations(flow: Dataflow) -> Dataflow:
     flow_args = flow.args
     for node in flow.nodes:
         node_args = tuple([replaced.get(a, a) for a in flow_args[node]]) if replaced else flow_args[node]
-        if node.op.name != "add_n" or len(node_args) < 2:
+        if node.op is None or node.op.fold_of is None or len(node_args) < 2:
             nodes.append(node)
             args[node] = node_args
             continue
@@ -91,7 +90,7 @@ def split_accumulations(flow: Dataflow) -> Dataflow:
         total = terms[0]
         for k, term in enumerate(terms[1:], start=1):
             last = k == len(terms) - 1
-            step = flow.instance(node, (total, term), op=add, name=node.name if last else f"{node.name}.{k}")
+            step = flow.instance(node, (total, term), op=node.op.fold_of, name=node.name if last else f"{node.name}.{k}")
             nodes.append(step)
             args[step] = (total, term)
             total = step
@@ -117,7 +116,7 @@ def write_updates(flow: Dataflow, params: Sequence[Node]) -> Dataflow:
     """
     if not params:
         return flow
-    copy = lookup("copy")
+    copy = copy_op
     split = len(flow.roots) - len(params)
     outputs, values = flow.roots[:split], flow.roots[split:]
     owner = alias_analysis(flow)
@@ -213,7 +212,7 @@ def own_outputs(flow: Dataflow) -> Dataflow:
     param's stored array) or a value returned twice is written by a ``copy``
     placed right after it; every other output's kernel writes the returned array itself.
     """
-    copy = lookup("copy")
+    copy = copy_op
     owner = alias_analysis(flow)
     position = {n: i for i, n in enumerate(flow.nodes)}
     after: dict[int, list[Node]] = {}

@@ -440,7 +440,7 @@ def _decode_array(raw: Any, where: str, buf: Buffer) -> np.ndarray:
 # --- lowering ----------------------------------------------------------------------
 
 
-_SOURCE_KIND = {"input": INPUT, "param": PARAM, "const": CONST}
+_SOURCE_BUFFER_KIND = {"input": INPUT, "param": PARAM, "const": CONST}
 
 
 def _origin(node: Node) -> str:
@@ -479,8 +479,8 @@ def lower(name: str, flow: Dataflow, order: Sequence[Node], memory: MemoryPlan) 
     constants = {}
     for node in flow.nodes:
         if node.is_source:
-            index = new_buffer(node, node.name, node.aval, _SOURCE_KIND[node.op.name])
-            if node.op.name == "const":
+            index = new_buffer(node, node.name, node.aval, _SOURCE_BUFFER_KIND[node.kind])
+            if node.kind == "const":
                 constants[index] = node.data
 
     instructions = []
@@ -491,7 +491,7 @@ def lower(name: str, flow: Dataflow, order: Sequence[Node], memory: MemoryPlan) 
         if node in writes:
             out = number[node] = number[writes[node]]
             mode = KERNEL
-        elif node.op.view and not copying:
+        elif node.is_view and not copying:
             out = new_buffer(node, node.name, node.aval, VIEW)
             mode = BIND_VIEW
         elif storage[node].is_source:  # the first step of an update, in its param's storage

@@ -724,7 +724,7 @@ def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray, groups: Sequen
     def instance(node: Node) -> Node:
         """The latest instance of ``node``, binding views of a newer base as needed."""
         chain = []
-        while node.op.view and node not in nodes_set and not node.is_source:
+        while node.is_view and node not in nodes_set:
             chain.append(node)
             node = flow.args[node][0]
         base = node if node.is_source else current[node]

@@ -107,6 +107,7 @@ class Box:
     computed: bool = True  # False for inputs, params and constants
     in_order: bool = False  # plan instructions: drawn one below the other, in execution order
     scope: str = ""  # the gc.scope path of the node or instruction: its box is drawn in that scope's cluster
+    group: bool = False  # a box standing for a collapsed group of boxes (an op may be named "group")
 
 
 @dataclass
@@ -151,7 +152,7 @@ def shape_text(shape: Sequence[int]) -> str:
 
 
 def _auto_named(node: Node) -> bool:
-    return node.name == f"{node.op.name}_{node.id}"
+    return node.name == f"{node.op_name}_{node.id}"
 
 
 # --- graph views --------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
 
 
 def _source_box(node: Node, part: str) -> Box:
-    kind = node.op.name
+    kind = node.op_name
     shape = shape_text(node.shape)
     if kind == "const":
         data = node.data
@@ -277,7 +278,7 @@ def _source_box(node: Node, part: str) -> Box:
 
 def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
     info = node.adjoint
-    op = node.op.name
+    op = node.op_name
     lines = [node.name] if _auto_named(node) else [node.name, op]
     fill = COLOURS[part] if part in COLOURS else COLOURS["forward"]
     attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": fill}
@@ -291,14 +292,14 @@ def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
     role = info.role if info is not None else None
     signature = (part, op, role, node.shape, str(node.dtype), kept,
-                 tuple((i.op.name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))))
+                 tuple((i.op_name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))))
     return Box(lines, attrs, part, signature, op, node.name)
 
 
 def _reference_box(node: Node) -> Box:
-    lines = [node.name, f"{node.op.name} (read)" if node.is_source else "forward value (read)"]
+    lines = [node.name, f"{node.op_name} (read)" if node.is_source else "forward value (read)"]
     attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
-    return Box(lines, attrs, "reference", ("reference", node.op.name, node.shape), node.op.name, node.name,
+    return Box(lines, attrs, "reference", ("reference", node.op_name, node.shape), node.op_name, node.name,
                computed=not node.is_source)
 
 
@@ -366,10 +367,10 @@ def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, 
 
 def _graph_legend(view: str, drawn: Sequence[Node], part: dict[Node, str], facts: _AdjointFacts) -> list[str]:
     if view == "adjoint":
-        ops = {n.op.name for n in drawn if part[n] != "forward"}
+        ops = {n.op_name for n in drawn if part[n] != "forward"}
         keys = ["const"] if "const" in ops else []
     else:
-        ops = {n.op.name for n in drawn}
+        ops = {n.op_name for n in drawn}
         keys = [k for k in ("input", "param", "const") if k in ops] + ["op"]
     if view != "forward" and any(part[n] == "adjoint" for n in drawn):
         keys += ["adjoint", "accumulate", "contribution"] if facts.labels else ["adjoint"]
@@ -708,7 +709,7 @@ def _group_box(scene: Scene, group: _Group) -> Box:
     attrs = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": COLOURS["group"], "penwidth": "1.4"}
     if any(b.attrs.get("peripheries") == "2" for b in members):
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
-    return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members),
+    return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members), group=True,
                scope=common_scope(b.scope for b in members))
 
 
@@ -816,7 +817,7 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     for a in scene.arrows:
         dot.edge(f"n{a.src}", f"n{a.dst}", label=dot_label(a.label.split("\n")) if a.label else None, **a.attrs)
     sequence = [i for i, box in enumerate(scene.boxes) if box.in_order]
-    whole = not any(box.op == "group" for box in scene.boxes)
+    whole = not any(box.group for box in scene.boxes)
     if whole and len(scene.boxes) <= CHAIN_MAX:  # execution order top to bottom (too slow for dot on big plans)
         for a, b in zip(sequence, sequence[1:]):
             dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
@@ -931,7 +932,7 @@ def _without_crossing_reads(scene: Scene) -> Scene:
     Those reads (the kept checkpoints) wrap around the whole picture once
     boxes are grouped; the double borders still mark what the backward pass reads.
     """
-    if "adjoint" not in scene.clusters or not any(box.op == "group" for box in scene.boxes):
+    if "adjoint" not in scene.clusters or not any(box.group for box in scene.boxes):
         return scene
     inside = [box.part == "adjoint" for box in scene.boxes]
     arrows = [a for a in scene.arrows if inside[a.src] or not inside[a.dst]]

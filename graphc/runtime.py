@@ -56,14 +56,6 @@ def _arena_view(arena: np.ndarray, buf: Buffer) -> np.ndarray:
     return arena[buf.offset: buf.offset + buf.nbytes].view(np.dtype(buf.dtype)).reshape(buf.shape)
 
 
-def _copy_reshaped(out: np.ndarray, x: np.ndarray) -> None:
-    np.copyto(out.reshape(x.shape), x)
-
-
-def _copy_view(out: np.ndarray, x: np.ndarray, view: Callable[..., np.ndarray], attrs: dict[str, Any]) -> None:
-    np.copyto(out, view(x, **attrs))
-
-
 class Executable:
     """A Plan bound to memory. ``stored`` maps param names to their stored arrays.
 
@@ -137,7 +129,7 @@ class Executable:
             return [], None
         out = arrays[ins.out]
         if ins.mode == COPY:
-            step = partial(_copy_reshaped, out, *args) if ins.op == "reshape" else partial(_copy_view, out, *args, kernel, ins.attrs)
+            step = partial(prim.copy_view, out, *args, **ins.attrs)
         elif ins.scratch:
             step = partial(kernel, out, *args, scratch=tuple(arrays[s] for s in ins.scratch), **ins.attrs)
         else:

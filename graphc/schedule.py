@@ -215,7 +215,7 @@ def _storages_read_by(computed: list[Node], flow: Dataflow, owner: dict[Node, No
         if not runs_kernel(node, owner):
             reads[node] = nothing
         else:
-            reads[node] = frozenset([base for base in map(owner.__getitem__, args[node]) if not base.op.source])
+            reads[node] = frozenset([base for base in map(owner.__getitem__, args[node]) if not base.is_source])
     return reads
 
 

@@ -40,7 +40,8 @@ def holds_batch(roots: Sequence[Node]) -> bool:
         if node in seen:
             continue
         seen.add(node)
-        if None in node.aval.shape or (node.op.shape_attrs and attrs_hold_batch(node.op, node.attrs)):
+        if None in node.aval.shape or (node.op is not None and node.op.shape_attrs
+                                       and attrs_hold_batch(node.op, node.attrs)):
             return True
         stack.extend(node.inputs)
     return False
@@ -117,12 +118,12 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
     graph = Graph(template.name)
     copies: dict[Node, Node] = {}
     for node in _nodes_to_replay(template, roots):
-        attrs = attrs_with_batch(node.op, node.attrs, size) if node.op.shape_attrs else node.attrs
         if node.is_source:
-            copy = graph.add(node.op, (), dict(attrs), node.aval.with_batch(size), node.name)
+            copy = graph.add_source(node.kind, node.aval.with_batch(size), node.name)
             copy.data = node.data
             copy.role = node.role
         else:
+            attrs = attrs_with_batch(node.op, node.attrs, size) if node.op.shape_attrs else node.attrs
             inputs = tuple(copies[i] for i in node.inputs)
             aval, attrs = _specialized(node, inputs, attrs, size) if _sees_batch(node) else (node.aval, attrs)
             copy = graph.add(node.op, inputs, dict(attrs), aval, node.name)

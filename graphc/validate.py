@@ -91,8 +91,11 @@ def _same_aval(a: Any, b: Aval) -> bool:
 
 def _check_instruction(plan: Plan, avals: list[Aval], step: int, ins: Instruction) -> None:
     """The instruction agrees with its op's facts: mode, canonical attributes, shape rule, scratch."""
-    prim = lookup(ins.op)
-    if prim.source or prim.kernel is None:
+    try:
+        prim = lookup(ins.op)
+    except GraphError as err:  # a source kind ("param") or an op not defined here
+        _fail(plan, step, f"{err}; an instruction names an op, never an input, param or const")
+    if prim.kernel is None:
         _fail(plan, step, f"op {ins.op!r} has no kernel and cannot be an instruction")
     expected_modes = (BIND_VIEW, COPY) if prim.view else (KERNEL,)
     if ins.mode not in expected_modes:
@@ -217,8 +220,11 @@ def _check_views(plan: Plan) -> None:
         args = [probes[a] if a in probes else _probe(block, plan.buffers[a]) for a in ins.args]
         view = lookup(ins.op).kernel(*args, **ins.attrs)
         if not isinstance(view, np.ndarray) or (view.size and not np.may_share_memory(view, block)):
-            _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (NumPy would copy); "
-                              "it must run in mode 'copy' into a temp buffer")
+            _fail(plan, step, f"{ins.op} of {_describe(plan, ins.args[0])} cannot be a view (its kernel returned a "
+                              "new array, not a view of its operand); it must run in mode 'copy' into a temp buffer. "
+                              "For a view op defined with gc.defop: its kernel must return a view of its operand for "
+                              "every operand it is given a view of (say needs_contiguous=True if it copies a "
+                              "non-contiguous one, as ndarray.reshape does), or define it with view=False")
         probes[ins.out] = view
 
 

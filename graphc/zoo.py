@@ -508,16 +508,19 @@ def training_outputs(values: Values) -> list[Value]:
 def label_classes(graph: Graph, label: Node) -> int | None:
     """The number of classes an int input indexes, read off the node that consumes it.
 
-    ``softmax_cross_entropy(logits, labels)`` indexes ``logits.shape[-1]``
-    classes and ``one_hot(labels, classes)`` says so; None if no consumer tells.
+    Each op that reads indices says the range they index (``Primitive.index_bound``):
+    ``softmax_cross_entropy(logits, labels)`` indexes ``logits.shape[-1]`` classes,
+    ``one_hot(labels, classes)`` ``classes``; None if no consumer tells.
     """
     for node in graph.nodes:
-        if label not in node.inputs:
+        if node.op is None or node.op.index_bound is None:
             continue
-        if node.op.name == "softmax_cross_entropy" and node.inputs[1] is label:
-            return node.inputs[0].shape[-1]
-        if node.op.name == "one_hot":
-            return int(node.attrs["classes"])
+        avals = [i.aval for i in node.inputs]
+        for k, operand in enumerate(node.inputs):
+            if operand is label:
+                bound = node.op.index_bound(k, *avals, **node.attrs)
+                if bound is not None:
+                    return int(bound)
     return None
 
 

@@ -268,7 +268,7 @@ def test_no_adjoint_nodes_off_the_wrt_to_y_paths():
         if n.adjoint.consumer is not None:
             assert n.adjoint.consumer in on_path, n
     # The dead branch relu(x @ w) @ vᵀ depends on w but not y: none of its nodes is a forward.
-    assert not any(n.adjoint.forward.op.name in ("relu", "exp", "sigmoid") for n in added)
+    assert not any(n.adjoint.forward.op_name in ("relu", "exp", "sigmoid") for n in added)
 
 
 def test_the_number_of_adjoint_nodes_for_a_chain():
@@ -284,7 +284,7 @@ def test_the_number_of_adjoint_nodes_for_a_chain():
     for n in added:
         assert n.adjoint is not None
         assert n.adjoint.forward is not None
-        assert n.adjoint.forward.name != "extra" and n.adjoint.forward.op.name != "exp"
+        assert n.adjoint.forward.name != "extra" and n.adjoint.forward.op_name != "exp"
     # One contribution per edge of the path w → mul → tanh → sum → add(y): four, and none
     # for the edges into the exp(extra) branch.
     recorded = g.contributions

@@ -228,7 +228,7 @@ def test_large_params_are_sampled_up_to_the_cap() -> None:
 
 def test_bad_arguments_raise_graph_error() -> None:
     g, loss, (x, w1, w2), feeds = seed_dag("float32")
-    hidden = next(n for n in g.nodes if n.op.name == "tanh")
+    hidden = next(n for n in g.nodes if n.op_name == "tanh")
     with pytest.raises(gc.GraphError, match="must be a float input or param"):
         gc.gradcheck(loss, [gc.Value(hidden)], feeds)
     with pytest.raises(gc.GraphError, match="'x'.*not fed"):

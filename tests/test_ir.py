@@ -174,7 +174,7 @@ def test_reflected_operators_put_the_scalar_first(op_name):
         a = gc.input("a", shape=(3,), dtype="float64")
         y = fn(2.0, a)
     const, operand = y.node.inputs
-    assert const.op.name == "const" and operand is a.node
+    assert const.kind == "const" and operand is a.node
     np.testing.assert_allclose(run(y, {"a": a_val}), fn(2.0, a_val), rtol=1e-15)
 
 
@@ -307,7 +307,7 @@ def test_a_python_scalar_becomes_a_constant_of_the_values_dtype(dtype):
         x = gc.input("x", shape=(2,), dtype=dtype)
         y = x * 3
     const = y.node.inputs[1]
-    assert const.op.name == "const" and const.dtype == np.dtype(dtype) and const.shape == ()
+    assert const.kind == "const" and const.dtype == np.dtype(dtype) and const.shape == ()
     assert y.dtype == np.dtype(dtype)
 
 

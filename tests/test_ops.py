@@ -567,11 +567,9 @@ case("reshape", lambda m, x: m.flatten(x, 1) * m.flatten(x, 1, -1), A(2, 3, 2, 2
 case("reshape", lambda m, x: m.flatten(x, 1, 2), A(2, 3, 2, 2), label="flatten-middle")
 
 # Ops whose every VJP rule is ZERO (masks, one-hot rows: piecewise constant, or int
-# operands) or that have no rule at all (sources). They still have forward cases and
-# cases above where the gradient flows *around* them.
-NO_VJP = {"greater", "equal", "less", "less_equal", "greater_equal", "not_equal", "sign", "one_hot", "uniform",
-          "input", "param", "const"}
-SOURCES = {"input", "param", "const"}
+# operands). They still have forward cases and cases above where the gradient flows
+# *around* them. (Sources are nodes of their own kind, not ops.)
+NO_VJP = {"greater", "equal", "less", "less_equal", "greater_equal", "not_equal", "sign", "one_hot", "uniform"}
 # Public functions built from other ops (no primitive of their own): tested like ops.
 COMPOSITES = {"mse": "mean", "dropout": "uniform"}
 
@@ -695,9 +693,9 @@ def _builtin_ops() -> dict[str, gc.Primitive]:
 
 def test_every_op_is_covered() -> None:
     builtin = _builtin_ops()
-    assert {"add", "matmul", "softmax_cross_entropy", "input"} <= set(builtin)
+    assert {"add", "matmul", "softmax_cross_entropy"} <= set(builtin)
     tested = {c.op for c in CASES}
-    missing = sorted(set(builtin) - SOURCES - tested)
+    missing = sorted(set(builtin) - tested)
     assert not missing, f"ops with no case in tests/test_ops.py: {missing}"
     with_vjp = set(builtin) - NO_VJP
     fanout = {c.op for c in CASES if c.label.startswith("fanout")}
@@ -708,14 +706,11 @@ def test_every_op_is_covered() -> None:
 
 @pytest.mark.parametrize("name", sorted(NO_VJP))
 def test_no_vjp_list_is_honest(name: str) -> None:
-    """An op listed in NO_VJP really has only ZERO rules (or none, for sources)."""
+    """An op listed in NO_VJP really has only ZERO rules."""
     prim = registered()[name]
     arity = {"greater": 2, "equal": 2, "less": 2, "less_equal": 2, "greater_equal": 2, "not_equal": 2, "sign": 1,
-             "one_hot": 1, "uniform": 1}.get(name, 0)
-    if name in SOURCES:
-        assert prim.vjp is None
-    else:
-        assert all(prim.vjp_rule(i) is ZERO for i in range(arity))
+             "one_hot": 1, "uniform": 1}[name]
+    assert all(prim.vjp_rule(i) is ZERO for i in range(arity))
 
 
 @pytest.mark.parametrize("name", sorted({"add", "mul", "matmul", "concat", "softmax_cross_entropy", "add_n"}))
@@ -731,7 +726,7 @@ def test_every_case_reaches_its_op() -> None:
     rng = np.random.default_rng(0)
     for c in CASES:
         g, _, _, _ = _build(c, "float64", rng)
-        assert any(n.op.name == COMPOSITES.get(c.op, c.op) for n in g.nodes), c.id
+        assert any(n.op_name == COMPOSITES.get(c.op, c.op) for n in g.nodes), c.id
 
 
 # --- ties: not differentiable, so a convention (JAX's), checked directly -------------------

@@ -184,7 +184,7 @@ def test_state_params_have_role_state_start_at_zero_and_are_reported() -> None:
     state = [v for v in updates if v.role == "state"]
     assert {v.name for v in state} == {f"{p.name}.{slot}" for p in params
                                        for slot in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    assert all(v.node.op.name == "param" and not np.any(v.value) for v in state)
+    assert all(v.node.op_name == "param" and not np.any(v.value) for v in state)
     for p in params:
         assert p.role == "param"
         assert graph.params[f"{p.name}.exp_avg"].aval == p.aval
@@ -274,7 +274,7 @@ def test_float32_bias_corrections_are_computed_in_float64() -> None:
     """In float32, 1 - 0.999 is 1.0000e-3 off by 1.3e-5 relative: the correction must not be float32 arithmetic."""
     loss, params, _ = build_model("float32")
     updates = gc.optim.adam(loss, params)
-    casts = [n for n in loss.graph.nodes if n.op.name == "astype"]
+    casts = [n for n in loss.graph.nodes if n.op_name == "astype"]
     assert casts and all(n.inputs[0].dtype == np.float64 and n.dtype == np.float32 for n in casts)
     assert all(v.dtype == p.dtype for p, v in updates.items())
 

@@ -107,7 +107,7 @@ def _interpret(plan: Plan, stored: dict[str, np.ndarray], feeds: dict[str, np.nd
         if ins.mode == BIND_VIEW:
             arrays[ins.out] = kernel(*args, **ins.attrs)
         elif ins.mode == COPY:
-            arrays[ins.out][...] = np.reshape(args[0], ins.attrs["shape"]) if ins.op == "reshape" else kernel(*args, **ins.attrs)
+            arrays[ins.out][...] = kernel(*args, **ins.attrs)  # a copy where NumPy cannot view, as the plan does
         elif ins.scratch:
             kernel(arrays[ins.out], *args, scratch=tuple(arrays[s] for s in ins.scratch), **ins.attrs)
         else:

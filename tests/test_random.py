@@ -79,7 +79,7 @@ def test_dropouts_built_while_another_graph_is_open_get_distinct_streams():
     g, x, step = _two_dropouts_of("a")
     with gc.Graph("b"):
         first, second = gc.dropout(x, step, 0.5), gc.dropout(x, step, 0.5)
-    streams = [n.attrs["stream"] for n in g.nodes if n.op.name == "uniform"]
+    streams = [n.attrs["stream"] for n in g.nodes if n.op_name == "uniform"]
     assert len(streams) == 2 and streams[0] != streams[1]
     a, b = gc.compile([first, second]).run({"x": np.ones(64), "step": np.int64(5)})
     assert not np.array_equal(a, b)  # not merged by CSE: two masks

@@ -98,7 +98,7 @@ def test_schedule_keeps_the_lower_peak_and_creation_order_on_a_tie(recipe):
 @given(recipes)
 def test_schedule_is_the_same_for_the_same_graph_built_twice(recipe):
     first, second = training_flow(recipe), training_flow(recipe)
-    names = lambda flow: [(n.op.name, n.name) for n in schedule(flow)]
+    names = lambda flow: [(n.op_name, n.name) for n in schedule(flow)]
     assert names(first) == names(second)
 
 
@@ -111,7 +111,7 @@ def test_sources_are_not_scheduled():
         w = gc.param("w", shape=(2,))
         y = gc.tanh(x * w + 1.0)
     order = schedule(optimize([y.node]))
-    assert [n.op.name for n in order] == ["mul", "add", "tanh"]
+    assert [n.op_name for n in order] == ["mul", "add", "tanh"]
 
 
 def test_greedy_order_frees_each_branch_before_starting_the_next():

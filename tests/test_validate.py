@@ -306,9 +306,24 @@ def test_a_missing_constant_is_rejected(plan):
         validate(_copy(plan, constants=constants))
 
 
+def _op_without_a_kernel() -> str:
+    """The name of a registered primitive with no kernel (registered once per process)."""
+    name = "test_validate.no_kernel"
+    if name not in gc.ops.registered():
+        gc.Primitive(name, infer=lambda x: x, kernel=None)
+    return name
+
+
 def test_an_op_without_a_kernel_is_rejected(plan):
     step = _step_of(plan, "tanh")
     with pytest.raises(gc.GraphError, match="no kernel"):
+        validate(_with_instruction(plan, step, op=_op_without_a_kernel()))
+
+
+def test_an_instruction_naming_a_source_kind_is_rejected(plan):
+    """Inputs, params and constants are kinds of buffer, not ops: no instruction computes one."""
+    step = _step_of(plan, "tanh")
+    with pytest.raises(gc.GraphError, match=r"at instruction \d+: no op named 'param' is registered.*never an input, param"):
         validate(_with_instruction(plan, step, op="param"))
 
 

@@ -142,7 +142,7 @@ def _jax_loss(graph: Graph, loss: Node, data: dict[str, np.ndarray]) -> Callable
     def loss_fn(params: dict[str, Any]) -> Any:
         env: dict[Node, Any] = {}
         for node in needed:
-            kind = node.op.name
+            kind = node.op_name
             if kind == "input":
                 env[node] = jnp.asarray(data[node.name])
             elif kind == "param":
@@ -231,7 +231,7 @@ def test_unet_is_the_formula_of_its_docstring():
 
 
 def _ops(graph: Graph) -> list[str]:
-    return [n.op.name for n in graph.nodes]
+    return [n.op_name for n in graph.nodes]
 
 
 def test_chain_has_n_layers_of_one_tanh_each():
@@ -257,7 +257,7 @@ def test_residual_blocks_add_their_input():
 
 def test_unet_joins_long_skips_with_concat():
     graph, _ = zoo.unet(depth=3, width=4, length=16, batch=2)
-    cats = [n for n in graph.nodes if n.op.name == "concat"]
+    cats = [n for n in graph.nodes if n.op_name == "concat"]
     assert [c.shape for c in cats] == [(2, 4, 32), (2, 8, 16), (2, 16, 8)]
     with pytest.raises(gc.GraphError, match="divisible"):
         zoo.unet(depth=3, length=12)
@@ -289,7 +289,7 @@ def test_random_dag_is_deterministic_and_seeded():
     g1, _ = zoo.random_dag(120, seed=1)
     g2, _ = zoo.random_dag(120, seed=1)
     g3, _ = zoo.random_dag(120, seed=2)
-    shape = lambda g: [(n.op.name, tuple(i.id for i in n.inputs)) for n in g.nodes]  # noqa: E731
+    shape = lambda g: [(n.op_name, tuple(i.id for i in n.inputs)) for n in g.nodes]  # noqa: E731
     assert shape(g1) == shape(g2) and shape(g1) != shape(g3)
     p1 = gc.compile(zoo.training_outputs(zoo.random_dag(120, seed=1)[1]))
     p2 = gc.compile(zoo.training_outputs(zoo.random_dag(120, seed=1)[1]))

@@ -181,7 +181,6 @@ def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> Me
         sizes[name] = arena_bytes(intervals, offsets)
         if best is None or sizes[name] < sizes[best[0]]:
             best = (name, offsets)
-    sources = [n for n in flow.nodes if n.op.name in ("input", "param")]
     peak, by_kind = peak_by_kind(intervals, live, flow.roles())
     return MemoryPlan(
         offsets=best[1],
@@ -189,13 +188,13 @@ def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> Me
         planned_bytes=sizes[best[0]],
         lower_bound_bytes=max(live, default=0),
         no_reuse_bytes=no_reuse_bytes(flow, order, view_owner, scratch),
-        params_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param" and n.role != "state"),
-        state_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "param" and n.role == "state"),
+        params_bytes=sum(n.aval.nbytes for n in flow.nodes if n.kind == "param" and n.role != "state"),
+        state_bytes=sum(n.aval.nbytes for n in flow.nodes if n.kind == "param" and n.role == "state"),
         outputs_bytes=sum(n.aval.nbytes for n in flow.outputs),
         peak_step=peak,
         peak_bytes_by_kind=by_kind,
         peak_bytes_by_scope=peak_by_scope(intervals, peak, order, storage) if live else {},
-        inputs_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "input"),
+        inputs_bytes=sum(n.aval.nbytes for n in flow.nodes if n.kind == "input"),
         live_bytes=live,
         strategy=best[0],
         strategy_bytes=sizes,

@@ -36,27 +36,14 @@ class Interval:
     end: int
 
 
-def _keeps_contiguity(node: Node) -> bool:
-    """Whether a view of a C-contiguous array is itself C-contiguous (conservatively)."""
-    op, attrs = node.op.name, node.attrs
-    if op == "reshape":
-        return True
-    if op == "transpose":
-        moved = [a for a in attrs["axes"] if node.inputs[0].shape[a] != 1]
-        return moved == sorted(moved)
-    if op == "broadcast_to":
-        return node.shape == node.inputs[0].shape
-    if op == "slice_axis":
-        return all(d == 1 for d in node.inputs[0].shape[: attrs["axis"]])
-    return False
-
-
 def alias_analysis(flow: Dataflow) -> dict[Node, Node]:
     """For each node, the node that owns its storage: itself, unless it is a true view
     (its base's owner) or a writer (the param whose stored array it writes).
 
-    A reshape of a value that may not be C-contiguous would make NumPy copy;
-    such a reshape is planned as a copy into storage of its own instead.
+    A view whose op needs a C-contiguous operand (``Primitive.needs_contiguous``:
+    reshape, which NumPy would otherwise copy) of a value that may not be
+    C-contiguous is planned as a copy into storage of its own instead; each view
+    op says whether it keeps contiguity (``Primitive.view_keeps_contiguous``).
     """
     owner: dict[Node, Node] = {}
     contiguous: dict[Node, bool] = {}
@@ -66,11 +53,12 @@ def alias_analysis(flow: Dataflow) -> dict[Node, Node]:
             owner[node] = writes[node]
             contiguous[node] = True
             continue
-        if node.op.view:
+        op = node.op
+        if op is not None and op.view:
             base = flow.args[node][0]
-            if node.op.name != "reshape" or contiguous[base]:
+            if not op.needs_contiguous or contiguous[base]:
                 owner[node] = owner[base]
-                contiguous[node] = contiguous[base] and _keeps_contiguity(node)
+                contiguous[node] = contiguous[base] and op.view_keeps_contiguous(base.aval, node.aval, node.attrs)
                 continue
         owner[node] = node
         contiguous[node] = True
@@ -79,14 +67,14 @@ def alias_analysis(flow: Dataflow) -> dict[Node, Node]:
 
 def view_base(node: Node, flow: Dataflow, owner: dict[Node, Node]) -> Node:
     """The value a bound view reads (through any chain of views); ``node`` itself otherwise."""
-    while node.op.view and owner[node] is not node and not node.is_source:
+    while node.is_view and owner[node] is not node:
         node = flow.args[node][0]
     return node
 
 
 def runs_kernel(node: Node, owner: dict[Node, Node]) -> bool:
     """Whether the plan runs a kernel for ``node``: no source, and no view bound once on its base."""
-    return not node.is_source and not (node.op.view and owner[node] is not node)
+    return not node.is_source and not (node.is_view and owner[node] is not node)
 
 
 def old_value_readers(flow: Dataflow, owner: dict[Node, Node]) -> dict[Node, set[Node]]:
@@ -117,7 +105,7 @@ def reads_before_writes(flow: Dataflow, owner: dict[Node, Node]) -> dict[Node, l
 
 def is_copying_view(node: Node, storage: dict[Node, Node]) -> bool:
     """A view op that the plan runs as a copy (a reshape of a non-contiguous value)."""
-    return node.op.view and storage[node] is node
+    return node.is_view and storage[node] is node
 
 
 def storage_assignment(
@@ -152,8 +140,8 @@ def storage_assignment(
             if (
                 view_owner[operand] is operand
                 and last_read[operand] == step
-                and not operand.op.source
-                and not storage[operand].op.source
+                and not operand.is_source
+                and not storage[operand].is_source
                 and operand not in pinned
                 and operand.aval == node.aval
                 and all(view_owner[other] is not operand or other is operand for other in operands)
@@ -164,7 +152,7 @@ def storage_assignment(
     sources = {}
     for node in flow.nodes:
         owner = view_owner[node]
-        if owner.op.source:
+        if owner.is_source:
             sources[node] = owner
         else:
             computed[node] = storage[owner]
@@ -211,7 +199,7 @@ def value_last_reads(flow: Dataflow, order: Sequence[Node], view_owner: dict[Nod
     last: dict[Node, int] = {}
     args = flow.args
     for i, node in enumerate(order):  # steps only grow: the latest read is the last
-        if node.op.view and view_owner[node] is not node:
+        if node.is_view and view_owner[node] is not node:
             continue  # a bound view reads nothing when the plan runs
         for operand in args[node]:
             last[view_owner[operand]] = i
@@ -239,15 +227,15 @@ def liveness(
     last: dict[Node, int] = {}
     for step, node in enumerate(order):  # steps only grow: the latest touch is the last
         block = storage[node]
-        if not (block.op.source or block in outside):
+        if not (block.is_source or block in outside):
             if block not in first:
                 first[block] = step
             last[block] = step
-        if node.op.view and block is not node:
+        if node.is_view and block is not node:
             continue  # a bound view reads nothing when the plan runs
         for operand in args[node]:
             other = storage[operand]
-            if not (other.op.source or other in outside):
+            if not (other.is_source or other in outside):
                 last[other] = step
     intervals = [Interval(block, block.aval.nbytes, start, last[block]) for block, start in first.items()]
     if scratch:

@@ -33,6 +33,10 @@ from graphc.ops import reduce as R
 from graphc.ops import shape as S
 from graphc.ops.core import ZERO, Primitive, ShapeError, constant_node, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
+]
+
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 

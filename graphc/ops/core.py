@@ -20,12 +20,27 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
 - ``elementwise`` / ``view`` / ``scratch``: facts the memory planner uses
   (``scratch(*in_avals, **attrs) -> [Aval]`` lists temporaries the kernel
   receives as ``scratch=(...)``);
+- a view's facts (``view=True``: the kernel returns a view of its one operand,
+  bound once when the plan is bound): ``keeps_contiguous(x, y, **attrs) -> bool``
+  answers whether the view of a C-contiguous operand is C-contiguous (the
+  default, None, answers no); ``needs_contiguous`` says the view exists only
+  for a C-contiguous operand (reshape), and for any other the plan copies it
+  into storage of its own with :meth:`Primitive.copy_view`, which uses
+  ``copy_kernel(out, x, **attrs)`` where the kernel's view would allocate;
 - ``check_operands``: ``check_operands(*inputs, **attrs) -> str | None``, a cheap
   run-time check of operand values the shape rule cannot see (labels in
   range, read from the int operands); the runtime calls it before the first
   instruction when those operands are feeds or constants (before any update
   is written), else just before the kernel, and raises the message it returns
   as a GraphError naming the instruction.
+- ``fold_of``: for a variadic op that equals a left fold of a binary op over its
+  operands (``add_n``: ``((t1 + t2) + t3) + …``), that binary op; the passes
+  split such a node into a running fold, so each term is added and freed as it
+  arrives (see :func:`graphc.passes.split_accumulations`).
+- ``index_bound``: ``index_bound(k, *in_avals, **attrs) -> int | None``: for an
+  int operand ``k`` whose values index something (labels, gather indices), the
+  ``n`` of the range ``[0, n)`` they must lie in (None for other operands);
+  :func:`graphc.zoo.feeds` draws random labels from it.
 - ``shape_attrs``: the names of attributes that are shapes (reshape's ``shape``);
   a None in them is the batch size, as in an input's shape (see :func:`infer_with_batch`).
 - ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
@@ -79,14 +94,18 @@ class Primitive:
     flops: Callable[..., int] = _elementwise_flops
     elementwise: bool = False
     view: bool = False
+    keeps_contiguous: Callable[..., bool] | None = None
+    needs_contiguous: bool = False
+    copy_kernel: Callable[..., None] | None = None
     scratch: Callable[..., list[Aval]] | None = None
     normalize: Callable[..., dict[str, Any]] | None = None
-    source: bool = False
     int_operands: frozenset[int] = field(default_factory=frozenset)
     with_node_id: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
     doc: str = ""
     check_operands: Callable[..., str | None] | None = None
     shape_attrs: frozenset[str] = field(default_factory=frozenset)
+    fold_of: "Primitive | None" = None
+    index_bound: Callable[..., int | None] | None = None
 
     trusted: bool = field(init=False, default=False)  # one of graphc's own ops: its rules need no checking
 
@@ -109,6 +128,22 @@ class Primitive:
         if callable(self.vjp):
             return self.vjp(index)
         return self.vjp[index]
+
+    def view_keeps_contiguous(self, x: Aval, y: Aval, attrs: dict[str, Any]) -> bool:
+        """Whether this view of a C-contiguous operand ``x`` is C-contiguous (no unless the op says so)."""
+        return self.keeps_contiguous is not None and bool(self.keeps_contiguous(x, y, **attrs))
+
+    def copy_view(self, out: np.ndarray, x: np.ndarray, **attrs: Any) -> None:
+        """Write the elements of this view of ``x`` into ``out``, allocating nothing.
+
+        The plan runs a view this way when it cannot bind it (a reshape of a value
+        that may not be contiguous): ``copy_kernel`` when the op has one, else
+        ``out[...] = kernel(x)``, the view being taken without a copy.
+        """
+        if self.copy_kernel is not None:
+            self.copy_kernel(out, x, **attrs)
+        else:
+            np.copyto(out, self.kernel(x, **attrs))
 
     def __repr__(self) -> str:
         return f"<Primitive {self.name}>"
@@ -140,6 +175,11 @@ def defop(
     int_operands: Sequence[int] = (),
     doc: str = "",
     replace: bool = False,
+    view: bool = False,
+    keeps_contiguous: Callable[..., bool] | None = None,
+    needs_contiguous: bool = False,
+    copy_kernel: Callable[..., None] | None = None,
+    index_bound: Callable[..., int | None] | None = None,
 ) -> Primitive:
     """Define a new φ; the returned primitive builds nodes when called.
 
@@ -150,6 +190,24 @@ def defop(
     are operand positions that take integer arrays (labels). ``replace=True``
     redefines an op of the same name defined earlier with ``defop`` (a notebook
     cell run twice); graphc's own ops cannot be replaced.
+
+    ``scratch(*in_avals, **attrs) -> [Aval]`` declares the temporaries the kernel
+    needs: the planner places them in the arena beside the other intermediates
+    and the kernel receives them as ``kernel(out, *inputs, scratch=(...), **attrs)``,
+    so a run allocates nothing.
+
+    ``view=True`` makes a view op of one operand: ``kernel(x, **attrs)`` returns
+    a view of ``x`` (no ``out``), bound once when the program is bound, and the
+    result shares the operand's storage. ``keeps_contiguous(x, y, **attrs)``
+    says whether the view of a C-contiguous ``x`` is C-contiguous (default: no);
+    ``needs_contiguous=True`` says the kernel would copy a non-contiguous
+    operand (as ``ndarray.reshape`` does), so for such an operand the plan
+    copies the view into storage of its own, with ``copy_kernel(out, x, **attrs)``
+    if given, else ``out[...] = kernel(x)``.
+
+    ``index_bound(k, *in_avals, **attrs) -> int | None`` gives, for an int operand
+    ``k`` whose values index something, the ``n`` of the range ``[0, n)`` they
+    lie in (random feeds of :func:`graphc.zoo.feeds` are drawn from it).
 
     Example — softplus, ``y = log(1 + eˣ)`` with ``∂y/∂x = σ(x)``::
 
@@ -163,6 +221,7 @@ def defop(
         y = softplus(x)
     """
     _check_defop_arguments(name, infer, kernel, vjp, flops, int_operands)
+    _check_memory_facts(name, elementwise, scratch, view, keeps_contiguous, needs_contiguous, copy_kernel, vjp, index_bound)
     previous = _REGISTRY.get(name)
     if previous is not None and replace:
         if previous.trusted:
@@ -171,6 +230,8 @@ def defop(
     return Primitive(
         name=name, infer=infer, kernel=kernel, vjp=vjp, flops=flops, elementwise=elementwise,
         scratch=scratch, normalize=normalize, int_operands=frozenset(int_operands), doc=doc,
+        view=view, keeps_contiguous=keeps_contiguous, needs_contiguous=needs_contiguous, copy_kernel=copy_kernel,
+        index_bound=index_bound,
     )
 
 
@@ -191,6 +252,33 @@ def _check_defop_arguments(name: Any, infer: Any, kernel: Any, vjp: Any, flops: 
                 raise GraphError(f"defop {name!r}: vjp rule {index} must be callable, ZERO or None; got {rule!r:.40}")
     if not isinstance(int_operands, (list, tuple, set, frozenset)) or not all(is_int(i) and i >= 0 for i in int_operands):
         raise GraphError(f"defop {name!r}: int_operands must be operand positions (ints >= 0), got {int_operands!r}")
+
+
+def _check_memory_facts(
+    name: str, elementwise: Any, scratch: Any, view: Any, keeps_contiguous: Any, needs_contiguous: Any,
+    copy_kernel: Any, vjp: Any, index_bound: Any = None,
+) -> None:
+    """Reject memory facts that contradict each other or are of the wrong type, naming the argument."""
+    for role, flag in (("elementwise", elementwise), ("view", view), ("needs_contiguous", needs_contiguous)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise GraphError(f"defop {name!r}: {role} must be True or False, got {flag!r:.40}")
+    for role, rule in (("scratch", scratch), ("keeps_contiguous", keeps_contiguous), ("copy_kernel", copy_kernel),
+                       ("index_bound", index_bound)):
+        if rule is not None and not callable(rule):
+            raise GraphError(f"defop {name!r}: {role} must be callable or None, got {type(rule).__name__}")
+    if view:
+        if elementwise or scratch is not None:
+            raise GraphError(
+                f"defop {name!r}: a view op (view=True) returns a view of its operand and writes no output, "
+                "so it cannot be elementwise or have scratch; drop those, or make it an ordinary op (view=False)"
+            )
+        if isinstance(vjp, (list, tuple)) and len(vjp) != 1:
+            raise GraphError(f"defop {name!r}: a view op has one operand, but {len(vjp)} VJP rules are given; give one")
+    elif keeps_contiguous is not None or needs_contiguous or copy_kernel is not None:
+        raise GraphError(
+            f"defop {name!r}: keeps_contiguous, needs_contiguous and copy_kernel describe a view op; "
+            "pass view=True as well, or drop them"
+        )
 
 
 # --- building nodes -----------------------------------------------------------
@@ -265,9 +353,7 @@ def constant_node(graph, value: Any, dtype: np.dtype | None, what: str = "consta
             "use float32 or float64 (or int32/int64 for labels)"
         )
     array.setflags(write=False)
-    from graphc.ops.source import const
-
-    node = graph.add(const, (), {}, Aval(array.shape, array.dtype))
+    node = graph.add_source("const", Aval(array.shape, array.dtype))
     node.data = array
     return node
 
@@ -329,6 +415,11 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
     )
     if not prim.trusted:
         _check_vjp_arity(prim, len(nodes))
+        if prim.view and len(nodes) != 1:
+            raise GraphError(
+                f"{prim.name}{f' {name!r}' if name else ''}: a view op takes one operand (the array it views), "
+                f"got {len(nodes)}: {describe_operands(nodes)}; pass the others as attributes"
+            )
     in_avals = [n.aval for n in nodes]
     label = f" {name!r}" if name else ""
     try:

@@ -17,6 +17,12 @@ from graphc.ops import reduce as R
 from graphc.ops import shape as S
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, bind, broadcast_shapes, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sign",
+    "erf", "maximum", "minimum", "clip", "where", "less", "less_equal", "greater", "greater_equal", "equal",
+    "not_equal", "add_n", "astype", "copy",
+]
+
 
 def unbroadcast(g: Value, shape: tuple[int, ...]) -> Value:
     """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
@@ -93,9 +99,7 @@ div = _binary(
 
 def _is_nonzero_constant(x: Value) -> bool:
     """Whether ``x`` is a constant with no zero element (its zero cases need no mask)."""
-    from graphc.ops.source import const
-
-    return x.node.op is const and bool(np.all(x.node.data != 0))
+    return x.node.kind == "const" and bool(np.all(x.node.data != 0))
 
 
 def _pow_vjp_base(g: Value, y: Value, a: Value, b: Value) -> Value:
@@ -397,6 +401,7 @@ add_n = Primitive(
     kernel=_add_n_kernel,
     vjp=lambda index: (lambda g, y, *terms: g),
     flops=lambda ins, out: (len(ins) - 1) * out.size,
+    fold_of=add,
     doc="Σ terms, all of one shape: the accumulation of gradient contributions.",
 )
 

@@ -28,6 +28,10 @@ from graphc.errors import GraphError
 from graphc.ir import INT_DTYPES, Aval, Value, is_int
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_shape, constant_node, normalize_axis, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "getitem", "getitem_grad", "take", "embedding", "scatter_add",
+]
+
 Entry = Any  # int | None | tuple[int, int | None, int]
 _WHOLE = (0, None, 1)
 
@@ -171,6 +175,7 @@ getitem_op = Primitive(
     vjp=[_getitem_vjp],
     flops=_no_flops,
     view=True,
+    keeps_contiguous=getitem_keeps_contiguous,
     doc="x[index] with ints, slices and new axes (a strided view).  J^T: g placed into zeros of x's shape.",
 )
 
@@ -277,6 +282,7 @@ take_op = Primitive(
     flops=_no_flops,
     int_operands=frozenset({1}),
     check_operands=lambda a, indices, axis: _fed_indices_out_of_range(indices, a.shape[axis], axis),
+    index_bound=lambda k, a, indices, axis: a.shape[axis] if k == 1 else None,
     doc="a's elements at int indices along an axis (numpy.take).  J^T: scatter-add of g at the indices.",
 )
 
@@ -331,6 +337,7 @@ embedding_op = Primitive(
     flops=_no_flops,
     int_operands=frozenset({0}),
     check_operands=lambda input, weight, padding_idx: _fed_indices_out_of_range(input, weight.shape[0], 0, negative=False),
+    index_bound=lambda k, input, weight, padding_idx: weight.shape[0] if k == 0 else None,
     doc="weight's rows at int input (torch's embedding).  J^T: scatter-add of g into rows, none into padding_idx.",
 )
 
@@ -422,6 +429,7 @@ scatter_add_op = Primitive(
     flops=lambda ins, out, **attrs: ins[0].size,
     int_operands=frozenset({1}),
     check_operands=lambda g, indices, axis, shape, padding_idx: _fed_indices_out_of_range(indices, shape[axis], axis),
+    index_bound=lambda k, g, indices, axis, shape, padding_idx: shape[axis] if k == 1 else None,
     shape_attrs=frozenset({"shape"}),
     doc="Zeros of ``shape`` plus g added at the indices along an axis (repeats add; padding_idx stays 0).  "
         "J^T: gg taken at the indices.",

@@ -15,6 +15,10 @@ from graphc.ir import Aval, Value
 from graphc.ops import shape as S
 from graphc.ops.core import Primitive, ShapeError, broadcast_shapes, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "matmul",
+]
+
 
 def _promoted(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (a if len(a) >= 2 else (1,) + a), (b if len(b) >= 2 else b + (1,))

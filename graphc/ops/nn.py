@@ -18,6 +18,10 @@ from graphc.ops import reduce as R
 from graphc.ops import elementwise as E
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, normalize_axis, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "softmax", "log_softmax", "softmax_cross_entropy", "one_hot", "mse", "gelu", "softplus",
+]
+
 
 def _axis_normalize(x: Aval, axis: int = -1) -> dict[str, Any]:
     return {"axis": normalize_axis(axis, x.ndim)}
@@ -148,6 +152,7 @@ one_hot_op = Primitive(
     flops=lambda ins, out, **attrs: out.size,
     int_operands=frozenset({0}),
     check_operands=lambda labels, classes, dtype: _labels_out_of_range(labels, classes),
+    index_bound=lambda k, labels, classes, dtype: classes if k == 0 else None,
     doc="1.0 at each label's class, 0.0 elsewhere: shape labels.shape + (classes,).",
 )
 
@@ -192,6 +197,7 @@ softmax_cross_entropy_op = Primitive(
     scratch=lambda logits, labels: [logits] + _row_scratch(logits, logits.ndim - 1),
     int_operands=frozenset({1}),
     check_operands=lambda logits, labels: _labels_out_of_range(labels, logits.shape[-1]),
+    index_bound=lambda k, logits, labels: logits.shape[-1] if k == 1 else None,
     doc="mean over rows of -log softmax(logits)[label].  J^T: (softmax - onehot)·g / N.",
 )
 

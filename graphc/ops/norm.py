@@ -42,6 +42,10 @@ from graphc.ops import reduce as R
 from graphc.ops import shape as S
 from graphc.ops.core import Primitive, ShapeError, constant_node, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "layer_norm", "batch_norm",
+]
+
 
 # --- the kernel both ops share --------------------------------------------------------------
 
@@ -305,7 +309,7 @@ def _check_running_stat(what: str, stat: Any, x: Value, channels: int) -> Value 
             f"create it with gc.param(name, ({channels},), role='state', init=...)"
         )
     if stat.role != "state":
-        kind = f"a param of role {stat.role!r}" if stat.role is not None else f"not a param ({stat.node.op.name})"
+        kind = f"a param of role {stat.role!r}" if stat.role is not None else f"not a param ({stat.node.op_name})"
         raise GraphError(
             f"batch_norm: {what} {stat.node.describe()} is {kind}; the running statistics are state the plan "
             f"updates and never trains: gc.param({stat.name!r}, ({channels},), role='state', init=...)"

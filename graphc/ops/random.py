@@ -21,6 +21,10 @@ from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int, is_real
 from graphc.ops import elementwise as E
 from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, as_shape, constant_node
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "uniform", "dropout",
+]
+
 
 def _uniform_aval(key: Aval, shape: tuple[int, ...], dtype: str, stream: int) -> Aval:
     if key.dtype not in INT_DTYPES or key.shape != ():

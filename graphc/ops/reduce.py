@@ -12,6 +12,10 @@ from graphc.ops import elementwise as E
 from graphc.ops import shape as S
 from graphc.ops.core import Primitive, ShapeError, normalize_axes, same_float_dtype
 
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "sum", "mean", "max", "logsumexp", "var", "std",
+]
+
 
 def _normalize(x: Aval, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> dict[str, Any]:
     if not isinstance(keepdims, (bool, np.bool_)):

@@ -2,7 +2,10 @@
 concat, and the slice/pad pair that are each other's transpose.
 
 ``reshape``, ``transpose``, ``broadcast_to`` and ``slice_axis`` are views: their
-kernel returns a view of the input instead of writing into an output buffer.
+kernel returns a view of the input instead of writing into an output buffer, and
+each says whether its view of a C-contiguous array is C-contiguous
+(``keeps_contiguous``), which the memory planner needs to know whether a later
+reshape is a view or a copy.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ import numpy as np
 from graphc.errors import GraphError
 from graphc.ir import Aval, Value, is_int
 from graphc.ops.core import Primitive, ShapeError, as_int, as_shape, normalize_axis
+
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "reshape", "transpose", "broadcast_to", "slice_axis", "pad_axis", "concat",
+]
 
 
 def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
@@ -54,6 +61,9 @@ _RESHAPE = Primitive(
     vjp=[lambda g, y, x, shape: reshape(g, x.shape)],
     flops=_no_flops,
     view=True,
+    keeps_contiguous=lambda x, y, shape: True,
+    needs_contiguous=True,  # ndarray.reshape copies a non-contiguous array
+    copy_kernel=lambda out, x, shape: np.copyto(out.reshape(x.shape), x),  # out is contiguous: no copy made
     shape_attrs=frozenset({"shape"}),
     doc="The same elements in a new shape.  J^T: reshape back.",
 )
@@ -78,6 +88,12 @@ def _transpose_normalize(x: Aval, axes: Sequence[int] | None = None) -> dict[str
     return {"axes": perm}
 
 
+def _transpose_keeps_contiguous(x: Aval, y: Aval, axes: tuple[int, ...]) -> bool:
+    """Contiguous when the axes longer than 1 keep their order (those of length 1 move freely)."""
+    moved = [a for a in axes if x.shape[a] != 1]
+    return moved == sorted(moved)
+
+
 _TRANSPOSE = Primitive(
     "transpose",
     infer=lambda x, axes: Aval(tuple(x.shape[a] for a in axes), x.dtype),
@@ -86,6 +102,7 @@ _TRANSPOSE = Primitive(
     vjp=[lambda g, y, x, axes: transpose(g, tuple(int(a) for a in np.argsort(axes)))],
     flops=_no_flops,
     view=True,
+    keeps_contiguous=_transpose_keeps_contiguous,
     doc="Permute axes (reverse them by default).  J^T: the inverse permutation.",
 )
 
@@ -119,6 +136,7 @@ _BROADCAST_TO = Primitive(
     vjp=[_broadcast_vjp],
     flops=_no_flops,
     view=True,
+    keeps_contiguous=lambda x, y, shape: y.shape == x.shape,  # a broadcast that repeats nothing
     shape_attrs=frozenset({"shape"}),
     doc="Repeat along broadcast axes (a read-only view).  J^T: sum over those axes.",
 )
@@ -168,6 +186,7 @@ _SLICE = Primitive(
     vjp=[_slice_vjp],
     flops=_no_flops,
     view=True,
+    keeps_contiguous=lambda x, y, axis, start, stop: all(d == 1 for d in x.shape[:axis]),  # one block of rows
     doc="x[..., start:stop, ...] along one axis.  J^T: pad with zeros back to x's shape.",
 )
 

@@ -1,4 +1,8 @@
-"""Source nodes: inputs (fed at each run), params (with a stored value) and constants."""
+"""Source nodes: inputs (fed at each run), params (with a stored value) and constants.
+
+A source is a kind of node (``node.kind``), not an op: it applies no primitive,
+has no inputs, and the plan gives it a buffer of its kind instead of an instruction.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,11 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, check_name, current_graph, is_int
-from graphc.ops.core import Primitive, ShapeError, as_dtype, as_shape, constant_node
+from graphc.ops.core import ShapeError, as_dtype, as_shape, constant_node
 
-
-def _no_infer(**attrs: Any) -> Aval:
-    raise ShapeError("source nodes are built by gc.input, gc.param and gc.constant")
-
-
-input_op = Primitive("input", infer=_no_infer, kernel=None, source=True, flops=lambda *a, **k: 0)
-param_op = Primitive("param", infer=_no_infer, kernel=None, source=True, flops=lambda *a, **k: 0)
-const = Primitive("const", infer=_no_infer, kernel=None, source=True, flops=lambda *a, **k: 0)
+__all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
+    "input", "param", "constant",
+]
 
 
 def _check_shape(kind: str, name: str, shape: Sequence[int]) -> tuple[int, ...]:
@@ -54,7 +53,7 @@ def input(name: str, shape: Sequence[int | None], dtype: Any = "float32") -> Val
     graph = current_graph()
     check_name(name, "input name")
     aval = Aval(_check_input_shape(name, shape), _check_dtype("input", name, dtype, FLOAT_DTYPES + INT_DTYPES))
-    return Value(graph.add(input_op, (), {}, aval, name))
+    return Value(graph.add_source("input", aval, name))
 
 
 def glorot_uniform(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
@@ -114,7 +113,7 @@ def param(
         raise GraphError(f"param {name!r}: seed must be an int >= 0 or None, got {seed!r}")
     rng = np.random.default_rng(zlib.crc32(name.encode()) if seed is None else int(seed))
     data = _initial_value(name, aval, default_init if init is None else init, rng)
-    node = graph.add(param_op, (), {}, aval, name)
+    node = graph.add_source("param", aval, name)
     node.data = data
     node.role = role
     return Value(node)
