@@ -15,7 +15,7 @@ the outputs into a flat plan over numbered buffers, and run it on NumPy::
 """
 
 from graphc.errors import GraphError
-from graphc.ir import Aval, Graph, Node, Value
+from graphc.ir import Aval, Graph, Node, Value, scope
 from graphc import ops as _ops
 from graphc.ops import Primitive, ShapeError, defop
 
@@ -31,7 +31,7 @@ from graphc.render import render, to_dot
 from graphc.plots import plot_arena_layout, plot_frontier, plot_memory_timeline  # matplotlib is imported when called
 
 __all__ = [
-    "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "optim", "Program", "Plan", "Cost",
+    "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "scope", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "optim", "Program", "Plan", "Cost",
     "load", "save_params", "load_params",
     "render", "to_dot", "plot_memory_timeline", "plot_arena_layout", "plot_frontier",
     *_ops.PUBLIC_OPS,

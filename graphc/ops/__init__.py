@@ -38,9 +38,13 @@ globals().update(_PUBLIC)
 # helpers other modules of graphc use, not part of the public API
 from graphc.ops.elementwise import div_by_count, times_inverse_count, unbroadcast  # noqa: E402
 from graphc.ops.source import default_init, glorot_uniform  # noqa: E402
+from graphc.ops.conv import (  # noqa: E402  conv2d's and the pools' gradient primitives
+    avg_pool2d_grad, conv2d_input_grad, conv2d_weight_grad, max_pool2d_gather, max_pool2d_grad,
+)
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
     "OP_MODULES", "PUBLIC_OPS", "div_by_count", "times_inverse_count", "unbroadcast", "default_init", "glorot_uniform",
+    "avg_pool2d_grad", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d_gather", "max_pool2d_grad",
     *PUBLIC_OPS,
 ]
