@@ -74,6 +74,7 @@ from graphc.ops import (
     transpose,
     uniform,
 )
+from graphc.ops import avg_pool2d, conv2d, flatten, global_avg_pool, max_pool2d
 from graphc.autodiff import grad
 from graphc.compile import Cost, Program, compile, sgd
 from graphc import optim
@@ -94,5 +95,6 @@ __all__ = [
     "one_hot", "mse", "uniform", "dropout",
     "abs", "sign", "clip", "minimum", "where", "erf", "gelu", "softplus", "logsumexp", "var", "std",
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
     "render", "to_dot", "plot_memory_timeline", "plot_arena_layout", "plot_frontier",
 ]

@@ -45,6 +45,15 @@ from graphc.ops.shape import broadcast_to, concat, pad_axis, reshape, slice_axis
 from graphc.ops.linalg import matmul
 from graphc.ops.nn import gelu, log_softmax, mse, one_hot, softmax, softmax_cross_entropy, softplus
 from graphc.ops.random import dropout, uniform
+from graphc.ops.conv import (
+    avg_pool2d,
+    conv2d,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+    flatten,
+    global_avg_pool,
+    max_pool2d,
+)
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
@@ -57,4 +66,5 @@ __all__ = [
     "matmul",
     "gelu", "log_softmax", "mse", "one_hot", "softmax", "softmax_cross_entropy", "softplus",
     "dropout", "uniform",
+    "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
 ]

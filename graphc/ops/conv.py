@@ -1,0 +1,760 @@
+"""Convolution and pooling over NCHW images: conv2d, max_pool2d, avg_pool2d, global_avg_pool, flatten.
+
+The arguments are ``torch.nn.functional``'s (names, order, defaults). Every kernel
+sees its input through NumPy's ``sliding_window_view``: a view ``(N, C, OH, OW, kH, kW)``
+of the (padded) image whose ``[..., i, j]`` slice is the image shifted by kernel
+offset ``(i, j)``. A convolution copies the windows once into an im2col matrix and
+multiplies it by the weight (one BLAS ``matmul`` per image and group); a pool or a
+gradient that scatters back into the image loops over the kH·kW offsets, each step
+one vectorised operation over the whole output. The padded image, the im2col matrix
+and the other temporaries are declared as ``scratch``, so the memory planner places
+them in the arena and a run allocates nothing large.
+
+For ``y = conv2d(x, w)`` with ``y[n, o] = Σ_{c, i, j} w[o, c, i, j] · x_pad[n, c, s·h + d·i, s·w + d·j]``
+(channels ``c`` of ``o``'s group), the VJPs are two primitives of their own,
+each linear in both its operands and so differentiable again with the three:
+
+- ``conv2d_input_grad(g, w)`` = ``J^T_{φ|x} g``, the transposed convolution;
+- ``conv2d_weight_grad(x, g)`` = ``J^T_{φ|w} g``, the windows of x correlated with g.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from graphc.errors import GraphError
+from graphc.ir import Aval, Value, is_int
+from graphc.ops import elementwise as E
+from graphc.ops import reduce as R
+from graphc.ops import shape as S
+from graphc.ops.core import ZERO, Primitive, ShapeError, constant_node, same_float_dtype
+
+Pair = tuple[int, int]
+Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+# --- arguments in canonical form -------------------------------------------------------
+
+
+def _pair(value: Any, what: str, minimum: int) -> Pair:
+    """An int or a pair of ints, each ≥ ``minimum``, as a pair (torch's ``_pair``)."""
+    items = (value, value) if is_int(value) else value
+    if not isinstance(items, (tuple, list)) or len(items) != 2 or not all(is_int(v) for v in items):
+        raise ShapeError(f"{what} must be an int or a pair of ints, got {value!r}")
+    if any(int(v) < minimum for v in items):
+        raise ShapeError(f"{what} must be >= {minimum}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def _conv_padding(padding: Any, kernel: Pair, stride: Pair, dilation: Pair) -> Padding:
+    """``padding`` as ((top, bottom), (left, right)).
+
+    "valid" is no padding; "same" pads d·(k-1) in total, the odd one at the bottom
+    and right as torch does, and needs stride 1. An int, a pair, or the canonical
+    pair of pairs are accepted.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ShapeError(f"padding must be 'valid', 'same', an int or a pair of ints, got {padding!r}")
+        if stride != (1, 1):
+            raise ShapeError(f"padding='same' needs stride 1 (as in torch), got stride {stride}; give the padding as ints")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)  # type: ignore[return-value]
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
+        top_bottom, left_right = (_pair(p, "padding", 0) for p in padding)
+        return top_bottom, left_right
+    ph, pw = _pair(padding, "padding", 0)
+    return (ph, ph), (pw, pw)
+
+
+def _out_len(size: int, kernel: int, stride: int, before: int, after: int, dilation: int, axis: str) -> int:
+    """Windows along one axis: ⌊(size + before + after - d·(k-1) - 1) / s⌋ + 1."""
+    span = dilation * (kernel - 1) + 1
+    if size + before + after < span:
+        raise ShapeError(
+            f"the kernel spans {span} along {axis} (size {kernel}, dilation {dilation}) but the padded input has only "
+            f"{size + before + after} ({size} + padding {before + after}); use a smaller kernel or more padding"
+        )
+    return (size + before + after - span) // stride + 1
+
+
+def _check_image(x: Aval, what: str = "input") -> None:
+    same_float_dtype(x)
+    if x.ndim != 4:
+        raise ShapeError(f"{what} must be 4-D (N, C, H, W), got shape {x.shape}")
+
+
+# --- the views the kernels work on ----------------------------------------------------------
+
+
+def _reshaped(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A view of the contiguous ``a`` in ``shape``: the kernels write through it, so a copy would lose the result."""
+    view = a.view()
+    view.shape = shape
+    return view
+
+
+def _padded(x: np.ndarray, padding: Padding, fill: float, buffer: np.ndarray | None) -> np.ndarray:
+    """``x`` with ``padding`` filled with ``fill``, written into ``buffer`` (x itself when unpadded)."""
+    if buffer is None:
+        return x
+    (top, _), (left, _) = padding
+    h, w = x.shape[2:]
+    buffer[:, :, :top] = fill
+    buffer[:, :, top + h:] = fill
+    buffer[:, :, top:top + h, :left] = fill
+    buffer[:, :, top:top + h, left + w:] = fill
+    buffer[:, :, top:top + h, left:left + w] = x
+    return buffer
+
+
+def _interior(padded: np.ndarray, padding: Padding, hw: Sequence[int]) -> np.ndarray:
+    (top, _), (left, _) = padding
+    return padded[:, :, top:top + hw[0], left:left + hw[1]]
+
+
+def _windows(image: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Sequence[int],
+             writeable: bool = False) -> np.ndarray:
+    """The view (N, C, OH, OW, kH, kW) of the windows of a padded (N, C, Hp, Wp) image.
+
+    ``[..., i, j]`` is the image at kernel offset (i, j) sampled at every output pixel.
+    """
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    view = sliding_window_view(image, span, axis=(2, 3), writeable=writeable)
+    return view[:, :, :stride[0] * (out_hw[0] - 1) + 1:stride[0], :stride[1] * (out_hw[1] - 1) + 1:stride[1],
+                ::dilation[0], ::dilation[1]]
+
+
+def _offsets(kernel: Pair) -> list[Pair]:
+    """Kernel offsets in row-major order (the order in which a window's first maximum is found)."""
+    return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _is_pointwise(kernel: Pair, stride: Pair, padding: Padding) -> bool:
+    """A 1×1 kernel at stride 1 without padding: the image is its own im2col matrix."""
+    return kernel == (1, 1) and stride == (1, 1) and padding == ((0, 0), (0, 0))
+
+
+def _padded_shape(x: Aval, padding: Padding) -> tuple[int, ...]:
+    (top, bottom), (left, right) = padding
+    return (x.shape[0], x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right)
+
+
+def _im2col(cols: np.ndarray, image: np.ndarray, groups: int, kernel: Pair, stride: Pair, dilation: Pair,
+            out_hw: Sequence[int]) -> None:
+    """cols[n, g, (c, i, j), (h, w)] = image[n, g·Cg + c, s·h + d·i, s·w + d·j]: one copy of the windows."""
+    n, channels = image.shape[:2]
+    windows = _windows(image, kernel, stride, dilation, out_hw).transpose(0, 1, 4, 5, 2, 3)
+    shape = (n, groups, channels // groups, *kernel, *out_hw)
+    np.copyto(_reshaped(cols, shape), windows.reshape(shape))
+
+
+# --- conv2d -----------------------------------------------------------------------------------
+
+
+def _conv_attrs(kernel: Pair, stride: Any, padding: Any, dilation: Any, groups: Any) -> dict[str, Any]:
+    stride_pair = _pair(stride, "stride", 1)
+    dilation_pair = _pair(dilation, "dilation", 1)
+    if not is_int(groups) or int(groups) < 1:
+        raise ShapeError(f"groups must be an int >= 1, got {groups!r}")
+    return {"stride": stride_pair, "padding": _conv_padding(padding, kernel, stride_pair, dilation_pair),
+            "dilation": dilation_pair, "groups": int(groups)}
+
+
+def _conv_out_hw(hw: Sequence[int], kernel: Sequence[int], stride: Pair, padding: Padding, dilation: Pair) -> Pair:
+    return tuple(_out_len(hw[a], kernel[a], stride[a], *padding[a], dilation[a], "HW"[a]) for a in range(2))  # type: ignore[return-value]
+
+
+def _check_conv_channels(channels: int, weight_shape: Sequence[int], groups: int) -> None:
+    out_channels, per_group = weight_shape[:2]
+    if channels % groups:
+        raise ShapeError(f"the input's {channels} channels are not divisible by groups={groups}")
+    if out_channels % groups:
+        raise ShapeError(f"the weight's {out_channels} output channels are not divisible by groups={groups}")
+    if per_group * groups != channels:
+        raise ShapeError(
+            f"the weight {tuple(weight_shape)} takes {per_group} channels per group, but the input has "
+            f"{channels} channels in {groups} group(s), {channels // groups} each; the weight must be "
+            f"(O, C/groups, kH, kW)"
+        )
+
+
+def _conv_aval(x: Aval, w: Aval, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> Aval:
+    _check_image(x)
+    same_float_dtype(x, w)
+    if w.ndim != 4:
+        raise ShapeError(f"weight must be 4-D (O, C/groups, kH, kW), got shape {w.shape}")
+    _check_conv_channels(x.shape[1], w.shape, groups)
+    oh, ow = _conv_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    return Aval((x.shape[0], w.shape[0], oh, ow), x.dtype)
+
+
+def _conv_normalize(x: Aval, w: Aval, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: Any = 1) -> dict[str, Any]:
+    if w.ndim != 4:
+        raise ShapeError(f"weight must be 4-D (O, C/groups, kH, kW), got shape {w.shape}")
+    return _conv_attrs(tuple(w.shape[2:]), stride, padding, dilation, groups)  # type: ignore[arg-type]
+
+
+def _im2col_scratch(x: Aval, kernel: Sequence[int], stride: Pair, padding: Padding, dilation: Pair, groups: int,
+                    out_hw: Sequence[int]) -> list[Aval]:
+    """[padded image (if padded), im2col matrix (N, G, Cg·kH·kW, OH·OW)], or [] for a pointwise kernel."""
+    if _is_pointwise(tuple(kernel), stride, padding):  # type: ignore[arg-type]
+        return []
+    n, channels = x.shape[:2]
+    cols = Aval((n, groups, channels // groups * kernel[0] * kernel[1], out_hw[0] * out_hw[1]), x.dtype)
+    padded = [Aval(_padded_shape(x, padding), x.dtype)] if padding != ((0, 0), (0, 0)) else []
+    return padded + [cols]
+
+
+def _columns(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair, groups: int,
+             out_hw: Sequence[int], scratch: Sequence[np.ndarray]) -> np.ndarray:
+    """The im2col matrix (N, G, Cg·kH·kW, OH·OW) of x, in scratch (x itself, reshaped, for a pointwise kernel)."""
+    n, channels, h, w = x.shape
+    if not scratch:
+        return x.reshape(n, groups, channels // groups, h * w)
+    image = _padded(x, padding, 0.0, scratch[0] if len(scratch) == 2 else None)
+    _im2col(scratch[-1], image, groups, kernel, stride, dilation, out_hw)
+    return scratch[-1]
+
+
+def _conv_kernel(out: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Padding, dilation: Pair,
+                 groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
+    """out[n, g] = W[g] @ cols[n, g]: (O/G, Cg·kH·kW) @ (Cg·kH·kW, OH·OW) for each image and group."""
+    n, out_channels, oh, ow = out.shape
+    cols = _columns(x, tuple(w.shape[2:]), stride, padding, dilation, groups, (oh, ow), scratch)  # type: ignore[arg-type]
+    weights = w.reshape(groups, out_channels // groups, -1)
+    np.matmul(weights, cols, out=_reshaped(out, (n, groups, out_channels // groups, oh * ow)))
+
+
+def _conv_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
+    """2·N·O·OH·OW·(C/groups)·kH·kW: a multiply-add per weight element per output pixel."""
+    return 2 * out.size * math.prod(ins[1].shape[1:])
+
+
+conv2d_op = Primitive(
+    "conv2d",
+    infer=_conv_aval,
+    normalize=_conv_normalize,
+    kernel=_conv_kernel,
+    vjp=[
+        lambda g, y, x, w, **a: conv2d_input_grad(g, w, input_hw=tuple(x.shape[2:]), **a),
+        lambda g, y, x, w, **a: conv2d_weight_grad(x, g, kernel_size=tuple(w.shape[2:]), **a),
+    ],
+    flops=_conv_flops,
+    scratch=lambda x, w, stride, padding, dilation, groups: _im2col_scratch(
+        x, w.shape[2:], stride, padding, dilation, groups, _conv_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)),
+    doc="2-D cross-correlation of NCHW images with (O, C/groups, kH, kW) weights.  "
+        "J^T: conv2d_input_grad(g, w) and conv2d_weight_grad(x, g).",
+)
+
+
+# --- conv2d_input_grad: the transposed convolution -----------------------------------------------
+
+
+def _input_grad_aval(g: Aval, w: Aval, input_hw: Pair, stride: Pair, padding: Padding, dilation: Pair,
+                     groups: int) -> Aval:
+    _check_image(g, "the cotangent")
+    same_float_dtype(g, w)
+    if w.ndim != 4 or g.shape[1] != w.shape[0]:
+        raise ShapeError(f"the cotangent {g.shape} has {g.shape[1]} channels, the weight {w.shape} has {w.shape[0]} outputs")
+    channels = w.shape[1] * groups
+    _check_conv_channels(channels, w.shape, groups)
+    out_hw = _conv_out_hw(input_hw, w.shape[2:], stride, padding, dilation)
+    if tuple(g.shape[2:]) != out_hw:
+        raise ShapeError(f"an input of {tuple(input_hw)} pixels gives {out_hw} outputs, but the cotangent is {g.shape}")
+    return Aval((g.shape[0], channels, *input_hw), g.dtype)
+
+
+def _input_grad_normalize(g: Aval, w: Aval, input_hw: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+                          groups: Any = 1) -> dict[str, Any]:
+    if w.ndim != 4:
+        raise ShapeError(f"weight must be 4-D (O, C/groups, kH, kW), got shape {w.shape}")
+    return {"input_hw": _pair(input_hw, "input_hw", 1), **_conv_attrs(tuple(w.shape[2:]), stride, padding, dilation, groups)}  # type: ignore[arg-type]
+
+
+def _input_grad_scratch(g: Aval, w: Aval, input_hw: Pair, stride: Pair, padding: Padding, dilation: Pair,
+                        groups: int) -> list[Aval]:
+    x = Aval((g.shape[0], w.shape[1] * groups, *input_hw), g.dtype)
+    return _im2col_scratch(x, w.shape[2:], stride, padding, dilation, groups, g.shape[2:])
+
+
+def _col2im(image: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
+            out_hw: Sequence[int]) -> None:
+    """image = 0, then image[n, c, s·h + d·i, s·w + d·j] += cols[n, (c, i, j), (h, w)] for every offset (i, j)."""
+    n, channels = image.shape[:2]
+    image[...] = 0
+    windows = _windows(image, kernel, stride, dilation, out_hw, writeable=True)
+    terms = _reshaped(cols, (n, channels, *kernel, *out_hw))
+    for i, j in _offsets(kernel):
+        target = windows[..., i, j]
+        np.add(target, terms[:, :, i, j], out=target)
+
+
+def _input_grad_kernel(out: np.ndarray, g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair,
+                       padding: Padding, dilation: Pair, groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
+    """cols[n, g] = W[g]ᵀ @ g[n, g], then each column added back to the pixels its window read."""
+    n, channels, h, w_ = out.shape
+    out_channels, per_group, kh, kw = w.shape
+    oh, ow = g.shape[2:]
+    weights_t = w.reshape(groups, out_channels // groups, -1).transpose(0, 2, 1)
+    g_cols = g.reshape(n, groups, out_channels // groups, oh * ow)
+    if not scratch:  # pointwise: the columns are the image
+        np.matmul(weights_t, g_cols, out=_reshaped(out, (n, groups, per_group, h * w_)))
+        return
+    cols = scratch[-1]
+    np.matmul(weights_t, g_cols, out=cols)
+    image = scratch[0] if len(scratch) == 2 else out
+    _col2im(image, cols, (kh, kw), stride, dilation, (oh, ow))
+    if image is not out:
+        np.copyto(out, _interior(image, padding, (h, w_)))
+
+
+conv2d_input_grad_op = Primitive(
+    "conv2d_input_grad",
+    infer=_input_grad_aval,
+    normalize=_input_grad_normalize,
+    kernel=_input_grad_kernel,
+    vjp=[
+        lambda c, y, g, w, input_hw, **a: conv2d_op(c, w, **a),
+        lambda c, y, g, w, input_hw, **a: conv2d_weight_grad(c, g, kernel_size=tuple(w.shape[2:]), **a),
+    ],
+    flops=lambda ins, out, **a: 2 * ins[0].size * math.prod(ins[1].shape[1:]),
+    scratch=_input_grad_scratch,
+    doc="J^T_{conv2d|x} g, the transposed convolution of g with w back to the input's shape.  "
+        "J^T: conv2d(c, w) and conv2d_weight_grad(c, g).",
+)
+
+
+def conv2d_input_grad(g: Any, weight: Any, input_hw: Sequence[int], stride: Any = 1, padding: Any = 0,
+                      dilation: Any = 1, groups: int = 1, name: str | None = None) -> Value:
+    """The gradient of conv2d with respect to its input: the transposed convolution of ``g`` with ``weight``."""
+    return conv2d_input_grad_op(g, weight, input_hw=input_hw, stride=stride, padding=padding, dilation=dilation,
+                                groups=groups, name=name)
+
+
+# --- conv2d_weight_grad --------------------------------------------------------------------------
+
+
+def _weight_grad_aval(x: Aval, g: Aval, kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair,
+                      groups: int) -> Aval:
+    _check_image(x)
+    _check_image(g, "the cotangent")
+    same_float_dtype(x, g)
+    if x.shape[0] != g.shape[0]:
+        raise ShapeError(f"the input {x.shape} and the cotangent {g.shape} have different batch sizes")
+    weight_shape = (g.shape[1], x.shape[1] // groups, *kernel_size)
+    _check_conv_channels(x.shape[1], weight_shape, groups)
+    out_hw = _conv_out_hw(x.shape[2:], kernel_size, stride, padding, dilation)
+    if tuple(g.shape[2:]) != out_hw:
+        raise ShapeError(f"the input {x.shape} gives {out_hw} outputs, but the cotangent is {g.shape}")
+    return Aval(weight_shape, x.dtype)
+
+
+def _weight_grad_normalize(x: Aval, g: Aval, kernel_size: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+                           groups: Any = 1) -> dict[str, Any]:
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    return {"kernel_size": kernel, **_conv_attrs(kernel, stride, padding, dilation, groups)}
+
+
+def _weight_grad_scratch(x: Aval, g: Aval, kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair,
+                         groups: int) -> list[Aval]:
+    """The im2col scratch of x and the per-image products (N, G, O/G, Cg·kH·kW) summed over N."""
+    products = Aval((x.shape[0], groups, g.shape[1] // groups, x.shape[1] // groups * math.prod(kernel_size)), x.dtype)
+    return _im2col_scratch(x, kernel_size, stride, padding, dilation, groups, g.shape[2:]) + [products]
+
+
+def _weight_grad_kernel(out: np.ndarray, x: np.ndarray, g: np.ndarray, kernel_size: Pair, stride: Pair,
+                        padding: Padding, dilation: Pair, groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
+    """dW[g] = Σ_n g[n, g] @ cols[n, g]ᵀ: one matmul per image and group, then a sum over the images."""
+    *im2col_scratch, products = scratch
+    n, out_channels, oh, ow = g.shape
+    cols = _columns(x, kernel_size, stride, padding, dilation, groups, (oh, ow), im2col_scratch)
+    g_cols = g.reshape(n, groups, out_channels // groups, oh * ow)
+    np.matmul(g_cols, cols.transpose(0, 1, 3, 2), out=products)
+    np.add.reduce(products, axis=0, out=_reshaped(out, products.shape[1:]))
+
+
+conv2d_weight_grad_op = Primitive(
+    "conv2d_weight_grad",
+    infer=_weight_grad_aval,
+    normalize=_weight_grad_normalize,
+    kernel=_weight_grad_kernel,
+    vjp=[
+        lambda c, y, x, g, kernel_size, **a: conv2d_input_grad(g, c, input_hw=tuple(x.shape[2:]), **a),
+        lambda c, y, x, g, kernel_size, **a: conv2d_op(x, c, **a),
+    ],
+    flops=lambda ins, out, **a: 2 * ins[1].size * math.prod(out.shape[1:]),
+    scratch=_weight_grad_scratch,
+    doc="J^T_{conv2d|w} g: the windows of x correlated with g, summed over the batch.  "
+        "J^T: conv2d_input_grad(g, c) and conv2d(x, c).",
+)
+
+
+def conv2d_weight_grad(x: Any, g: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+                       groups: int = 1, name: str | None = None) -> Value:
+    """The gradient of conv2d with respect to its weight, of spatial size ``kernel_size``."""
+    return conv2d_weight_grad_op(x, g, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                                 groups=groups, name=name)
+
+
+def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+           groups: int = 1, name: str | None = None) -> Value:
+    """2-D convolution (cross-correlation) of NCHW ``input`` with ``weight`` (O, C/groups, kH, kW), as torch's.
+
+    ``y[n, o, h, w] = b[o] + Σ_{c, i, j} weight[o, c, i, j] · x_pad[n, g(o)·C/groups + c, s·h + d·i, s·w + d·j]``.
+    ``stride``, ``padding`` and ``dilation`` are ints or (H, W) pairs; ``padding`` may also be
+    "valid" (none) or "same" (stride 1; the odd pixel at the bottom and right). The bias (O,)
+    is added with broadcasting, so its gradient is g summed over N, H and W.
+    """
+    y = conv2d_op(input, weight, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  name=name if bias is None else None)
+    if bias is None:
+        return y
+    out_channels = y.shape[1]
+    bias_node = bias.node if isinstance(bias, Value) else constant_node(y.graph, bias, y.dtype, "conv2d: bias")
+    if bias_node.shape != (out_channels,):
+        raise GraphError(
+            f"conv2d {y.node.describe()}: bias {bias_node.name!r} has shape {bias_node.shape}, but the weight has "
+            f"{out_channels} output channels; give a bias of shape ({out_channels},)"
+        )
+    return E.add(y, S.reshape(Value(bias_node), (out_channels, 1, 1)), name=name)
+
+
+# --- pooling --------------------------------------------------------------------------------------
+
+
+def _pool_attrs(x: Aval, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any) -> dict[str, Any]:
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    stride_pair = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _pair(stride, "stride", 1)
+    pad = _pair(padding, "padding", 0)
+    if any(p > k // 2 for p, k in zip(pad, kernel)):
+        raise ShapeError(f"padding {pad} must be at most half the kernel size {kernel} (as torch requires)")
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise ShapeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
+    return {"kernel_size": kernel, "stride": stride_pair, "padding": pad, "dilation": _pair(dilation, "dilation", 1),
+            "ceil_mode": bool(ceil_mode)}
+
+
+def _pool_out_len(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool, axis: str) -> int:
+    """torch's pooling_output_shape: floor (or ceil) of (size + 2p - d·(k-1) - 1)/s + 1, the last window
+    starting inside the image or its left padding."""
+    span = dilation * (kernel - 1) + 1
+    if size + 2 * pad < span:
+        raise ShapeError(
+            f"the pooling window spans {span} along {axis} but the padded input has only {size + 2 * pad}; "
+            "use a smaller kernel_size or more padding"
+        )
+    extra = stride - 1 if ceil_mode else 0
+    out = (size + 2 * pad - span + extra) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _pool_geometry(hw: Sequence[int], kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                   ceil_mode: bool) -> tuple[Pair, Padding]:
+    """The output size and the padding of the image the windows read: ``padding`` on each side, and at
+    the bottom and right as much more as ceil_mode's last window overhangs."""
+    out_hw, pads = [], []
+    for a in range(2):
+        out = _pool_out_len(hw[a], kernel[a], stride[a], padding[a], dilation[a], ceil_mode, "HW"[a])
+        reach = (out - 1) * stride[a] + dilation[a] * (kernel[a] - 1) + 1
+        out_hw.append(out)
+        pads.append((padding[a], padding[a] + max(0, reach - hw[a] - 2 * padding[a])))
+    return tuple(out_hw), tuple(pads)  # type: ignore[return-value]
+
+
+def _pool_aval(x: Aval, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool, **rest: Any) -> Aval:
+    _check_image(x)
+    out_hw, _ = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return Aval((*x.shape[:2], *out_hw), x.dtype)
+
+
+def _pool_flops(ins: Sequence[Aval], out: Aval, kernel_size: Pair, **attrs: Any) -> int:
+    """One operation per window element."""
+    return out.size * kernel_size[0] * kernel_size[1]
+
+
+def _padded_scratch(x: Aval, pads: Padding) -> list[Aval]:
+    return [Aval(_padded_shape(x, pads), x.dtype)] if pads != ((0, 0), (0, 0)) else []
+
+
+# --- max_pool2d ---
+
+
+def _max_pool_normalize(x: Aval, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                        ceil_mode: Any = False) -> dict[str, Any]:
+    return _pool_attrs(x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _max_pool_scratch(x: Aval, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool) -> list[Aval]:
+    _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return _padded_scratch(x, pads)
+
+
+def _max_pool_kernel(out: np.ndarray, x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                     ceil_mode: bool, scratch: Sequence[np.ndarray] = ()) -> None:
+    """out = the maximum over each window of x padded with -inf (NaN propagates, as in torch)."""
+    _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    image = _padded(x, pads, -np.inf, scratch[0] if scratch else None)
+    windows = _windows(image, kernel_size, stride, dilation, out.shape[2:])
+    np.copyto(out, windows[..., 0, 0])
+    for i, j in _offsets(kernel_size)[1:]:
+        np.maximum(out, windows[..., i, j], out=out)
+
+
+def _max_pool_grad_scratch(g: Aval, x: Aval, y: Aval, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                           ceil_mode: bool) -> list[Aval]:
+    """[padded x, padded dx] (if padded), the cotangent not yet routed, and one offset's share."""
+    _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return _padded_scratch(x, pads) * 2 + [g, g]
+
+
+def _max_pool_grad_aval(g: Aval, x: Aval, y: Aval, **attrs: Any) -> Aval:
+    pooled = _pool_aval(x, **attrs)
+    if g.shape != pooled.shape or y.shape != pooled.shape:
+        raise ShapeError(f"the cotangent {g.shape} and the pooled value {y.shape} must both be {pooled.shape}")
+    same_float_dtype(g, x, y)
+    return x
+
+
+def _max_pool_grad_kernel(out: np.ndarray, g: np.ndarray, x: np.ndarray, y: np.ndarray, kernel_size: Pair,
+                          stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool,
+                          scratch: Sequence[np.ndarray] = ()) -> None:
+    """Each g goes to its window's first maximum in row-major order (torch's choice on ties).
+
+    Offsets are visited in that order; ``left`` holds the cotangent of windows whose
+    maximum is not found yet, so ``share = left·[x_ij = y]`` is g at the first hit and 0 after.
+    """
+    *padded, left, share = scratch
+    _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    image = _padded(x, pads, -np.inf, padded[0] if padded else None)
+    target = padded[1] if padded else out
+    target[...] = 0
+    x_windows = _windows(image, kernel_size, stride, dilation, y.shape[2:])
+    dx_windows = _windows(target, kernel_size, stride, dilation, y.shape[2:], writeable=True)
+    np.copyto(left, g)
+    for i, j in _offsets(kernel_size):
+        np.equal(x_windows[..., i, j], y, out=share)
+        np.multiply(share, left, out=share)
+        np.subtract(left, share, out=left)
+        dx = dx_windows[..., i, j]
+        np.add(dx, share, out=dx)
+    if target is not out:
+        np.copyto(out, _interior(target, pads, x.shape[2:]))
+
+
+max_pool2d_grad_op = Primitive(
+    "max_pool2d_grad",
+    infer=_max_pool_grad_aval,
+    normalize=lambda g, x, y, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False: _pool_attrs(
+        x, kernel_size, stride, padding, dilation, ceil_mode),
+    kernel=_max_pool_grad_kernel,
+    vjp=[None, ZERO, ZERO],  # the routing is piecewise constant in x; no rule for a second derivative through g
+    flops=lambda ins, out, kernel_size, **a: 3 * ins[0].size * kernel_size[0] * kernel_size[1],
+    scratch=_max_pool_grad_scratch,
+    doc="J^T_{max_pool2d|x} g: each g added at its window's first maximum.",
+)
+
+max_pool2d_op = Primitive(
+    "max_pool2d",
+    infer=_pool_aval,
+    normalize=_max_pool_normalize,
+    kernel=_max_pool_kernel,
+    vjp=[lambda g, y, x, **a: max_pool2d_grad_op(g, x, y, **a)],
+    flops=_pool_flops,
+    scratch=_max_pool_scratch,
+    doc="The maximum over each window (padding is -inf).  J^T: max_pool2d_grad, g to each window's first maximum.",
+)
+
+
+def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+               ceil_mode: bool = False, name: str | None = None) -> Value:
+    """The maximum over each kH×kW window of NCHW ``input`` (torch.nn.functional.max_pool2d's arguments).
+
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) is -inf, so a
+    window's maximum is always one of its image pixels. The gradient goes to the first maximum
+    of each window in row-major order, as in torch.
+    """
+    return max_pool2d_op(input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         ceil_mode=ceil_mode, name=name)
+
+
+# --- avg_pool2d ---
+
+
+def _avg_pool_normalize(x: Aval, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: Any = False,
+                        count_include_pad: Any = True) -> dict[str, Any]:
+    attrs = _pool_attrs(x, kernel_size, stride, padding, 1, ceil_mode)
+    del attrs["dilation"]
+    if not isinstance(count_include_pad, (bool, np.bool_)):
+        raise ShapeError(f"count_include_pad must be True or False, got {count_include_pad!r}")
+    return {**attrs, "count_include_pad": bool(count_include_pad)}
+
+
+def _window_counts(size: int, kernel: int, stride: int, pad: int, out_len: int, count_include_pad: bool) -> np.ndarray:
+    """How many elements each window along one axis averages (torch's divisor).
+
+    A window is cut at the end of the right padding (ceil_mode's overhang is never
+    counted); without count_include_pad, at the image's edges.
+    """
+    start = np.arange(out_len) * stride - pad
+    end = np.minimum(start + kernel, size + pad)
+    if not count_include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, size)
+    return end - start
+
+
+def _fill_inverse_counts(inverse: np.ndarray, hw: Sequence[int], kernel_size: Pair, stride: Pair, padding: Pair,
+                         count_include_pad: bool) -> None:
+    """inverse[h, w] = 1 / (count_h[h] · count_w[w]): the divisor is a product over the two axes."""
+    counts = [_window_counts(hw[a], kernel_size[a], stride[a], padding[a], inverse.shape[a], count_include_pad)
+              for a in range(2)]
+    np.outer(1.0 / counts[0], 1.0 / counts[1], out=inverse)
+
+
+def _avg_geometry(hw: Sequence[int], kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool) -> tuple[Pair, Padding]:
+    return _pool_geometry(hw, kernel_size, stride, padding, (1, 1), ceil_mode)
+
+
+def _avg_pool_aval(x: Aval, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool, count_include_pad: bool) -> Aval:
+    return _pool_aval(x, kernel_size, stride, padding, (1, 1), ceil_mode)
+
+
+def _avg_pool_scratch(x: Aval, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
+                      count_include_pad: bool) -> list[Aval]:
+    out_hw, pads = _avg_geometry(x.shape[2:], kernel_size, stride, padding, ceil_mode)
+    return _padded_scratch(x, pads) + [Aval(out_hw, x.dtype)]
+
+
+def _avg_pool_kernel(out: np.ndarray, x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
+                     count_include_pad: bool, scratch: Sequence[np.ndarray] = ()) -> None:
+    """out = (Σ over each window of x padded with zeros) / the window's count."""
+    *padded, inverse = scratch
+    _, pads = _avg_geometry(x.shape[2:], kernel_size, stride, padding, ceil_mode)
+    image = _padded(x, pads, 0.0, padded[0] if padded else None)
+    windows = _windows(image, kernel_size, stride, (1, 1), out.shape[2:])
+    np.copyto(out, windows[..., 0, 0])
+    for i, j in _offsets(kernel_size)[1:]:
+        np.add(out, windows[..., i, j], out=out)
+    _fill_inverse_counts(inverse, x.shape[2:], kernel_size, stride, padding, count_include_pad)
+    np.multiply(out, inverse, out=out)
+
+
+def _avg_pool_grad_aval(g: Aval, input_hw: Pair, **attrs: Any) -> Aval:
+    _check_image(g, "the cotangent")
+    x = Aval((*g.shape[:2], *input_hw), g.dtype)
+    pooled = _avg_pool_aval(x, **attrs)
+    if g.shape != pooled.shape:
+        raise ShapeError(f"an input of {tuple(input_hw)} pixels pools to {pooled.shape}, but the cotangent is {g.shape}")
+    return x
+
+
+def _avg_pool_grad_scratch(g: Aval, input_hw: Pair, kernel_size: Pair, stride: Pair, padding: Padding,
+                           ceil_mode: bool, count_include_pad: bool) -> list[Aval]:
+    """[padded dx (if padded), g / count, 1 / count]."""
+    x = Aval((*g.shape[:2], *input_hw), g.dtype)
+    _, pads = _avg_geometry(input_hw, kernel_size, stride, padding, ceil_mode)
+    return _padded_scratch(x, pads) + [g, Aval(g.shape[2:], g.dtype)]
+
+
+def _avg_pool_grad_kernel(out: np.ndarray, g: np.ndarray, input_hw: Pair, kernel_size: Pair, stride: Pair,
+                          padding: Pair, ceil_mode: bool, count_include_pad: bool,
+                          scratch: Sequence[np.ndarray] = ()) -> None:
+    """dx = Σ over offsets of (g / count) added back to the pixels each window averaged."""
+    *padded, share, inverse = scratch
+    _, pads = _avg_geometry(input_hw, kernel_size, stride, padding, ceil_mode)
+    _fill_inverse_counts(inverse, input_hw, kernel_size, stride, padding, count_include_pad)
+    np.multiply(g, inverse, out=share)
+    target = padded[0] if padded else out
+    target[...] = 0
+    windows = _windows(target, kernel_size, stride, (1, 1), g.shape[2:], writeable=True)
+    for i, j in _offsets(kernel_size):
+        dx = windows[..., i, j]
+        np.add(dx, share, out=dx)
+    if target is not out:
+        np.copyto(out, _interior(target, pads, input_hw))
+
+
+def _avg_pool_grad_normalize(g: Aval, input_hw: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                             ceil_mode: Any = False, count_include_pad: Any = True) -> dict[str, Any]:
+    return {"input_hw": _pair(input_hw, "input_hw", 1),
+            **_avg_pool_normalize(g, kernel_size, stride, padding, ceil_mode, count_include_pad)}
+
+
+avg_pool2d_grad_op = Primitive(
+    "avg_pool2d_grad",
+    infer=_avg_pool_grad_aval,
+    normalize=_avg_pool_grad_normalize,
+    kernel=_avg_pool_grad_kernel,
+    vjp=[lambda c, y, g, input_hw, **a: avg_pool2d_op(c, **a)],
+    flops=lambda ins, out, kernel_size, **a: ins[0].size * (kernel_size[0] * kernel_size[1] + 1),
+    scratch=_avg_pool_grad_scratch,
+    doc="J^T_{avg_pool2d|x} g: g / count spread over each window.  J^T: avg_pool2d(c).",
+)
+
+avg_pool2d_op = Primitive(
+    "avg_pool2d",
+    infer=_avg_pool_aval,
+    normalize=_avg_pool_normalize,
+    kernel=_avg_pool_kernel,
+    vjp=[lambda g, y, x, **a: avg_pool2d_grad_op(g, input_hw=tuple(x.shape[2:]), **a)],
+    flops=_pool_flops,
+    scratch=_avg_pool_scratch,
+    doc="The mean over each window.  J^T: avg_pool2d_grad, g / count spread over each window.",
+)
+
+
+def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True, name: str | None = None) -> Value:
+    """The mean over each kH×kW window of NCHW ``input`` (torch.nn.functional.avg_pool2d's arguments).
+
+    ``stride`` defaults to ``kernel_size``; padding is zeros, counted in the divisor unless
+    ``count_include_pad=False``; ceil_mode's overhanging windows divide by the part inside
+    the padded image, as torch's.
+    """
+    return avg_pool2d_op(input, kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                         count_include_pad=count_include_pad, name=name)
+
+
+# --- global pooling and flatten: built from other ops -------------------------------------------
+
+
+def _checked_value(x: Any, op: str) -> Value:
+    if not isinstance(x, Value):
+        raise GraphError(f"{op} needs a graph Value, got {type(x).__name__}")
+    return x
+
+
+def global_avg_pool(input: Any, name: str | None = None) -> Value:
+    """(N, C, H, W) → (N, C): the mean over H and W (``adaptive_avg_pool2d(x, 1)`` flattened)."""
+    x = _checked_value(input, "global_avg_pool")
+    if x.ndim != 4:
+        raise GraphError(f"global_avg_pool of {x.node.describe()}: the input must be 4-D (N, C, H, W), got shape {x.shape}")
+    return R.mean(x, axis=(2, 3), name=name)
+
+
+def flatten(input: Any, start_dim: int = 0, end_dim: int = -1, name: str | None = None) -> Value:
+    """The dimensions ``start_dim`` to ``end_dim`` (inclusive) merged into one, as torch.flatten (a reshape)."""
+    x = _checked_value(input, "flatten")
+    ndim = max(x.ndim, 1)
+    if not (is_int(start_dim) and is_int(end_dim) and -ndim <= start_dim < ndim and -ndim <= end_dim < ndim):
+        raise GraphError(
+            f"flatten of {x.node.describe()}: start_dim {start_dim!r} and end_dim {end_dim!r} must be ints in "
+            f"[{-ndim}, {ndim - 1}] for shape {x.shape}"
+        )
+    start, end = int(start_dim) % ndim, int(end_dim) % ndim
+    if start > end:
+        raise GraphError(f"flatten of {x.node.describe()}: start_dim {start_dim} comes after end_dim {end_dim}")
+    if x.ndim == 0:
+        return S.reshape(x, (1,), name=name)
+    merged = x.shape[start:end + 1]
+    size = -1 if None in merged else math.prod(merged)
+    if size == -1 and len(merged) == 1:
+        size = None
+    return S.reshape(x, (*x.shape[:start], size, *x.shape[end + 1:]), name=name)
