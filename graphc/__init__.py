@@ -75,6 +75,7 @@ from graphc.ops import (
     uniform,
 )
 from graphc.ops import avg_pool2d, conv2d, flatten, global_avg_pool, max_pool2d
+from graphc.ops import batch_norm, layer_norm
 from graphc.autodiff import grad
 from graphc.compile import Cost, Program, compile, sgd
 from graphc import optim
@@ -96,5 +97,6 @@ __all__ = [
     "abs", "sign", "clip", "minimum", "where", "erf", "gelu", "softplus", "logsumexp", "var", "std",
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
+    "layer_norm", "batch_norm",
     "render", "to_dot", "plot_memory_timeline", "plot_arena_layout", "plot_frontier",
 ]

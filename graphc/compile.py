@@ -28,7 +28,7 @@ import numpy as np
 from graphc.autodiff import grad
 from graphc.errors import GraphError
 from graphc.gcpause import without_cyclic_gc
-from graphc.ir import Node, Value, as_values, is_real
+from graphc.ir import Node, Value, ancestors, as_values, is_real
 from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
@@ -315,6 +315,31 @@ def _check_updates(updates: Any, graph) -> list[tuple[Node, Node]]:
     return checked
 
 
+def _with_state_updates(pairs: list[tuple[Node, Node]], values: list[Value], graph) -> list[tuple[Node, Node]]:
+    """``pairs`` and the state updates the graph records for the nodes this program computes.
+
+    Batch norm in training records the updates of its running statistics on the graph
+    (:func:`graphc.ops.norm.pending_state_updates`); a program whose outputs or
+    updates read the batch-norm node makes them. A state param the user's ``updates``
+    update too is a GraphError: one run writes each param once.
+    """
+    if not graph.state_updates:
+        return pairs
+    from graphc.ops.norm import pending_state_updates
+
+    needed = set(ancestors([v.node for v in values] + [value for _, value in pairs]))
+    user = {param for param, _ in pairs}
+    recorded = pending_state_updates(graph, needed)
+    for param, _ in recorded:
+        if param in user:
+            trigger = graph.state_updates[param][0]
+            raise GraphError(
+                f"updates: state param {param.name!r} is updated by batch-norm node {trigger.name!r} "
+                "(training=True) already, in every program that computes it; drop it from updates"
+            )
+    return pairs + recorded
+
+
 def _check_outputs(outputs: Any) -> list[Value]:
     if isinstance(outputs, Value):
         return [outputs]
@@ -394,7 +419,7 @@ def compile(  # noqa: A001
                 f"the first output's ({graph.name!r}); compile Values of one graph"
             )
     _check_options(remat, memory, memory_budget, time_limit, name, bind)
-    pairs = _check_updates(updates, graph)
+    pairs = _with_state_updates(_check_updates(updates, graph), values, graph)
     batched = _batch_program(values, pairs, single, remat=remat, memory_budget=memory_budget, memory=memory,
                              time_limit=time_limit, name=name, check_numerics=check_numerics, bind=bind)
     if batched is not None:

@@ -228,6 +228,9 @@ class Graph:
         self.inputs: dict[str, Node] = {}
         self.params: dict[str, Node] = {}
         self.contributions: list = []  # autodiff.Contribution records, for rendering
+        # Updates of state params that programs reading a node make (batch norm's running
+        # statistics): state param -> (the node whose computation triggers it, its new value).
+        self.state_updates: dict[Node, tuple[Node, Node]] = {}
         self._lock = threading.Lock()
         self._thread_state = threading.local()  # the recorder of this thread, if any
         self._recorders = 0  # recorders open in any thread: add() looks up its thread's only then

@@ -54,6 +54,7 @@ from graphc.ops.conv import (
     global_avg_pool,
     max_pool2d,
 )
+from graphc.ops.norm import batch_norm, layer_norm
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
@@ -67,4 +68,5 @@ __all__ = [
     "gelu", "log_softmax", "mse", "one_hot", "softmax", "softmax_cross_entropy", "softplus",
     "dropout", "uniform",
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
+    "batch_norm", "layer_norm",
 ]
