@@ -76,6 +76,7 @@ from graphc.ops import (
 )
 from graphc.ops import avg_pool2d, conv2d, flatten, global_avg_pool, max_pool2d
 from graphc.ops import batch_norm, layer_norm
+from graphc.ops import embedding, getitem, getitem_grad, scatter_add, take
 from graphc.autodiff import grad
 from graphc.compile import Cost, Program, compile, sgd
 from graphc import optim
@@ -98,5 +99,6 @@ __all__ = [
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
     "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
     "layer_norm", "batch_norm",
+    "take", "embedding", "getitem", "getitem_grad", "scatter_add",
     "render", "to_dot", "plot_memory_timeline", "plot_arena_layout", "plot_frontier",
 ]

@@ -481,6 +481,16 @@ class Value:
         """``gc.astype(self, dtype)``."""
         return ops.astype(self, dtype)
 
+    def __getitem__(self, key: Any) -> "Value":
+        """``gc.getitem(self, key)``: ``x[0]``, ``x[:, 1:]``, ``x[..., None]``, ``x[idx]`` (a gather)."""
+        return ops.getitem(self, key)
+
+    def __iter__(self) -> Iterator["Value"]:
+        raise GraphError(
+            f"{self.node.describe()} is symbolic and cannot be iterated over (its elements exist only when a "
+            "program runs); index it instead: x[0], x[:, 1:], or gc.take(x, indices, axis)"
+        )
+
     def __bool__(self) -> bool:
         raise GraphError(
             f"{self.node.describe()} is symbolic: it has no truth value until a program runs. Comparisons "

@@ -55,6 +55,7 @@ from graphc.ops.conv import (
     max_pool2d,
 )
 from graphc.ops.norm import batch_norm, layer_norm
+from graphc.ops.indexing import embedding, getitem, getitem_grad, scatter_add, take
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
@@ -69,4 +70,5 @@ __all__ = [
     "dropout", "uniform",
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
     "batch_norm", "layer_norm",
+    "embedding", "getitem", "getitem_grad", "scatter_add", "take",
 ]

@@ -91,11 +91,12 @@ def uniform(key: Any, shape: Sequence[int], dtype: Any = "float32", *, stream: i
     return uniform_op(key, shape=shape, dtype=dtype, stream=stream, name=name)
 
 
-def dropout(x: Any, key: Any, rate: float, name: str | None = None) -> Value:
+def dropout(x: Any, key: Any, rate: float, train: bool = True, name: str | None = None) -> Value:
     """Inverted dropout: ``x · [u > rate] / (1 - rate)`` with ``u = uniform(key, x.shape)``.
 
     Zeroes each element with probability ``rate`` and scales the rest so that the
     expectation is unchanged; the gradient flows through the kept elements only.
+    ``train=False`` (evaluation) returns ``x`` itself and adds no node.
     """
     if not isinstance(x, Value):
         raise GraphError(f"dropout needs a graph Value to drop from, got {type(x).__name__}")
@@ -106,6 +107,10 @@ def dropout(x: Any, key: Any, rate: float, name: str | None = None) -> Value:
             f"dropout of {x.node.describe()}: rate must be in [0, 1), got {rate!r}; "
             "give the probability of zeroing an element as a float"
         )
+    if not isinstance(train, (bool, np.bool_)):
+        raise GraphError(f"dropout of {x.node.describe()}: train must be True or False, got {train!r:.40}")
+    if not train:
+        return x
     if not isinstance(key, Value):  # a Python int key: a constant of x's graph, not of the open one
         key = Value(constant_node(x.graph, key, None, f"dropout of {x.node.describe()}: key"))
     elif key.graph is not x.graph:
