@@ -60,13 +60,17 @@ def _heads(x: Value, heads: int) -> Value:
     return ops.transpose(ops.reshape(x, (batch, context, heads, width // heads)), (0, 2, 1, 3))
 
 
-def causal_attention(x: Value, name: str, heads: int) -> Value:
+def causal_mask(context: int, dtype: Any) -> Value:
+    """M of shape (T, T): 0 where key position s <= query position t, −10⁹ where s > t."""
+    return ops.constant(np.triu(np.full((context, context), MASKED), 1), dtype=dtype, name="causal_mask")
+
+
+def causal_attention(x: Value, name: str, heads: int, mask: Value) -> Value:
     """Multi-head self-attention of (B, T, D) ``x`` in which position t attends to positions 0 … t."""
     batch, context, width = x.shape
     qkv = _dense(x, f"{name}.c_attn", 3 * width)
     q, k, v = (_heads(ops.slice_axis(qkv, 2, i * width, (i + 1) * width), heads) for i in range(3))
     scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(width // heads))
-    mask = ops.constant(np.triu(np.full((context, context), MASKED), 1), dtype=x.dtype, name=f"{name}.mask")
     weights = ops.softmax(scores + mask, axis=-1)
     mixed = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
     return ops.reshape(mixed, (batch, context, width))
@@ -93,10 +97,11 @@ def gpt2(batch: int = 8, layers: int = 12, width: int = 768, heads: int = 12, co
             wte = ops.param("wte.weight", (vocab, width), dtype, init=NormalInit(STD))
             wpe = ops.param("wpe.weight", (context, width), dtype, init=NormalInit(STD))
             h = ops.add(ops.embedding(tokens, wte), wpe, name="embed")
+        mask = causal_mask(context, dtype)
         for layer in range(layers):
             name = f"h.{layer}"
             with scope(f"h{layer}"):
-                attended = causal_attention(_layer_norm(h, f"{name}.ln_1"), f"{name}.attn", heads)
+                attended = causal_attention(_layer_norm(h, f"{name}.ln_1"), f"{name}.attn", heads, mask)
                 h = ops.add(h, _dense(attended, f"{name}.attn.c_proj", width, residual_std), name=f"{name}.attn.out")
                 hidden = ops.gelu(_dense(_layer_norm(h, f"{name}.ln_2"), f"{name}.mlp.c_fc", 4 * width), approximate="tanh")
                 h = ops.add(h, _dense(hidden, f"{name}.mlp.c_proj", width, residual_std), name=f"{name}.out")
