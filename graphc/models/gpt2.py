@@ -30,7 +30,7 @@ import numpy as np
 from graphc import ops
 from graphc.errors import GraphError
 from graphc.ir import Graph, Value
-from graphc.models.layers import scope, trained_params
+from graphc.models.layers import check_sizes, scope, trained_params
 from graphc.ops.source import NormalInit
 
 STD = 0.02
@@ -87,6 +87,8 @@ def gpt2(batch: int = 8, layers: int = 12, width: int = 768, heads: int = 12, co
     Returns ``(graph, values)`` with ``tokens`` and ``targets`` (int64 inputs
     of shape (batch, context)), ``logits``, ``loss`` and ``params``.
     """
+    check_sizes("gpt2", {"batch": batch, "layers": layers, "width": width, "heads": heads, "context": context,
+                         "vocab": vocab})
     if width % heads:
         raise GraphError(f"gpt2: width={width!r} must be a multiple of heads={heads!r} (each head is width/heads wide)")
     residual_std = STD / math.sqrt(2 * layers)

@@ -15,7 +15,8 @@ import math
 from typing import Any, ContextManager
 
 from graphc import ops
-from graphc.ir import Graph, Value
+from graphc.errors import GraphError
+from graphc.ir import Graph, Value, is_int, is_real
 from graphc.ops.source import NormalInit
 
 
@@ -25,6 +26,15 @@ def scope(name: str) -> ContextManager[Any]:
 
     named = getattr(graphc, "scope", None)
     return named(name) if named is not None else contextlib.nullcontext()
+
+
+def check_sizes(model: str, sizes: dict[str, Any], width: float = 1.0) -> None:
+    """Every size an int >= 1 and ``width`` a finite number > 0, else a GraphError naming the model and argument."""
+    for name, size in sizes.items():
+        if not (is_int(size) and size >= 1):
+            raise GraphError(f"{model}: {name}={size!r} must be an int >= 1")
+    if not (is_real(width) and math.isfinite(width) and width > 0):
+        raise GraphError(f"{model}: width={width!r} must be a number > 0 (it scales every channel count; 1 is the published model)")
 
 
 def scaled(channels: int, width: float) -> int:

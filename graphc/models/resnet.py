@@ -25,7 +25,7 @@ from typing import Any, Callable
 from graphc import ops
 from graphc.errors import GraphError
 from graphc.ir import Graph, Value
-from graphc.models.layers import batch_norm, conv, linear, scaled, scope, state_params, trained_params
+from graphc.models.layers import batch_norm, check_sizes, conv, linear, scaled, scope, state_params, trained_params
 
 WIDTHS = (64, 128, 256, 512)
 """The stages' widths (a bottleneck block outputs 4× its stage's width)."""
@@ -59,8 +59,9 @@ Block = Callable[[Value, str, int, int, bool], Value]
 
 def _resnet(title: str, block: Block, stages: tuple[int, ...], batch: int, image: int, classes: int,
             width: float, training: bool, dtype: Any) -> tuple[Graph, dict[str, Any]]:
-    if image % 32 or image <= 0:
-        raise GraphError(f"{title}: image={image!r} must be a positive multiple of 32 (the stem and stages divide it by 32)")
+    check_sizes(title, {"batch": batch, "image": image, "classes": classes}, width)
+    if image % 32:
+        raise GraphError(f"{title}: image={image!r} must be a multiple of 32 (the stem and stages divide it by 32)")
     with Graph(f"{title}-b{batch}-{image}px") as graph:
         x = ops.input("x", (batch, 3, image, image), dtype)
         y = ops.input("y", (batch,), "int64")

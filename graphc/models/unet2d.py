@@ -27,7 +27,7 @@ from typing import Any
 from graphc import ops
 from graphc.errors import GraphError
 from graphc.ir import Graph, Value
-from graphc.models.layers import conv, scaled, scope, trained_params
+from graphc.models.layers import check_sizes, conv, scaled, scope, trained_params
 
 LEVELS = (64, 128, 256, 512)
 """The channels of the four levels; the bottom has twice the last."""
@@ -65,8 +65,9 @@ def unet2d(batch: int = 32, image: int = 224, classes: int = 2, channels: int = 
     Returns ``(graph, values)`` with ``x`` (N, channels, H, W), ``y`` (int64
     labels, (N, H, W)), ``logits`` (N, classes, H, W), ``loss`` and ``params``.
     """
-    if image % 16 or image <= 0:
-        raise GraphError(f"unet2d: image={image!r} must be a positive multiple of 16 (four 2×2 pools halve it)")
+    check_sizes("unet2d", {"batch": batch, "image": image, "classes": classes, "channels": channels}, width)
+    if image % 16:
+        raise GraphError(f"unet2d: image={image!r} must be a multiple of 16 (four 2×2 pools halve it)")
     with Graph(f"unet2d-b{batch}-{image}px") as graph:
         x = ops.input("x", (batch, channels, image, image), dtype)
         y = ops.input("y", (batch, image, image), "int64")

@@ -22,7 +22,7 @@ from typing import Any
 from graphc import ops
 from graphc.errors import GraphError
 from graphc.ir import Graph, Value
-from graphc.models.layers import conv, linear, scaled, scope, trained_params
+from graphc.models.layers import check_sizes, conv, linear, scaled, scope, trained_params
 
 STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 """(channels, convolutions) of the five stages of configuration D."""
@@ -41,8 +41,9 @@ def vgg16(batch: int = 32, image: int = 224, classes: int = 1000, width: float =
     Returns ``(graph, values)`` with ``x`` (input, NCHW), ``y`` (int64 labels),
     ``logits``, ``loss`` and ``params``.
     """
-    if image % 32 or image <= 0:
-        raise GraphError(f"vgg16: image={image!r} must be a positive multiple of 32 (five 2×2 pools halve it)")
+    check_sizes("vgg16", {"batch": batch, "image": image, "classes": classes}, width)
+    if image % 32:
+        raise GraphError(f"vgg16: image={image!r} must be a multiple of 32 (five 2×2 pools halve it)")
     with Graph(f"vgg16-b{batch}-{image}px") as graph:
         x = ops.input("x", (batch, 3, image, image), dtype)
         y = ops.input("y", (batch,), "int64")
