@@ -16,6 +16,7 @@ the outputs into a flat plan over numbered buffers, and run it on NumPy::
 
 from graphc.errors import GraphError
 from graphc.ir import Aval, Graph, Node, Value
+from graphc.ir import scope
 from graphc.ops import (
     abs,
     clip,
@@ -90,6 +91,7 @@ from graphc.plots import plot_arena_layout, plot_frontier, plot_memory_timeline 
 __all__ = [
     "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "optim", "Program", "Plan", "Cost",
     "load", "save_params", "load_params",
+    "scope",
     "input", "param", "constant",
     "add", "add_n", "astype", "copy", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "maximum", "sum", "mean", "max", "reshape", "transpose", "broadcast_to",

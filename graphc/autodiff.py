@@ -13,6 +13,13 @@ path exists: such terms are never built (a symbolic zero), and a ``wrt`` that
 
 Because gradients are ordinary nodes, they can be compiled, rendered, and
 differentiated again.
+
+Scopes (:func:`graphc.scope`): the nodes of the term J^T_{φc|x} · ∂ℓ/∂x(c) are
+built in the scope of the consumer c whose VJP rule makes them, the sum over
+the consumers of x in the scope of x, the seed in the scope of y, and the zero
+of an unreached ``wrt`` in the scope of that ``wrt`` — so a block's scope
+("encoder/block3") holds its forward nodes and the gradient nodes of its ops,
+whatever scope ``grad`` is called in.
 """
 
 from __future__ import annotations
@@ -93,7 +100,8 @@ def _seed_node(y: Value, seed: Any) -> Node:
                 f"y {y.node.describe()} is not a scalar: give seed=, the cotangent of shape {y.shape}, "
                 "or reduce y first (e.g. gc.sum(y))"
             )
-        node = constant_node(y.graph, 1.0, y.dtype)
+        with y.graph.at_scope(y.node.scope):
+            node = constant_node(y.graph, 1.0, y.dtype)
     elif isinstance(seed, Value):
         if seed.graph is not y.graph or seed.aval != y.aval:
             raise GraphError(
@@ -113,7 +121,8 @@ def _seed_node(y: Value, seed: Any) -> Node:
                 f"grad: seed has shape {array.shape}, but y {y.node.describe()} has shape {y.shape}; "
                 "the seed is the cotangent of y and has its shape"
             )
-        node = constant_node(y.graph, array, y.dtype, "grad: seed")
+        with y.graph.at_scope(y.node.scope):
+            node = constant_node(y.graph, array, y.dtype, "grad: seed")
     node.adjoint = AdjointInfo("seed", forward=y.node)
     return node
 
@@ -157,7 +166,8 @@ def _adjoint_pass(graph: Graph, y: Node, seed: Node, between: set[Node]) -> dict
 
 
 def _accumulate(node: Node, pending: list[Node]) -> Node:
-    total = add_n(*(Value(t) for t in pending)).node
+    with node.graph.at_scope(node.scope):
+        total = add_n(*(Value(t) for t in pending)).node
     total.adjoint = AdjointInfo("accumulate", forward=node)
     return total
 
@@ -172,7 +182,8 @@ def _contribution(graph: Graph, consumer: Node, index: int, operand: Node, cotan
             f"op {consumer.op.name!r} defines no VJP for operand {index}: cannot differentiate "
             f"{consumer.describe()} with respect to {operand.describe()}"
         )
-    with graph, graph.record() as created:  # open: a rule may build constants with gc.constant
+    # open: a rule may build constants with gc.constant; in the consumer's scope, like its forward node
+    with graph, graph.at_scope(consumer.scope), graph.record() as created:
         term = rule(Value(cotangent), Value(consumer), *(Value(n) for n in consumer.inputs), **consumer.attrs)
     if isinstance(term, Value) and term.graph is not graph:
         raise GraphError(
@@ -196,7 +207,8 @@ def _contribution(graph: Graph, consumer: Node, index: int, operand: Node, cotan
 def _zero_like(w: Value) -> Value:
     # A Value, not a bare Node: bind() finds the graph from Value operands only, so a
     # Node here would fall back to the open graph and fail outside `with gc.Graph()`.
-    zero = broadcast_to(Value(constant_node(w.graph, 0.0, w.dtype)), w.shape)
+    with w.graph.at_scope(w.node.scope):
+        zero = broadcast_to(Value(constant_node(w.graph, 0.0, w.dtype)), w.shape)
     zero.node.adjoint = AdjointInfo("zero", forward=w.node)
     return zero
 

@@ -28,7 +28,7 @@ import numpy as np
 from graphc.autodiff import grad
 from graphc.errors import GraphError
 from graphc.gcpause import without_cyclic_gc
-from graphc.ir import Node, Value, ancestors, as_values, is_real
+from graphc.ir import Node, Value, ancestors, as_values, is_real, optimizer_scope
 from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
@@ -453,9 +453,16 @@ def _batch_program(values: list[Value], pairs: list[tuple[Node, Node]], single: 
 
 
 def sgd(loss: Value, params: Sequence[Value], lr: float) -> dict[Value, Value]:
-    """Plain gradient-descent updates ``{W: W - lr · ∂loss/∂W}`` for ``compile(updates=...)``."""
+    """Plain gradient-descent updates ``{W: W - lr · ∂loss/∂W}`` for ``compile(updates=...)``.
+
+    Each update is built in the scope ``optim/<W's name>``, as :mod:`graphc.optim` builds its own.
+    """
     if not (is_real(lr) and np.isfinite(lr)):
         raise GraphError(f"sgd: lr={lr!r} must be a finite number (the step size)")
     params = as_values(params, "sgd: params")
     grads = grad(loss, params)
-    return {p: p - lr * g for p, g in zip(params, grads)}
+    updates = {}
+    for p, g in zip(params, grads):
+        with optimizer_scope(p):
+            updates[p] = p - lr * g
+    return updates

@@ -58,7 +58,7 @@ class Dataflow:
 
     def instance(self, like: Node, args: tuple[Node, ...], *, op: Primitive | None = None,
                  name: str | None = None, recompute: bool = False) -> Node:
-        """A compile-time node outside the user's graph: ``like``'s op (or ``op``), aval and metadata.
+        """A compile-time node outside the user's graph: ``like``'s op (or ``op``), aval, scope and metadata.
 
         With ``recompute`` it is a clone that evaluates ``like`` again (``recompute_of``);
         otherwise a synthetic node (a step of a running sum, a copy), which keeps
@@ -68,6 +68,7 @@ class Dataflow:
         attrs = like.attrs if op is like.op else {}
         default = f"{like.name}'" if recompute else like.name
         node = Node(like.graph, op, args, attrs, like.aval, name or default, self.ids())
+        node.scope = like.scope
         if recompute:
             node.recompute_of = like
         else:

@@ -17,6 +17,7 @@ Users hold :class:`Value` handles, which carry the arithmetic operators::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -112,15 +113,16 @@ class Node:
     """One φ in a graph: ``op(*inputs; **attrs)`` with a static ``aval``.
 
     ``data`` holds the array of a constant (read-only) or the stored value of
-    a param (updated in place by compiled ``updates``). A param initialised by
+    a param (updated in place by compiled ``updates``); a param initialised by
     one of graphc's own initialisers is filled when ``data`` is first read, so
-    a model of 10^8 parameters is built and planned without allocating them. ``role`` says what a
-    param's stored value is for: ``"param"`` (trained) or ``"state"`` (stored
+    a model of 10^8 parameters is built and planned without allocating them.
+    ``role`` says what a param's stored value is for: ``"param"`` (trained) or ``"state"`` (stored
     and updated by plans, never trained: an optimizer's moments); None for
-    every node that is no param.
+    every node that is no param. ``scope`` is the path of the :func:`scope`
+    blocks the node was built in (``"encoder/block3"``; ``""`` at top level).
     """
 
-    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "adjoint", "recompute_of", "role",
+    __slots__ = ("id", "op", "inputs", "attrs", "aval", "name", "graph", "adjoint", "recompute_of", "role", "scope",
                  "_data", "_fill")
 
     def __init__(
@@ -145,6 +147,7 @@ class Node:
         self.adjoint: AdjointInfo | None = None
         self.recompute_of: Node | None = None  # set on compile-time clones that recompute a forward node
         self.role: str | None = None  # set by gc.param: "param" or "state"
+        self.scope = ""  # set by Graph.add from the scope open in the building thread
 
     @property
     def data(self) -> np.ndarray | None:
@@ -205,6 +208,76 @@ def current_graph() -> "Graph":
     return stack[-1]
 
 
+SCOPE_SEPARATOR = "/"
+
+
+def check_scope_name(name: Any) -> str:
+    """``name`` if it can name a scope: a non-empty string without ``/`` (which joins the names of nested scopes)."""
+    if not isinstance(name, str) or not name:
+        raise GraphError(f"gc.scope: the name must be a non-empty string, got {name!r:.60}; write gc.scope('block3')")
+    if SCOPE_SEPARATOR in name:
+        parts = " and ".join(repr(p) for p in name.split(SCOPE_SEPARATOR) if p) or "names"
+        raise GraphError(
+            f"gc.scope: the name {name!r:.60} holds '/', which joins the names of nested scopes; "
+            f"nest one `with gc.scope(...)` per name ({parts}) or choose a name without '/'"
+        )
+    return name
+
+
+def join_scope(*names: str) -> str:
+    """The path of nested scopes: the non-empty ``names`` joined by ``/`` (``join_scope("", "optim", "w")`` is ``"optim/w"``)."""
+    return SCOPE_SEPARATOR.join(n for n in names if n)
+
+
+OPTIMIZER_SCOPE = "optim"
+"""Optimizers build the update of param ``p`` in the scope ``optim/<p's name>`` (inside the scope open at the call)."""
+
+
+def optimizer_scope(param: "Value") -> contextlib.AbstractContextManager[str]:
+    """Build the nodes of ``param``'s update (and its state params) in ``<open scope>/optim/<param's name>``."""
+    graph = param.graph
+    return graph.at_scope(join_scope(graph.current_scope, OPTIMIZER_SCOPE, param.name))
+
+
+def scope(name: str) -> contextlib.AbstractContextManager[str]:
+    """Name a block of the graph: ``with gc.scope("block3"):``, as TensorFlow's ``name_scope``.
+
+    Every node built inside, in the graph open at ``with`` (the innermost
+    ``with gc.Graph(...)`` of this thread), records the scope's path in
+    ``node.scope``; scopes nest, and the path joins their names with ``/``
+    (``"encoder/block3"``). Scopes are per graph and per thread: another thread
+    building into the same graph, or another graph opened inside the block,
+    starts at the top level (``""``). The gradient nodes ``gc.grad`` builds take
+    the scopes of the forward nodes they differentiate (see :mod:`graphc.autodiff`),
+    and the plan listing, the memory report and the images group by scope.
+    The ``with`` gives the path. ``name`` must be a non-empty string without ``/``.
+
+    Examples
+    --------
+    >>> import graphc as gc
+    >>> with gc.Graph("g"):
+    ...     x = gc.input("x", shape=(2,))
+    ...     with gc.scope("encoder"), gc.scope("block3") as path:
+    ...         y = gc.tanh(x)
+    >>> path, y.node.scope, x.node.scope
+    ('encoder/block3', 'encoder/block3', '')
+    """
+    return _scope(check_scope_name(name))
+
+
+@contextlib.contextmanager
+def _scope(name: str) -> Iterator[str]:
+    if not _graph_stack():
+        raise GraphError(
+            f"gc.scope({name!r}): no graph is open; a scope names a block of a graph: "
+            "open it inside `with gc.Graph('name'):` (or `with g:` for a graph made before)"
+        )
+    graph = current_graph()
+    outer = graph.current_scope
+    with graph.at_scope(join_scope(outer, name)) as path:
+        yield path
+
+
 class Graph:
     """A DAG of φ nodes. A context manager: nodes built inside belong to it.
 
@@ -219,7 +292,7 @@ class Graph:
     another passes Values of it (an op whose operands are Values belongs to
     their graph) or opens it itself with ``with g:``. What ``grad`` records as
     adjoint nodes is per thread too, so another thread's nodes are never
-    mistaken for gradient nodes.
+    mistaken for gradient nodes. The open :func:`scope` is per thread as well.
     """
 
     def __init__(self, name: str = "graph") -> None:
@@ -242,6 +315,26 @@ class Graph:
     @_recording.setter
     def _recording(self, nodes: list[Node] | None) -> None:
         self._thread_state.recording = nodes
+
+    @property
+    def current_scope(self) -> str:
+        """The path of the scope this thread builds this graph's nodes in (``""``: top level)."""
+        return getattr(self._thread_state, "scope", "")
+
+    @contextlib.contextmanager
+    def at_scope(self, path: str) -> Iterator[str]:
+        """Build this thread's nodes of this graph in the scope ``path`` (a whole path, not nested in the open one).
+
+        :func:`scope` nests through it; the adjoint pass uses it to build each
+        gradient node in the scope of the forward node it differentiates.
+        """
+        state = self._thread_state
+        outer = getattr(state, "scope", "")
+        state.scope = path
+        try:
+            yield path
+        finally:
+            state.scope = outer
 
     def __enter__(self) -> "Graph":
         _graph_stack().append(self)
@@ -277,6 +370,7 @@ class Graph:
             if op.with_node_id is not None:
                 attrs = op.with_node_id(attrs, node_id)
             node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
+            node.scope = getattr(self._thread_state, "scope", "")
             if op.name in ("input", "param"):
                 table = self.inputs if op.name == "input" else self.params
                 if node.name in self.inputs or node.name in self.params:

@@ -26,6 +26,12 @@ Calling an optimizer twice for the same param would make two sets of state
 under one name: it is a :class:`~graphc.GraphError` naming the existing state
 param. ``name="..."`` prefixes a call's state names (``"fast.w.exp_avg"``),
 for a second optimizer over the same params on purpose.
+
+The update of param ``p`` — its arithmetic and its state params — is built in
+the scope ``optim/<p's name>`` (:func:`graphc.scope`; inside the scope open
+where the optimizer is called), so plan listings, memory reports and images
+show an optimizer's work apart from the blocks of the model; the gradients it
+reads stay in the scopes of the blocks they come from.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import numpy as np
 
 from graphc.autodiff import grad
 from graphc.errors import GraphError
-from graphc.ir import Value, as_values, is_real
+from graphc.ir import Value, as_values, is_real, optimizer_scope
 from graphc.ops import astype, greater, maximum, param, sqrt
 
 __all__ = ["sgd", "adam", "adamw", "rmsprop"]
@@ -148,11 +154,12 @@ def _state(opt: str, params: list[Value], slots: Sequence[str], prefix: str) -> 
     state = []
     with graph:
         for p, per_param in zip(params, names):
-            state.append({
-                slot: param(state_name, (), "float64", init=0.0, role="state") if slot in SCALAR_SLOTS
-                else param(state_name, p.shape, p.dtype, init=0.0, role="state")
-                for slot, state_name in per_param.items()
-            })
+            with optimizer_scope(p):
+                state.append({
+                    slot: param(state_name, (), "float64", init=0.0, role="state") if slot in SCALAR_SLOTS
+                    else param(state_name, p.shape, p.dtype, init=0.0, role="state")
+                    for slot, state_name in per_param.items()
+                })
     return state
 
 
@@ -218,19 +225,20 @@ def sgd(
 
     updates: Updates = {}
     for p, g, s in zip(params, grads, state):
-        if weight_decay != 0:
-            g = g + weight_decay * p
-        if momentum != 0:
-            buf = s["momentum_buffer"]
-            if dampening == 0:
-                new_buf = momentum * buf + g
-            else:
-                started = greater(s["step"], 0.0)  # 0 on the first step, when the buffer takes g itself
-                updates[s["step"]] = s["step"] + 1.0
-                new_buf = momentum * buf + _in_dtype_of(1.0 - dampening * started, p) * g
-            updates[buf] = new_buf
-            g = g + momentum * new_buf if nesterov else new_buf
-        updates[p] = p - lr * g
+        with optimizer_scope(p):
+            if weight_decay != 0:
+                g = g + weight_decay * p
+            if momentum != 0:
+                buf = s["momentum_buffer"]
+                if dampening == 0:
+                    new_buf = momentum * buf + g
+                else:
+                    started = greater(s["step"], 0.0)  # 0 on the first step, when the buffer takes g itself
+                    updates[s["step"]] = s["step"] + 1.0
+                    new_buf = momentum * buf + _in_dtype_of(1.0 - dampening * started, p) * g
+                updates[buf] = new_buf
+                g = g + momentum * new_buf if nesterov else new_buf
+            updates[p] = p - lr * g
     return updates
 
 
@@ -261,19 +269,20 @@ def _adam(
 
     updates: Updates = {}
     for p, g, s in zip(params, grads, state):
-        step = s["step"] + 1.0
-        updates[s["step"]] = step
-        if weight_decay != 0 and not decoupled:
-            g = g + weight_decay * p
-        m = updates[s["exp_avg"]] = _lerp(s["exp_avg"], g, 1.0 - beta1)
-        v = updates[s["exp_avg_sq"]] = beta2 * s["exp_avg_sq"] + (1.0 - beta2) * g * g
-        if amsgrad:
-            v = updates[s["max_exp_avg_sq"]] = maximum(s["max_exp_avg_sq"], v)
-        step_size = lr / (1.0 - beta1**step)  # float64 scalars, as torch's Python floats
-        bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
-        denom = sqrt(v) / _in_dtype_of(bias_correction2_sqrt, p) + eps
-        decayed = p * (1.0 - lr * weight_decay) if decoupled and weight_decay != 0 else p
-        updates[p] = decayed - _in_dtype_of(step_size, p) * (m / denom)
+        with optimizer_scope(p):
+            step = s["step"] + 1.0
+            updates[s["step"]] = step
+            if weight_decay != 0 and not decoupled:
+                g = g + weight_decay * p
+            m = updates[s["exp_avg"]] = _lerp(s["exp_avg"], g, 1.0 - beta1)
+            v = updates[s["exp_avg_sq"]] = beta2 * s["exp_avg_sq"] + (1.0 - beta2) * g * g
+            if amsgrad:
+                v = updates[s["max_exp_avg_sq"]] = maximum(s["max_exp_avg_sq"], v)
+            step_size = lr / (1.0 - beta1**step)  # float64 scalars, as torch's Python floats
+            bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
+            denom = sqrt(v) / _in_dtype_of(bias_correction2_sqrt, p) + eps
+            decayed = p * (1.0 - lr * weight_decay) if decoupled and weight_decay != 0 else p
+            updates[p] = decayed - _in_dtype_of(step_size, p) * (m / denom)
     return updates
 
 
@@ -366,17 +375,18 @@ def rmsprop(
 
     updates: Updates = {}
     for p, g, s in zip(params, grads, state):
-        if weight_decay != 0:
-            g = g + weight_decay * p
-        square_avg = updates[s["square_avg"]] = alpha * s["square_avg"] + (1.0 - alpha) * g * g
-        if centered:
-            grad_avg = updates[s["grad_avg"]] = _lerp(s["grad_avg"], g, 1.0 - alpha)
-            avg = sqrt(square_avg - grad_avg * grad_avg) + eps
-        else:
-            avg = sqrt(square_avg) + eps
-        if momentum > 0:
-            buf = updates[s["momentum_buffer"]] = momentum * s["momentum_buffer"] + g / avg
-            updates[p] = p - lr * buf
-        else:
-            updates[p] = p - lr * (g / avg)
+        with optimizer_scope(p):
+            if weight_decay != 0:
+                g = g + weight_decay * p
+            square_avg = updates[s["square_avg"]] = alpha * s["square_avg"] + (1.0 - alpha) * g * g
+            if centered:
+                grad_avg = updates[s["grad_avg"]] = _lerp(s["grad_avg"], g, 1.0 - alpha)
+                avg = sqrt(square_avg - grad_avg * grad_avg) + eps
+            else:
+                avg = sqrt(square_avg) + eps
+            if momentum > 0:
+                buf = updates[s["momentum_buffer"]] = momentum * s["momentum_buffer"] + g / avg
+                updates[p] = p - lr * buf
+            else:
+                updates[p] = p - lr * (g / avg)
     return updates

@@ -29,7 +29,9 @@ from graphc.ops.core import registered
 from graphc.dataflow import Dataflow
 
 FORMAT = "graphc-plan"
-VERSION = 3
+VERSION = 4
+READABLE_VERSIONS = (3, 4)
+"""Versions :meth:`Plan.from_json` reads: 4 added each instruction's ``scope``; a version-3 plan loads with every scope ``""``."""
 
 # Buffer kinds: fed, stored, constant; in the arena (temp, scratch); bound on another buffer (view);
 # allocated by each run and returned (output).
@@ -67,6 +69,7 @@ class Instruction:
     param buffer writes the param's stored array: in place, or by a ``copy``).
     ``origin`` names the forward node the instruction computes, recomputes, or
     whose gradient it computes (``""`` when the plan was built without one: errors then name ``out``).
+    ``scope`` is the :func:`graphc.scope` path of the node it computes (``""`` at top level).
     """
 
     op: str
@@ -77,6 +80,7 @@ class Instruction:
     mode: str = KERNEL
     tag: str = "forward"
     origin: str = ""
+    scope: str = ""
 
 
 @dataclass
@@ -171,7 +175,7 @@ SOURCE_DTYPES = ("float32", "float64", "int32", "int64")
 """The dtypes of inputs and params."""
 
 _BUFFER_KEYS = ("id", "name", "shape", "dtype", "kind", "offset")
-_INSTRUCTION_KEYS = ("op", "out", "args", "attrs", "scratch", "mode", "tag", "origin")
+_INSTRUCTION_KEYS = ("op", "out", "args", "attrs", "scratch", "mode", "tag", "origin", "scope")
 _DOCUMENT_KEYS = ("format", "version", "name", "arena_bytes", "buffers", "instructions", "outputs", "constants", "sha256")
 _ARRAY_KEYS = ("dtype", "shape", "data")
 _MAX_NDIM = 32  # NumPy's limit is 64; no graphc op makes more than a handful
@@ -233,18 +237,28 @@ def load_plan_document(doc: dict[str, Any]) -> "Plan":
     if fmt != FORMAT:
         raise GraphError(f"plan file: not a graphc plan (format {fmt!r}, expected {FORMAT!r})")
     version = doc.get("version")
-    if type(version) is not int or version != VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise GraphError(
-            f"plan file: format version {version!r} is not supported (this graphc reads version {VERSION}); "
+            f"plan file: format version {version!r} is not supported (this graphc reads versions {readable}); "
             "compile the graph again and save it with this graphc"
         )
     _check_keys(doc, _DOCUMENT_KEYS, "the document")
     digest = doc["sha256"]
     if not isinstance(digest, str) or digest != content_digest(doc):
         raise _damaged("sha256", "does not match the content: the file was edited or damaged after it was written")
-    plan = plan_from_document(doc)
+    plan = plan_from_document(_with_scopes(doc) if version == 3 else doc)
     validate(plan)
     return plan
+
+
+def _with_scopes(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version-3 document as version 4: every instruction at the top-level scope ``""`` (version 3 had none)."""
+    instructions = doc["instructions"]
+    if isinstance(instructions, list):
+        instructions = [{**raw, "scope": ""} if isinstance(raw, dict) and "scope" not in raw else raw
+                        for raw in instructions]
+    return {**doc, "version": VERSION, "instructions": instructions}
 
 
 def plan_from_document(doc: dict[str, Any]) -> "Plan":
@@ -353,7 +367,16 @@ def _instruction(raw: Any, index: int, n: int) -> Instruction:
         mode=_choice(raw["mode"], INSTRUCTION_MODES, f"{where}.mode"),
         tag=_choice(raw["tag"], TAGS, f"{where}.tag"),
         origin=_string(raw["origin"], f"{where}.origin"),
+        scope=_scope_path(raw["scope"], f"{where}.scope"),
     )
+
+
+def _scope_path(value: Any, where: str) -> str:
+    """``""`` or names joined by ``/``, none of them empty."""
+    path = _string(value, where)
+    if path and not all(path.split("/")):
+        raise _damaged(where, f"is {path!r}, which is no scope path (non-empty names joined by '/', or '' at top level)")
+    return path
 
 
 def _attribute(value: Any, where: str, depth: int = 0) -> Any:
@@ -481,7 +504,7 @@ def lower(name: str, flow: Dataflow, order: Sequence[Node], memory: MemoryPlan) 
             )
         args = tuple([number[a] for a in flow_args[node]])
         instructions.append(Instruction(node.op.name, out, args, dict(node.attrs), scratch_ids, mode,
-                                        _tag(node, for_outputs, writes), _origin(node)))
+                                        _tag(node, for_outputs, writes), _origin(node), node.scope))
     return Plan(name, buffers, instructions, [number[o] for o in outputs], constants, memory.planned_bytes)
 
 
@@ -496,8 +519,29 @@ def _fmt_attrs(attrs: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in attrs.items())
 
 
+TOP_LEVEL = "(top level)"
+"""How listings and reports name the scope ``""``."""
+
+
+def instruction_text(plan: Plan, index: int, width: int = 1) -> str:
+    """The listing's line of instruction ``index`` (its step number right-aligned in ``width`` digits)."""
+    ins = plan.instructions[index]
+    out = plan.buffers[ins.out]
+    call = f"%{ins.out} = {ins.op} " + " ".join(f"%{a}" for a in ins.args)
+    if ins.attrs:
+        call += "  " + _fmt_attrs(ins.attrs)
+    where = {VIEW: "view", PARAM: "update", OUTPUT: "output"}.get(out.kind, f"@{out.offset}")
+    mark = {"backward": "∂", "recompute": "↻", "update": "←"}.get(ins.tag, " ")
+    return f"  {index:>{width}} {mark} {call:<48s} {str(out.shape):>14s} {out.dtype:<8s} {where:<8s} {out.name}"
+
+
 def format_listing(plan: Plan) -> str:
-    """A readable listing: sources, then one line per instruction, then outputs."""
+    """A readable listing: sources, then one line per instruction, then outputs.
+
+    When some instruction has a scope (:func:`graphc.scope`), a line ``[path]``
+    opens each run of instructions of one scope, ``[(top level)]`` for ``""``
+    (the forward and backward instructions of a block are apart in the order).
+    """
     buf = plan.buffers
     lines = [
         f"plan {plan.name!r}: {len(plan.instructions)} instructions over {len(buf)} buffers, "
@@ -512,13 +556,12 @@ def format_listing(plan: Plan) -> str:
         shown = np.array2string(value, threshold=4, precision=4) if value.size <= 4 else f"<{value.size} values>"
         lines.append(f"  const:  %{b.id} = {shown} {b.shape} {b.dtype}")
     width = len(str(len(plan.instructions)))
+    scoped = any(ins.scope for ins in plan.instructions)
+    scope = None
     for i, ins in enumerate(plan.instructions):
-        out = buf[ins.out]
-        call = f"%{ins.out} = {ins.op} " + " ".join(f"%{a}" for a in ins.args)
-        if ins.attrs:
-            call += "  " + _fmt_attrs(ins.attrs)
-        where = {VIEW: "view", PARAM: "update", OUTPUT: "output"}.get(out.kind, f"@{out.offset}")
-        mark = {"backward": "∂", "recompute": "↻", "update": "←"}.get(ins.tag, " ")
-        lines.append(f"  {i:>{width}} {mark} {call:<48s} {str(out.shape):>14s} {out.dtype:<8s} {where:<8s} {out.name}")
+        if scoped and ins.scope != scope:
+            scope = ins.scope
+            lines.append(f"  [{scope or TOP_LEVEL}]")
+        lines.append(instruction_text(plan, i, width))
     lines.append("  outputs: " + ", ".join(f"%{o} {buf[o].name}" for o in plan.outputs))
     return "\n".join(lines)

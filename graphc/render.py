@@ -22,7 +22,10 @@ What the pictures show:
   says which one, ``Jᵀ x3|w1`` (consumer ``x3``, forward value ``w1``);
 - an accumulation of several terms (``add_n``) is marked ``Σ``;
 - a forward value the backward pass reads (a kept checkpoint) has a double
-  border; in a plan, recomputed instructions are orange and marked ``↻``.
+  border; in a plan, recomputed instructions are orange and marked ``↻``;
+- the nodes (or instructions) of a :func:`graphc.scope` are drawn inside a
+  dashed cluster labelled with the scope's path, nested as the scopes are (in
+  the joint view, inside the forward and the adjoint clusters each).
 
 Every label is escaped, so names with ``: / " < \\`` are drawn as written.
 A picture of more than ``max_nodes`` boxes (150 by default) is shrunk: runs
@@ -80,6 +83,7 @@ CHECKPOINT_BORDER = "#1f4e8c"
 CLUSTER_FILL = "#fff6f3"
 CLUSTER_BORDER = "#e3a99c"
 ADJOINT_TITLE = "adjoint graph: ∂ℓ/∂x = Σ over the consumers c of x of Jᵀ c|x · ∂ℓ/∂c"
+SCOPE_CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#9a9a9a", "fontcolor": "#555555", "fontsize": "10"}
 CLUSTER_STYLE = {
     "forward": {"style": "rounded", "color": "#a9c1e0", "fontcolor": "#2c5282"},
     "adjoint": {"style": "rounded,filled", "fillcolor": CLUSTER_FILL, "color": CLUSTER_BORDER, "fontcolor": "#9c3d2e"},
@@ -102,6 +106,7 @@ class Box:
     name: str
     computed: bool = True  # False for inputs, params and constants
     in_order: bool = False  # plan instructions: drawn one below the other, in execution order
+    scope: str = ""  # the gc.scope path of the node or instruction: its box is drawn in that scope's cluster
 
 
 @dataclass
@@ -337,6 +342,7 @@ def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
         else:
             kept = view == "joint" and node in read_by_backward
             boxes.append(_op_box(node, part[node], facts, kept))
+        boxes[-1].scope = node.scope
     arrows = [_graph_arrow(i, n, index, part, facts) for n in drawn for i in n.inputs
               if i in drawn_set and not (view == "adjoint" and part[n] == "forward")]
     legend = _graph_legend(view, drawn, part, facts)
@@ -509,7 +515,7 @@ def _instruction_box(plan: "Plan", step: int, kept: bool, is_view: bool) -> Box:
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
     part = "adjoint" if ins.tag == "backward" else ins.tag
     signature = (ins.tag, ins.op, ins.mode, out.shape, kept, tuple(plan.buffers[a].shape for a in ins.args))
-    return Box(lines, attrs, part, signature, ins.op, out.name, in_order=True)
+    return Box(lines, attrs, part, signature, ins.op, out.name, in_order=True, scope=ins.scope)
 
 
 # --- the legend ------------------------------------------------------------------------------------
@@ -702,7 +708,25 @@ def _group_box(scene: Scene, group: _Group) -> Box:
     attrs = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": COLOURS["group"], "penwidth": "1.4"}
     if any(b.attrs.get("peripheries") == "2" for b in members):
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
-    return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members))
+    return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members),
+               scope=common_scope(b.scope for b in members))
+
+
+def common_scope(paths: Iterable[str]) -> str:
+    """The innermost scope holding every path: their longest common prefix of whole names."""
+    common: list[str] | None = None
+    for path in paths:
+        names = path.split("/") if path else []
+        if common is None:
+            common = names
+        else:
+            k = 0
+            while k < min(len(common), len(names)) and common[k] == names[k]:
+                k += 1
+            del common[k:]
+        if not common:
+            return ""
+    return "/".join(common or [])
 
 
 def shrink(scene: Scene, max_nodes: int) -> Scene:
@@ -781,9 +805,12 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     clusters = {part: graphviz.Digraph(name=f"cluster_{part}", graph_attr={
         "label": dot_label([label]), "labeljust": "l", **CLUSTER_STYLE.get(part, CLUSTER_STYLE["adjoint"])})
         for part, label in scene.clusters.items()}
+    scopes: dict[tuple[str, str], graphviz.Digraph] = {}
     for i, box in enumerate(scene.boxes):
-        where = clusters.get(box.part, dot)
+        part = box.part if box.part in clusters else ""
+        where = _scope_cluster(scopes, part, box.scope) if box.scope else clusters.get(part, dot)
         where.node(f"n{i}", label=dot_label(box.lines), **box.attrs)
+    _nest_scope_clusters(scopes, clusters, dot)
     for cluster in clusters.values():
         dot.subgraph(cluster)
     for a in scene.arrows:
@@ -796,6 +823,27 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     if scene.legend:
         dot.node("legend", label=_legend_html(list(dict.fromkeys(scene.legend))), shape="plain", fontsize="9")
     return dot
+
+
+def _scope_cluster(scopes: dict[tuple[str, str], graphviz.Digraph], part: str, path: str) -> graphviz.Digraph:
+    """The cluster of scope ``path`` inside the cluster of ``part`` (made, with its enclosing scopes, on first use)."""
+    names = path.split("/")
+    for depth in range(1, len(names) + 1):
+        prefix = "/".join(names[:depth])
+        if (part, prefix) not in scopes:
+            scopes[(part, prefix)] = graphviz.Digraph(
+                name=f"cluster_scope_{len(scopes)}",
+                graph_attr={"label": dot_label([prefix]), "labeljust": "l", **SCOPE_CLUSTER_STYLE})
+    return scopes[(part, path)]
+
+
+def _nest_scope_clusters(scopes: dict[tuple[str, str], graphviz.Digraph], clusters: dict[str, graphviz.Digraph],
+                         dot: graphviz.Digraph) -> None:
+    """Put each scope's cluster into its enclosing scope's, innermost first (a subgraph is copied when added)."""
+    for part, path in sorted(scopes, key=lambda key: -key[1].count("/")):
+        outer = path.rpartition("/")[0]
+        parent = scopes[(part, outer)] if outer else clusters.get(part, dot)
+        parent.subgraph(scopes[(part, path)])
 
 
 # --- the public functions ------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from graphc.errors import GraphError
 from graphc.ir import Value
 from graphc.memory.analysis import ALIGNMENT
 from graphc.ops.core import lookup
-from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, KERNEL, OUTPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, format_listing
+from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, KERNEL, OUTPUT, PARAM, SCRATCH, TEMP, Buffer, Instruction, Plan, instruction_text
 
 
 # A ufunc that broadcasts an operand allocates an iteration buffer of this many
@@ -336,8 +336,7 @@ def check_feeds_mapping(feeds: Any) -> Mapping[str, Any]:
 
 def instruction_line(plan: Plan, index: int) -> str:
     """The listing line of instruction ``index`` (one line per instruction, before the outputs line)."""
-    lines = format_listing(plan).splitlines()
-    return " ".join(lines[len(lines) - 1 - len(plan.instructions) + index].split())
+    return " ".join(instruction_text(plan, index).split())
 
 
 def describe_instruction(plan: Plan, index: int) -> str:
@@ -346,7 +345,8 @@ def describe_instruction(plan: Plan, index: int) -> str:
     origin = ins.origin or plan.buffers[ins.out].name
     role = {"backward": "the gradient of forward node", "recompute": "a recomputed copy of forward node"}.get(
         ins.tag, "forward node")
-    return f"instruction {index} (`{instruction_line(plan, index)}`), op {ins.op!r}, {role} {origin!r}"
+    where = f" in scope {ins.scope!r}" if ins.scope else ""
+    return f"instruction {index} (`{instruction_line(plan, index)}`), op {ins.op!r}, {role} {origin!r}{where}"
 
 
 def _check_operands(plan: Plan, index: int, check: Callable[..., str | None], args: list, attrs: dict) -> None:

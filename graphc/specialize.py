@@ -111,7 +111,7 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
     size, checked by its op's normalize rule, and the aval its shape rule gives,
     which must equal the template's with None → size. Random ops keep their stream
     (an attribute). Adjoint metadata and the graph's contribution records are
-    carried over to the copies.
+    carried over to the copies, and so are the nodes' scopes.
     """
     size = check_batch_size(size)
     graph = Graph(template.name)
@@ -126,6 +126,7 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
             inputs = tuple(copies[i] for i in node.inputs)
             aval, attrs = _specialized(node, inputs, attrs, size) if _sees_batch(node) else (node.aval, attrs)
             copy = graph.add(node.op, inputs, dict(attrs), aval, node.name)
+        copy.scope = node.scope
         copies[node] = copy
     for node, copy in copies.items():
         info = node.adjoint

@@ -67,6 +67,10 @@ class MemoryPlan:
       the slots feeds are copied into, and the arrays each run returns;
     - ``peak_step`` / ``peak_bytes_by_kind``: the first step where the live bytes
       reach the lower bound, and what is live there by kind (:data:`PEAK_KINDS`);
+    - ``peak_bytes_by_scope``: what is live at the peak step by the first name of
+      the scope of the value each block holds there (``"encoder"`` for
+      ``"encoder/block3"``, ``""`` at top level; :func:`graphc.scope`), largest
+      first; like the kinds, the scopes' bytes sum to ``lower_bound_bytes``;
     - ``live_bytes``: bytes live at each step of the schedule;
     - ``storage``: for each node, the node whose storage holds its value (itself,
       the base of a view, an operand reused in place, or a param it writes);
@@ -87,6 +91,7 @@ class MemoryPlan:
     outputs_bytes: int = 0
     peak_step: int = 0
     peak_bytes_by_kind: dict[str, int] = field(default_factory=dict)
+    peak_bytes_by_scope: dict[str, int] = field(default_factory=dict)
     storage: dict[Node, Node] = field(default_factory=dict, repr=False)
     scratch: dict[Node, list[Aval]] = field(default_factory=dict, repr=False)
 
@@ -103,6 +108,9 @@ class MemoryPlan:
             f"  live at the peak (step {self.peak_step} of {len(self.live_bytes)}):",
         ]
         lines += [f"    {kind:<18s} {mib(nbytes)}" for kind, nbytes in self.peak_bytes_by_kind.items()]
+        if any(self.peak_bytes_by_scope):  # a graph built without scopes has only the top level
+            lines.append("  live at the peak, by scope:")
+            lines += [f"    {scope or TOP_LEVEL:<18s} {mib(nbytes)}" for scope, nbytes in self.peak_bytes_by_scope.items()]
         lines += [
             "  outside the arena:",
             f"    params             {mib(self.params_bytes)}",
@@ -124,6 +132,32 @@ def peak_by_kind(intervals: Sequence[Interval], live: Sequence[int], roles: dict
             role = "scratch" if isinstance(iv.key, tuple) else roles[iv.key]
             by_kind[PEAK_KINDS[role]] += iv.nbytes
     return peak, by_kind
+
+
+TOP_LEVEL = "(top level)"
+"""How the report names the scope ``""``."""
+
+
+def peak_by_scope(intervals: Sequence[Interval], peak: int, order: Sequence[Node],
+                  storage: dict[Node, Node]) -> dict[str, int]:
+    """The bytes live at step ``peak`` by the top-level name of their scope, largest first.
+
+    A block of storage counts in the scope of the value it holds at the peak: the
+    last value written into it at or before that step (values reused in place
+    follow one another in a block); a scratch block in the scope of its kernel's node.
+    """
+    holder: dict[Node, Node] = {}
+    for node in order[: peak + 1]:
+        block = storage[node]
+        if not (node.op.view and block is not node):  # a bound view writes nothing
+            holder[block] = node
+    by_scope: dict[str, int] = {}
+    for iv in intervals:
+        if iv.start <= peak <= iv.end:
+            node = iv.key[0] if isinstance(iv.key, tuple) else holder.get(iv.key, iv.key)
+            top = node.scope.split("/", 1)[0]
+            by_scope[top] = by_scope.get(top, 0) + iv.nbytes
+    return dict(sorted(by_scope.items(), key=lambda item: (-item[1], item[0])))
 
 
 def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> MemoryPlan:
@@ -164,6 +198,7 @@ def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> Me
         outputs_bytes=sum(n.aval.nbytes for n in flow.outputs),
         peak_step=peak,
         peak_bytes_by_kind=by_kind,
+        peak_bytes_by_scope=peak_by_scope(intervals, peak, order, storage) if live else {},
         inputs_bytes=sum(n.aval.nbytes for n in sources if n.op.name == "input"),
         live_bytes=live,
         strategy=best[0],
