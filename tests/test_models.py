@@ -39,6 +39,15 @@ def test_zoo_reexports_the_published_architectures():
         assert getattr(zoo, name) is getattr(models, name)
 
 
+def test_blocks_are_built_in_named_scopes():
+    graph, _ = models.resnet18(batch=2, image=32, classes=2, width=1 / 16)
+    conv_scopes = {node.scope for node in graph.nodes if node.op.name == "conv2d"}
+    blocks = {f"layer{stage}/block{index}" for stage in range(1, 5) for index in range(2)}
+    assert conv_scopes == {"stem"} | blocks
+    graph, _ = models.gpt2(batch=1, layers=2, width=8, heads=2, context=4, vocab=5)
+    assert {node.scope for node in graph.nodes if node.op.name == "layer_norm"} == {"block0", "block1", "head"}
+
+
 # --- small configurations ------------------------------------------------------------------------------------
 
 SMALL = {
@@ -90,8 +99,9 @@ def _torch_twin(torch, small_training):
     name = small_training["name"]
     model = torch_models.build(name, **SMALL[name])
     torch_models.load(model, small_training["initial"])
-    loss = torch_models.loss(name, model, {k: torch.from_numpy(v) for k, v in small_training["feeds"].items()})
-    loss.backward()
+    with torch_models.one_thread():
+        loss = torch_models.loss(name, model, {k: torch.from_numpy(v) for k, v in small_training["feeds"].items()})
+        loss.backward()
     return model, loss
 
 
@@ -117,7 +127,8 @@ def test_small_resnet_updates_running_statistics_as_pytorch():
     prog = gc.compile([values["loss"]])
     for _ in range(2):
         prog.run(feeds)
-        torch_models.loss("resnet18", model, {k: torch.from_numpy(v) for k, v in feeds.items()})
+        with torch_models.one_thread():
+            torch_models.loss("resnet18", model, {k: torch.from_numpy(v) for k, v in feeds.items()})
     buffers = dict(model.named_buffers())
     for state in values["state"]:
         np.testing.assert_allclose(state.value, buffers[state.name].numpy(), rtol=1e-10, err_msg=state.name)

@@ -6,7 +6,9 @@ same feeds in float64 and compare losses, gradients and running statistics.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -227,6 +229,17 @@ class GPT2(nn.Module):
         for block in self.h:
             h = block(h)
         return self.ln_f(h) @ self.wte.weight.T
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread: these models are tiny, and on a loaded machine two threads wait on each other (50× slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # --- building, loading, loss ------------------------------------------------------------------------------------

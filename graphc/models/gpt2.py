@@ -29,8 +29,8 @@ import numpy as np
 
 from graphc import ops
 from graphc.errors import GraphError
-from graphc.ir import Graph, Value
-from graphc.models.layers import check_sizes, scope, trained_params
+from graphc.ir import Graph, Value, scope
+from graphc.models.layers import check_sizes, trained_params
 from graphc.ops.source import NormalInit
 
 STD = 0.02
@@ -102,7 +102,7 @@ def gpt2(batch: int = 8, layers: int = 12, width: int = 768, heads: int = 12, co
         mask = causal_mask(context, dtype)
         for layer in range(layers):
             name = f"h.{layer}"
-            with scope(f"h{layer}"):
+            with scope(f"block{layer}"):
                 attended = causal_attention(_layer_norm(h, f"{name}.ln_1"), f"{name}.attn", heads, mask)
                 h = ops.add(h, _dense(attended, f"{name}.attn.c_proj", width, residual_std), name=f"{name}.attn.out")
                 hidden = ops.gelu(_dense(_layer_norm(h, f"{name}.ln_2"), f"{name}.mlp.c_fc", 4 * width), approximate="tanh")

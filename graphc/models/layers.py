@@ -10,22 +10,13 @@ model of 10^8 parameters is built without allocating them.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, ContextManager
+from typing import Any
 
 from graphc import ops
 from graphc.errors import GraphError
 from graphc.ir import Graph, Value, is_int, is_real
 from graphc.ops.source import NormalInit
-
-
-def scope(name: str) -> ContextManager[Any]:
-    """``gc.scope(name)``: names a block of the model (a no-op where graphc has no scopes)."""
-    import graphc
-
-    named = getattr(graphc, "scope", None)
-    return named(name) if named is not None else contextlib.nullcontext()
 
 
 def check_sizes(model: str, sizes: dict[str, Any], width: float = 1.0) -> None:

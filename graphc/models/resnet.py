@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 from graphc import ops
 from graphc.errors import GraphError
-from graphc.ir import Graph, Value
-from graphc.models.layers import batch_norm, check_sizes, conv, linear, scaled, scope, state_params, trained_params
+from graphc.ir import Graph, Value, scope
+from graphc.models.layers import batch_norm, check_sizes, conv, linear, scaled, state_params, trained_params
 
 WIDTHS = (64, 128, 256, 512)
 """The stages' widths (a bottleneck block outputs 4× its stage's width)."""
@@ -70,10 +70,11 @@ def _resnet(title: str, block: Block, stages: tuple[int, ...], batch: int, image
             h = ops.relu(batch_norm(h, "bn1", training))
             h = ops.max_pool2d(h, 3, stride=2, padding=1)
         for stage, (blocks, channels) in enumerate(zip(stages, WIDTHS), start=1):
-            for index in range(blocks):
-                with scope(f"layer{stage}.{index}"):
-                    stride = 2 if stage > 1 and index == 0 else 1
-                    h = block(h, f"layer{stage}.{index}", scaled(channels, width), stride, training)
+            with scope(f"layer{stage}"):
+                for index in range(blocks):
+                    with scope(f"block{index}"):
+                        stride = 2 if stage > 1 and index == 0 else 1
+                        h = block(h, f"layer{stage}.{index}", scaled(channels, width), stride, training)
         with scope("head"):
             logits = linear(ops.global_avg_pool(h), "fc", classes)
         loss = ops.softmax_cross_entropy(logits, y, name="loss")

@@ -26,8 +26,8 @@ from typing import Any
 
 from graphc import ops
 from graphc.errors import GraphError
-from graphc.ir import Graph, Value
-from graphc.models.layers import check_sizes, conv, scaled, scope, trained_params
+from graphc.ir import Graph, Value, scope
+from graphc.models.layers import check_sizes, conv, scaled, trained_params
 
 LEVELS = (64, 128, 256, 512)
 """The channels of the four levels; the bottom has twice the last."""

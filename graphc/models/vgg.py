@@ -21,8 +21,8 @@ from typing import Any
 
 from graphc import ops
 from graphc.errors import GraphError
-from graphc.ir import Graph, Value
-from graphc.models.layers import check_sizes, conv, linear, scaled, scope, trained_params
+from graphc.ir import Graph, Value, scope
+from graphc.models.layers import check_sizes, conv, linear, scaled, trained_params
 
 STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 """(channels, convolutions) of the five stages of configuration D."""
