@@ -123,8 +123,9 @@ def param(
     graph is built the same way every time. graphc's own initialisers
     (:func:`default_init`, :func:`glorot_uniform`, :class:`NormalInit`) run when
     the stored value is first read (a run, ``.value``, saving), not when the
-    param is built, so building and planning a large model allocates nothing. Compiled ``updates`` write the
-    stored array in place, and every program of the graph sees the new value.
+    param is built, so building and planning a large model allocates nothing;
+    any other init runs, and is checked, at once. Compiled ``updates`` write
+    the stored array in place, and every program of the graph sees the new value.
 
     ``role`` says what the stored array is for: ``"param"`` (the default) is
     trained; ``"state"`` is stored and updated by plans but never trained, as
