@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "custom_ops.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "custom_ops.md", ROOT / "docs" / "ops.md"]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -94,9 +94,17 @@ fd_check(smooth_leaky, {"alpha": 0.1})
 """
 
 
+# After docs/ops.md: the CNN learns its batch and its plan holds the im2col scratch.
+_OPS_CHECKS = """
+assert losses[-1] < 0.8 * losses[0], losses
+assert any(b.kind == "scratch" for b in prog.plan.buffers)
+"""
+
+
 @pytest.mark.parametrize(
     "path, after",
-    [pytest.param(DOCS[0], _README_CHECKS, id="README.md"), pytest.param(DOCS[1], _CUSTOM_OPS_CHECKS, id="custom_ops.md")],
+    [pytest.param(DOCS[0], _README_CHECKS, id="README.md"), pytest.param(DOCS[1], _CUSTOM_OPS_CHECKS, id="custom_ops.md"),
+     pytest.param(DOCS[2], _OPS_CHECKS, id="ops.md")],
 )
 def test_document_runs(path, after, tmp_path):
     assert python_blocks(path), f"{path.name} has no ```python blocks"

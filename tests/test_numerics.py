@@ -87,6 +87,16 @@ TOLERANCE: dict[str, Tolerance] = {
     "logsumexp": Tolerance(4, 4),
     "var": Tolerance(4, 4),
     "std": Tolerance(4, 4),
+    # Positive terms of magnitudes 1e-15 … 1e15: sums of up to 12 products (BLAS's order against XLA's),
+    # and sums of g where pooling windows overlap.
+    "conv2d": Tolerance(8, 8),
+    "conv2d_input_grad": Tolerance(8, 8),
+    "conv2d_weight_grad": Tolerance(8, 8),
+    "max_pool2d": Tolerance(2, 2),
+    "max_pool2d_grad": Tolerance(2, 2),
+    "max_pool2d_gather": Tolerance(2, 2),
+    "avg_pool2d": Tolerance(4, 4),
+    "avg_pool2d_grad": Tolerance(4, 4),
 }
 
 DTYPES = ("float32", "float64")
@@ -292,6 +302,62 @@ CASES += [
          label="softmax_cross_entropy-scaled"),
 ]
 
+
+# --- convolution and pooling: positive values 1e-15 … 1e15 (no cancellation; products stay in float32) ---
+
+_CONV = {"stride": (2, 1), "padding": ((1, 1), (0, 1)), "dilation": (1, 2), "groups": 2}
+_CONV_X, _CONV_W, _CONV_Y = (2, 4, 5, 6), (4, 2, 3, 2), (2, 4, 3, 5)
+_POOL = {"kernel_size": 3, "stride": 2, "padding": 1}
+_POOL_X, _POOL_Y = (2, 2, 5, 6), (2, 2, 3, 3)
+
+
+def _wide(*shapes: tuple[int, ...]) -> Callable[[np.dtype], list[np.ndarray]]:
+    def make(dtype: np.dtype) -> list[np.ndarray]:
+        rng = np.random.default_rng(11)
+        return [10.0 ** rng.uniform(-15, 15, shape) for shape in shapes]
+
+    return make
+
+
+def _jax_conv(x, w):
+    return jax.lax.conv_general_dilated(x, w, _CONV["stride"], _CONV["padding"], rhs_dilation=_CONV["dilation"],
+                                        feature_group_count=_CONV["groups"])
+
+
+def _jax_max_pool(x):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, 3, 3), (1, 1, 2, 2), ((0, 0), (0, 0), (1, 1), (1, 1)))
+
+
+def _jax_avg_pool(x):
+    return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 1, 3, 3), (1, 1, 2, 2), ((0, 0), (0, 0), (1, 1), (1, 1))) / 9
+
+
+def _pullback(fn, shape, cotangent):
+    """J^T of the linear map ``fn`` at a point of ``shape``, applied to ``cotangent``."""
+    return jax.vjp(fn, jnp.zeros(shape, cotangent.dtype))[1](cotangent)[0]
+
+
+def _jax_max_pool_grad(g, x):
+    return jax.vjp(_jax_max_pool, x)[1](g)[0]
+
+
+CASES += [
+    Case("conv2d", lambda x, w: gc.conv2d(x, w, **_CONV), _jax_conv, _wide(_CONV_X, _CONV_W)),
+    Case("conv2d_input_grad", lambda g, w: gc.ops.conv2d_input_grad(g, w, input_hw=_CONV_X[2:], **_CONV),
+         lambda g, w: _pullback(lambda x: _jax_conv(x, w), _CONV_X, g), _wide(_CONV_Y, _CONV_W)),
+    Case("conv2d_weight_grad", lambda x, g: gc.ops.conv2d_weight_grad(x, g, kernel_size=_CONV_W[2:], **_CONV),
+         lambda x, g: _pullback(lambda w: _jax_conv(x, w), _CONV_W, g), _wide(_CONV_X, _CONV_Y)),
+    Case("max_pool2d", lambda x: gc.max_pool2d(x, **_POOL), _jax_max_pool, _wide(_POOL_X)),
+    # x is fed but not differentiated (the routing is piecewise constant in it).
+    Case("max_pool2d_grad", lambda g, x: gc.ops.max_pool2d_grad(g, x, gc.max_pool2d(x, **_POOL), **_POOL),
+         _jax_max_pool_grad, _wide(_POOL_Y), extra=lambda dt: [x.astype(dt) for x in _wide(_POOL_X)(dt)]),
+    Case("max_pool2d_gather", lambda c, x: gc.ops.max_pool2d_gather(c, x, gc.max_pool2d(x, **_POOL), **_POOL),
+         lambda c, x: _pullback(lambda g: _jax_max_pool_grad(g, x), _POOL_Y, c), _wide(_POOL_X),
+         extra=lambda dt: [x.astype(dt) for x in _wide(_POOL_X)(dt)]),
+    Case("avg_pool2d", lambda x: gc.avg_pool2d(x, **_POOL), _jax_avg_pool, _wide(_POOL_X)),
+    Case("avg_pool2d_grad", lambda g: gc.ops.avg_pool2d_grad(g, input_hw=_POOL_X[2:], **_POOL),
+         lambda g: _pullback(_jax_avg_pool, _POOL_X, g), _wide(_POOL_Y)),
+]
 
 # --- running both sides -----------------------------------------------------------------
 

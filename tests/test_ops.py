@@ -36,6 +36,8 @@ import graphc.ops as G
 from graphc.gradcheck import GradcheckError
 from graphc.ops import ZERO, registered
 
+import conv_reference
+
 # --- the NumPy reference --------------------------------------------------------
 
 
@@ -447,6 +449,50 @@ case("uniform", lambda m, x, key: m.uniform(key, (4,), x.dtype, stream=1) * x * 
      label="fanout")
 case("dropout", lambda m, x, key: m.dropout(x, key, 0.5), A(4, 5), L((), 1000))
 case("dropout", lambda m, x, key: m.dropout(x, key, 0.25) * x, A(3, 3), L((), 1000), label="fanout")
+
+# --- convolution and pooling (tests/test_ops_conv.py compares them with torch) ---------------
+
+NP.conv2d = conv_reference.conv2d
+NP.conv2d_input_grad = conv_reference.conv2d_input_grad
+NP.conv2d_weight_grad = conv_reference.conv2d_weight_grad
+NP.max_pool2d = conv_reference.max_pool2d
+NP.max_pool2d_grad = conv_reference.max_pool2d_grad
+NP.max_pool2d_gather = conv_reference.max_pool2d_gather
+NP.avg_pool2d = conv_reference.avg_pool2d
+NP.avg_pool2d_grad = conv_reference.avg_pool2d_grad
+NP.global_avg_pool = lambda x: np.mean(x, axis=(2, 3))
+NP.flatten = lambda x, start_dim=0, end_dim=-1: x.reshape(*x.shape[:start_dim], -1, *x.shape[end_dim:][1:])
+DISTINCT_IMAGE = Arg((2, 2, 5, 4), "distinct")
+
+case("conv2d", lambda m, x, w: m.conv2d(x, w, stride=2, padding=1), A(2, 2, 5, 4), A(3, 2, 3, 2))
+case("conv2d", lambda m, x, w, b: m.conv2d(x, w, b, dilation=2, groups=2), A(1, 4, 6, 5), A(2, 2, 2, 2), A(2),
+     label="dilation2-groups2-bias")
+case("conv2d", lambda m, x: m.conv2d(x, x, padding=1), A(2, 2, 3, 3), label="fanout")
+case("conv2d_input_grad", lambda m, g, w: m.conv2d_input_grad(g, w, input_hw=(5, 4), stride=2, padding=1),
+     A(2, 3, 3, 3), A(3, 2, 3, 2))
+case("conv2d_input_grad", lambda m, w: m.conv2d_input_grad(w, w, input_hw=(3, 3)), A(2, 2, 2, 2), label="fanout")
+case("conv2d_weight_grad", lambda m, x, g: m.conv2d_weight_grad(x, g, kernel_size=(3, 2), stride=2, padding=1),
+     A(2, 2, 5, 4), A(2, 3, 3, 3))
+case("conv2d_weight_grad", lambda m, x: m.conv2d_weight_grad(x, x, kernel_size=3, padding=1), A(2, 2, 3, 3),
+     label="fanout")
+case("max_pool2d", lambda m, x: m.max_pool2d(x, 3, stride=2, padding=1), DISTINCT_IMAGE)
+case("max_pool2d", lambda m, x: m.max_pool2d(x, 2) * m.avg_pool2d(x, 2), Arg((2, 2, 4, 4), "distinct"), label="fanout")
+case("max_pool2d_grad", lambda m, g, x: m.max_pool2d_grad(g, x, m.max_pool2d(x, 3, 2, 1), 3, 2, 1),
+     A(2, 2, 3, 2), DISTINCT_IMAGE)
+case("max_pool2d_grad", lambda m, x: m.max_pool2d_grad(x, x, m.max_pool2d(x, 3, 1, 1), 3, 1, 1) * x, DISTINCT_IMAGE,
+     label="fanout")
+case("max_pool2d_gather", lambda m, c, x: m.max_pool2d_gather(c, x, m.max_pool2d(x, 3, 2, 1), 3, 2, 1),
+     A(2, 2, 5, 4), DISTINCT_IMAGE)
+case("max_pool2d_gather", lambda m, x: m.max_pool2d_gather(x, x, m.max_pool2d(x, 2), 2), DISTINCT_IMAGE,
+     label="fanout")
+case("avg_pool2d", lambda m, x: m.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), A(1, 2, 6, 5))
+case("avg_pool2d", lambda m, x: m.avg_pool2d(x, 3, 1, 1) * x, A(2, 2, 3, 4), label="fanout")
+case("avg_pool2d_grad", lambda m, g: m.avg_pool2d_grad(g, input_hw=(5, 4), kernel_size=3, stride=2, padding=1),
+     A(2, 2, 3, 2))
+case("avg_pool2d_grad", lambda m, g: m.avg_pool2d_grad(g, (3, 3), 3, 1, 1) * g, A(2, 2, 3, 3), label="fanout")
+case("mean", lambda m, x: m.global_avg_pool(x) * m.global_avg_pool(x), A(2, 3, 4, 5), label="global_avg_pool")
+case("reshape", lambda m, x: m.flatten(x, 1) * m.flatten(x, 1, -1), A(2, 3, 2, 2), label="flatten")
+case("reshape", lambda m, x: m.flatten(x, 1, 2), A(2, 3, 2, 2), label="flatten-middle")
 
 # Ops whose every VJP rule is ZERO (masks, one-hot rows: piecewise constant, or int
 # operands) or that have no rule at all (sources). They still have forward cases and

@@ -47,12 +47,15 @@ from graphc.ops.nn import gelu, log_softmax, mse, one_hot, softmax, softmax_cros
 from graphc.ops.random import dropout, uniform
 from graphc.ops.conv import (
     avg_pool2d,
+    avg_pool2d_grad,
     conv2d,
     conv2d_input_grad,
     conv2d_weight_grad,
     flatten,
     global_avg_pool,
     max_pool2d,
+    max_pool2d_gather,
+    max_pool2d_grad,
 )
 from graphc.ops.norm import batch_norm, layer_norm
 from graphc.ops.indexing import embedding, getitem, getitem_grad, scatter_add, take
@@ -68,7 +71,8 @@ __all__ = [
     "matmul",
     "gelu", "log_softmax", "mse", "one_hot", "softmax", "softmax_cross_entropy", "softplus",
     "dropout", "uniform",
-    "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "avg_pool2d", "global_avg_pool", "flatten",
+    "conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d", "max_pool2d_grad", "max_pool2d_gather",
+    "avg_pool2d", "avg_pool2d_grad", "global_avg_pool", "flatten",
     "batch_norm", "layer_norm",
     "embedding", "getitem", "getitem_grad", "scatter_add", "take",
 ]

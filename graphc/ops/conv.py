@@ -145,13 +145,17 @@ def _padded_shape(x: Aval, padding: Padding) -> tuple[int, ...]:
     return (x.shape[0], x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right)
 
 
-def _im2col(cols: np.ndarray, image: np.ndarray, groups: int, kernel: Pair, stride: Pair, dilation: Pair,
+def _im2col(cols: np.ndarray, image: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
             out_hw: Sequence[int]) -> None:
-    """cols[n, g, (c, i, j), (h, w)] = image[n, g·Cg + c, s·h + d·i, s·w + d·j]: one copy of the windows."""
+    """cols[n, (c, i, j), (h, w)] = image[n, c, s·h + d·i, s·w + d·j]: the windows copied one offset at a time.
+
+    (A copy per offset moves contiguous rows; one copy of the transposed 6-D window view is slower.)
+    """
     n, channels = image.shape[:2]
-    windows = _windows(image, kernel, stride, dilation, out_hw).transpose(0, 1, 4, 5, 2, 3)
-    shape = (n, groups, channels // groups, *kernel, *out_hw)
-    np.copyto(_reshaped(cols, shape), windows.reshape(shape))
+    windows = _windows(image, kernel, stride, dilation, out_hw)
+    rows = _reshaped(cols, (n, channels, *kernel, *out_hw))
+    for i, j in _offsets(kernel):
+        np.copyto(rows[:, :, i, j], windows[..., i, j])
 
 
 # --- conv2d -----------------------------------------------------------------------------------
@@ -173,9 +177,11 @@ def _conv_out_hw(hw: Sequence[int], kernel: Sequence[int], stride: Pair, padding
 def _check_conv_channels(channels: int, weight_shape: Sequence[int], groups: int) -> None:
     out_channels, per_group = weight_shape[:2]
     if channels % groups:
-        raise ShapeError(f"the input's {channels} channels are not divisible by groups={groups}")
+        raise ShapeError(f"the input's {channels} channels are not divisible by groups={groups}; "
+                         "give a groups that divides the input's and the weight's channel counts")
     if out_channels % groups:
-        raise ShapeError(f"the weight's {out_channels} output channels are not divisible by groups={groups}")
+        raise ShapeError(f"the weight's {out_channels} output channels are not divisible by groups={groups}; "
+                         "give a groups that divides the input's and the weight's channel counts")
     if per_group * groups != channels:
         raise ShapeError(
             f"the weight {tuple(weight_shape)} takes {per_group} channels per group, but the input has "
@@ -218,7 +224,7 @@ def _columns(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding, dilati
     if not scratch:
         return x.reshape(n, groups, channels // groups, h * w)
     image = _padded(x, padding, 0.0, scratch[0] if len(scratch) == 2 else None)
-    _im2col(scratch[-1], image, groups, kernel, stride, dilation, out_hw)
+    _im2col(scratch[-1], image, kernel, stride, dilation, out_hw)
     return scratch[-1]
 
 
@@ -510,7 +516,7 @@ def _max_pool_kernel(out: np.ndarray, x: np.ndarray, kernel_size: Pair, stride: 
 
 def _max_pool_grad_scratch(g: Aval, x: Aval, y: Aval, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
                            ceil_mode: bool) -> list[Aval]:
-    """[padded x, padded dx] (if padded), the cotangent not yet routed, and one offset's share."""
+    """[padded x, padded dx] (if padded), and the two window masks (see :func:`_first_maxima`)."""
     _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     return _padded_scratch(x, pads) * 2 + [g, g]
 
@@ -523,43 +529,111 @@ def _max_pool_grad_aval(g: Aval, x: Aval, y: Aval, **attrs: Any) -> Aval:
     return x
 
 
+def _first_maxima(x_windows: np.ndarray, y: np.ndarray, kernel_size: Pair, hit: np.ndarray, unfound: np.ndarray):
+    """For each offset (i, j) in row-major order, ``hit`` = 1 where x_ij is the first maximum of its window.
+
+    ``unfound`` is 1 for windows whose maximum is not met yet: hit = [x_ij = y]·unfound,
+    then unfound -= hit. Yields each offset once ``hit`` holds its mask.
+    """
+    unfound[...] = 1
+    for i, j in _offsets(kernel_size):
+        np.equal(x_windows[..., i, j], y, out=hit)
+        np.multiply(hit, unfound, out=hit)
+        np.subtract(unfound, hit, out=unfound)
+        yield i, j
+
+
 def _max_pool_grad_kernel(out: np.ndarray, g: np.ndarray, x: np.ndarray, y: np.ndarray, kernel_size: Pair,
                           stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool,
                           scratch: Sequence[np.ndarray] = ()) -> None:
-    """Each g goes to its window's first maximum in row-major order (torch's choice on ties).
-
-    Offsets are visited in that order; ``left`` holds the cotangent of windows whose
-    maximum is not found yet, so ``share = left·[x_ij = y]`` is g at the first hit and 0 after.
-    """
-    *padded, left, share = scratch
+    """dx = 0, then each g added at its window's first maximum in row-major order (torch's choice on ties)."""
+    *padded, hit, unfound = scratch
     _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     image = _padded(x, pads, -np.inf, padded[0] if padded else None)
     target = padded[1] if padded else out
     target[...] = 0
     x_windows = _windows(image, kernel_size, stride, dilation, y.shape[2:])
     dx_windows = _windows(target, kernel_size, stride, dilation, y.shape[2:], writeable=True)
-    np.copyto(left, g)
-    for i, j in _offsets(kernel_size):
-        np.equal(x_windows[..., i, j], y, out=share)
-        np.multiply(share, left, out=share)
-        np.subtract(left, share, out=left)
+    for i, j in _first_maxima(x_windows, y, kernel_size, hit, unfound):
+        np.multiply(hit, g, out=hit)
         dx = dx_windows[..., i, j]
-        np.add(dx, share, out=dx)
+        np.add(dx, hit, out=dx)
     if target is not out:
         np.copyto(out, _interior(target, pads, x.shape[2:]))
+
+
+def _max_pool_gather_scratch(c: Aval, x: Aval, y: Aval, kernel_size: Pair, stride: Pair, padding: Pair,
+                             dilation: Pair, ceil_mode: bool) -> list[Aval]:
+    """[padded x, padded c] (if padded), and the two window masks."""
+    _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return _padded_scratch(x, pads) * 2 + [y, y]
+
+
+def _max_pool_gather_aval(c: Aval, x: Aval, y: Aval, **attrs: Any) -> Aval:
+    pooled = _pool_aval(x, **attrs)
+    if c.shape != x.shape or y.shape != pooled.shape:
+        raise ShapeError(f"c {c.shape} must be the input's shape {x.shape} and the pooled value {y.shape} {pooled.shape}")
+    same_float_dtype(c, x, y)
+    return y
+
+
+def _max_pool_gather_kernel(out: np.ndarray, c: np.ndarray, x: np.ndarray, y: np.ndarray, kernel_size: Pair,
+                            stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool,
+                            scratch: Sequence[np.ndarray] = ()) -> None:
+    """out = c at each window's first maximum: the transpose of max_pool2d_grad's routing."""
+    *padded, hit, unfound = scratch
+    _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    image = _padded(x, pads, -np.inf, padded[0] if padded else None)
+    c_image = _padded(c, pads, 0.0, padded[1] if padded else None)
+    x_windows = _windows(image, kernel_size, stride, dilation, y.shape[2:])
+    c_windows = _windows(c_image, kernel_size, stride, dilation, y.shape[2:])
+    out[...] = 0
+    for i, j in _first_maxima(x_windows, y, kernel_size, hit, unfound):
+        np.multiply(hit, c_windows[..., i, j], out=hit)
+        np.add(out, hit, out=out)
+
+
+def _max_pool_routing_normalize(a: Aval, x: Aval, y: Aval, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                                dilation: Any = 1, ceil_mode: Any = False) -> dict[str, Any]:
+    return _pool_attrs(x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 max_pool2d_grad_op = Primitive(
     "max_pool2d_grad",
     infer=_max_pool_grad_aval,
-    normalize=lambda g, x, y, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False: _pool_attrs(
-        x, kernel_size, stride, padding, dilation, ceil_mode),
+    normalize=_max_pool_routing_normalize,
     kernel=_max_pool_grad_kernel,
-    vjp=[None, ZERO, ZERO],  # the routing is piecewise constant in x; no rule for a second derivative through g
-    flops=lambda ins, out, kernel_size, **a: 3 * ins[0].size * kernel_size[0] * kernel_size[1],
+    vjp=[lambda c, dx, g, x, y, **a: max_pool2d_gather_op(c, x, y, **a), ZERO, ZERO],  # the routing is piecewise constant
+    flops=lambda ins, out, kernel_size, **a: 4 * ins[0].size * kernel_size[0] * kernel_size[1],
     scratch=_max_pool_grad_scratch,
-    doc="J^T_{max_pool2d|x} g: each g added at its window's first maximum.",
+    doc="J^T_{max_pool2d|x} g: each g added at its window's first maximum.  J^T: max_pool2d_gather(c).",
 )
+
+max_pool2d_gather_op = Primitive(
+    "max_pool2d_gather",
+    infer=_max_pool_gather_aval,
+    normalize=_max_pool_routing_normalize,
+    kernel=_max_pool_gather_kernel,
+    vjp=[lambda cc, out, c, x, y, **a: max_pool2d_grad_op(cc, x, y, **a), ZERO, ZERO],
+    flops=lambda ins, out, kernel_size, **a: 5 * out.size * kernel_size[0] * kernel_size[1],
+    scratch=_max_pool_gather_scratch,
+    doc="c (the input's shape) read at each window's first maximum: max_pool2d_grad's transpose.  "
+        "J^T: max_pool2d_grad(cc).",
+)
+
+def max_pool2d_grad(g: Any, x: Any, y: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                    dilation: Any = 1, ceil_mode: bool = False, name: str | None = None) -> Value:
+    """The gradient of ``y = max_pool2d(x, ...)``: each g added at its window's first maximum."""
+    return max_pool2d_grad_op(g, x, y, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                              ceil_mode=ceil_mode, name=name)
+
+
+def max_pool2d_gather(c: Any, x: Any, y: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                      dilation: Any = 1, ceil_mode: bool = False, name: str | None = None) -> Value:
+    """``c`` (x's shape) read at each window's first maximum of x: the transpose of :func:`max_pool2d_grad`."""
+    return max_pool2d_gather_op(c, x, y, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                                ceil_mode=ceil_mode, name=name)
+
 
 max_pool2d_op = Primitive(
     "max_pool2d",
@@ -697,6 +771,13 @@ avg_pool2d_grad_op = Primitive(
     scratch=_avg_pool_grad_scratch,
     doc="J^T_{avg_pool2d|x} g: g / count spread over each window.  J^T: avg_pool2d(c).",
 )
+
+def avg_pool2d_grad(g: Any, input_hw: Sequence[int], kernel_size: Any, stride: Any = None, padding: Any = 0,
+                    ceil_mode: bool = False, count_include_pad: bool = True, name: str | None = None) -> Value:
+    """The gradient of avg_pool2d for an input of ``input_hw`` pixels: g / count spread over each window."""
+    return avg_pool2d_grad_op(g, input_hw=input_hw, kernel_size=kernel_size, stride=stride, padding=padding,
+                              ceil_mode=ceil_mode, count_include_pad=count_include_pad, name=name)
+
 
 avg_pool2d_op = Primitive(
     "avg_pool2d",
