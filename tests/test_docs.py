@@ -94,10 +94,17 @@ fd_check(smooth_leaky, {"alpha": 0.1})
 """
 
 
-# After docs/ops.md: the CNN learns its batch and its plan holds the im2col scratch.
+# After docs/ops.md: the CNN learns its batch and its plan holds the im2col scratch;
+# the batch-norm step's running statistics moved as torch moves them.
 _OPS_CHECKS = """
 assert losses[-1] < 0.8 * losses[0], losses
 assert any(b.kind == "scratch" for b in prog.plan.buffers)
+import numpy as np
+with gc.Graph("same-init"):
+    w0 = gc.param("w", (8, 4)).value  # the initial value: seeded by the name
+h = X.astype(np.float64) @ w0.astype(np.float64)
+np.testing.assert_allclose(step.state["bn.running_mean"], 0.1 * h.mean(axis=0), rtol=1e-4, atol=1e-6)
+np.testing.assert_allclose(step.state["bn.running_var"], 0.9 + 0.1 * h.var(axis=0, ddof=1), rtol=1e-4)
 """
 
 

@@ -97,6 +97,9 @@ TOLERANCE: dict[str, Tolerance] = {
     "max_pool2d_gather": Tolerance(2, 2),
     "avg_pool2d": Tolerance(4, 4),
     "avg_pool2d_grad": Tolerance(4, 4),
+    # Gradients (1/σ̂)(g - mean g - x̂·mean(g·x̂)): differences of O(1) terms, counted in ulps of 1.
+    "layer_norm": Tolerance(8, 8, grad_floor=1.0),
+    "batch_norm": Tolerance(16, 16, grad_floor=1.0),
 }
 
 DTYPES = ("float32", "float64")
@@ -216,6 +219,18 @@ def _moment_rows(dtype: np.dtype) -> list[np.ndarray]:
     return [np.array([[1e8 + 1, 1e8, 1e8 - 1.5], [1e-10, 3e-10, -2e-10], [0.5, 1.5, 2.5], [-7.0, -7.0, 2.0]])]
 
 
+def _norm_rows(dtype: np.dtype) -> list[np.ndarray]:
+    """Rows of four to standardise: a large mean against a unit spread, a tiny spread (below eps),
+    ties, and magnitudes from 0.25 to 1e10 in one row. Exactly representable in float32, with
+    means that are too, so JAX's uncorrected two passes are exact enough to be the reference."""
+    return [np.array([[1e4 + 1, 1e4, 1e4 - 1, 1e4 + 2], [1e-3, 3e-3, -2e-3, 0.0], [0.5, 1.5, 2.5, -4.0],
+                      [-7.0, -7.0, 2.0, 2.0], [1e3, -1e3, 5.0, 0.25], [1e10, -1e10, 3e9, 0.0]])]
+
+
+def _jax_standardized(x, axis, eps=1e-5):
+    return (x - jnp.mean(x, axis=axis, keepdims=True)) / jnp.sqrt(jnp.var(x, axis=axis, keepdims=True) + eps)
+
+
 _jax_logsumexp_rows = jax.jit(functools.partial(jax.nn.logsumexp, axis=-1))
 
 
@@ -293,6 +308,9 @@ CASES += [
     Case("var", lambda x: gc.var(x, axis=-1, ddof=1), lambda x: jnp.var(x, axis=-1, ddof=1), _moment_rows,
          label="var-ddof1"),
     Case("std", lambda x: gc.std(x, axis=-1), lambda x: jnp.std(x, axis=-1), _moment_rows),
+    Case("layer_norm", lambda x: gc.layer_norm(x, 4), lambda x: _jax_standardized(x, -1), _norm_rows),
+    Case("batch_norm", lambda x: gc.batch_norm(x, None, None, training=True), lambda x: _jax_standardized(x, 0),
+         lambda dt: [_norm_rows(dt)[0].T.copy()]),
     Case("softmax", gc.softmax, lambda x: jax.nn.softmax(x, axis=-1), _logits),
     Case("log_softmax", gc.log_softmax, lambda x: jax.nn.log_softmax(x, axis=-1), _logits),
     # Separately: a mean with the large losses of scaled logits would hide the shifted rows' errors.

@@ -89,6 +89,25 @@ def _logsumexp(x, axis=None, keepdims=False):
     return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
 
 
+def _standardized(x, axes, eps):
+    centred = x - np.mean(x, axis=axes, keepdims=True)
+    return centred / np.sqrt(np.var(x, axis=axes, keepdims=True) + eps)
+
+
+def _layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    k = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
+    y = _standardized(x, tuple(range(x.ndim - k, x.ndim)), eps)
+    return y * (1.0 if weight is None else weight) + (0.0 if bias is None else bias)
+
+
+def _batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Training mode with batch statistics only (the running statistics are state params: tests/test_ops_norm.py)."""
+    assert training and running_mean is None and running_var is None
+    channel = (x.shape[1],) + (1,) * (x.ndim - 2)
+    y = _standardized(x, (0,) + tuple(range(2, x.ndim)), eps)
+    return y * (1.0 if weight is None else weight.reshape(channel)) + (0.0 if bias is None else bias.reshape(channel))
+
+
 _DROPOUT_STREAM = 2  # the uniform node of a dropout case is the graph's third node (x0, x1, then it)
 
 
@@ -144,6 +163,8 @@ NP = SimpleNamespace(
     div_by_count=lambda x, dims: x * (1.0 / np.prod(dims) if np.prod(dims) else 0.0),
     uniform=_uniform,
     dropout=_dropout,
+    layer_norm=_layer_norm,
+    batch_norm=_batch_norm,
 )
 
 # --- inputs ---------------------------------------------------------------------
@@ -441,6 +462,17 @@ case("add_n", lambda m, x, y: m.add_n(x, x, x * y), A(3, 4), A(3, 4), label="fan
 case("div_by_count", lambda m, x: m.div_by_count(x, dims=(3, 4)), A(3, 4))
 case("div_by_count", lambda m, x: m.div_by_count(x, dims=(2, 0)), A(2,), label="(2,)-empty-count")
 case("div_by_count", lambda m, x: m.div_by_count(x, dims=(5,)) * x, A(3,), label="fanout")
+
+# --- normalisation (running statistics, eval mode and torch: tests/test_ops_norm.py) ---------------
+
+case("layer_norm", lambda m, x: m.layer_norm(x, 5), A(3, 5))
+case("layer_norm", lambda m, x, w, b: m.layer_norm(x, (3, 4), w, b, eps=1e-3), A(2, 3, 4), A(3, 4), A(3, 4),
+     label="(2,3,4)-affine")
+case("layer_norm", lambda m, x, w: m.layer_norm(x, [4], w) * x, A(3, 4), A(4), label="fanout")
+case("batch_norm", lambda m, x, w, b: m.batch_norm(x, None, None, w, b, training=True), A(6, 3), A(3), A(3))
+case("batch_norm", lambda m, x: m.batch_norm(x, None, None, training=True, eps=1e-3), A(2, 3, 2, 2))
+case("batch_norm", lambda m, x, b: m.batch_norm(x, None, None, None, b, training=True) * x, A(4, 3), A(3),
+     label="fanout")
 
 # --- random numbers: a pure function of an int key ---------------------------------------
 

@@ -40,7 +40,7 @@ from graphc.ir import Aval, Node, Value, is_int, is_real
 from graphc.ops import elementwise as E
 from graphc.ops import reduce as R
 from graphc.ops import shape as S
-from graphc.ops.core import Primitive, ShapeError, same_float_dtype
+from graphc.ops.core import Primitive, ShapeError, constant_node, same_float_dtype
 
 
 # --- the kernel both ops share --------------------------------------------------------------
@@ -115,6 +115,7 @@ def _check_affine_count(affine: Sequence[Aval], has_weight: bool, has_bias: bool
 
 
 def _affine_flops(ins: Sequence[Aval], out: Aval) -> int:
+    """Nine operations per element to standardise (two reductions, squares, four shifts and scalings), two per affine operand."""
     return (9 + 2 * (len(ins) - 1)) * out.size
 
 
@@ -331,17 +332,20 @@ def _check_momentum(momentum: Any) -> float:
     return float(momentum)
 
 
+def _already_updated(stat: Value, recorded: tuple[Node, Node]) -> GraphError:
+    return GraphError(
+        f"batch_norm: running statistic {stat.node.describe()} is updated already by batch-norm node "
+        f"{recorded[0].name!r} (training=True); give each batch_norm call in training its own running_mean "
+        "and running_var"
+    )
+
+
 def _record_state_update(stat: Value, new_value: Value, trigger: Value) -> None:
     """Record on the graph that programs reading ``trigger`` write ``new_value`` into ``stat``."""
-    pending = stat.graph.state_updates
     entry = (trigger.node, new_value.node)
-    recorded = pending.setdefault(stat.node, entry)  # atomic: two threads cannot both record one param
+    recorded = stat.graph.state_updates.setdefault(stat.node, entry)  # atomic: one record per param
     if recorded is not entry:
-        raise GraphError(
-            f"batch_norm: running statistic {stat.node.describe()} is updated already by batch-norm node "
-            f"{recorded[0].name!r} (training=True); give each batch_norm call in training its own running_mean "
-            "and running_var"
-        )
+        raise _already_updated(stat, recorded)
 
 
 def _input_value(input: Any) -> Value:  # noqa: A002
@@ -394,7 +398,11 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
                 "running_var must both be given (params with role='state'); or pass training=True"
             )
         return _batch_norm_eval(x, mean_stat, var_stat, weight, bias, eps, name)
-    rate = _check_momentum(momentum) if (mean_stat is not None or var_stat is not None) else 0.0
+    stats = [stat for stat in (mean_stat, var_stat) if stat is not None]
+    rate = _check_momentum(momentum) if stats else 0.0
+    for stat in stats:  # checked before either is recorded, so a failed call records nothing
+        if stat.node in x.graph.state_updates:
+            raise _already_updated(stat, x.graph.state_updates[stat.node])
     y = batch_norm_op(*operands, **attrs, name=name)
     axes = _batch_axes(x.ndim)
     if mean_stat is not None:
@@ -415,26 +423,24 @@ def _batch_norm_eval(x: Value, running_mean: Value, running_var: Value, weight: 
         raise GraphError(f"batch_norm: {err}") from None
     per_channel = _channel_shape(x.ndim, x.shape[1])
 
-    def channel(v: Any) -> Value:
-        v = v if isinstance(v, Value) else Value(_constant(x, v))
+    def vector(v: Any) -> Value:
+        """``v`` as a (C,) Value (a constant if given as numbers)."""
+        v = v if isinstance(v, Value) else Value(constant_node(x.graph, v, x.dtype, "batch_norm: weight or bias"))
         if v.shape != (x.shape[1],):
             raise GraphError(f"batch_norm: {v.node.describe()} must have shape ({x.shape[1]},), one value per "
                              f"channel of the input {x.node.describe()}")
+        return v
+
+    def broadcastable(v: Value) -> Value:
         return v if v.shape == per_channel else S.reshape(v, per_channel)
 
     scale = 1.0 / E.sqrt(running_var + eps)
     if weight is not None:
-        scale = scale * channel(weight)
-    centred = x - channel(running_mean)
+        scale = scale * vector(weight)
+    centred = x - broadcastable(running_mean)
     if bias is None:
-        return E.mul(centred, channel(scale), name=name)
-    return E.add(centred * channel(scale), channel(bias), name=name)
-
-
-def _constant(x: Value, value: Any) -> Node:
-    from graphc.ops.core import constant_node
-
-    return constant_node(x.graph, value, x.dtype, "batch_norm: weight or bias")
+        return E.mul(centred, broadcastable(scale), name=name)
+    return E.add(centred * broadcastable(scale), broadcastable(vector(bias)), name=name)
 
 
 # --- the updates programs take from the graph ------------------------------------------------
