@@ -93,6 +93,21 @@ fd_check(softplus, {})
 fd_check(smooth_leaky, {"alpha": 0.1})
 """
 
+# After docs/ops.md: the lookup's gradient against NumPy's scatter of the same cotangents.
+_OPS_CHECKS = """
+import numpy as np
+T, E = np.array([[1, 2, 2, 0, 3], [0, 9, 9, 4, 0]]), np.arange(40.0).reshape(10, 4)
+H = E[T]
+dH = np.zeros_like(H)
+dH[:, -1] += 2 * H[:, -1]
+dH[:, 0, ::2] += 2.0
+expected = np.zeros_like(E)
+np.add.at(expected, T, dH)
+expected[0] = 0
+assert np.isclose(loss_v, np.sum(H[:, -1] ** 2) + 2 * np.sum(H[:, 0, ::2]))
+np.testing.assert_allclose(d_v, expected)
+"""
+
 
 # After docs/ops.md: the CNN learns its batch and its plan holds the im2col scratch;
 # the batch-norm step's running statistics moved as torch moves them.

@@ -72,6 +72,20 @@ def _dropout(x, key, rate):
     return x * (_uniform(key, x.shape, x.dtype, stream=_DROPOUT_STREAM) > rate) / (1.0 - rate)
 
 
+def _getitem_grad(g, index, shape):
+    out = np.zeros(shape, dtype=g.dtype)
+    out[index] = g
+    return out
+
+
+def _scatter_add(g, indices, axis, shape, padding_idx=None):
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, (slice(None),) * axis + (indices,), g)
+    if padding_idx is not None:
+        out[(slice(None),) * axis + (padding_idx,)] = 0
+    return out
+
+
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
@@ -165,6 +179,11 @@ NP = SimpleNamespace(
     dropout=_dropout,
     layer_norm=_layer_norm,
     batch_norm=_batch_norm,
+    getitem=lambda x, key: x[key],
+    getitem_grad=_getitem_grad,
+    take=lambda a, indices, axis=None: np.take(a, indices, axis=axis),
+    embedding=lambda indices, weight, padding_idx=None: weight[indices],
+    scatter_add=_scatter_add,
 )
 
 # --- inputs ---------------------------------------------------------------------
@@ -432,6 +451,27 @@ case("pad_axis", lambda m, x: m.pad_axis(x, 0, 1, 2), A(3, 4))
 case("pad_axis", lambda m, x: m.pad_axis(x, 1, 0, 3), A(3, 4), label="(3,4)-axis=1")
 case("pad_axis", lambda m, x: m.pad_axis(x, -1, 2, 0), A(2, 3, 4), label="(2,3,4)-axis=-1")
 case("pad_axis", lambda m, x: m.pad_axis(x, 0, 1, 0) * m.pad_axis(x, 0, 0, 1), A(3, 2), label="fanout")
+
+case("getitem", lambda m, x: x[1], A(3, 4))
+case("getitem", lambda m, x: x[:, -1], A(3, 4), label="(3,4)-last-column")
+case("getitem", lambda m, x: x[::-2, 1:3, None], A(5, 4, 2), label="(5,4,2)-reversed-stepped-newaxis")
+case("getitem", lambda m, x: x[..., None, 0], A(2, 3), label="(2,3)-ellipsis")
+case("getitem", lambda m, x: x[1, 2], A(3, 4), label="(3,4)-element")
+case("getitem", lambda m, x: x[0] * x[1] + x[:, 1:] @ m.transpose(x[:, :-1]), A(3, 3), label="fanout")
+case("getitem_grad", lambda m, g: m.getitem_grad(g, (slice(1, 3), 0), (4, 2)), A(2))
+case("getitem_grad", lambda m, g: m.getitem_grad(g * g, (slice(None, None, -1), None), (3,)) * g[0], A(3, 1),
+     label="fanout")
+case("take", lambda m, x, i: m.take(x, i, axis=0), A(4, 3), L((5,), 4))
+case("take", lambda m, x, i: m.take(x, i, axis=1), A(2, 4, 3), L((2, 2), 4, "int32"), label="(2,4,3)-axis=1")
+case("take", lambda m, x, i: m.take(x, i), A(3, 2), L((4,), 6), label="(3,2)-flattened")
+case("take", lambda m, x, i: m.take(x, i, axis=0) * m.take(x, i, axis=0), A(3, 2), L((5,), 3), label="fanout")
+case("embedding", lambda m, w, i: m.embedding(i, w), A(5, 3), L((2, 4), 5))
+case("embedding", lambda m, w, i: m.embedding(i, w) * m.embedding(i, w)[..., :1], A(4, 2), L((6,), 4), label="fanout")
+case("scatter_add", lambda m, g, i: m.scatter_add(g, i, 0, (3, 2)), A(6, 2), L((6,), 3))
+case("scatter_add", lambda m, g, i: m.scatter_add(g, i, 1, (2, 3), padding_idx=1), A(2, 5), L((5,), 3),
+     label="(2,5)-axis=1-padding")
+case("scatter_add", lambda m, g, i: m.scatter_add(g, i, 0, (3,)) * m.scatter_add(g, i, 0, (3,)), A(4), L((4,), 3),
+     label="fanout")
 
 # --- softmax and the losses ----------------------------------------------------------------
 

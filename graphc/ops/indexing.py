@@ -43,7 +43,7 @@ def _no_flops(ins: Sequence[Aval], out: Aval, **attrs: Any) -> int:
 
 def _canonical_slice(bounds: tuple, length: int) -> tuple[int, int | None, int]:
     """``slice(*bounds)`` on an axis of ``length`` as ``(start, stop, step)``: the whole axis as
-    ``(0, None, 1)``, an empty slice as ``(0, 0, 1)``, else the first element, one past the last
+    ``(0, None, 1)`` (an empty axis too), another empty slice as ``(0, 0, 1)``, else the first element, one past the last
     (None when that is before element 0) and the step."""
     for what, bound in zip(("start", "stop", "step"), bounds):
         if bound is not None and not is_int(bound):
@@ -52,10 +52,10 @@ def _canonical_slice(bounds: tuple, length: int) -> tuple[int, int | None, int]:
         raise ShapeError("slice step cannot be zero")
     start, stop, step = slice(*bounds).indices(length)
     count = len(range(start, stop, step))
+    if count == length and (step == 1 or length <= 1):
+        return _WHOLE
     if count == 0:
         return (0, 0, 1)
-    if step == 1 and start == 0 and count == length:
-        return _WHOLE
     last = start + (count - 1) * step
     end = last + (1 if step > 0 else -1)
     return (int(start), None if end < 0 else int(end), int(step))
@@ -139,24 +139,29 @@ def _getitem_vjp(g: Value, y: Value, x: Value, index: tuple) -> Value:
 
 
 def getitem_keeps_contiguous(x: Aval, y: Aval, index: tuple) -> bool:
-    """Whether ``x[index]`` of a C-contiguous x is C-contiguous (conservatively): every axis
-    before the first one that is sliced in part is picked or has length 1, and every axis
-    after it is whole."""
+    """Whether ``x[index]`` of a C-contiguous x is C-contiguous, by NumPy's rule: with x's
+    strides (in elements) scaled by each slice's step, every axis of length > 1 has the
+    stride of the axes after it times their lengths (an empty result is contiguous)."""
+    x_strides = [1] * x.ndim
+    for axis in range(x.ndim - 2, -1, -1):
+        x_strides[axis] = x_strides[axis + 1] * x.shape[axis + 1]
+    dims = []  # (length, stride) of each axis of the result
     axis = 0
-    partial_seen = False
     for entry in index:
         if entry is None:
+            dims.append((1, 0))
             continue
-        length = x.shape[axis]
-        whole = entry == _WHOLE or (isinstance(entry, (tuple, list)) and _slice_length(entry, length) == length
-                                    and entry[2] == 1)
-        if partial_seen and not (whole or length == 1):
-            return False
-        if isinstance(entry, (tuple, list)) and not whole:
-            if entry[2] != 1 and _slice_length(entry, length) > 1:
-                return False
-            partial_seen = True
+        if isinstance(entry, (tuple, list)):
+            dims.append((_slice_length(entry, x.shape[axis]), x_strides[axis] * entry[2]))
         axis += 1
+    if any(length == 0 for length, _ in dims):
+        return True
+    expected = 1
+    for length, stride in reversed(dims):
+        if length != 1:
+            if stride != expected:
+                return False
+            expected *= length
     return True
 
 
@@ -195,7 +200,7 @@ getitem_grad_op = Primitive(
     infer=_getitem_grad_aval,
     normalize=_getitem_grad_normalize,
     kernel=_getitem_grad_kernel,
-    vjp=[lambda gg, y, g, index, shape: getitem(gg, index)],
+    vjp=[lambda gg, y, g, index, shape: getitem_op(gg, index=index)],
     flops=_no_flops,
     shape_attrs=frozenset({"shape"}),
     doc="Zeros of ``shape`` with g at ``[index]`` (the transpose of getitem).  J^T: gg[index].",
@@ -221,9 +226,31 @@ def indices_out_of_range(indices: np.ndarray, length: int, axis: int, negative: 
     low = -length if negative else 0
     if indices.size and (np.minimum.reduce(indices, axis=None) < low or np.maximum.reduce(indices, axis=None) >= length):
         bad = indices[(indices < low) | (indices >= length)]
-        return (f"indices must lie in [{low}, {length}) for axis {axis} of length {length}, got {bad.size} outside "
-                f"(e.g. {bad.flat[0]}); fix the indices fed")
+        return f"indices must lie in [{low}, {length}) for axis {axis} of length {length}, got {bad.size} outside (e.g. {bad.flat[0]})"
     return None
+
+
+def _fed_indices_out_of_range(indices: np.ndarray, length: int, axis: int, negative: bool = True) -> str | None:
+    """:func:`indices_out_of_range` as the run-time check says it."""
+    why = indices_out_of_range(indices, length, axis, negative)
+    return None if why is None else why + "; fix the indices fed"
+
+
+def _check_constant_indices(where: str, source: Value, indices: Any, axis: Any, negative: bool = True) -> None:
+    """Indices given as numbers are checked against the axis when the node is built; a malformed
+    axis or index array is left to the op's shape rule, which says what is wrong."""
+    if isinstance(indices, Value) or source.ndim == 0:
+        return
+    try:
+        axis = normalize_axis(axis, source.ndim)
+        array = np.asarray(indices)
+    except (ShapeError, ValueError, TypeError):
+        return
+    length = source.shape[axis]
+    if array.dtype.kind in "iu" and length is not None:
+        why = indices_out_of_range(array, length, axis, negative)
+        if why is not None:
+            raise GraphError(f"{where}: {why}; fix the indices")
 
 
 def _take_normalize(a: Aval, indices: Aval, axis: Any) -> dict[str, Any]:
@@ -251,7 +278,7 @@ take_op = Primitive(
     vjp=[lambda g, y, a, indices, axis: scatter_add(g, indices, axis, a.shape), ZERO],
     flops=_no_flops,
     int_operands=frozenset({1}),
-    check_operands=lambda a, indices, axis: indices_out_of_range(indices, a.shape[axis], axis),
+    check_operands=lambda a, indices, axis: _fed_indices_out_of_range(indices, a.shape[axis], axis),
     doc="a's elements at int indices along an axis (numpy.take).  J^T: scatter-add of g at the indices.",
 )
 
@@ -271,6 +298,7 @@ def take(a: Any, indices: Any, axis: int | None = None, name: str | None = None)
         from graphc.ops.shape import reshape
 
         a, axis = reshape(a, (-1,)), 0
+    _check_constant_indices(f"take from {a.node.describe()}", a, indices, axis)
     return take_op(a, indices, axis=axis, name=name)
 
 
@@ -304,7 +332,7 @@ embedding_op = Primitive(
     vjp=[ZERO, lambda g, y, input, weight, padding_idx: scatter_add(g, input, 0, weight.shape, padding_idx)],
     flops=_no_flops,
     int_operands=frozenset({0}),
-    check_operands=lambda input, weight, padding_idx: indices_out_of_range(input, weight.shape[0], 0, negative=False),
+    check_operands=lambda input, weight, padding_idx: _fed_indices_out_of_range(input, weight.shape[0], 0, negative=False),
     doc="weight's rows at int input (torch's embedding).  J^T: scatter-add of g into rows, none into padding_idx.",
 )
 
@@ -316,6 +344,8 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None, name: str
     (checked when the program runs). The row ``padding_idx`` (negative counts from
     the end) is looked up like any other but receives no gradient.
     """
+    if isinstance(weight, Value):
+        _check_constant_indices(f"embedding from {weight.node.describe()}", weight, input, 0, negative=False)
     return embedding_op(input, weight, padding_idx=padding_idx, name=name)
 
 
@@ -337,7 +367,10 @@ def _scatter_aval(g: Aval, indices: Aval, axis: int, shape: tuple[int, ...], pad
     return Aval(shape, g.dtype)
 
 
-_SPARSE_FROM = 4096  # elements of g from which the sparse product beats np.add.at (benchmarks/scatter_add.py)
+# From these sizes the sparse product beats np.add.at (benchmarks/scatter_add.py); np.add.at has a
+# fast path for single elements (width 1), where it is ten times faster than the product.
+_SPARSE_FROM_ELEMENTS = 4096
+_SPARSE_FROM_WIDTH = 8
 
 
 def _scatter_rows(out: np.ndarray, g: np.ndarray, indices: np.ndarray) -> None:
@@ -345,7 +378,7 @@ def _scatter_rows(out: np.ndarray, g: np.ndarray, indices: np.ndarray) -> None:
     (row i holds a 1 in each column k with indices[k] = i) with g's rows.
 
     np.add.at applies one row at a time; the sparse product is one compiled loop
-    (3 to 17 times faster for embedding-sized rows, see benchmarks/scatter_add.py).
+    (1.3 to 10 times faster for embedding-sized rows, see benchmarks/scatter_add.py).
     """
     from scipy.sparse import csr_matrix
 
@@ -361,11 +394,12 @@ def _scatter_rows(out: np.ndarray, g: np.ndarray, indices: np.ndarray) -> None:
 
 def _scatter_kernel(out: np.ndarray, g: np.ndarray, indices: np.ndarray, axis: int, shape: tuple[int, ...],
                     padding_idx: int | None) -> None:
-    if axis == 0 and g.size >= _SPARSE_FROM and out.flags.c_contiguous and out.size:
+    width = out.size // out.shape[0] if out.size else 0
+    if axis == 0 and g.size >= _SPARSE_FROM_ELEMENTS and width >= _SPARSE_FROM_WIDTH and out.flags.c_contiguous:
         _scatter_rows(out, g, indices)
     else:
         out[...] = 0
-        np.add.at(out, (slice(None),) * axis + (indices,), g)
+        np.add.at(out, (slice(None),) * axis + (indices,) if axis else indices, g)  # a bare array: NumPy's fast path
     if padding_idx is not None:
         out[(slice(None),) * axis + (padding_idx,)] = 0
 
@@ -389,7 +423,7 @@ scatter_add_op = Primitive(
     vjp=[_scatter_vjp, ZERO],
     flops=lambda ins, out, **attrs: ins[0].size,
     int_operands=frozenset({1}),
-    check_operands=lambda g, indices, axis, shape, padding_idx: indices_out_of_range(indices, shape[axis], axis),
+    check_operands=lambda g, indices, axis, shape, padding_idx: _fed_indices_out_of_range(indices, shape[axis], axis),
     shape_attrs=frozenset({"shape"}),
     doc="Zeros of ``shape`` plus g added at the indices along an axis (repeats add; padding_idx stays 0).  "
         "J^T: gg taken at the indices.",
@@ -470,10 +504,14 @@ def getitem(x: Any, key: Any, name: str | None = None) -> Value:
             "axis with an array, or flatten the axes first: gc.take(x.reshape(-1, ...), rows * n + cols, axis=0)"
         )
     if not gathers:
-        return getitem_op(x, index=tuple(entries), name=name)
+        return _basic_index(x, entries, name)
     position, indices = gathers[0]
     entries[position] = slice(None)
-    basic = getitem_op(x, index=tuple(entries)) if entries != [slice(None)] else x
+    whole = all(e is Ellipsis or e == slice(None) for e in entries)
+    basic = x if whole else _basic_index(x, entries, None)
+    source_axis = _source_axes(entries, x.ndim)[position]
+    _check_constant_indices(f"x[...] of {x.node.describe()}: the gather along axis {source_axis}", x, indices,
+                            source_axis)
     axis = sum(_result_dims(entries, x.ndim)[:position])
     width = np.ndim(indices) if not isinstance(indices, Value) else indices.ndim  # the gathered dimensions
     if not (_gathered_first(entries, position) and axis and width):
@@ -483,6 +521,39 @@ def getitem(x: Any, key: Any, name: str | None = None) -> Value:
     gathered = take_op(basic, indices, axis=axis)
     order = list(range(axis, axis + width)) + [d for d in range(gathered.ndim) if not axis <= d < axis + width]
     return transpose(gathered, tuple(order), name=name)
+
+
+def _source_axes(entries: Sequence[Any], ndim: int) -> list[int | None]:
+    """The axis of x each entry reads (None for None and ...)."""
+    consumed = sum(e is not None and e is not Ellipsis for e in entries)
+    axes: list[int | None] = []
+    axis = 0
+    for entry in entries:
+        if entry is Ellipsis:
+            axes.append(None)
+            axis += max(ndim - consumed, 0)
+        elif entry is None:
+            axes.append(None)
+        else:
+            axes.append(axis)
+            axis += 1
+    return axes
+
+
+def _basic_index(x: Value, entries: list, name: str | None) -> Value:
+    """The view ``x[entries]``; on a batch axis (None) only a whole slice keeps the batch."""
+    try:
+        return getitem_op(x, index=tuple(entries), name=name)
+    except GraphError:
+        if x.aval.has_batch:
+            for entry, axis in zip(entries, _source_axes(entries, x.ndim)):
+                if axis is not None and axis < x.ndim and x.shape[axis] is None and entry != slice(None):
+                    raise GraphError(
+                        f"x[...] of {x.node.describe()}: entry {entry!r:.40} indexes axis {axis}, the batch axis "
+                        "(None), whose size is known only when a run gives it; keep it whole (:) and index the "
+                        "other axes, or index the program specialised for a size (prog.specialize(size))"
+                    ) from None
+        raise
 
 
 def _gathered_first(entries: Sequence[Any], position: int) -> bool:
