@@ -93,7 +93,9 @@ fd_check(softplus, {})
 fd_check(smooth_leaky, {"alpha": 0.1})
 """
 
-# After docs/ops.md: the lookup's gradient against NumPy's scatter of the same cotangents.
+# After docs/ops.md: the CNN learns its batch and its plan holds the im2col scratch; the
+# lookup's gradient against NumPy's scatter of the same cotangents; the batch-norm step's
+# running statistics moved as torch moves them.
 _OPS_CHECKS = """
 import numpy as np
 T, E = np.array([[1, 2, 2, 0, 3], [0, 9, 9, 4, 0]]), np.arange(40.0).reshape(10, 4)
@@ -106,15 +108,8 @@ np.add.at(expected, T, dH)
 expected[0] = 0
 assert np.isclose(loss_v, np.sum(H[:, -1] ** 2) + 2 * np.sum(H[:, 0, ::2]))
 np.testing.assert_allclose(d_v, expected)
-"""
-
-
-# After docs/ops.md: the CNN learns its batch and its plan holds the im2col scratch;
-# the batch-norm step's running statistics moved as torch moves them.
-_OPS_CHECKS = """
 assert losses[-1] < 0.8 * losses[0], losses
 assert any(b.kind == "scratch" for b in prog.plan.buffers)
-import numpy as np
 with gc.Graph("same-init"):
     w0 = gc.param("w", (8, 4)).value  # the initial value: seeded by the name
 h = X.astype(np.float64) @ w0.astype(np.float64)
