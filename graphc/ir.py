@@ -209,6 +209,8 @@ def current_graph() -> "Graph":
 
 
 SCOPE_SEPARATOR = "/"
+TOP_LEVEL = "(top level)"
+"""How listings and reports name the scope ``""``, outside every :func:`scope`."""
 
 
 def check_scope_name(name: Any) -> str:
@@ -216,10 +218,11 @@ def check_scope_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise GraphError(f"gc.scope: the name must be a non-empty string, got {name!r:.60}; write gc.scope('block3')")
     if SCOPE_SEPARATOR in name:
-        parts = " and ".join(repr(p) for p in name.split(SCOPE_SEPARATOR) if p) or "names"
+        names = [n for n in name.split(SCOPE_SEPARATOR) if n]
+        nest = f"nest one `with gc.scope(...)` per name ({' and '.join(map(repr, names))}) or " if len(names) > 1 else ""
         raise GraphError(
             f"gc.scope: the name {name!r:.60} holds '/', which joins the names of nested scopes; "
-            f"nest one `with gc.scope(...)` per name ({parts}) or choose a name without '/'"
+            f"{nest}choose a name without '/'"
         )
     return name
 
@@ -278,6 +281,14 @@ def _scope(name: str) -> Iterator[str]:
         yield path
 
 
+class _ThreadState(threading.local):
+    """What one thread has open in one graph; the class attributes are every thread's defaults
+    (reading a default costs no AttributeError, which ``getattr(local, name, default)`` would)."""
+
+    scope = ""  # the path of the open gc.scope
+    recording: list | None = None  # the nodes a Graph.record() block collects
+
+
 class Graph:
     """A DAG of φ nodes. A context manager: nodes built inside belong to it.
 
@@ -305,7 +316,7 @@ class Graph:
         # statistics): state param -> (the node whose computation triggers it, its new value).
         self.state_updates: dict[Node, tuple[Node, Node]] = {}
         self._lock = threading.Lock()
-        self._thread_state = threading.local()  # the recorder of this thread, if any
+        self._thread_state = _ThreadState()  # this thread's recorder and scope
         self._recorders = 0  # recorders open in any thread: add() looks up its thread's only then
 
     @property
@@ -319,7 +330,7 @@ class Graph:
     @property
     def current_scope(self) -> str:
         """The path of the scope this thread builds this graph's nodes in (``""``: top level)."""
-        return getattr(self._thread_state, "scope", "")
+        return self._thread_state.scope
 
     @contextlib.contextmanager
     def at_scope(self, path: str) -> Iterator[str]:
@@ -329,7 +340,7 @@ class Graph:
         gradient node in the scope of the forward node it differentiates.
         """
         state = self._thread_state
-        outer = getattr(state, "scope", "")
+        outer = state.scope
         state.scope = path
         try:
             yield path
@@ -370,7 +381,7 @@ class Graph:
             if op.with_node_id is not None:
                 attrs = op.with_node_id(attrs, node_id)
             node = Node(self, op, inputs, attrs, aval, name or f"{op.name}_{node_id}", node_id)
-            node.scope = getattr(self._thread_state, "scope", "")
+            node.scope = self._thread_state.scope
             if op.name in ("input", "param"):
                 table = self.inputs if op.name == "input" else self.params
                 if node.name in self.inputs or node.name in self.params:
@@ -457,6 +468,11 @@ class Value:
     def role(self) -> str | None:
         """A param's role, ``"param"`` (trained) or ``"state"`` (optimizer state); None for other nodes."""
         return self.node.role
+
+    @property
+    def scope(self) -> str:
+        """The path of the :func:`scope` blocks the node was built in (``"encoder/block3"``; ``""`` at top level)."""
+        return self.node.scope
 
     @property
     def T(self) -> "Value":

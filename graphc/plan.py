@@ -22,7 +22,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import Aval, Node, dtype_name
+from graphc.ir import TOP_LEVEL, Aval, Node, dtype_name
 from graphc.memory import MemoryPlan
 from graphc.memory.analysis import is_copying_view
 from graphc.ops.core import registered
@@ -255,10 +255,17 @@ def load_plan_document(doc: dict[str, Any]) -> "Plan":
 def _with_scopes(doc: dict[str, Any]) -> dict[str, Any]:
     """A version-3 document as version 4: every instruction at the top-level scope ``""`` (version 3 had none)."""
     instructions = doc["instructions"]
-    if isinstance(instructions, list):
-        instructions = [{**raw, "scope": ""} if isinstance(raw, dict) and "scope" not in raw else raw
-                        for raw in instructions]
-    return {**doc, "version": VERSION, "instructions": instructions}
+    if not isinstance(instructions, list):
+        return doc  # the field checks say what is wrong
+    upgraded = []
+    for index, raw in enumerate(instructions):
+        if isinstance(raw, dict):
+            if "scope" in raw:
+                raise _damaged(f"instructions[{index}]", "has the field 'scope', which plans of version 3 do not have "
+                                                         "(scopes came with version 4)")
+            raw = {**raw, "scope": ""}
+        upgraded.append(raw)
+    return {**doc, "version": VERSION, "instructions": upgraded}
 
 
 def plan_from_document(doc: dict[str, Any]) -> "Plan":
@@ -517,10 +524,6 @@ def _fmt_buffer(b: Buffer) -> str:
 
 def _fmt_attrs(attrs: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in attrs.items())
-
-
-TOP_LEVEL = "(top level)"
-"""How listings and reports name the scope ``""``."""
 
 
 def instruction_text(plan: Plan, index: int, width: int = 1) -> str:

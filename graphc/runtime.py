@@ -335,7 +335,7 @@ def check_feeds_mapping(feeds: Any) -> Mapping[str, Any]:
 
 
 def instruction_line(plan: Plan, index: int) -> str:
-    """The listing line of instruction ``index`` (one line per instruction, before the outputs line)."""
+    """The listing's line of instruction ``index``, its runs of spaces made one."""
     return " ".join(instruction_text(plan, index).split())
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
 from graphc.dataflow import Dataflow
-from graphc.ir import Aval, Node
+from graphc.ir import TOP_LEVEL, Aval, Node
 from graphc.memory.analysis import (
     ALIGNMENT,
     Interval,
@@ -132,10 +132,6 @@ def peak_by_kind(intervals: Sequence[Interval], live: Sequence[int], roles: dict
             role = "scratch" if isinstance(iv.key, tuple) else roles[iv.key]
             by_kind[PEAK_KINDS[role]] += iv.nbytes
     return peak, by_kind
-
-
-TOP_LEVEL = "(top level)"
-"""How the report names the scope ``""``."""
 
 
 def peak_by_scope(intervals: Sequence[Interval], peak: int, order: Sequence[Node],
