@@ -23,7 +23,7 @@ from functools import cached_property
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -107,6 +107,8 @@ class AdjointInfo:
     consumer: "Node | None" = None
 
 
+_FILL_LOCK = threading.Lock()
+
 SOURCE_KINDS = ("input", "param", "const")
 """The kinds of source node: fed at each run, stored (and updated by plans), and constant."""
 
@@ -121,14 +123,18 @@ class Node:
     of :data:`SOURCE_KINDS` for a source, which has no op (``op`` is None) and no
     inputs: ``"input"`` (fed at each run), ``"param"`` (a stored value) or
     ``"const"``. ``data`` holds the array of a constant (read-only) or the stored
-    value of a param (updated in place by compiled ``updates``). ``role`` says
+    value of a param (updated in place by compiled ``updates``); a param
+    initialised by one of graphc's own initialisers is filled when ``data`` is
+    first read, so a model of 10^8 parameters is built and planned without
+    allocating them. ``role`` says
     what a param's stored value is for: ``"param"`` (trained) or ``"state"``
     (stored and updated by plans, never trained: an optimizer's moments); None
     for every node that is no param. ``scope`` is the path of the :func:`scope`
     blocks the node was built in (``"encoder/block3"``; ``""`` at top level).
     """
 
-    __slots__ = ("id", "kind", "op", "inputs", "attrs", "aval", "name", "graph", "data", "adjoint", "recompute_of", "role", "scope")
+    __slots__ = ("id", "kind", "op", "inputs", "attrs", "aval", "name", "graph", "adjoint", "recompute_of", "role", "scope",
+                 "_data", "_fill")
 
     def __init__(
         self,
@@ -149,11 +155,29 @@ class Node:
         self.aval = aval
         self.name = name
         self.id = node_id
-        self.data: np.ndarray | None = None
+        self._data: np.ndarray | None = None
+        self._fill: Callable[[], np.ndarray] | None = None  # computes a lazily initialised param's data
         self.adjoint: AdjointInfo | None = None
         self.recompute_of: Node | None = None  # set on compile-time clones that recompute a forward node
         self.role: str | None = None  # set by gc.param: "param" or "state"
         self.scope = ""  # set by Graph.add from the scope open in the building thread
+
+    @property
+    def data(self) -> np.ndarray | None:
+        """The stored array, computed on first read when the node was given a deferred fill."""
+        if self._fill is not None:
+            with _FILL_LOCK:  # two threads reading at once must get the same array
+                if self._fill is not None:
+                    self._data, self._fill = self._fill(), None
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray | None) -> None:
+        self._data, self._fill = array, None
+
+    def defer_data(self, fill: Callable[[], np.ndarray]) -> None:
+        """Let ``fill()`` compute ``data`` when it is first read (it must not fail)."""
+        self._data, self._fill = None, fill
 
     @property
     def shape(self) -> tuple[int, ...]:

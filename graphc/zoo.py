@@ -14,7 +14,10 @@ The builders:
 - :func:`residual_mlp` — skip adds ``h ← h + relu(h·W + b)``;
 - :func:`unet` — a U-Net on 1-D signals: pooling down, repeating up, long skips by concat;
 - :func:`attention` — self-attention, ``softmax(q kᵀ/√d) v``, with a residual;
-- :func:`random_dag` — random layered DAGs with fan-out and skips.
+- :func:`random_dag` — random layered DAGs with fan-out and skips;
+- the published architectures of :mod:`graphc.models`, at their published
+  sizes by default: :func:`vgg16`, :func:`resnet18`, :func:`resnet50`,
+  :func:`unet2d`, :func:`gpt2`.
 
 :data:`ZOO` names the standard instances; every entry returns values with at
 least ``"loss"`` (a scalar) and ``"params"``. :func:`training_outputs` gives
@@ -60,6 +63,7 @@ from graphc.ops import (
     tanh,
     transpose,
 )
+from graphc.models import gpt2, resnet18, resnet50, unet2d, vgg16  # noqa: F401  (re-exported)
 
 
 def seed_dag(batch: int = 8, features: int = 4, dtype: Any = "float32") -> tuple[Graph, dict[str, Value]]:
@@ -510,7 +514,8 @@ def label_classes(graph: Graph, label: Node) -> int | None:
 
     Each op that reads indices says the range they index (``Primitive.index_bound``):
     ``softmax_cross_entropy(logits, labels)`` indexes ``logits.shape[-1]`` classes,
-    ``one_hot(labels, classes)`` ``classes``; None if no consumer tells.
+    ``one_hot(labels, classes)`` ``classes``, ``embedding(tokens, weight)`` ``weight.shape[0]``
+    rows; None if no consumer tells.
     """
     for node in graph.nodes:
         if node.op is None or node.op.index_bound is None:

@@ -6,13 +6,15 @@ has no inputs, and the plan gives it a buffer of its kind instead of an instruct
 
 from __future__ import annotations
 
+import math
 import zlib
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from graphc.errors import GraphError
-from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, check_name, current_graph, is_int
+from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, check_name, current_graph, is_int, is_real
 from graphc.ops.core import ShapeError, as_dtype, as_shape, constant_node
 
 __all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
@@ -70,6 +72,33 @@ def default_init(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generat
     return np.zeros(shape, dtype)
 
 
+@dataclass(frozen=True)
+class NormalInit:
+    """``init=NormalInit(std)``: draws from N(mean, std²), e.g. He's std = √(2 / fan) for a ReLU layer.
+
+    The published models use it (GPT-2's std 0.02; ResNet's and VGG's He init).
+    Like :func:`default_init` it is graphc's own, so the param's array is only
+    drawn when first read: building a model of 10^8 parameters allocates none.
+    """
+
+    std: float
+    mean: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (is_real(self.std) and is_real(self.mean) and math.isfinite(self.std) and math.isfinite(self.mean)
+                and self.std >= 0):
+            raise GraphError(f"NormalInit(std={self.std!r}, mean={self.mean!r}): give a finite std >= 0 and a finite mean")
+
+    def __call__(self, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+        draws = rng.standard_normal(size=shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+        return (draws * self.std + self.mean).astype(dtype, copy=False)
+
+
+def _is_deferrable(init: Any) -> bool:
+    """Whether ``init`` is one of graphc's initialisers, which give finite arrays of the right shape."""
+    return init is None or init is default_init or init is glorot_uniform or isinstance(init, NormalInit)
+
+
 PARAM_ROLES = ("param", "state")
 """What a param's stored array is for: trained (``"param"``), or kept and updated by plans (``"state"``)."""
 
@@ -90,8 +119,12 @@ def param(
     ``init`` is an array (copied), a number (filled), or a callable
     ``init(shape, dtype, rng)``; by default :func:`default_init` with a
     generator seeded from ``seed`` or, when none is given, from the name, so a
-    graph is built the same way every time. Compiled ``updates`` write the
-    stored array in place, and every program of the graph sees the new value.
+    graph is built the same way every time. graphc's own initialisers
+    (:func:`default_init`, :func:`glorot_uniform`, :class:`NormalInit`) run when
+    the stored value is first read (a run, ``.value``, saving), not when the
+    param is built, so building and planning a large model allocates nothing;
+    any other init runs, and is checked, at once. Compiled ``updates`` write
+    the stored array in place, and every program of the graph sees the new value.
 
     ``role`` says what the stored array is for: ``"param"`` (the default) is
     trained; ``"state"`` is stored and updated by plans but never trained, as
@@ -111,10 +144,15 @@ def param(
     aval = Aval(_check_shape("param", name, shape), _check_dtype("param", name, dtype, FLOAT_DTYPES))
     if seed is not None and not (is_int(seed) and seed >= 0):
         raise GraphError(f"param {name!r}: seed must be an int >= 0 or None, got {seed!r}")
-    rng = np.random.default_rng(zlib.crc32(name.encode()) if seed is None else int(seed))
-    data = _initial_value(name, aval, default_init if init is None else init, rng)
-    node = graph.add_source("param", aval, name)
-    node.data = data
+    rng_seed = zlib.crc32(name.encode()) if seed is None else int(seed)
+    init = default_init if init is None else init
+    if _is_deferrable(init):
+        node = graph.add_source("param", aval, name)
+        node.defer_data(lambda: _initial_value(name, aval, init, np.random.default_rng(rng_seed)))
+    else:
+        data = _initial_value(name, aval, init, np.random.default_rng(rng_seed))
+        node = graph.add_source("param", aval, name)
+        node.data = data
     node.role = role
     return Value(node)
 
