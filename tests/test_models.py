@@ -41,11 +41,11 @@ def test_zoo_reexports_the_published_architectures():
 
 def test_blocks_are_built_in_named_scopes():
     graph, _ = models.resnet18(batch=2, image=32, classes=2, width=1 / 16)
-    conv_scopes = {node.scope for node in graph.nodes if node.op.name == "conv2d"}
+    conv_scopes = {node.scope for node in graph.nodes if node.op_name == "conv2d"}
     blocks = {f"layer{stage}/block{index}" for stage in range(1, 5) for index in range(2)}
     assert conv_scopes == {"stem"} | blocks
     graph, _ = models.gpt2(batch=1, layers=2, width=8, heads=2, context=4, vocab=5)
-    assert {node.scope for node in graph.nodes if node.op.name == "layer_norm"} == {"block0", "block1", "head"}
+    assert {node.scope for node in graph.nodes if node.op_name == "layer_norm"} == {"block0", "block1", "head"}
 
 
 # --- small configurations ------------------------------------------------------------------------------------
