@@ -81,3 +81,13 @@ def test_normal_init_draws_with_its_mean_and_std():
     values = w.value
     assert values.dtype == np.float64
     assert abs(values.mean() - 0.1) < 0.001 and abs(values.std() - 0.02) < 0.001
+
+
+def test_default_init_of_a_conv_weight_counts_the_kernel_in_its_fans():
+    """A conv2d weight (O, C, kH, kW) is Glorot-uniform with torch's fans, C·kH·kW in and
+    O·kH·kW out, not the (kH, kW) of its last two axes (which gave U(-1, 1) for 3×3)."""
+    with gc.Graph("conv-init"):
+        w = gc.param("w", (16, 3, 3, 3), dtype="float64")
+    limit = np.sqrt(6.0 / (3 * 9 + 16 * 9))
+    assert np.abs(w.value).max() <= limit
+    assert np.abs(w.value).max() > 0.9 * limit  # 432 draws reach near the bound

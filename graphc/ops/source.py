@@ -58,15 +58,27 @@ def input(name: str, shape: Sequence[int | None], dtype: Any = "float32") -> Val
     return Value(graph.add_source("input", aval, name))
 
 
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight: ``(in, out)`` for a matrix used as ``x @ W`` and for
+    stacks of them (3-D); ``(C·kH·kW, O·kH·kW)`` for conv2d's ``(O, C/groups, kH, kW)``
+    (4-D and more, as torch counts a convolution's fans)."""
+    if len(shape) < 2:
+        return 1, 1
+    if len(shape) <= 3:
+        return shape[-2], shape[-1]
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
 def glorot_uniform(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
-    """U(-a, a) with a = √(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
-    fan_in, fan_out = (shape[-2], shape[-1]) if len(shape) >= 2 else (1, 1)
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    """U(-a, a) with a = √(6 / (fan_in + fan_out)) (Glorot & Bengio 2010), fans by :func:`_fans`."""
+    fan_in, fan_out = _fans(shape)
+    limit = np.sqrt(6.0 / max(fan_in + fan_out, 1))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
 def default_init(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
-    """Glorot-uniform for matrices (and stacks of them), zeros for vectors and scalars."""
+    """Glorot-uniform for matrices, stacks of them and conv2d weights; zeros for vectors and scalars."""
     if len(shape) >= 2:
         return glorot_uniform(shape, dtype, rng)
     return np.zeros(shape, dtype)
