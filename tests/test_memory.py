@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -16,6 +15,8 @@ from graphc.memory.analysis import Interval, align
 from graphc.memory.placement import _Placed, arena_bytes, greedy_by_size
 from graphc.plan import TEMP
 from graphc.validate import validate
+
+from allocation import run_peak
 
 
 def _seed_training_program(**kwargs) -> tuple[gc.Program, dict]:
@@ -201,18 +202,6 @@ def test_no_in_place_through_a_transposed_view():
 # --- the runtime allocates nothing but its outputs ---------------------------------------------
 
 
-def _run_peak(prog: gc.Program, feeds: dict) -> tuple[int, int]:
-    prog.run(feeds)  # warm-up
-    tracemalloc.start()
-    try:
-        outputs = prog.run(feeds)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    outputs = outputs if isinstance(outputs, list) else [outputs]
-    return peak, sum(o.nbytes for o in outputs)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_training_step_allocates_only_its_outputs(dtype):
     g, v = zoo.mlp(64, dtype=dtype)
@@ -220,14 +209,14 @@ def test_a_training_step_allocates_only_its_outputs(dtype):
     prog = gc.compile([v["loss"], *grads], updates=gc.sgd(v["loss"], v["params"], 0.01))
     rng = np.random.default_rng(0)
     feeds = {"x": rng.random((64, 64)).astype(dtype), "y": rng.integers(0, 10, 64)}
-    peak, out_bytes = _run_peak(prog, feeds)
+    peak, out_bytes = run_peak(prog, feeds)
     assert prog.memory.planned_bytes > 64 * 1024  # the arena itself would not fit in the slack
     assert peak <= out_bytes + 64 * 1024
 
 
 def test_the_seed_dag_allocates_only_its_outputs():
     prog, feeds = _seed_training_program()
-    peak, out_bytes = _run_peak(prog, feeds)
+    peak, out_bytes = run_peak(prog, feeds)
     assert peak <= out_bytes + 64 * 1024
 
 
