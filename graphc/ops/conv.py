@@ -552,29 +552,52 @@ def _max_pool_normalize(x: Aval, kernel_size: Any, stride: Any = None, padding: 
 
 
 def _max_pool_scratch(x: Aval, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool) -> list[Aval]:
-    """[padded x] for a chunk of images (if padded)."""
+    """[padded x] for a block of planes (if padded)."""
     _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    return _chunked(x.shape[0], _padded_scratch(_per_image(x, 1), pads))
+    return _chunked(x, _padded_scratch(_plane(x), pads))
 
 
-def _chunked(batch: int, per_image: list[Aval]) -> list[Aval]:
-    """Scratch avals of one image each, for the chunk of images that fits the bound (:func:`batch_chunk`)."""
-    chunk = batch_chunk(batch, sum(a.nbytes for a in per_image))
-    return [_per_image(a, chunk) for a in per_image]
+def _plane(aval: Aval) -> Aval:
+    """One channel of one image of ``aval`` (N, C, H, W): (1, 1, H, W)."""
+    return Aval((1, 1, *aval.shape[2:]), aval.dtype)
 
 
-def _chunk_of(scratch: Sequence[np.ndarray], batch: int) -> int:
-    """The images a kernel takes at a time: its batched scratch's, or the whole batch if it has none."""
-    return scratch[0].shape[0] if scratch else batch
+def _chunked(images: Aval, per_plane: list[Aval]) -> list[Aval]:
+    """Scratch avals of one plane each (:func:`_plane`), for the block of planes that fits the bound.
+
+    A pool treats each (image, channel) plane alone, so its block is (B, C), B images of
+    all channels, when one image's planes fit ``SCRATCH_BOUND_BYTES``, else (1, K), K
+    channels of one image: the scratch of a block stays in a core's cache at any size.
+    """
+    batch, channels = images.shape[:2]
+    planes = max(1, SCRATCH_BOUND_BYTES // max(sum(a.nbytes for a in per_plane), 1))
+    block = (min(batch, planes // channels), channels) if planes >= channels else (1, planes)
+    return [Aval((*block, *a.shape[2:]), a.dtype) for a in per_plane]
+
+
+Block = tuple[slice, slice]
+
+
+def _blocks(images: np.ndarray, block: Sequence[int]) -> list[Block]:
+    """The (images, channels) slices of ``images`` (N, C, ...) a pool kernel works through, ``block`` at a time."""
+    batch, channels = images.shape[:2]
+    if block[1] >= channels:
+        return [(part, slice(0, channels)) for part in _chunks(batch, block[0])]
+    return [(slice(n, n + 1), part) for n in range(batch) for part in _chunks(channels, block[1])]
+
+
+def _head(scratch: np.ndarray, block: Block) -> np.ndarray:
+    """The part of a block's scratch that a (maybe smaller, last) block uses."""
+    return scratch[:block[0].stop - block[0].start, :block[1].stop - block[1].start]
 
 
 def _max_pool_kernel(out: np.ndarray, x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
                      ceil_mode: bool, scratch: Sequence[np.ndarray] = ()) -> None:
     """out = the maximum over each window of x padded with -inf (NaN propagates, as in torch)."""
     _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    for images in _chunks(x.shape[0], _chunk_of(scratch, x.shape[0])):
-        part = out[images]
-        image = _padded(x[images], pads, -np.inf, scratch[0][:part.shape[0]] if scratch else None)
+    for block in _blocks(x, scratch[0].shape if scratch else x.shape):
+        part = out[block]
+        image = _padded(x[block], pads, -np.inf, _head(scratch[0], block) if scratch else None)
         windows = _windows(image, kernel_size, stride, dilation, out.shape[2:])
         np.copyto(part, windows[..., 0, 0])
         for i, j in _offsets(kernel_size)[1:]:
@@ -583,17 +606,17 @@ def _max_pool_kernel(out: np.ndarray, x: np.ndarray, kernel_size: Pair, stride: 
 
 def _routing_scratch(x: Aval, y: Aval, kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair,
                      ceil_mode: bool, *extra: Aval) -> list[Aval]:
-    """Per chunk of images: [padded x, padded other] (if padded), the two window masks of
-    :func:`_first_maxima`, and ``extra`` (one image each)."""
+    """Per block of planes: [padded x, padded other] (if padded), the two window masks of
+    :func:`_first_maxima`, and ``extra`` (one plane each)."""
     _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    masks = [Aval(_per_image(y, 1).shape, np.dtype(bool))] * 2
-    return _chunked(x.shape[0], _padded_scratch(_per_image(x, 1), pads) * 2 + masks + list(extra))
+    masks = [Aval(_plane(y).shape, np.dtype(bool))] * 2
+    return _chunked(x, _padded_scratch(_plane(x), pads) * 2 + masks + list(extra))
 
 
 def _max_pool_grad_scratch(g: Aval, x: Aval, y: Aval, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
                            ceil_mode: bool) -> list[Aval]:
     """[padded x, padded dx] (if padded), the two window masks, g at the maxima of one offset."""
-    return _routing_scratch(x, y, kernel_size, stride, padding, dilation, ceil_mode, _per_image(g, 1))
+    return _routing_scratch(x, y, kernel_size, stride, padding, dilation, ceil_mode, _plane(g))
 
 
 def _max_pool_grad_aval(g: Aval, x: Aval, y: Aval, **attrs: Any) -> Aval:
@@ -634,19 +657,18 @@ def _max_pool_grad_kernel(out: np.ndarray, g: np.ndarray, x: np.ndarray, y: np.n
                           stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool,
                           scratch: Sequence[np.ndarray] = ()) -> None:
     """dx = 0, then each g added at its window's first maximum in row-major order (torch's choice on ties),
-    a chunk of images at a time."""
+    a block of planes at a time."""
     *padded, hit, unfound, share = scratch
     _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    for images in _chunks(x.shape[0], hit.shape[0]):
-        m = images.stop - images.start
-        part, hit_m, share_m, g_m = out[images], hit[:m], share[:m], g[images]
-        image = _padded(x[images], pads, -np.inf, padded[0][:m] if padded else None)
-        target = padded[1][:m] if padded else part
+    for block in _blocks(x, hit.shape):
+        part, hit_m, share_m, g_m = out[block], _head(hit, block), _head(share, block), g[block]
+        image = _padded(x[block], pads, -np.inf, _head(padded[0], block) if padded else None)
+        target = _head(padded[1], block) if padded else part
         target[...] = 0
         x_windows = _windows(image, kernel_size, stride, dilation, y.shape[2:])
         dx_windows = _windows(target, kernel_size, stride, dilation, y.shape[2:], writeable=True)
         finite = bool(np.isfinite(g_m, out=hit_m).all())
-        for i, j in _first_maxima(x_windows, y[images], kernel_size, hit_m, unfound[:m]):
+        for i, j in _first_maxima(x_windows, y[block], kernel_size, hit_m, _head(unfound, block)):
             _select(share_m, g_m, hit_m, finite)
             dx = dx_windows[..., i, j]
             np.add(dx, share_m, out=dx)
@@ -674,16 +696,15 @@ def _max_pool_gather_kernel(out: np.ndarray, c: np.ndarray, x: np.ndarray, y: np
     """out = c at each window's first maximum (0 where none is found): the transpose of max_pool2d_grad's routing."""
     *padded, hit, unfound = scratch
     _, pads = _pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    for images in _chunks(x.shape[0], hit.shape[0]):
-        m = images.stop - images.start
-        part = out[images]
-        image = _padded(x[images], pads, -np.inf, padded[0][:m] if padded else None)
-        c_image = _padded(c[images], pads, 0.0, padded[1][:m] if padded else None)
+    for block in _blocks(x, hit.shape):
+        part, hit_m = out[block], _head(hit, block)
+        image = _padded(x[block], pads, -np.inf, _head(padded[0], block) if padded else None)
+        c_image = _padded(c[block], pads, 0.0, _head(padded[1], block) if padded else None)
         x_windows = _windows(image, kernel_size, stride, dilation, y.shape[2:])
         c_windows = _windows(c_image, kernel_size, stride, dilation, y.shape[2:])
         part[...] = 0
-        for i, j in _first_maxima(x_windows, y[images], kernel_size, hit[:m], unfound[:m]):
-            np.copyto(part, c_windows[..., i, j], where=hit[:m])
+        for i, j in _first_maxima(x_windows, y[block], kernel_size, hit_m, _head(unfound, block)):
+            np.copyto(part, c_windows[..., i, j], where=hit_m)
 
 
 def _max_pool_routing_normalize(a: Aval, x: Aval, y: Aval, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -795,9 +816,9 @@ def _avg_pool_aval(x: Aval, kernel_size: Pair, stride: Pair, padding: Pair, ceil
 
 def _avg_pool_scratch(x: Aval, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
                       count_include_pad: bool) -> list[Aval]:
-    """[padded x] for a chunk of images (if padded), and 1 / count (OH, OW)."""
+    """[padded x] for a block of planes (if padded), and 1 / count (OH, OW)."""
     out_hw, pads = _avg_geometry(x.shape[2:], kernel_size, stride, padding, ceil_mode)
-    return _chunked(x.shape[0], _padded_scratch(_per_image(x, 1), pads)) + [Aval(out_hw, x.dtype)]
+    return _chunked(x, _padded_scratch(_plane(x), pads)) + [Aval(out_hw, x.dtype)]
 
 
 def _avg_pool_kernel(out: np.ndarray, x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
@@ -806,9 +827,9 @@ def _avg_pool_kernel(out: np.ndarray, x: np.ndarray, kernel_size: Pair, stride: 
     *padded, inverse = scratch
     _, pads = _avg_geometry(x.shape[2:], kernel_size, stride, padding, ceil_mode)
     _fill_inverse_counts(inverse, x.shape[2:], kernel_size, stride, padding, count_include_pad)
-    for images in _chunks(x.shape[0], _chunk_of(padded, x.shape[0])):
-        part = out[images]
-        image = _padded(x[images], pads, 0.0, padded[0][:part.shape[0]] if padded else None)
+    for block in _blocks(x, padded[0].shape if padded else x.shape):
+        part = out[block]
+        image = _padded(x[block], pads, 0.0, _head(padded[0], block) if padded else None)
         windows = _windows(image, kernel_size, stride, (1, 1), out.shape[2:])
         np.copyto(part, windows[..., 0, 0])
         for i, j in _offsets(kernel_size)[1:]:
@@ -827,10 +848,10 @@ def _avg_pool_grad_aval(g: Aval, input_hw: Pair, **attrs: Any) -> Aval:
 
 def _avg_pool_grad_scratch(g: Aval, input_hw: Pair, kernel_size: Pair, stride: Pair, padding: Padding,
                            ceil_mode: bool, count_include_pad: bool) -> list[Aval]:
-    """[padded dx (if padded), g / count] for a chunk of images, and 1 / count (OH, OW)."""
-    x = Aval((1, g.shape[1], *input_hw), g.dtype)
+    """[padded dx (if padded), g / count] for a block of planes, and 1 / count (OH, OW)."""
+    x = Aval((1, 1, *input_hw), g.dtype)
     _, pads = _avg_geometry(input_hw, kernel_size, stride, padding, ceil_mode)
-    return _chunked(g.shape[0], _padded_scratch(x, pads) + [_per_image(g, 1)]) + [Aval(g.shape[2:], g.dtype)]
+    return _chunked(g, _padded_scratch(x, pads) + [_plane(g)]) + [Aval(g.shape[2:], g.dtype)]
 
 
 def _avg_pool_grad_kernel(out: np.ndarray, g: np.ndarray, input_hw: Pair, kernel_size: Pair, stride: Pair,
@@ -840,16 +861,15 @@ def _avg_pool_grad_kernel(out: np.ndarray, g: np.ndarray, input_hw: Pair, kernel
     *padded, share, inverse = scratch
     _, pads = _avg_geometry(input_hw, kernel_size, stride, padding, ceil_mode)
     _fill_inverse_counts(inverse, input_hw, kernel_size, stride, padding, count_include_pad)
-    for images in _chunks(g.shape[0], share.shape[0]):
-        m = images.stop - images.start
-        part = out[images]
-        np.multiply(g[images], inverse, out=share[:m])
-        target = padded[0][:m] if padded else part
+    for block in _blocks(g, share.shape):
+        part, share_m = out[block], _head(share, block)
+        np.multiply(g[block], inverse, out=share_m)
+        target = _head(padded[0], block) if padded else part
         target[...] = 0
         windows = _windows(target, kernel_size, stride, (1, 1), g.shape[2:], writeable=True)
         for i, j in _offsets(kernel_size):
             dx = windows[..., i, j]
-            np.add(dx, share[:m], out=dx)
+            np.add(dx, share_m, out=dx)
         if target is not part:
             np.copyto(part, _interior(target, pads, input_hw))
 
