@@ -496,7 +496,8 @@ def test_a_saved_conv_program_loads_and_runs_as_the_original(tmp_path) -> None:
 
 
 def _conv_pool_step(batch: int):
-    """A training step's gradients through every kind of convolution and pool kernel, at ``batch``."""
+    """A training step's gradients through every kind of convolution and pool kernel (max_pool2d_gather
+    and max_pool2d_grad too), at ``batch``."""
     rng = np.random.default_rng(3)
     with gc.Graph("chunked") as g:
         x = gc.input("x", (batch, 4, 9, 8))
@@ -505,8 +506,9 @@ def _conv_pool_step(batch: int):
         w3 = gc.param("w3", (5, 6, 1, 1), init=rng.standard_normal((5, 6, 1, 1)).astype(np.float32))
         h = gc.conv2d(x, w1, padding=1)
         h = gc.conv2d(h, w2, stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
-        h = gc.max_pool2d(h, 3, stride=2, padding=1)
-        h = gc.conv2d(h, w3)
+        pooled = gc.max_pool2d(h, 3, stride=2, padding=1)
+        gathered = MAX_POOL_GATHER(gc.tanh(h), h, pooled, kernel_size=3, stride=2, padding=1)
+        h = gc.conv2d(pooled + gathered, w3)
         loss = gc.sum(gc.avg_pool2d(h, 2, ceil_mode=True, count_include_pad=False) ** 2)
         grads = gc.grad(loss, [x, w1, w2, w3])
     return g, [loss, *grads], rng.standard_normal((batch, 4, 9, 8)).astype(np.float32)
