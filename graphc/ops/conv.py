@@ -9,8 +9,10 @@ gradient that scatters back into the image loops over the kH·kW offsets, each s
 one vectorised operation over the whole output. The padded image, the im2col matrix
 and the other temporaries are declared as ``scratch``, so the memory planner places
 them in the arena and a run allocates nothing large. A kernel whose temporaries grow
-with the batch works through it in chunks of images (:func:`batch_chunk`), so that its
-scratch is at most ``SCRATCH_BOUND_BYTES`` (or one image's, if larger) at any batch size.
+with the batch works through it a part at a time: a convolution in chunks of images
+(:func:`batch_chunk`), a pool in blocks of (image, channel) planes (:func:`_chunked`), so
+that its scratch is at most ``SCRATCH_BOUND_BYTES`` (or one image's im2col matrix, or one
+plane's, if larger) at any batch size.
 
 For ``y = conv2d(x, w)`` with ``y[n, o] = Σ_{c, i, j} w[o, c, i, j] · x_pad[n, c, s·h + d·i, s·w + d·j]``
 (channels ``c`` of ``o``'s group), the VJPs are two primitives of their own,
