@@ -15,7 +15,11 @@ process; the table gives the median ms of a call and graphc / torch (above 1:
 graphc is slower). Both libraries run on one thread (threadpoolctl and
 ``torch.set_num_threads``), so the ratio compares kernels, not thread pools.
 
-    python benchmarks/conv.py [--quick] [--batch N] [--repeat R]
+``--scratch-bound MIB`` sets how much scratch a kernel takes for a chunk of images
+(``graphc.ops.conv.SCRATCH_BOUND_BYTES``, 1 MiB by default; a large value makes each
+kernel take the whole batch at once).
+
+    python benchmarks/conv.py [--quick] [--batch N] [--repeat R] [--scratch-bound MIB]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 import graphc as gc
+import graphc.ops.conv as conv_ops
 
 # (name, op, input shape without N, weight shape or pool kwargs, conv kwargs)
 LAYERS = [
@@ -100,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="batch 1, 3 repetitions, the first three layers")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--scratch-bound", type=float, default=None, metavar="MIB",
+                        help="the scratch of a kernel's chunk of images, in MiB (default: graphc's)")
     args = parser.parse_args(argv)
+    if args.scratch_bound is not None:
+        conv_ops.SCRATCH_BOUND_BYTES = int(args.scratch_bound * 2**20)
     try:
         import torch
         from threadpoolctl import threadpool_limits
@@ -110,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     batch, repeat, layers = (1, 3, LAYERS[:3]) if args.quick else (args.batch, args.repeat, LAYERS)
     rng = np.random.default_rng(0)
-    print(f"batch {batch}, float32, one thread; median ms of {repeat} interleaved repetitions")
+    print(f"batch {batch}, float32, one thread; median ms of {repeat} interleaved repetitions; "
+          f"scratch of a chunk of images at most {conv_ops.SCRATCH_BOUND_BYTES / 2**20:g} MiB")
     print(f"{'layer':28s} {'fwd graphc':>10s} {'torch':>8s} {'ratio':>6s}   {'bwd graphc':>10s} {'torch':>8s} {'ratio':>6s}")
     with threadpool_limits(1):
         for name, op, x_shape, w_shape, kwargs in layers:

@@ -252,6 +252,21 @@ def test_max_pool_ties_route_the_gradient_to_the_first_maximum_as_torch() -> Non
                         {"x": x}, "float64", 1e-15, 0)  # a wrong routing is off by O(1); sums of terms by an ulp
 
 
+def test_max_pool_grad_sends_an_infinite_cotangent_to_the_maximum_alone() -> None:
+    """g = inf reaches only the window's maximum: the other pixels get 0, not 0·inf = NaN (as torch)."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    g = np.array([[[[np.inf, 1.0], [-np.inf, 2.0]]]])
+    with gc.Graph("inf-cotangent"):
+        xv = gc.input("x", x.shape, "float64")
+        y = gc.max_pool2d(xv, 2)
+        gv = gc.input("g", y.shape, "float64")
+        (dx,) = gc.grad(y, [xv], seed=gv)
+    (got,) = gc.compile([dx]).run({"x": x, "g": g})
+    expected = np.zeros_like(x)
+    expected[0, 0, 1::2, 1::2] = g[0, 0]
+    np.testing.assert_array_equal(got, expected)
+
+
 # --- batch, memory, cost ------------------------------------------------------------------------
 
 
@@ -469,3 +484,51 @@ def test_a_saved_conv_program_loads_and_runs_as_the_original(tmp_path) -> None:
     prog.save(tmp_path / "conv.graphc")
     for got, expected in zip(gc.load(tmp_path / "conv.graphc").run(feeds), prog.run(feeds)):
         np.testing.assert_array_equal(got, expected)
+
+
+# --- scratch in chunks of images ----------------------------------------------------------------
+
+
+def _conv_pool_step(batch: int):
+    """A training step's gradients through every kind of convolution and pool kernel (max_pool2d_gather
+    and max_pool2d_grad too), at ``batch``."""
+    rng = np.random.default_rng(3)
+    with gc.Graph("chunked") as g:
+        x = gc.input("x", (batch, 4, 9, 8))
+        w1 = gc.param("w1", (6, 4, 3, 3), init=rng.standard_normal((6, 4, 3, 3)).astype(np.float32))
+        w2 = gc.param("w2", (6, 3, 3, 2), init=rng.standard_normal((6, 3, 3, 2)).astype(np.float32))
+        w3 = gc.param("w3", (5, 6, 1, 1), init=rng.standard_normal((5, 6, 1, 1)).astype(np.float32))
+        h = gc.conv2d(x, w1, padding=1)
+        h = gc.conv2d(h, w2, stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
+        pooled = gc.max_pool2d(h, 3, stride=2, padding=1)
+        gathered = MAX_POOL_GATHER(gc.tanh(h), h, pooled, kernel_size=3, stride=2, padding=1)
+        h = gc.conv2d(pooled + gathered, w3)
+        loss = gc.sum(gc.avg_pool2d(h, 2, ceil_mode=True, count_include_pad=False) ** 2)
+        grads = gc.grad(loss, [x, w1, w2, w3])
+    return g, [loss, *grads], rng.standard_normal((batch, 4, 9, 8)).astype(np.float32)
+
+
+def _largest_scratch(batch: int) -> int:
+    _, outputs, _ = _conv_pool_step(batch)
+    memory = gc.compile(outputs, bind=False).memory
+    return max(sum(a.nbytes for a in avals) for avals in memory.scratch.values())
+
+
+def test_conv_and_pool_scratch_does_not_grow_with_the_batch(monkeypatch) -> None:
+    """Each kernel's scratch for its images is at most the bound (plus what one image's scratch
+    holds that does not depend on the batch, e.g. a weight gradient's product)."""
+    one_image = _largest_scratch(1)
+    bound = 3 * one_image
+    monkeypatch.setattr("graphc.ops.conv.SCRATCH_BOUND_BYTES", bound)
+    assert _largest_scratch(2) > one_image  # a small batch is taken at once
+    assert _largest_scratch(64) <= bound + one_image
+
+
+def test_kernels_taking_the_batch_one_image_at_a_time_give_the_same_bits(monkeypatch) -> None:
+    _, outputs, x = _conv_pool_step(5)
+    whole = gc.compile(outputs).run({"x": x})
+    monkeypatch.setattr("graphc.ops.conv.SCRATCH_BOUND_BYTES", 1)
+    _, outputs, x = _conv_pool_step(5)
+    chunked = gc.compile(outputs).run({"x": x})
+    for a, b in zip(whole, chunked):
+        assert np.array_equal(a, b)
