@@ -282,7 +282,7 @@ def time_guarantees() -> None:
     """Wall time of the remat stage in its two guaranteed cases: an infeasible budget on a
     training graph of more than 10^4 nodes (requirement: <= 2 s), and ``time_limit=2`` on
     solves that need longer (requirement: <= 2.2 s)."""
-    from graphc import checkmate  # noqa: F401  SciPy's import is process start, not the stage
+    import graphc.remat.exact  # noqa: F401  SciPy's import is process start, not the stage
     from graphc import passes, remat
     from graphc.memory import plan_memory
     from graphc.schedule import schedule
@@ -318,12 +318,12 @@ def time_guarantees() -> None:
 
 def solver_times(quick: bool) -> None:
     try:
-        from graphc import checkmate
+        from remat_solve_times import benchmark_solve_times
     except ImportError:
         print("\n(the MILP is not available)")
         return
     print()
-    checkmate.benchmark_solve_times(sizes=(10, 25, 50) if quick else (10, 25, 50, 100, 200, 500))
+    benchmark_solve_times(sizes=(10, 25, 50) if quick else (10, 25, 50, 100, 200, 500))
 
 
 def solver_graphs(quick: bool) -> dict[str, Callable[[], tuple[gc.Graph, dict]]]:
@@ -347,7 +347,11 @@ def solver_on_graphs(quick: bool, time_limit: float = 60.0) -> list[dict]:
     evaluation of every node), LP rounding's seconds and recompute over the MILP's.
     """
     try:
-        from graphc import checkmate
+        from remat_solve_times import recompute_ratio
+
+        from graphc.remat.exact import LeastBudgetTimeout, minimal_least_budget, solve_milp
+        from graphc.remat.problem import store_all_peak
+        from graphc.remat.rounding import solve_lp_rounding
     except ImportError:
         print("\n(the MILP is not available)")
         return []
@@ -364,20 +368,20 @@ def solver_on_graphs(quick: bool, time_limit: float = 60.0) -> list[dict]:
         _, values = build()
         flow = optimize([v.node for v in zoo.training_outputs(values)])
         problem, nodes, _ = remat_problem(flow, 0)
-        top = checkmate.store_all_peak(problem)
+        top = store_all_peak(problem)
         try:
-            least = checkmate.minimal_least_budget(problem, time_limit=time_limit)
-        except checkmate.LeastBudgetTimeout as err:
+            least = minimal_least_budget(problem, time_limit=time_limit)
+        except LeastBudgetTimeout as err:
             least = err.upper
         for fraction in (0.25, 0.5, 0.75):
             budgeted = replace(problem, budget=int(least + (top - least) * fraction))
-            exact = checkmate.solve_milp(budgeted, time_limit=time_limit)
-            approx = checkmate.solve_lp_rounding(budgeted, time_limit=time_limit)
+            exact = solve_milp(budgeted, time_limit=time_limit)
+            approx = solve_lp_rounding(budgeted, time_limit=time_limit)
             row = {"graph": name, "values": len(nodes), "fused": problem.n, "forward": int(problem.may_recompute().sum()),
                    "budget": budgeted.budget, "fraction": fraction, "status": exact.status,
                    "milp_s": exact.solve_seconds + exact.build_seconds,
                    "recompute": exact.cost - sum(problem.costs), "lp_s": approx.solve_seconds + approx.build_seconds,
-                   "lp_extra": checkmate.recompute_ratio(budgeted, approx, exact)}
+                   "lp_extra": recompute_ratio(budgeted, approx, exact)}
             rows.append(row)
             print(f"  {name:11s} {row['values']:>6d} {row['fused']:>5d} {row['forward']:>4d} {row['budget']:>9,d} "
                   f"{fraction:>8.2f} {row['status']:>8s} {row['milp_s']:>7.1f} {row['recompute']:>10,.0f} "

@@ -9,6 +9,7 @@ import pytest
 
 import graphc as gc
 from graphc import passes, remat, zoo
+from graphc.remat import binomial, optimal, sqrt
 from graphc.memory import plan_memory
 from graphc.plan import lower
 from graphc.schedule import schedule
@@ -183,18 +184,22 @@ def test_the_milp_proves_training_graphs_optimal_and_lp_rounding_comes_within_te
     them, are measured by benchmarks/remat.py.)"""
     from dataclasses import replace
 
-    from graphc import checkmate
+    from remat_problems import recompute_ratio
+
+    from graphc.remat.exact import minimal_least_budget, solve_milp
+    from graphc.remat.problem import store_all_peak
+    from graphc.remat.rounding import solve_lp_rounding
 
     graph, values = build()
     flow = passes.optimize([v.node for v in zoo.training_outputs(values)])
     problem, nodes, groups = remat.remat_problem(flow, 0)
     assert sorted(i for g in groups for i in g) == list(range(len(nodes))) and problem.n < len(nodes)
-    least, top = checkmate.minimal_least_budget(problem), checkmate.store_all_peak(problem)
+    least, top = minimal_least_budget(problem), store_all_peak(problem)
     problem = replace(problem, budget=int(least + (top - least) * fraction))
-    exact = checkmate.solve_milp(problem, time_limit=60)
-    approx = checkmate.solve_lp_rounding(problem, time_limit=60)
+    exact = solve_milp(problem, time_limit=60)
+    approx = solve_lp_rounding(problem, time_limit=60)
     assert exact.status == "optimal" and exact.cost > sum(problem.costs)  # it had to recompute
-    assert 1.0 <= checkmate.recompute_ratio(problem, approx, exact) <= 1.10
+    assert 1.0 <= recompute_ratio(problem, approx, exact) <= 1.10
 
 
 def _dropout_chain(layers: int):
@@ -321,7 +326,7 @@ def test_the_floor_is_below_every_schedules_arena():
         floor = remat.least_budget_bound(flow)
         forward = remat.forward_nodes(flow)
         segments = remat.segments_between(forward, remat.separators(flow, forward))
-        settings = remat._sqrt_candidates(flow, segments, 1) + remat._revolve_candidates(flow, segments, 1)
+        settings = sqrt._sqrt_candidates(flow, segments, 1) + binomial._revolve_candidates(flow, segments, 1)
         assert floor <= min(_measure(c.build()) for c in settings) if settings else floor <= _measure(flow)
 
 
@@ -336,12 +341,12 @@ def test_time_limit_bounds_the_whole_remat_stage_and_the_best_schedule_is_kept(p
     ends within 2 s + 10 % (+ TIME_LIMIT_ALLOWANCE) with a schedule that fits the budget."""
     import time
 
-    from graphc import checkmate  # noqa: F401  SciPy's first import (about 1 s) is process start, not the stage
+    import graphc.remat.exact  # noqa: F401  SciPy's first import (about 1 s) is process start, not the stage
 
     flow = _training_flow(zoo.residual_mlp(depth=6, width=16, batch=64))
     store_all, floor = _measure(flow), remat.least_budget_bound(flow)
     budget = int(floor + (store_all - floor) * 0.45)
-    remat._FOUND.clear()
+    optimal._FOUND.clear()
     start = time.perf_counter()
     _, report = remat.rematerialize(flow, policy, budget, _measure, time_limit=2.0)
     elapsed = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""The rematerialisation solver of graphc.checkmate against brute force and closed forms.
+"""The recompute solver of graphc.remat (the MILP, LP rounding, fusion) against brute force and closed forms.
 
 Two exhaustive searches serve as references on graphs of <= 8 nodes:
 
@@ -16,31 +16,47 @@ shows a four-node case.
 from __future__ import annotations
 
 import heapq
+import importlib.util
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-import graphc.checkmate as cm
-from graphc.checkmate import (
+from remat_problems import random_training_dag, training_chain
+
+from graphc.remat.exact import LeastBudgetTimeout, minimal_least_budget, solve_milp
+from graphc.remat.fusion import fuse_chains, fused_events
+from graphc.remat.milp import _build, _layout, _unit, model_size
+from graphc.remat.problem import (
     RematProblem,
-    benchmark_solve_times,
+    RematSolution,
+    _graph,
+    _prune_fast,
+    _stage_memory,
     budget_lower_bound,
-    minimal_least_budget,
-    model_size,
+    events_of,
     peak_of,
-    random_training_dag,
     replay,
     schedule_of,
-    solve_lp_rounding,
-    solve_milp,
     store_all_peak,
-    training_chain,
 )
+from graphc.remat.rounding import _compute_from_storage, solve_lp_rounding
+
+SOLVE_TIMES = Path(__file__).resolve().parent.parent / "benchmarks" / "remat_solve_times.py"
+
+
+def _load_solve_times():
+    """benchmarks/remat_solve_times.py, the solve-time table's script, as a module."""
+    spec = importlib.util.spec_from_file_location("benchmarks_remat_solve_times", SOLVE_TIMES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # --------------------------------------------------------------------------- references
 
@@ -177,7 +193,7 @@ def tiny_problems(draw, max_n: int = 8) -> RematProblem:
     return replace(problem, budget=budget)
 
 
-def check_schedule(problem: RematProblem, solution: cm.RematSolution) -> None:
+def check_schedule(problem: RematProblem, solution: RematSolution) -> None:
     """A feasible solution is a valid schedule of the stated cost and peak, within the budget."""
     n = problem.n
     R, S = solution.R, solution.S
@@ -365,19 +381,19 @@ def test_vectorised_profile_and_prune_match_the_replay(problem: RematProblem, se
     vectorised memory profile with the event replay, and pruning lowers neither validity nor peak."""
     rng = np.random.default_rng(seed)
     n = problem.n
-    R = cm._compute_from_storage(problem, np.tril(rng.random((n, n)) < rng.random(), -1))
+    R = _compute_from_storage(problem, np.tril(rng.random((n, n)) < rng.random(), -1))
     R |= np.tril(rng.random((n, n)) < 0.2)
-    pruned, profile = cm._prune_fast(cm._graph(problem), R)
+    pruned, profile = _prune_fast(_graph(problem), R)
     assert (pruned == reference_prune(problem, R)).all()
-    assert profile.memory.max() == peak_of(problem, cm.events_of(problem, pruned))
-    assert profile.memory.max() <= peak_of(problem, cm.events_of(problem, R))
-    run = replay(problem, cm.events_of(problem, pruned))
+    assert profile.memory.max() == peak_of(problem, events_of(problem, pruned))
+    assert profile.memory.max() <= peak_of(problem, events_of(problem, R))
+    run = replay(problem, events_of(problem, pruned))
     assert run.computed == frozenset(range(n)) and set(problem.keep) <= run.in_memory
 
 
 def test_compute_from_storage_store_all_is_each_node_once() -> None:
     problem = training_chain(4)
-    R = cm._compute_from_storage(problem, np.ones((8, 8), dtype=bool))
+    R = _compute_from_storage(problem, np.ones((8, 8), dtype=bool))
     assert (R == np.eye(8, dtype=bool)).all()
 
 
@@ -389,10 +405,10 @@ def test_fuse_chains_by_hand() -> None:
     the most held at once is 5 (a and b, or c and d), so its workspace is 1. When d reads
     b too, b has two consumers and the groups are {a, b} and {c, d}."""
     problem = RematProblem(sizes=[2, 3, 1, 4], costs=[1.0, 2.0, 3.0, 4.0], deps=[[], [0], [1], [2]], keep=[3], budget=9)
-    fused = cm.fuse_chains(problem)
+    fused = fuse_chains(problem)
     assert fused.groups == [[0, 1, 2, 3]]
     assert fused.problem.sizes == [4] and fused.problem.costs == [10.0] and list(fused.problem.workspace) == [1]
-    fused = cm.fuse_chains(replace(problem, deps=[[], [0], [1], [2, 1]]))
+    fused = fuse_chains(replace(problem, deps=[[], [0], [1], [2, 1]]))
     assert fused.groups == [[0, 1], [2, 3]]
     assert fused.problem.deps == [[], [0]] and fused.problem.sizes == [3, 4]
     assert list(fused.problem.workspace) == [5 - 3, 1 + 4 - 4]
@@ -405,14 +421,14 @@ def test_fused_schedules_run_on_the_original(problem: RematProblem) -> None:
     everything at the same cost and a peak no higher than the fused model's; fusion only
     restricts the schedules, so it never beats the original optimum (in any order: the fused
     stages may first-compute nodes in another order than the original indices)."""
-    fused = cm.fuse_chains(problem)
+    fused = fuse_chains(problem)
     assert sorted(i for g in fused.groups for i in g) == list(range(problem.n))
     solution = solve_milp(fused.problem, time_limit=30)
     event(solution.status)
     if not feasible(solution.status):
         return
     check_schedule(fused.problem, solution)
-    run = replay(problem, cm.fused_events(problem, fused, solution.R))
+    run = replay(problem, fused_events(problem, fused, solution.R))
     assert run.computed == frozenset(range(problem.n)) and set(problem.keep) <= run.in_memory
     assert run.peak <= solution.peak <= problem.budget
     assert run.cost == pytest.approx(solution.cost)
@@ -429,10 +445,10 @@ def test_model_accepts_the_exact_point_of_any_schedule(problem: RematProblem, se
     satisfy every row when the budget is max (U + workspace), which is >= the replayed peak."""
     rng = np.random.default_rng(seed)
     n = problem.n
-    R, _ = cm._prune_fast(cm._graph(problem), cm._compute_from_storage(problem, np.tril(rng.random((n, n)) < 0.5, -1)))
-    S = cm._stage_memory(problem, R)
-    lay = cm._layout(problem)
-    unit = cm._unit(problem)
+    R, _ = _prune_fast(_graph(problem), _compute_from_storage(problem, np.tril(rng.random((n, n)) < 0.5, -1)))
+    S = _stage_memory(problem, R)
+    lay = _layout(problem)
+    unit = _unit(problem)
     M = np.asarray(problem.sizes) // unit
     users = [[j for j in range(n) if i in problem.deps[j]] for i in range(n)]
     x = np.zeros(lay.n_vars)
@@ -458,10 +474,10 @@ def test_model_accepts_the_exact_point_of_any_schedule(problem: RematProblem, se
             x[lay.u(np.array(t), np.array(k))] = held
     U = x[lay.u0 : lay.f0]
     running = U + problem.extra()[ii] // unit * R[ti, ii]  # memory while k runs, workspace included
-    peak_units = peak_of(problem, cm.events_of(problem, R)) // unit
+    peak_units = peak_of(problem, events_of(problem, R)) // unit
     assert running.max() >= peak_units
     top = int(running.max()) * unit
-    model = cm._build(replace(problem, budget=top), budget=top, integral=True)
+    model = _build(replace(problem, budget=top), budget=top, integral=True)
     Ax = model.constraint.A @ x
     assert np.all(Ax >= model.constraint.lb - 1e-9) and np.all(Ax <= model.constraint.ub + 1e-9)
     assert np.all(x >= model.bounds.lb - 1e-9) and np.all(x <= model.bounds.ub + 1e-9)
@@ -600,7 +616,7 @@ def test_random_training_dag() -> None:
 
 def test_benchmark_solve_times_small() -> None:
     """The benchmark's table for small graphs: every row proven, LP rounding no cheaper than the optimum."""
-    rows = benchmark_solve_times(sizes=(10,), time_limit=30.0)
+    rows = _load_solve_times().benchmark_solve_times(sizes=(10,), time_limit=30.0)
     assert [(r["graph"], r["n"]) for r in rows] == [("chain", 10), ("layered", 10)]
     for row in rows:
         assert row["status"] == row["alone_status"] == "optimal" and row["proven"]
@@ -611,6 +627,6 @@ def test_benchmark_solve_times_small() -> None:
 def test_least_budget_timeout_carries_bounds() -> None:
     """Given no time, the least budget is not proven; the error carries valid bounds."""
     problem = random_training_dag(40, seed=0)
-    with pytest.raises(cm.LeastBudgetTimeout) as info:
+    with pytest.raises(LeastBudgetTimeout) as info:
         minimal_least_budget(problem, time_limit=0.01)
     assert budget_lower_bound(problem) <= info.value.lower <= info.value.upper <= store_all_peak(problem)

@@ -1,0 +1,32 @@
+"""One MILP solved by HiGHS in a separate interpreter, so that the parent can stop it at its time limit.
+
+Run as ``python -P highs_child.py FOLDER`` (by path, so that neither graphc nor its package
+is imported: the start costs the interpreter and SciPy only, see ``CHILD_START_SECONDS``).
+FOLDER holds ``model.npz`` and ``options.json`` written by :func:`graphc.remat.highs._milp_in_child`;
+the result is written to ``FOLDER/result.npz``.
+"""
+
+import json
+import sys
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+
+def solve_folder(folder: str) -> None:
+    """Read the model and options from ``folder``, solve, and write ``result.npz`` beside them."""
+    d = np.load(folder + "/model.npz")
+    A = sp.csr_matrix((d["data"], d["indices"], d["indptr"]), shape=tuple(d["shape"]))
+    with open(folder + "/options.json") as f:
+        options = json.load(f)
+    res = milp(d["c"], integrality=d["integrality"], bounds=Bounds(d["lb"], d["ub"]),
+               constraints=[LinearConstraint(A, d["rlb"], d["rub"])], options=options)
+    bound = getattr(res, "mip_dual_bound", None)
+    np.savez(folder + "/result.npz", status=res.status, message=res.message, has_x=res.x is not None,
+             x=res.x if res.x is not None else np.zeros(0), fun=np.nan if res.fun is None else res.fun,
+             bound=np.nan if bound is None else bound)
+
+
+if __name__ == "__main__":
+    solve_folder(sys.argv[1])

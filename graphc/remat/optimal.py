@@ -1,0 +1,200 @@
+"""The "optimal" policies on a dataflow: the recompute problem built from it, the solvers' schedules turned back into a dataflow.
+
+Solver schedules found for the same problem are remembered (``_FOUND``) and offered again, so
+a larger budget never gives more recompute. SciPy loads only when one of these policies runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+from graphc.ir import Node
+from graphc.memory.analysis import alias_analysis, align
+from graphc.dataflow import Dataflow
+from graphc.remat.candidates import Candidate, Deadline, node_flops, recompute_flops
+from graphc.remat.segments import forward_nodes
+
+if TYPE_CHECKING:
+    from graphc.remat.problem import RematProblem
+
+
+MILP_MAX_NODES = 150
+"""Above this many nodes (forward + backward values, after fusion), "optimal" solves the LP relaxation and rounds it."""
+LP_MAX_NODES = 600
+"""Above this many, the solver is not tried: the policy keeps the best of its constructed schedules."""
+SOLVER_SHARE = 0.9
+"""The share of the time left a solve is given: HiGHS ends a little after its limit (0.1–0.3 s measured)."""
+
+
+def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
+    """The values the solver schedules, and for each node the one of them it stands for.
+
+    A computed node that owns its storage stands for itself; so does a writer
+    (its storage is its param's: it takes no arena bytes); a view stands for
+    what it is bound on, and a param or a constant for nothing.
+    """
+    owner = alias_analysis(flow)
+    nodes: list[Node] = []
+    stands_for: dict[Node, Node] = {}
+    for n in flow.nodes:
+        if n.is_source:
+            continue
+        if owner[n] is n or n in flow.writes:
+            nodes.append(n)
+            stands_for[n] = n
+        elif n.op.view:
+            base = flow.args[n][0]
+            stands_for[n] = stands_for.get(base, owner[n])
+    return nodes, stands_for
+
+
+def remat_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Node], list[list[int]]]:
+    """The dataflow as Checkmate's abstract problem: sizes (64-byte aligned), FLOPs + 1, reads, outputs.
+
+    Only forward values may be recomputed, as with every other policy: a backward value
+    is computed once and held until its last read. A writer takes no bytes (it writes
+    its param). Single-consumer runs are fused
+    (:func:`graphc.remat.fusion.fuse_chains`: a layer's matmul, bias add and activation
+    become one node). Returns the fused problem, the solver's nodes, and the nodes
+    (indices into them) of each fused node.
+    """
+    from graphc.remat.fusion import fuse_chains  # scipy loads only when a solver policy runs
+    from graphc.remat.problem import RematProblem
+    nodes, stands_for = _solver_nodes(flow)
+    index = {n: i for i, n in enumerate(nodes)}
+
+    def solver_index(a: Node) -> int | None:
+        return index.get(stands_for.get(a))
+
+    deps = [sorted({k for k in map(solver_index, flow.args[n]) if k is not None}) for n in nodes]
+    keep = sorted({k for k in map(solver_index, flow.roots) if k is not None})
+    sizes = [0 if n in flow.writes else align(n.aval.nbytes) for n in nodes]
+    costs = [float(node_flops(n, flow) + 1) for n in nodes]
+    forward = set(forward_nodes(flow))
+    fused = fuse_chains(RematProblem(sizes, costs, deps, keep, budget, recomputable=[n in forward for n in nodes]))
+    return fused.problem, nodes, fused.groups
+
+
+def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray, groups: Sequence[Sequence[int]] | None = None) -> Dataflow:
+    """The instances of a stage schedule: stage t computes the nodes i with R[t, i], in index order
+    (with ``groups``, column g of R stands for the nodes ``groups[g]``, run in that order).
+
+    A node's first computation is the node itself, later ones are clones; each
+    reads the latest instance of its operands, and views are re-bound onto the
+    latest instance of their base when it changes.
+    """
+    current: dict[Node, Node] = {}
+    out_nodes: list[Node] = [n for n in flow.nodes if n.is_source]
+    args: dict[Node, tuple[Node, ...]] = {n: () for n in out_nodes}
+
+    def instance(node: Node) -> Node:
+        """The latest instance of ``node``, binding views of a newer base as needed."""
+        chain = []
+        while node.is_view and node not in nodes_set:
+            chain.append(node)
+            node = flow.args[node][0]
+        base = node if node.is_source else current[node]
+        for view in reversed(chain):
+            made = current.get(view)
+            if made is None or args[made][0] is not base:
+                made = view if made is None and base is flow.args[view][0] else flow.instance(view, (base,), recompute=True)
+                out_nodes.append(made)
+                args[made] = (base,)
+                current[view] = made
+            base = made
+        return base
+
+    nodes_set = set(nodes)
+    columns = np.nonzero(R)[1]
+    order = [i for g in columns for i in groups[g]] if groups is not None else columns
+    for i in order:
+        node = nodes[i]
+        node_args = tuple(instance(a) for a in flow.args[node])
+        made = node if node not in current else flow.instance(node, node_args, recompute=True)
+        out_nodes.append(made)
+        args[made] = node_args
+        current[node] = made
+    roots = [instance(r) for r in flow.roots]
+    return flow.derive(out_nodes, args, roots).without_dead_code()
+
+
+_FOUND: "OrderedDict[tuple, dict[bytes, tuple[np.ndarray, int]]]" = OrderedDict()
+"""Every stage schedule (R of the fused problem) the solver found, per problem (the budget aside),
+for the last ``_FOUND_PROBLEMS`` problems: a schedule that fitted one budget fits every larger one,
+so each stays a candidate of later compiles of the same graph (this is what keeps the solver
+policies monotone in the budget when a solve at a larger budget finds less)."""
+_FOUND_PROBLEMS = 16
+_FOUND_PER_PROBLEM = 64
+
+
+def _problem_key(problem: "RematProblem") -> tuple:
+    return (tuple(problem.sizes), tuple(problem.costs), tuple(tuple(d) for d in problem.deps), tuple(problem.keep),
+            tuple(problem.recomputable or ()), tuple(problem.workspace or ()))
+
+
+def _remember(key: tuple, R: np.ndarray, recompute: int) -> None:
+    """Keep a stage schedule (and its recompute FLOPs) of the problem ``key``."""
+    schedules = _FOUND.setdefault(key, {})
+    _FOUND.move_to_end(key)
+    if len(schedules) < _FOUND_PER_PROBLEM:
+        schedules.setdefault(np.packbits(R).tobytes() + bytes(str(R.shape), "ascii"), (R, recompute))
+    while len(_FOUND) > _FOUND_PROBLEMS:
+        _FOUND.popitem(last=False)
+
+
+def _remembered(flow: Dataflow, problem: "RematProblem", nodes: list[Node],
+                groups: list[list[int]]) -> list[Candidate]:
+    """The schedules a solver found before for this problem (``_FOUND``), as candidates built on ``flow``."""
+    return [Candidate("a schedule the solver found for this graph at another budget", recompute,
+                      lambda R=R: from_stages(flow, nodes, R, groups))
+            for R, recompute in _FOUND.get(_problem_key(problem), {}).values()]
+
+
+def _solver_candidate(
+    flow: Dataflow, problem: "RematProblem", nodes: list[Node], groups: list[list[int]], policy: str,
+    measure: Callable[[Dataflow], int], deadline: Deadline, measure_seconds: float,
+) -> tuple[list[Candidate], str, float]:
+    """Solve for the budget; where the planned arena overshoots it (alignment, scratch), solve
+    again with the model's budget lowered by the overshoot (at most three times), each solve
+    getting the time left before ``deadline`` less twice what measuring a result takes
+    (``measure_seconds`` at first: the store-all flow's).
+
+    Every schedule found is remembered (``_FOUND``). Returns the candidates found now, how the
+    solver ended, and its seconds."""
+    from graphc.remat.exact import solve_milp
+    from graphc.remat.rounding import solve_lp_rounding
+
+    budget = problem.budget
+    key = _problem_key(problem)
+    candidates: list[Candidate] = []
+    exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
+    if problem.n > LP_MAX_NODES:
+        return candidates, f"not tried ({problem.n} values > {LP_MAX_NODES})", 0.0
+    model_budget, seconds, status, reserve = budget, 0.0, "not run (time_limit reached)", measure_seconds
+    for _ in range(3):
+        solve_by = deadline.sooner(2 * reserve)
+        if solve_by.left() <= 0:
+            break
+        problem = replace(problem, budget=max(model_budget, 0))
+        solve = solve_milp if exact else solve_lp_rounding
+        solution = solve(problem, time_limit=solve_by.left() * SOLVER_SHARE)
+        seconds += solution.solve_seconds
+        status = solution.status if exact else ("rounded" if solution.status == "feasible" else solution.status)
+        if solution.status not in ("optimal", "feasible"):
+            break
+        started = time.perf_counter()
+        rewritten = from_stages(flow, nodes, solution.R, groups)
+        planned = measure(rewritten)
+        reserve = time.perf_counter() - started
+        label = f"{'MILP' if exact else 'LP rounding'} ({status})"
+        candidates.append(Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned))
+        _remember(key, solution.R, candidates[-1].recompute_flops)
+        if planned <= budget:
+            break
+        model_budget -= planned - budget
+    return candidates, status, seconds

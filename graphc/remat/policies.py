@@ -1,0 +1,199 @@
+"""The recompute stage's entry point: :func:`rematerialize`, its report, and the checks of its arguments.
+
+Store-all is measured first and is every policy's candidate; a budget below
+:func:`least_budget_bound` is reported before any search.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+
+from graphc.errors import GraphError
+from graphc.ir import Node, is_int, is_real
+from graphc.memory.analysis import alias_analysis, peak_live_bytes
+from graphc.dataflow import Dataflow
+from graphc.remat.binomial import _revolve_candidates
+from graphc.remat.candidates import Candidate, choose, Deadline
+from graphc.remat.optimal import remat_problem, _remembered, _solver_candidate
+from graphc.remat.segments import forward_nodes, segments_between, separators
+from graphc.remat.sqrt import _sqrt_candidates
+
+
+@dataclass(frozen=True)
+class RematReport:
+    """What the remat stage chose: ``Program.remat``."""
+
+    policy: str
+    chosen: str
+    recompute_flops: int
+    planned_bytes: int | None
+    candidates: int
+    solver_status: str | None = None  # "optimal", "feasible" (time limit hit), "rounded", "infeasible", ...
+    solve_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        planned = "" if self.planned_bytes is None else f", arena {self.planned_bytes:,d} B"
+        solver = f"; the solver ended {self.solver_status} after {self.solve_seconds:.2f} s" if self.solver_status else ""
+        return (f"remat={self.policy!r}: {self.chosen} ({self.candidates} candidates), "
+                f"recompute {self.recompute_flops:,d} FLOPs{planned}{solver}")
+
+
+def least_budget_bound(flow: Dataflow) -> int:
+    """Arena bytes no schedule of ``flow`` can go below, whatever it recomputes: one linear pass.
+
+    Every schedule runs each node at least once; while node v runs, the storage
+    blocks of its operands are live and so is v's own block, which an elementwise
+    op may share with an operand (in place), plus v's scratch; at the end every
+    output's block is live. Blocks never overlap in the arena, so
+
+        arena >= max( max_v [max(M_v, Σ_{b in blocks(args v)} M_b) + scratch_v],  Σ_{b in blocks(roots)} M_b )
+
+    with M the bytes of a block; sources and views own no arena storage.
+    """
+    owner = alias_analysis(flow)
+
+    def blocks_bytes(nodes: Iterable[Node]) -> int:
+        return sum(b.aval.nbytes for b in {owner[n] for n in nodes if not owner[n].is_source})
+
+    floor = blocks_bytes(flow.roots)
+    for node in flow.nodes:
+        if node.is_source or owner[node] is not node:
+            continue
+        scratch = node.op.scratch(*(a.aval for a in flow.args[node]), **node.attrs) if node.op.scratch else ()
+        running = max(node.aval.nbytes, blocks_bytes(flow.args[node])) + sum(s.nbytes for s in scratch)
+        floor = max(floor, running)
+    return floor
+
+
+def check_budget(budget: object) -> int | None:
+    """``budget`` as bytes (None: no budget); a GraphError for anything but a whole number.
+    A negative budget passes here: :func:`rematerialize` reports it against the least feasible one."""
+    if budget is None:
+        return None
+    if not is_int(budget):
+        raise GraphError(f"memory_budget={budget!r} must be an int number of bytes >= 0, or None for no budget; "
+                         "a whole number of bytes, e.g. 1_000_000")
+    return int(budget)
+
+
+def check_time_limit(time_limit: object) -> float:
+    """``time_limit`` as seconds; a GraphError unless it is a finite number > 0."""
+    if not (is_real(time_limit) and 0 < time_limit < math.inf):  # NaN fails both comparisons
+        raise GraphError(f"time_limit={time_limit!r} must be a number of seconds > 0, and finite; e.g. time_limit=10")
+    return float(time_limit)
+
+
+EXACT_LEAST_MAX_NODES = 2_000
+"""Up to this many nodes, a budget below the floor is answered with the policy's exact least
+feasible budget (its candidates are all measured); above, with the floor alone."""
+
+
+def _store_all_peak(flow: Dataflow) -> int:
+    """The most bytes live at once when every value is kept and nodes run in creation order
+    (one liveness pass; the scheduler's order may peak lower)."""
+    return peak_live_bytes(flow, [n for n in flow.nodes if not n.is_source])
+
+
+def _below_floor(budget: int, floor: int, flow: Dataflow, policy: str) -> GraphError:
+    return GraphError(
+        f"memory_budget={budget:,d} B is below what any schedule of these outputs needs: the least feasible "
+        f"budget is at least {floor:,d} B (the largest node with its operands, or all outputs at once); "
+        f"storing every value peaks at {_store_all_peak(flow):,d} live bytes in creation order (remat='none'). "
+        f"Raise memory_budget to {floor:,d} B or more for remat={policy!r}"
+    )
+
+
+def _infeasible(budget: int, policy: str, least: int, store_all: int, cut_short: bool) -> GraphError:
+    searched = (" (the search stopped at time_limit before measuring every schedule: the least found so far)"
+                if cut_short else "")
+    return GraphError(
+        f"memory_budget={budget:,d} B is below what remat={policy!r} can reach; "
+        f"the least feasible budget for it is {least:,d} B{searched}; storing every value plans {store_all:,d} B. "
+        "Raise memory_budget, or choose another policy"
+    )
+
+
+def rematerialize(
+    flow: Dataflow,
+    policy: str,
+    budget: int | None,
+    measure: Callable[[Dataflow], int],
+    time_limit: float = 60.0,
+) -> tuple[Dataflow, RematReport]:
+    """Rewrite ``flow`` by ``policy`` under ``budget``; ``measure`` returns a flow's planned arena bytes.
+
+    Guarantees, for every policy:
+
+    - the result never plans more than storing everything, and a recompute
+      that saves no memory is never chosen (the store-all plan is the answer then);
+    - monotone in the budget: the choice is the least recompute that fits over a
+      list of candidates that only grows with the budget (constructed settings,
+      the solver's schedules, and every schedule a solver found for this
+      problem before, see ``_FOUND``), so a larger budget never gives more
+      recompute, nor a larger arena at equal recompute;
+    - the stage ends within ``time_limit`` seconds (searches and solves get
+      the time left of one :class:`Deadline`), with the best schedule known;
+    - a budget below :func:`least_budget_bound` is reported before any search.
+    """
+    deadline = Deadline.after(check_time_limit(time_limit))
+    budget = check_budget(budget)
+    if policy not in ("none", "sqrt", "revolve", "optimal", "optimal-lp"):
+        raise GraphError(f"remat={policy!r} is not a policy here")
+    if budget is not None:
+        floor = least_budget_bound(flow)
+        if budget < floor and len(flow.nodes) > EXACT_LEAST_MAX_NODES:
+            raise _below_floor(budget, floor, flow, policy)
+    if policy == "none" and budget is None:
+        return flow, RematReport(policy, "store all", 0, None, 1)
+    measured_at = time.perf_counter()
+    store_all = Candidate("store all", 0, lambda: flow, measure(flow))
+    measure_seconds = time.perf_counter() - measured_at
+    forward = forward_nodes(flow)
+    segments = segments_between(forward, separators(flow, forward))
+    if budget is None:
+        return _unbudgeted(flow, policy, segments, store_all, measure)
+    candidates = [store_all]
+    if len(segments) >= 2 and policy != "none":
+        if policy != "revolve":
+            candidates += _sqrt_candidates(flow, segments, budget, deadline)
+        if policy != "sqrt":
+            candidates += _revolve_candidates(flow, segments, budget)
+    solve_seconds, solver_status = 0.0, None
+    if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
+        problem, nodes, groups = remat_problem(flow, budget)
+        candidates += _remembered(flow, problem, nodes, groups)
+        # the constructed and remembered schedules first, then the solver with the time left
+        choose(candidates, budget, measure, deadline)
+        solved, solver_status, solve_seconds = _solver_candidate(flow, problem, nodes, groups, policy, measure,
+                                                                 deadline, measure_seconds)
+        candidates += solved
+    found = choose(candidates, budget, measure, deadline)
+    if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
+        found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
+    if found is None:  # every candidate measured, unless the deadline cut a large flow's search short
+        least = min(c.planned_bytes for c in candidates if c.planned_bytes is not None)
+        cut_short = any(c.planned_bytes is None for c in candidates)
+        raise _infeasible(budget, policy, least, store_all.planned_bytes, cut_short)
+    chosen, rewritten = found
+    report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates),
+                         solver_status, solve_seconds)
+    return rewritten, report
+
+
+def _unbudgeted(flow: Dataflow, policy: str, segments: list[list[Node]], store_all: Candidate,
+                measure: Callable[[Dataflow], int]) -> tuple[Dataflow, RematReport]:
+    """Without a budget: the policy's own setting, unless it plans no less than storing everything."""
+    if policy not in ("sqrt", "revolve") or len(segments) < 2:
+        return flow, RematReport(policy, "store all", 0, store_all.planned_bytes, 1)
+    (own,) = (_sqrt_candidates if policy == "sqrt" else _revolve_candidates)(flow, segments, None)
+    rewritten = own.build()
+    own.planned_bytes = measure(rewritten)
+    if own.planned_bytes < store_all.planned_bytes:
+        return rewritten, RematReport(policy, own.label, own.recompute_flops, own.planned_bytes, 2)
+    label = (f"store all ({own.label} plans {own.planned_bytes:,d} B, "
+             f"no less than storing everything: nothing to trade the recompute for)")
+    return flow, RematReport(policy, label, 0, store_all.planned_bytes, 2)

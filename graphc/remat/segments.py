@@ -1,0 +1,192 @@
+"""The forward graph, its separators, and √n checkpointing as a rewrite of the dataflow.
+
+A separator is a forward value every input-to-loss path passes through; the values between
+two separators form a segment. :class:`_Builder` writes the rewritten dataflow of *instances*
+(first evaluations and their recompute clones), which every constructed policy shares.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Sequence
+
+
+from graphc.errors import GraphError
+from graphc.ir import Node
+from graphc.dataflow import Dataflow
+
+
+def forward_nodes(flow: Dataflow) -> list[Node]:
+    """Computed nodes of the forward pass (:meth:`Dataflow.roles`): no gradient behind them, no writer."""
+    roles = flow.roles()
+    return [n for n in flow.nodes if roles.get(n) == "forward"]
+
+
+def separators(flow: Dataflow, forward: Sequence[Node]) -> list[int]:
+    """Positions i in ``forward`` after which exactly one forward value is still needed.
+
+    Walking the forward nodes in topological order, the *frontier* after
+    position i is the set of values computed at or before i that a later
+    forward node reads. Where it is the single value ``forward[i]``, every path
+    from the inputs to the rest of the graph passes through it: it is a cut
+    vertex on all input-to-loss paths (the articulation points the
+    gradient-checkpointing project for TensorFlow uses, restricted to those on
+    every path). A linear sweep over last uses finds them all.
+    """
+    position = {n: i for i, n in enumerate(forward)}
+    last_forward_use = {n: i for i, n in enumerate(forward)}
+    for i, node in enumerate(forward):
+        for a in flow.args[node]:
+            if a in position:
+                last_forward_use[a] = max(last_forward_use[a], i)
+    ends = [0] * (len(forward) + 1)  # how many frontier values stop being needed after each position
+    open_count, cuts = 0, []
+    for i, node in enumerate(forward):
+        open_count += 1
+        for a in {a for a in flow.args[node] if a in position}:
+            if last_forward_use[a] == i:
+                open_count -= 1
+        if last_forward_use[node] == i:
+            open_count -= 1  # a value nothing later reads (the loss) closes at once
+        if open_count == 1 and last_forward_use[node] > i or open_count == 0:
+            cuts.append(i)
+    return cuts
+
+
+def segments_between(forward: Sequence[Node], cuts: Sequence[int]) -> list[list[Node]]:
+    """The forward nodes split after each cut position (the last segment runs to the end)."""
+    result, start = [], 0
+    for cut in cuts:
+        if cut >= start:
+            result.append(list(forward[start: cut + 1]))
+            start = cut + 1
+    if start < len(forward):
+        result.append(list(forward[start:]))
+    return result
+
+
+# --- instances: the rewritten dataflow ---------------------------------------------------------
+
+
+class _Builder:
+    """Emits instances in execution order: forward evaluations, recomputes, backward nodes."""
+
+    def __init__(self, flow: Dataflow, segments: list[list[Node]]) -> None:
+        self.flow = flow
+        self.segments = segments
+        self.segment_of = {n: k for k, seg in enumerate(segments) for n in seg}
+        self.current: dict[Node, Node] = {}
+        self.nodes: list[Node] = []
+        self.args: dict[Node, tuple[Node, ...]] = {}
+        for node in flow.nodes:
+            if node.is_source:
+                self._emit(node, ())
+        self._backward = [n for n in flow.nodes if not n.is_source and n not in self.segment_of]
+        self._position = {n: i for i, n in enumerate(self._backward)}
+        self._step_of = {b: self._reverse_step(b) for b in self._backward}
+        self._by_step: dict[int | None, list[Node]] = {}
+        for b in self._backward:
+            self._by_step.setdefault(self._step_of[b], []).append(b)
+        self._waiting = {b: sum(1 for a in flow.args[b] if a in self._position) for b in self._backward}
+        self._users: dict[Node, list[Node]] = {}
+        for b in self._backward:
+            for a in flow.args[b]:
+                if a in self._position:
+                    self._users.setdefault(a, []).append(b)
+        self._released: set[Node] = {b for b in self._backward if self._step_of[b] is None}
+        self._ready: list[tuple[int, Node]] = []
+        self._done: set[Node] = set()
+        for b in self._released:
+            if self._waiting[b] == 0:
+                heapq.heappush(self._ready, (self._position[b], b))
+
+    def _reverse_step(self, node: Node) -> int | None:
+        """The segment whose backward this node belongs to: its VJP's forward consumer's."""
+        consumer = node.adjoint.consumer if node.adjoint is not None else None
+        return self.segment_of.get(consumer) if consumer is not None else None
+
+    def _emit(self, node: Node, args: tuple[Node, ...]) -> None:
+        self.nodes.append(node)
+        self.args[node] = args
+
+    def _mapped(self, node: Node) -> tuple[Node, ...]:
+        return tuple(self.current.get(a, a) for a in self.flow.args[node])
+
+    def evaluate(self, k: int, first: bool, needed: set[Node] | None = None) -> None:
+        """Evaluate segment k (only ``needed`` nodes if given): the originals the first time, else clones."""
+        for node in self.segments[k]:
+            if needed is not None and node not in needed:
+                continue
+            args = self._mapped(node)
+            instance = node if first else self.flow.instance(node, args, recompute=True)
+            self._emit(instance, args)
+            self.current[node] = instance
+
+    def needed_by_backward(self, k: int) -> set[Node]:
+        """Values of segment k that its backward nodes read, with their ancestors inside segment k."""
+        segment = set(self.segments[k])
+        wanted = {a for b in self._by_step.get(k, ()) for a in self.flow.args[b] if a in segment}
+        stack = list(wanted)
+        while stack:
+            for a in self.flow.args[stack.pop()]:
+                if a in segment and a not in wanted:
+                    wanted.add(a)
+                    stack.append(a)
+        return wanted
+
+    def restore(self, state: Node, instance: Node) -> None:
+        """Make ``instance`` (a kept snapshot) the value later instances read for ``state``."""
+        self.current[state] = instance
+
+    def reverse(self, k: int) -> None:
+        """Release segment k's backward nodes and emit every backward node that is ready."""
+        self._released.update(self._by_step.get(k, ()))
+        for b in self._by_step.get(k, ()):
+            if self._waiting[b] == 0 and b not in self._done:
+                heapq.heappush(self._ready, (self._position[b], b))
+        self._drain()
+
+    def _drain(self) -> None:
+        users = self._users
+        while self._ready:
+            _, b = heapq.heappop(self._ready)
+            if b in self._done:
+                continue
+            self._done.add(b)
+            self._emit(b, self._mapped(b))
+            for user in users.get(b, ()):
+                self._waiting[user] -= 1
+                if self._waiting[user] == 0 and user in self._released:
+                    heapq.heappush(self._ready, (self._position[user], user))
+
+    def finish(self) -> Dataflow:
+        self._released.update(self._backward)
+        for b in self._backward:
+            if self._waiting[b] == 0 and b not in self._done:
+                heapq.heappush(self._ready, (self._position[b], b))
+        self._drain()
+        if len(self._done) != len(self._backward):
+            raise GraphError("recompute: the backward nodes could not all be ordered (a cycle through the forward graph?)")
+        roots = [r for r in self.flow.roots]
+        return self.flow.derive(self.nodes, self.args, roots)
+
+
+# --- policies ----------------------------------------------------------------------------------
+
+
+def checkpoint_segments(flow: Dataflow, segments: list[list[Node]], keep_every: int) -> Dataflow:
+    """√n checkpointing: group the chain into runs of ``keep_every`` segments, keep each run's
+    last state, and compute each run once more (from the previous kept state) before its backward.
+    The last run is not recomputed: its values are still live when the backward starts."""
+    runs = [list(itertools.chain.from_iterable(segments[i: i + keep_every])) for i in range(0, len(segments), keep_every)]
+    builder = _Builder(flow, runs)
+    for k in range(len(runs)):
+        builder.evaluate(k, first=True)
+    for k in reversed(range(len(runs))):
+        if k < len(runs) - 1:
+            kept = runs[k][-1]
+            needed = builder.needed_by_backward(k) - {kept}
+            builder.evaluate(k, first=False, needed=needed)
+        builder.reverse(k)
+    return builder.finish()
