@@ -1,6 +1,6 @@
 """Checkmate's MILP as matrices: the variables' layout, the constraint rows, the fixed entries and the model.
 
-The formulation is in the package docstring of :mod:`graphc.remat.problem`; :func:`_build` makes
+The formulation is in the module docstring of :mod:`graphc.remat.problem`; :func:`_build` makes
 it (or its LP relaxation) for HiGHS.
 """
 

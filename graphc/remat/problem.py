@@ -289,7 +289,7 @@ def budget_lower_bound(problem: RematProblem) -> int:
     return int(max(local, sum(sizes[k] for k in set(problem.keep))))
 
 
-# --------------------------------------------------------------------------- the model
+# --------------------------------------------------------------------------- vectorised index ranges
 
 
 def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +302,7 @@ def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return group, value
 
 
-# --------------------------------------------------------------------------- solvers
+# --------------------------------------------------------------------------- answers that need no solver
 
 
 def _shortcut(problem: RematProblem) -> RematSolution | None:

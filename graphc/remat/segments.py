@@ -172,7 +172,7 @@ class _Builder:
         return self.flow.derive(self.nodes, self.args, roots)
 
 
-# --- policies ----------------------------------------------------------------------------------
+# --- √n checkpointing --------------------------------------------------------------------------
 
 
 def checkpoint_segments(flow: Dataflow, segments: list[list[Node]], keep_every: int) -> Dataflow:
