@@ -87,7 +87,6 @@ def revolve(flow: Dataflow, segments: list[list[Node]], snapshots: int) -> Dataf
     builder = _Builder(flow, segments)
     evaluated = [False] * steps
     snaps: dict[int, Node | None] = {0: None}
-    state = 0
 
     def advance(a: int, b: int) -> None:
         for k in range(a, b):  # step k+1 is segment k
@@ -98,11 +97,9 @@ def revolve(flow: Dataflow, segments: list[list[Node]], snapshots: int) -> Dataf
         if action == "advance":
             advance(a, b)
             snaps[b] = builder.current[segments[b - 1][-1]]
-            state = b
         elif action == "restore":
             if a > 0:
                 builder.restore(segments[a - 1][-1], snaps[a])
-            state = a
         else:  # reverse step a (segment a-1) from state a-1
             k = a - 1
             if not evaluated[k]:

@@ -40,7 +40,6 @@ def separators(flow: Dataflow, forward: Sequence[Node]) -> list[int]:
         for a in flow.args[node]:
             if a in position:
                 last_forward_use[a] = max(last_forward_use[a], i)
-    ends = [0] * (len(forward) + 1)  # how many frontier values stop being needed after each position
     open_count, cuts = 0, []
     for i, node in enumerate(forward):
         open_count += 1
