@@ -318,18 +318,16 @@ def _check_updates(updates: Any, graph) -> list[tuple[Node, Node]]:
 def _with_state_updates(pairs: list[tuple[Node, Node]], values: list[Value], graph) -> list[tuple[Node, Node]]:
     """``pairs`` and the state updates the graph records for the nodes this program computes.
 
-    Batch norm in training records the updates of its running statistics on the graph
-    (:func:`graphc.ops.norm.pending_state_updates`); a program whose outputs or
-    updates read the batch-norm node makes them. A state param the user's ``updates``
-    update too is a GraphError: one run writes each param once.
+    An op records on the graph the updates every program computing one of its nodes makes
+    (``Graph.state_updates``: batch norm's running statistics in training); a program
+    whose outputs or updates read that node makes them. A state param the user's
+    ``updates`` update too is a GraphError: one run writes each param once.
     """
     if not graph.state_updates:
         return pairs
-    from graphc.ops.norm import pending_state_updates
-
     needed = set(ancestors([v.node for v in values] + [value for _, value in pairs]))
     user = {param for param, _ in pairs}
-    recorded = pending_state_updates(graph, needed)
+    recorded = [(param, value) for param, (trigger, value) in list(graph.state_updates.items()) if trigger in needed]
     for param, _ in recorded:
         if param in user:
             trigger = graph.state_updates[param][0]

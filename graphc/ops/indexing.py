@@ -383,7 +383,9 @@ def _scatter_rows(out: np.ndarray, g: np.ndarray, indices: np.ndarray) -> None:
     (row i holds a 1 in each column k with indices[k] = i) with g's rows.
 
     np.add.at applies one row at a time; the sparse product is one compiled loop
-    (1.3 to 10 times faster for embedding-sized rows, see benchmarks/scatter_add.py).
+    (1.3 to 10 times faster for embedding-sized rows, see benchmarks/scatter_add.py). It
+    allocates, outside the plan, the matrix (about 24 bytes per index) and the product (the
+    result's size, copied into ``out``): SciPy's product has no ``out=``.
     """
     from scipy.sparse import csr_matrix
 

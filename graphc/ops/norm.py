@@ -25,7 +25,7 @@ In training, ``batch_norm`` also records on the graph the updates of its running
 statistics, ``r ← (1 - momentum)·r + momentum·s`` (s the batch mean, and the
 unbiased batch variance for ``running_var``, as torch): every program compiled
 from outputs that read the batch-norm node writes them in place during its run
-(see :func:`pending_state_updates`).
+(``Graph.state_updates``, which :func:`graphc.compile` reads).
 """
 
 from __future__ import annotations
@@ -445,16 +445,3 @@ def _batch_norm_eval(x: Value, running_mean: Value, running_var: Value, weight: 
     if bias is None:
         return E.mul(centred, broadcastable(scale), name=name)
     return E.add(centred * broadcastable(scale), broadcastable(vector(bias)), name=name)
-
-
-# --- the updates programs take from the graph ------------------------------------------------
-
-
-def pending_state_updates(graph: Any, needed: set[Node]) -> list[tuple[Node, Node]]:
-    """(state param, new value) pairs recorded on ``graph`` whose batch-norm node is in ``needed``.
-
-    ``needed`` is the set of nodes a program computes (the ancestors of its outputs
-    and of its updates' new values); an update is taken when its program computes
-    the batch statistics it folds in.
-    """
-    return [(param, value) for param, (trigger, value) in list(graph.state_updates.items()) if trigger in needed]
