@@ -139,6 +139,7 @@ class RematSolution:
     solve_seconds: float
     lower_bound: float | None  # the solver's bound on the cost, when it has one
     build_seconds: float = 0.0  # time spent building the model
+    interrupted: bool = False  # the solve was stopped by Ctrl-C (KeyboardInterrupt); the best schedule so far
 
 
 # --------------------------------------------------------------------------- schedules
