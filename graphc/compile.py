@@ -34,7 +34,8 @@ from graphc.ops.core import lookup
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
 from graphc.runtime import Executable, check_feeds_mapping
-from graphc.remat import RematReport, check_budget, check_time_limit, rematerialize
+from graphc.remat import RematReport, check_budget, check_solver, check_time_limit, rematerialize
+from graphc.remat.progress import print_progress
 from graphc.schedule import schedule
 from graphc import validate
 
@@ -349,7 +350,8 @@ def _check_outputs(outputs: Any) -> list[Value]:
     return values
 
 
-def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any, name: Any, bind: Any) -> None:
+def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any, name: Any, bind: Any,
+                   solver: Any = "auto", progress: Any = False) -> None:
     """The compile options, checked before any work: each wrong one is a GraphError naming it."""
     if not isinstance(remat, str) or remat not in REMAT_POLICIES:
         raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
@@ -358,6 +360,9 @@ def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any,
     if check_budget(memory_budget) is not None and memory_budget < 0:
         raise GraphError(f"memory_budget={memory_budget!r} must be an int number of bytes >= 0, or None for no budget")
     check_time_limit(time_limit)
+    check_solver(solver)
+    if not isinstance(progress, bool):
+        raise GraphError(f"compile: progress={progress!r} must be True or False")
     if name is not None and not (isinstance(name, str) and name):
         raise GraphError(f"compile: name must be a non-empty string or None, got {name!r}")
     check_bind(bind)
@@ -372,6 +377,8 @@ def compile(  # noqa: A001
     updates: Mapping[Value, Value] | Sequence[tuple[Value, Value]] | None = None,
     memory: str = "auto",
     time_limit: float = 60.0,
+    solver: str = "auto",
+    progress: bool = False,
     name: str | None = None,
     check_numerics: bool = False,
     bind: bool = True,
@@ -398,6 +405,9 @@ def compile(  # noqa: A001
     ``prog.remat`` reports) or ``"optimal-lp"`` (its LP relaxation, rounded);
     with ``memory_budget`` (bytes of the arena), the policy's least recompute
     that fits, or a GraphError naming the least feasible budget.
+    ``solver`` picks the "optimal" policy's solver: ``"auto"`` (by the problem's
+    size), ``"milp"`` or ``"cpsat"``; ``progress=True`` prints the solver's best
+    schedule and bound to stderr as they improve.
 
     ``check_numerics=True`` checks every result as it is computed: the first
     instruction that produces a NaN or Inf raises a GraphError naming it (index
@@ -418,17 +428,19 @@ def compile(  # noqa: A001
                 f"compile: output {v.node.describe()} belongs to graph {v.graph.name!r}, another graph than "
                 f"the first output's ({graph.name!r}); compile Values of one graph"
             )
-    _check_options(remat, memory, memory_budget, time_limit, name, bind)
+    _check_options(remat, memory, memory_budget, time_limit, name, bind, solver, progress)
     pairs = _with_state_updates(_check_updates(updates, graph), values, graph)
     batched = _batch_program(values, pairs, single, remat=remat, memory_budget=memory_budget, memory=memory,
-                             time_limit=time_limit, name=name, check_numerics=check_numerics, bind=bind)
+                             time_limit=time_limit, solver=solver, progress=progress, name=name,
+                             check_numerics=check_numerics, bind=bind)
     if batched is not None:
         return batched
 
     out_nodes = [v.node for v in values]
     flow = optimize(out_nodes, pairs)
     flow, remat_report = rematerialize(
-        flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory).planned_bytes, time_limit
+        flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory).planned_bytes, time_limit,
+        solver=solver, progress=print_progress if progress else None,
     )
     order = schedule(flow)
     memory_plan = plan_memory(flow, order, memory)

@@ -69,7 +69,9 @@ import importlib
 from graphc.remat.binomial import revolve, revolve_actions, revolve_forward_steps
 from graphc.remat.candidates import Candidate, Deadline, choose, node_flops, recompute_flops
 from graphc.remat.optimal import LP_MAX_NODES, MILP_MAX_NODES, from_stages, remat_problem
-from graphc.remat.policies import RematReport, check_budget, check_time_limit, least_budget_bound, rematerialize
+from graphc.remat.policies import (
+    REMAT_SOLVERS, RematReport, check_budget, check_solver, check_time_limit, least_budget_bound, rematerialize,
+)
 from graphc.remat.segments import checkpoint_segments, forward_nodes, segments_between, separators
 
 _SOLVER_NAMES = {
@@ -89,7 +91,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "Candidate", "Deadline", "LP_MAX_NODES", "MILP_MAX_NODES", "RematReport", "check_budget", "check_time_limit",
+    "Candidate", "Deadline", "LP_MAX_NODES", "MILP_MAX_NODES", "REMAT_SOLVERS", "RematReport", "check_budget",
+    "check_solver", "check_time_limit",
     "checkpoint_segments", "choose", "forward_nodes", "from_stages", "least_budget_bound", "node_flops",
     "recompute_flops", "remat_problem", "rematerialize", "revolve", "revolve_actions", "revolve_forward_steps",
     "segments_between", "separators", *_SOLVER_NAMES,

@@ -17,6 +17,7 @@ from graphc.ir import Node
 from graphc.memory.analysis import alias_analysis, align
 from graphc.dataflow import Dataflow
 from graphc.remat.candidates import Candidate, Deadline, node_flops, recompute_flops
+from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes
 
 if TYPE_CHECKING:
@@ -158,14 +159,15 @@ def _remembered(flow: Dataflow, problem: "RematProblem", nodes: list[Node],
 def _solver_candidate(
     flow: Dataflow, problem: "RematProblem", nodes: list[Node], groups: list[list[int]], policy: str,
     measure: Callable[[Dataflow], int], deadline: Deadline, measure_seconds: float,
-) -> tuple[list[Candidate], str, float]:
+    solver: str = "auto", progress: ProgressFn | None = None,
+) -> tuple[list[Candidate], SolverOutcome]:
     """Solve for the budget; where the planned arena overshoots it (alignment, scratch), solve
     again with the model's budget lowered by the overshoot (at most three times), each solve
     getting the time left before ``deadline`` less twice what measuring a result takes
     (``measure_seconds`` at first: the store-all flow's).
 
-    Every schedule found is remembered (``_FOUND``). Returns the candidates found now, how the
-    solver ended, and its seconds."""
+    Every schedule found is remembered (``_FOUND``). Returns the candidates found now and how the
+    solver ended."""
     from graphc.remat.exact import solve_milp
     from graphc.remat.rounding import solve_lp_rounding
 
@@ -174,7 +176,7 @@ def _solver_candidate(
     candidates: list[Candidate] = []
     exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
     if problem.n > LP_MAX_NODES:
-        return candidates, f"not tried ({problem.n} values > {LP_MAX_NODES})", 0.0
+        return candidates, SolverOutcome("milp", "not run", why=f"{problem.n} values > {LP_MAX_NODES}")
     model_budget, seconds, status, reserve = budget, 0.0, "not run (time_limit reached)", measure_seconds
     for _ in range(3):
         solve_by = deadline.sooner(2 * reserve)
@@ -197,4 +199,5 @@ def _solver_candidate(
         if planned <= budget:
             break
         model_budget -= planned - budget
-    return candidates, status, seconds
+    name = "milp" if exact else "lp-rounding"
+    return candidates, SolverOutcome(name, status, seconds=seconds)

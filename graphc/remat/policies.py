@@ -19,6 +19,7 @@ from graphc.dataflow import Dataflow
 from graphc.remat.binomial import _revolve_candidates
 from graphc.remat.candidates import Candidate, choose, Deadline
 from graphc.remat.optimal import remat_problem, _remembered, _solver_candidate
+from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes, segments_between, separators
 from graphc.remat.sqrt import _sqrt_candidates
 
@@ -32,12 +33,19 @@ class RematReport:
     recompute_flops: int
     planned_bytes: int | None
     candidates: int
-    solver_status: str | None = None  # "optimal", "feasible" (time limit hit), "rounded", "infeasible", ...
-    solve_seconds: float = 0.0
+    outcome: SolverOutcome | None = None  # how the solver ended, for the solver policies
+
+    @property
+    def solver_status(self) -> str | None:
+        return None if self.outcome is None else self.outcome.status
+
+    @property
+    def solve_seconds(self) -> float:
+        return 0.0 if self.outcome is None else self.outcome.seconds
 
     def __str__(self) -> str:
         planned = "" if self.planned_bytes is None else f", arena {self.planned_bytes:,d} B"
-        solver = f"; the solver ended {self.solver_status} after {self.solve_seconds:.2f} s" if self.solver_status else ""
+        solver = f"; the solver ended {self.solver_status} after {self.solve_seconds:.2f} s" if self.outcome else ""
         return (f"remat={self.policy!r}: {self.chosen} ({self.candidates} candidates), "
                 f"recompute {self.recompute_flops:,d} FLOPs{planned}{solver}")
 
@@ -78,6 +86,17 @@ def check_budget(budget: object) -> int | None:
         raise GraphError(f"memory_budget={budget!r} must be an int number of bytes >= 0, or None for no budget; "
                          "a whole number of bytes, e.g. 1_000_000")
     return int(budget)
+
+
+REMAT_SOLVERS = ("auto", "milp", "cpsat")
+"""``compile(..., remat="optimal", solver=...)``: "auto" picks by the problem's size."""
+
+
+def check_solver(solver: object) -> str:
+    """``solver`` as given; a GraphError unless it is one of :data:`REMAT_SOLVERS`."""
+    if not isinstance(solver, str) or solver not in REMAT_SOLVERS:
+        raise GraphError(f"solver={solver!r} is not a recompute solver; choose one of {', '.join(REMAT_SOLVERS)}")
+    return solver
 
 
 def check_time_limit(time_limit: object) -> float:
@@ -123,6 +142,8 @@ def rematerialize(
     budget: int | None,
     measure: Callable[[Dataflow], int],
     time_limit: float = 60.0,
+    solver: str = "auto",
+    progress: ProgressFn | None = None,
 ) -> tuple[Dataflow, RematReport]:
     """Rewrite ``flow`` by ``policy`` under ``budget``; ``measure`` returns a flow's planned arena bytes.
 
@@ -138,6 +159,9 @@ def rematerialize(
     - the stage ends within ``time_limit`` seconds (searches and solves get
       the time left of one :class:`Deadline`), with the best schedule known;
     - a budget below :func:`least_budget_bound` is reported before any search.
+
+    ``solver`` picks the solver of the "optimal" policy ("auto": by the problem's size);
+    ``progress`` is called as the solver finds better schedules and bounds.
     """
     deadline = Deadline.after(check_time_limit(time_limit))
     budget = check_budget(budget)
@@ -162,14 +186,14 @@ def rematerialize(
             candidates += _sqrt_candidates(flow, segments, budget, deadline)
         if policy != "sqrt":
             candidates += _revolve_candidates(flow, segments, budget)
-    solve_seconds, solver_status = 0.0, None
+    outcome = None
     if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
         problem, nodes, groups = remat_problem(flow, budget)
         candidates += _remembered(flow, problem, nodes, groups)
         # the constructed and remembered schedules first, then the solver with the time left
         choose(candidates, budget, measure, deadline)
-        solved, solver_status, solve_seconds = _solver_candidate(flow, problem, nodes, groups, policy, measure,
-                                                                 deadline, measure_seconds)
+        solved, outcome = _solver_candidate(flow, problem, nodes, groups, policy, measure, deadline,
+                                            measure_seconds, solver=check_solver(solver), progress=progress)
         candidates += solved
     found = choose(candidates, budget, measure, deadline)
     if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
@@ -179,8 +203,7 @@ def rematerialize(
         cut_short = any(c.planned_bytes is None for c in candidates)
         raise _infeasible(budget, policy, least, store_all.planned_bytes, cut_short)
     chosen, rewritten = found
-    report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates),
-                         solver_status, solve_seconds)
+    report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates), outcome)
     return rewritten, report
 
 

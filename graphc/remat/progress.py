@@ -7,6 +7,7 @@ knows more (a better schedule, a tighter bound); the policy's report carries one
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,3 +50,11 @@ class SolverOutcome:
         if self.objective == 0:
             return 0.0
         return max(self.objective - self.bound, 0.0) / abs(self.objective)
+
+
+def print_progress(event: SolveProgress) -> None:
+    """A :data:`ProgressFn` that writes one line per event to stderr (``compile(..., progress=True)``)."""
+    best = "no schedule yet" if event.objective is None else f"best {event.objective:,.0f}"
+    bound = "" if event.bound is None else f", bound {event.bound:,.0f}"
+    note = f" ({event.message})" if event.message else ""
+    print(f"[{event.solver} {event.seconds:6.1f} s] {best}{bound}{note}", file=sys.stderr, flush=True)
