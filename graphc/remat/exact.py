@@ -12,6 +12,7 @@ from scipy.optimize import LinearConstraint
 
 from graphc.remat.highs import _bound, _run, _status
 from graphc.remat.milp import _build, _matrices, _Model
+from graphc.remat.progress import ProgressFn, SolveProgress
 from graphc.remat.problem import (
     budget_lower_bound,
     _canonical,
@@ -45,8 +46,29 @@ def _solution_of(problem: RematProblem, model: _Model, x: np.ndarray, **fields) 
     return _canonical(problem, R & ~S, **fields)
 
 
+class _Phases:
+    """What :func:`solve_milp` knows so far (the rounding's schedule, the MILP's bound), told to ``progress``."""
+
+    def __init__(self, progress: ProgressFn | None) -> None:
+        self.start = time.perf_counter()
+        self.progress = progress
+        self.known: RematSolution | None = None  # the rounding's schedule: what a Ctrl-C keeps
+        self.bound: float | None = None
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def tell(self, message: str, objective: float | None = None) -> None:
+        if self.progress is not None:
+            best = objective if objective is not None else None if self.known is None else self.known.cost
+            self.progress(SolveProgress("milp", self.seconds(), best, self.bound, message))
+
+    def heartbeat(self, child_seconds: float) -> None:
+        self.tell(f"HiGHS running in its child process, {child_seconds:.0f} s")
+
+
 def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: float | None = None,
-               incumbent: bool = True) -> RematSolution:
+               incumbent: bool = True, progress: ProgressFn | None = None) -> RematSolution:
     """The least-cost schedule within the budget: Checkmate's MILP solved by HiGHS.
 
     With ``incumbent`` (the default) :func:`solve_lp_rounding` first finds a schedule
@@ -58,34 +80,69 @@ def solve_milp(problem: RematProblem, *, time_limit: float = 60.0, mip_gap: floa
     (time limit hit; the best schedule known), "infeasible" (proven), or "timeout" (time
     limit hit and no schedule known). ``lower_bound``: a proven bound on the optimum.
     A final "infeasible" verdict (no schedule known) is checked again without presolve.
+
+    ``progress`` hears of each phase (solver "milp"): the rounding's LP bound and schedule, the
+    MILP's start, a heartbeat while HiGHS runs in its child process, and the result. A
+    KeyboardInterrupt (Ctrl-C) stops the solve and the rounding's schedule is returned with
+    ``interrupted`` set (status "timeout" without one). HiGHS in this process finishes its
+    slice first (at most :data:`graphc.remat.highs.IN_PROCESS_SECONDS`); its child process
+    is stopped at once.
     """
     quick = _shortcut(problem)
     if quick is not None:
         return quick
-    start = time.perf_counter()
+    phases = _Phases(progress)
+    try:
+        return _solve_milp(problem, time_limit, mip_gap, incumbent, phases)
+    except KeyboardInterrupt:
+        phases.tell("interrupted: keeping the best schedule so far")
+        if phases.known is None:
+            return replace(_infeasible(problem, "timeout", phases.seconds(), phases.bound), interrupted=True)
+        return replace(phases.known, status="feasible", solve_seconds=phases.seconds(), interrupted=True)
+
+
+def _solve_milp(problem: RematProblem, time_limit: float, mip_gap: float | None, incumbent: bool,
+                phases: _Phases) -> RematSolution:
+    start = phases.start
     gap = 1e-4 if mip_gap is None else mip_gap
-    first = solve_lp_rounding(problem, time_limit=time_limit / 2, restarts=1, kicks=100) if incumbent else None
-    known = first if first is not None and first.status == "feasible" else None
+    if incumbent:
+        phases.tell("LP rounding for a first schedule")
+        first = solve_lp_rounding(problem, time_limit=time_limit / 2, restarts=1, kicks=100)
+        phases.known = first if first.status == "feasible" else None
+        phases.bound = first.lower_bound
+        if first.interrupted:
+            raise KeyboardInterrupt
+        phases.tell("LP rounding's schedule" if phases.known else "LP rounding found no schedule within the budget")
+    known = phases.known
     b0 = time.perf_counter()
     model = _build(problem, budget=problem.budget, integral=True)
     build = time.perf_counter() - b0
+    phases.tell(f"MILP: {model.c.size:,d} variables, {model.constraint.A.nnz:,d} nonzeros, HiGHS")
     extra = []
     if known is not None:
         extra.append(LinearConstraint(sp.csr_matrix(model.c[None, :]), -np.inf, _cutoff(problem, known.cost, gap)))
-    res = _run(model, time_limit - (time.perf_counter() - start), mip_gap, extra=extra, recheck=known is None)
+    res = _run(model, time_limit - (time.perf_counter() - start), mip_gap, extra=extra, recheck=known is None,
+               heartbeat=phases.heartbeat)
     seconds = time.perf_counter() - start - build
     status, bound = _status(res), _bound(res)
     if res.x is not None:
-        return _solution_of(problem, model, res.x, status=status, seconds=seconds, lower_bound=bound, build_seconds=build)
-    if known is None:
-        return _infeasible(problem, status, seconds, bound, build)
-    if status == "infeasible":  # every schedule costs more than the cutoff: the incumbent is optimal
+        solution = _solution_of(problem, model, res.x, status=status, seconds=seconds, lower_bound=bound,
+                                build_seconds=build)
+    elif known is None:
+        solution = _infeasible(problem, status, seconds, bound, build)
+    elif status == "infeasible":  # every schedule costs more than the cutoff: the incumbent is optimal
         cut = _cutoff(problem, known.cost, gap)
-        bound, status = (math.floor(cut) + 1.0 if _integral_costs(problem) else cut), "optimal"
+        bound = math.floor(cut) + 1.0 if _integral_costs(problem) else cut
+        solution = replace(known, status="optimal", solve_seconds=seconds, lower_bound=bound, build_seconds=build)
     else:
         bound = None if bound is None else min(bound, known.cost)
-        status = "feasible"
-    return replace(known, status=status, solve_seconds=seconds, lower_bound=bound, build_seconds=build)
+        solution = replace(known, status="feasible", solve_seconds=seconds, lower_bound=bound, build_seconds=build)
+    bounds = [b for b in (solution.lower_bound, phases.bound) if b is not None]  # the LP's bounds the MILP's too
+    if bounds and solution.status != "infeasible":
+        solution = replace(solution, lower_bound=min(max(bounds), solution.cost))
+    phases.bound = solution.lower_bound
+    phases.tell(f"MILP {solution.status}", None if solution.cost == math.inf else solution.cost)
+    return solution
 
 
 class LeastBudgetTimeout(TimeoutError):

@@ -3,10 +3,12 @@
 Run as ``python -P highs_child.py FOLDER`` (by path, so that neither graphc nor its package
 is imported: the start costs the interpreter and SciPy only, see ``CHILD_START_SECONDS``).
 FOLDER holds ``model.npz`` and ``options.json`` written by :func:`graphc.remat.highs._milp_in_child`;
-the result is written to ``FOLDER/result.npz``.
+the result is written to ``FOLDER/result.npz``. The child ignores SIGINT: a terminal's Ctrl-C
+reaches the whole process group, and the parent, which keeps the best schedule so far, stops it.
 """
 
 import json
+import signal
 import sys
 
 import numpy as np
@@ -29,4 +31,5 @@ def solve_folder(folder: str) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     solve_folder(sys.argv[1])

@@ -177,18 +177,27 @@ def _solver_candidate(
     exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
     if problem.n > LP_MAX_NODES:
         return candidates, SolverOutcome("milp", "not run", why=f"{problem.n} values > {LP_MAX_NODES}")
-    model_budget, seconds, status, reserve = budget, 0.0, "not run (time_limit reached)", measure_seconds
+    model_budget, seconds, status, reserve = budget, 0.0, "not run", measure_seconds
+    why = "time_limit reached before the solver could run"
+    objective = bound = None
     for _ in range(3):
         solve_by = deadline.sooner(2 * reserve)
         if solve_by.left() <= 0:
             break
         problem = replace(problem, budget=max(model_budget, 0))
         solve = solve_milp if exact else solve_lp_rounding
-        solution = solve(problem, time_limit=solve_by.left() * SOLVER_SHARE)
+        solution = solve(problem, time_limit=solve_by.left() * SOLVER_SHARE, progress=progress)
         seconds += solution.solve_seconds
-        status = solution.status if exact else ("rounded" if solution.status == "feasible" else solution.status)
         if solution.status not in ("optimal", "feasible"):
+            if not candidates:  # a re-solve that finds nothing leaves the earlier solve's verdict standing
+                status, why, bound = solution.status, _why_nothing(solution.status, model_budget, budget), solution.lower_bound
+            else:
+                why = f"a re-solve at {model_budget:,d} B ended {solution.status}"
+            if solution.interrupted:
+                status = "interrupted"
             break
+        status, why = ("interrupted" if solution.interrupted else solution.status), ""
+        objective, bound = solution.cost, solution.lower_bound
         started = time.perf_counter()
         rewritten = from_stages(flow, nodes, solution.R, groups)
         planned = measure(rewritten)
@@ -196,8 +205,17 @@ def _solver_candidate(
         label = f"{'MILP' if exact else 'LP rounding'} ({status})"
         candidates.append(Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned))
         _remember(key, solution.R, candidates[-1].recompute_flops)
-        if planned <= budget:
+        if planned <= budget or solution.interrupted:
             break
         model_budget -= planned - budget
     name = "milp" if exact else "lp-rounding"
-    return candidates, SolverOutcome(name, status, seconds=seconds)
+    return candidates, SolverOutcome(name, status, objective, bound, seconds, why)
+
+
+def _why_nothing(status: str, model_budget: int, budget: int) -> str:
+    """Why a solve found no schedule, for the report."""
+    at = f"{model_budget:,d} B" + ("" if model_budget == budget else f" (the budget {budget:,d} B less the arena's overshoot)")
+    if status == "infeasible":
+        return (f"the model has no schedule within {at}: its fixed order of first computations and fused "
+                "layers admit none, or the LP rounding found none")
+    return f"no schedule found within {at} before the time limit"

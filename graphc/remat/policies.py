@@ -17,7 +17,7 @@ from graphc.ir import Node, is_int, is_real
 from graphc.memory.analysis import alias_analysis, peak_live_bytes
 from graphc.dataflow import Dataflow
 from graphc.remat.binomial import _revolve_candidates
-from graphc.remat.candidates import Candidate, choose, Deadline
+from graphc.remat.candidates import Candidate, choose, Deadline, node_flops
 from graphc.remat.optimal import remat_problem, _remembered, _solver_candidate
 from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes, segments_between, separators
@@ -26,7 +26,14 @@ from graphc.remat.sqrt import _sqrt_candidates
 
 @dataclass(frozen=True)
 class RematReport:
-    """What the remat stage chose: ``Program.remat``."""
+    """What the remat stage chose, and why: ``Program.remat``.
+
+    ``str(report)`` says it in one to three lines: the schedule chosen with its recompute
+    (FLOPs, and as a multiple of one forward pass) and arena; for the solver policies, how
+    the solver ended (``outcome``: optimal; feasible with its objective, bound and gap;
+    interrupted; or not run / infeasible and why) and, when the chosen schedule is not the
+    solver's, why it was chosen instead (``choice``).
+    """
 
     policy: str
     chosen: str
@@ -34,6 +41,10 @@ class RematReport:
     planned_bytes: int | None
     candidates: int
     outcome: SolverOutcome | None = None  # how the solver ended, for the solver policies
+    forward_flops: int = 0  # one forward pass (0: not measured)
+    budget: int | None = None
+    choice: str = ""  # why the chosen schedule, when a solver ran and it is not the solver's
+    solver_chosen: bool = False  # the chosen schedule is one the solver found in this compile
 
     @property
     def solver_status(self) -> str | None:
@@ -43,11 +54,45 @@ class RematReport:
     def solve_seconds(self) -> float:
         return 0.0 if self.outcome is None else self.outcome.seconds
 
+    @property
+    def interrupted(self) -> bool:
+        """The solve was stopped by Ctrl-C; the chosen schedule is the best known then."""
+        return self.solver_status == "interrupted"
+
+    @property
+    def gap(self) -> float | None:
+        """The solver's relative gap (objective − bound) / objective, None without both."""
+        return None if self.outcome is None else self.outcome.gap
+
+    @property
+    def fallback_reason(self) -> str:
+        """Why the chosen schedule is not the solver's ("" when it is, or when no solver ran)."""
+        if self.outcome is None or self.solver_chosen:
+            return ""
+        return "; ".join(part for part in (self.outcome.why, self.choice) if part)
+
+    def _solver_line(self) -> str:
+        o = self.outcome
+        assert o is not None
+        found = "" if o.objective is None else f", objective {o.objective:,.0f} FLOPs of compute"
+        bound = "" if o.bound is None else f", bound {o.bound:,.0f}"
+        gap = "" if o.gap is None or o.status == "optimal" else f", gap {o.gap:.1%}"
+        why = f" ({o.why})" if o.why else ""
+        status = "interrupted by Ctrl-C" if o.status == "interrupted" else o.status
+        return f"solver {o.solver}: {status}{why}{found}{bound}{gap}, {o.seconds:.2f} s"
+
     def __str__(self) -> str:
-        planned = "" if self.planned_bytes is None else f", arena {self.planned_bytes:,d} B"
-        solver = f"; the solver ended {self.solver_status} after {self.solve_seconds:.2f} s" if self.outcome else ""
-        return (f"remat={self.policy!r}: {self.chosen} ({self.candidates} candidates), "
-                f"recompute {self.recompute_flops:,d} FLOPs{planned}{solver}")
+        per_forward = (f" ({self.recompute_flops / self.forward_flops:.2f}× one forward pass)"
+                       if self.forward_flops else "")
+        within = "" if self.budget is None else f" within the budget {self.budget:,d} B"
+        planned = "" if self.planned_bytes is None else f", arena {self.planned_bytes:,d} B{within}"
+        lines = [f"remat={self.policy!r}: {self.chosen}, recompute {self.recompute_flops:,d} FLOPs{per_forward}"
+                 f"{planned} ({self.candidates} candidates)"]
+        if self.outcome is not None:
+            lines.append(self._solver_line())
+        if self.choice:
+            lines.append(f"chosen: {self.choice}")
+        return "\n".join(lines)
 
 
 def least_budget_bound(flow: Dataflow) -> int:
@@ -186,7 +231,7 @@ def rematerialize(
             candidates += _sqrt_candidates(flow, segments, budget, deadline)
         if policy != "sqrt":
             candidates += _revolve_candidates(flow, segments, budget)
-    outcome = None
+    outcome, solved = None, []
     if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
         problem, nodes, groups = remat_problem(flow, budget)
         candidates += _remembered(flow, problem, nodes, groups)
@@ -195,6 +240,7 @@ def rematerialize(
         solved, outcome = _solver_candidate(flow, problem, nodes, groups, policy, measure, deadline,
                                             measure_seconds, solver=check_solver(solver), progress=progress)
         candidates += solved
+        _end_progress_line(progress)
     found = choose(candidates, budget, measure, deadline)
     if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
         found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
@@ -203,8 +249,33 @@ def rematerialize(
         cut_short = any(c.planned_bytes is None for c in candidates)
         raise _infeasible(budget, policy, least, store_all.planned_bytes, cut_short)
     chosen, rewritten = found
-    report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates), outcome)
+    report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates), outcome,
+                         forward_flops=sum(node_flops(n, flow) for n in forward), budget=budget,
+                         choice=_why_chosen(chosen, solved, outcome, budget) if outcome is not None else "",
+                         solver_chosen=outcome is not None and any(chosen is c for c in solved))
     return rewritten, report
+
+
+def _end_progress_line(progress: ProgressFn | None) -> None:
+    """Let a progress display that updates one line in place (``print_progress``) end it."""
+    done = getattr(progress, "done", None)
+    if callable(done):
+        done()
+
+
+def _why_chosen(chosen: Candidate, solved: list[Candidate], outcome: SolverOutcome, budget: int) -> str:
+    """Why the schedule chosen by a solver policy is the one it is, in a sentence ("" for the solver's own)."""
+    if any(chosen is c for c in solved):
+        return ""
+    fitting = [c for c in solved if c.planned_bytes is not None and c.planned_bytes <= budget]
+    if fitting:
+        cheapest = min(c.recompute_flops for c in fitting)
+        return (f"{chosen.label} fits and recomputes no more than the solver's schedule "
+                f"({cheapest:,d} FLOPs)")
+    if solved:
+        over = min(c.planned_bytes for c in solved if c.planned_bytes is not None)
+        return f"{chosen.label} fits; the solver's schedule plans {over:,d} B, over the budget"
+    return f"{chosen.label} fits; the solver found nothing ({outcome.status})"
 
 
 def _unbudgeted(flow: Dataflow, policy: str, segments: list[list[Node]], store_all: Candidate,

@@ -7,6 +7,7 @@ recomputing it, trade one hold for another, and kick and repair (iterated local 
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from dataclasses import replace
 from typing import Callable, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 
 from graphc.remat.highs import _run
 from graphc.remat.milp import _build, _matrices
+from graphc.remat.progress import ProgressFn, SolveProgress
 from graphc.remat.problem import (
     budget_lower_bound,
     _canonical,
@@ -225,9 +227,34 @@ def _iterated_search(problem: RematProblem, R: np.ndarray, seed: int, kicks: int
     return best
 
 
+class _Best:
+    """The cheapest schedule that fits found so far, and the LP bound: what a Ctrl-C keeps.
+    Each improvement is reported to ``progress`` (solver "lp-rounding")."""
+
+    def __init__(self, problem: RematProblem, start: float, progress: ProgressFn | None) -> None:
+        self.problem, self.start, self.progress = problem, start, progress
+        self.R: np.ndarray | None = None
+        self.cost = math.inf
+        self.bound: float | None = None
+
+    def tell(self, message: str) -> None:
+        if self.progress is not None:
+            cost = None if self.R is None else self.cost
+            self.progress(SolveProgress("lp-rounding", time.perf_counter() - self.start, cost, self.bound, message))
+
+    def offer(self, R: np.ndarray, phase: str) -> np.ndarray:
+        """Keep ``R`` (a schedule within the budget) if it is cheaper; returns ``R``."""
+        cost = _cost(self.problem, R)
+        if cost < self.cost:
+            self.R, self.cost = R, cost
+            self.tell(phase)
+        return R
+
+
 def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: int = 0, n_random: int = 16,
                       lp_budget_factors: Sequence[float] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7), improve: int = 3,
-                      swap_seconds: float = 5.0, kicks: int = 250, restarts: int = 4) -> RematSolution:
+                      swap_seconds: float = 5.0, kicks: int = 250, restarts: int = 4,
+                      progress: ProgressFn | None = None) -> RematSolution:
     """The fast approximation: round the LP relaxation's S, complete R, then a local search.
 
     For LP budgets b·f, f in ``lp_budget_factors`` in turn (never below
@@ -245,50 +272,74 @@ def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: 
     Status "feasible", or "infeasible" when no rounding fits (the budget may still be
     feasible: only the LP's infeasibility at f = 1 proves it is not). ``lower_bound`` is
     the optimum of the LP at b itself, when it was solved.
+
+    ``progress`` hears of the LP bound and of every cheaper schedule. A KeyboardInterrupt
+    (Ctrl-C) stops the search: the cheapest schedule found so far is returned with
+    ``interrupted`` set (status "timeout" if there was none yet).
     """
     quick = _shortcut(problem)
     if quick is not None:
         return quick if quick.status == "infeasible" else replace(quick, status="feasible")
-    start = time.perf_counter()
-    deadline = start + time_limit
+    best = _Best(problem, time.perf_counter(), progress)
+    build = [0.0]
+    try:
+        _round_and_search(problem, best, build, time_limit, seed, n_random, lp_budget_factors, improve,
+                          swap_seconds, kicks, restarts)
+    except KeyboardInterrupt:
+        best.tell("interrupted: keeping the best schedule so far")
+        return _ending(problem, best, build[0], interrupted=True)
+    return _ending(problem, best, build[0])
+
+
+def _ending(problem: RematProblem, best: _Best, build: float, interrupted: bool = False) -> RematSolution:
+    seconds = time.perf_counter() - best.start - build
+    if best.R is None:
+        ended = _infeasible(problem, "timeout" if interrupted else "infeasible", seconds, best.bound, build)
+    else:
+        ended = _canonical(problem, best.R, status="feasible", seconds=seconds, lower_bound=best.bound,
+                           build_seconds=build)
+    return replace(ended, interrupted=interrupted)
+
+
+def _round_and_search(problem: RematProblem, best: _Best, build: list[float], time_limit: float, seed: int,
+                      n_random: int, lp_budget_factors: Sequence[float], improve: int, swap_seconds: float,
+                      kicks: int, restarts: int) -> None:
+    """:func:`solve_lp_rounding`'s work; every schedule that fits goes to ``best`` as it is found,
+    the model building seconds to ``build[0]``."""
+    deadline = best.start + time_limit
     g = _graph(problem)
     budgets = dict.fromkeys(max(budget_lower_bound(problem), int(problem.budget * f)) for f in lp_budget_factors)
     fitting: dict[bytes, np.ndarray] = {}
-    bound: float | None = None
-    build = 0.0
     for lp_budget in budgets:
         if fitting or time.perf_counter() >= deadline:
             break
         b0 = time.perf_counter()
         model = _build(problem, budget=lp_budget, integral=False, free_rows="factors")
-        build += time.perf_counter() - b0
+        build[0] += time.perf_counter() - b0
         res = _run(model, deadline - time.perf_counter())
         if res.x is None:
             if res.status == 2:
                 break  # smaller LP budgets are infeasible too
             continue
         if lp_budget == problem.budget and res.status == 0:
-            bound = float(res.fun)
+            best.bound = float(res.fun)
+        best.tell(f"LP relaxation solved at {lp_budget:,d} B")
         over: list[tuple[int, np.ndarray]] = []
         for S_round in _roundings(_matrices(model.lay, res.x)[1], seed, n_random):
             R, profile = _prune_fast(g, _compute_from_storage(problem, S_round))
             if profile.memory.max(initial=0) <= problem.budget:
-                fitting.setdefault(np.packbits(R).tobytes(), R)
+                fitting.setdefault(np.packbits(R).tobytes(), best.offer(R, "rounded"))
             else:
                 over.append((int(profile.memory.max()), R))
         for _, R in sorted(over, key=lambda item: item[0])[:improve]:
             repaired = _repair(problem, R, deadline)
             if repaired is not None:
-                fitting.setdefault(np.packbits(repaired).tobytes(), repaired)
+                fitting.setdefault(np.packbits(repaired).tobytes(), best.offer(repaired, "rounded and repaired"))
     starts = sorted(fitting.values(), key=lambda R: _cost(problem, R))[: max(improve, 1)]
-    if not starts:
-        return _infeasible(problem, "infeasible", time.perf_counter() - start - build, bound, build)
-    if improve > 0:
-        starts = [_hold_instead(problem, R, deadline) for R in starts]
-    best = min(starts, key=lambda R: _cost(problem, R))
-    if improve > 0:
-        best = _swap(problem, best, min(deadline, time.perf_counter() + swap_seconds))
-        runs = [_iterated_search(problem, best, seed * restarts + r, kicks, deadline) for r in range(restarts)]
-        best = min(runs, key=lambda R: _cost(problem, R))
-    seconds = time.perf_counter() - start - build
-    return _canonical(problem, best, status="feasible", seconds=seconds, lower_bound=bound, build_seconds=build)
+    if not starts or improve <= 0:
+        return
+    starts = [best.offer(_hold_instead(problem, R, deadline), "local search") for R in starts]
+    start = min(starts, key=lambda R: _cost(problem, R))
+    start = best.offer(_swap(problem, start, min(deadline, time.perf_counter() + swap_seconds)), "local search (swaps)")
+    for r in range(restarts):
+        best.offer(_iterated_search(problem, start, seed * restarts + r, kicks, deadline), "iterated local search")
