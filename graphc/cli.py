@@ -237,26 +237,52 @@ def _add_demo(sub: Subparsers) -> None:
 
 
 def _check_compile_options(args: argparse.Namespace) -> None:
-    """Reject an unknown --memory or --remat before any work is done."""
+    """Reject an unknown --memory, --remat or --solver, or a bad --time-limit, before any work is done."""
+    from graphc.errors import GraphError
     from graphc.memory import MEMORY_MODES
+    from graphc.remat import REMAT_SOLVERS, check_time_limit
 
     remat_policies = importlib.import_module("graphc.compile").REMAT_POLICIES
     if args.memory not in MEMORY_MODES:
         raise UsageError(f"--memory {args.memory!r} is not a placement mode; choose one of {', '.join(MEMORY_MODES)}")
     if args.remat not in remat_policies:
         raise UsageError(f"--remat {args.remat!r} is not a recompute policy; choose one of {', '.join(remat_policies)}")
+    if args.solver not in REMAT_SOLVERS:
+        raise UsageError(f"--solver {args.solver!r} is not a recompute solver; choose one of {', '.join(REMAT_SOLVERS)}")
+    try:
+        check_time_limit(args.time_limit)
+    except GraphError:
+        raise UsageError(f"--time-limit {args.time_limit!r} must be a number of seconds > 0, e.g. --time-limit 30") from None
+
+
+SOLVER_POLICIES = ("optimal", "optimal-lp")
+"""The --remat policies that run a solver: the command shows its progress and prints how it ended."""
 
 
 def _compile(spec: str, args: argparse.Namespace):
     """The program of ``spec``, planned but not bound: the commands print and draw it, never run it,
-    so a model whose arena is larger than this machine's memory can be planned."""
+    so a model whose arena is larger than this machine's memory can be planned.
+
+    A solver policy shows the solver's progress on stderr (Ctrl-C stops the solve and keeps the
+    best schedule so far; a second Ctrl-C stops the command); with --remat the remat report
+    (``Program.remat``: the schedule chosen, the solver's status, gap and time) follows there."""
     import graphc as gc
 
     _check_compile_options(args)
     outputs, updates = call_function(spec)
-    with Progress(f"compiling {len(outputs)} output{'s' if len(outputs) > 1 else ''} of {spec}"):
-        return gc.compile(outputs, updates=updates, memory=args.memory, remat=args.remat, memory_budget=args.budget,
-                          bind=False)
+    what = f"compiling {len(outputs)} output{'s' if len(outputs) > 1 else ''} of {spec}"
+    options = dict(updates=updates, memory=args.memory, remat=args.remat, memory_budget=args.budget, bind=False,
+                   solver=args.solver, time_limit=args.time_limit)
+    if args.remat in SOLVER_POLICIES:
+        print(f"{what} with remat={args.remat!r} (solver {args.solver}, time limit {args.time_limit:g} s; "
+              "Ctrl-C stops the solve and keeps the best schedule so far)", file=sys.stderr, flush=True)
+        program = gc.compile(outputs, progress=True, **options)
+    else:
+        with Progress(what):
+            program = gc.compile(outputs, **options)
+    if args.remat != "none" and program.remat is not None:
+        print(program.remat, file=sys.stderr, flush=True)
+    return program
 
 
 def _run_plan(args: argparse.Namespace) -> int:
@@ -283,6 +309,10 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remat", default="none", metavar="POLICY",
                    help="recompute policy: none (default), or one of graphc.compile.REMAT_POLICIES (e.g. sqrt)")
     p.add_argument("--budget", type=int, default=None, metavar="BYTES", help="memory budget for --remat, in bytes")
+    p.add_argument("--solver", default="auto", metavar="SOLVER",
+                   help="solver of --remat optimal: auto (default, chosen by the problem's size), milp or cpsat")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS",
+                   help="seconds the recompute search may take (default 60); the best schedule found by then is kept")
 
 
 def _add_plan(sub: Subparsers) -> None:
