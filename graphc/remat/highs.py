@@ -45,7 +45,10 @@ _CHILD_SCRIPT = Path(__file__).with_name("highs_child.py")
 
 
 CHILD_START_SECONDS = 1.0
-"""Kept back from HiGHS's own limit in a child process: the interpreter's start and SciPy's import."""
+"""Below this many seconds left, a MILP is not moved to a child process (the interpreter's start and
+SciPy's import take about this long)."""
+CHILD_END_SECONDS = 0.5
+"""The child's HiGHS ends this long before the parent stops waiting: its overrun and the result's writing."""
 
 Heartbeat = Callable[[float], None]
 """Called with the seconds since a child process's solve began, every ``HEARTBEAT_SECONDS``."""
@@ -84,8 +87,9 @@ def _milp_in_child(c: np.ndarray, integrality: np.ndarray, bounds: Bounds, const
 
     Past a few hundred thousand nonzeros HiGHS can run well beyond its time limit (on
     a 500-node graph: 550 s of a 30 s limit, after presolve); a child process can be
-    stopped. HiGHS gets the limit less ``CHILD_START_SECONDS``; a child still running at
-    the limit is killed and reports nothing found (status 1). The child ignores SIGINT
+    stopped. HiGHS, once the child has started, gets the time left before the limit less
+    ``CHILD_END_SECONDS``; a child still running at the limit is killed and reports nothing
+    found (status 1). The child ignores SIGINT
     (a terminal sends it to the whole process group): the parent decides what Ctrl-C stops.
     """
     limit = options["time_limit"]
@@ -94,11 +98,12 @@ def _milp_in_child(c: np.ndarray, integrality: np.ndarray, bounds: Bounds, const
         A = sp.csr_matrix(constraint.A)
         np.savez(f"{folder}/model.npz", c=c, integrality=integrality, lb=bounds.lb, ub=bounds.ub, data=A.data,
                  indices=A.indices, indptr=A.indptr, shape=np.array(A.shape), rlb=constraint.lb, rub=constraint.ub)
-        with open(f"{folder}/options.json", "w") as f:
-            json.dump({**options, "time_limit": max(limit - CHILD_START_SECONDS, 0.01)}, f)
         left = limit - (time.perf_counter() - started)
         if left <= 0:
             return _STOPPED
+        with open(f"{folder}/options.json", "w") as f:  # the child's clock starts once SciPy is imported
+            json.dump({**options, "time_limit": left,
+                       "deadline": time.time() + left - CHILD_END_SECONDS}, f)
         child = subprocess.Popen([sys.executable, "-P", str(_CHILD_SCRIPT), folder],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

@@ -1,7 +1,8 @@
 """One MILP solved by HiGHS in a separate interpreter, so that the parent can stop it at its time limit.
 
 Run as ``python -P highs_child.py FOLDER`` (by path, so that neither graphc nor its package
-is imported: the start costs the interpreter and SciPy only, see ``CHILD_START_SECONDS``).
+is imported: the start costs the interpreter and SciPy only; HiGHS gets what is left of the
+parent's limit once they are loaded, the wall-clock ``deadline`` in the options).
 FOLDER holds ``model.npz`` and ``options.json`` written by :func:`graphc.remat.highs._milp_in_child`;
 the result is written to ``FOLDER/result.npz``. The child ignores SIGINT: a terminal's Ctrl-C
 reaches the whole process group, and the parent, which keeps the best schedule so far, stops it.
@@ -10,6 +11,7 @@ reaches the whole process group, and the parent, which keeps the best schedule s
 import json
 import signal
 import sys
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +24,9 @@ def solve_folder(folder: str) -> None:
     A = sp.csr_matrix((d["data"], d["indices"], d["indptr"]), shape=tuple(d["shape"]))
     with open(folder + "/options.json") as f:
         options = json.load(f)
+    deadline = options.pop("deadline", None)  # wall-clock seconds: what is left after this start
+    if deadline is not None:
+        options["time_limit"] = max(min(options["time_limit"], deadline - time.time()), 0.01)
     res = milp(d["c"], integrality=d["integrality"], bounds=Bounds(d["lb"], d["ub"]),
                constraints=[LinearConstraint(A, d["rlb"], d["rub"])], options=options)
     bound = getattr(res, "mip_dual_bound", None)
