@@ -21,7 +21,7 @@ from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes
 
 if TYPE_CHECKING:
-    from graphc.remat.problem import RematProblem
+    from graphc.remat.problem import RematProblem, RematSolution
 
 
 MILP_MAX_NODES = 150
@@ -190,7 +190,8 @@ def _solver_candidate(
         seconds += solution.solve_seconds
         if solution.status not in ("optimal", "feasible"):
             if not candidates:  # a re-solve that finds nothing leaves the earlier solve's verdict standing
-                status, why, bound = solution.status, _why_nothing(solution.status, model_budget, budget, solution.interrupted), solution.lower_bound
+                status, bound = solution.status, solution.lower_bound
+                why = _why_nothing(solution, exact, model_budget, budget)
             else:
                 why = f"a re-solve at {model_budget:,d} B ended {solution.status}"
             if solution.interrupted:
@@ -212,12 +213,14 @@ def _solver_candidate(
     return candidates, SolverOutcome(name, status, objective, bound, seconds, why)
 
 
-def _why_nothing(status: str, model_budget: int, budget: int, interrupted: bool) -> str:
+def _why_nothing(solution: "RematSolution", exact: bool, model_budget: int, budget: int) -> str:
     """Why a solve found no schedule, for the report."""
     at = f"{model_budget:,d} B" + ("" if model_budget == budget else f" (the budget {budget:,d} B less the arena's overshoot)")
-    if interrupted:
+    if solution.interrupted:
         return f"stopped by Ctrl-C before it found a schedule within {at}"
-    if status == "infeasible":
-        return (f"the model has no schedule within {at}: its fixed order of first computations and fused "
-                "layers admit none, or the LP rounding found none")
+    if solution.status == "infeasible" and exact:
+        return (f"the model has no schedule within {at}: its fixed order of first computations and its fused "
+                "layers admit none")
+    if solution.status == "infeasible":
+        return f"the LP rounding found no schedule within {at}"
     return f"no schedule found within {at} before the time limit"
