@@ -1,0 +1,497 @@
+"""Block structure: per-block keep options and a dynamic program over the chain of blocks.
+
+The forward graph is cut at its separators into a chain of segments
+(:mod:`graphc.remat.segments`); a network's layers (ResNet's bottlenecks, a
+transformer's attention and MLP halves, a residual MLP's blocks) are those
+segments. As in Rotor (Beaumont et al. 2021, "Optimal checkpointing for
+heterogeneous chains") and Rockmate (Zhao et al. 2023), each stage of the chain
+is run in one of two ways during a forward sweep:
+
+- *advance*: run it keeping only its output (the next stage's input), and
+  compute it again later;
+- *keep*: run it keeping, for its backward, the set K of its values chosen by
+  one of its *options* (Rockmate: several per-block schedules offered to the
+  chain's DP). The values the backward reads that K lacks are recomputed from
+  K and the stage's input just before its backward. The options run from "keep
+  everything the backward reads" to "keep nothing".
+
+Stages of the same structure (same ops, shapes, wiring and backward reads: a
+structural hash) share one set of options, found once per *kind*. With C(s, t, m)
+the least forward FLOPs to reverse stages s..t when their input is held and m
+bytes are free (x_i the bytes of stage i's input, F the FLOPs of a forward run)::
+
+    C(s, s, m) = F_need(s)                         if the stage's peaks fit m
+    C(s, t, m) = min( min_{s<s'<=t} F(s..s'-1) + C(s', t, m - x_{s'}) + C(s, s'-1, m),
+                      min_{options o of s} F(s) + R_o(s) + C(s+1, t, m - K_o(s) - x_{s+1}) )
+
+R_o the recompute FLOPs and K_o the kept bytes of option o. Memory is
+discretised into :data:`LEVELS` units, all arrays over m are computed at once
+(NumPy), and the schedule is read back from the recorded choices with an explicit
+stack. The DP is optimal within this model; the model's memory is approximate
+(gradients and the planner's reuse are estimated), so each schedule is built into
+a dataflow with the same instance machinery as √n and revolve and its planned
+arena measured; where it overshoots the budget the DP's budget is lowered by the
+overshoot and the schedule read again. Every checkpoint placement of √n and
+revolve is a schedule of this DP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from graphc.dataflow import Dataflow
+from graphc.ir import Node
+from graphc.memory.analysis import alias_analysis, align
+from graphc.remat.candidates import Candidate, Deadline, node_flops, recompute_flops
+from graphc.remat.progress import ProgressFn, SolveProgress, SolverOutcome
+from graphc.remat.segments import _Builder
+
+LEVELS = 400
+"""Memory levels of the DP (the bytes of store-all in this many units, each size rounded up)."""
+OPTION_SHARES = (0.25, 0.5, 0.75)
+"""The kept shares (of a stage's bytes read by its backward) of the intermediate options."""
+MAX_MEASURES = 6
+"""Schedules measured per budget (the DP's budget is lowered by each overshoot, then bisected)."""
+_INF = math.inf
+
+
+# --- blocks and kinds -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to keep a stage for its backward: the positions (in the stage) kept, and what that costs.
+
+    ``recompute`` holds the positions computed again before the backward; ``kept_bytes``
+    the bytes held from the forward to the backward (the stage's output aside);
+    ``forward_peak`` the most bytes of the stage live during its forward with K kept."""
+
+    kept: frozenset[int]
+    recompute: frozenset[int]
+    recompute_flops: int
+    kept_bytes: int
+    forward_peak: int
+
+
+@dataclass
+class Stage:
+    """A segment of the forward chain with what the DP needs of it."""
+
+    nodes: list[Node]
+    kind: str
+    flops: int  # one forward run
+    need_flops: int  # a run of only what its backward reads (a stage reversed alone)
+    input_bytes: int
+    backward_peak: int  # kept tape, recomputed values and cotangents during its backward (estimated)
+    options: list[Option] = field(default_factory=list)
+
+
+@dataclass
+class BlockChain:
+    """The chain the DP runs on: stages, the user's blocks (stage indices), and how many kinds were solved."""
+
+    stages: list[Stage]
+    blocks: list[list[int]]
+    solves: int
+
+    @property
+    def kinds(self) -> int:
+        return len({self.blocks_kind(b) for b in self.blocks})
+
+    def blocks_kind(self, block: list[int]) -> tuple[str, ...]:
+        return tuple(self.stages[i].kind for i in block)
+
+
+def _segment_reads(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> list[set[Node]]:
+    """For each segment, its nodes that something outside the forward chain reads (the backward, an
+    update, an output)."""
+    segment_of = {n: k for k, seg in enumerate(segments) for n in seg}
+    reads: list[set[Node]] = [set() for _ in segments]
+    for node in flow.nodes:
+        if node.is_source or node in segment_of:
+            continue
+        for a in flow.args[node]:
+            if a in segment_of:
+                reads[segment_of[a]].add(a)
+    for root in flow.roots:
+        if root in segment_of:
+            reads[segment_of[root]].add(root)
+    return reads
+
+
+def structural_kind(flow: Dataflow, segment: Sequence[Node], reads: set[Node]) -> str:
+    """A hash of a segment's structure: each node's op, attributes, shape and dtype, where its operands
+    come from (a position in the segment, or outside with their shape), and which positions are read
+    after the forward. Two segments of one kind have the same options, position by position."""
+    position = {n: i for i, n in enumerate(segment)}
+    parts = []
+    for node in segment:
+        operands = tuple(("in", position[a]) if a in position else ("out", a.aval.shape, str(a.aval.dtype))
+                         for a in flow.args[node])
+        attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items()))
+        parts.append((node.op.name, attrs, node.aval.shape, str(node.aval.dtype), operands, node in reads))
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
+
+
+def blocks_of(segments: Sequence[Sequence[Node]]) -> list[list[int]]:
+    """The units a user sees, as runs of consecutive segment indices: segments whose nodes' most common
+    name scope is the same non-empty scope form one block (``layer3/1``, ``h/5``); every other segment
+    is a block of its own (a residual MLP's repeats, found by their kind)."""
+    blocks: list[list[int]] = []
+    previous = None
+    for k, segment in enumerate(segments):
+        scope = Counter(n.scope for n in segment).most_common(1)[0][0]
+        if scope and scope == previous:
+            blocks[-1].append(k)
+        else:
+            blocks.append([k])
+        previous = scope
+    return blocks
+
+
+# --- per-stage options ------------------------------------------------------------------------
+
+
+def _closure(flow: Dataflow, segment: Sequence[Node], wanted: set[Node], stop: set[Node]) -> set[Node]:
+    """``wanted`` and their ancestors inside ``segment``, not crossing ``stop`` (held values)."""
+    inside = set(segment)
+    found = {n for n in wanted if n not in stop}
+    stack = list(found)
+    while stack:
+        for a in flow.args[stack.pop()]:
+            if a in inside and a not in stop and a not in found:
+                found.add(a)
+                stack.append(a)
+    return found
+
+
+def _forward_peak(flow: Dataflow, segment: Sequence[Node], size: dict[Node, int], held: set[Node]) -> int:
+    """Most bytes of the segment's own values live during one forward run, ``held`` values kept to the end
+    (each value freed after its last read inside the segment)."""
+    position = {n: i for i, n in enumerate(segment)}
+    last = {n: i for i, n in enumerate(segment)}
+    for i, node in enumerate(segment):
+        for a in flow.args[node]:
+            if a in position:
+                last[a] = max(last[a], i)
+    live, peak = 0, 0
+    dying: dict[int, int] = {}
+    for i, node in enumerate(segment):
+        live += size[node]
+        peak = max(peak, live)
+        if node not in held:
+            dying[last[node]] = dying.get(last[node], 0) + size[node]
+        live -= dying.pop(i, 0)
+    return peak
+
+
+def _options(flow: Dataflow, segment: Sequence[Node], reads: set[Node], size: dict[Node, int],
+             owner: dict[Node, Node]) -> list[Option]:
+    """Keep-everything, keep-nothing, and greedy sets in between (the values of most FLOPs per byte
+    first) at :data:`OPTION_SHARES` of the bytes the backward reads."""
+    position = {n: i for i, n in enumerate(segment)}
+    output = segment[-1]
+    keepable = [n for n in segment if n in reads and n is not output]
+    flops = {n: node_flops(n, flow) for n in segment}
+    ranked = sorted(keepable, key=lambda n: (-(flops[n] + 1) / max(size[n], 1), position[n]))
+    total = sum(size[n] for n in keepable)
+    sets = [frozenset(keepable), frozenset()]
+    for share in OPTION_SHARES:
+        chosen, held = [], 0
+        for n in ranked:
+            if held + size[n] <= share * total:
+                chosen.append(n)
+                held += size[n]
+        sets.append(frozenset(chosen))
+    options, seen = [], set()
+    for kept in sets:
+        if kept in seen:
+            continue
+        seen.add(kept)
+        again = _closure(flow, segment, set(keepable) - kept, kept | {output})
+        storage = {owner[n] for n in kept if owner[n] in position} - {owner[output]}  # a kept view holds its base
+        options.append(Option(
+            frozenset(position[n] for n in kept), frozenset(position[n] for n in again),
+            sum(flops[n] for n in again), sum(size[n] for n in storage),
+            _forward_peak(flow, segment, size, storage | {owner[output], output})))
+    return options
+
+
+def block_chain(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> BlockChain:
+    """The stages of the chain with their options, solved once per kind."""
+    owner = alias_analysis(flow)
+    size = {n: (align(n.aval.nbytes) if owner[n] is n and n not in flow.writes else 0)
+            for seg in segments for n in seg}
+    reads = _segment_reads(flow, segments)
+    by_kind: dict[str, list[Option]] = {}
+    stages: list[Stage] = []
+    for k, segment in enumerate(segments):
+        kind = structural_kind(flow, segment, reads[k])
+        if kind not in by_kind:
+            by_kind[kind] = _options(flow, segment, reads[k], size, owner)
+        separator = segments[k - 1][-1] if k else None
+        input_bytes = 0 if separator is None else size.get(owner[separator], 0)
+        read_bytes = sum(size.get(b, 0) for b in {owner[n] for n in reads[k] | {segment[-1]}})
+        largest = max(size[n] for n in segment)
+        need = _closure(flow, segment, reads[k], set())
+        stages.append(Stage(
+            list(segment), kind, sum(node_flops(n, flow) for n in segment),
+            sum(node_flops(n, flow) for n in need), input_bytes,
+            read_bytes + size[segment[-1]] + 2 * largest + input_bytes, by_kind[kind]))
+    return BlockChain(stages, blocks_of(segments), len(by_kind))
+
+
+# --- the dynamic program ----------------------------------------------------------------------
+
+
+@dataclass
+class ChainDP:
+    """C(s, t, ·) over the memory levels and the choice that reached each entry.
+
+    ``choice[s, t][m]``: j > 0 checkpoints at stage s + j (advance s..s+j-1), j <= 0 keeps stage s by
+    option -j (for s == t: the stage reversed alone)."""
+
+    chain: BlockChain
+    unit: int
+    cost: dict[tuple[int, int], np.ndarray]
+    choice: dict[tuple[int, int], np.ndarray]
+
+    @property
+    def levels(self) -> int:
+        return len(self.cost[0, len(self.chain.stages) - 1]) - 1
+
+    def best(self, m: int) -> float:
+        return float(self.cost[0, len(self.chain.stages) - 1][max(0, min(m, self.levels))])
+
+    def store_all_level(self) -> int:
+        """The least level at which the DP reaches its least cost."""
+        top = self.cost[0, len(self.chain.stages) - 1]
+        return int(np.argmax(top <= top[-1]))
+
+    def least_level(self) -> int | None:
+        top = self.cost[0, len(self.chain.stages) - 1]
+        finite = np.nonzero(np.isfinite(top))[0]
+        return int(finite[0]) if len(finite) else None
+
+    def actions(self, m: int) -> list[tuple]:
+        """The schedule at level m: ("advance", a, b), ("keep", s, o), ("back", s, o), ("alone", s),
+        ("start", s) (make the held input of stage s current), in order; an explicit stack."""
+        out: list[tuple] = []
+        stack: list[tuple] = [("solve", 0, len(self.chain.stages) - 1, m)]
+        while stack:
+            task = stack.pop()
+            if task[0] != "solve":
+                out.append(task)
+                continue
+            _, s, t, level = task
+            out.append(("start", s))
+            j = int(self.choice[s, t][level])
+            if s == t:
+                out.append(("alone", s))
+            elif j > 0:
+                s2 = s + j
+                x = self.units(self.chain.stages[s2].input_bytes)
+                out.append(("advance", s, s2))
+                stack.append(("solve", s, s2 - 1, level))
+                stack.append(("solve", s2, t, level - x))
+            else:
+                option = self.chain.stages[s].options[-j]
+                below = level - self.units(option.kept_bytes) - self.units(self.chain.stages[s + 1].input_bytes)
+                out.append(("keep", s, -j))
+                stack.append(("back", s, -j))
+                stack.append(("solve", s + 1, t, below))
+        return out
+
+    def units(self, nbytes: int) -> int:
+        """Bytes as memory levels (rounded up)."""
+        return -(-nbytes // self.unit)
+
+
+def _shift(values: np.ndarray, by: int) -> np.ndarray:
+    """values[m - by] at m (infinite where m < by)."""
+    if by <= 0:
+        return values
+    shifted = np.full_like(values, _INF)
+    if by < len(values):
+        shifted[by:] = values[: len(values) - by]
+    return shifted
+
+
+def solve_chain(chain: BlockChain, levels: int = LEVELS, deadline: Deadline | None = None) -> ChainDP | None:
+    """The DP of the module docstring over every memory level at once; None if ``deadline`` passes."""
+    stages = chain.stages
+    n = len(stages)
+    top = sum(max(o.kept_bytes for o in st.options) + st.input_bytes for st in stages)
+    top += max(max(st.backward_peak, max(o.forward_peak for o in st.options)) for st in stages)
+    unit = max(1, -(-top // levels))
+
+    def units(nbytes: int) -> int:
+        return -(-nbytes // unit)
+
+    m = np.arange(levels + 1)
+    prefix = np.concatenate([[0], np.cumsum([st.flops for st in stages])]).astype(float)
+    advance_peak = [units(min(o.forward_peak for o in st.options)) for st in stages]
+    cost: dict[tuple[int, int], np.ndarray] = {}
+    choice: dict[tuple[int, int], np.ndarray] = {}
+    for s, st in enumerate(stages):
+        fits = m >= max(units(st.backward_peak), units(st.options[0].forward_peak))
+        cost[s, s] = np.where(fits, float(st.need_flops), _INF)
+        choice[s, s] = np.zeros(levels + 1, dtype=np.int32)
+    for length in range(1, n):
+        if deadline is not None and deadline.passed():
+            return None
+        for s in range(0, n - length):
+            t = s + length
+            best = np.full(levels + 1, _INF)
+            pick = np.zeros(levels + 1, dtype=np.int32)
+            backward_fits = m >= units(stages[s].backward_peak)
+            for o, option in enumerate(stages[s].options):
+                below = _shift(cost[s + 1, t], units(option.kept_bytes) + units(stages[s + 1].input_bytes))
+                value = np.where(backward_fits & (m >= units(option.forward_peak)),
+                                 stages[s].flops + option.recompute_flops + below, _INF)
+                better = value < best
+                best = np.where(better, value, best)
+                pick = np.where(better, -o, pick)
+            peak = 0
+            for s2 in range(s + 1, t + 1):
+                peak = max(peak, advance_peak[s2 - 1])
+                x = units(stages[s2].input_bytes)
+                value = (prefix[s2] - prefix[s]) + _shift(cost[s2, t], x) + cost[s, s2 - 1]
+                value = np.where(m >= max(peak, x), value, _INF)
+                better = value < best
+                best = np.where(better, value, best)
+                pick = np.where(better, s2 - s, pick)
+            cost[s, t] = best
+            choice[s, t] = pick
+    return ChainDP(chain, unit, cost, choice)
+
+
+# --- the schedule as a dataflow ---------------------------------------------------------------
+
+
+def build_schedule(flow: Dataflow, chain: BlockChain, actions: Sequence[tuple]) -> Dataflow:
+    """The instances of a DP schedule, written with the :class:`~graphc.remat.segments._Builder` that √n
+    and revolve use: a stage's first run is its nodes, later runs are clones; a kept stage's backward
+    recomputes its option's values from the kept ones just before it runs."""
+    segments = [st.nodes for st in chain.stages]
+    builder = _Builder(flow, segments)
+    evaluated = [False] * len(segments)
+    held: dict[int, Node] = {}
+
+    def run(k: int, needed: set[Node] | None = None) -> None:
+        builder.evaluate(k, first=not evaluated[k], needed=None if not evaluated[k] else needed)
+        evaluated[k] = True
+
+    for action in actions:
+        kind, s = action[0], action[1]
+        if kind == "start":
+            if s > 0 and s in held:
+                builder.restore(segments[s - 1][-1], held[s])
+        elif kind == "advance":
+            for k in range(s, action[2]):
+                run(k)
+            held[action[2]] = builder.current[segments[action[2] - 1][-1]]
+        elif kind == "keep":
+            run(s)
+            held[s + 1] = builder.current[segments[s][-1]]
+        elif kind == "back":
+            option = chain.stages[s].options[action[2]]
+            again = {segments[s][i] for i in option.recompute}
+            if again:
+                builder.evaluate(s, first=False, needed=again)
+            builder.reverse(s)
+        else:  # "alone": reversed right after its run
+            run(s, builder.needed_by_backward(s))
+            builder.reverse(s)
+    return builder.finish()
+
+
+# --- candidates for the "optimal" policy ------------------------------------------------------
+
+_FOUND: "OrderedDict[tuple, dict[tuple, int]]" = OrderedDict()
+"""Schedules the DP found per flow (its forward chain), offered again at every later budget: a schedule
+that fitted one budget fits every larger one (the policy stays monotone in the budget)."""
+_FOUND_FLOWS = 16
+
+
+def _flow_key(flow: Dataflow, chain: BlockChain) -> tuple:
+    return (len(flow.nodes), tuple(st.kind for st in chain.stages), tuple(n.id for st in chain.stages for n in st.nodes))
+
+
+def block_candidates(
+    flow: Dataflow, segments: Sequence[Sequence[Node]], budget: int, store_all_bytes: int,
+    measure: Callable[[Dataflow], int], deadline: Deadline, progress: ProgressFn | None = None,
+) -> tuple[list[Candidate], SolverOutcome]:
+    """The chain DP's schedules for ``budget``, measured, and schedules it found before for this flow.
+
+    The DP's budget starts at its store-all level less the bytes the budget is below the measured
+    store-all arena; each measured overshoot lowers it by as much, a fit raises it halfway back, for
+    at most :data:`MAX_MEASURES` schedules or until ``deadline``."""
+    started = time.perf_counter()
+    chain = block_chain(flow, segments)
+    label = f"block DP ({len(chain.blocks)} blocks, {chain.kinds} kinds)"
+    key = _flow_key(flow, chain)
+    remembered = [(actions, recompute) for actions, recompute in _FOUND.get(key, {}).items()]
+    dp = solve_chain(chain, deadline=deadline)
+    if dp is None or dp.least_level() is None:
+        why = "time_limit reached" if dp is None else "no schedule fits the chain's model"
+        again = [Candidate(f"{label}, found at another budget", recompute, lambda a=actions: build_schedule(flow, chain, a))
+                 for actions, recompute in remembered]
+        return again, SolverOutcome("blocks", "not run" if dp is None else "infeasible",
+                                         seconds=time.perf_counter() - started, why=why)
+    found: list[Candidate] = []
+    tried: dict[int, int] = {}
+    seen: set[tuple] = set()
+    level = dp.store_all_level() - dp.units(max(store_all_bytes - budget, 0))
+    fits_at, over_at = None, None
+    for _ in range(MAX_MEASURES):
+        if deadline.passed():
+            break
+        level = max(level, dp.least_level())
+        if level in tried:
+            break
+        actions = tuple(dp.actions(level))
+        rewritten = build_schedule(flow, chain, actions)
+        planned = measure(rewritten)
+        tried[level] = planned
+        if actions not in seen:
+            seen.add(actions)
+            recompute = recompute_flops(rewritten)
+            found.append(Candidate(label, recompute, lambda r=rewritten: r, planned))
+            _remember(key, actions, recompute)
+        if planned <= budget:
+            fits_at = level if fits_at is None else max(fits_at, level)
+            if over_at is None:
+                break  # the first guess fits: a larger level was not asked for
+            level = (fits_at + over_at) // 2
+        else:
+            over_at = level if over_at is None else min(over_at, level)
+            level = (fits_at + over_at) // 2 if fits_at is not None else level - max(dp.units(planned - budget), 1)
+        if over_at is not None and fits_at is not None and over_at - fits_at <= 1:
+            break
+    fitting = [c.recompute_flops for c in found if c.planned_bytes <= budget]
+    objective = float(min(fitting)) if fitting else None
+    seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(SolveProgress("blocks", seconds, objective, None, label))
+    status = "feasible" if fitting else "infeasible"
+    why = (f"{len(chain.stages)} stages in {len(chain.blocks)} blocks, {chain.solves} kinds solved; least recompute "
+           "within the chain model (its memory estimated, the schedule's arena measured); no bound proven")
+    again = [Candidate(f"{label}, found at another budget", recompute, lambda a=actions: build_schedule(flow, chain, a))
+             for actions, recompute in remembered if actions not in seen]
+    return found + again, SolverOutcome("blocks", status, objective, None, seconds, why)
+
+
+def _remember(key: tuple, actions: tuple, recompute: int) -> None:
+    schedules = _FOUND.setdefault(key, {})
+    _FOUND.move_to_end(key)
+    schedules.setdefault(actions, recompute)
+    while len(_FOUND) > _FOUND_FLOWS:
+        _FOUND.popitem(last=False)
