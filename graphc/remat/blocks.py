@@ -57,8 +57,12 @@ LEVELS = 400
 """Memory levels of the DP (the bytes of store-all in this many units, each size rounded up)."""
 OPTION_SHARES = (0.25, 0.5, 0.75)
 """The kept shares (of a stage's bytes read by its backward) of the intermediate options."""
-MAX_MEASURES = 6
-"""Schedules measured per budget (the DP's budget is lowered by each overshoot, then bisected)."""
+TABLE_ENTRIES = 64 * 64 * 400
+"""Entries of each DP table (n² stage pairs × levels): the levels of a long chain are fewer."""
+MAX_STAGES = 400
+"""Chains of more stages are not solved (the DP's time grows as n³)."""
+MAX_MEASURES = 8
+"""Schedules measured per budget while searching the DP's level that fits it."""
 _INF = math.inf
 
 
@@ -89,7 +93,9 @@ class Stage:
     flops: int  # one forward run
     need_flops: int  # a run of only what its backward reads (a stage reversed alone)
     input_bytes: int
-    backward_peak: int  # kept tape, recomputed values and cotangents during its backward (estimated)
+    input_read: bool  # its backward reads its input
+    output_read: bool  # its backward reads its output
+    backward_peak: int  # tape, output and input cotangents, one temporary during its backward (estimated)
     options: list[Option] = field(default_factory=list)
 
 
@@ -230,21 +236,23 @@ def block_chain(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> BlockChai
     size = {n: (align(n.aval.nbytes) if owner[n] is n and n not in flow.writes else 0)
             for seg in segments for n in seg}
     reads = _segment_reads(flow, segments)
+    builder = _Builder(flow, [list(seg) for seg in segments])  # what a stage reversed alone runs again
     by_kind: dict[str, list[Option]] = {}
     stages: list[Stage] = []
     for k, segment in enumerate(segments):
         kind = structural_kind(flow, segment, reads[k])
         if kind not in by_kind:
             by_kind[kind] = _options(flow, segment, reads[k], size, owner)
-        separator = segments[k - 1][-1] if k else None
-        input_bytes = 0 if separator is None else size.get(owner[separator], 0)
-        read_bytes = sum(size.get(b, 0) for b in {owner[n] for n in reads[k] | {segment[-1]}})
-        largest = max(size[n] for n in segment)
-        need = _closure(flow, segment, reads[k], set())
+        separator = owner[segments[k - 1][-1]] if k else None
+        output = owner[segment[-1]]
+        input_bytes = 0 if separator is None else size.get(separator, 0)
+        backward_reads = {owner[a] for b in builder._by_step.get(k, ()) for a in flow.args[b]}
+        tape = sum(size.get(b, 0) for b in {owner[n] for n in reads[k]} - {output})
+        need = builder.needed_by_backward(k)
         stages.append(Stage(
-            list(segment), kind, sum(node_flops(n, flow) for n in segment),
-            sum(node_flops(n, flow) for n in need), input_bytes,
-            read_bytes + size[segment[-1]] + 2 * largest + input_bytes, by_kind[kind]))
+            list(segment), kind, sum(node_flops(n, flow) for n in segment), sum(node_flops(n, flow) for n in need),
+            input_bytes, separator in backward_reads, output in backward_reads,
+            tape + size.get(output, 0) + input_bytes + max(size[n] for n in segment), by_kind[kind]))
     return BlockChain(stages, blocks_of(segments), len(by_kind))
 
 
@@ -253,65 +261,75 @@ def block_chain(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> BlockChai
 
 @dataclass
 class ChainDP:
-    """C(s, t, ·) over the memory levels and the choice that reached each entry.
+    """C_h(s, t, ·) over the memory levels and the choice that reached each entry.
 
-    ``choice[s, t][m]``: j > 0 checkpoints at stage s + j (advance s..s+j-1), j <= 0 keeps stage s by
-    option -j (for s == t: the stage reversed alone)."""
+    h = 1: the caller holds stage s's input for the whole subproblem (it is charged outside);
+    h = 0: the subproblem charges it for as long as it needs it. ``choice[h, s, t][m]``: j > 0
+    checkpoints at stage s + j (advance s..s+j-1), j <= 0 keeps stage s by option -j (for s == t:
+    the stage reversed alone)."""
 
     chain: BlockChain
     unit: int
-    cost: dict[tuple[int, int], np.ndarray]
-    choice: dict[tuple[int, int], np.ndarray]
+    cost: np.ndarray  # (2, n, n, levels + 1): cost[h, s, t, m]
+    choice: np.ndarray  # the same shape
 
-    @property
-    def levels(self) -> int:
-        return len(self.cost[0, len(self.chain.stages) - 1]) - 1
+    def top(self) -> np.ndarray:
+        return self.cost[0, 0, len(self.chain.stages) - 1]
 
     def best(self, m: int) -> float:
-        return float(self.cost[0, len(self.chain.stages) - 1][max(0, min(m, self.levels))])
+        top = self.top()
+        return float(top[max(0, min(m, len(top) - 1))])
 
     def store_all_level(self) -> int:
         """The least level at which the DP reaches its least cost."""
-        top = self.cost[0, len(self.chain.stages) - 1]
+        top = self.top()
         return int(np.argmax(top <= top[-1]))
 
     def least_level(self) -> int | None:
-        top = self.cost[0, len(self.chain.stages) - 1]
-        finite = np.nonzero(np.isfinite(top))[0]
+        finite = np.nonzero(np.isfinite(self.top()))[0]
         return int(finite[0]) if len(finite) else None
+
+    def units(self, nbytes: int) -> int:
+        """Bytes as memory levels (rounded up)."""
+        return -(-nbytes // self.unit)
 
     def actions(self, m: int) -> list[tuple]:
         """The schedule at level m: ("advance", a, b), ("keep", s, o), ("back", s, o), ("alone", s),
         ("start", s) (make the held input of stage s current), in order; an explicit stack."""
+        stages = self.chain.stages
         out: list[tuple] = []
-        stack: list[tuple] = [("solve", 0, len(self.chain.stages) - 1, m)]
+        stack: list[tuple] = [("solve", 0, 0, len(stages) - 1, m)]
         while stack:
             task = stack.pop()
             if task[0] != "solve":
                 out.append(task)
                 continue
-            _, s, t, level = task
+            _, h, s, t, level = task
             out.append(("start", s))
-            j = int(self.choice[s, t][level])
+            j = int(self.choice[h, s, t][level])
+            held = 0 if h else self.units(stages[s].input_bytes)
             if s == t:
                 out.append(("alone", s))
             elif j > 0:
-                s2 = s + j
-                x = self.units(self.chain.stages[s2].input_bytes)
-                out.append(("advance", s, s2))
-                stack.append(("solve", s, s2 - 1, level))
-                stack.append(("solve", s2, t, level - x))
+                out.append(("advance", s, s + j))
+                stack.append(("solve", 1, s, s + j - 1, level - held))
+                stack.append(("solve", 0, s + j, t, level - held))
             else:
-                option = self.chain.stages[s].options[-j]
-                below = level - self.units(option.kept_bytes) - self.units(self.chain.stages[s + 1].input_bytes)
+                option = stages[s].options[-j]
+                h_next, below = self._kept_across(h, s, option, level)
                 out.append(("keep", s, -j))
                 stack.append(("back", s, -j))
-                stack.append(("solve", s + 1, t, below))
+                stack.append(("solve", h_next, s + 1, t, below))
         return out
 
-    def units(self, nbytes: int) -> int:
-        """Bytes as memory levels (rounded up)."""
-        return -(-nbytes // self.unit)
+    def _kept_across(self, h: int, s: int, option: Option, level: int) -> tuple[int, int]:
+        """Whether stage s holds its output for stage s + 1, and the levels left to stages s+1..t."""
+        stage, after = self.chain.stages[s], self.chain.stages[s + 1]
+        keeps_input = not h and (stage.input_read or bool(option.recompute))
+        keeps_output = stage.output_read
+        below = (level - self.units(option.kept_bytes) - (self.units(stage.input_bytes) if keeps_input else 0)
+                 - (self.units(after.input_bytes) if keeps_output else 0))
+        return int(keeps_output), below
 
 
 def _shift(values: np.ndarray, by: int) -> np.ndarray:
@@ -325,52 +343,62 @@ def _shift(values: np.ndarray, by: int) -> np.ndarray:
 
 
 def solve_chain(chain: BlockChain, levels: int = LEVELS, deadline: Deadline | None = None) -> ChainDP | None:
-    """The DP of the module docstring over every memory level at once; None if ``deadline`` passes."""
+    """The DP of the module docstring over every memory level at once; None if ``deadline`` passes.
+
+    A subproblem's input is charged only while it is needed: by an advance (its stages are run
+    again from it) or, for a kept stage, while its backward or its recompute reads it. The tables
+    hold n²·levels entries each, so the levels shrink as the chain grows (:data:`TABLE_ENTRIES`).
+    The first-checkpoint minimum runs over all s' at once (one NumPy reduction per (s, t))."""
     stages = chain.stages
     n = len(stages)
+    levels = max(32, min(levels, TABLE_ENTRIES // (n * n)))
     top = sum(max(o.kept_bytes for o in st.options) + st.input_bytes for st in stages)
     top += max(max(st.backward_peak, max(o.forward_peak for o in st.options)) for st in stages)
-    unit = max(1, -(-top // levels))
-
-    def units(nbytes: int) -> int:
-        return -(-nbytes // unit)
-
+    cost = np.full((2, n, n, levels + 1), _INF)
+    dp = ChainDP(chain, max(1, -(-top // levels)), cost, np.zeros((2, n, n, levels + 1), dtype=np.int32))
+    units = dp.units
     m = np.arange(levels + 1)
     prefix = np.concatenate([[0], np.cumsum([st.flops for st in stages])]).astype(float)
-    advance_peak = [units(min(o.forward_peak for o in st.options)) for st in stages]
-    cost: dict[tuple[int, int], np.ndarray] = {}
-    choice: dict[tuple[int, int], np.ndarray] = {}
-    for s, st in enumerate(stages):
-        fits = m >= max(units(st.backward_peak), units(st.options[0].forward_peak))
-        cost[s, s] = np.where(fits, float(st.need_flops), _INF)
-        choice[s, s] = np.zeros(levels + 1, dtype=np.int32)
+    advance_peak = np.array([units(min(o.forward_peak for o in st.options)) for st in stages])
+    for h in (0, 1):
+        for s, st in enumerate(stages):
+            held = 0 if h else units(st.input_bytes)
+            fits = m >= held + max(units(st.backward_peak), units(st.options[0].forward_peak))
+            cost[h, s, s] = np.where(fits, float(st.need_flops), _INF)
     for length in range(1, n):
         if deadline is not None and deadline.passed():
             return None
         for s in range(0, n - length):
-            t = s + length
-            best = np.full(levels + 1, _INF)
-            pick = np.zeros(levels + 1, dtype=np.int32)
-            backward_fits = m >= units(stages[s].backward_peak)
-            for o, option in enumerate(stages[s].options):
-                below = _shift(cost[s + 1, t], units(option.kept_bytes) + units(stages[s + 1].input_bytes))
-                value = np.where(backward_fits & (m >= units(option.forward_peak)),
-                                 stages[s].flops + option.recompute_flops + below, _INF)
-                better = value < best
-                best = np.where(better, value, best)
-                pick = np.where(better, -o, pick)
-            peak = 0
-            for s2 in range(s + 1, t + 1):
-                peak = max(peak, advance_peak[s2 - 1])
-                x = units(stages[s2].input_bytes)
-                value = (prefix[s2] - prefix[s]) + _shift(cost[s2, t], x) + cost[s, s2 - 1]
-                value = np.where(m >= max(peak, x), value, _INF)
-                better = value < best
-                best = np.where(better, value, best)
-                pick = np.where(better, s2 - s, pick)
-            cost[s, t] = best
-            choice[s, t] = pick
-    return ChainDP(chain, unit, cost, choice)
+            for h in (0, 1):
+                _best_of(dp, h, s, s + length, m, prefix, advance_peak)
+    return dp
+
+
+def _best_of(dp: ChainDP, h: int, s: int, t: int, m: np.ndarray, prefix: np.ndarray, advance_peak: np.ndarray) -> None:
+    """C_h(s, t, ·): the least over keeping stage s by each option and over each first checkpoint s'."""
+    stage = dp.chain.stages[s]
+    held = 0 if h else dp.units(stage.input_bytes)
+    best = np.full(len(m), _INF)
+    pick = np.zeros(len(m), dtype=np.int32)
+    for o, option in enumerate(stage.options):
+        h_next, below = dp._kept_across(h, s, option, 0)  # the levels left at m are m + below
+        value = stage.flops + option.recompute_flops + _shift(dp.cost[h_next, s + 1, t], -below)
+        fits = m >= held + max(dp.units(option.forward_peak), dp.units(stage.backward_peak))
+        value = np.where(fits, value, _INF)
+        better = value < best
+        best = np.where(better, value, best)
+        pick = np.where(better, -o, pick)
+    # row r: the first checkpoint at s' = s + 1 + r; advance s..s'-1, reverse s'..t, then s..s'-1
+    rows = (prefix[s + 1: t + 1] - prefix[s])[:, None] + dp.cost[0, s + 1: t + 1, t] + dp.cost[1, s, s: t]
+    if held:
+        rows = np.concatenate([np.full((len(rows), held), _INF), rows[:, : len(m) - held]], axis=1)[:, : len(m)]
+    peaks = np.maximum.accumulate(advance_peak[s: t]) + held
+    rows = np.where(m[None, :] >= peaks[:, None], rows, _INF)
+    first = np.argmin(rows, axis=0)
+    value = rows[first, m]
+    better = value < best
+    dp.cost[h, s, t] = np.where(better, value, best)
+    dp.choice[h, s, t] = np.where(better, first + 1, pick)
 
 
 # --- the schedule as a dataflow ---------------------------------------------------------------
@@ -416,13 +444,22 @@ def build_schedule(flow: Dataflow, chain: BlockChain, actions: Sequence[tuple]) 
 # --- candidates for the "optimal" policy ------------------------------------------------------
 
 _FOUND: "OrderedDict[tuple, dict[tuple, int]]" = OrderedDict()
-"""Schedules the DP found per flow (its forward chain), offered again at every later budget: a schedule
+"""Schedules the DP found per chain (:func:`_chain_key`), offered again at every later budget: a schedule
 that fitted one budget fits every larger one (the policy stays monotone in the budget)."""
 _FOUND_FLOWS = 16
 
 
-def _flow_key(flow: Dataflow, chain: BlockChain) -> tuple:
-    return (len(flow.nodes), tuple(st.kind for st in chain.stages), tuple(n.id for st in chain.stages for n in st.nodes))
+_SOLVED: "OrderedDict[tuple, ChainDP]" = OrderedDict()
+"""The DP of the last few chains: it holds every level, so a compile of the same graph at another budget
+only reads another schedule from it (a DP's schedules are stage and position numbers, valid for every
+chain of the same figures)."""
+_SOLVED_FLOWS = 4
+
+
+def _chain_key(chain: BlockChain) -> tuple:
+    """Everything the DP reads of a chain: per stage its kind (structure) and figures."""
+    return tuple((st.kind, st.flops, st.need_flops, st.input_bytes, st.input_read, st.output_read, st.backward_peak)
+                 for st in chain.stages)
 
 
 def block_candidates(
@@ -431,15 +468,22 @@ def block_candidates(
 ) -> tuple[list[Candidate], SolverOutcome]:
     """The chain DP's schedules for ``budget``, measured, and schedules it found before for this flow.
 
-    The DP's budget starts at its store-all level less the bytes the budget is below the measured
-    store-all arena; each measured overshoot lowers it by as much, a fit raises it halfway back, for
-    at most :data:`MAX_MEASURES` schedules or until ``deadline``."""
+    The DP's memory model is approximate, so the level whose schedule plans within the budget is
+    searched by measuring: from the least level (which must fit) and the store-all level (which does
+    not), secant and halving steps in turn, at most :data:`MAX_MEASURES` schedules or until ``deadline``."""
     started = time.perf_counter()
+    if len(segments) > MAX_STAGES:
+        return [], SolverOutcome("blocks", "not run", why=f"{len(segments)} stages > {MAX_STAGES}")
     chain = block_chain(flow, segments)
+    key = _chain_key(chain)
+    dp = _SOLVED.get(key) or solve_chain(chain, deadline=deadline)
+    if dp is not None:
+        _SOLVED[key] = dp
+        _SOLVED.move_to_end(key)
+        while len(_SOLVED) > _SOLVED_FLOWS:
+            _SOLVED.popitem(last=False)
     label = f"block DP ({len(chain.blocks)} blocks, {chain.kinds} kinds)"
-    key = _flow_key(flow, chain)
     remembered = [(actions, recompute) for actions, recompute in _FOUND.get(key, {}).items()]
-    dp = solve_chain(chain, deadline=deadline)
     if dp is None or dp.least_level() is None:
         why = "time_limit reached" if dp is None else "no schedule fits the chain's model"
         again = [Candidate(f"{label}, found at another budget", recompute, lambda a=actions: build_schedule(flow, chain, a))
@@ -447,35 +491,33 @@ def block_candidates(
         return again, SolverOutcome("blocks", "not run" if dp is None else "infeasible",
                                          seconds=time.perf_counter() - started, why=why)
     found: list[Candidate] = []
-    tried: dict[int, int] = {}
     seen: set[tuple] = set()
-    level = dp.store_all_level() - dp.units(max(store_all_bytes - budget, 0))
-    fits_at, over_at = None, None
-    for _ in range(MAX_MEASURES):
-        if deadline.passed():
-            break
-        level = max(level, dp.least_level())
-        if level in tried:
-            break
+
+    def planned_at(level: int) -> int:
         actions = tuple(dp.actions(level))
         rewritten = build_schedule(flow, chain, actions)
         planned = measure(rewritten)
-        tried[level] = planned
         if actions not in seen:
             seen.add(actions)
-            recompute = recompute_flops(rewritten)
-            found.append(Candidate(label, recompute, lambda r=rewritten: r, planned))
-            _remember(key, actions, recompute)
-        if planned <= budget:
-            fits_at = level if fits_at is None else max(fits_at, level)
-            if over_at is None:
-                break  # the first guess fits: a larger level was not asked for
-            level = (fits_at + over_at) // 2
-        else:
-            over_at = level if over_at is None else min(over_at, level)
-            level = (fits_at + over_at) // 2 if fits_at is not None else level - max(dp.units(planned - budget), 1)
-        if over_at is not None and fits_at is not None and over_at - fits_at <= 1:
+            found.append(Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned))
+            _remember(key, actions, found[-1].recompute_flops)
+        return planned
+
+    fits = (dp.least_level(), planned_at(dp.least_level()))
+    over = (dp.store_all_level(), max(store_all_bytes, budget + 1))
+    for attempt in range(MAX_MEASURES - 1):
+        if fits[1] > budget or over[0] - fits[0] <= 1 or deadline.passed():
             break
+        if attempt % 2 == 0:  # the secant through the nearest fit and overshoot, then halving, in turn
+            level = fits[0] + int((budget - fits[1]) * (over[0] - fits[0]) / max(over[1] - fits[1], 1))
+        else:
+            level = (fits[0] + over[0]) // 2
+        level = min(max(level, fits[0] + 1), over[0] - 1)
+        planned = planned_at(level)
+        if planned <= budget:
+            fits = (level, planned)
+        else:
+            over = (level, planned)
     fitting = [c.recompute_flops for c in found if c.planned_bytes <= budget]
     objective = float(min(fitting)) if fitting else None
     seconds = time.perf_counter() - started

@@ -203,8 +203,9 @@ def rematerialize(
                                             measure_seconds, solver=check_solver(solver), progress=progress)
         candidates += solved
         if blocks_outcome is not None and outcome.status != "optimal":  # the solver proved nothing better
-            outcome = replace(blocks_outcome, why=f"{blocks_outcome.why}; {outcome.solver}: {outcome.status} "
-                                                  f"after {outcome.seconds:.2f} s {outcome.why}".rstrip())
+            solver_note = f"{outcome.solver} {outcome.status} after {outcome.seconds:.2f} s" + (
+                f" ({outcome.why})" if outcome.why else "")
+            outcome = replace(blocks_outcome, why=f"{blocks_outcome.why}; {solver_note}")
     found = choose(candidates, budget, measure, deadline)
     if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
         found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
