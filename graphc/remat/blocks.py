@@ -38,6 +38,7 @@ revolve is a schedule of this DP.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import time
 from collections import Counter, OrderedDict
@@ -55,6 +56,10 @@ from graphc.remat.segments import _Builder
 
 LEVELS = 400
 """Memory levels of the DP (the bytes of store-all in this many units, each size rounded up)."""
+EXHAUSTIVE_VALUES = 10
+"""Up to this many values a stage might keep, every subset is tried (the per-stage solve is exact)."""
+MAX_OPTIONS = 6
+"""Options per stage kind (the Pareto front thinned evenly, its two ends kept)."""
 OPTION_SHARES = (0.25, 0.5, 0.75)
 """The kept shares (of a stage's bytes read by its backward) of the intermediate options."""
 TABLE_ENTRIES = 64 * 64 * 400
@@ -200,34 +205,48 @@ def _forward_peak(flow: Dataflow, segment: Sequence[Node], size: dict[Node, int]
 
 def _options(flow: Dataflow, segment: Sequence[Node], reads: set[Node], size: dict[Node, int],
              owner: dict[Node, Node]) -> list[Option]:
-    """Keep-everything, keep-nothing, and greedy sets in between (the values of most FLOPs per byte
-    first) at :data:`OPTION_SHARES` of the bytes the backward reads."""
+    """The per-stage solve: which of the stage's values to keep from its forward to its backward.
+
+    With K kept, the backward recomputes the values it reads that K lacks, with their ancestors in
+    the stage down to K and the stage's output (which is held): R(K) FLOPs for K's bytes. Up to
+    :data:`EXHAUSTIVE_VALUES` candidate values every K is tried; above, greedy sets (most FLOPs
+    per byte first) at :data:`OPTION_SHARES` of the bytes. The options are the Pareto front of
+    (kept bytes, R(K)), at most :data:`MAX_OPTIONS`, keep-everything first."""
     position = {n: i for i, n in enumerate(segment)}
     output = segment[-1]
-    keepable = [n for n in segment if n in reads and n is not output]
+    wanted = {n for n in reads if n is not output}
+    useful = _closure(flow, segment, wanted, {output})
+    keepable = [n for n in segment if n in useful and owner[n] is n and size[n] > 0 and n is not owner[output]]
     flops = {n: node_flops(n, flow) for n in segment}
-    ranked = sorted(keepable, key=lambda n: (-(flops[n] + 1) / max(size[n], 1), position[n]))
-    total = sum(size[n] for n in keepable)
-    sets = [frozenset(keepable), frozenset()]
-    for share in OPTION_SHARES:
-        chosen, held = [], 0
-        for n in ranked:
-            if held + size[n] <= share * total:
-                chosen.append(n)
-                held += size[n]
-        sets.append(frozenset(chosen))
-    options, seen = [], set()
-    for kept in sets:
-        if kept in seen:
-            continue
-        seen.add(kept)
-        again = _closure(flow, segment, set(keepable) - kept, kept | {output})
-        storage = {owner[n] for n in kept if owner[n] in position} - {owner[output]}  # a kept view holds its base
-        options.append(Option(
-            frozenset(position[n] for n in kept), frozenset(position[n] for n in again),
-            sum(flops[n] for n in again), sum(size[n] for n in storage),
-            _forward_peak(flow, segment, size, storage | {owner[output], output})))
-    return options
+
+    def option(kept: frozenset[Node]) -> Option:
+        again = _closure(flow, segment, wanted - kept, kept | {output})
+        return Option(frozenset(position[n] for n in kept), frozenset(position[n] for n in again),
+                      sum(flops[n] for n in again), sum(size[n] for n in kept),
+                      _forward_peak(flow, segment, size, set(kept) | {owner[output], output}))
+
+    if len(keepable) <= EXHAUSTIVE_VALUES:
+        sets = [frozenset(c) for r in range(len(keepable) + 1) for c in itertools.combinations(keepable, r)]
+    else:
+        ranked = sorted(keepable, key=lambda n: (-(flops[n] + 1) / size[n], position[n]))
+        total = sum(size[n] for n in keepable)
+        sets = [frozenset(keepable), frozenset()]
+        for share in OPTION_SHARES:
+            chosen, held = [], 0
+            for n in ranked:
+                if held + size[n] <= share * total:
+                    chosen.append(n)
+                    held += size[n]
+            sets.append(frozenset(chosen))
+    front: list[Option] = []
+    for candidate in sorted(map(option, sets), key=lambda o: (o.kept_bytes, o.recompute_flops, o.forward_peak)):
+        if not front or candidate.recompute_flops < front[-1].recompute_flops:
+            front.append(candidate)
+    front.reverse()  # keep-everything (no recompute) first
+    if len(front) > MAX_OPTIONS:
+        picks = np.unique(np.linspace(0, len(front) - 1, MAX_OPTIONS).round().astype(int))
+        front = [front[i] for i in picks]
+    return front
 
 
 def block_chain(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> BlockChain:
