@@ -16,23 +16,28 @@ is run in one of two ways during a forward sweep:
   everything the backward reads" to "keep nothing".
 
 Stages of the same structure (same ops, shapes, wiring and backward reads: a
-structural hash) share one set of options, found once per *kind*. With C(s, t, m)
-the least forward FLOPs to reverse stages s..t when their input is held and m
-bytes are free (x_i the bytes of stage i's input, F the FLOPs of a forward run)::
+structural hash) share one set of options, found once per *kind*: the Pareto
+front of (kept bytes, recompute FLOPs) over the subsets of the stage's values.
+The user's *blocks* (name scopes such as ``layer3/1``, else single segments)
+name the result. With C_h(s, t, m) the least forward FLOPs to reverse stages
+s..t in m bytes, h = 1 when the caller holds stage s's input throughout, x_i the
+bytes of stage i's input (charged by the subproblem, c = x_s if h = 0 else 0, only
+while it is needed) and F the FLOPs of a forward run::
 
-    C(s, s, m) = F_need(s)                         if the stage's peaks fit m
-    C(s, t, m) = min( min_{s<s'<=t} F(s..s'-1) + C(s', t, m - x_{s'}) + C(s, s'-1, m),
-                      min_{options o of s} F(s) + R_o(s) + C(s+1, t, m - K_o(s) - x_{s+1}) )
+    C_h(s, s, m) = F_need(s)                    if c + the stage's peaks <= m
+    C_h(s, t, m) = min( min_{s<s'<=t} F(s..s'-1) + C_0(s', t, m - c) + C_1(s, s'-1, m - c),
+                        min_{options o} F(s) + R_o + C_h'(s+1, t, m - K_o - c' - x_{s+1}·h') )
 
-R_o the recompute FLOPs and K_o the kept bytes of option o. Memory is
-discretised into :data:`LEVELS` units, all arrays over m are computed at once
-(NumPy), and the schedule is read back from the recorded choices with an explicit
-stack. The DP is optimal within this model; the model's memory is approximate
-(gradients and the planner's reuse are estimated), so each schedule is built into
-a dataflow with the same instance machinery as √n and revolve and its planned
-arena measured; where it overshoots the budget the DP's budget is lowered by the
-overshoot and the schedule read again. Every checkpoint placement of √n and
-revolve is a schedule of this DP.
+R_o the recompute FLOPs and K_o the kept bytes of option o; c' = c if the stage's
+backward or recompute reads its input; h' = 1 if its backward reads its output.
+Memory is discretised into at most :data:`LEVELS` units, all levels are computed at
+once (NumPy), and the schedule is read back from the recorded choices with an
+explicit stack. The DP is optimal within this model. The model's memory is an
+estimate (cotangents, the planner's reuse), so each schedule is built into a
+dataflow with the instance machinery of √n and revolve and its planned arena
+measured, and the DP level that fits the budget is searched by measuring. Every
+checkpoint placement of √n and revolve is a schedule of this DP (keep-everything
+options between checkpoints).
 """
 
 from __future__ import annotations
@@ -466,6 +471,7 @@ _FOUND: "OrderedDict[tuple, dict[tuple, int]]" = OrderedDict()
 """Schedules the DP found per chain (:func:`_chain_key`), offered again at every later budget: a schedule
 that fitted one budget fits every larger one (the policy stays monotone in the budget)."""
 _FOUND_FLOWS = 16
+_FOUND_PER_CHAIN = 64
 
 
 _SOLVED: "OrderedDict[tuple, ChainDP]" = OrderedDict()
@@ -553,6 +559,7 @@ def block_candidates(
 def _remember(key: tuple, actions: tuple, recompute: int) -> None:
     schedules = _FOUND.setdefault(key, {})
     _FOUND.move_to_end(key)
-    schedules.setdefault(actions, recompute)
+    if len(schedules) < _FOUND_PER_CHAIN:
+        schedules.setdefault(actions, recompute)
     while len(_FOUND) > _FOUND_FLOWS:
         _FOUND.popitem(last=False)
