@@ -202,7 +202,7 @@ def rematerialize(
         solved, outcome = _solver_candidate(flow, problem, nodes, groups, policy, measure, deadline,
                                             measure_seconds, solver=check_solver(solver), progress=progress)
         candidates += solved
-        if blocks_outcome is not None and outcome.status != "optimal":  # the solver proved nothing better
+        if blocks_outcome is not None and not solved:  # the solver found nothing: the DP's outcome, with why
             solver_note = f"{outcome.solver} {outcome.status} after {outcome.seconds:.2f} s" + (
                 f" ({outcome.why})" if outcome.why else "")
             outcome = replace(blocks_outcome, why=f"{blocks_outcome.why}; {solver_note}")
