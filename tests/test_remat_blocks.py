@@ -87,12 +87,14 @@ def _chain_of(build):
     return graph, outputs, flow, segments
 
 
-def _schedules(flow, segments):
-    """The DP's distinct schedules, one per level where its least cost changes, with their flows."""
+def _schedules(flow, segments, at_most: int = 6):
+    """The DP's schedules at the levels where its least cost changes (``at_most`` of them, evenly
+    spaced, the least level first), with their flows."""
     chain = blocks.block_chain(flow, segments)
     dp = blocks.solve_chain(chain)
     top = dp.top()
     levels = [m for m in range(dp.least_level(), len(top)) if m == dp.least_level() or top[m] < top[m - 1]]
+    levels = [levels[i] for i in sorted({round(k * (len(levels) - 1) / (at_most - 1)) for k in range(at_most)})]
     return chain, dp, [(m, blocks.build_schedule(flow, chain, dp.actions(m))) for m in levels]
 
 

@@ -142,6 +142,19 @@ def _segment_reads(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> list[s
     return reads
 
 
+def _backward_reads(flow: Dataflow, segments: Sequence[Sequence[Node]], owner: dict[Node, Node]) -> list[set[Node]]:
+    """For each segment, the storage its own backward reads: the nodes whose VJP is taken at a consumer
+    in the segment (the step the segment's reverse releases), their operands' owners."""
+    segment_of = {n: k for k, seg in enumerate(segments) for n in seg}
+    reads: list[set[Node]] = [set() for _ in segments]
+    for node in flow.nodes:
+        consumer = node.adjoint.consumer if node.adjoint is not None else None
+        if node in segment_of or consumer not in segment_of:
+            continue
+        reads[segment_of[consumer]].update(owner[a] for a in flow.args[node])
+    return reads
+
+
 def structural_kind(flow: Dataflow, segment: Sequence[Node], reads: set[Node]) -> str:
     """A hash of a segment's structure: each node's op, attributes, shape and dtype, where its operands
     come from (a position in the segment, or outside with their shape), and which positions are read
@@ -260,6 +273,7 @@ def block_chain(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> BlockChai
     size = {n: (align(n.aval.nbytes) if owner[n] is n and n not in flow.writes else 0)
             for seg in segments for n in seg}
     reads = _segment_reads(flow, segments)
+    backward_reads = _backward_reads(flow, segments, owner)
     builder = _Builder(flow, [list(seg) for seg in segments])  # what a stage reversed alone runs again
     by_kind: dict[str, list[Option]] = {}
     stages: list[Stage] = []
@@ -270,12 +284,11 @@ def block_chain(flow: Dataflow, segments: Sequence[Sequence[Node]]) -> BlockChai
         separator = owner[segments[k - 1][-1]] if k else None
         output = owner[segment[-1]]
         input_bytes = 0 if separator is None else size.get(separator, 0)
-        backward_reads = {owner[a] for b in builder._by_step.get(k, ()) for a in flow.args[b]}
         tape = sum(size.get(b, 0) for b in {owner[n] for n in reads[k]} - {output})
         need = builder.needed_by_backward(k)
         stages.append(Stage(
             list(segment), kind, sum(node_flops(n, flow) for n in segment), sum(node_flops(n, flow) for n in need),
-            input_bytes, separator in backward_reads, output in backward_reads,
+            input_bytes, separator in backward_reads[k], output in backward_reads[k],
             tape + size.get(output, 0) + input_bytes + max(size[n] for n in segment), by_kind[kind]))
     return BlockChain(stages, blocks_of(segments), len(by_kind))
 
