@@ -22,7 +22,7 @@ Measured on the 2-core machine (shared, so the seconds are loose), published mod
 
 | graph (training step)       | point | budget MiB | policy  | arena MiB | recompute / forward | compile s |
 |-----------------------------|-------|-----------:|---------|----------:|--------------------:|----------:|
-| residual_mlp(50)            | sqrt  |  (no budget) | sqrt  |       0.2 |               0.916 |       0.7 |
+| residual_mlp(50)            | sqrt  |          - | sqrt    |       0.2 |               0.916 |       0.7 |
 | residual_mlp(50)            | sqrt  |        0.2 | optimal |       0.2 |               0.856 |       9.0 |
 | ResNet-50, batch 32, 224 px | 1/2   |     1626.2 | sqrt    |    1494.5 |               0.804 |      27.6 |
 |                             |       |            | revolve |    1617.0 |               1.313 |      10.0 |
@@ -40,9 +40,10 @@ Measured on the 2-core machine (shared, so the seconds are loose), published mod
 Store-all plans 2590.9 MiB (ResNet-50) and 12405.1 MiB (GPT-2); the least feasible budgets of
 "optimal", 661.5 and 3141.1 MiB, took 115 s and 46 s to find. "optimal" chose the block DP's
 schedule at every point (19 blocks of 11 kinds; 14 blocks of 3 kinds). No gap is given: no lower
-bound is proven at these sizes. On the small graphs the whole-graph MILP solves, the DP alone
-recomputes 0.67–1.0× the MILP's at chain(6) and 1.5–17× at residual_mlp(4) (its per-stage memory
-model cannot see where the arena peaks); "optimal" keeps the better of the two.
+bound is proven at these sizes. On the small graphs the whole-graph MILP solves (section 3), at ¼
+of the way only the DP's schedule fits (the MILP's model is infeasible there); at ½ and ¾ the DP
+alone recomputes 0.67× and 1.0× the MILP's on chain(6), 1.5× and 17× on residual_mlp(4) (its
+per-stage memory model cannot see where the arena peaks); "optimal" keeps the better of the two.
 """
 
 from __future__ import annotations
