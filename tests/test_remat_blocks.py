@@ -126,7 +126,12 @@ def test_a_scoped_graph_makes_one_block_per_scope():
 def test_repeated_blocks_are_solved_once(monkeypatch):
     solved = []
     options = blocks._options
-    monkeypatch.setattr(blocks, "_options", lambda flow, segment, *rest: solved.append(segment) or options(flow, segment, *rest))
+
+    def counted(flow, segment, *rest):
+        solved.append(segment)
+        return options(flow, segment, *rest)
+
+    monkeypatch.setattr(blocks, "_options", counted)
     _, _, flow, segments = _chain_of(lambda: zoo.residual_mlp(depth=12, width=8, batch=16))
     chain = blocks.block_chain(flow, segments)
     kinds = {st.kind for st in chain.stages}

@@ -523,11 +523,9 @@ def block_candidates(
     label = f"block DP ({len(chain.blocks)} blocks, {chain.kinds} kinds)"
     remembered = [(actions, recompute) for actions, recompute in _FOUND.get(key, {}).items()]
     if dp is None or dp.least_level() is None:
-        why = "time_limit reached" if dp is None else "no schedule fits the chain's model"
-        again = [Candidate(f"{label}, found at another budget", recompute, lambda a=actions: build_schedule(flow, chain, a))
-                 for actions, recompute in remembered]
-        return again, SolverOutcome("blocks", "not run" if dp is None else "infeasible",
-                                         seconds=time.perf_counter() - started, why=why)
+        status, why = ("not run", "time_limit reached") if dp is None else ("infeasible", "no schedule fits its model")
+        outcome = SolverOutcome("blocks", status, seconds=time.perf_counter() - started, why=why)
+        return _offered_again(flow, chain, label, remembered, set()), outcome
     found: list[Candidate] = []
     seen: set[tuple] = set()
 
@@ -564,9 +562,15 @@ def block_candidates(
     status = "feasible" if fitting else "infeasible"
     why = (f"{len(chain.stages)} stages in {len(chain.blocks)} blocks, {chain.solves} kinds solved; least recompute "
            "within the chain model (its memory estimated, the schedule's arena measured); no bound proven")
-    again = [Candidate(f"{label}, found at another budget", recompute, lambda a=actions: build_schedule(flow, chain, a))
-             for actions, recompute in remembered if actions not in seen]
-    return found + again, SolverOutcome("blocks", status, objective, None, seconds, why)
+    outcome = SolverOutcome("blocks", status, objective, None, seconds, why)
+    return found + _offered_again(flow, chain, label, remembered, seen), outcome
+
+
+def _offered_again(flow: Dataflow, chain: BlockChain, label: str, remembered: list[tuple[tuple, int]],
+                   seen: set[tuple]) -> list[Candidate]:
+    """The schedules found at other budgets (and not found again now), built on this flow when measured."""
+    return [Candidate(f"{label}, found at another budget", recompute, lambda a=actions: build_schedule(flow, chain, a))
+            for actions, recompute in remembered if actions not in seen]
 
 
 def _remember(key: tuple, actions: tuple, recompute: int) -> None:
