@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 
@@ -235,12 +235,23 @@ def rematerialize(
     if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
         problem, nodes, groups = remat_problem(flow, budget)
         candidates += _remembered(flow, problem, nodes, groups)
+        # the chain of blocks (Rotor/Rockmate DP): before the solver, which takes all the time left
+        blocks_outcome = None
+        if policy == "optimal" and len(segments) >= 2:
+            from graphc.remat.blocks import block_candidates
+            by_blocks, blocks_outcome = block_candidates(flow, segments, budget, store_all.planned_bytes, measure,
+                                                         deadline, progress)
+            candidates += by_blocks
         # the constructed and remembered schedules first, then the solver with the time left
         choose(candidates, budget, measure, deadline)
         solved, outcome = _solver_candidate(flow, problem, nodes, groups, policy, measure, deadline,
                                             measure_seconds, solver=check_solver(solver), progress=progress)
         candidates += solved
         _end_progress_line(progress)
+        if blocks_outcome is not None and not solved:  # the solver found nothing: the DP's outcome, with why
+            solver_note = f"{outcome.solver} {outcome.status} after {outcome.seconds:.2f} s" + (
+                f" ({outcome.why})" if outcome.why else "")
+            outcome = replace(blocks_outcome, why=f"{blocks_outcome.why}; {solver_note}")
     found = choose(candidates, budget, measure, deadline)
     if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
         found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
