@@ -214,8 +214,9 @@ def test_compile_with_the_block_dp_plans_within_the_budget_and_says_so(monkeypat
     prog = gc.compile(outputs, updates=updates, remat="optimal", memory_budget=budget, time_limit=5, bind=False)
     assert prog.memory.planned_bytes <= budget
     assert prog.remat.chosen.startswith("block DP (") and prog.cost.recompute_flops > 0
-    assert prog.remat.outcome.solver == "blocks" and prog.remat.outcome.objective == prog.remat.recompute_flops
-    assert "no bound proven" in prog.remat.outcome.why and prog.remat.outcome.bound is None
+    assert prog.remat.chain_dp.solver == "blocks" and prog.remat.chain_dp.objective == prog.remat.recompute_flops
+    assert "no bound proven" in prog.remat.chain_dp.why and prog.remat.chain_dp.bound is None
+    assert prog.remat.outcome.status == "not run" and "block DP" in str(prog.remat) and "switched off" in str(prog.remat)
 
 
 @pytest.mark.parametrize("build", [lambda: zoo.chain(6, width=8, batch=32),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 
@@ -45,6 +45,7 @@ class RematReport:
     budget: int | None = None
     choice: str = ""  # why the chosen schedule, when a solver ran and it is not the solver's
     solver_chosen: bool = False  # the chosen schedule is one the solver found in this compile
+    chain_dp: SolverOutcome | None = None  # how the DP over the chain of blocks ended ("optimal" only)
 
     @property
     def solver_status(self) -> str | None:
@@ -71,9 +72,8 @@ class RematReport:
             return ""
         return "; ".join(part for part in (self.outcome.why, self.choice) if part)
 
-    def _solver_line(self) -> str:
-        o = self.outcome
-        assert o is not None
+    @staticmethod
+    def _solver_line(o: SolverOutcome) -> str:
         found = "" if o.objective is None else f", objective {o.objective:,.0f} FLOPs of compute"
         bound = "" if o.bound is None else f", bound {o.bound:,.0f}"
         gap = "" if o.gap is None or o.status == "optimal" else f", gap {o.gap:.1%}"
@@ -88,8 +88,9 @@ class RematReport:
         planned = "" if self.planned_bytes is None else f", arena {self.planned_bytes:,d} B{within}"
         lines = [f"remat={self.policy!r}: {self.chosen}, recompute {self.recompute_flops:,d} FLOPs{per_forward}"
                  f"{planned} ({self.candidates} candidates)"]
-        if self.outcome is not None:
-            lines.append(self._solver_line())
+        for outcome in (self.outcome, self.chain_dp):
+            if outcome is not None:
+                lines.append(self._solver_line(outcome))
         if self.choice:
             lines.append(f"chosen: {self.choice}")
         return "\n".join(lines)
@@ -231,12 +232,11 @@ def rematerialize(
             candidates += _sqrt_candidates(flow, segments, budget, deadline)
         if policy != "sqrt":
             candidates += _revolve_candidates(flow, segments, budget)
-    outcome, solved = None, []
+    outcome, solved, blocks_outcome = None, [], None
     if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
         problem, nodes, groups = remat_problem(flow, budget)
         candidates += _remembered(flow, problem, nodes, groups)
         # the chain of blocks (Rotor/Rockmate DP): before the solver, which takes all the time left
-        blocks_outcome = None
         if policy == "optimal" and len(segments) >= 2:
             from graphc.remat.blocks import block_candidates
             by_blocks, blocks_outcome = block_candidates(flow, segments, budget, store_all.planned_bytes, measure,
@@ -248,10 +248,6 @@ def rematerialize(
                                             measure_seconds, solver=check_solver(solver), progress=progress)
         candidates += solved
         _end_progress_line(progress)
-        if blocks_outcome is not None and not solved:  # the solver found nothing: the DP's outcome, with why
-            solver_note = f"{outcome.solver} {outcome.status} after {outcome.seconds:.2f} s" + (
-                f" ({outcome.why})" if outcome.why else "")
-            outcome = replace(blocks_outcome, why=f"{blocks_outcome.why}; {solver_note}")
     found = choose(candidates, budget, measure, deadline)
     if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
         found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
@@ -263,7 +259,8 @@ def rematerialize(
     report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates), outcome,
                          forward_flops=sum(node_flops(n, flow) for n in forward), budget=budget,
                          choice=_why_chosen(chosen, solved, outcome, budget) if outcome is not None else "",
-                         solver_chosen=outcome is not None and any(chosen is c for c in solved))
+                         solver_chosen=outcome is not None and any(chosen is c for c in solved),
+                         chain_dp=blocks_outcome)
     return rewritten, report
 
 
