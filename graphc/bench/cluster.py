@@ -72,7 +72,12 @@ def task_runner(serial: bool = False, scheduler: str | None = None, workers: int
         return
     distributed = _distributed()
     if scheduler is not None:
-        with distributed.Client(scheduler, timeout="10s") as client:
+        try:
+            client = distributed.Client(scheduler, timeout="10s")
+        except OSError as err:
+            raise OSError(f"no Dask scheduler answered at {scheduler} ({err}); start one with `dask scheduler` and "
+                          "workers with `dask worker ADDRESS`, or run without --scheduler") from None
+        with client:
             yield Runner(client)
         return
     import dask
