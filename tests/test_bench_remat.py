@@ -128,3 +128,10 @@ def test_reduction_at_overhead_takes_the_least_memory_within_the_time_limit():
     assert reduction_at_overhead(rows, "g")["policy"] == "revolve"
     assert reduction_at_overhead(rows, "g", limit=5.0)["policy"] == "optimal"
     assert reduction_at_overhead(rows, "other") is None
+
+
+def test_reduction_at_overhead_counts_a_point_at_exactly_the_limit():
+    """100 · (1.12 − 1) is 12.000000000000012 in floating point: the ratio itself is compared."""
+    rows = [{"graph": "g", "policy": p, "planned_bytes": b, "store_all_bytes": 300, "time_ratio": r}
+            for p, b, r in (("none", 300, 1.0), ("sqrt", 100, 1.12))]
+    assert reduction_at_overhead(rows, "g", limit=12.0)["policy"] == "sqrt"

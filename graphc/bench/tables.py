@@ -108,8 +108,9 @@ def text(rows: Sequence[Row]) -> str:
 
 def reduction_at_overhead(rows: Sequence[Row], graph: str, limit: float = TIME_OVERHEAD_TARGET) -> Row | None:
     """The point of ``graph`` with the smallest planned arena among those whose measured step
-    time overhead is at most ``limit`` percent (store-all itself qualifies), or None."""
-    within = [r for r in rows if r["graph"] == graph and _ok(r) and time_overhead_percent(r) <= limit]
+    time overhead is at most ``limit`` percent (store-all itself qualifies), or None. The
+    ratio is compared with 1 + limit / 100, so that a point at exactly the limit counts."""
+    within = [r for r in rows if r["graph"] == graph and _ok(r) and r["time_ratio"] <= 1 + limit / 100]
     return min(within, key=lambda r: (r["planned_bytes"], time_overhead_percent(r)), default=None)
 
 
