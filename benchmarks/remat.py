@@ -1,25 +1,24 @@
 """Memory against recompute: every policy swept over budgets, and the MILP's solve time.
 
-For each graph, the training step — the loss with ``gc.sgd`` updates compiled in,
-so that each param is updated inside the backward pass — is compiled with
-``remat="none"`` (store all), which gives the top of the sweep, and the least
-feasible budget of each policy is read from the GraphError an impossible
-budget raises. Budgets are then swept between the least feasible and store-all;
-for every policy and budget the table gives the planned arena, the recompute as
-a fraction of one forward pass, and the measured time of a step relative to
-store-all (medians of runs alternating with the store-all program's).
+The sweep itself ships in the package (:mod:`graphc.bench`, also ``graphc bench
+remat``): for each built-in training step — the loss with ``gc.sgd`` updates
+compiled in — store-all gives the top of the range, each policy's least feasible
+budget its bottom, and every (graph, policy, budget) point is a task on
+``dask.distributed`` (a local cluster by default) that compiles the plan and
+times it against store-all, runs alternating in one process. The table gives
+the planned arena, the recompute as a fraction of one forward pass and the
+measured step-time overhead; the chart plots memory against both; the figure
+of merit is the memory reduction of the ResNet step at <= 12 % measured time.
 
-The chart draws, per graph, these points and their frontier next to the frontier
-"before": the same sweep measured on the earlier planner, which computed every
-update after the whole backward pass (:data:`BEFORE`, stored with its commit id;
-``--before`` prints such a table for whichever graphc is on the path).
+What stays here is what only this benchmark publishes: the frontiers "before"
+(:data:`BEFORE`, measured on the earlier planner, which computed every update
+after the whole backward pass; ``--before`` prints such a table for whichever
+graphc is on the path, even one without :mod:`graphc.bench`), the targets of
+the recompute issue on a chain of n = 100 layers, the remat stage's time
+guarantees, the MILP's solve time against graph size, and the MILP and LP
+rounding on graphc's own training graphs.
 
-Then the targets of the recompute issue on a chain of n = 100 layers, the
-MILP's solve time against graph size (abstract training chains and layered
-DAGs), and the MILP and LP rounding on graphc's own training graphs. The
-frontier (peak memory against extra compute) is saved as a chart.
-
-    python benchmarks/remat.py [--quick] [--plot out/bench/remat_frontier.png]
+    python benchmarks/remat.py [--quick] [--serial | --scheduler ADDRESS] [--plot out/bench/remat_frontier.png]
     PYTHONPATH=<checkout of another commit> python benchmarks/remat.py --before [--quick]
 """
 
@@ -28,7 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -118,8 +116,8 @@ LR = 0.01
 
 
 def graphs(quick: bool) -> dict[str, Callable[[], tuple[gc.Graph, dict]]]:
-    """The 24-layer tanh chain whose params are as large as its activations (64 wide, batch
-    32, float64), and graphs whose activations dominate memory (a large batch)."""
+    """The zoo graphs of :data:`BEFORE` as ``(graph, values)`` builders, for ``--before`` on a graphc
+    that may predate :mod:`graphc.bench` (whose ``steps`` module builds the same graphs)."""
     chain_24 = {"chain-24": lambda: zoo.chain(24, width=64, batch=32, dtype="float64")}
     if quick:
         return {**chain_24, "residual-6": lambda: zoo.residual_mlp(depth=6, width=16, batch=256)}
@@ -156,20 +154,6 @@ def least_feasible(step: TrainingStep, policy: str) -> int:
         return int(match.group(1).replace(",", ""))
 
 
-def step_ratio(prog: gc.Program, base: gc.Program, feeds: dict, repeats: int) -> float:
-    """Median step time of ``prog`` over that of ``base``, the two run alternately so that
-    both see the same load on a shared machine."""
-    prog.run(feeds)
-    base.run(feeds)
-    times: dict[int, list[float]] = {0: [], 1: []}
-    for _ in range(repeats):
-        for which, program in enumerate((prog, base)):
-            start = time.perf_counter()
-            program.run(feeds)
-            times[which].append(time.perf_counter() - start)
-    return statistics.median(times[0]) / statistics.median(times[1])
-
-
 def frontier(build: Callable, points: int) -> tuple[gc.Program, dict[str, int], list[tuple[str, int, gc.Program | str]]]:
     """Store-all, each policy's least feasible budget, and one program per (policy, budget)
     for ``points`` budgets from the least feasible to store-all — or, where compiling fails
@@ -194,43 +178,35 @@ def compile_or_failure(step: TrainingStep, policy: str, budget: int) -> gc.Progr
         return f"FAILED: {type(err).__name__}: {err}"
 
 
-def sweep(name: str, build: Callable, points: int, repeats: int) -> tuple[list[dict], list[str]]:
-    """The table of one graph; returns its rows and the (policy, budget) pairs that failed to compile."""
-    graph, _ = build()
-    data = zoo.feeds(graph)
-    store_all, lows, programs = frontier(build, points)
-    top = store_all.memory.planned_bytes
-    rows = [_row(name, "none", top, store_all, 1.0)]
-    failures = []
-    print(f"\n{name} (training step, sgd): store-all arena {top:,d} B; least feasible: "
-          + ", ".join(f"{p} {b:,d} B" for p, b in lows.items()))
-    print(f"  {'policy':10s} {'budget':>12s} {'planned':>12s} {'planned/all':>11s} {'recompute/fwd':>13s} {'step/all':>9s}")
-    for policy, budget, prog in programs:
-        if isinstance(prog, str):
-            failures.append(f"{name}, remat={policy!r}, memory_budget={budget:,d}: {prog}")
-            continue
-        rows.append(_row(name, policy, budget, prog, step_ratio(prog, store_all, data, repeats)))
-    for r in rows:
-        print(f"  {r['policy']:10s} {r['budget']:>12,d} {r['planned_bytes']:>12,d} {r['planned_bytes'] / top:>11.3f} "
-              f"{r['recompute_flops'] / r['forward_flops']:>13.3f} {r['step_ratio']:>9.2f}")
-    for failure in failures:
-        print(f"  {failure}")
-    if name in BEFORE["graphs"]:
-        print(compare_with_before(name, rows, lows))
-    return rows, failures
-
-
-def compare_with_before(name: str, rows: list[dict], lows: dict[str, int]) -> str:
-    """Store-all arena and least feasible budgets now against :data:`BEFORE`."""
+def compare_with_before(name: str, rows: list[dict]) -> str:
+    """Store-all arena and least feasible budgets now (rows of :func:`graphc.bench.sweep_remat`)
+    against :data:`BEFORE`."""
     before = BEFORE["graphs"][name]
-    now_top = rows[0]["planned_bytes"]
-    lines = [f"  before (earlier planner, {BEFORE['commit'][:10]}): store-all {before['store_all']:,d} B; now "
+    mine = [r for r in rows if r["graph"] == name]
+    now_top = mine[0]["store_all_bytes"]
+    lows = {r["policy"]: r["least_bytes"] for r in mine if r["least_bytes"] is not None}
+    lines = [f"  {name}, before (earlier planner, {BEFORE['commit'][:10]}): store-all {before['store_all']:,d} B; now "
              f"{now_top:,d} B ({now_top / before['store_all']:.3f} of before)"]
     for policy, low in lows.items():
         if policy in before["least"]:
             lines.append(f"    least feasible, {policy:10s}: before {before['least'][policy]:>10,d} B, now {low:>10,d} B "
                          f"({low / before['least'][policy]:.3f})")
     return "\n".join(lines)
+
+
+def add_before(panels: dict) -> None:
+    """On each step's compute panel, the frontier measured before on the earlier planner (grey, dotted)."""
+    from graphc.plots import pareto_front
+
+    for name, (ax_compute, _) in panels.items():
+        before = BEFORE["graphs"].get(name)
+        if before is None:
+            continue
+        old = [(0.0, before["store_all"] / 1e6)] + [
+            (100 * f, planned / 1e6) for pts in before["points"].values() for _, planned, f in pts]
+        front = pareto_front(old)
+        ax_compute.step([x for x, _ in front], [y for _, y in front], where="post", color="#999999", ls=":", lw=2,
+                        label=f"frontier before (updates after the backward pass, {BEFORE['commit'][:7]})")
 
 
 def measure_before(quick: bool, points: int) -> None:
@@ -256,13 +232,6 @@ def format_before(name: str, store_all: int, least: dict[str, int], points: dict
              '            "points": {']
     lines += [f'                "{policy}": {pts!r},' for policy, pts in points.items()]
     return "\n".join(lines + ["            },", "        },"])
-
-
-def _row(graph: str, policy: str, budget: int, prog: gc.Program, step_ratio: float) -> dict:
-    return {
-        "graph": graph, "policy": policy, "budget": budget, "planned_bytes": prog.memory.planned_bytes,
-        "recompute_flops": prog.cost.recompute_flops, "forward_flops": prog.cost.forward_flops, "step_ratio": step_ratio,
-    }
 
 
 def chain_targets() -> None:
@@ -389,87 +358,43 @@ def solver_on_graphs(quick: bool, time_limit: float = 60.0) -> list[dict]:
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """One panel per graph: every policy's points of the training step and their frontier
-    (dashed), and the frontier measured before on the earlier planner (grey, dotted)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from graphc.plots import byte_unit, pareto_front
-
-    by_graph: dict[str, list[dict]] = {}
-    for r in rows:
-        by_graph.setdefault(r["graph"], []).append(r)
-    columns = min(len(by_graph), 3)
-    fig = Figure(figsize=(4.8 * columns + 1.8, 4.0 * -(-len(by_graph) // columns)), layout="constrained")
-    axes = fig.subplots(-(-len(by_graph) // columns), columns, squeeze=False).ravel()
-    policies = list(dict.fromkeys(r["policy"] for r in rows))
-    for ax, (name, graph_rows) in zip(axes, by_graph.items()):
-        before = BEFORE["graphs"].get(name)
-        top = max([r["planned_bytes"] for r in graph_rows] + ([before["store_all"]] if before else []))
-        scale, unit = byte_unit(top)
-        now = []
-        for k, policy in enumerate(policies):
-            pts = sorted((100 * r["recompute_flops"] / r["forward_flops"], r["planned_bytes"] / scale)
-                         for r in graph_rows if r["policy"] == policy)
-            now += pts
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="osD^v<>"[k % 7], ms=5, lw=0.8, alpha=0.85,
-                    color=f"C{k}", label=policy)
-        front = pareto_front(now)
-        ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#222222", ls="--", lw=1.2,
-                label="frontier, updates in the backward pass")
-        if before:
-            old = [(0.0, before["store_all"] / scale)] + [
-                (100 * f, planned / scale) for pts in before["points"].values() for _, planned, f in pts]
-            front = pareto_front(old)
-            ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#999999", ls=":", lw=2,
-                    label=f"frontier before (updates after the backward pass, {BEFORE['commit'][:7]})")
-        ax.set_title(f"{name}: training step (sgd)", fontsize=10)
-        ax.set_xscale("symlog", linthresh=10)  # linear to 10 % of a forward pass, then logarithmic
-        ax.set_xlabel("recompute (extra FLOPs, % of forward; log above 10 %)", fontsize=9)
-        ax.set_ylabel(f"arena (planned, {unit})", fontsize=9)
-        ax.set_ylim(bottom=0)
-        ax.set_xlim(left=-1)
-        ax.grid(alpha=0.3)
-    for ax in axes[len(by_graph):]:
-        ax.set_visible(False)
-    handles, labels = {}, {}
-    for ax in axes[: len(by_graph)]:
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, fontsize=8)
-    fig.suptitle("memory vs recompute of a training step: each point is one compiled plan", fontsize=11)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    print(f"chart: {path}")
-
-
 def main(argv: list[str] | None = None) -> int:
+    from graphc.bench import SweepOptions, sweep_remat
+    from graphc.bench.remat import built_in_steps, write_results
+    from graphc.bench.steps import FRONTIER_TARGET_GRAPH
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small graphs, few budgets")
-    parser.add_argument("--plot", type=Path, default=Path("out/bench/remat_frontier.png"))
+    parser.add_argument("--plot", type=Path, default=Path("out/bench/remat_frontier.png"),
+                        help="the chart; the table goes beside it (remat.csv, remat.md)")
     parser.add_argument("--before", action="store_true",
                         help="print the frontiers of the graphc on the path as a BEFORE table, and stop")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--serial", action="store_true", help="run the points in this process, not on Dask")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler to run the points on")
+    parser.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    parser.add_argument("--time-limit", type=float, default=30.0, help="seconds each compile's solver may take")
     args = parser.parse_args(argv)
     if args.before:
         measure_before(args.quick, points=4 if args.quick else 8)
         return 0
-    rows, failures = [], []
-    for name, build in graphs(args.quick).items():
-        graph_rows, graph_failures = sweep(name, build, points=4 if args.quick else 8, repeats=3 if args.quick else 7)
-        rows += graph_rows
-        failures += graph_failures
+    steps = built_in_steps(args.quick)
+    options = SweepOptions(policies=tuple(POLICIES), budgets=4 if args.quick else 8, repeats=5 if args.quick else 7,
+                           time_limit=args.time_limit, serial=args.serial, scheduler=args.scheduler,
+                           workers=args.workers)
+    rows = sweep_remat(steps, options)
+    write_results(rows, args.plot.parent, args.plot.stem.removesuffix("_frontier"), decorate=add_before,
+                  frontier_graph=FRONTIER_TARGET_GRAPH if FRONTIER_TARGET_GRAPH in steps else None)
+    print("\n".join(compare_with_before(name, rows) for name in steps if name in BEFORE["graphs"]))
     chain_targets()
     time_guarantees()
     solver_times(args.quick)
     solver_on_graphs(args.quick)
-    plot(rows, args.plot)
+    failures = [r for r in rows if str(r["status"]).startswith("FAILED")]
     if failures:
         print(f"\n{len(failures)} training steps failed to compile (not a GraphError):")
-        for failure in failures:
-            print(f"  {failure}")
+        for r in failures:
+            print(f"  {r['graph']}, remat={r['policy']!r}, memory_budget={r['budget_bytes']:,d}: {r['status']}")
         return 1
     return 0
 

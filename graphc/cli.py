@@ -3,7 +3,8 @@
     graphc demo                               the lecture's DAG, then an MLP on digits
     graphc plan FILE.py:FUNC                  compile FUNC's outputs; print the plan and memory report
     graphc render FILE.py:FUNC -o out.png     draw the graph (or plan) FUNC's outputs need
-    graphc bench memory|remat|speed           run benchmarks/<name>.py
+    graphc bench remat [FILE.py:FUNC]         sweep memory budgets; table and charts of memory vs time
+    graphc bench memory|speed|all             run benchmarks/<name>.py
 
 ``FILE.py:FUNC`` names a function in a Python file. graphc imports the file,
 calls ``FUNC()`` with no arguments and uses what it returns:
@@ -387,6 +388,10 @@ def _add_render(sub: Subparsers) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
+    if args.name == "remat":
+        return _run_bench_remat(args)
+    if args.target is not None:
+        raise UsageError(f"only `graphc bench remat` takes FILE.py:FUNC; `graphc bench {args.name}` runs a script")
     script = ROOT / "benchmarks" / ("run_all.py" if args.name == "all" else f"{args.name}.py")
     if not script.is_file():
         raise UsageError(f"the {args.name} benchmark is missing: {script} does not exist")
@@ -399,15 +404,69 @@ def _run_bench(args: argparse.Namespace) -> int:
     return status
 
 
+def _policy_list(text: str) -> tuple[str, ...]:
+    """``--policies sqrt,optimal`` as ``("sqrt", "optimal")`` (SweepOptions checks each name)."""
+    return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+
+
+def _run_bench_remat(args: argparse.Namespace) -> int:
+    """Sweep the recompute policies over budgets on FILE.py:FUNC's step, or on the built-in steps."""
+    from graphc.bench import SweepOptions, sweep_remat
+    from graphc.bench.remat import built_in_steps, write_results
+    from graphc.bench.steps import FRONTIER_TARGET_GRAPH
+
+    budgets, repeats = (min(args.budgets, 4), 5) if args.quick else (args.budgets, args.repeats)
+    options = SweepOptions(policies=_policy_list(args.policies), budgets=budgets, repeats=repeats,
+                           time_limit=args.time_limit, serial=args.serial, scheduler=args.scheduler,
+                           workers=args.workers)
+    if args.target is not None:
+        call_function(args.target)  # a bad FILE.py:FUNC fails here, in one line, before any worker starts
+        name = args.target.rpartition(":")[2]
+        steps, stem, frontier_graph = {name: args.target}, f"{name}_remat", None
+    else:
+        steps, stem, frontier_graph = built_in_steps(args.quick), "remat_sweep", FRONTIER_TARGET_GRAPH
+    rows = sweep_remat(steps, options)
+    write_results(rows, Path(args.output), stem, frontier_graph=frontier_graph if frontier_graph in steps else None)
+    failed = [r for r in rows if str(r["status"]).startswith("FAILED")]
+    for row in failed:
+        print(f"{row['graph']}, remat={row['policy']!r}, memory_budget={row['budget_bytes']}: {row['status']}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _add_bench(sub: Subparsers) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark script (benchmarks/NAME.py)",
-        description="Run benchmarks/NAME.py of the source tree from its root (tables on stdout, charts under "
-        "out/bench/). 'all' runs every script in --quick mode.",
+        help="run a benchmark; `bench remat FILE.py:FUNC` sweeps your own training step",
+        description="`graphc bench remat [FILE.py:FUNC]` compiles a training step (FUNC's, else the built-in zoo "
+        "graphs, a ResNet-50 and a GPT-2 stack) with every recompute policy at budgets from the least feasible to "
+        "store-all, measures each plan's step time against store-all's, and writes a table (CSV, Markdown, printed) "
+        "and the memory-against-time charts to the current folder (or -o DIR). Each point is a task on "
+        "dask.distributed (a local cluster, one worker per core, unless --scheduler or --serial). "
+        "memory, speed and all run benchmarks/NAME.py of the source tree (tables on stdout, charts under out/bench/).",
+        epilog=FUNC_HELP + "\n\nexample: graphc bench remat step.py:train_step --budgets 4 --policies sqrt,optimal",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", choices=BENCHMARKS, help="which benchmark: " + ", ".join(BENCHMARKS))
+    p.add_argument("target", nargs="?", default=None, metavar="FILE.py:FUNC",
+                   help="remat only: the training step to sweep (default: the built-in steps)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller graphs")
+    remat = p.add_argument_group("remat sweep")
+    remat.add_argument("--budgets", type=int, default=6, metavar="N", help="budgets per policy (default 6)")
+    remat.add_argument("--policies", default="sqrt,revolve,optimal", metavar="P,Q",
+                       help="recompute policies to sweep, comma-separated (default sqrt,revolve,optimal)")
+    where = remat.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the points on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)")
+    where.add_argument("--serial", action="store_true", help="run the points one after another in this process")
+    remat.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local Dask workers (default: one per core)")
+    remat.add_argument("--time-limit", type=float, default=30.0, metavar="S",
+                       help="seconds each compile's solver may take (default 30)")
+    remat.add_argument("--repeats", type=int, default=7, metavar="N",
+                       help="pairs of runs (plan, store-all) timing each point, at least 5 (default 7)")
+    remat.add_argument("-o", "--output", default=".", metavar="DIR",
+                       help="where the table and charts go (default: the current folder)")
     p.set_defaults(handler=_run_bench, command_name="bench")
 
 
