@@ -63,8 +63,10 @@ dot:
 demo: venv dot
 	$(VENV)/bin/graphc demo
 
+# Tests go to the two workers a few at a time, the longest first (tests/conftest.py's RUN_FIRST):
+# with xdist's default chunks of hundreds, one worker could be handed every long test.
 test: venv dot
-	$(VPY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(VPY) -m pytest -q -n 2 --maxschedchunk 4 $(PYTEST_ARGS)
 
 bench: venv
 	@if [ -f benchmarks/run_all.py ]; then \

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import graphc as gc
+import graphc.validate
 from graphc import zoo
 
 R = importlib.import_module("graphc.render")  # the module (gc.render is the function)
@@ -21,9 +22,17 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 
 @functools.lru_cache(maxsize=None)
 def built(name: str) -> tuple[gc.Graph, gc.Program]:
-    """A zoo graph with its training gradients, and the compiled training step (built once per worker)."""
+    """A zoo graph with its training gradients, and the compiled training step (built once per worker).
+
+    Compiled without the plan validator: tests/test_zoo.py compiles these very plans with it on
+    (a third of the compile time of chain-1000); here they are only drawn."""
     graph, values = zoo.ZOO[name]()
-    program = gc.compile(zoo.training_outputs(values))
+    validating = graphc.validate.VALIDATE_PLANS
+    graphc.validate.VALIDATE_PLANS = False
+    try:
+        program = gc.compile(zoo.training_outputs(values))
+    finally:
+        graphc.validate.VALIDATE_PLANS = validating
     return graph, program
 
 
