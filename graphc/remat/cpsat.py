@@ -68,6 +68,8 @@ FULL_COMPUTATIONS_NODES = 10
 """Up to this many nodes, each node may be computed in every stage it can be of use in."""
 DEFAULT_COMPUTATIONS = 2
 """Above ``FULL_COMPUTATIONS_NODES``, the most computations per node (Moccasin's C)."""
+HINT_SHARE, HINT_SECONDS = 0.2, 30.0
+"""Without a hint, a greedy schedule is looked for during this share of the time limit (at most these seconds)."""
 _INT64_SAFE = 2**62
 """CP-SAT rejects models whose linear expressions may overflow int64; sums are kept below this."""
 
@@ -276,6 +278,35 @@ class _Model:
         return float(units) * self.cost_factor + float(sum(self.problem.costs))
 
 
+def _constructed_hint(problem: RematProblem, seconds: float) -> np.ndarray | None:
+    """A schedule within the budget found greedily, or None: CP-SAT's first solution when no hint is given.
+
+    Two starts, each completed by ``_compute_from_storage``: hold everything, then recompute
+    instead of holding at the peak until it fits (``_repair``); and hold nothing (every stage
+    recomputes what it reads). The cheaper of those that fit, after ``_hold_instead`` (hold a
+    value instead of recomputing it while the budget allows); if neither fits, Checkmate's LP
+    rounding (:func:`~graphc.remat.rounding.solve_lp_rounding`) with the time left of ``seconds``.
+    """
+    from graphc.remat.rounding import _compute_from_storage, _cost, _hold_instead, _repair
+    deadline = time.perf_counter() + seconds
+    g = _graph(problem)
+    n = problem.n
+    starts = []
+    repaired = _repair(problem, _compute_from_storage(problem, np.ones((n, n), dtype=bool)), deadline)
+    if repaired is not None:
+        starts.append(repaired)
+    nothing, profile = _prune_fast(g, _compute_from_storage(problem, np.zeros((n, n), dtype=bool)))
+    if profile.memory.max(initial=0) <= problem.budget:
+        starts.append(nothing)
+    improved = [_hold_instead(problem, R, deadline) for R in starts]
+    if not improved and time.perf_counter() < deadline:
+        from graphc.remat.rounding import solve_lp_rounding
+        rounded = solve_lp_rounding(problem, time_limit=deadline - time.perf_counter(), restarts=1, kicks=20)
+        if rounded.status == "feasible":
+            improved.append(rounded.R)
+    return min(improved, key=lambda R: _cost(problem, R)) if improved else None
+
+
 def _enforced(constraint, literals: list) -> None:
     """``constraint`` only where all ``literals`` hold (always, when there are none)."""
     if literals:
@@ -346,7 +377,8 @@ def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: Pr
                 max_computations: int | None = None) -> RematSolution:
     """The least-cost schedule within the budget by CP-SAT on retention intervals (module docstring).
 
-    ``hint``: a known schedule's stage matrix R, given to CP-SAT as its first solution.
+    ``hint``: a known schedule's stage matrix R, given to CP-SAT as its first solution; without
+    one, a greedy schedule is (:func:`_constructed_hint`).
     ``progress`` is called (from the solver's thread) with each better schedule's cost and
     the bound; raising KeyboardInterrupt there, or Ctrl-C in the calling thread, stops the
     search and returns the best schedule so far with ``interrupted=True``.
@@ -360,6 +392,8 @@ def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: Pr
         return quick
     cp_model = _cp_model()
     b0 = time.perf_counter()
+    if hint is None:
+        hint = _constructed_hint(problem, min(HINT_SHARE * time_limit, HINT_SECONDS))
     built = _Model(problem, max_computations, hint)
     build = time.perf_counter() - b0
     solver = cp_model.CpSolver()
