@@ -102,6 +102,7 @@ class _Computation:
     present: object  # BoolVar (or the constant 1 for j = 0)
     stage: object  # IntVar, or the int v for j = 0
     end: object  # IntVar
+    held: object = None  # IntVar e - s + 1 (the interval's length), when the value takes memory
 
 
 def _integer_costs(costs: Sequence[float]) -> tuple[list[int], float]:
@@ -178,8 +179,8 @@ class _Model:
                     m.add(end == v * n + v).only_enforce_if(~present)
                 own.append(_Computation(v, j, present, stage, end))
                 if sizes[v] > 0:
-                    held = m.new_int_var(1, end_max - v * n - v + 1, "")  # e - s + 1, when present
-                    intervals.append(self._interval(start, held, end + 1, present))
+                    own[-1].held = m.new_int_var(1, end_max - v * n - v + 1, "")  # e - s + 1, when present
+                    intervals.append(self._interval(start, own[-1].held, end + 1, present))
                     demands.append(sizes[v])
                 if work[v] > 0:
                     intervals.append(self._interval(start, 1, start + 1, present))
@@ -252,15 +253,18 @@ class _Model:
                     m.add_hint(c.present, (v, c.j) in hinted)
                     m.add_hint(c.stage, stage)
                 m.add_hint(c.end, end)
+                if c.held is not None:
+                    m.add_hint(c.held, end - (n * stage + v) + 1 if (v, c.j) in hinted else 1)
+        used: dict[tuple[int, int, int], int] = {}  # (u, v, j) -> the computation of u read
         latest: dict[int, int] = {}
         deps = _deps(self.problem)
         for p, k in enumerate(order):
             for u in deps[k]:
-                choices = self.covers.get((u, k, instance[p]))
-                if choices is not None:
-                    for i, z in enumerate(choices):
-                        m.add_hint(z, i == instance[latest[u]])
+                used[(u, k, instance[p])] = instance[latest[u]]
             latest[k] = p
+        for key, choices in self.covers.items():
+            for i, z in enumerate(choices):
+                m.add_hint(z, used.get(key) == i)
 
     def schedule(self, value) -> np.ndarray:
         """The stage matrix R of an assignment (``value``: variable -> int)."""
