@@ -41,6 +41,7 @@ number of times the hint computes v.
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -361,19 +362,37 @@ class _Recorder:
 
 
 def _interruptible(solver, model, callback) -> tuple[int, bool]:
-    """Solve; on Ctrl-C (KeyboardInterrupt in the calling thread) stop the search and keep its result."""
+    """Solve in a worker thread; Ctrl-C (SIGINT) in the calling thread stops the search and keeps its result.
+
+    In the main thread a SIGINT handler is installed for the solve (and the previous one put
+    back): it stops the search instead of raising KeyboardInterrupt into ``Thread.join``,
+    which can leave the thread's state inconsistent. Elsewhere a KeyboardInterrupt is caught.
+    Returns CP-SAT's status and whether the search was interrupted.
+    """
     result: dict[str, int] = {}
+    interrupted = threading.Event()
+
+    def stop(*_: object) -> None:
+        interrupted.set()
+        solver.stop_search()
+
     worker = threading.Thread(target=lambda: result.setdefault("status", solver.solve(model, callback)),
                               daemon=True)
-    worker.start()
-    interrupted = False
-    while worker.is_alive():
-        try:
-            worker.join(0.1)
-        except KeyboardInterrupt:
-            interrupted = True
-            solver.stop_search()
-    return result["status"], interrupted
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, stop) if in_main else None
+    try:
+        worker.start()
+        while worker.is_alive():
+            try:
+                worker.join(0.05)
+            except KeyboardInterrupt:
+                stop()
+            if interrupted.is_set():
+                solver.stop_search()  # again: a stop before the solve began is lost
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    return result["status"], interrupted.is_set()
 
 
 def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: ProgressFn | None = None,
@@ -382,7 +401,7 @@ def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: Pr
     """The least-cost schedule within the budget by CP-SAT on retention intervals (module docstring).
 
     ``hint``: a known schedule's stage matrix R, given to CP-SAT as its first solution; without
-    one, a greedy schedule is (:func:`_constructed_hint`).
+    one, above ``FULL_COMPUTATIONS_NODES`` nodes, a greedy schedule is (:func:`_constructed_hint`).
     ``progress`` is called (from the solver's thread) with each better schedule's cost and
     the bound; raising KeyboardInterrupt there, or Ctrl-C in the calling thread, stops the
     search and returns the best schedule so far with ``interrupted=True``.
@@ -396,7 +415,7 @@ def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: Pr
         return quick
     cp_model = _cp_model()
     b0 = time.perf_counter()
-    if hint is None:
+    if hint is None and problem.n > FULL_COMPUTATIONS_NODES:  # small models find their own at once
         hint = _constructed_hint(problem, min(HINT_SHARE * time_limit, HINT_SECONDS))
     built = _Model(problem, max_computations, hint)
     build = time.perf_counter() - b0
