@@ -63,6 +63,15 @@ def test_cpsat_equals_milp_on_a_training_chain() -> None:
     check_schedule(problem, cpsat)
 
 
+def test_a_value_computed_once_is_held_until_its_last_reader() -> None:
+    """A training chain whose backward nodes may not be recomputed (as graphc's): each backward value is
+    held over later stages until its reader runs; CP-SAT finds the staged optimum, not "infeasible"."""
+    problem = replace(training_chain(3), budget=4, recomputable=[True] * 3 + [False] * 3)
+    solution = solve_cpsat(problem, time_limit=20)
+    assert solution.status == "optimal" and solution.cost == staged_brute_force(problem)
+    check_schedule(problem, solution)
+
+
 @FEW
 @given(tiny_problems(max_n=4), st.integers(1, 3))
 def test_a_larger_budget_never_costs_more(problem: RematProblem, more: int) -> None:

@@ -149,7 +149,8 @@ class _Model:
         self.capacity = min(int(problem.budget) // unit, sum(sizes) + max(work, default=0))
         self.cost_units, self.cost_factor = _integer_costs(problem.costs)
         fixed = _fixed(problem)
-        last_use = np.array([int(np.nonzero(~fixed.zero_r[:, v])[0].max()) for v in range(n)])
+        last_use = np.array([int(np.nonzero(~fixed.zero_r[:, v])[0].max()) for v in range(n)])  # last stage computing v
+        last_held = np.maximum(last_use, [max(np.nonzero(~fixed.zero_s[:, v])[0], default=v) for v in range(n)])
         self.hint_R = None if hint is None else _pruned_hint(problem, hint)
         hint_counts = None if self.hint_R is None else self.hint_R.sum(axis=0)
         self.counts = _computations_per_node(problem, last_use, max_computations, hint_counts)
@@ -159,7 +160,7 @@ class _Model:
         intervals, demands = [], []
         for v in range(n):
             own: list[_Computation] = []
-            end_max = self.horizon - 1 if v in kept else int(last_use[v]) * n + n - 1
+            end_max = self.horizon - 1 if v in kept else int(last_held[v]) * n + n - 1
             stage_max = max(int(last_use[v]), v + int(self.counts[v]) - 1)
             for j in range(int(self.counts[v])):
                 if j == 0:
