@@ -73,3 +73,43 @@ def recompute_ratio(problem: RematProblem, approx: RematSolution, exact: RematSo
     if best <= 1e-9:
         return 1.0 if extra <= 1e-9 else math.inf
     return extra / best
+
+
+# --------------------------------------------------------------------------- Moccasin's random layered graphs
+
+MOCCASIN_EDGES = {100: 236, 250: 944, 500: 2461, 1000: 5875}
+"""Edges of the random layered graphs RL1–RL4 by node count as Bartan et al. 2023 ("Moccasin", §5) report them."""
+
+
+def random_layered_dag(n: int, edges: int | None = None, *, seed: int = 0, reach: int = 3,
+                       budget_fraction: float = 0.9) -> RematProblem:
+    """A random layered DAG of n nodes and ``edges`` edges, after Moccasin's graph set (inference, no adjoint).
+
+    Layers of ⌈√n⌉ nodes; every node past the first layer reads one random node of the layer
+    before, and the other edges join random pairs up to ``reach`` layers apart. Sizes and costs
+    are random in 1..10; keep: the nodes nobody reads. Budget: ``budget_fraction`` of the
+    store-all peak (not below ``budget_lower_bound``). ``edges`` defaults to ``MOCCASIN_EDGES[n]``.
+    """
+    rng = np.random.default_rng(seed)
+    edges = MOCCASIN_EDGES[n] if edges is None else edges
+    width = math.ceil(math.sqrt(n))
+    layer = np.arange(n) // width
+    pairs: set[tuple[int, int]] = set()
+    for v in range(width, n):
+        previous = np.nonzero(layer == layer[v] - 1)[0]
+        pairs.add((int(rng.choice(previous)), v))
+    possible = [(u, v) for v in range(width, n) for u in range(v)
+                if 0 < layer[v] - layer[u] <= reach and (u, v) not in pairs]
+    extra = max(min(edges - len(pairs), len(possible)), 0)
+    for k in rng.choice(len(possible), size=extra, replace=False):
+        pairs.add(possible[int(k)])
+    deps: list[list[int]] = [[] for _ in range(n)]
+    read = np.zeros(n, dtype=bool)
+    for u, v in pairs:
+        deps[v].append(u)
+        read[u] = True
+    problem = RematProblem(sizes=rng.integers(1, 11, size=n).tolist(),
+                           costs=rng.integers(1, 11, size=n).astype(float).tolist(),
+                           deps=[sorted(d) for d in deps], keep=np.nonzero(~read)[0].tolist(), budget=0)
+    budget = max(int(budget_fraction * store_all_peak(problem)), budget_lower_bound(problem))
+    return replace(problem, budget=budget)

@@ -59,7 +59,7 @@ def test_report_of_a_feasible_solve_gives_objective_bound_and_gap():
     report = _report(SolverOutcome("cpsat", "feasible", objective=200.0, bound=150.0, seconds=3.0),
                      solver_chosen=True)
     text = str(report)
-    assert "solver cpsat: feasible, objective 200 FLOPs of compute, bound 150, gap 25.0%, 3.00 s" in text
+    assert "solver cpsat: feasible, recompute 200 FLOPs, bound 150, gap 25.0%, 3.00 s" in text
     assert report.gap == pytest.approx(0.25) and report.fallback_reason == "" and not report.interrupted
     assert len(text.splitlines()) == 2
 

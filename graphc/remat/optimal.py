@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from graphc.errors import GraphError
 from graphc.ir import Node
 from graphc.memory.analysis import alias_analysis, align
 from graphc.dataflow import Dataflow
@@ -156,6 +157,63 @@ def _remembered(flow: Dataflow, problem: "RematProblem", nodes: list[Node],
             for R, recompute in _FOUND.get(_problem_key(problem), {}).values()]
 
 
+AUTO_MILP_MAX_NODES = 40
+"""``solver="auto"``: the MILP up to this many values (after fusion), CP-SAT above (when OR-Tools is
+installed). On random training DAGs both prove the optimum of 40 values in about 8 s on 2 cores;
+above, the MILP's model grows as n² and CP-SAT's as n·C (benchmarks/remat_moccasin.py)."""
+
+
+def _solver_choice(solver: str, policy: str, n: int) -> tuple[str, str]:
+    """The solver to run ("cpsat", "milp", "lp-rounding" or "" for none) and why, for ``solver`` and n values.
+
+    "milp": the MILP up to ``MILP_MAX_NODES``, its LP rounding up to ``LP_MAX_NODES``, none above;
+    "cpsat": CP-SAT at any size (a GraphError naming the install when OR-Tools is missing);
+    "auto": the MILP up to ``AUTO_MILP_MAX_NODES``, CP-SAT above — or the "milp" choice when
+    OR-Tools is missing. ``policy="optimal-lp"`` always means the LP rounding.
+    """
+    from graphc.remat.cpsat import cpsat_available
+    if policy == "optimal-lp":
+        return ("lp-rounding", "remat='optimal-lp'") if n <= LP_MAX_NODES else ("", f"{n} values > {LP_MAX_NODES}")
+    if solver == "cpsat":
+        if not cpsat_available():
+            raise GraphError("solver='cpsat' needs OR-Tools, which is not installed: pip install graphc[remat] "
+                             "(or choose solver='milp')")
+        return "cpsat", "solver='cpsat'"
+    why = ""
+    if solver == "auto":
+        if n > AUTO_MILP_MAX_NODES and cpsat_available():
+            return "cpsat", f"{n} values > {AUTO_MILP_MAX_NODES}: CP-SAT"
+        why = "" if cpsat_available() else "OR-Tools not installed (pip install graphc[remat] for CP-SAT); "
+    if n <= MILP_MAX_NODES:
+        return "milp", why + f"{n} values <= {MILP_MAX_NODES}: MILP"
+    if n <= LP_MAX_NODES:
+        return "lp-rounding", why + f"{n} values > {MILP_MAX_NODES}: LP rounding"
+    return "", why + f"{n} values > {LP_MAX_NODES}"
+
+
+def _best_known(problem: "RematProblem", key: tuple) -> np.ndarray | None:
+    """The cheapest remembered schedule (``_FOUND``) of this problem that fits its budget: CP-SAT's hint."""
+    from graphc.remat.problem import events_of, peak_of
+    fitting = [(recompute, R) for R, recompute in _FOUND.get(key, {}).values()
+               if R.shape == (problem.n, problem.n) and peak_of(problem, events_of(problem, R)) <= problem.budget]
+    return min(fitting, key=lambda f: f[0])[1] if fitting else None
+
+
+def _solve(name: str, problem: "RematProblem", seconds: float, progress: ProgressFn | None,
+           hint: np.ndarray | None) -> "RematSolution":
+    if name == "cpsat":
+        from graphc.remat.cpsat import solve_cpsat
+        return solve_cpsat(problem, time_limit=seconds, progress=progress, hint=hint)
+    if name == "milp":
+        from graphc.remat.exact import solve_milp
+        return solve_milp(problem, time_limit=seconds, progress=progress)
+    from graphc.remat.rounding import solve_lp_rounding
+    return solve_lp_rounding(problem, time_limit=seconds, progress=progress)
+
+
+_LABELS = {"cpsat": "CP-SAT", "milp": "MILP", "lp-rounding": "LP rounding"}
+
+
 def _solver_candidate(
     flow: Dataflow, problem: "RematProblem", nodes: list[Node], groups: list[list[int]], policy: str,
     measure: Callable[[Dataflow], int], deadline: Deadline, measure_seconds: float,
@@ -166,17 +224,18 @@ def _solver_candidate(
     getting the time left before ``deadline`` less twice what measuring a result takes
     (``measure_seconds`` at first: the store-all flow's).
 
-    Every schedule found is remembered (``_FOUND``). Returns the candidates found now and how the
-    solver ended."""
-    from graphc.remat.exact import solve_milp
-    from graphc.remat.rounding import solve_lp_rounding
-
+    The solver is chosen by :func:`_solver_choice`; CP-SAT is hinted with the cheapest schedule
+    found before for this problem that fits. Every schedule found is remembered (``_FOUND``).
+    Returns the candidates found now and how the solver ended: its objective and bound are the
+    recompute of the fused problem (cost − Σ costs, FLOPs + 1 per node computed again; 0: none).
+    """
     budget = problem.budget
     key = _problem_key(problem)
+    name, chosen_because = _solver_choice(solver, policy, problem.n)
     candidates: list[Candidate] = []
-    exact = policy == "optimal" and problem.n <= MILP_MAX_NODES
-    if problem.n > LP_MAX_NODES:
-        return candidates, SolverOutcome("milp", "not run", why=f"{problem.n} values > {LP_MAX_NODES}")
+    if not name:
+        return candidates, SolverOutcome("milp" if solver == "auto" else solver, "not run", why=chosen_because)
+    once = float(sum(problem.costs))
     model_budget, seconds, status, reserve = budget, 0.0, "not run", measure_seconds
     why = "time_limit reached before the solver could run"
     objective = bound = None
@@ -185,40 +244,45 @@ def _solver_candidate(
         if solve_by.left() <= 0:
             break
         problem = replace(problem, budget=max(model_budget, 0))
-        solve = solve_milp if exact else solve_lp_rounding
-        solution = solve(problem, time_limit=solve_by.left() * SOLVER_SHARE, progress=progress)
+        hint = _best_known(problem, key) if name == "cpsat" else None
+        solution = _solve(name, problem, solve_by.left() * SOLVER_SHARE, progress, hint)
         seconds += solution.solve_seconds
         if solution.status not in ("optimal", "feasible"):
             if not candidates:  # a re-solve that finds nothing leaves the earlier solve's verdict standing
-                status, bound = solution.status, solution.lower_bound
-                why = _why_nothing(solution, exact, model_budget, budget)
+                status, bound = solution.status, _recompute_bound(solution, once)
+                why = _why_nothing(solution, name, model_budget, budget)
             else:
                 why = f"a re-solve at {model_budget:,d} B ended {solution.status}"
             if solution.interrupted:
                 status = "interrupted"
             break
         status, why = ("interrupted" if solution.interrupted else solution.status), ""
-        objective, bound = solution.cost, solution.lower_bound
+        objective, bound = solution.cost - once, _recompute_bound(solution, once)
         started = time.perf_counter()
         rewritten = from_stages(flow, nodes, solution.R, groups)
         planned = measure(rewritten)
         reserve = time.perf_counter() - started
-        label = f"{'MILP' if exact else 'LP rounding'} ({status})"
-        candidates.append(Candidate(label, recompute_flops(rewritten), lambda r=rewritten: r, planned))
+        candidates.append(Candidate(f"{_LABELS[name]} ({status})", recompute_flops(rewritten),
+                                    lambda r=rewritten: r, planned))
         _remember(key, solution.R, candidates[-1].recompute_flops)
         if planned <= budget or solution.interrupted:
             break
         model_budget -= planned - budget
-    name = "milp" if exact else "lp-rounding"
+    why = "; ".join(part for part in (chosen_because, why) if part)
     return candidates, SolverOutcome(name, status, objective, bound, seconds, why)
 
 
-def _why_nothing(solution: "RematSolution", exact: bool, model_budget: int, budget: int) -> str:
+def _recompute_bound(solution: "RematSolution", once: float) -> float | None:
+    """The solver's bound on the cost as a bound on the recompute (cost − Σ costs, at least 0)."""
+    return None if solution.lower_bound is None else max(solution.lower_bound - once, 0.0)
+
+
+def _why_nothing(solution: "RematSolution", name: str, model_budget: int, budget: int) -> str:
     """Why a solve found no schedule, for the report."""
     at = f"{model_budget:,d} B" + ("" if model_budget == budget else f" (the budget {budget:,d} B less the arena's overshoot)")
     if solution.interrupted:
         return f"stopped by Ctrl-C before it found a schedule within {at}"
-    if solution.status == "infeasible" and exact:
+    if solution.status == "infeasible" and name != "lp-rounding":
         return (f"the model has no schedule within {at}: its fixed order of first computations and its fused "
                 "layers admit none")
     if solution.status == "infeasible":

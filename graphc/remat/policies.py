@@ -74,7 +74,7 @@ class RematReport:
 
     @staticmethod
     def _solver_line(o: SolverOutcome) -> str:
-        found = "" if o.objective is None else f", objective {o.objective:,.0f} FLOPs of compute"
+        found = "" if o.objective is None else f", recompute {o.objective:,.0f} FLOPs"
         bound = "" if o.bound is None else f", bound {o.bound:,.0f}"
         gap = "" if o.gap is None or o.status == "optimal" else f", gap {o.gap:.1%}"
         why = f" ({o.why})" if o.why else ""
