@@ -39,11 +39,17 @@ def _solver_nodes(flow: Dataflow) -> tuple[list[Node], dict[Node, Node]]:
     A computed node that owns its storage stands for itself; so does a writer
     (its storage is its param's: it takes no arena bytes); a view stands for
     what it is bound on, and a param or a constant for nothing.
+
+    The values come in the scheduler's order, which is the solver's fixed order of first
+    computations: it computes each param's update as soon as its gradient is ready, so the
+    gradients of a training step are not all held to its end (in creation order they are,
+    and no schedule of that order fits a budget below them all).
     """
+    from graphc.schedule import schedule
     owner = alias_analysis(flow)
     nodes: list[Node] = []
     stands_for: dict[Node, Node] = {}
-    for n in flow.nodes:
+    for n in schedule(flow):
         if n.is_source:
             continue
         if owner[n] is n or n in flow.writes:
