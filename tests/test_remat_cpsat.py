@@ -170,7 +170,7 @@ def test_auto_without_ortools_uses_the_milp_and_says_why(monkeypatch) -> None:
     monkeypatch.setattr("graphc.remat.cpsat.cpsat_available", lambda: False)
     name, why = optimal._solver_choice("auto", "optimal", 1_000)
     assert name == "" and "pip install graphc[remat]" in why
-    assert optimal._solver_choice("auto", "optimal", optimal.AUTO_MILP_MAX_NODES + 1)[0] == "milp"
+    assert optimal._solver_choice("auto", "optimal", optimal.AUTO_MILP_MAX_NODES + 1)[0] == "lp-rounding"
     with pytest.raises(GraphError, match=r"pip install graphc\[remat\]"):
         optimal._solver_choice("cpsat", "optimal", 10)
 
