@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ import pytest
 
 import graphc as gc
 from graphc import models, passes, remat, zoo
+from graphc.bench import SweepOptions
 from graphc.ir import Aval
 from graphc.ops import lookup
 from graphc.ops.source import NormalInit
@@ -1510,6 +1512,65 @@ CASES += [
     ("unet2d-image-not-multiple-of-16", lambda: models.unet2d(batch=1, image=40), r"unet2d: image=40 must be a multiple of 16"),
     ("gpt2-width-not-multiple-of-heads", lambda: models.gpt2(batch=1, width=10, heads=3), r"gpt2: width=10 must be a multiple of heads=3"),
     ("gpt2-negative-layers", lambda: models.gpt2(batch=1, layers=-1), r"gpt2: layers=-1 must be an int >= 1"),
+]
+
+
+# --- report ------------------------------------------------------------
+def _report_loss() -> gc.Value:
+    """A scalar loss of a one-layer graph, built in a fresh graph."""
+    with gc.Graph("report-case"):
+        x = gc.input("x", shape=(2, 3))
+        w = gc.param("w", shape=(3, 3))
+        return gc.sum(gc.tanh(x @ w))
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("report-solver-unknown", lambda: gc.compile(_report_loss(), remat="optimal", solver="gurobi"), r"solver='gurobi' is not a recompute solver; choose one of auto, milp, cpsat"),
+    ("report-solver-none", lambda: gc.compile(_report_loss(), remat="optimal", solver=None), r"solver=None is not a recompute solver"),
+    ("report-solver-upper-case", lambda: gc.compile(_report_loss(), remat="optimal", solver="MILP"), r"solver='MILP' is not a recompute solver"),
+    ("report-progress-string", lambda: gc.compile(_report_loss(), remat="optimal", progress="yes"), r"progress='yes' must be True or False"),
+    ("report-progress-int", lambda: gc.compile(_report_loss(), remat="optimal", progress=1), r"progress=1 must be True or False"),
+    ("report-progress-callable", lambda: gc.compile(_report_loss(), remat="optimal", progress=print), r"progress=<built-in function print> must be True or False"),
+]
+
+
+# --- cpsat ------------------------------------------------------------
+def _compile_cpsat_without_ortools() -> None:
+    """compile(..., solver="cpsat") with OR-Tools unimportable, at a budget that needs the solver."""
+    names = [m for m in sys.modules if m == "ortools" or m.startswith("ortools.")]
+    saved = {m: sys.modules[m] for m in names}
+    sys.modules["ortools.sat.python.cp_model"] = None  # makes the import raise ImportError
+    try:
+        graph, values = gc.zoo.chain(6, width=16, batch=4)
+        updates = gc.sgd(values["loss"], values["params"], 0.1)
+        store_all = gc.compile([values["loss"]], updates=updates, bind=False).memory.planned_bytes
+        gc.compile([values["loss"]], updates=updates, remat="optimal", memory_budget=store_all * 3 // 4,
+                   solver="cpsat", time_limit=5, bind=False)
+    finally:
+        sys.modules.pop("ortools.sat.python.cp_model", None)
+        sys.modules.update(saved)
+
+
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("solver-cpsat-without-ortools", _compile_cpsat_without_ortools, r"solver='cpsat'.*pip install graphc\[remat\]"),
+]
+
+
+# --- bench ------------------------------------------------------------
+CASES += [
+    # (id, thunk that must raise GraphError, regex the message must match)
+    ("bench-unknown-policy", lambda: SweepOptions(policies=("sqrt", "fastest")), r"'fastest' is not a recompute policy.*choose among sqrt"),
+    ("bench-no-policy", lambda: SweepOptions(policies=()), r"no policy is not a recompute policy"),
+    ("bench-store-all-as-policy", lambda: SweepOptions(policies=("none",)), r"'none' is not a recompute policy.*store-all is always swept"),
+    ("bench-one-budget", lambda: SweepOptions(budgets=1), r"budgets=1\).*integer >= 2"),
+    ("bench-float-budgets", lambda: SweepOptions(budgets=4.0), r"budgets=4.0\).*integer >= 2"),
+    ("bench-too-few-repeats", lambda: SweepOptions(repeats=3), r"repeats=3\).*pairs of runs.*>= 5"),
+    ("bench-zero-workers", lambda: SweepOptions(workers=0), r"workers=0\).*local Dask worker processes.*>= 1"),
+    ("bench-zero-time-limit", lambda: SweepOptions(time_limit=0), r"time_limit=0\).*above 0"),
+    ("bench-text-time-limit", lambda: SweepOptions(time_limit="60"), r"time_limit='60'\).*a number above 0"),
+    ("bench-serial-and-scheduler", lambda: SweepOptions(serial=True, scheduler="tcp://h:8786"), r"serial=True, scheduler='tcp://h:8786'\).*drop one"),
 ]
 
 
