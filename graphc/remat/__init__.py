@@ -19,15 +19,19 @@ Policies:
   separators: with s snapshots, the reversal of l steps takes the least
   possible number of forward steps, r·l − C(s+r, s+1), r the least with
   C(s+r, s) ≥ l.
-- ``"optimal"``: Checkmate (Jain et al. 2020), a MILP over compute and keep
-  decisions per stage, solved with HiGHS (see :mod:`graphc.remat.problem`). As in
-  the other policies only forward values are recomputed, and single-consumer
-  runs of forward ops are fused into one node first (a layer's matmul, bias
-  add and activation), as Checkmate schedules layers; the optimum is over
-  those schedules. Above ``MILP_MAX_NODES`` nodes, and for ``"optimal-lp"``,
-  the LP relaxation is rounded and improved by local search. The constructed
-  sqrt and revolve schedules stay candidates, so "optimal" never recomputes
-  more than they do at the same budget.
+- ``"optimal"``: the least recompute over three searches, each a candidate:
+  Checkmate's MILP (Jain et al. 2020, solved with HiGHS, see :mod:`graphc.remat.problem`)
+  or, past ``AUTO_MILP_MAX_NODES`` values, CP-SAT on retention intervals (Bartan et al.
+  2023, Moccasin; :mod:`graphc.remat.cpsat`), both over the whole dataflow with a fixed
+  order of first computations (the scheduler's); and a dynamic program over the chain of
+  blocks (Beaumont et al. 2021, Rotor; Zhao et al. 2023, Rockmate; :mod:`graphc.remat.blocks`),
+  whose per-block options are solved once per kind of block. ``solver=`` picks the
+  whole-graph solver ("auto", "milp", "cpsat"). As in the other policies only forward
+  values are recomputed, and single-consumer runs of forward ops are fused into one node
+  first (a layer's matmul, bias add and activation). ``"optimal-lp"``: the MILP's LP
+  relaxation, rounded and improved by local search. The constructed sqrt and revolve
+  schedules stay candidates, so "optimal" never recomputes more than they do at the same
+  budget; ``prog.remat`` says how each search ended (:class:`RematReport`).
 
 Given a ``memory_budget``, a policy tries its candidate settings and keeps
 the least recompute whose planned arena fits (ties: the smaller arena).
@@ -54,11 +58,13 @@ The package, one module per job: :mod:`~graphc.remat.policies` (the entry point
 and its report), :mod:`~graphc.remat.candidates` (choosing under a budget),
 :mod:`~graphc.remat.segments` (separators and checkpointed segments),
 :mod:`~graphc.remat.sqrt`, :mod:`~graphc.remat.binomial` (revolve),
-:mod:`~graphc.remat.optimal` (the solver policies on a dataflow), and the solver on
+:mod:`~graphc.remat.optimal` (the solver policies on a dataflow),
+:mod:`~graphc.remat.blocks` (the chain DP), :mod:`~graphc.remat.progress` (what solvers
+report), and the solver on
 an abstract DAG: :mod:`~graphc.remat.problem` (the problem, its schedules and their
 replay), :mod:`~graphc.remat.fusion`, :mod:`~graphc.remat.milp` (the model),
-:mod:`~graphc.remat.highs` (the HiGHS driver), :mod:`~graphc.remat.exact` and
-:mod:`~graphc.remat.rounding` (the solvers). The solver's names below load SciPy on
+:mod:`~graphc.remat.highs` (the HiGHS driver), :mod:`~graphc.remat.exact`,
+:mod:`~graphc.remat.rounding` and :mod:`~graphc.remat.cpsat` (the solvers). The solver's names below load SciPy on
 first use, so that ``import graphc`` does not.
 """
 
