@@ -18,29 +18,19 @@ For each point: CP-SAT's status, recompute objective (cost − Σ costs), bound,
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Sequence, TextIO
 
 from graphc.remat.cpsat import solve_cpsat
 from graphc.remat.exact import solve_milp
 from graphc.remat.problem import RematProblem, RematSolution, store_all_peak
+from remat_solve_times import load_problems  # tests/remat_problems.py, loaded by path
 
 
-def _load_problems():
-    """tests/remat_problems.py as a module (it is no package of its own)."""
-    path = Path(__file__).resolve().parent.parent / "tests" / "remat_problems.py"
-    spec = importlib.util.spec_from_file_location("remat_problems", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_problems = _load_problems()
+_problems = load_problems()
 MOCCASIN_EDGES, random_layered_dag = _problems.MOCCASIN_EDGES, _problems.random_layered_dag
 
 COLUMNS = ("nodes", "edges", "budget", "solver", "status", "recompute", "bound", "gap", "seconds")

@@ -19,7 +19,7 @@ from graphc.remat.problem import RematProblem, RematSolution, store_all_peak
 from graphc.remat.rounding import solve_lp_rounding
 
 
-def _load_problems():
+def load_problems():
     """tests/remat_problems.py as a module (it is no package of its own)."""
     path = Path(__file__).resolve().parent.parent / "tests" / "remat_problems.py"
     spec = importlib.util.spec_from_file_location("remat_problems", path)
@@ -28,7 +28,7 @@ def _load_problems():
     return module
 
 
-_problems = _load_problems()
+_problems = load_problems()
 training_chain, random_training_dag = _problems.training_chain, _problems.random_training_dag
 mid_budget, recompute_ratio = _problems.mid_budget, _problems.recompute_ratio
 

@@ -57,7 +57,7 @@ from graphc.ir import Node
 from graphc.memory.analysis import alias_analysis, align
 from graphc.remat.candidates import Candidate, Deadline, node_flops, recompute_flops
 from graphc.remat.progress import ProgressFn, SolveProgress, SolverOutcome
-from graphc.remat.segments import _Builder
+from graphc.remat.segments import _Builder, last_reads
 
 LEVELS = 400
 """Memory levels of the DP (the bytes of store-all in this many units, each size rounded up)."""
@@ -204,12 +204,7 @@ def _closure(flow: Dataflow, segment: Sequence[Node], wanted: set[Node], stop: s
 def _forward_peak(flow: Dataflow, segment: Sequence[Node], size: dict[Node, int], held: set[Node]) -> int:
     """Most bytes of the segment's own values live during one forward run, ``held`` values kept to the end
     (each value freed after its last read inside the segment)."""
-    position = {n: i for i, n in enumerate(segment)}
-    last = {n: i for i, n in enumerate(segment)}
-    for i, node in enumerate(segment):
-        for a in flow.args[node]:
-            if a in position:
-                last[a] = max(last[a], i)
+    last = last_reads(flow, segment)
     live, peak = 0, 0
     dying: dict[int, int] = {}
     for i, node in enumerate(segment):

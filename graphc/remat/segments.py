@@ -23,6 +23,17 @@ def forward_nodes(flow: Dataflow) -> list[Node]:
     return [n for n in flow.nodes if roles.get(n) == "forward"]
 
 
+def last_reads(flow: Dataflow, nodes: Sequence[Node]) -> dict[Node, int]:
+    """For each of ``nodes``, the position in ``nodes`` of its last reader among them (its own if none)."""
+    position = {n: i for i, n in enumerate(nodes)}
+    last = dict(position)
+    for i, node in enumerate(nodes):
+        for a in flow.args[node]:
+            if a in position:
+                last[a] = max(last[a], i)
+    return last
+
+
 def separators(flow: Dataflow, forward: Sequence[Node]) -> list[int]:
     """Positions i in ``forward`` after which exactly one forward value is still needed.
 
@@ -34,16 +45,11 @@ def separators(flow: Dataflow, forward: Sequence[Node]) -> list[int]:
     gradient-checkpointing project for TensorFlow uses, restricted to those on
     every path). A linear sweep over last uses finds them all.
     """
-    position = {n: i for i, n in enumerate(forward)}
-    last_forward_use = {n: i for i, n in enumerate(forward)}
-    for i, node in enumerate(forward):
-        for a in flow.args[node]:
-            if a in position:
-                last_forward_use[a] = max(last_forward_use[a], i)
+    last_forward_use = last_reads(flow, forward)
     open_count, cuts = 0, []
     for i, node in enumerate(forward):
         open_count += 1
-        for a in {a for a in flow.args[node] if a in position}:
+        for a in {a for a in flow.args[node] if a in last_forward_use}:
             if last_forward_use[a] == i:
                 open_count -= 1
         if last_forward_use[node] == i:
