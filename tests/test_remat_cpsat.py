@@ -113,6 +113,15 @@ def test_hint_is_the_first_solution() -> None:
     check_schedule(problem, solution)
 
 
+def test_a_hint_is_kept_when_the_search_reports_no_schedule_in_time() -> None:
+    """With no time to search, the hint (which fits) is the answer, "feasible", never "timeout"."""
+    problem = replace(training_chain(12), budget=5)
+    hint = _constructed_hint(problem, 5.0)
+    solution = solve_cpsat(problem, time_limit=1e-6, hint=hint)
+    assert solution.status in ("feasible", "optimal") and solution.cost <= float(np.asarray(problem.costs) @ hint.sum(axis=0))
+    check_schedule(problem, solution)
+
+
 def test_keyboard_interrupt_in_progress_keeps_the_best_schedule() -> None:
     """A KeyboardInterrupt raised by the progress callback stops the search; the schedule found is returned."""
     problem = replace(training_chain(12), budget=5)

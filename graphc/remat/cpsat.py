@@ -436,12 +436,19 @@ def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: Pr
         raise RuntimeError(f"CP-SAT rejected the recompute model: {built.model.validate()}")
     if name == "INFEASIBLE":
         return _infeasible(problem, "infeasible", seconds, None, build)
+    bound = built.objective(solver.best_objective_bound) if math.isfinite(solver.best_objective_bound) else None
     if recorder.best_R is None:
-        return _infeasible(problem, "timeout", seconds, None, build)
+        if built.hint_R is None:
+            return _infeasible(problem, "timeout", seconds, bound, build)
+        # the search ended before reporting a schedule: the hint fits, and is the best known
+        solution = _canonical(problem, built.hint_R, status="feasible", seconds=seconds, build_seconds=build,
+                              lower_bound=bound)
+        lower = None if bound is None else min(bound, solution.cost)
+        return RematSolution(**{**solution.__dict__, "lower_bound": lower, "interrupted": interrupted})
     optimal = name == "OPTIMAL" and not interrupted
-    bound = built.objective(solver.best_objective_bound)
+    bound = built.objective(recorder.best_units) if bound is None else min(bound, built.objective(recorder.best_units))
     solution = _canonical(problem, recorder.best_R, status="optimal" if optimal else "feasible", seconds=seconds,
-                          lower_bound=min(bound, built.objective(recorder.best_units)), build_seconds=build)
+                          lower_bound=bound, build_seconds=build)
     if solution.peak > problem.budget:
         raise RuntimeError(f"CP-SAT's schedule peaks at {solution.peak} B over the budget {problem.budget} B: "
                            "the model and the replay disagree")
