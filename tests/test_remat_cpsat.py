@@ -167,7 +167,7 @@ def test_ctrl_c_stops_the_search_and_keeps_the_best_schedule() -> None:
 
 
 @pytest.mark.parametrize("solver, n, expected", [
-    ("auto", 10, "milp"), ("auto", optimal.AUTO_MILP_MAX_NODES + 1, "cpsat"), ("auto", 5_000, "cpsat"),
+    ("auto", 10, "milp"), ("auto", optimal.AUTO_MILP_MAX_NODES + 1, "cpsat"), ("auto", optimal.AUTO_CPSAT_MAX_NODES, "cpsat"), ("auto", 5_000, ""),
     ("milp", 10, "milp"), ("milp", optimal.MILP_MAX_NODES + 1, "lp-rounding"), ("milp", optimal.LP_MAX_NODES + 1, ""),
     ("cpsat", 5, "cpsat"), ("cpsat", 5_000, "cpsat"),
 ])

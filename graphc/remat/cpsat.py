@@ -71,6 +71,8 @@ DEFAULT_COMPUTATIONS = 2
 """Above ``FULL_COMPUTATIONS_NODES``, the most computations per node (Moccasin's C)."""
 HINT_SHARE, HINT_SECONDS = 0.2, 30.0
 """Without a hint, a greedy schedule is looked for during this share of the time limit (at most these seconds)."""
+LP_HINT_MAX_NODES = 600
+"""Above this many nodes the LP relaxation (n² variables) is not tried for a hint: it would take gigabytes."""
 _INT64_SAFE = 2**62
 """CP-SAT rejects models whose linear expressions may overflow int64; sums are kept below this."""
 
@@ -291,7 +293,8 @@ def _constructed_hint(problem: RematProblem, seconds: float) -> np.ndarray | Non
     instead of holding at the peak until it fits (``_repair``); and hold nothing (every stage
     recomputes what it reads). The cheaper of those that fit, after ``_hold_instead`` (hold a
     value instead of recomputing it while the budget allows); if neither fits, Checkmate's LP
-    rounding (:func:`~graphc.remat.rounding.solve_lp_rounding`) with the time left of ``seconds``.
+    rounding (:func:`~graphc.remat.rounding.solve_lp_rounding`) with the time left of ``seconds``,
+    up to ``LP_HINT_MAX_NODES`` nodes.
     """
     from graphc.remat.rounding import _compute_from_storage, _cost, _hold_instead, _repair
     deadline = time.perf_counter() + seconds
@@ -305,7 +308,7 @@ def _constructed_hint(problem: RematProblem, seconds: float) -> np.ndarray | Non
     if profile.memory.max(initial=0) <= problem.budget:
         starts.append(nothing)
     improved = [_hold_instead(problem, R, deadline) for R in starts]
-    if not improved and time.perf_counter() < deadline:
+    if not improved and time.perf_counter() < deadline and n <= LP_HINT_MAX_NODES:
         from graphc.remat.rounding import solve_lp_rounding
         rounded = solve_lp_rounding(problem, time_limit=deadline - time.perf_counter(), restarts=1, kicks=20)
         if rounded.status == "feasible":

@@ -170,13 +170,19 @@ MILP found a schedule recomputing 109 with a bound of 16.9 where CP-SAT found 17
 (benchmarks/remat_moccasin.py --quick); above, the MILP's model grows as n² and CP-SAT's as n·C."""
 
 
+AUTO_CPSAT_MAX_NODES = 1_000
+"""``solver="auto"``: above this many values no whole-graph solver runs (the chain DP's schedules and the
+constructed ones remain). Moccasin's largest graphs have 1,000 nodes; on 500 nodes CP-SAT found no schedule
+of its own in 6 minutes here (benchmarks/remat_moccasin.py), and ResNet-50's step has thousands."""
+
+
 def _solver_choice(solver: str, policy: str, n: int) -> tuple[str, str]:
     """The solver to run ("cpsat", "milp", "lp-rounding" or "" for none) and why, for ``solver`` and n values.
 
     "milp": the MILP up to ``MILP_MAX_NODES``, its LP rounding up to ``LP_MAX_NODES``, none above;
     "cpsat": CP-SAT at any size (a GraphError naming the install when OR-Tools is missing);
-    "auto": the MILP up to ``AUTO_MILP_MAX_NODES``, CP-SAT above — or the "milp" choice when
-    OR-Tools is missing. ``policy="optimal-lp"`` always means the LP rounding.
+    "auto": the MILP up to ``AUTO_MILP_MAX_NODES``, CP-SAT up to ``AUTO_CPSAT_MAX_NODES``, none
+    above — or the "milp" choice when OR-Tools is missing. ``policy="optimal-lp"`` always means the LP rounding.
     """
     from graphc.remat.cpsat import cpsat_available
     if policy == "optimal-lp":
@@ -188,6 +194,8 @@ def _solver_choice(solver: str, policy: str, n: int) -> tuple[str, str]:
         return "cpsat", "solver='cpsat'"
     why = ""
     if solver == "auto":
+        if n > AUTO_CPSAT_MAX_NODES:
+            return "", f"{n} values > {AUTO_CPSAT_MAX_NODES}: no whole-graph solver (solver='cpsat' forces one)"
         if n > AUTO_MILP_MAX_NODES and cpsat_available():
             return "cpsat", f"{n} values > {AUTO_MILP_MAX_NODES}: CP-SAT"
         why = "" if cpsat_available() else "OR-Tools not installed (pip install graphc[remat] for CP-SAT); "
