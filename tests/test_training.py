@@ -109,7 +109,7 @@ def test_half_the_store_all_arena_fits_revolve_and_optimal(remat):
     budget = store_all.memory.planned_bytes // 2
     graph, values = zoo.chain(8, width=16, batch=8, dtype="float64")
     prog = gc.compile(values["loss"], updates=gc.sgd(values["loss"], values["params"], 0.01),
-                      remat=remat, memory_budget=budget, time_limit=20)
+                      remat=remat, memory_budget=budget, time_limit=3)  # the best schedule found in 3 s
     assert prog.memory.planned_bytes <= budget
     assert prog.cost.recompute_flops > 0
 

@@ -64,8 +64,9 @@ def task_runner(serial: bool = False, scheduler: str | None = None, workers: int
     """A :class:`Runner`: serial, connected to ``scheduler``, or on a ``LocalCluster`` of
     ``workers`` processes (default: one per core), closed on exit.
 
-    Local workers are forked where the platform can: they start in a fraction of
-    a second with graphc already imported, instead of importing it again.
+    Local workers start from a fork server where the platform has one: a clean process forked
+    once, so workers do not inherit the threads of the caller's libraries (forking a process
+    that runs JAX's or BLAS's threads can deadlock), and start faster than spawned ones.
     """
     if serial:
         yield Runner()
@@ -82,7 +83,7 @@ def task_runner(serial: bool = False, scheduler: str | None = None, workers: int
         return
     import dask
 
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     with dask.config.set({"distributed.worker.multiprocessing-method": method}):
         cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                            processes=True, dashboard_address=None, silence_logs=logging.ERROR)
