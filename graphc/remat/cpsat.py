@@ -40,8 +40,10 @@ number of times the hint computes v.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -87,13 +89,18 @@ def _cp_model():
     return cp_model
 
 
+_CP_MODEL = "ortools.sat.python.cp_model"
+
+
 def cpsat_available() -> bool:
-    """Whether OR-Tools (CP-SAT) can be imported."""
+    """Whether OR-Tools (CP-SAT) is installed, found without importing it: cp_model imports pandas,
+    two seconds that a compile whose solver is the MILP should not pay."""
+    if _CP_MODEL in sys.modules:
+        return sys.modules[_CP_MODEL] is not None  # None: an import known to fail
     try:
-        import ortools.sat.python.cp_model  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec(_CP_MODEL) is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 @dataclass
