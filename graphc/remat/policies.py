@@ -256,11 +256,11 @@ def rematerialize(
         cut_short = any(c.planned_bytes is None for c in candidates)
         raise _infeasible(budget, policy, least, store_all.planned_bytes, cut_short)
     chosen, rewritten = found
+    solver_chosen = any(chosen is c for c in solved)
+    choice = _why_chosen(chosen, solved, outcome, budget) if outcome is not None and not solver_chosen else ""
     report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates), outcome,
-                         forward_flops=sum(node_flops(n, flow) for n in forward), budget=budget,
-                         choice=_why_chosen(chosen, solved, outcome, budget) if outcome is not None else "",
-                         solver_chosen=outcome is not None and any(chosen is c for c in solved),
-                         chain_dp=blocks_outcome)
+                         forward_flops=sum(node_flops(n, flow) for n in forward), budget=budget, choice=choice,
+                         solver_chosen=solver_chosen, chain_dp=blocks_outcome)
     return rewritten, report
 
 
@@ -272,9 +272,7 @@ def _end_progress_line(progress: ProgressFn | None) -> None:
 
 
 def _why_chosen(chosen: Candidate, solved: list[Candidate], outcome: SolverOutcome, budget: int) -> str:
-    """Why the schedule chosen by a solver policy is the one it is, in a sentence ("" for the solver's own)."""
-    if any(chosen is c for c in solved):
-        return ""
+    """Why a solver policy chose ``chosen``, not one of the solver's schedules, in a sentence."""
     fitting = [c for c in solved if c.planned_bytes is not None and c.planned_bytes <= budget]
     if fitting:
         cheapest = min(c.recompute_flops for c in fitting)
