@@ -85,12 +85,17 @@ def describe(prog: gc.Program) -> str:
 def row(graph: str, point: str, budget: int | None, policy: str, prog: gc.Program, seconds: float) -> None:
     forward = prog.cost.forward_flops
     budget_text = "-" if budget is None else f"{budget / 2**20:10.1f}"
+    bound = prog.remat.bound
+    bound_text = "-" if bound is None or not bound.feasible else f"{bound.value / forward:.4f}"
+    gap = prog.remat.bound_gap
     print(f"| {graph:<22} | {point:<5} | {budget_text:>10} | {policy:<8} | {prog.memory.planned_bytes / 2**20:10.1f} "
-          f"| {prog.cost.recompute_flops / forward:9.3f} | {seconds:8.1f} | {describe(prog)} |", flush=True)
+          f"| {prog.cost.recompute_flops / forward:9.4f} | {bound_text:>9} | {'-' if gap is None else f'{gap:.1%}':>6} "
+          f"| {seconds:8.1f} | {describe(prog)} |", flush=True)
 
 
-HEADER = ("| graph                  | point | budget MiB | policy   |  arena MiB | recompute/forward | compile s | chosen |\n"
-          "|------------------------|-------|-----------:|----------|-----------:|----------:|---------:|--------|")
+HEADER = ("| graph                  | point | budget MiB | policy   |  arena MiB | recompute/forward | bound/forward | gap "
+          "| compile s | chosen |\n"
+          "|------------------------|-------|-----------:|----------|-----------:|----------:|----------:|-------:|---------:|--------|")
 
 
 def residual_target(depth: int) -> None:

@@ -19,13 +19,18 @@ Policies:
   separators: with s snapshots, the reversal of l steps takes the least
   possible number of forward steps, r·l − C(s+r, s+1), r the least with
   C(s+r, s) ≥ l.
-- ``"optimal"``: the least recompute over three searches, each a candidate:
+- ``"optimal"``: the least recompute over four searches, each a candidate:
   Checkmate's MILP (Jain et al. 2020, solved with HiGHS, see :mod:`graphc.remat.problem`)
   or, past ``AUTO_MILP_MAX_NODES`` values, CP-SAT on retention intervals (Bartan et al.
   2023, Moccasin; :mod:`graphc.remat.cpsat`), both over the whole dataflow with a fixed
   order of first computations (the scheduler's); and a dynamic program over the chain of
   blocks (Beaumont et al. 2021, Rotor; Zhao et al. 2023, Rockmate; :mod:`graphc.remat.blocks`),
-  whose per-block options are solved once per kind of block. ``solver=`` picks the
+  whose per-block options are solved once per kind of block; and the moment schedules
+  (:mod:`graphc.remat.bound`): at the moments where storing everything holds the most, the
+  least recompute any schedule in any order needs to fit is an integer program, whose
+  solution is also a schedule (free those values, compute them again just before their next
+  read). Its value is the bound ``prog.remat`` measures the chosen schedule's gap against,
+  and where that schedule fits it is optimal over every order. ``solver=`` picks the
   whole-graph solver ("auto", "milp", "cpsat"). As in the other policies only forward
   values are recomputed, and single-consumer runs of forward ops are fused into one node
   first (a layer's matmul, bias add and activation). ``"optimal-lp"``: the MILP's LP
@@ -59,8 +64,8 @@ and its report), :mod:`~graphc.remat.candidates` (choosing under a budget),
 :mod:`~graphc.remat.segments` (separators and checkpointed segments),
 :mod:`~graphc.remat.sqrt`, :mod:`~graphc.remat.binomial` (revolve),
 :mod:`~graphc.remat.optimal` (the solver policies on a dataflow),
-:mod:`~graphc.remat.blocks` (the chain DP), :mod:`~graphc.remat.progress` (what solvers
-report), and the solver on
+:mod:`~graphc.remat.blocks` (the chain DP), :mod:`~graphc.remat.bound` (the moment bound and its
+schedules), :mod:`~graphc.remat.progress` (what solvers report), and the solver on
 an abstract DAG: :mod:`~graphc.remat.problem` (the problem, its schedules and their
 replay), :mod:`~graphc.remat.fusion`, :mod:`~graphc.remat.milp` (the model),
 :mod:`~graphc.remat.highs` (the HiGHS driver), :mod:`~graphc.remat.exact`,
@@ -85,7 +90,8 @@ _SOLVER_NAMES = {
     "peak_of": "problem", "events_of": "problem", "schedule_of": "problem", "store_all_peak": "problem",
     "budget_lower_bound": "problem", "fuse_chains": "fusion", "fused_events": "fusion", "model_size": "milp",
     "solve_milp": "exact", "minimal_least_budget": "exact", "LeastBudgetTimeout": "exact",
-    "solve_lp_rounding": "rounding",
+    "solve_lp_rounding": "rounding", "RecomputeBound": "bound", "moment_bound": "bound", "Moments": "bound",
+    "drop_stages": "bound", "moment_schedule": "bound",
 }
 
 

@@ -15,13 +15,14 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Node
-from graphc.memory.analysis import alias_analysis, align
+from graphc.memory.analysis import alias_analysis, align, node_scratch
 from graphc.dataflow import Dataflow
 from graphc.remat.candidates import Candidate, Deadline, node_flops, recompute_flops
 from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes
 
 if TYPE_CHECKING:
+    from graphc.remat.bound import RecomputeBound
     from graphc.remat.problem import RematProblem, RematSolution
 
 
@@ -73,6 +74,16 @@ def remat_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Nod
     """
     from graphc.remat.fusion import fuse_chains  # scipy loads only when a solver policy runs
     from graphc.remat.problem import RematProblem
+    nodes, deps, keep, recomputable, _ = _solver_graph(flow)
+    sizes = [0 if n in flow.writes else align(n.aval.nbytes) for n in nodes]
+    costs = [float(node_flops(n, flow) + 1) for n in nodes]
+    fused = fuse_chains(RematProblem(sizes, costs, deps, keep, budget, recomputable=recomputable))
+    return fused.problem, nodes, fused.groups
+
+
+def _solver_graph(flow: Dataflow) -> tuple[list[Node], list[list[int]], list[int], list[bool], set[int]]:
+    """The solver's nodes (:func:`_solver_nodes`), what each reads and which are kept (as indices),
+    which may be recomputed (forward values only), and the indices standing for the flow's outputs."""
     nodes, stands_for = _solver_nodes(flow)
     index = {n: i for i, n in enumerate(nodes)}
 
@@ -81,11 +92,72 @@ def remat_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Nod
 
     deps = [sorted({k for k in map(solver_index, flow.args[n]) if k is not None}) for n in nodes]
     keep = sorted({k for k in map(solver_index, flow.roots) if k is not None})
-    sizes = [0 if n in flow.writes else align(n.aval.nbytes) for n in nodes]
-    costs = [float(node_flops(n, flow) + 1) for n in nodes]
     forward = set(forward_nodes(flow))
-    fused = fuse_chains(RematProblem(sizes, costs, deps, keep, budget, recomputable=[n in forward for n in nodes]))
-    return fused.problem, nodes, fused.groups
+    outputs = {k for k in map(solver_index, flow.outputs) if k is not None}
+    return nodes, deps, keep, [n in forward for n in nodes], outputs
+
+
+def bound_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Node]]:
+    """The dataflow as the moment bound (:mod:`graphc.remat.bound`) reads it: unfused, in exact bytes and FLOPs.
+
+    Sizes are unaligned and the outputs' bytes are added to the budget (an output's storage,
+    and whatever shares it in place, is outside the arena), so the bound errs low, never high.
+    Returns the problem and the solver's nodes, node i of the problem standing for ``nodes[i]``.
+    """
+    from graphc.remat.problem import RematProblem
+    nodes, deps, keep, recomputable, outputs = _solver_graph(flow)
+    sizes = [0 if n in flow.writes else n.aval.nbytes for n in nodes]
+    outside = sum(nodes[k].aval.nbytes for k in outputs)
+    scratch = node_scratch(flow, nodes)
+    workspace = [sum(aval.nbytes for aval in scratch.get(n, ())) for n in nodes]
+    problem = RematProblem(sizes, [float(node_flops(n, flow)) for n in nodes], deps, keep, budget + outside,
+                           recomputable=recomputable, workspace=workspace)
+    return problem, nodes
+
+
+MOMENT_SCHEDULES = 4
+"""How many moments' solutions (the bound's first) become schedules."""
+MOMENT_RESOLVES = 6
+"""How often a moment whose schedule overshoots the budget is solved again at a lower one: lowered by the
+overshoot, and at least by ``MOMENT_MARGIN`` of the budget, doubling each time (alignment and the
+other moments make a schedule overshoot by a little)."""
+MOMENT_MARGIN = 0.002
+
+
+def moment_candidates(flow: Dataflow, budget: int, measure: Callable[[Dataflow], int], deadline: Deadline,
+                      seconds: float) -> tuple[list[Candidate], "RecomputeBound"]:
+    """The moment bound of ``flow`` at ``budget`` (:mod:`graphc.remat.bound`, ``seconds`` for its programs),
+    and its solutions as schedules.
+
+    A moment's solution says which values to compute again after it; :func:`~graphc.remat.bound.drop_stages` makes
+    that a schedule. Where it fits, its recompute equals the bound and the schedule is optimal
+    over every order; where the arena overshoots (other moments, alignment), the moment is solved
+    again at a lower budget (``MOMENT_RESOLVES``).
+    """
+    from graphc.remat.bound import Moments, drop_stages, moment_bound
+    problem, nodes = bound_problem(flow, budget)
+    moments = Moments(problem, in_place=True)
+    bound = moment_bound(problem, time_limit=seconds, moments_of=moments)
+    candidates: list[Candidate] = []
+    for m, dropped in bound.drops[:MOMENT_SCHEDULES] if bound.feasible else ():
+        model_budget, margin = problem.budget, budget * MOMENT_MARGIN
+        for _ in range(MOMENT_RESOLVES + 1):
+            if deadline.passed():
+                break
+            rewritten = from_stages(flow, nodes, drop_stages(problem, m, dropped))
+            planned = measure(rewritten)
+            candidates.append(Candidate(f"moment schedule ({len(dropped)} values computed again)",
+                                        recompute_flops(rewritten), lambda r=rewritten: r, planned))
+            if planned <= budget:
+                break
+            model_budget -= max(planned - budget, margin)
+            margin *= 2
+            if model_budget <= 0:
+                break
+            _, _, dropped = moments.solve(m, min(seconds, deadline.left()) / 2, budget=int(model_budget))
+            if dropped is None:
+                break
+    return candidates, bound
 
 
 def from_stages(flow: Dataflow, nodes: list[Node], R: np.ndarray, groups: Sequence[Sequence[int]] | None = None) -> Dataflow:

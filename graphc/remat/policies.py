@@ -17,8 +17,9 @@ from graphc.ir import Node, is_int, is_real
 from graphc.memory.analysis import alias_analysis, peak_live_bytes
 from graphc.dataflow import Dataflow
 from graphc.remat.binomial import _revolve_candidates
+from graphc.remat.bound import RecomputeBound
 from graphc.remat.candidates import Candidate, choose, Deadline, node_flops
-from graphc.remat.optimal import remat_problem, _remembered, _solver_candidate
+from graphc.remat.optimal import moment_candidates, remat_problem, _remembered, _solver_candidate
 from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes, segments_between, separators
 from graphc.remat.sqrt import _sqrt_candidates
@@ -28,11 +29,13 @@ from graphc.remat.sqrt import _sqrt_candidates
 class RematReport:
     """What the remat stage chose, and why: ``Program.remat``.
 
-    ``str(report)`` says it in one to three lines: the schedule chosen with its recompute
+    ``str(report)`` says it in one to six lines: the schedule chosen with its recompute
     (FLOPs, and as a multiple of one forward pass) and arena; for the solver policies, how
     the solver ended (``outcome``: optimal; feasible with its objective, bound and gap;
     interrupted; or not run / infeasible and why) and, when the chosen schedule is not the
-    solver's, why it was chosen instead (``choice``).
+    solver's, why it was chosen instead (``choice``); and the moment bound (``bound``: no
+    schedule in any order recomputes less within the budget) with the chosen schedule's gap
+    to it (``bound_gap``).
     """
 
     policy: str
@@ -46,6 +49,7 @@ class RematReport:
     choice: str = ""  # why the chosen schedule, when a solver ran and it is not the solver's
     solver_chosen: bool = False  # the chosen schedule is one the solver found in this compile
     chain_dp: SolverOutcome | None = None  # how the DP over the chain of blocks ended ("optimal" only)
+    bound: RecomputeBound | None = None  # no schedule in any order recomputes less (solver policies, budget given)
 
     @property
     def solver_status(self) -> str | None:
@@ -64,6 +68,15 @@ class RematReport:
     def gap(self) -> float | None:
         """The solver's relative gap (objective − bound) / objective, None without both."""
         return None if self.outcome is None else self.outcome.gap
+
+    @property
+    def bound_gap(self) -> float | None:
+        """(recompute − moment bound) / recompute: how far the chosen schedule can be from every schedule's best."""
+        if self.bound is None or not self.bound.feasible:
+            return None
+        if self.recompute_flops <= 0:
+            return 0.0
+        return max(self.recompute_flops - self.bound.value, 0.0) / self.recompute_flops
 
     @property
     def fallback_reason(self) -> str:
@@ -91,6 +104,10 @@ class RematReport:
         for outcome in (self.outcome, self.chain_dp):
             if outcome is not None:
                 lines.append(self._solver_line(outcome))
+        if self.bound is not None and self.bound.feasible:
+            proven = "" if self.bound.proven else ", the solves stopped at their time limit"
+            lines.append(f"bound: no schedule within the budget, in any order, recomputes less than "
+                         f"{self.bound.value:,.0f} FLOPs (gap {self.bound_gap:.1%}{proven}, {self.bound.seconds:.2f} s)")
         if self.choice:
             lines.append(f"chosen: {self.choice}")
         return "\n".join(lines)
@@ -232,7 +249,7 @@ def rematerialize(
             candidates += _sqrt_candidates(flow, segments, budget, deadline)
         if policy != "sqrt":
             candidates += _revolve_candidates(flow, segments, budget)
-    outcome, solved, blocks_outcome = None, [], None
+    outcome, solved, blocks_outcome, bound = None, [], None, None
     if policy in ("optimal", "optimal-lp") and store_all.planned_bytes > budget >= floor:
         problem, nodes, groups = remat_problem(flow, budget)
         candidates += _remembered(flow, problem, nodes, groups)
@@ -242,6 +259,8 @@ def rematerialize(
             by_blocks, blocks_outcome = block_candidates(flow, segments, budget, store_all.planned_bytes, measure,
                                                          deadline, progress)
             candidates += by_blocks
+        by_moments, bound = moment_candidates(flow, budget, measure, deadline, _bound_seconds(deadline))
+        candidates += by_moments
         # the constructed and remembered schedules first, then the solver with the time left
         choose(candidates, budget, measure, deadline)
         solved, outcome = _solver_candidate(flow, problem, nodes, groups, policy, measure, deadline,
@@ -260,8 +279,16 @@ def rematerialize(
     choice = _why_chosen(chosen, solved, outcome, budget) if outcome is not None and not solver_chosen else ""
     report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates), outcome,
                          forward_flops=sum(node_flops(n, flow) for n in forward), budget=budget, choice=choice,
-                         solver_chosen=solver_chosen, chain_dp=blocks_outcome)
+                         solver_chosen=solver_chosen, chain_dp=blocks_outcome, bound=bound)
     return rewritten, report
+
+
+BOUND_SECONDS = 30.0
+"""The moment bound's programs get at most this long, and at most a quarter of the stage's time left."""
+
+
+def _bound_seconds(deadline: Deadline) -> float:
+    return max(min(BOUND_SECONDS, deadline.left() / 4), 0.05)
 
 
 def _end_progress_line(progress: ProgressFn | None) -> None:

@@ -1,0 +1,119 @@
+"""The moment bound (graphc.remat.bound) and its schedules: below every schedule of any order, exact where it is built.
+
+The reference is the any-order brute force of tests/test_remat_solvers.py (every schedule of
+computes and frees); the schedules the bound's solutions become are checked on the memory
+model and, compiled, against store-all's numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import graphc as gc
+from graphc import zoo
+from graphc.remat import bound, optimal
+from graphc.remat.problem import RematProblem, events_of, replay
+from remat_problems import training_chain
+from test_remat_solvers import brute_force, staged_brute_force, tiny_problems
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tiny_problems(max_n=7))
+def test_no_schedule_in_any_order_recomputes_less_than_the_bound(problem: RematProblem) -> None:
+    found = bound.moment_bound(problem)
+    best = brute_force(problem)
+    if best is None:
+        return
+    assert found.feasible and found.proven
+    assert found.value <= best - sum(problem.costs) + 1e-9
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tiny_problems(max_n=7))
+def test_no_schedule_in_the_solvers_fixed_order_recomputes_less_than_its_bound(problem: RematProblem) -> None:
+    best = staged_brute_force(problem)
+    moments = bound.Moments(problem, fixed_order=True)
+    found = bound.moment_bound(problem, moments_of=moments)
+    if best is None:
+        return
+    assert found.value <= best - sum(problem.costs) + 1e-9
+    assert found.value >= bound.moment_bound(problem).value - 1e-9  # a known split only adds constraints
+    schedule = bound.moment_schedule(problem, found, moments, time_limit=5)
+    if schedule is not None:
+        run = replay(problem, events_of(problem, schedule))
+        assert run.peak <= problem.budget and run.cost - sum(problem.costs) >= found.value - 1e-9
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tiny_problems(max_n=8))
+def test_a_moments_solution_is_a_schedule_that_recomputes_what_it_drops(problem: RematProblem) -> None:
+    found = bound.moment_bound(problem)
+    for moment, dropped in found.drops:
+        R = bound.drop_stages(problem, moment, dropped)
+        run = replay(problem, events_of(problem, R))  # raises if a value is read while not held
+        assert set(problem.keep) <= run.in_memory
+        recomputed = [v for v in range(problem.n) if R[v + 1:, v].any()]
+        assert set(recomputed) <= set(dropped)
+        assert math.isclose(run.cost - sum(problem.costs), sum(problem.costs[v] for v in recomputed))
+
+
+def test_the_bound_on_a_training_chain_against_its_optimum() -> None:
+    """Four layers and their gradients, unit sizes and costs. One value less than storing everything
+    costs one recompute (f_0, the cheapest to bring back), and the bound sees it. Two less cost three;
+    the bound sees two: at the moment of g_3, f_0 and f_1 are dropped and f_1 computed again, but f_0
+    is needed again for that, after the moment, which one moment cannot see."""
+    chain = training_chain(4)
+    peak = chain.budget
+    for budget, least, bounded in ((peak, 0.0, 0.0), (peak - 1, 1.0, 1.0), (peak - 2, 3.0, 2.0)):
+        problem = RematProblem(chain.sizes, chain.costs, chain.deps, chain.keep, budget)
+        assert brute_force(problem) - sum(problem.costs) == least
+        assert bound.moment_bound(problem).value == bounded
+
+
+def test_a_budget_no_moment_meets_is_reported_infeasible() -> None:
+    chain = training_chain(4)
+    tight = RematProblem(chain.sizes, chain.costs, chain.deps, chain.keep, budget=1)
+    assert brute_force(tight) is None
+    assert not bound.moment_bound(tight).feasible
+
+
+def _step(build):
+    graph, values = build()
+    loss = values["loss"]
+    return graph, [loss], gc.sgd(loss, values["params"], 0.01)
+
+
+def test_compile_reports_the_bound_and_a_moment_schedule_trains_as_store_all_does() -> None:
+    """On an attention step at 80 % of store-all's arena the moment schedule is chosen, recomputes
+    exactly the bound (so it is optimal over every order), and trains as store-all does. The two
+    programs are of two builds of the graph: the programs of one graph share its stored params."""
+    build = lambda: _step(lambda: zoo.attention(seq=32, dim=16, dtype="float64"))  # noqa: E731
+    graph, outputs, updates = build()
+    top = gc.compile(outputs, updates=updates, bind=False).memory.planned_bytes
+    prog = gc.compile(outputs, updates=updates, remat="optimal", memory_budget=int(0.8 * top), time_limit=20)
+    report = prog.remat
+    assert report.chosen.startswith("moment schedule") and prog.memory.planned_bytes <= 0.8 * top
+    assert report.bound.proven and 0 < report.bound.value == report.recompute_flops == prog.cost.recompute_flops
+    assert report.bound_gap == 0.0
+    assert "bound: no schedule within the budget, in any order, recomputes less than" in str(report)
+    other_graph, other_outputs, other_updates = build()
+    reference = gc.compile(other_outputs, updates=other_updates)
+    data = zoo.feeds(graph)
+    for _ in range(2):  # two steps: the updated params feed the second
+        for got, want in zip(prog.run(data), reference.run(data)):
+            np.testing.assert_array_equal(got, want)
+    for name in graph.params:
+        np.testing.assert_array_equal(prog.params[name], reference.params[name])
+
+
+def test_the_bound_is_below_what_compile_chooses() -> None:
+    _, outputs, updates = _step(lambda: zoo.residual_mlp(depth=6, width=16, batch=64))
+    top = gc.compile(outputs, updates=updates, bind=False).memory.planned_bytes
+    report = gc.compile(outputs, updates=updates, bind=False, remat="optimal", memory_budget=int(0.6 * top),
+                        time_limit=2).remat
+    assert report.bound.feasible and 0 < report.bound.value <= report.recompute_flops
+    assert 0.0 <= report.bound_gap < 1.0
