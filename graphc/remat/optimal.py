@@ -116,11 +116,11 @@ def bound_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Nod
 
 
 MOMENT_SCHEDULES = 4
-"""How many moments' solutions (the bound's first) become schedules."""
+"""How many moments' solutions (the bound's first) become schedules (one up to ``MILP_MAX_NODES`` values)."""
 MOMENT_RESOLVES = 6
 """How often a moment whose schedule overshoots the budget is solved again at a lower one: lowered by the
 overshoot, and at least by ``MOMENT_MARGIN`` of the budget, doubling each time (alignment and the
-other moments make a schedule overshoot by a little)."""
+other moments make a schedule overshoot by a little); two up to ``MILP_MAX_NODES`` values."""
 MOMENT_MARGIN = 0.002
 
 
@@ -139,9 +139,16 @@ def moment_candidates(flow: Dataflow, budget: int, measure: Callable[[Dataflow],
     moments = Moments(problem, in_place=True)
     bound = moment_bound(problem, time_limit=seconds, moments_of=moments)
     candidates: list[Candidate] = []
-    for m, dropped in bound.drops[:MOMENT_SCHEDULES] if bound.feasible else ():
+    fitting = np.inf  # the least recompute of a schedule found that fits
+    small = problem.n <= MILP_MAX_NODES  # the whole-graph MILP searches these: the first moment's schedules suffice
+    schedules, resolves = (1, 2) if small else (MOMENT_SCHEDULES, MOMENT_RESOLVES)
+    for m, dropped in bound.drops[:schedules] if bound.feasible else ():
+        if fitting <= bound.value:
+            break  # the schedule found is optimal
+        if fitting <= sum(problem.costs[v] for v in dropped):
+            continue  # this moment's schedules cannot recompute less
         model_budget, margin = problem.budget, budget * MOMENT_MARGIN
-        for _ in range(MOMENT_RESOLVES + 1):
+        for _ in range(resolves + 1):
             if deadline.passed():
                 break
             rewritten = from_stages(flow, nodes, drop_stages(problem, m, dropped))
@@ -149,6 +156,7 @@ def moment_candidates(flow: Dataflow, budget: int, measure: Callable[[Dataflow],
             candidates.append(Candidate(f"moment schedule ({len(dropped)} values computed again)",
                                         recompute_flops(rewritten), lambda r=rewritten: r, planned))
             if planned <= budget:
+                fitting = min(fitting, candidates[-1].recompute_flops)
                 break
             model_budget -= max(planned - budget, margin)
             margin *= 2
