@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 
 from graphc.errors import GraphError
@@ -17,12 +17,14 @@ from graphc.ir import Node, is_int, is_real
 from graphc.memory.analysis import alias_analysis, peak_live_bytes
 from graphc.dataflow import Dataflow
 from graphc.remat.binomial import _revolve_candidates
-from graphc.remat.bound import RecomputeBound
 from graphc.remat.candidates import Candidate, choose, Deadline, node_flops
 from graphc.remat.optimal import moment_candidates, remat_problem, _remembered, _solver_candidate
 from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes, segments_between, separators
 from graphc.remat.sqrt import _sqrt_candidates
+
+if TYPE_CHECKING:
+    from graphc.remat.bound import RecomputeBound
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class RematReport:
     choice: str = ""  # why the chosen schedule, when a solver ran and it is not the solver's
     solver_chosen: bool = False  # the chosen schedule is one the solver found in this compile
     chain_dp: SolverOutcome | None = None  # how the DP over the chain of blocks ended ("optimal" only)
-    bound: RecomputeBound | None = None  # no schedule in any order recomputes less (solver policies, budget given)
+    bound: "RecomputeBound | None" = None  # no schedule in any order recomputes less (solver policies, budget given)
 
     @property
     def solver_status(self) -> str | None:
