@@ -8,11 +8,11 @@ The graphs here are drawn by ``tests/remat_problems.py``'s ``random_layered_dag`
 node and edge counts (not the paper's instances, which are not published), sizes and costs
 random in 1..10; the no-recompute peak is the store-all schedule's.
 
-For each point: CP-SAT's status, recompute objective (cost − Σ costs), its bound, the moment
-bound (``graphc.remat.bound`` in the solvers' fixed order, an eighth of the time limit), the gap
-against the larger bound, and the seconds in all (limit ``--time-limit``, 360 s by default,
+For each point: CP-SAT's status, recompute objective (cost − Σ costs), its bound, the bound of
+the joint moment program (``graphc.remat.joint``, a quarter of the time limit), the gap against
+the larger bound, and the seconds in all (limit ``--time-limit``, 360 s by default,
 ``--workers`` 8); and the MILP's where it runs (``--milp-max`` nodes). CP-SAT is hinted with
-the moment bound's cheapest schedule that fits (another eighth), when one does. ``--quick``: the 100-node graph at 20 s. Rows print as they finish.
+the joint program's schedule when it fits. ``--quick``: the 100-node graph at 20 s. Rows print as they finish.
 
     python benchmarks/remat_moccasin.py [--quick] [--sizes 100 250] [--time-limit 360] [--milp-max 100]
 """
@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from typing import Sequence, TextIO
 
-from graphc.remat.bound import Moments, RecomputeBound, moment_bound, moment_schedule
+from graphc.remat.joint import JointSolution, joint_schedule, model_peak
 from graphc.remat.cpsat import solve_cpsat
 from graphc.remat.exact import solve_milp
 from graphc.remat.problem import RematProblem, RematSolution, store_all_peak
@@ -40,18 +40,18 @@ COLUMNS = ("nodes", "edges", "budget", "solver", "status", "recompute", "bound",
 
 
 def _row(problem: RematProblem, fraction: float, solver: str, solution: RematSolution, seconds: float,
-         moments: RecomputeBound) -> dict:
-    """One point. ``bound`` is the solver's (in its fixed-order model), ``moments`` the moment bound (any
-    order, so also the fixed one); the gap is against the larger."""
+         moments: JointSolution) -> dict:
+    """One point. ``bound`` is the solver's, ``moments`` the joint moment program's (both in the fixed
+    order); the gap is against the larger."""
     once = float(sum(problem.costs))
     found = solution.status in ("optimal", "feasible")
     recompute = solution.cost - once if found else math.nan
     bound = math.nan if solution.lower_bound is None else max(solution.lower_bound - once, 0.0)
-    best = max(0.0 if math.isnan(bound) else bound, moments.value)
+    best = max(0.0 if math.isnan(bound) else bound, moments.bound)
     gap = (0.0 if recompute == 0 else max(recompute - best, 0.0) / recompute) if found else math.nan
     return {"nodes": problem.n, "edges": sum(len(d) for d in problem.deps), "budget": f"{fraction:.0%}",
             "solver": solver, "status": solution.status, "recompute": recompute, "bound": bound,
-            "moments": moments.value, "gap": gap, "seconds": seconds}
+            "moments": moments.bound, "gap": gap, "seconds": seconds}
 
 
 def _fmt(value: object) -> str:
@@ -78,11 +78,9 @@ def run(sizes: Sequence[int], *, fractions: Sequence[float] = (0.8, 0.9), time_l
         for fraction in fractions:
             problem = replace(base, budget=int(fraction * peak))
             started = time.perf_counter()
-            moments_of = Moments(problem, fixed_order=True)
-            moments = moment_bound(problem, time_limit=time_limit / 8, moments_of=moments_of)
-            hint = moment_schedule(problem, moments, moments_of, time_limit / 8)
+            moments, _ = joint_schedule(problem, model_peak(problem), time_limit=time_limit / 4)
             solution = solve_cpsat(problem, time_limit=time_limit - (time.perf_counter() - started), workers=workers,
-                                   hint=hint)
+                                   hint=moments.R)
             rows.append(_row(problem, fraction, "cpsat", solution, time.perf_counter() - started, moments))
             _print(rows[-1], out)
             if n <= milp_max:

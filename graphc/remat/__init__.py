@@ -65,7 +65,8 @@ and its report), :mod:`~graphc.remat.candidates` (choosing under a budget),
 :mod:`~graphc.remat.sqrt`, :mod:`~graphc.remat.binomial` (revolve),
 :mod:`~graphc.remat.optimal` (the solver policies on a dataflow),
 :mod:`~graphc.remat.blocks` (the chain DP), :mod:`~graphc.remat.bound` (the moment bound and its
-schedules), :mod:`~graphc.remat.progress` (what solvers report), and the solver on
+schedules), :mod:`~graphc.remat.joint` (several moments tied together: a bound and a schedule in
+the solvers' fixed order), :mod:`~graphc.remat.progress` (what solvers report), and the solver on
 an abstract DAG: :mod:`~graphc.remat.problem` (the problem, its schedules and their
 replay), :mod:`~graphc.remat.fusion`, :mod:`~graphc.remat.milp` (the model),
 :mod:`~graphc.remat.highs` (the HiGHS driver), :mod:`~graphc.remat.exact`,
@@ -91,7 +92,7 @@ _SOLVER_NAMES = {
     "budget_lower_bound": "problem", "fuse_chains": "fusion", "fused_events": "fusion", "model_size": "milp",
     "solve_milp": "exact", "minimal_least_budget": "exact", "LeastBudgetTimeout": "exact",
     "solve_lp_rounding": "rounding", "RecomputeBound": "bound", "moment_bound": "bound", "Moments": "bound",
-    "drop_stages": "bound", "moment_schedule": "bound",
+    "drop_stages": "bound", "moment_schedule": "bound", "solve_joint": "joint", "joint_schedule": "joint",
 }
 
 
