@@ -229,6 +229,26 @@ class Moments:
         self.ancestors = _bitsets([list(d) for d in problem.deps], n, range(n))
         self.descendants = _bitsets(self.users, n, range(n - 1, -1, -1))
 
+    def order_free_held(self, chunk: int = 256) -> np.ndarray:
+        """Per node m: the bytes every order holds right after m, storing everything: the values of
+        A(m) ∪ {m} that a descendant of m reads, or that are kept."""
+        problem, n = self.problem, self.problem.n
+        pairs = [(p, v) for v, reads in enumerate(problem.deps) for p in set(reads)]
+        readers = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), ([p for p, _ in pairs], [v for _, v in pairs])),
+                                shape=(n, n))
+        keep = np.zeros(n, dtype=bool)
+        keep[list(problem.keep)] = True
+        sizes = np.asarray(problem.sizes, dtype=float)
+        held = np.zeros(n)
+        for start in range(0, n, chunk):
+            block = np.arange(start, min(start + chunk, n))
+            before = np.unpackbits(self.ancestors[block].view(np.uint8), axis=1, bitorder="little")[:, :n].astype(bool)
+            before[np.arange(len(block)), block] = True
+            after = np.unpackbits(self.descendants[block].view(np.uint8), axis=1, bitorder="little")[:, :n]
+            read_later = (readers @ after.T.astype(np.float32)).T > 0
+            held[block] = (before & (read_later | keep)) @ sizes
+        return held
+
     def solve(self, m: int, time_limit: float, budget: int | None = None) -> tuple[float, bool, tuple[int, ...] | None]:
         """LB(m) at ``budget`` (default: the problem's): the bound, whether proven, the values computed again."""
         problem = self.problem if budget is None else replace(self.problem, budget=budget)
@@ -240,7 +260,8 @@ class Moments:
 def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: int = MOMENTS_SOLVED,
                  in_place: bool = False, fixed_order: bool = False,
                  moments_of: Moments | None = None) -> RecomputeBound:
-    """max_m LB(m) (module docstring) over the ``moments`` nodes where storing everything holds the most.
+    """max_m LB(m) (module docstring) over ``moments`` nodes: where storing everything in index order holds
+    the most, and (any order) where every order must hold the most.
 
     Memory is ``problem.sizes`` (and ``problem.workspace`` while a node runs) against
     ``problem.budget``; costs are ``problem.costs``; ``problem.recomputable`` says which
@@ -260,7 +281,11 @@ def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: in
     if held.max() <= problem.budget:  # storing everything meets every moment
         return RecomputeBound(0.0, None, time.perf_counter() - started)
     best, best_moment, proven, drops = 0.0, None, True, []
-    chosen = _heaviest(held, moments, max(n // (4 * moments), 1))
+    spacing = max(n // (4 * moments), 1)
+    chosen = _heaviest(held, moments, spacing)
+    if not every.fixed_order:  # half of them where every order holds the most (held in index order can
+        mandatory = every.order_free_held()  # peak where another order need not, e.g. at a weight's gradient)
+        chosen = list(dict.fromkeys(_heaviest(mandatory, moments - moments // 2, spacing) + chosen))[:moments]
     for rank, m in enumerate(chosen):
         left = time_limit - (time.perf_counter() - started)
         if left <= 0:
