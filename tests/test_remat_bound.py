@@ -53,12 +53,14 @@ def test_no_schedule_in_the_solvers_fixed_order_recomputes_less_than_its_bound(p
 def test_a_moments_solution_is_a_schedule_that_recomputes_what_it_drops(problem: RematProblem) -> None:
     found = bound.moment_bound(problem)
     for moment, dropped in found.drops:
-        R = bound.drop_stages(problem, moment, dropped)
+        R = bound.drop_stages(problem, [(moment, dropped)])
         run = replay(problem, events_of(problem, R))  # raises if a value is read while not held
         assert set(problem.keep) <= run.in_memory
         recomputed = [v for v in range(problem.n) if R[v + 1:, v].any()]
         assert set(recomputed) <= set(dropped)
         assert math.isclose(run.cost - sum(problem.costs), sum(problem.costs[v] for v in recomputed))
+    union = bound.drop_stages(problem, found.drops)  # every moment's drops at once
+    assert set(problem.keep) <= replay(problem, events_of(problem, union)).in_memory
 
 
 def test_the_bound_on_a_training_chain_against_its_optimum() -> None:

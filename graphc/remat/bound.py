@@ -303,28 +303,40 @@ def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: in
     return RecomputeBound(best, best_moment, time.perf_counter() - started, proven, drops=tuple(drops))
 
 
-def drop_stages(problem: RematProblem, moment: int, dropped: Sequence[int]) -> np.ndarray:
-    """The stage schedule that frees each ``dropped`` value (computed before ``moment``) after its last
-    read before the moment and computes it again in the stage of its first read after it.
+def drop_stages(problem: RematProblem, drops: Sequence[tuple[int, Sequence[int]]]) -> np.ndarray:
+    """The stage schedule of moments' solutions: each (moment, dropped values) frees those values (the
+    ones computed before it) after their last read before the moment, and computes each again in the
+    stage of its next read after it.
 
-    A dropped value read by another dropped one is computed again by that one's stage at the
-    latest; within a stage values run in index order, so what it reads comes first.
+    A read is also a recompute that needs the value, so a dropped value read by another computed
+    again is computed again by that one's stage at the latest; within a stage values run in index
+    order, so what a value reads comes first. At a node's own stage, reads come before its moment.
     """
     n = problem.n
     readers: list[list[int]] = [[] for _ in range(n)]
     for v, reads in enumerate(problem.deps):
-        for p in reads:
+        for p in set(reads):
             readers[p].append(v)
+    dropped_at: dict[int, list[int]] = {}
+    for moment, dropped in drops:
+        for v in dropped:
+            if v < moment:
+                dropped_at.setdefault(int(v), []).append(int(moment))
     keep = set(problem.keep)
+    again: dict[int, set[int]] = {}  # value -> the stages that compute it again
     R = np.eye(n, dtype=bool)
-    stage: dict[int, int] = {}
-    for v in sorted((v for v in dropped if v < moment), reverse=True):
-        later = [u for u in readers[v] if u > moment] + [stage[u] for u in readers[v] if u in stage]
-        if v in keep:
-            later.append(n - 1)
-        if later:
-            stage[v] = min(later)
-            R[stage[v], v] = True
+    for v in sorted(dropped_at, reverse=True):  # readers (all later) are settled first
+        reads = sorted({u for u in readers[v]} | {t for u in readers[v] for t in again.get(u, ())}
+                       | ({n - 1} if v in keep else set()))
+        events = sorted([(t, 0) for t in reads] + [(m, 1) for m in dropped_at[v]])  # a read before a drop
+        held = True
+        for time_, is_drop in events:
+            if is_drop:
+                held = False
+            elif not held:
+                again.setdefault(v, set()).add(time_)
+                R[time_, v] = True
+                held = True
     return R
 
 
@@ -343,7 +355,7 @@ def moment_schedule(problem: RematProblem, found: RecomputeBound, moments: Momen
     for m, dropped in found.drops if found.feasible else ():
         budget, step = problem.budget, problem.budget * margin
         for _ in range(resolves + 1):
-            R = drop_stages(problem, m, dropped)
+            R = drop_stages(problem, [(m, dropped)])
             peak = peak_of(problem, events_of(problem, R))
             if peak <= problem.budget:
                 cost = float(costs @ R.sum(axis=0))

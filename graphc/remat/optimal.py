@@ -151,7 +151,7 @@ def moment_candidates(flow: Dataflow, budget: int, measure: Callable[[Dataflow],
         for _ in range(resolves + 1):
             if deadline.passed():
                 break
-            rewritten = from_stages(flow, nodes, drop_stages(problem, m, dropped))
+            rewritten = from_stages(flow, nodes, drop_stages(problem, [(m, dropped)]))
             planned = measure(rewritten)
             candidates.append(Candidate(f"moment schedule ({len(dropped)} values computed again)",
                                         recompute_flops(rewritten), lambda r=rewritten: r, planned))
