@@ -75,8 +75,9 @@ def _columns(problem: RematProblem, moments: Sequence[int], readers: list[list[i
 
 
 def solve_joint(problem: RematProblem, moments: Sequence[int], *, time_limit: float, in_place: bool = False,
-                readers: list[list[int]] | None = None) -> JointSolution:
-    """The joint program (module docstring) on ``moments`` (distinct nodes), by HiGHS within ``time_limit``."""
+                readers: list[list[int]] | None = None, gap: float = 0.0) -> JointSolution:
+    """The joint program (module docstring) on ``moments`` (distinct nodes), by HiGHS within ``time_limit``,
+    stopping at a relative ``gap`` (its bound is HiGHS's dual bound then, still a bound)."""
     from scipy.optimize import Bounds, milp
 
     moments = sorted(set(int(m) for m in moments))
@@ -123,12 +124,13 @@ def solve_joint(problem: RematProblem, moments: Sequence[int], *, time_limit: fl
     for (i, v), col in z.items():
         objective[col] = costs[v] / scale
     result = milp(objective, integrality=np.ones(width), bounds=Bounds(np.zeros(width), np.ones(width)),
-                  constraints=[rows.constraint(width)], options={"time_limit": max(time_limit, 0.05), "disp": False})
+                  constraints=[rows.constraint(width)],
+                  options={"time_limit": max(time_limit, 0.05), "disp": False, "mip_rel_gap": gap})
     if result.status == 2:
         return JointSolution(np.inf, True, None, np.inf)
     dual = getattr(result, "mip_dual_bound", None)
-    proven = result.status == 0
-    bound = result.fun if proven and dual is None else dual
+    proven = result.status == 0 and gap == 0.0
+    bound = result.fun if result.status == 0 and dual is None else dual
     bound = max(float(bound), 0.0) * scale if bound is not None and np.isfinite(bound) else 0.0
     if result.x is None:
         return JointSolution(bound, proven, None, np.inf)
@@ -159,12 +161,13 @@ def _stages(problem: RematProblem, moments: Sequence[int], again: list[tuple[int
 
 def joint_schedule(problem: RematProblem, peak_at: Callable[[np.ndarray], tuple[int, int]], *, time_limit: float,
                    in_place: bool = False, start: int = 6, grow: int = 24,
-                   margin: float = 0.002) -> tuple[JointSolution, list[int]]:
+                   margin: float = 0.002, gap: float = 0.02) -> tuple[JointSolution, list[int]]:
     """Solve on the ``start`` heaviest moments; while the best solution's schedule does not fit, add the stage
     where it peaks (``peak_at(R)``: (peak bytes, node first computed in that stage)) as a moment, or, when it
     is one already (the peak is among the recomputes before it, which the program does not see), lower the
     program's budget by the overshoot (at least ``margin`` of the budget, doubling); at most ``grow`` times,
-    within ``time_limit``. Returns the solution whose schedule fits (else one without a schedule) with the
+    within ``time_limit``, each solve given a third of the time left and stopping at ``gap``. Returns the
+    solution whose schedule fits (else one without a schedule) with the
     bound of the solves at the true budget, and the moments used."""
     started = time.perf_counter()
     readers = _readers(problem)
@@ -177,8 +180,8 @@ def joint_schedule(problem: RematProblem, peak_at: Callable[[np.ndarray], tuple[
         left = time_limit - (time.perf_counter() - started)
         if left <= 0 or budget <= 0:
             break
-        solution = solve_joint(replace(problem, budget=int(budget)), moments, time_limit=left, in_place=in_place,
-                               readers=readers)
+        solution = solve_joint(replace(problem, budget=int(budget)), moments, time_limit=left / 3, in_place=in_place,
+                               readers=readers, gap=gap)
         if budget == problem.budget:
             bound = max(bound, solution.bound)
         if solution.R is None:
