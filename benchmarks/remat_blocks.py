@@ -1,4 +1,4 @@
-"""The chain-of-blocks DP (``graphc.remat.blocks``) inside ``remat="optimal"``, against √n and revolve.
+"""``remat="optimal"`` at the scale of real networks (the chain-of-blocks DP, the moment schedules, the moment bound), against √n and revolve.
 
 Every graph is a training step: the loss with ``gc.sgd`` updates compiled in, planned with
 ``bind=False`` (nothing allocated, so the published model sizes plan here).
@@ -7,40 +7,40 @@ Every graph is a training step: the loss with ``gc.sgd`` updates compiled in, pl
    recompute of "optimal" against √n's, and the time of the whole compile.
 2. ResNet-50 and GPT-2 small at ½ and ¾ of the way from the least feasible budget of
    "optimal" (read from the GraphError a budget at the floor raises) to store-all: the planned
-   arena, the recompute as a fraction of one forward pass, the compile time, and which schedule
-   and solver the report names, for sqrt, revolve and optimal.
+   arena, the recompute and the moment bound (``prog.remat.bound``: no schedule in any order
+   recomputes less) as fractions of one forward pass, the gap between them, the compile time,
+   and which schedule and solver the report names, for sqrt, revolve and optimal.
 3. The check on small graphs: the DP's best schedule alone (the other candidates switched off)
    against the whole-graph MILP's at the same budget, both measured as planned arenas.
-
-No proven lower bound is printed for the models: the whole-graph MILP/LP does not run above
-600 values (ResNet-50's and GPT-2's steps have thousands), and the DP is optimal only within
-its own chain model, whose memory is an estimate checked by measuring the plan.
 
     python benchmarks/remat_blocks.py [--quick] [--only mlp,resnet50,gpt2,small]
 
 Measured on the 2-core machine (shared, so the seconds are loose), published model sizes:
 
-| graph (training step)       | point | budget MiB | policy  | arena MiB | recompute / forward | compile s |
-|-----------------------------|-------|-----------:|---------|----------:|--------------------:|----------:|
-| residual_mlp(50)            | sqrt  |          - | sqrt    |       0.2 |               0.916 |       0.7 |
-| residual_mlp(50)            | sqrt  |        0.2 | optimal |       0.2 |               0.856 |       9.0 |
-| ResNet-50, batch 32, 224 px | 1/2   |     1626.2 | sqrt    |    1494.5 |               0.804 |      27.6 |
-|                             |       |            | revolve |    1617.0 |               1.313 |      10.0 |
-|                             |       |            | optimal |    1617.0 |               0.116 |      19.4 |
-|                             | 3/4   |     2108.5 | sqrt    |    1764.0 |               0.751 |      15.2 |
-|                             |       |            | revolve |    1715.0 |               0.958 |       2.7 |
-|                             |       |            | optimal |    2107.0 |               0.029 |       8.7 |
-| GPT-2 small, batch 8, 1024  | 1/2   |     7773.1 | sqrt    |    7392.3 |               0.388 |       6.2 |
-|                             |       |            | revolve |    3765.1 |               0.483 |       2.1 |
-|                             |       |            | optimal |    7749.1 |               0.059 |      10.3 |
-|                             | 3/4   |    10089.1 | sqrt    |    7392.3 |               0.388 |       4.4 |
-|                             |       |            | revolve |    3765.1 |               0.483 |       1.9 |
-|                             |       |            | optimal |   10005.1 |               0.024 |       8.3 |
+| graph (training step)       | point | budget MiB | policy  | arena MiB | recompute / forward | bound / forward | gap   | compile s |
+|-----------------------------|-------|-----------:|---------|----------:|--------------------:|----------------:|------:|----------:|
+| residual_mlp(50)            | sqrt  |          - | sqrt    |       0.2 |              0.9160 |                 |       |       0.2 |
+|                             |       |        0.2 | optimal |       0.2 |              0.8563 |          0.5614 | 34.4% |      14.9 |
+| ResNet-50, batch 32, 224 px | 1/2   |     1626.2 | sqrt    |    1494.5 |              0.8042 |                 |       |       4.5 |
+|                             |       |            | revolve |    1617.0 |              1.3127 |                 |       |       3.0 |
+|                             |       |            | optimal |    1623.1 |              0.0143 |          0.0135 |  5.9% |      13.9 |
+|                             | 3/4   |     2108.5 | sqrt    |    1764.0 |              0.7514 |                 |       |       3.1 |
+|                             |       |            | revolve |    1715.0 |              0.9583 |                 |       |       1.1 |
+|                             |       |            | optimal |    2107.0 |              0.0065 |          0.0064 |  2.6% |       7.7 |
+| GPT-2 small, batch 8, 1024  | 1/2   |     7773.1 | sqrt    |    7392.3 |              0.3885 |                 |       |       1.2 |
+|                             |       |            | revolve |    3765.1 |              0.4829 |                 |       |       0.7 |
+|                             |       |            | optimal |    7773.1 |              0.0481 |          0.0249 | 48.2% |      11.4 |
+|                             | 3/4   |    10089.1 | sqrt    |    7392.3 |              0.3885 |                 |       |       1.5 |
+|                             |       |            | revolve |    3765.1 |              0.4829 |                 |       |       0.6 |
+|                             |       |            | optimal |   10053.1 |              0.0134 |          0.0009 | 93.6% |      19.5 |
 
 Store-all plans 2590.9 MiB (ResNet-50) and 12405.1 MiB (GPT-2); the least feasible budgets of
-"optimal", 661.5 and 3141.1 MiB, took 115 s and 46 s to find. "optimal" chose the block DP's
-schedule at every point (19 blocks of 11 kinds; 14 blocks of 3 kinds). No gap is given: no lower
-bound is proven at these sizes. On the small graphs the whole-graph MILP solves (section 3), at ¼
+"optimal", 661.5 and 3141.1 MiB, took 22 s and 15 s to find. On the two models "optimal" chose a
+moment schedule (``graphc.remat.bound``) at every point: the chain DP's schedules recomputed
+0.116 and 0.029 (ResNet-50), 0.059 and 0.024 (GPT-2) of a forward pass at the same points. The
+residual MLP keeps the chain DP's schedule. The gaps are what the single-moment bound cannot see
+(GPT-2's recomputed attention and its gradients meet at moments it does not tie together) and
+what the moment schedules overshoot. On the small graphs the whole-graph MILP solves (section 3), at ¼
 of the way only the DP's schedule fits (the MILP's model is infeasible there); at ½ and ¾ the DP
 alone recomputes 0.67× and 1.0× the MILP's on chain(6), 1.5× and 17× on residual_mlp(4) (its
 per-stage memory model cannot see where the arena peaks); "optimal" keeps the better of the two.

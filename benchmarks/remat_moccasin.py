@@ -15,6 +15,25 @@ the larger bound, and the seconds in all (limit ``--time-limit``, 360 s by defau
 the joint program's schedule when it fits. ``--quick``: the 100-node graph at 20 s. Rows print as they finish.
 
     python benchmarks/remat_moccasin.py [--quick] [--sizes 100 250] [--time-limit 360] [--milp-max 100]
+
+Measured here (2 cores, ``--time-limit 240 --milp-max 0``, CP-SAT with 8 workers; recompute in
+the graphs' cost units, both bounds in the fixed order):
+
+| nodes | edges | budget | CP-SAT status | recompute | CP-SAT bound | joint bound | gap | seconds |
+|------:|------:|-------:|---------------|----------:|-------------:|------------:|----:|--------:|
+|   100 |   236 |   80 % | feasible      |        47 |            0 |          47 | 0 % |     240 |
+|   100 |   236 |   90 % | optimal       |        11 |           11 |          11 | 0 % |      11 |
+|   250 |   944 |   80 % | no schedule   |         - |            0 |          94 |   - |     240 |
+|   250 |   944 |   90 % | optimal       |        13 |           13 |           8 | 0 % |     176 |
+|   500 | 2,461 |   80 % | no schedule   |         - |            0 |         217 |   - |     240 |
+|   500 | 2,461 |   90 % | no schedule   |         - |            0 |          37 |   - |     240 |
+| 1,000 | 5,875 |   80 % | no schedule   |         - |           11 |         896 |   - |     240 |
+| 1,000 | 5,875 |   90 % | no schedule   |         - |            0 |         166 |   - |     240 |
+
+At 100 nodes and 80 % the joint program's bound proves CP-SAT's schedule optimal, which
+CP-SAT's own bound (0) cannot. Where no schedule is found, neither the joint program's
+schedule (its moments grown where it peaks, a quarter of the time) nor CP-SAT's search fits.
+Moccasin reports solutions at every point within 6 minutes on 16 cores.
 """
 
 from __future__ import annotations
