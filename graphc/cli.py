@@ -413,13 +413,17 @@ def _run_bench_remat(args: argparse.Namespace) -> int:
     """Sweep the recompute policies over budgets on FILE.py:FUNC's step, or on the built-in steps."""
     from graphc.bench import SweepOptions, sweep_remat
     from graphc.bench.remat import built_in_steps, write_results
-    from graphc.bench.steps import FRONTIER_TARGET_GRAPH
+    from graphc.bench.steps import BUILT_IN, FRONTIER_TARGET_GRAPH
 
     budgets, repeats = (min(args.budgets, 4), 5) if args.quick else (args.budgets, args.repeats)
     options = SweepOptions(policies=_policy_list(args.policies), budgets=budgets, repeats=repeats,
                            time_limit=args.time_limit, serial=args.serial, scheduler=args.scheduler,
                            workers=args.workers)
-    if args.target is not None:
+    if args.target in BUILT_IN:  # one built-in step by name
+        steps, stem, frontier_graph = {args.target: BUILT_IN[args.target]}, f"{args.target}_remat", args.target
+    elif args.target is not None:
+        if ":" not in args.target:
+            raise UsageError(f"{args.target!r} is neither FILE.py:FUNC nor a built-in step ({', '.join(BUILT_IN)})")
         call_function(args.target)  # a bad FILE.py:FUNC fails here, in one line, before any worker starts
         name = args.target.rpartition(":")[2]
         steps, stem, frontier_graph = {name: args.target}, f"{name}_remat", None
@@ -444,12 +448,14 @@ def _add_bench(sub: Subparsers) -> None:
         "and the memory-against-time charts to the current folder (or -o DIR). Each point is a task on "
         "dask.distributed (a local cluster, one worker per core, unless --scheduler or --serial). "
         "memory, speed and all run benchmarks/NAME.py of the source tree (tables on stdout, charts under out/bench/).",
-        epilog=FUNC_HELP + "\n\nexample: graphc bench remat step.py:train_step --budgets 4 --policies sqrt,optimal",
+        epilog=FUNC_HELP + "\n\nexamples: graphc bench remat step.py:train_step --budgets 4 --policies sqrt,optimal\n"
+        "          graphc bench remat resnet50 --serial     (one built-in step)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", choices=BENCHMARKS, help="which benchmark: " + ", ".join(BENCHMARKS))
     p.add_argument("target", nargs="?", default=None, metavar="FILE.py:FUNC",
-                   help="remat only: the training step to sweep (default: the built-in steps)")
+                   help="remat only: the training step to sweep, or the name of one built-in step (resnet50, gpt2, "
+                        "chain-24, …; default: all of them)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller graphs")
     remat = p.add_argument_group("remat sweep")
     remat.add_argument("--budgets", type=int, default=6, metavar="N", help="budgets per policy (default 6)")

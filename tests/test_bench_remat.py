@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import graphc.bench
+import graphc.bench.remat
 from graphc import cli
 from graphc.bench import SweepOptions, sweep_remat
 from graphc.bench.remat import budget_grid
@@ -78,7 +80,7 @@ def test_bench_remat_on_two_dask_workers_writes_into_the_cwd_what_a_serial_run_g
 
 
 @pytest.mark.parametrize("target, message", [
-    ("step.py", r"'step.py' is not FILE.py:FUNC"),
+    ("step.py", r"'step.py' is neither FILE.py:FUNC nor a built-in step \(chain-24, .*, gpt2\)"),
     ("missing.py:train_step", r"no such file: missing.py"),
     ("step.py:nope", r"step.py has no function 'nope'; functions defined there: not_values, raises, train_step"),
     ("step.py:not_values", r"returned a value of type dict; it must return a Value"),
@@ -101,6 +103,18 @@ def test_bench_remat_rejects_bad_options_before_any_work(step_file, capsys, argv
     assert cli.main(["bench", "remat", "step.py:train_step", "--serial", *argv]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not list(step_file.parent.glob("*.csv"))
+
+
+def test_bench_remat_sweeps_one_built_in_step_by_name(tmp_path, monkeypatch):
+    swept = {}
+
+    def sweep(steps, options):
+        swept.update(steps)
+        return []
+    monkeypatch.setattr(graphc.bench, "sweep_remat", sweep)
+    monkeypatch.setattr(graphc.bench.remat, "write_results", lambda *args, **kwargs: None)
+    assert cli.main(["bench", "remat", "resnet50", "--serial", "-o", str(tmp_path)]) == 0
+    assert swept == {"resnet50": "graphc.bench.steps:resnet50_step"}
 
 
 def test_only_bench_remat_takes_a_file_func(step_file, capsys):
