@@ -371,3 +371,18 @@ def test_an_infeasible_budget_on_ten_thousand_nodes_is_reported_within_two_secon
     with pytest.raises(gc.GraphError, match=rf"least feasible budget is at least {floor:,d} B.*storing every value"):
         remat.rematerialize(ten_thousand_nodes, policy, floor - 1, _measure)
     assert time.perf_counter() - start <= 2.0 * 3
+
+
+@pytest.mark.parametrize("build", [lambda: zoo.chain(6, width=8, batch=32), lambda: zoo.residual_mlp(depth=3, width=8),
+                                   lambda: zoo.unet(), lambda: zoo.attention(seq=16, dim=8)])
+def test_a_checkpoint_settings_recompute_is_counted_as_its_rewrite_recomputes(build):
+    """√n's candidates are counted without rewriting the flow; every setting of the ladder agrees
+    with the rewrite it stands for."""
+    from graphc.remat.segments import checkpoint_recompute_flops, checkpoint_segments
+    from graphc.remat.sqrt import _ladder
+    flow = _training_flow(build())
+    forward = remat.forward_nodes(flow)
+    segments = remat.segments_between(forward, remat.separators(flow, forward))
+    counted = [checkpoint_recompute_flops(flow, segments, k) for k in _ladder(len(segments))]
+    assert counted == [remat.recompute_flops(checkpoint_segments(flow, segments, k)) for k in _ladder(len(segments))]
+    assert any(counted)

@@ -48,19 +48,20 @@ def choose(candidates: Sequence[Candidate], budget: int, measure: Callable[[Data
     recompute the arena is the same.
     """
     ordered = sorted(enumerate(candidates), key=lambda ic: (ic[1].recompute_flops, ic[0]))
+    built: dict[int, Dataflow] = {}  # the flows measured now: the one chosen is returned as measured
     for _, group in itertools.groupby(ordered, key=lambda ic: ic[1].recompute_flops):
         fits = []
         for index, c in group:
             if c.planned_bytes is None:
                 if deadline is not None and deadline.passed():
                     continue
-                flow = c.build()
-                c.planned_bytes = measure(flow)
+                built[index] = c.build()
+                c.planned_bytes = measure(built[index])
             if c.planned_bytes <= budget:
                 fits.append((c.planned_bytes, index, c))
         if fits:
-            _, _, chosen = min(fits, key=lambda f: f[:2])
-            return chosen, chosen.build()
+            _, index, chosen = min(fits, key=lambda f: f[:2])
+            return chosen, built[index] if index in built else chosen.build()
     return None
 
 

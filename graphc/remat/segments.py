@@ -180,6 +180,37 @@ class _Builder:
 # --- √n checkpointing --------------------------------------------------------------------------
 
 
+def checkpoint_recompute_flops(flow: Dataflow, segments: list[list[Node]], keep_every: int) -> int:
+    """The FLOPs :func:`checkpoint_segments` recomputes at ``keep_every``, without building its flow.
+
+    Run r (``keep_every`` segments) is computed again, but for the last run, as far as its own
+    backward nodes (those whose forward consumer is in it) read it: those values and their
+    ancestors inside the run, less the run's kept last state.
+    """
+    from graphc.remat.candidates import node_flops
+    run_of = {n: i // keep_every for i, segment in enumerate(segments) for n in segment}
+    last_run = (len(segments) - 1) // keep_every
+    wanted: dict[int, set[Node]] = {}
+    for b in flow.nodes:
+        if b.is_source or b in run_of or b.adjoint is None or b.adjoint.consumer not in run_of:
+            continue
+        run = run_of[b.adjoint.consumer]
+        wanted.setdefault(run, set()).update(a for a in flow.args[b] if run_of.get(a) == run)
+    total = 0
+    for run, values in wanted.items():
+        if run == last_run:
+            continue
+        stack = list(values)
+        while stack:
+            for a in flow.args[stack.pop()]:
+                if run_of.get(a) == run and a not in values:
+                    values.add(a)
+                    stack.append(a)
+        kept = segments[min((run + 1) * keep_every, len(segments)) - 1][-1]
+        total += sum(node_flops(n, flow) for n in values if n is not kept)
+    return total
+
+
 def checkpoint_segments(flow: Dataflow, segments: list[list[Node]], keep_every: int) -> Dataflow:
     """√n checkpointing: group the chain into runs of ``keep_every`` segments, keep each run's
     last state, and compute each run once more (from the previous kept state) before its backward.
