@@ -47,7 +47,8 @@ import scipy.sparse as sp
 from graphc.remat.problem import RematProblem
 
 MOMENTS_SOLVED = 6
-"""How many moments (those where storing everything holds the most) get the integer program."""
+"""How many moments get the integer program: where storing everything in index order holds the most
+and (any order) as many where every order must hold the most."""
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: in
                  in_place: bool = False, fixed_order: bool = False,
                  moments_of: Moments | None = None) -> RecomputeBound:
     """max_m LB(m) (module docstring) over ``moments`` nodes: where storing everything in index order holds
-    the most, and (any order) where every order must hold the most.
+    the most, and (any order) half of them where every order must hold the most.
 
     Memory is ``problem.sizes`` (and ``problem.workspace`` while a node runs) against
     ``problem.budget``; costs are ``problem.costs``; ``problem.recomputable`` says which
