@@ -48,7 +48,7 @@ from graphc.remat.problem import RematProblem
 
 MOMENTS_SOLVED = 6
 """How many moments get the integer program: where storing everything in index order holds the most
-and (any order) as many where every order must hold the most."""
+and (any order) half of them where every order must hold the most."""
 
 
 @dataclass(frozen=True)
