@@ -124,18 +124,24 @@ other moments make a schedule overshoot by a little); two up to ``MILP_MAX_NODES
 MOMENT_MARGIN = 0.002
 
 
+BOUND_MAX_NODES = 20_000
+"""Above this many values the moment bound is not computed: its reachability bitsets take n²/8 bytes."""
+
+
 def moment_candidates(flow: Dataflow, budget: int, measure: Callable[[Dataflow], int], deadline: Deadline,
-                      seconds: float) -> tuple[list[Candidate], "RecomputeBound"]:
+                      seconds: float) -> tuple[list[Candidate], "RecomputeBound | None"]:
     """The moment bound of ``flow`` at ``budget`` (:mod:`graphc.remat.bound`, ``seconds`` for its programs),
     and its solutions as schedules.
 
     A moment's solution says which values to compute again after it; :func:`~graphc.remat.bound.drop_stages` makes
     that a schedule. Where it fits, its recompute equals the bound and the schedule is optimal
     over every order; where the arena overshoots (other moments, alignment), the moment is solved
-    again at a lower budget (``MOMENT_RESOLVES``).
+    again at a lower budget (``MOMENT_RESOLVES``). No bound (None) above ``BOUND_MAX_NODES`` values.
     """
     from graphc.remat.bound import Moments, drop_stages, moment_bound
     problem, nodes = bound_problem(flow, budget)
+    if problem.n > BOUND_MAX_NODES:
+        return [], None
     moments = Moments(problem, in_place=True)
     bound = moment_bound(problem, time_limit=seconds, moments_of=moments)
     candidates: list[Candidate] = []
