@@ -119,3 +119,12 @@ def test_the_bound_is_below_what_compile_chooses() -> None:
                         time_limit=2).remat
     assert report.bound.feasible and 0 < report.bound.value <= report.recompute_flops
     assert 0.0 <= report.bound_gap < 1.0
+
+
+def test_above_the_size_limit_no_bound_is_computed_and_none_is_reported(monkeypatch) -> None:
+    monkeypatch.setattr(optimal, "BOUND_MAX_NODES", 10)
+    _, outputs, updates = _step(lambda: zoo.residual_mlp(depth=2, width=16, batch=64))
+    top = gc.compile(outputs, updates=updates, bind=False).memory.planned_bytes
+    report = gc.compile(outputs, updates=updates, bind=False, remat="optimal", memory_budget=int(0.7 * top),
+                        time_limit=2).remat
+    assert report.bound is None and report.bound_gap is None and "bound:" not in str(report)
