@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from graphc.remat import bound, joint
 from graphc.remat.problem import RematProblem, events_of, replay, store_all_peak
@@ -18,6 +18,7 @@ from test_remat_solvers import staged_brute_force, tiny_problems
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tiny_problems(max_n=7))
+@example(RematProblem(sizes=[1], costs=[1.0], deps=[[]], keep=[0], budget=1))  # no value is held across a moment
 def test_the_joint_bound_is_below_the_fixed_order_optimum_and_its_schedule_fits(problem: RematProblem) -> None:
     best = staged_brute_force(problem)
     solution, _ = joint.joint_schedule(problem, joint.model_peak(problem), time_limit=5)

@@ -119,6 +119,10 @@ def solve_joint(problem: RematProblem, moments: Sequence[int], *, time_limit: fl
         running = (sizes[list(reads)].sum() + own[m] + problem.extra()[m]) / budget
         rows.add([(k[i, v], sizes[v] / budget) for v in values if sizes[v] and v != m and v not in reads],
                  -np.inf, 1.0 - running)
+    if width == 0:  # nothing is held across a moment: only the fixed bytes of running each moment count
+        fits = all(low <= 0.0 <= high for low, high in zip(rows.lower, rows.upper))
+        return JointSolution(0.0, True, np.eye(problem.n, dtype=bool), 0.0) if fits \
+            else JointSolution(np.inf, True, None, np.inf)
     objective = np.zeros(width)
     scale = max(costs.max(initial=0.0), 1.0)
     for (i, v), col in z.items():
