@@ -21,7 +21,7 @@ from remat_problems import training_chain
 from test_remat_solvers import brute_force, staged_brute_force, tiny_problems
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tiny_problems(max_n=7))
 def test_no_schedule_in_any_order_recomputes_less_than_the_bound(problem: RematProblem) -> None:
     found = bound.moment_bound(problem)
@@ -32,7 +32,7 @@ def test_no_schedule_in_any_order_recomputes_less_than_the_bound(problem: RematP
     assert found.value <= best - sum(problem.costs) + 1e-9
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tiny_problems(max_n=7))
 def test_no_schedule_in_the_solvers_fixed_order_recomputes_less_than_its_bound(problem: RematProblem) -> None:
     best = staged_brute_force(problem)
@@ -48,7 +48,7 @@ def test_no_schedule_in_the_solvers_fixed_order_recomputes_less_than_its_bound(p
         assert run.peak <= problem.budget and run.cost - sum(problem.costs) >= found.value - 1e-9
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tiny_problems(max_n=8))
 def test_a_moments_solution_is_a_schedule_that_recomputes_what_it_drops(problem: RematProblem) -> None:
     found = bound.moment_bound(problem)

@@ -16,7 +16,7 @@ from remat_problems import random_layered_dag, training_chain
 from test_remat_solvers import staged_brute_force, tiny_problems
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tiny_problems(max_n=7))
 @example(RematProblem(sizes=[1], costs=[1.0], deps=[[]], keep=[0], budget=1))  # no value is held across a moment
 def test_the_joint_bound_is_below_the_fixed_order_optimum_and_its_schedule_fits(problem: RematProblem) -> None:

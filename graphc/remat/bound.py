@@ -258,11 +258,12 @@ class Moments:
                                self.users, float(self.own[m]), self.fixed_order, time_limit)
 
 
-def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: int = MOMENTS_SOLVED,
+def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: int | None = None,
                  in_place: bool = False, fixed_order: bool = False,
                  moments_of: Moments | None = None) -> RecomputeBound:
-    """max_m LB(m) (module docstring) over ``moments`` nodes: where storing everything in index order holds
-    the most, and (any order) half of them where every order must hold the most.
+    """max_m LB(m) (module docstring) over ``moments`` nodes (``MOMENTS_SOLVED`` by default): where storing
+    everything in index order holds the most, and (any order) half of them where every order must hold
+    the most.
 
     Memory is ``problem.sizes`` (and ``problem.workspace`` while a node runs) against
     ``problem.budget``; costs are ``problem.costs``; ``problem.recomputable`` says which
@@ -274,6 +275,7 @@ def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: in
     ``moments_of`` passes the problem's :class:`Moments` when the caller keeps them (to solve again).
     """
     started = time.perf_counter()
+    moments = MOMENTS_SOLVED if moments is None else moments
     if problem.n == 0:
         return RecomputeBound(0.0, None, 0.0)
     every = Moments(problem, in_place, fixed_order) if moments_of is None else moments_of

@@ -116,12 +116,15 @@ def bound_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Nod
 
 
 MOMENT_SCHEDULES = 4
-"""How many moments' solutions (the bound's first) become schedules (one up to ``MILP_MAX_NODES`` values)."""
+"""How many moments' solutions (the bound's first) become schedules."""
 MOMENT_RESOLVES = 6
 """How often a moment whose schedule overshoots the budget is solved again at a lower one: lowered by the
 overshoot, and at least by ``MOMENT_MARGIN`` of the budget, doubling each time (alignment and the
-other moments make a schedule overshoot by a little); two up to ``MILP_MAX_NODES`` values."""
+other moments make a schedule overshoot by a little)."""
 MOMENT_MARGIN = 0.002
+SMALL_MOMENTS = 3
+"""Up to ``MILP_MAX_NODES`` values the bound solves this many moments, the first moment's schedule is
+tried, and solved again once: the whole-graph MILP searches these graphs too."""
 
 
 BOUND_MAX_NODES = 20_000
@@ -142,12 +145,12 @@ def moment_candidates(flow: Dataflow, budget: int, measure: Callable[[Dataflow],
     problem, nodes = bound_problem(flow, budget)
     if problem.n > BOUND_MAX_NODES:
         return [], None
+    small = problem.n <= MILP_MAX_NODES  # the whole-graph MILP searches these: fewer moments and schedules
     moments = Moments(problem, in_place=True)
-    bound = moment_bound(problem, time_limit=seconds, moments_of=moments)
+    bound = moment_bound(problem, time_limit=seconds, moments_of=moments, moments=SMALL_MOMENTS if small else None)
     candidates: list[Candidate] = []
     fitting = np.inf  # the least recompute of a schedule found that fits
-    small = problem.n <= MILP_MAX_NODES  # the whole-graph MILP searches these: the first moment's schedules suffice
-    schedules, resolves = (1, 2) if small else (MOMENT_SCHEDULES, MOMENT_RESOLVES)
+    schedules, resolves = (1, 1) if small else (MOMENT_SCHEDULES, MOMENT_RESOLVES)
     for m, dropped in bound.drops[:schedules] if bound.feasible else ():
         if fitting <= bound.value:
             break  # the schedule found is optimal
