@@ -28,7 +28,7 @@ import numpy as np
 from graphc.autodiff import grad
 from graphc.errors import GraphError
 from graphc.gcpause import without_cyclic_gc
-from graphc.ir import Node, Value, ancestors, as_values, is_real, optimizer_scope
+from graphc.ir import Aval, Node, Value, ancestors, as_values, is_real, optimizer_scope
 from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
 from graphc.passes import optimize
@@ -66,9 +66,15 @@ class Cost:
 def plan_cost(plan: Plan) -> Cost:
     """Count each instruction's FLOPs with its op's cost model, by tag."""
     totals = {"forward": 0, "backward": 0, "recompute": 0, "update": 0}
+    avals: dict[int, Aval] = {}  # each buffer's, built once: a buffer is read by many instructions
+
+    def aval(buffer: int) -> Aval:
+        if buffer not in avals:
+            avals[buffer] = plan.buffers[buffer].aval
+        return avals[buffer]
+
     for ins in plan.instructions:
-        in_avals = [plan.buffers[a].aval for a in ins.args]
-        flops = lookup(ins.op).flops(in_avals, plan.buffers[ins.out].aval, **ins.attrs)
+        flops = lookup(ins.op).flops([aval(a) for a in ins.args], aval(ins.out), **ins.attrs)
         totals[ins.tag] += int(flops)
     return Cost(totals["forward"], totals["backward"], totals["recompute"], totals["update"])
 
