@@ -92,7 +92,7 @@ _SOLVER_NAMES = {
     "budget_lower_bound": "problem", "fuse_chains": "fusion", "fused_events": "fusion", "model_size": "milp",
     "solve_milp": "exact", "minimal_least_budget": "exact", "LeastBudgetTimeout": "exact",
     "solve_lp_rounding": "rounding", "RecomputeBound": "bound", "moment_bound": "bound", "Moments": "bound",
-    "drop_stages": "bound", "moment_schedule": "bound", "solve_joint": "joint", "joint_schedule": "joint",
+    "drop_stages": "bound", "solve_joint": "joint", "joint_schedule": "joint",
 }
 
 

@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from graphc.remat.milp import _Rows
 from graphc.remat.problem import RematProblem
 
 MOMENTS_SOLVED = 6
@@ -125,28 +126,13 @@ def _heaviest(held: np.ndarray, count: int, spacing: int) -> list[int]:
     return chosen
 
 
-class _Rows:
-    """Sparse rows lower ≤ Σ coefficient · x ≤ upper, gathered one at a time."""
-
-    def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.cols: list[int] = []
-        self.data: list[float] = []
-        self.lower: list[float] = []
-        self.upper: list[float] = []
-
-    def add(self, entries: list[tuple[int, float]], lower: float, upper: float = np.inf) -> None:
-        for col, coefficient in entries:
-            self.rows.append(len(self.lower))
-            self.cols.append(col)
-            self.data.append(coefficient)
-        self.lower.append(lower)
-        self.upper.append(upper)
-
-    def constraint(self, columns: int):
-        from scipy.optimize import LinearConstraint
-        matrix = sp.csr_matrix((self.data, (self.rows, self.cols)), shape=(len(self.lower), columns))
-        return LinearConstraint(matrix, np.array(self.lower), np.array(self.upper))
+def readers(problem: RematProblem) -> list[list[int]]:
+    """Per node, the nodes that read its value (each once, in index order)."""
+    out: list[list[int]] = [[] for _ in range(problem.n)]
+    for v, reads in enumerate(problem.deps):
+        for p in set(reads):
+            out[p].append(v)
+    return out
 
 
 def _moment_program(problem: RematProblem, m: int, ancestors: np.ndarray, descendants: np.ndarray,
@@ -179,25 +165,25 @@ def _moment_program(problem: RematProblem, m: int, ancestors: np.ndarray, descen
     rows = _Rows()
     after_m, during_m = [], []
     for v in map(int, values):
-        rows.add([(k(v), 1.0), (b(v), -1.0)], -np.inf, 0.0)
-        rows.add([(y(v), 1.0), (b(v), -1.0)], -np.inf, 0.0)
+        rows.row([(k(v), 1.0), (b(v), -1.0)], -np.inf, 0.0)
+        rows.row([(y(v), 1.0), (b(v), -1.0)], -np.inf, 0.0)
         for p in problem.deps[v]:
-            rows.add([(b(v), 1.0), (b(p), -1.0)], -np.inf, 0.0)
+            rows.row([(b(v), 1.0), (b(p), -1.0)], -np.inf, 0.0)
             if recompute[v]:
-                rows.add([(k(p), 1.0), (y(p), 1.0), (y(v), -1.0)], 0.0)
+                rows.row([(k(p), 1.0), (y(p), 1.0), (y(v), -1.0)], 0.0)
         readers_after = [u for u in users[v] if descendants[u]]
         if v in keep or readers_after:  # read after the moment whenever it was computed before it
-            rows.add([(k(v), 1.0), (y(v), 1.0), (b(v), -1.0)], 0.0)
+            rows.row([(k(v), 1.0), (y(v), 1.0), (b(v), -1.0)], 0.0)
         for u in users[v]:
             if not descendants[u]:
-                rows.add([(k(v), 1.0), (y(v), 1.0), (b(v), -1.0), (b(u), 1.0)], 0.0)
+                rows.row([(k(v), 1.0), (y(v), 1.0), (b(v), -1.0), (b(u), 1.0)], 0.0)
         if sizes[v] > 0:
             after_m.append((k(v), sizes[v] / budget))
             if v != m and v not in reads_of_m:
                 during_m.append((k(v), sizes[v] / budget))
-    rows.add(after_m, -np.inf, 1.0)
+    rows.row(after_m, -np.inf, 1.0)
     running = (sum(sizes[p] for p in reads_of_m) + own + problem.extra()[m]) / budget
-    rows.add(during_m, -np.inf, 1.0 - running)
+    rows.row(during_m, -np.inf, 1.0 - running)
 
     scale = max(costs[values].max(initial=0.0), 1.0)
     objective = np.zeros(3 * count)
@@ -223,10 +209,7 @@ class Moments:
         self.problem = problem
         self.fixed_order = fixed_order
         self.own = _own_bytes(problem, in_place)
-        self.users: list[list[int]] = [[] for _ in range(n)]
-        for v, reads in enumerate(problem.deps):
-            for p in set(reads):
-                self.users[p].append(v)
+        self.users = readers(problem)
         self.ancestors = _bitsets([list(d) for d in problem.deps], n, range(n))
         self.descendants = _bitsets(self.users, n, range(n - 1, -1, -1))
 
@@ -234,8 +217,8 @@ class Moments:
         """Per node m: the bytes every order holds right after m, storing everything: the values of
         A(m) ∪ {m} that a descendant of m reads, or that are kept."""
         problem, n = self.problem, self.problem.n
-        pairs = [(p, v) for v, reads in enumerate(problem.deps) for p in set(reads)]
-        readers = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), ([p for p, _ in pairs], [v for _, v in pairs])),
+        pairs = [(p, v) for p, users in enumerate(self.users) for v in users]
+        read_by = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), ([p for p, _ in pairs], [v for _, v in pairs])),
                                 shape=(n, n))
         keep = np.zeros(n, dtype=bool)
         keep[list(problem.keep)] = True
@@ -246,7 +229,7 @@ class Moments:
             before = np.unpackbits(self.ancestors[block].view(np.uint8), axis=1, bitorder="little")[:, :n].astype(bool)
             before[np.arange(len(block)), block] = True
             after = np.unpackbits(self.descendants[block].view(np.uint8), axis=1, bitorder="little")[:, :n]
-            read_later = (readers @ after.T.astype(np.float32)).T > 0
+            read_later = (read_by @ after.T.astype(np.float32)).T > 0
             held[block] = (before & (read_later | keep)) @ sizes
         return held
 
@@ -316,10 +299,7 @@ def drop_stages(problem: RematProblem, drops: Sequence[tuple[int, Sequence[int]]
     order, so what a value reads comes first. At a node's own stage, reads come before its moment.
     """
     n = problem.n
-    readers: list[list[int]] = [[] for _ in range(n)]
-    for v, reads in enumerate(problem.deps):
-        for p in set(reads):
-            readers[p].append(v)
+    read_by = readers(problem)
     dropped_at: dict[int, list[int]] = {}
     for moment, dropped in drops:
         for v in dropped:
@@ -329,7 +309,7 @@ def drop_stages(problem: RematProblem, drops: Sequence[tuple[int, Sequence[int]]
     again: dict[int, set[int]] = {}  # value -> the stages that compute it again
     R = np.eye(n, dtype=bool)
     for v in sorted(dropped_at, reverse=True):  # readers (all later) are settled first
-        reads = sorted({u for u in readers[v]} | {t for u in readers[v] for t in again.get(u, ())}
+        reads = sorted(set(read_by[v]) | {t for u in read_by[v] for t in again.get(u, ())}
                        | ({n - 1} if v in keep else set()))
         events = sorted([(t, 0) for t in reads] + [(m, 1) for m in dropped_at[v]])  # a read before a drop
         held = True
@@ -341,36 +321,3 @@ def drop_stages(problem: RematProblem, drops: Sequence[tuple[int, Sequence[int]]
                 R[time_, v] = True
                 held = True
     return R
-
-
-def moment_schedule(problem: RematProblem, found: RecomputeBound, moments: Moments, time_limit: float,
-                    resolves: int = 4, margin: float = 0.02) -> np.ndarray | None:
-    """The cheapest stage schedule made of ``found``'s moments' solutions (:func:`drop_stages`) whose peak
-    on the memory model (:func:`graphc.remat.problem.peak_of`) fits the budget, or None.
-
-    A schedule over the budget is solved again at a budget lowered by its overshoot, and at least
-    by ``margin`` of the budget, doubling each time, ``resolves`` times.
-    """
-    from graphc.remat.problem import events_of, peak_of
-    started = time.perf_counter()
-    best, best_cost = None, np.inf
-    costs = np.asarray(problem.costs, dtype=float)
-    for m, dropped in found.drops if found.feasible else ():
-        budget, step = problem.budget, problem.budget * margin
-        for _ in range(resolves + 1):
-            R = drop_stages(problem, [(m, dropped)])
-            peak = peak_of(problem, events_of(problem, R))
-            if peak <= problem.budget:
-                cost = float(costs @ R.sum(axis=0))
-                if cost < best_cost:
-                    best, best_cost = R, cost
-                break
-            budget -= max(peak - problem.budget, step)
-            step *= 2
-            left = time_limit - (time.perf_counter() - started)
-            if budget <= 0 or left <= 0:
-                break
-            _, _, dropped = moments.solve(m, left / 2, budget=int(budget))
-            if dropped is None:
-                break
-    return best

@@ -34,7 +34,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from graphc.remat.bound import _Rows, _own_bytes, _store_all_held, _heaviest
+from graphc.remat.bound import _own_bytes, _store_all_held, _heaviest, readers as _readers
+from graphc.remat.milp import _Rows
 from graphc.remat.problem import RematProblem
 
 
@@ -46,14 +47,6 @@ class JointSolution:
     proven: bool
     R: np.ndarray | None  # stage matrix of the best solution found (None without one)
     recompute: float  # its recompute (the objective), inf without one
-
-
-def _readers(problem: RematProblem) -> list[list[int]]:
-    readers: list[list[int]] = [[] for _ in range(problem.n)]
-    for v, reads in enumerate(problem.deps):
-        for p in set(reads):
-            readers[p].append(v)
-    return readers
 
 
 def _columns(problem: RematProblem, moments: Sequence[int], readers: list[list[int]]) -> list[list[int]]:
@@ -107,20 +100,20 @@ def solve_joint(problem: RematProblem, moments: Sequence[int], *, time_limit: fl
         end = moments[i + 1] if i < last else problem.n - 1
         for v in values:
             if any(m < u <= end for u in readers[v]) or (i == last and v in keep):
-                rows.add(present(i, v), 1.0)
+                rows.row(present(i, v), 1.0)
             if i and v <= moments[i - 1]:
-                rows.add([(k[i, v], 1.0)] + [(col, -c) for col, c in present(i - 1, v)] if (i - 1, v) in k
+                rows.row([(k[i, v], 1.0)] + [(col, -c) for col, c in present(i - 1, v)] if (i - 1, v) in k
                          else [(k[i, v], 1.0)], -np.inf, 0.0)
             if (i, v) in z:
                 for p in problem.deps[v]:
-                    rows.add([(col, c) for col, c in present(i, p)] + [(z[i, v], -1.0)], 0.0)
+                    rows.row([(col, c) for col, c in present(i, p)] + [(z[i, v], -1.0)], 0.0)
         reads = set(problem.deps[m])
-        rows.add([(k[i, v], sizes[v] / budget) for v in values if sizes[v]], -np.inf, 1.0)
+        rows.row([(k[i, v], sizes[v] / budget) for v in values if sizes[v]], -np.inf, 1.0)
         running = (sizes[list(reads)].sum() + own[m] + problem.extra()[m]) / budget
-        rows.add([(k[i, v], sizes[v] / budget) for v in values if sizes[v] and v != m and v not in reads],
+        rows.row([(k[i, v], sizes[v] / budget) for v in values if sizes[v] and v != m and v not in reads],
                  -np.inf, 1.0 - running)
     if width == 0:  # nothing is held across a moment: only the fixed bytes of running each moment count
-        fits = all(low <= 0.0 <= high for low, high in zip(rows.lower, rows.upper))
+        fits = rows.fits_zero()
         return JointSolution(0.0, True, np.eye(problem.n, dtype=bool), 0.0) if fits \
             else JointSolution(np.inf, True, None, np.inf)
     objective = np.zeros(width)

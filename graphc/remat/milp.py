@@ -103,6 +103,17 @@ class _Rows:
         keep = vals != 0
         self.parts.append((np.asarray(rows)[keep], np.asarray(cols)[keep], vals[keep]))
 
+    def row(self, entries: list[tuple[int, float]], lo: float, hi: float = np.inf) -> None:
+        """One row lo <= Σ coefficient · x[col] <= hi over ``entries`` (col, coefficient)."""
+        base = self.block(1, lo, hi)
+        self.term(np.full(len(entries), base), np.array([c for c, _ in entries], dtype=np.int64),
+                  np.array([v for _, v in entries], dtype=float))
+
+    def fits_zero(self) -> bool:
+        """Whether x = 0 (no variables at all) meets every row's bounds."""
+        lo, hi = (np.concatenate(b) if b else np.zeros(0) for b in (self.lo, self.hi))
+        return bool(np.all(lo <= 0.0) and np.all(hi >= 0.0))
+
     def constraint(self, n_vars: int) -> LinearConstraint:
         rows, cols, vals = (np.concatenate([p[j] for p in self.parts]) if self.parts else np.zeros(0) for j in range(3))
         A = sp.csr_matrix((vals, (rows.astype(np.int64), cols.astype(np.int64))), shape=(self.m, n_vars))
