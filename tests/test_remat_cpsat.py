@@ -29,7 +29,7 @@ import graphc.zoo
 from graphc.errors import GraphError
 from graphc import remat
 from graphc.remat import optimal
-from graphc.remat.cpsat import FULL_COMPUTATIONS_NODES, _constructed_hint, solve_cpsat
+from graphc.remat.cpsat import FULL_COMPUTATIONS_NODES, starting_schedule, solve_cpsat
 from graphc.remat.exact import solve_milp
 from graphc.remat.problem import RematProblem, budget_lower_bound, store_all_peak
 from graphc.remat.progress import SolveProgress
@@ -104,7 +104,7 @@ def test_hint_is_the_first_solution() -> None:
     """Hinted with the greedy schedule of a 24-node training chain, CP-SAT reports that schedule first
     (the hint is complete, so CP-SAT takes it as it is), then only better ones."""
     problem = replace(training_chain(12), budget=5)
-    hint = _constructed_hint(problem, 5.0)
+    hint = starting_schedule(problem, 5.0)
     hint_cost = float(np.asarray(problem.costs) @ hint.sum(axis=0))
     seen: list[float] = []
     solution = solve_cpsat(problem, time_limit=5, hint=hint, progress=lambda e: seen.append(e.objective))
@@ -116,7 +116,7 @@ def test_hint_is_the_first_solution() -> None:
 def test_a_hint_is_kept_when_the_search_reports_no_schedule_in_time() -> None:
     """With no time to search, the hint (which fits) is the answer, "feasible", never "timeout"."""
     problem = replace(training_chain(12), budget=5)
-    hint = _constructed_hint(problem, 5.0)
+    hint = starting_schedule(problem, 5.0)
     solution = solve_cpsat(problem, time_limit=1e-6, hint=hint)
     assert solution.status in ("feasible", "optimal") and solution.cost <= float(np.asarray(problem.costs) @ hint.sum(axis=0))
     check_schedule(problem, solution)

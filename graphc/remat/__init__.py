@@ -70,8 +70,10 @@ the solvers' fixed order), :mod:`~graphc.remat.progress` (what solvers report), 
 an abstract DAG: :mod:`~graphc.remat.problem` (the problem, its schedules and their
 replay), :mod:`~graphc.remat.fusion`, :mod:`~graphc.remat.milp` (the model),
 :mod:`~graphc.remat.highs` (the HiGHS driver), :mod:`~graphc.remat.exact`,
-:mod:`~graphc.remat.rounding` and :mod:`~graphc.remat.cpsat` (the solvers). The solver's names below load SciPy on
-first use, so that ``import graphc`` does not.
+:mod:`~graphc.remat.rounding` and :mod:`~graphc.remat.cpsat` (the solvers), and CP-SAT's first schedules on
+large problems: :mod:`~graphc.remat.greedy` (a forward simulation that evicts under the budget) and
+:mod:`~graphc.remat.intervals` (an integer program over the gaps between a value's reads). The
+solver's names below load SciPy on first use, so that ``import graphc`` does not.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ _SOLVER_NAMES = {
     "solve_milp": "exact", "minimal_least_budget": "exact", "LeastBudgetTimeout": "exact",
     "solve_lp_rounding": "rounding", "RecomputeBound": "bound", "moment_bound": "bound", "Moments": "bound",
     "drop_stages": "bound", "solve_joint": "joint", "joint_schedule": "joint",
+    "evicting_schedule": "greedy", "interval_schedule": "intervals", "starting_schedule": "cpsat",
 }
 
 

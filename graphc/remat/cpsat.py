@@ -293,34 +293,55 @@ class _Model:
         return float(units) * self.cost_factor + float(sum(self.problem.costs))
 
 
-def _constructed_hint(problem: RematProblem, seconds: float) -> np.ndarray | None:
-    """A schedule within the budget found greedily, or None: CP-SAT's first solution when no hint is given.
+def starting_schedule(problem: RematProblem, seconds: float) -> np.ndarray | None:
+    """A schedule within the budget, or None: CP-SAT's first solution when no hint is given.
 
-    Two starts, each completed by ``_compute_from_storage``: hold everything, then recompute
-    instead of holding at the peak until it fits (``_repair``); and hold nothing (every stage
-    recomputes what it reads). The cheaper of those that fit, after ``_hold_instead`` (hold a
-    value instead of recomputing it while the budget allows); if neither fits, Checkmate's LP
-    rounding (:func:`~graphc.remat.rounding.solve_lp_rounding`) with the time left of ``seconds``,
-    up to ``LP_HINT_MAX_NODES`` nodes.
+    Tried while ``seconds`` last, the cheapest kept after ``_hold_instead`` (hold a value instead
+    of recomputing it while the budget allows):
+
+    1. the eviction simulation (:func:`~graphc.remat.greedy.greedy_schedule`; well under a second
+       at a thousand nodes);
+    2. the interval program (:func:`~graphc.remat.intervals.interval_schedule`) with one level of
+       recompute, in half the time left, then with two levels in the rest;
+    3. only if none of those fits: hold everything and recompute at the peak until it fits
+       (``_repair``), hold nothing, and Checkmate's LP rounding up to ``LP_HINT_MAX_NODES`` nodes.
     """
-    from graphc.remat.rounding import _compute_from_storage, _cost, _hold_instead, _repair
+    from graphc.remat.greedy import evicting_schedules
+    from graphc.remat.intervals import interval_schedule
+    from graphc.remat.rounding import _cost, _hold_instead
     deadline = time.perf_counter() + seconds
-    g = _graph(problem)
+    found = evicting_schedules(problem)
+    for two_levels, share in ((False, 0.5), (True, 1.0)):
+        left = deadline - time.perf_counter()
+        if left > 0:
+            R = interval_schedule(problem, share * left, two_levels=two_levels)
+            if R is not None:
+                found.append(R)
+    if not found:
+        found = _fallback_schedules(problem, deadline)
+    if not found:
+        return None
+    best = min(found, key=lambda R: _cost(problem, R))
+    return _hold_instead(problem, best, max(deadline, time.perf_counter() + 1.0))
+
+
+def _fallback_schedules(problem: RematProblem, deadline: float) -> list[np.ndarray]:
+    """Hold everything and repair at the peak; hold nothing; LP rounding (small problems only)."""
+    from graphc.remat.rounding import _compute_from_storage, _repair
     n = problem.n
-    starts = []
+    found = []
     repaired = _repair(problem, _compute_from_storage(problem, np.ones((n, n), dtype=bool)), deadline)
     if repaired is not None:
-        starts.append(repaired)
-    nothing, profile = _prune_fast(g, _compute_from_storage(problem, np.zeros((n, n), dtype=bool)))
+        found.append(repaired)
+    nothing, profile = _prune_fast(_graph(problem), _compute_from_storage(problem, np.zeros((n, n), dtype=bool)))
     if profile.memory.max(initial=0) <= problem.budget:
-        starts.append(nothing)
-    improved = [_hold_instead(problem, R, deadline) for R in starts]
-    if not improved and time.perf_counter() < deadline and n <= LP_HINT_MAX_NODES:
+        found.append(nothing)
+    if not found and time.perf_counter() < deadline and n <= LP_HINT_MAX_NODES:
         from graphc.remat.rounding import solve_lp_rounding
         rounded = solve_lp_rounding(problem, time_limit=deadline - time.perf_counter(), restarts=1, kicks=20)
         if rounded.status == "feasible":
-            improved.append(rounded.R)
-    return min(improved, key=lambda R: _cost(problem, R)) if improved else None
+            found.append(rounded.R)
+    return found
 
 
 def _enforced(constraint, literals: list) -> None:
@@ -412,7 +433,7 @@ def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: Pr
     """The least-cost schedule within the budget by CP-SAT on retention intervals (module docstring).
 
     ``hint``: a known schedule's stage matrix R, given to CP-SAT as its first solution; without
-    one, above ``FULL_COMPUTATIONS_NODES`` nodes, a greedy schedule is (:func:`_constructed_hint`).
+    one, above ``FULL_COMPUTATIONS_NODES`` nodes, one is built (:func:`starting_schedule`).
     ``progress`` is called (from the solver's thread) with each better schedule's cost and
     the bound; raising KeyboardInterrupt there, or Ctrl-C in the calling thread, stops the
     search and returns the best schedule so far with ``interrupted=True``.
@@ -427,7 +448,7 @@ def solve_cpsat(problem: RematProblem, *, time_limit: float = 60.0, progress: Pr
     cp_model = _cp_model()
     b0 = time.perf_counter()
     if hint is None and problem.n > FULL_COMPUTATIONS_NODES:  # small models find their own at once
-        hint = _constructed_hint(problem, min(HINT_SHARE * time_limit, HINT_SECONDS))
+        hint = starting_schedule(problem, min(HINT_SHARE * time_limit, HINT_SECONDS))
     built = _Model(problem, max_computations, hint)
     build = time.perf_counter() - b0
     solver = cp_model.CpSolver()
