@@ -13,8 +13,9 @@ import pytest
 import graphc as gc
 import graphc.validate
 from graphc import zoo
+from graphc.render import collapse, plan_view
 
-R = importlib.import_module("graphc.render")  # the module (gc.render is the function)
+R = importlib.import_module("graphc.render")  # the package (gc.render is the function)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -137,7 +138,7 @@ def test_plan_view_shows_steps_buffers_offsets_and_checkpoints():
     program = gc.compile([v["loss"], *grads])
     source = gc.to_dot(program).source  # a Program: the plan view by default
     assert "#0 " in source and "@0" in source and "%" in source
-    kept = R._kept_checkpoints(program.plan)
+    kept = plan_view._kept_checkpoints(program.plan)
     assert {program.plan.buffers[b].name for b in kept} >= {"x1", "x2", "p3", "x3"}
     assert "kept for backward" in source and "legend" in source
     assert "style=invis" in source  # small plans are drawn strictly in execution order
@@ -254,7 +255,7 @@ def test_find_best_run_picks_the_longest_repeat():
     import numpy as np
 
     codes = np.array([9, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 8])
-    start, period, repeats = R._find_best_run(codes, np.ones(len(codes), bool), 8)
+    start, period, repeats = collapse._find_best_run(codes, np.ones(len(codes), bool), 8)
     assert (start, period, repeats) == (1, 3, 5)
 
 

@@ -1,0 +1,249 @@
+"""The graph views: the forward, adjoint and joint pictures of a graph's nodes.
+
+Each node is one box: inputs, params and constants in shapes of their own, ops
+as rounded boxes, adjoint nodes rose-coloured. What the adjoint pass recorded
+(:class:`graphc.autodiff.Contribution`) labels the edges that carry the
+Jacobian-transpose terms of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · ∂ℓ/∂x(c)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from graphc.errors import GraphError
+from graphc.ir import Graph, Node, Value, ancestors
+from graphc.render.scene import (
+    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, CONTRIBUTION_EDGE, Arrow, Box, Scene, shape_text,
+)
+
+ADJOINT_TITLE = "adjoint graph: ∂ℓ/∂x = Σ over the consumers c of x of Jᵀ c|x · ∂ℓ/∂c"
+
+
+def _auto_named(node: Node) -> bool:
+    return node.name == f"{node.op_name}_{node.id}"
+
+
+def _parts(nodes: Sequence[Node]) -> dict[Node, str]:
+    """forward, adjoint, or update (an ordinary op that reads a gradient, e.g. ``w − η·dw``)."""
+    part: dict[Node, str] = {}
+    for node in nodes:  # id order: inputs first
+        if node.adjoint is not None:
+            part[node] = "adjoint"
+        elif any(part.get(i, "forward") != "forward" for i in node.inputs):
+            part[node] = "update"
+        else:
+            part[node] = "forward"
+    return part
+
+
+@dataclass
+class _AdjointFacts:
+    """What the contribution records say, arranged for drawing."""
+
+    labels: dict[tuple[Node, Node], list[str]]  # (src, dst) edge -> Jᵀ labels
+    totals: dict[Node, list[str]]  # node -> names of the forward values it is ∂ℓ/∂ of
+
+
+def _contribution_text(consumer: Node, forward: Node) -> str:
+    return f"Jᵀ {consumer.name}|{forward.name}"
+
+
+def _vjp_path_input(term: Node, forward: Node, consumer: Node) -> Node | None:
+    """The input of ``term`` through which the cotangent ∂ℓ/∂consumer reaches it.
+
+    The nodes of one J^T (the VJP rule's steps) carry ``AdjointInfo(forward,
+    consumer)``; an input of those steps that is none of them, nor the consumer
+    or one of its operands, is the cotangent. Walks the steps in id order.
+    """
+    def own(n: Node) -> bool:
+        info = n.adjoint
+        return info is not None and info.forward is forward and info.consumer is consumer
+
+    fixed = {consumer, *consumer.inputs}
+    steps: list[Node] = []
+    stack, seen = [term], {term}
+    while stack:
+        node = stack.pop()
+        steps.append(node)
+        for i in node.inputs:
+            if i not in seen and own(i):
+                seen.add(i)
+                stack.append(i)
+    reaches: dict[Node, bool] = {}
+    for node in sorted(steps, key=lambda n: n.id):
+        reaches[node] = any(
+            reaches.get(i, False) or (not own(i) and i not in fixed and i.adjoint is not None) for i in node.inputs
+        )
+    for i in term.inputs:
+        if reaches.get(i, False) or (not own(i) and i not in fixed and i.adjoint is not None):
+            return i
+    return None
+
+
+def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
+    """Edge labels for the J^T terms and the ∂ℓ/∂x each adjoint node holds.
+
+    A term added into a Σ labels its edge into the Σ; a term that is the whole
+    gradient (one consumer) labels the edge through which the cotangent enters it.
+    """
+    accumulations: dict[Node, list[Node]] = {}
+    for node in sorted(shown, key=lambda n: n.id):
+        info = node.adjoint
+        if info is not None and info.role == "accumulate" and info.forward is not None:
+            accumulations.setdefault(info.forward, []).append(node)
+    labels: dict[tuple[Node, Node], list[str]] = {}
+    totals: dict[Node, list[str]] = {}
+    for c in graph.contributions:
+        if c.term not in shown:
+            continue
+        text = _contribution_text(c.consumer, c.forward)
+        sums = [a for a in accumulations.get(c.forward, []) if c.term in a.inputs]
+        if sums:
+            labels.setdefault((c.term, sums[0]), []).append(text)
+            continue
+        totals.setdefault(c.term, []).append(c.forward.name)
+        info = c.term.adjoint
+        created_here = info is not None and info.forward is c.forward and info.consumer is c.consumer
+        source = _vjp_path_input(c.term, c.forward, c.consumer) if created_here else None
+        if source is not None and source in shown:
+            labels.setdefault((source, c.term), []).append(text)
+    for forward, sums in accumulations.items():
+        for a in sums:
+            totals.setdefault(a, []).append(forward.name)
+    return _AdjointFacts(labels, totals)
+
+
+def _source_box(node: Node, part: str) -> Box:
+    kind = node.op_name
+    shape = shape_text(node.shape)
+    if kind == "const":
+        data = node.data
+        text = np.format_float_positional(float(data), precision=4, trim="-") if data is not None and data.size == 1 else f"const {shape}"
+        lines = [text]
+        attrs = {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"], "fontsize": "8",
+                 "height": "0.25", "margin": "0.02"}
+        if node.adjoint is not None and node.adjoint.role == "seed":
+            lines = [f"seed ∂ℓ/∂{node.adjoint.forward.name} = {text}"]
+            attrs = {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["adjoint"]}
+    elif kind == "input":
+        lines = [node.name, f"input {shape}" + ("" if node.dtype.kind == "f" else f" {node.dtype.name}")]
+        attrs = {"shape": "invhouse", "style": "filled", "fillcolor": COLOURS["input"]}
+    else:
+        lines = [node.name, f"param {shape}"]
+        attrs = {"shape": "cylinder", "style": "filled", "fillcolor": COLOURS["param"]}
+    value = None
+    if kind == "const" and node.data is not None and node.data.size == 1:
+        value = float(node.data)
+    signature = (part, kind, node.shape, str(node.dtype), value)
+    return Box(lines, attrs, part, signature, kind, node.name, computed=False)
+
+
+def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
+    info = node.adjoint
+    op = node.op_name
+    lines = [node.name] if _auto_named(node) else [node.name, op]
+    fill = COLOURS[part] if part in COLOURS else COLOURS["forward"]
+    attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": fill}
+    if info is not None and info.role == "accumulate":
+        lines = [f"Σ {node.name}", op]
+        attrs.update(fillcolor=COLOURS["accumulate"], penwidth="1.6")
+    for name in facts.totals.get(node, []):
+        if not (node.name.startswith("d") and node.name.endswith(f"/d{name}")):
+            lines.append(f"= ∂ℓ/∂{name}")
+    if kept:
+        attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
+    role = info.role if info is not None else None
+    signature = (part, op, role, node.shape, str(node.dtype), kept,
+                 tuple((i.op_name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))))
+    return Box(lines, attrs, part, signature, op, node.name)
+
+
+def _reference_box(node: Node) -> Box:
+    lines = [node.name, f"{node.op_name} (read)" if node.is_source else "forward value (read)"]
+    attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
+    return Box(lines, attrs, "reference", ("reference", node.op_name, node.shape), node.op_name, node.name,
+               computed=not node.is_source)
+
+
+def select_nodes(target: Graph | Sequence[Value]) -> tuple[Graph, list[Node], str]:
+    """The graph, the nodes to draw (id order), and a phrase naming them."""
+    if isinstance(target, Graph):
+        return target, list(target.nodes), f"graph {target.name!r}"
+    values = [target] if isinstance(target, Value) else list(target)
+    if not values:
+        raise GraphError("render: nothing to draw (an empty list of Values)")
+    for v in values:
+        if not isinstance(v, Value):
+            raise GraphError(f"render: expected a Graph, a Program or Values, got a list holding {type(v).__name__}")
+    graph = values[0].graph
+    if any(v.graph is not graph for v in values):
+        raise GraphError("render: the Values belong to different graphs")
+    names = ", ".join(v.name for v in values[:3]) + (", …" if len(values) > 3 else "")
+    return graph, ancestors(v.node for v in values), f"graph {graph.name!r}, what {names} need"
+
+
+def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
+    """The boxes and arrows of a forward, adjoint or joint view of a graph."""
+    graph, nodes, what = select_nodes(target)
+    part = _parts(nodes)
+    wanted = {"forward": ("forward",), "adjoint": ("adjoint", "update"), "joint": ("forward", "adjoint", "update")}[view]
+    drawn = [n for n in nodes if part[n] in wanted]
+    if view == "adjoint":
+        read = {i for n in drawn for i in n.inputs if part.get(i) == "forward"}
+        drawn = sorted(set(drawn) | read, key=lambda n: n.id)
+    drawn_set = set(drawn)
+    facts = _adjoint_facts(graph, drawn_set) if view != "forward" else _AdjointFacts({}, {})
+    read_by_backward = {i for n in drawn if part[n] != "forward" for i in n.inputs if part.get(i) == "forward"}
+    index: dict[Node, int] = {}
+    boxes: list[Box] = []
+    for node in drawn:
+        index[node] = len(boxes)
+        if view == "adjoint" and part[node] == "forward":
+            boxes.append(_reference_box(node))
+        elif node.is_source:
+            boxes.append(_source_box(node, "adjoint" if part[node] == "adjoint" else "forward"))
+        else:
+            kept = view == "joint" and node in read_by_backward
+            boxes.append(_op_box(node, part[node], facts, kept))
+        boxes[-1].scope = node.scope
+    arrows = [_graph_arrow(i, n, index, part, facts) for n in drawn for i in n.inputs
+              if i in drawn_set and not (view == "adjoint" and part[n] == "forward")]
+    legend = _graph_legend(view, drawn, part, facts)
+    clusters = {"forward": "forward graph", "adjoint": ADJOINT_TITLE} if view == "joint" else {}
+    title = f"{what} — {view} view, {len(drawn)} nodes"
+    return Scene(title, boxes, arrows, legend, clusters)
+
+
+def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, str], facts: _AdjointFacts) -> Arrow:
+    texts = facts.labels.get((src, dst))
+    shape = shape_text(src.shape)
+    if texts:
+        label = "\n".join(dict.fromkeys(texts)) + "\n" + shape
+        return Arrow(index[src], index[dst], label,
+                     {"color": CONTRIBUTION_EDGE, "fontcolor": CONTRIBUTION_EDGE, "penwidth": "1.5"})
+    attrs = {}
+    if part.get(src) == "forward" and part.get(dst) != "forward":
+        attrs = {"color": CHECKPOINT_EDGE, "fontcolor": CHECKPOINT_EDGE}
+    return Arrow(index[src], index[dst], shape, attrs)
+
+
+def _graph_legend(view: str, drawn: Sequence[Node], part: dict[Node, str], facts: _AdjointFacts) -> list[str]:
+    if view == "adjoint":
+        ops = {n.op_name for n in drawn if part[n] != "forward"}
+        keys = ["const"] if "const" in ops else []
+    else:
+        ops = {n.op_name for n in drawn}
+        keys = [k for k in ("input", "param", "const") if k in ops] + ["op"]
+    if view != "forward" and any(part[n] == "adjoint" for n in drawn):
+        keys += ["adjoint", "accumulate", "contribution"] if facts.labels else ["adjoint"]
+    if any(part[n] == "update" for n in drawn):
+        keys.append("update")
+    if view == "joint" and any(part[n] == "adjoint" for n in drawn):
+        keys.append("kept")
+    if view == "adjoint":
+        keys.append("reference")
+    return keys
+

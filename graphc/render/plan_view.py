@@ -1,0 +1,153 @@
+"""The plan view: the instructions of a compiled plan, in execution order.
+
+Each instruction is a box numbered by its step, with the buffer it writes and
+that buffer's arena offset; the buffers read but not written (inputs, params,
+constants) are boxes of their own. Recomputed instructions are orange and
+marked ``↻``, a forward value the backward pass reads has a double border.
+
+This view draws a plan that exists: it takes a :class:`~graphc.Plan` or a
+compiled :class:`~graphc.Program` and never compiles anything itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from graphc.plan import BIND_VIEW, Plan
+from graphc.render.scene import CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, Arrow, Box, Scene, shape_text
+
+if TYPE_CHECKING:
+    from graphc.compile import Program
+
+PLAN_TAGS = ("forward", "backward", "recompute", "update")
+_TAG_MARK = {"backward": "∂ ", "recompute": "↻ ", "update": "← "}
+_TAG_FILL = {"forward": COLOURS["forward"], "backward": COLOURS["adjoint"], "recompute": COLOURS["recompute"],
+             "update": COLOURS["update"]}
+
+
+def plan_scene(target: Plan | Program, view: str = "plan") -> Scene:
+    """The instructions of a plan (or of a compiled program's plan) as boxes, in execution order.
+
+    ``view`` ``"plan"`` draws every instruction; ``"forward"`` the forward and
+    recompute ones; ``"adjoint"`` the backward ones (with the forward buffers
+    they read as references); ``"joint"`` all, the backward ones in a cluster.
+    """
+    plan = target if isinstance(target, Plan) else target.plan
+    wanted = {"plan": PLAN_TAGS, "joint": PLAN_TAGS, "forward": ("forward", "recompute"), "adjoint": ("backward",)}[view]
+    steps = [k for k, ins in enumerate(plan.instructions) if ins.tag in wanted]
+    kept = _kept_checkpoints(plan)
+    boxes, where, references = _plan_sources(plan, steps)
+    arrows = _plan_instructions(plan, steps, kept, boxes, where)
+    legend = _plan_legend(plan, steps, kept, boxes, references)
+    clusters = {"adjoint": "backward instructions"} if view == "joint" else {}
+    title = (f"plan {plan.name!r} — {len(plan.instructions)} instructions, arena {plan.arena_bytes:,d} B"
+             f"{'' if view == 'plan' else f' ({view} view)'};  #step  %buffer = op %args  @arena offset")
+    return Scene(title, boxes, arrows, legend, clusters, graph_attrs={"ranksep": "0.25"})
+
+
+def _plan_sources(plan: Plan, steps: list[int]) -> tuple[list[Box], dict[int, int], list[int]]:
+    """Boxes for the buffers the drawn steps read but do not write: sources, then references.
+
+    Returns the boxes, ``where`` (buffer id -> its box) and the referenced buffers
+    (values of instructions not drawn, e.g. the forward values of an adjoint view).
+    """
+    writer = {ins.out: k for k, ins in enumerate(plan.instructions) if not _is_update_write(plan, ins)}
+    drawn = set(steps)
+    reads = [a for k in steps for a in plan.instructions[k].args]
+    assigned = [plan.instructions[k].out for k in steps if _is_update_write(plan, plan.instructions[k])]
+    sources = sorted({a for a in reads if a not in writer} | set(assigned))
+    references = sorted({a for a in reads if a in writer and writer[a] not in drawn})
+    boxes: list[Box] = []
+    where: dict[int, int] = {}
+    for b in sources:
+        where[b] = len(boxes)
+        boxes.append(_buffer_box(plan.buffers[b], plan))
+    for b in references:
+        where[b] = len(boxes)
+        buf = plan.buffers[b]
+        lines = [f"%{b} {buf.name}", f"{plan.instructions[writer[b]].tag} value"]
+        attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
+        boxes.append(Box(lines, attrs, "reference", ("reference", buf.shape), "ref", buf.name))
+    return boxes, where, references
+
+
+def _is_update_write(plan: Plan, ins) -> bool:
+    """An instruction that writes a param's stored array (an update)."""
+    return plan.buffers[ins.out].kind == "param"
+
+
+def _plan_instructions(plan: Plan, steps: list[int], kept: set[int], boxes: list[Box], where: dict[int, int]) -> list[Arrow]:
+    """Append a box per drawn instruction, in order; return the dataflow arrows."""
+    arrows: list[Arrow] = []
+    for k in steps:
+        ins = plan.instructions[k]
+        me = len(boxes)
+        boxes.append(_instruction_box(plan, k, ins.out in kept, ins.mode == BIND_VIEW))
+        for a in dict.fromkeys(ins.args):
+            if a in where:
+                attrs = {"color": CHECKPOINT_EDGE} if ins.tag in ("backward", "recompute") and a in kept else {}
+                arrows.append(Arrow(where[a], me, "", attrs))
+        if _is_update_write(plan, ins):  # W ← new W: the update writes the stored param
+            arrows.append(Arrow(me, where[ins.out], "writes", {"style": "dashed", "color": "#7d5ba6",
+                                                             "fontcolor": "#7d5ba6", "constraint": "false"}))
+        else:
+            where[ins.out] = me
+    return arrows
+
+
+def _plan_legend(plan: Plan, steps: list[int], kept: set[int], boxes: list[Box], references: list[int]) -> list[str]:
+    kinds = {b.op for b in boxes if not b.computed}
+    tags = {plan.instructions[k].tag for k in steps}
+    legend = [k for k in ("input", "param", "const") if k in kinds]
+    legend += ["forward_ins"] + [t for t in ("backward", "recompute", "update") if t in tags]
+    if any(plan.instructions[k].out in kept for k in steps):
+        legend.append("kept")
+    if references:
+        legend.append("reference")
+    return legend
+
+
+def _kept_checkpoints(plan: Plan) -> set[int]:
+    """Buffers written by forward instructions and read by backward or recompute ones."""
+    forward_out = {ins.out for ins in plan.instructions if ins.tag == "forward"}
+    return {a for ins in plan.instructions if ins.tag in ("backward", "recompute") for a in ins.args if a in forward_out}
+
+
+def _buffer_box(buf, plan: Plan) -> Box:
+    shape = shape_text(buf.shape)
+    if buf.kind == "const":
+        value = plan.constants.get(buf.id)
+        text = (np.format_float_positional(float(value), precision=4, trim="-")
+                if value is not None and value.size == 1 else f"const {shape}")
+        return Box([f"%{buf.id} = {text}"], {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"],
+                   "fontsize": "8", "height": "0.25", "margin": "0.02"}, "source", ("const", buf.shape), "const",
+                   buf.name, computed=False)
+    shape_attr = "invhouse" if buf.kind == "input" else "cylinder"
+    fill = COLOURS["input"] if buf.kind == "input" else COLOURS["param"]
+    return Box([f"%{buf.id} {buf.name}", f"{buf.kind} {shape}"], {"shape": shape_attr, "style": "filled",
+               "fillcolor": fill}, "source", (buf.kind, buf.shape), buf.kind, buf.name, computed=False)
+
+
+def _instruction_box(plan: Plan, step: int, kept: bool, is_view: bool) -> Box:
+    ins = plan.instructions[step]
+    out = plan.buffers[ins.out]
+    if _is_update_write(plan, ins):
+        lines = [f"#{step} ← {out.name} = {ins.op} " + " ".join(f"%{a}" for a in ins.args),
+                 f"%{ins.out} {shape_text(out.shape)}  written in place"]
+    else:
+        args = " ".join(f"%{a}" for a in ins.args)
+        place = "view" if is_view else f"@{out.offset}"
+        lines = [f"#{step} {_TAG_MARK.get(ins.tag, '')}%{ins.out} = {ins.op} {args}",
+                 f"{out.name}  {shape_text(out.shape)}  {place}"]
+    if kept:
+        lines.append("kept for backward")
+    attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": _TAG_FILL.get(ins.tag, COLOURS["forward"])}
+    if kept:
+        attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
+    part = "adjoint" if ins.tag == "backward" else ins.tag
+    signature = (ins.tag, ins.op, ins.mode, out.shape, kept, tuple(plan.buffers[a].shape for a in ins.args))
+    return Box(lines, attrs, part, signature, ins.op, out.name, in_order=True, scope=ins.scope)
+
+
