@@ -38,11 +38,17 @@ from graphc.ops.core import ZERO, constant_node
 
 @dataclass(frozen=True)
 class Contribution:
-    """One term J^T_{φ consumer | forward} · ∂ℓ/∂consumer, held by node ``term``."""
+    """One term J^T_{φ consumer | forward} · ∂ℓ/∂consumer, held by node ``term``.
+
+    ``cotangent`` is the node holding the ∂ℓ/∂consumer the term applies J^T to
+    (the seed, a term, or the Σ of the consumer's terms); pictures label the
+    edge through which it enters the term.
+    """
 
     term: Node
     forward: Node
     consumer: Node
+    cotangent: Node
 
 
 @without_cyclic_gc
@@ -200,7 +206,7 @@ def _contribution(graph: Graph, consumer: Node, index: int, operand: Node, cotan
         node.adjoint = AdjointInfo("vjp", forward=operand, consumer=consumer)
     if term.node in created:
         term.node.adjoint = AdjointInfo("contribution", forward=operand, consumer=consumer)
-    graph.contributions.append(Contribution(term.node, operand, consumer))
+    graph.contributions.append(Contribution(term.node, operand, consumer, cotangent))
     return term.node
 
 

@@ -134,9 +134,9 @@ def specialize_graph(template: Graph, roots: Sequence[Node], size: int) -> dict[
         if info is not None:
             copy.adjoint = AdjointInfo(info.role, copies.get(info.forward), copies.get(info.consumer))
     graph.contributions = [
-        type(c)(copies[c.term], copies[c.forward], copies[c.consumer])
+        type(c)(copies[c.term], copies[c.forward], copies[c.consumer], copies[c.cotangent])
         for c in template.contributions
-        if c.term in copies and c.forward in copies and c.consumer in copies
+        if all(n in copies for n in (c.term, c.forward, c.consumer, c.cotangent))
     ]
     return copies
 

@@ -323,10 +323,14 @@ def test_every_new_node_carries_adjoint_metadata():
     assert [n.adjoint.role for n in added].count("seed") == 1
     assert dw.node.adjoint.forward is w.node and db.node.adjoint.forward is b.node
     assert dw.name == f"d{y.name}/dw" and db.name == f"d{y.name}/db"
-    # Contributions recorded by the pass point at their terms, forward nodes and consumers.
+    # Contributions recorded by the pass point at their terms, forward nodes, consumers and the
+    # cotangents ∂ℓ/∂consumer they apply J^T to (the seed, for the consumer y).
     for c in g.contributions:
         assert c.forward in c.consumer.inputs
         assert c.term.aval == c.forward.aval
+        assert c.cotangent.aval == c.consumer.aval
+        if c.consumer is y.node:
+            assert c.cotangent.adjoint.role == "seed"
 
 
 def test_gradients_are_differentiable_values_of_the_same_graph():

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from graphc.autodiff import Contribution
 from graphc.errors import GraphError
 from graphc.ir import Graph, Node, Value, ancestors
 from graphc.render.scene import (
@@ -51,36 +52,37 @@ def _contribution_text(consumer: Node, forward: Node) -> str:
     return f"Jᵀ {consumer.name}|{forward.name}"
 
 
-def _vjp_path_input(term: Node, forward: Node, consumer: Node) -> Node | None:
-    """The input of ``term`` through which the cotangent ∂ℓ/∂consumer reaches it.
+def _cotangent_entry(c: Contribution) -> Node | None:
+    """The input of the term through which the cotangent ∂ℓ/∂consumer enters it.
 
-    The nodes of one J^T (the VJP rule's steps) carry ``AdjointInfo(forward,
-    consumer)``; an input of those steps that is none of them, nor the consumer
-    or one of its operands, is the cotangent. Walks the steps in id order.
+    That is the recorded cotangent itself, or the step of this J^T (a node the
+    VJP rule built, e.g. the reshape before a broadcast) that carries it. None
+    when the rule built no node of its own (``add`` passes the cotangent on).
     """
-    def own(n: Node) -> bool:
-        info = n.adjoint
-        return info is not None and info.forward is forward and info.consumer is consumer
+    if not _built_by_rule(c.term, c):
+        return None
+    carries = {c.cotangent}
+    for step in _rule_steps(c):  # id order: what a step reads comes before it
+        if any(i in carries for i in step.inputs):
+            carries.add(step)
+    return next((i for i in c.term.inputs if i in carries), None)
 
-    fixed = {consumer, *consumer.inputs}
-    steps: list[Node] = []
-    stack, seen = [term], {term}
+
+def _built_by_rule(node: Node, c: Contribution) -> bool:
+    info = node.adjoint
+    return info is not None and info.forward is c.forward and info.consumer is c.consumer
+
+
+def _rule_steps(c: Contribution) -> list[Node]:
+    """The nodes of c's VJP rule that its term is built from, in id order."""
+    steps: set[Node] = set()
+    stack = [c.term]
     while stack:
-        node = stack.pop()
-        steps.append(node)
-        for i in node.inputs:
-            if i not in seen and own(i):
-                seen.add(i)
+        for i in stack.pop().inputs:
+            if i not in steps and _built_by_rule(i, c):
+                steps.add(i)
                 stack.append(i)
-    reaches: dict[Node, bool] = {}
-    for node in sorted(steps, key=lambda n: n.id):
-        reaches[node] = any(
-            reaches.get(i, False) or (not own(i) and i not in fixed and i.adjoint is not None) for i in node.inputs
-        )
-    for i in term.inputs:
-        if reaches.get(i, False) or (not own(i) and i not in fixed and i.adjoint is not None):
-            return i
-    return None
+    return sorted(steps, key=lambda n: n.id)
 
 
 def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
@@ -105,9 +107,7 @@ def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
             labels.setdefault((c.term, sums[0]), []).append(text)
             continue
         totals.setdefault(c.term, []).append(c.forward.name)
-        info = c.term.adjoint
-        created_here = info is not None and info.forward is c.forward and info.consumer is c.consumer
-        source = _vjp_path_input(c.term, c.forward, c.consumer) if created_here else None
+        source = _cotangent_entry(c)
         if source is not None and source in shown:
             labels.setdefault((source, c.term), []).append(text)
     for forward, sums in accumulations.items():
