@@ -8,6 +8,7 @@ import importlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import graphc as gc
@@ -175,6 +176,27 @@ def test_remat_plan_marks_recompute_when_the_policy_exists():
     assert "↻" in gc.to_dot(program).source
 
 
+# --- labels that tell the truth -----------------------------------------------------------------------
+
+
+def test_values_are_written_with_four_significant_digits():
+    assert [R.value_text(x) for x in (1e-5, 1e-12, 1.0, 0.5, 1 / 3, 1 / 1024, 2.0**20)] == [
+        "1e-05", "1e-12", "1", "0.5", "0.3333", "0.0009766", "1.049e+06"]
+    assert R.value_text(np.int64(12345)) == "12345" and R.value_text(np.float32(0.3)) == "0.3"
+
+
+def test_small_constants_are_not_drawn_as_zero():
+    with gc.Graph("eps") as g:
+        x = gc.input("x", shape=(4, 3))
+        w = gc.param("w", shape=(3, 3))
+        h = gc.add(gc.tanh(x @ w), 1e-5, name="h")
+        loss = gc.mul(gc.sum(h * h, name="s"), 1e-12, name="loss")
+    constants = [b.lines for b in R.graph_scene(g, "forward").boxes if b.op == "const"]
+    assert constants == [["1e-05"], ["1e-12"]]
+    plan = gc.to_dot(gc.compile([loss])).source
+    assert "= 1e-05" in plan and "= 1e-12" in plan and "= 0\"" not in plan
+
+
 # --- quoting (Theano#1412) -------------------------------------------------------------------------
 
 
@@ -252,8 +274,6 @@ def test_max_nodes_none_draws_every_node():
 
 
 def test_find_best_run_picks_the_longest_repeat():
-    import numpy as np
-
     codes = np.array([9, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 8])
     start, period, repeats = collapse._find_best_run(codes, np.ones(len(codes), bool), 8)
     assert (start, period, repeats) == (1, 3, 5)

@@ -17,6 +17,7 @@ What the pictures show:
 
 - inputs, params and constants have shapes and colours of their own, ops are
   rounded boxes; adjoint nodes are rose-coloured;
+- values are written with 4 significant digits (``1e-05``, ``0.0009766``);
 - an edge carries the shape of its value (``8×4``); an edge that carries a
   Jacobian-transpose term of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · ∂ℓ/∂x(c)`` is red and
   says which one, ``Jᵀ x3|w1`` (consumer ``x3``, forward value ``w1``);
@@ -50,12 +51,12 @@ from graphc.render.graph_view import ADJOINT_TITLE, graph_scene
 from graphc.render.plan_view import PLAN_TAGS, plan_scene
 from graphc.render.scene import (
     CHECKPOINT_BORDER, CHECKPOINT_EDGE, CLUSTER_BORDER, CLUSTER_FILL, COLOURS, CONTRIBUTION_EDGE, EDGE, LEGEND, Arrow,
-    Box, Scene, dot_label, dot_text, shape_text,
+    Box, Scene, dot_label, dot_text, shape_text, value_text,
 )
 
 __all__ = [
     "render", "to_dot", "make_scene", "scene_to_dot", "graph_scene", "plan_scene", "fit", "shrink", "common_scope",
-    "Scene", "Box", "Arrow", "dot_text", "dot_label", "shape_text",
+    "Scene", "Box", "Arrow", "dot_text", "dot_label", "shape_text", "value_text",
     "VIEWS", "FORMATS", "DEFAULT_MAX_NODES", "CHAIN_MAX", "PLAN_TAGS", "MAX_PERIOD", "MIN_HIDDEN", "EDGES_PER_BOX",
     "BAND_SIZES", "FONT", "COLOURS", "EDGE", "CONTRIBUTION_EDGE", "CHECKPOINT_EDGE", "CHECKPOINT_BORDER", "CLUSTER_FILL",
     "CLUSTER_BORDER", "ADJOINT_TITLE", "SCOPE_CLUSTER_STYLE", "CLUSTER_STYLE", "LEGEND",

@@ -11,13 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
 from graphc.autodiff import Contribution
 from graphc.errors import GraphError
 from graphc.ir import Graph, Node, Value, ancestors
 from graphc.render.scene import (
-    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, CONTRIBUTION_EDGE, Arrow, Box, Scene, shape_text,
+    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, CONTRIBUTION_EDGE, Arrow, Box, Scene, shape_text, value_text,
 )
 
 ADJOINT_TITLE = "adjoint graph: ∂ℓ/∂x = Σ over the consumers c of x of Jᵀ c|x · ∂ℓ/∂c"
@@ -121,7 +119,7 @@ def _source_box(node: Node, part: str) -> Box:
     shape = shape_text(node.shape)
     if kind == "const":
         data = node.data
-        text = np.format_float_positional(float(data), precision=4, trim="-") if data is not None and data.size == 1 else f"const {shape}"
+        text = value_text(data) if data is not None and data.size == 1 else f"const {shape}"
         lines = [text]
         attrs = {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"], "fontsize": "8",
                  "height": "0.25", "margin": "0.02"}

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from graphc.plan import BIND_VIEW, Plan
-from graphc.render.scene import CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, Arrow, Box, Scene, shape_text
+from graphc.render.scene import (
+    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, Arrow, Box, Scene, shape_text, value_text,
+)
 
 if TYPE_CHECKING:
     from graphc.compile import Program
@@ -119,8 +119,7 @@ def _buffer_box(buf, plan: Plan) -> Box:
     shape = shape_text(buf.shape)
     if buf.kind == "const":
         value = plan.constants.get(buf.id)
-        text = (np.format_float_positional(float(value), precision=4, trim="-")
-                if value is not None and value.size == 1 else f"const {shape}")
+        text = value_text(value) if value is not None and value.size == 1 else f"const {shape}"
         return Box([f"%{buf.id} = {text}"], {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"],
                    "fontsize": "8", "height": "0.25", "margin": "0.02"}, "source", ("const", buf.shape), "const",
                    buf.name, computed=False)

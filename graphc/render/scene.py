@@ -7,9 +7,10 @@ collapsing shrinks, and what :func:`graphc.render.scene_to_dot` writes out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Sequence
+from typing import Any, Hashable, Iterable, Sequence
 
 import graphviz
+import numpy as np
 
 # Fill colours, one per kind of box.
 COLOURS = {
@@ -104,3 +105,13 @@ def dot_label(lines: Iterable[str]) -> graphviz.quoting.NoHtml:
 def shape_text(shape: Sequence[int]) -> str:
     """``8×4``; ``scalar`` for ``()``."""
     return "×".join(str(d) for d in shape) if shape else "scalar"
+
+
+def value_text(value: Any) -> str:
+    """A scalar as a label writes it: floats with 4 significant digits (``1e-05``, ``0.3333``), integers whole."""
+    value = np.asarray(value).reshape(())[()]
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.4g}"
