@@ -197,6 +197,30 @@ def test_small_constants_are_not_drawn_as_zero():
     assert "= 1e-05" in plan and "= 1e-12" in plan and "= 0\"" not in plan
 
 
+def test_titles_say_which_view_of_what_and_how_many_nodes():
+    g, v, grads = seed_with_grads()
+    forward = sum(1 for n in g.nodes if n.adjoint is None)
+    assert R.graph_scene(g, "joint").title == f"joint view of graph 'seed': all {len(g.nodes)} nodes"
+    assert R.graph_scene(g, "forward").title == f"forward view of graph 'seed': {forward} of {len(g.nodes)} nodes"
+    assert R.graph_scene([v["x2"]], "forward").title == "forward view of graph 'seed' (what x2 needs): all 8 nodes"
+
+
+def test_plan_titles_count_instructions():
+    g, v, grads = seed_with_grads()
+    plan = gc.compile([v["loss"], *grads]).plan
+    n, arena = len(plan.instructions), plan.arena_bytes
+    assert R.plan_scene(plan).title == f"plan 'seed': all {n} instructions, arena {arena:,d} B"
+    forward = sum(1 for ins in plan.instructions if ins.tag == "forward")
+    assert R.plan_scene(plan, "forward").title == f"forward view of plan 'seed': {forward} of {n} instructions, arena {arena:,d} B"
+
+
+def test_a_shrunk_picture_says_how_many_boxes_it_draws():
+    g, v = zoo.chain(60, width=8, batch=2)
+    zoo.training_outputs(v)
+    small = R.fit(R.make_scene(g, "joint"), 100)
+    assert small.title == f"joint view of graph '{g.name}': all {len(g.nodes):,d} nodes, drawn as {len(small.boxes)} boxes"
+
+
 # --- quoting (Theano#1412) -------------------------------------------------------------------------
 
 
@@ -219,7 +243,7 @@ def test_names_with_special_characters_are_drawn_as_written(tmp_path):
         texts = svg_texts(gc.render(g, tmp_path / f"{view}.svg", view))
         for name in NASTY:
             assert name in texts, (view, name)
-        assert f"graph 'g:\"/<>' — {view} view, " in " ".join(texts)
+        assert f"{view} view of graph 'g:\"/<>': " in " ".join(texts)
     assert "Jᵀ <b>bold</b>|<lambda>" in svg_texts(tmp_path / "joint.svg")
     plan_texts = svg_texts(gc.render(gc.compile([loss]), tmp_path / "plan.svg"))
     for name in NASTY:

@@ -15,6 +15,8 @@ they need), or a :class:`~graphc.Program`. The views:
 
 What the pictures show:
 
+- the title: which view of what, and how many of its nodes (or instructions)
+  are drawn, ``forward view of graph 'mlp': 12 of 45 nodes``;
 - inputs, params and constants have shapes and colours of their own, ops are
   rounded boxes; adjoint nodes are rose-coloured;
 - values are written with 4 significant digits (``1e-05``, ``0.0009766``);

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Hashable, Iterable
 
 import numpy as np
@@ -209,7 +209,8 @@ def shrink(scene: Scene, max_nodes: int) -> Scene:
     notes = []
     if groups:
         hidden = sum(len(g.members) for g in groups)
-        notes.append(f"{len(groups)} repeated block{'s' if len(groups) > 1 else ''} collapsed ({hidden:,d} nodes drawn as {len(groups)} boxes)")
+        notes.append(f"{len(groups)} repeated block{'s' if len(groups) > 1 else ''} collapsed "
+                     f"({hidden:,d} nodes drawn as {len(groups)} box{'es' if len(groups) > 1 else ''})")
     if drawn > max_nodes:
         groups = _band_groups(scene, owner, groups, max_nodes)
         owner = [None] * len(scene.boxes)
@@ -252,7 +253,8 @@ def _quotient(scene: Scene, groups: list[_Group], owner: list[int | None], notes
                 label = group[0].label + (f" ({len(group)})" if len(group) > 1 else "")
             arrows.append(Arrow(s, d, label, attrs))
     legend = list(scene.legend) + (["group"] if groups else [])
-    return Scene(scene.title, boxes, arrows, legend, scene.clusters, scene.notes + notes, scene.graph_attrs)
+    title = f"{scene.title}, drawn as {len(boxes):,d} boxes"
+    return replace(scene, title=title, boxes=boxes, arrows=arrows, legend=legend, notes=scene.notes + notes)
 
 
 def fit(scene: Scene, max_nodes: int) -> Scene:
@@ -264,8 +266,7 @@ def fit(scene: Scene, max_nodes: int) -> Scene:
             break
         limit = int(limit * 0.75)
     hint = "max_nodes=None draws every node; gc.render([values], ...) draws what those values need"
-    return Scene(small.title, small.boxes, small.arrows, small.legend, small.clusters, small.notes + [hint],
-                 small.graph_attrs)
+    return replace(small, notes=small.notes + [hint])
 
 
 def _without_crossing_reads(scene: Scene) -> Scene:
@@ -281,5 +282,5 @@ def _without_crossing_reads(scene: Scene) -> Scene:
     if len(arrows) == len(scene.arrows):
         return scene
     note = "arrows from forward values into the adjoint graph left out (double borders mark the values it reads)"
-    return Scene(scene.title, scene.boxes, arrows, scene.legend, scene.clusters, scene.notes + [note], scene.graph_attrs)
+    return replace(scene, arrows=arrows, notes=scene.notes + [note])
 

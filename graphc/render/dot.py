@@ -159,7 +159,7 @@ def to_dot(
     if max_nodes is not None and len(scene.boxes) > max_nodes:
         if not collapse:
             raise GraphError(
-                f"{scene.title.split(' — ')[0]} has {len(scene.boxes):,d} nodes to draw, more than max_nodes={max_nodes}: "
+                f"{scene.title}: {len(scene.boxes):,d} boxes to draw, more than max_nodes={max_nodes}; "
                 "draw a part (pass the Values whose subgraph you want, e.g. gc.render([h10], ...)), "
                 "raise max_nodes (max_nodes=None draws all, slowly), or let repeated blocks collapse (collapse=True)"
             )

@@ -15,7 +15,8 @@ from graphc.autodiff import Contribution
 from graphc.errors import GraphError
 from graphc.ir import Graph, Node, Value, ancestors
 from graphc.render.scene import (
-    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, CONTRIBUTION_EDGE, Arrow, Box, Scene, shape_text, value_text,
+    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, CONTRIBUTION_EDGE, Arrow, Box, Scene, count_text, shape_text,
+    value_text,
 )
 
 ADJOINT_TITLE = "adjoint graph: ∂ℓ/∂x = Σ over the consumers c of x of Jᵀ c|x · ∂ℓ/∂c"
@@ -167,7 +168,7 @@ def _reference_box(node: Node) -> Box:
 
 
 def select_nodes(target: Graph | Sequence[Value]) -> tuple[Graph, list[Node], str]:
-    """The graph, the nodes to draw (id order), and a phrase naming them."""
+    """The graph, the nodes to draw (id order), and a phrase naming them: ``graph 'mlp' (what loss needs)``."""
     if isinstance(target, Graph):
         return target, list(target.nodes), f"graph {target.name!r}"
     values = [target] if isinstance(target, Value) else list(target)
@@ -180,11 +181,15 @@ def select_nodes(target: Graph | Sequence[Value]) -> tuple[Graph, list[Node], st
     if any(v.graph is not graph for v in values):
         raise GraphError("render: the Values belong to different graphs")
     names = ", ".join(v.name for v in values[:3]) + (", …" if len(values) > 3 else "")
-    return graph, ancestors(v.node for v in values), f"graph {graph.name!r}, what {names} need"
+    needs = "needs" if len(values) == 1 else "need"
+    return graph, ancestors(v.node for v in values), f"graph {graph.name!r} (what {names} {needs})"
 
 
 def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
-    """The boxes and arrows of a forward, adjoint or joint view of a graph."""
+    """The boxes and arrows of a forward, adjoint or joint view of a graph.
+
+    The title says which view of what, and how many of the selected nodes it shows.
+    """
     graph, nodes, what = select_nodes(target)
     part = _parts(nodes)
     wanted = {"forward": ("forward",), "adjoint": ("adjoint", "update"), "joint": ("forward", "adjoint", "update")}[view]
@@ -211,7 +216,7 @@ def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
               if i in drawn_set and not (view == "adjoint" and part[n] == "forward")]
     legend = _graph_legend(view, drawn, part, facts)
     clusters = {"forward": "forward graph", "adjoint": ADJOINT_TITLE} if view == "joint" else {}
-    title = f"{what} — {view} view, {len(drawn)} nodes"
+    title = f"{view} view of {what}: {count_text(len(drawn), len(nodes), 'nodes')}"
     return Scene(title, boxes, arrows, legend, clusters)
 
 

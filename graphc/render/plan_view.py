@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 from graphc.plan import BIND_VIEW, Plan
 from graphc.render.scene import (
-    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, Arrow, Box, Scene, shape_text, value_text,
+    CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, Arrow, Box, Scene, count_text, shape_text, value_text,
 )
 
 if TYPE_CHECKING:
     from graphc.compile import Program
 
 PLAN_TAGS = ("forward", "backward", "recompute", "update")
+PLAN_KEY = "#step  %buffer = op %args  @arena offset"
 _TAG_MARK = {"backward": "∂ ", "recompute": "↻ ", "update": "← "}
 _TAG_FILL = {"forward": COLOURS["forward"], "backward": COLOURS["adjoint"], "recompute": COLOURS["recompute"],
              "update": COLOURS["update"]}
@@ -42,9 +43,9 @@ def plan_scene(target: Plan | Program, view: str = "plan") -> Scene:
     arrows = _plan_instructions(plan, steps, kept, boxes, where)
     legend = _plan_legend(plan, steps, kept, boxes, references)
     clusters = {"adjoint": "backward instructions"} if view == "joint" else {}
-    title = (f"plan {plan.name!r} — {len(plan.instructions)} instructions, arena {plan.arena_bytes:,d} B"
-             f"{'' if view == 'plan' else f' ({view} view)'};  #step  %buffer = op %args  @arena offset")
-    return Scene(title, boxes, arrows, legend, clusters, graph_attrs={"ranksep": "0.25"})
+    drawn = count_text(len(steps), len(plan.instructions), "instructions")
+    title = f"{'' if view == 'plan' else f'{view} view of '}plan {plan.name!r}: {drawn}, arena {plan.arena_bytes:,d} B"
+    return Scene(title, boxes, arrows, legend, clusters, notes=[PLAN_KEY], graph_attrs={"ranksep": "0.25"})
 
 
 def _plan_sources(plan: Plan, steps: list[int]) -> tuple[list[Box], dict[int, int], list[int]]:

@@ -115,3 +115,8 @@ def value_text(value: Any) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return f"{float(value):.4g}"
+
+
+def count_text(shown: int, total: int, things: str) -> str:
+    """``all 30 nodes``, or ``12 of 30 nodes``: how much of the selection a picture shows."""
+    return f"all {total:,d} {things}" if shown == total else f"{shown:,d} of {total:,d} {things}"
