@@ -101,10 +101,9 @@ def test_contribution_edges_match_the_records():
     g, v, _ = seed_with_grads()
     scene = R.graph_scene(g, "joint")
     labelled = [(a.src, a.dst, a.label.split("\n")[0]) for a in scene.arrows if a.label.startswith("Jᵀ")]
-    index = {node: i for i, node in enumerate(n for n in g.nodes)}
     sums = {i for i, box in enumerate(scene.boxes) if box.lines[0].startswith("Σ ")}
-    terms = {index[c.term] for c in g.contributions}
-    assert labelled and all(dst in sums or dst in terms for _, dst, _ in labelled)
+    terms = {c.term.name for c in g.contributions}
+    assert labelled and all(dst in sums or scene.boxes[dst].name in terms for _, dst, _ in labelled)
     by_dst = {}
     for _, dst, text in labelled:
         by_dst.setdefault(scene.boxes[dst].name, []).append(text)
@@ -179,6 +178,13 @@ def test_remat_plan_marks_recompute_when_the_policy_exists():
 # --- labels that tell the truth -----------------------------------------------------------------------
 
 
+def sgd_step() -> tuple[gc.Graph, dict]:
+    """The zoo MLP with the updates of gc.sgd at lr 0.3 (W ← W − 0.3·∂ℓ/∂W for each of its 4 params)."""
+    g, v = zoo.ZOO["mlp"]()
+    v["updates"] = gc.sgd(v["loss"], v["params"], 0.3)
+    return g, v
+
+
 def test_values_are_written_with_four_significant_digits():
     assert [R.value_text(x) for x in (1e-5, 1e-12, 1.0, 0.5, 1 / 3, 1 / 1024, 2.0**20)] == [
         "1e-05", "1e-12", "1", "0.5", "0.3333", "0.0009766", "1.049e+06"]
@@ -189,12 +195,50 @@ def test_small_constants_are_not_drawn_as_zero():
     with gc.Graph("eps") as g:
         x = gc.input("x", shape=(4, 3))
         w = gc.param("w", shape=(3, 3))
-        h = gc.add(gc.tanh(x @ w), 1e-5, name="h")
+        h = gc.add(gc.tanh(x @ w, name="t"), 1e-5, name="h")
         loss = gc.mul(gc.sum(h * h, name="s"), 1e-12, name="loss")
-    constants = [b.lines for b in R.graph_scene(g, "forward").boxes if b.op == "const"]
-    assert constants == [["1e-05"], ["1e-12"]]
+        gc.constant(1e-5)  # read by no op: drawn as a box of its own
+    boxes = {b.name: b.lines for b in R.graph_scene(g, "forward").boxes}
+    assert boxes["h"] == ["h", "add(t, 1e-05)"]
+    assert boxes["loss"] == ["loss", "mul(s, 1e-12)"]
+    assert ["1e-05"] in [b.lines for b in R.graph_scene(g, "forward").boxes if b.op == "const"]
     plan = gc.to_dot(gc.compile([loss])).source
     assert "= 1e-05" in plan and "= 1e-12" in plan and "= 0\"" not in plan
+
+
+def test_a_forward_view_of_an_sgd_step_has_no_floating_constants():
+    """The learning rates feed only the updates, which the forward view does not draw: no box for them."""
+    g, v = sgd_step()
+    scene = R.graph_scene(g, "forward")
+    joined = {a.src for a in scene.arrows} | {a.dst for a in scene.arrows}
+    assert [b.lines for i, b in enumerate(scene.boxes) if i not in joined] == []
+    assert not any(b.op == "const" for b in scene.boxes)
+    assert not any("0.3" in line for b in scene.boxes for line in b.lines)
+
+
+def test_the_learning_rate_is_written_in_the_updates_label():
+    g, v = sgd_step()
+    scene = R.graph_scene(g, "joint")
+    updates = {b.name: b.lines for b in scene.boxes if b.part == "update"}
+    new_w1 = v["updates"][v["params"][0]]
+    assert updates == {new.name: [new.name, f"sub({p.name}, 0.3 · dloss/d{p.name})"] for p, new in v["updates"].items()}
+    assert not any(b.op == "const" or b.op == "mul" for b in scene.boxes if b.part == "update")
+    arrows_in = {scene.boxes[a.src].name for a in scene.arrows if scene.boxes[a.dst].name == new_w1.name}
+    assert arrows_in == {"W1", "dloss/dW1"}  # through the folded product 0.3 · dW1
+
+
+def test_a_scale_factor_is_written_in_its_ops_label_in_every_view():
+    with gc.Graph("scaled") as g:
+        x = gc.input("x", shape=(4, 3))
+        w = gc.param("w", shape=(3, 3))
+        y = gc.mul(gc.tanh(x @ w, name="t"), 0.5, name="y")
+        loss = gc.sum(y * y, name="loss")
+    gc.grad(loss, [w])
+    for view in ("forward", "joint"):
+        assert ["y", "mul(t, 0.5)"] in [b.lines for b in R.graph_scene(g, view).boxes], view
+    adjoint = R.graph_scene(g, "adjoint")
+    assert not any(b.op == "const" and b.part == "reference" for b in adjoint.boxes)  # 0.5, read by J^T, no box
+    assert any("0.5)" in line for b in adjoint.boxes for line in b.lines)
 
 
 def test_titles_say_which_view_of_what_and_how_many_nodes():
@@ -203,6 +247,9 @@ def test_titles_say_which_view_of_what_and_how_many_nodes():
     assert R.graph_scene(g, "joint").title == f"joint view of graph 'seed': all {len(g.nodes)} nodes"
     assert R.graph_scene(g, "forward").title == f"forward view of graph 'seed': {forward} of {len(g.nodes)} nodes"
     assert R.graph_scene([v["x2"]], "forward").title == "forward view of graph 'seed' (what x2 needs): all 8 nodes"
+    g, v = sgd_step()  # the learning rates and the updates are in the scopes optim/<param>
+    forward = sum(1 for n in g.nodes if n.adjoint is None and not n.scope.startswith("optim"))
+    assert R.graph_scene(g, "forward").title == f"forward view of graph '{g.name}': {forward} of {len(g.nodes)} nodes"
 
 
 def test_plan_titles_count_instructions():

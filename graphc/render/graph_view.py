@@ -1,9 +1,15 @@
 """The graph views: the forward, adjoint and joint pictures of a graph's nodes.
 
 Each node is one box: inputs, params and constants in shapes of their own, ops
-as rounded boxes, adjoint nodes rose-coloured. What the adjoint pass recorded
+as rounded boxes, adjoint nodes rose-coloured, updates (ops that read a
+gradient, as an optimizer's do) lavender. What the adjoint pass recorded
 (:class:`graphc.autodiff.Contribution`) labels the edges that carry the
 Jacobian-transpose terms of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · ∂ℓ/∂x(c)``.
+
+Scalar hyper-parameters (a learning rate, a scale factor) are no boxes: their
+value is written into the labels of the ops that read them, ``mul(x, 0.5)``,
+and an update's product by one of them, read once, is written where it is
+read: ``sub(W, 0.3 · dloss/dW)``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,94 @@ def _parts(nodes: Sequence[Node]) -> dict[Node, str]:
         else:
             part[node] = "forward"
     return part
+
+
+# --- hyper-parameters, written into labels ---------------------------------------------------------
+
+
+def _is_seed(node: Node) -> bool:
+    """The cotangent ∂ℓ/∂y that ``grad`` starts from (drawn as a rose ellipse of its own)."""
+    return node.adjoint is not None and node.adjoint.role == "seed"
+
+
+def _is_hyper_parameter(node: Node) -> bool:
+    """A scalar constant that is no seed: a learning rate, a scale factor, the 1 of ``1 − y²``."""
+    return node.op_name == "const" and node.data is not None and node.data.size == 1 and not _is_seed(node)
+
+
+@dataclass
+class _Folds:
+    """Nodes written into the labels of the ops that read them, instead of drawn as boxes.
+
+    ``constants``: scalar hyper-parameters read by some op of the picture,
+    written as their value. ``products``: updates that multiply by one of them
+    and are read by one update, written as ``0.3 · dW`` in that update's label.
+    """
+
+    constants: set[Node]
+    products: set[Node]
+
+    def __contains__(self, node: Node) -> bool:
+        return node in self.constants or node in self.products
+
+    def operands(self, node: Node) -> list[Node]:
+        """What arrows come from into ``node``'s box: its inputs, those of folded products, no constants."""
+        found: list[Node] = []
+        for i in node.inputs:
+            if i in self.products:
+                found.extend(self.operands(i))
+            elif i not in self.constants:
+                found.append(i)
+        return found
+
+    def written(self, node: Node) -> list[Node]:
+        """The folded nodes that ``node``'s label writes, outermost first."""
+        found: list[Node] = []
+        for i in node.inputs:
+            if i in self:
+                found.append(i)
+            if i in self.products:
+                found.extend(self.written(i))
+        return found
+
+    def expression(self, node: Node) -> str:
+        """``sub(W, 0.3 · dW)``: the op applied to its operands, folded ones written out."""
+        return f"{node.op_name}({', '.join(self._operand_text(i) for i in node.inputs)})"
+
+    def _operand_text(self, node: Node) -> str:
+        if node in self.constants:
+            return value_text(node.data)
+        if node in self.products:  # the factor first, as in η·dW
+            factors = sorted(node.inputs, key=lambda i: i not in self.constants)
+            return " · ".join(self._operand_text(i) for i in factors)
+        return _operand_name(node)
+
+
+def _operand_name(node: Node) -> str:
+    """How a label names a node drawn as a box of its own: by the text that box shows first."""
+    if _is_seed(node):
+        return f"∂ℓ/∂{node.adjoint.forward.name}"
+    if node.op_name == "const":
+        return f"const {shape_text(node.shape)}"
+    return node.name
+
+
+def _folds(nodes: Sequence[Node], part: dict[Node, str]) -> _Folds:
+    """The hyper-parameters among ``nodes`` that some op reads, and the updates' products by them."""
+    consumers: dict[Node, list[Node]] = {}
+    for node in nodes:
+        for i in node.inputs:
+            consumers.setdefault(i, []).append(node)
+    constants = {n for n in nodes if _is_hyper_parameter(n) and n in consumers}
+    products = {
+        n for n in nodes
+        if part[n] == "update" and n.op_name == "mul" and any(i in constants for i in n.inputs)
+        and len(consumers.get(n, ())) == 1 and part[consumers[n][0]] == "update"
+    }
+    return _Folds(constants, products)
+
+
+# --- what the adjoint pass recorded -----------------------------------------------------------------
 
 
 @dataclass
@@ -115,6 +209,9 @@ def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
     return _AdjointFacts(labels, totals)
 
 
+# --- boxes ------------------------------------------------------------------------------------------
+
+
 def _source_box(node: Node, part: str) -> Box:
     kind = node.op_name
     shape = shape_text(node.shape)
@@ -124,7 +221,7 @@ def _source_box(node: Node, part: str) -> Box:
         lines = [text]
         attrs = {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"], "fontsize": "8",
                  "height": "0.25", "margin": "0.02"}
-        if node.adjoint is not None and node.adjoint.role == "seed":
+        if _is_seed(node):
             lines = [f"seed ∂ℓ/∂{node.adjoint.forward.name} = {text}"]
             attrs = {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["adjoint"]}
     elif kind == "input":
@@ -140,10 +237,14 @@ def _source_box(node: Node, part: str) -> Box:
     return Box(lines, attrs, part, signature, kind, node.name, computed=False)
 
 
-def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
+def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool, folds: _Folds) -> Box:
     info = node.adjoint
     op = node.op_name
-    lines = [node.name] if _auto_named(node) else [node.name, op]
+    written = folds.written(node)
+    if written:
+        lines = [node.name, folds.expression(node)]
+    else:
+        lines = [node.name] if _auto_named(node) else [node.name, op]
     fill = COLOURS[part] if part in COLOURS else COLOURS["forward"]
     attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": fill}
     if info is not None and info.role == "accumulate":
@@ -156,7 +257,8 @@ def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool) -> Box:
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
     role = info.role if info is not None else None
     signature = (part, op, role, node.shape, str(node.dtype), kept,
-                 tuple((i.op_name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))))
+                 tuple((i.op_name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))),
+                 tuple(value_text(n.data) for n in written if n in folds.constants))
     return Box(lines, attrs, part, signature, op, node.name)
 
 
@@ -188,36 +290,46 @@ def select_nodes(target: Graph | Sequence[Value]) -> tuple[Graph, list[Node], st
 def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
     """The boxes and arrows of a forward, adjoint or joint view of a graph.
 
-    The title says which view of what, and how many of the selected nodes it shows.
+    The title says which view of what, and how many of the selected nodes it
+    shows (folded hyper-parameters count as shown where a label writes them).
     """
     graph, nodes, what = select_nodes(target)
     part = _parts(nodes)
-    wanted = {"forward": ("forward",), "adjoint": ("adjoint", "update"), "joint": ("forward", "adjoint", "update")}[view]
-    drawn = [n for n in nodes if part[n] in wanted]
-    if view == "adjoint":
-        read = {i for n in drawn for i in n.inputs if part.get(i) == "forward"}
-        drawn = sorted(set(drawn) | read, key=lambda n: n.id)
+    folds = _folds(nodes, part)
+    drawn = _drawn_nodes(nodes, part, folds, view)
     drawn_set = set(drawn)
     facts = _adjoint_facts(graph, drawn_set) if view != "forward" else _AdjointFacts({}, {})
-    read_by_backward = {i for n in drawn if part[n] != "forward" for i in n.inputs if part.get(i) == "forward"}
+    read_by_backward = {i for n in drawn if part[n] != "forward" for i in folds.operands(n) if part.get(i) == "forward"}
+    referenced = {n for n in drawn if view == "adjoint" and part[n] == "forward"}
     index: dict[Node, int] = {}
     boxes: list[Box] = []
     for node in drawn:
         index[node] = len(boxes)
-        if view == "adjoint" and part[node] == "forward":
+        if node in referenced:
             boxes.append(_reference_box(node))
         elif node.is_source:
             boxes.append(_source_box(node, "adjoint" if part[node] == "adjoint" else "forward"))
         else:
             kept = view == "joint" and node in read_by_backward
-            boxes.append(_op_box(node, part[node], facts, kept))
+            boxes.append(_op_box(node, part[node], facts, kept, folds))
         boxes[-1].scope = node.scope
-    arrows = [_graph_arrow(i, n, index, part, facts) for n in drawn for i in n.inputs
-              if i in drawn_set and not (view == "adjoint" and part[n] == "forward")]
+    arrows = [_graph_arrow(i, n, index, part, facts) for n in drawn if n not in referenced
+              for i in folds.operands(n) if i in drawn_set]
     legend = _graph_legend(view, drawn, part, facts)
+    shown = drawn_set.union(*(folds.written(n) for n in drawn if n not in referenced))
+    title = f"{view} view of {what}: {count_text(len(shown), len(nodes), 'nodes')}"
     clusters = {"forward": "forward graph", "adjoint": ADJOINT_TITLE} if view == "joint" else {}
-    title = f"{view} view of {what}: {count_text(len(drawn), len(nodes), 'nodes')}"
     return Scene(title, boxes, arrows, legend, clusters)
+
+
+def _drawn_nodes(nodes: Sequence[Node], part: dict[Node, str], folds: _Folds, view: str) -> list[Node]:
+    """The nodes of ``view`` that get boxes, in id order; the adjoint view adds the forward values it reads."""
+    wanted = {"forward": ("forward",), "adjoint": ("adjoint", "update"), "joint": ("forward", "adjoint", "update")}[view]
+    drawn = [n for n in nodes if part[n] in wanted and n not in folds]
+    if view == "adjoint":
+        read = {i for n in drawn for i in folds.operands(n) if part.get(i) == "forward"}
+        drawn = sorted(set(drawn) | read, key=lambda n: n.id)
+    return drawn
 
 
 def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, str], facts: _AdjointFacts) -> Arrow:
@@ -234,11 +346,12 @@ def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, 
 
 
 def _graph_legend(view: str, drawn: Sequence[Node], part: dict[Node, str], facts: _AdjointFacts) -> list[str]:
+    """The legend's keys for what the view draws (a seed is an adjoint box, not a grey constant)."""
     if view == "adjoint":
-        ops = {n.op_name for n in drawn if part[n] != "forward"}
+        ops = {n.op_name for n in drawn if part[n] != "forward" and not _is_seed(n)}
         keys = ["const"] if "const" in ops else []
     else:
-        ops = {n.op_name for n in drawn}
+        ops = {n.op_name for n in drawn if not _is_seed(n)}
         keys = [k for k in ("input", "param", "const") if k in ops] + ["op"]
     if view != "forward" and any(part[n] == "adjoint" for n in drawn):
         keys += ["adjoint", "accumulate", "contribution"] if facts.labels else ["adjoint"]
