@@ -185,6 +185,17 @@ def sgd_step() -> tuple[gc.Graph, dict]:
     return g, v
 
 
+def cluster_text(source: str, name: str) -> str:
+    """The body of DOT subgraph ``name``, nested subgraphs included (braces matched)."""
+    start = source.index("{", source.index(f"subgraph {name} "))
+    depth = 0
+    for end in range(start, len(source)):
+        depth += {"{": 1, "}": -1}.get(source[end], 0)
+        if depth == 0:
+            return source[start: end + 1]
+    raise AssertionError(f"{name} is not closed")
+
+
 def test_values_are_written_with_four_significant_digits():
     assert [R.value_text(x) for x in (1e-5, 1e-12, 1.0, 0.5, 1 / 3, 1 / 1024, 2.0**20)] == [
         "1e-05", "1e-12", "1", "0.5", "0.3333", "0.0009766", "1.049e+06"]
@@ -239,6 +250,18 @@ def test_a_scale_factor_is_written_in_its_ops_label_in_every_view():
     adjoint = R.graph_scene(g, "adjoint")
     assert not any(b.op == "const" and b.part == "reference" for b in adjoint.boxes)  # 0.5, read by J^T, no box
     assert any("0.5)" in line for b in adjoint.boxes for line in b.lines)
+
+
+def test_updates_are_drawn_in_a_cluster_of_their_own():
+    g, v = sgd_step()
+    source = gc.to_dot(g, "joint").source
+    updates = cluster_text(source, "cluster_update")
+    forward = cluster_text(source, "cluster_forward")
+    assert "updates: ops that read the gradients" in updates
+    for p in v["params"]:
+        assert f"sub({p.name}, 0.3 · dloss/d{p.name})" in updates
+        assert "sub(" + p.name not in forward
+    assert "cluster_update" not in gc.to_dot(seed_with_grads()[0], "joint").source  # no updates, no cluster
 
 
 def test_titles_say_which_view_of_what_and_how_many_nodes():

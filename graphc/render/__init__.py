@@ -9,7 +9,8 @@ they need), or a :class:`~graphc.Program`. The views:
 - ``"forward"``: the φ nodes the user wrote;
 - ``"adjoint"``: the nodes ``grad`` built, with the forward values they read
   drawn as dashed references;
-- ``"joint"`` (the default for graphs): both, the adjoint inside a cluster;
+- ``"joint"`` (the default for graphs): both, in two clusters, and the
+  updates (ops that read the gradients, as an optimizer's) in a third;
 - ``"plan"`` (the default for programs): the instructions of the compiled
   plan, numbered in execution order, with their buffers and arena offsets.
 

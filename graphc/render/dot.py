@@ -21,7 +21,9 @@ from graphc.plan import Plan
 from graphc.render.collapse import fit
 from graphc.render.graph_view import graph_scene, select_nodes
 from graphc.render.plan_view import plan_scene
-from graphc.render.scene import CLUSTER_BORDER, CLUSTER_FILL, EDGE, LEGEND, Scene, dot_label
+from graphc.render.scene import (
+    CLUSTER_BORDER, CLUSTER_FILL, EDGE, LEGEND, UPDATE_CLUSTER_BORDER, UPDATE_CLUSTER_FILL, Scene, dot_label,
+)
 
 VIEWS = ("forward", "adjoint", "joint", "plan")
 FORMATS = ("png", "svg", "pdf")
@@ -34,6 +36,8 @@ CLUSTER_STYLE = {
     "forward": {"style": "rounded", "color": "#a9c1e0", "fontcolor": "#2c5282"},
     "adjoint": {"style": "rounded,filled", "fillcolor": CLUSTER_FILL, "color": CLUSTER_BORDER, "fontcolor": "#9c3d2e"},
     "backward": {"style": "rounded,filled", "fillcolor": CLUSTER_FILL, "color": CLUSTER_BORDER, "fontcolor": "#9c3d2e"},
+    "update": {"style": "rounded,filled", "fillcolor": UPDATE_CLUSTER_FILL, "color": UPDATE_CLUSTER_BORDER,
+               "fontcolor": "#5b3f8c"},
 }
 
 

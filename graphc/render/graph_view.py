@@ -2,9 +2,10 @@
 
 Each node is one box: inputs, params and constants in shapes of their own, ops
 as rounded boxes, adjoint nodes rose-coloured, updates (ops that read a
-gradient, as an optimizer's do) lavender. What the adjoint pass recorded
-(:class:`graphc.autodiff.Contribution`) labels the edges that carry the
-Jacobian-transpose terms of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · ∂ℓ/∂x(c)``.
+gradient, as an optimizer's do) lavender; the joint view draws the forward
+graph, the adjoint graph and the updates in three clusters. What the
+adjoint pass recorded (:class:`graphc.autodiff.Contribution`) labels the edges
+that carry the Jacobian-transpose terms of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · ∂ℓ/∂x(c)``.
 
 Scalar hyper-parameters (a learning rate, a scale factor) are no boxes: their
 value is written into the labels of the ops that read them, ``mul(x, 0.5)``,
@@ -26,6 +27,7 @@ from graphc.render.scene import (
 )
 
 ADJOINT_TITLE = "adjoint graph: ∂ℓ/∂x = Σ over the consumers c of x of Jᵀ c|x · ∂ℓ/∂c"
+UPDATE_TITLE = "updates: ops that read the gradients (W ← W − η·∂ℓ/∂W)"
 
 
 def _auto_named(node: Node) -> bool:
@@ -318,8 +320,7 @@ def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
     legend = _graph_legend(view, drawn, part, facts)
     shown = drawn_set.union(*(folds.written(n) for n in drawn if n not in referenced))
     title = f"{view} view of {what}: {count_text(len(shown), len(nodes), 'nodes')}"
-    clusters = {"forward": "forward graph", "adjoint": ADJOINT_TITLE} if view == "joint" else {}
-    return Scene(title, boxes, arrows, legend, clusters)
+    return Scene(title, boxes, arrows, legend, _graph_clusters(view, drawn, part))
 
 
 def _drawn_nodes(nodes: Sequence[Node], part: dict[Node, str], folds: _Folds, view: str) -> list[Node]:
@@ -330,6 +331,16 @@ def _drawn_nodes(nodes: Sequence[Node], part: dict[Node, str], folds: _Folds, vi
         read = {i for n in drawn for i in folds.operands(n) if part.get(i) == "forward"}
         drawn = sorted(set(drawn) | read, key=lambda n: n.id)
     return drawn
+
+
+def _graph_clusters(view: str, drawn: Sequence[Node], part: dict[Node, str]) -> dict[str, str]:
+    """The joint view's clusters: the forward graph, the adjoint graph and, if any, the updates."""
+    if view != "joint":
+        return {}
+    clusters = {"forward": "forward graph", "adjoint": ADJOINT_TITLE}
+    if any(part[n] == "update" for n in drawn):
+        clusters["update"] = UPDATE_TITLE
+    return clusters
 
 
 def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, str], facts: _AdjointFacts) -> Arrow:

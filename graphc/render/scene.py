@@ -31,6 +31,8 @@ CHECKPOINT_EDGE = "#7f9fc8"
 CHECKPOINT_BORDER = "#1f4e8c"
 CLUSTER_FILL = "#fff6f3"
 CLUSTER_BORDER = "#e3a99c"
+UPDATE_CLUSTER_FILL = "#f8f5fc"
+UPDATE_CLUSTER_BORDER = "#b9a6d9"
 
 LEGEND = {
     "input": ("input", COLOURS["input"], ""),
