@@ -124,11 +124,12 @@ def _folds(nodes: Sequence[Node], part: dict[Node, str]) -> _Folds:
         for i in node.inputs:
             consumers.setdefault(i, []).append(node)
     constants = {n for n in nodes if _is_hyper_parameter(n) and n in consumers}
-    products = {
-        n for n in nodes
-        if part[n] == "update" and n.op_name == "mul" and any(i in constants for i in n.inputs)
-        and len(consumers.get(n, ())) == 1 and part[consumers[n][0]] == "update"
-    }
+    products: set[Node] = set()
+    for n in nodes:  # id order; a product of a product stays a box, so labels nest one level at most
+        if (part[n] == "update" and n.op_name == "mul" and any(i in constants for i in n.inputs)
+                and not any(i in products for i in n.inputs)
+                and len(consumers.get(n, ())) == 1 and part[consumers[n][0]] == "update"):
+            products.add(n)
     return _Folds(constants, products)
 
 
