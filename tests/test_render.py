@@ -232,10 +232,10 @@ def test_the_learning_rate_is_written_in_the_updates_label():
     scene = R.graph_scene(g, "joint")
     updates = {b.name: b.lines for b in scene.boxes if b.part == "update"}
     new_w1 = v["updates"][v["params"][0]]
-    assert updates == {new.name: [new.name, f"sub({p.name}, 0.3 · dloss/d{p.name})"] for p, new in v["updates"].items()}
+    assert updates == {new.name: [new.name, f"sub({p.name}, mul(0.3, dloss/d{p.name}))"] for p, new in v["updates"].items()}
     assert not any(b.op == "const" or b.op == "mul" for b in scene.boxes if b.part == "update")
     arrows_in = {scene.boxes[a.src].name for a in scene.arrows if scene.boxes[a.dst].name == new_w1.name}
-    assert arrows_in == {"W1", "dloss/dW1"}  # through the folded product 0.3 · dW1
+    assert arrows_in == {"W1", "dloss/dW1"}  # dW1 through the inlined mul(0.3, dW1)
 
 
 def test_a_scale_factor_is_written_in_its_ops_label_in_every_view():
@@ -259,7 +259,7 @@ def test_updates_are_drawn_in_a_cluster_of_their_own():
     forward = cluster_text(source, "cluster_forward")
     assert "updates: ops that read the gradients" in updates
     for p in v["params"]:
-        assert f"sub({p.name}, 0.3 · dloss/d{p.name})" in updates
+        assert f"sub({p.name}, mul(0.3, dloss/d{p.name}))" in updates
         assert "sub(" + p.name not in forward
     assert "cluster_update" not in gc.to_dot(seed_with_grads()[0], "joint").source  # no updates, no cluster
 

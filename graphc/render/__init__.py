@@ -21,9 +21,9 @@ What the pictures show:
 - inputs, params and constants have shapes and colours of their own, ops are
   rounded boxes; adjoint nodes are rose-coloured, updates lavender;
 - a scalar constant that an op reads (a learning rate, a scale factor) is no
-  box: the op's label writes it, ``mul(x, 0.5)``, and an update's product by
-  one is written where it is read, ``sub(W, 0.3 · dloss/dW)``; values are
-  written with 4 significant digits (``1e-05``, ``0.0009766``);
+  box: the op's label writes it, ``mul(x, 0.5)``, and an update that reads
+  one is written out where it is read, ``sub(W, mul(0.3, dloss/dW))``;
+  values are written with 4 significant digits (``1e-05``, ``0.0009766``);
 - an edge carries the shape of its value (``8×4``); an edge that carries a
   Jacobian-transpose term of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · ∂ℓ/∂x(c)`` is red and
   says which one, ``Jᵀ x3|w1`` (consumer ``x3``, forward value ``w1``);

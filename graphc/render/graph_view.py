@@ -9,8 +9,8 @@ that carry the Jacobian-transpose terms of ``∂ℓ/∂x = Σ_c J^T_{φc|x} · �
 
 Scalar hyper-parameters (a learning rate, a scale factor) are no boxes: their
 value is written into the labels of the ops that read them, ``mul(x, 0.5)``,
-and an update's product by one of them, read once, is written where it is
-read: ``sub(W, 0.3 · dloss/dW)``.
+and an update that reads one, read once, is written out where it is read:
+``sub(W, mul(0.3, dloss/dW))``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _is_seed(node: Node) -> bool:
 
 def _is_hyper_parameter(node: Node) -> bool:
     """A scalar constant that is no seed: a learning rate, a scale factor, the 1 of ``1 − y²``."""
-    return node.op_name == "const" and node.data is not None and node.data.size == 1 and not _is_seed(node)
+    return node.kind == "const" and node.data is not None and node.data.size == 1 and not _is_seed(node)
 
 
 @dataclass
@@ -65,21 +65,21 @@ class _Folds:
     """Nodes written into the labels of the ops that read them, instead of drawn as boxes.
 
     ``constants``: scalar hyper-parameters read by some op of the picture,
-    written as their value. ``products``: updates that multiply by one of them
-    and are read by one update, written as ``0.3 · dW`` in that update's label.
+    written as their value. ``inlined``: updates that read one of them and are
+    read by one update, written out in that update's label, ``mul(0.3, dW)``.
     """
 
     constants: set[Node]
-    products: set[Node]
+    inlined: set[Node]
 
     def __contains__(self, node: Node) -> bool:
-        return node in self.constants or node in self.products
+        return node in self.constants or node in self.inlined
 
     def operands(self, node: Node) -> list[Node]:
-        """What arrows come from into ``node``'s box: its inputs, those of folded products, no constants."""
+        """What arrows come from into ``node``'s box: its inputs, those of inlined updates, no constants."""
         found: list[Node] = []
         for i in node.inputs:
-            if i in self.products:
+            if i in self.inlined:
                 found.extend(self.operands(i))
             elif i not in self.constants:
                 found.append(i)
@@ -91,20 +91,19 @@ class _Folds:
         for i in node.inputs:
             if i in self:
                 found.append(i)
-            if i in self.products:
+            if i in self.inlined:
                 found.extend(self.written(i))
         return found
 
     def expression(self, node: Node) -> str:
-        """``sub(W, 0.3 · dW)``: the op applied to its operands, folded ones written out."""
+        """``sub(W, mul(0.3, dW))``: the op applied to its operands, folded ones written out."""
         return f"{node.op_name}({', '.join(self._operand_text(i) for i in node.inputs)})"
 
     def _operand_text(self, node: Node) -> str:
         if node in self.constants:
             return value_text(node.data)
-        if node in self.products:  # the factor first, as in η·dW
-            factors = sorted(node.inputs, key=lambda i: i not in self.constants)
-            return " · ".join(self._operand_text(i) for i in factors)
+        if node in self.inlined:
+            return self.expression(node)
         return _operand_name(node)
 
 
@@ -112,25 +111,24 @@ def _operand_name(node: Node) -> str:
     """How a label names a node drawn as a box of its own: by the text that box shows first."""
     if _is_seed(node):
         return f"∂ℓ/∂{node.adjoint.forward.name}"
-    if node.op_name == "const":
+    if node.kind == "const":
         return f"const {shape_text(node.shape)}"
     return node.name
 
 
 def _folds(nodes: Sequence[Node], part: dict[Node, str]) -> _Folds:
-    """The hyper-parameters among ``nodes`` that some op reads, and the updates' products by them."""
+    """The hyper-parameters among ``nodes`` that some op reads, and the updates that read them, read once."""
     consumers: dict[Node, list[Node]] = {}
     for node in nodes:
         for i in node.inputs:
             consumers.setdefault(i, []).append(node)
     constants = {n for n in nodes if _is_hyper_parameter(n) and n in consumers}
-    products: set[Node] = set()
-    for n in nodes:  # id order; a product of a product stays a box, so labels nest one level at most
-        if (part[n] == "update" and n.op_name == "mul" and any(i in constants for i in n.inputs)
-                and not any(i in products for i in n.inputs)
+    inlined: set[Node] = set()
+    for n in nodes:  # id order; what reads an inlined node is no box inlined in turn: labels nest one level
+        if (part[n] == "update" and any(i in constants for i in n.inputs) and not any(i in inlined for i in n.inputs)
                 and len(consumers.get(n, ())) == 1 and part[consumers[n][0]] == "update"):
-            products.add(n)
-    return _Folds(constants, products)
+            inlined.add(n)
+    return _Folds(constants, inlined)
 
 
 # --- what the adjoint pass recorded -----------------------------------------------------------------
