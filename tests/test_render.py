@@ -149,6 +149,22 @@ def test_values_in_plan_view_are_compiled():
     assert "plan 'seed'" in gc.to_dot([v["loss"], *grads], "plan").source
 
 
+def test_drawing_a_plan_or_a_program_compiles_nothing(monkeypatch):
+    """The plan view draws the plan it is given; only Values in the plan view are compiled, by make_scene."""
+    g, v, grads = seed_with_grads()
+    program = gc.compile([v["loss"], *grads])
+
+    def no_compile(values):
+        raise AssertionError("compiled while drawing")
+
+    monkeypatch.setattr(importlib.import_module("graphc.render.dot"), "compile_values", no_compile)
+    for target, view in ((program, None), (program.plan, None), (program, "joint"), (program.plan, "adjoint")):
+        assert f"plan '{program.plan.name}'" in gc.to_dot(target, view).source
+    assert R.plan_scene(program).title == R.plan_scene(program.plan).title
+    with pytest.raises(AssertionError, match="compiled while drawing"):
+        gc.to_dot([v["loss"]], "plan")
+
+
 def test_recomputed_instructions_are_marked():
     """A plan with an instruction tagged "recompute": orange, ↻, in the legend."""
     g, v, grads = seed_with_grads()
