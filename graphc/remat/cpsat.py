@@ -317,7 +317,7 @@ def starting_schedule(problem: RematProblem, seconds: float) -> np.ndarray | Non
             R = interval_schedule(problem, share * left, two_levels=two_levels)
             if R is not None:
                 found.append(R)
-    if not found:
+    if not found and time.perf_counter() < deadline:
         found = _fallback_schedules(problem, deadline)
     if not found:
         return None

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.remat.milp import _Rows
+from graphc.remat.milp import _Rows, _unit
 from graphc.remat.problem import RematProblem, _deps, _graph, _profile, _shortcut
 
 ROUNDS = 8
@@ -127,10 +127,11 @@ class IntervalProgram:
         """Whether d can be out of memory in stage s: read last before s, or freed across s."""
         return bool(self.last[d] < s) or (d, s) in self.across
 
-    def _rows(self, budgets: np.ndarray) -> _Rows:
+    def _rows(self, budgets: np.ndarray, unit: int) -> _Rows:
+        """The program's rows, memory in units of ``unit`` bytes (a divisor of every size and workspace)."""
         rows = _Rows()
-        n, sizes = self.problem.n, np.asarray(self.problem.sizes, dtype=float)
-        base = rows.block(n, -np.inf, budgets - self.memory)
+        n, sizes = self.problem.n, np.asarray(self.problem.sizes, dtype=np.int64) // unit
+        base = rows.block(n, -np.inf, np.floor((budgets - self.memory) / unit))
         for j, g in enumerate(self.gaps):
             inside = np.arange(g.start + 1, g.end)
             rows.term(base + inside, np.full(len(inside), j), -sizes[g.value])
@@ -161,37 +162,73 @@ class IntervalProgram:
         for i in self.across.get((d, s), ()):
             rows.row([(i, 1.0), (when, 1.0), *also], -np.inf, 1.0)
 
-    def solve(self, budgets: np.ndarray, time_limit: float) -> np.ndarray | None:
-        """The chosen gaps as a stage matrix R, or None when the program has no solution in time."""
-        from scipy.optimize import Bounds, milp
-        rows = self._rows(budgets)
+    def solve(self, budgets: np.ndarray, time_limit: float, solver: str = "highs") -> np.ndarray | None:
+        """The chosen gaps as a stage matrix R, or None when the program has no solution in time.
+
+        ``solver``: "highs" (SciPy's HiGHS, one thread) or "cpsat" (OR-Tools' CP-SAT, whose
+        portfolio of workers finds a first solution sooner on the larger programs)."""
         costs = np.zeros(self.columns)
         costs[: len(self.gaps)] = [self.problem.costs[g.value] for g in self.gaps]
         for (d, _), col in self.again.items():
             costs[col] = self.problem.costs[d]
-        for col in self.extended.values():
-            costs[col] = 1e-9  # hold no longer than needed
-        result = milp(costs, integrality=np.ones(self.columns), bounds=Bounds(0, 1),
-                      constraints=rows.constraint(self.columns),
-                      options={"time_limit": max(time_limit, 0.01), "disp": False})
-        if result.x is None:
+        rows = self._rows(budgets, _unit(self.problem))
+        solve = _solve_cpsat if solver == "cpsat" else _solve_highs
+        x = solve(rows.constraint(self.columns), costs, max(time_limit, 0.01))
+        if x is None:
             return None
         R = np.eye(self.problem.n, dtype=bool)
         for j, g in enumerate(self.gaps):
-            if result.x[j] > 0.5:
+            if x[j]:
                 R[g.end, g.value] = True
         for (d, s), col in self.again.items():
-            if result.x[col] > 0.5:
+            if x[col]:
                 R[s, d] = True
         return R
 
 
-def interval_schedule(problem: RematProblem, time_limit: float = 60.0, *, two_levels: bool = True) -> np.ndarray | None:
+def _solve_highs(constraint, costs: np.ndarray, time_limit: float) -> np.ndarray | None:
+    """The 0-1 program by HiGHS (through the driver that stops a large solve at its time limit and on
+    Ctrl-C); holding longer than needed costs a little (1e-9 per column)."""
+    from scipy.optimize import Bounds
+    from graphc.remat.highs import _milp, _options
+    objective = np.where(costs > 0, costs, 1e-9)
+    result = _milp(objective, np.ones(len(costs)), Bounds(0, 1), [constraint], _options(time_limit))
+    return None if result.x is None else np.asarray(result.x) > 0.5
+
+
+def _solve_cpsat(constraint, costs: np.ndarray, time_limit: float, workers: int = 8) -> np.ndarray | None:
+    """The 0-1 program by CP-SAT (every coefficient and bound of its rows is an integer)."""
+    from graphc.remat.cpsat import _cp_model, _integer_costs
+    cp_model = _cp_model()
+    model = cp_model.CpModel()
+    x = [model.new_bool_var(f"x{j}") for j in range(len(costs))]
+    A = constraint.A.tocsr()
+    for i in range(A.shape[0]):
+        cols, vals = A.indices[A.indptr[i] : A.indptr[i + 1]], A.data[A.indptr[i] : A.indptr[i + 1]]
+        expr = sum(int(v) * x[c] for c, v in zip(cols, vals))
+        if np.isfinite(constraint.lb[i]):
+            model.add(expr >= int(constraint.lb[i]))
+        if np.isfinite(constraint.ub[i]):
+            model.add(expr <= int(constraint.ub[i]))
+    weights, _ = _integer_costs(list(costs))
+    model.minimize(sum(w * x[j] for j, w in enumerate(weights) if w))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_limit
+    solver.parameters.num_workers = workers
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return np.array([bool(solver.value(v)) for v in x])
+
+
+def interval_schedule(problem: RematProblem, time_limit: float = 60.0, *, two_levels: bool = True,
+                      solver: str = "highs") -> np.ndarray | None:
     """A stage matrix within the budget from :class:`IntervalProgram`, or None.
 
     Each round replays the schedule; the stages where it peaks above the budget get their rows
     tightened by the excess, until it fits, ``ROUNDS`` solves are spent, or ``time_limit`` passes.
-    Store-all when it fits; None below the problem's budget lower bound.
+    Store-all when it fits; None below the problem's budget lower bound. ``solver``: "highs" or
+    "cpsat" (:meth:`IntervalProgram.solve`).
     """
     quick = _shortcut(problem)
     if quick is not None:
@@ -205,7 +242,7 @@ def interval_schedule(problem: RematProblem, time_limit: float = 60.0, *, two_le
         left = deadline - time.perf_counter()
         if left <= 0:
             return None
-        R = program.solve(budgets, left)
+        R = program.solve(budgets, left, solver)
         if R is None:
             return None
         over = _overshoot(problem, R)

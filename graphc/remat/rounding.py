@@ -143,7 +143,7 @@ def _repair(problem: RematProblem, R: np.ndarray, deadline: float) -> np.ndarray
         best: tuple[int, float, np.ndarray, _Profile] | None = None
         alive = (np.arange(len(prof.node)) < p) & ((prof.free_at >= p) | (prof.free_at < 0))
         for q in np.nonzero(alive & may[prof.node])[0]:
-            if best is not None and time.perf_counter() >= deadline:
+            if time.perf_counter() >= deadline:  # each trial is O(n²): a large problem can take minutes
                 break
             later = prof.reader[(prof.read == q) & (prof.reader > p)]
             if not len(later) or prof.stage[later.min()] <= stage:
