@@ -45,8 +45,10 @@ import time
 from dataclasses import replace
 from typing import Sequence, TextIO
 
+import numpy as np
+
 from graphc.remat.joint import JointSolution, joint_schedule, model_peak
-from graphc.remat.cpsat import solve_cpsat
+from graphc.remat.cpsat import solve_cpsat, starting_schedule
 from graphc.remat.exact import solve_milp
 from graphc.remat.problem import RematProblem, RematSolution, store_all_peak
 from remat_solve_times import load_problems  # tests/remat_problems.py, loaded by path
@@ -73,6 +75,12 @@ def _row(problem: RematProblem, fraction: float, solver: str, solution: RematSol
             "moments": moments.bound, "gap": gap, "seconds": seconds}
 
 
+def _cheapest(problem: RematProblem, schedules: list[np.ndarray | None]) -> np.ndarray | None:
+    """The cheapest of the stage matrices that fit the budget, or None."""
+    fitting = [R for R in schedules if R is not None and model_peak(problem)(R)[0] <= problem.budget]
+    return min(fitting, key=lambda R: float(np.asarray(problem.costs) @ R.sum(axis=0)), default=None)
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -97,9 +105,10 @@ def run(sizes: Sequence[int], *, fractions: Sequence[float] = (0.8, 0.9), time_l
         for fraction in fractions:
             problem = replace(base, budget=int(fraction * peak))
             started = time.perf_counter()
-            moments, _ = joint_schedule(problem, model_peak(problem), time_limit=time_limit / 4)
+            moments, _ = joint_schedule(problem, model_peak(problem), time_limit=time_limit / 6)
+            hint = _cheapest(problem, [moments.R, starting_schedule(problem, time_limit / 3)])
             solution = solve_cpsat(problem, time_limit=time_limit - (time.perf_counter() - started), workers=workers,
-                                   hint=moments.R)
+                                   hint=hint)
             rows.append(_row(problem, fraction, "cpsat", solution, time.perf_counter() - started, moments))
             _print(rows[-1], out)
             if n <= milp_max:
