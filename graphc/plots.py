@@ -1,4 +1,4 @@
-"""Plots of where memory goes: the timeline, the arena layout, and the memory–recompute frontier.
+"""Plots of where memory goes: the timeline, what it holds, the arena layout, and the memory–recompute frontier.
 
 matplotlib is imported inside each function (it is the ``plots`` extra, not a
 core dependency). Figures are built without pyplot, so nothing depends on the
@@ -8,8 +8,11 @@ format comes from the suffix: ``.png``, ``.svg``, ``.pdf``).
 
 - :func:`plot_memory_timeline` — the bytes of intermediates live at each step
   of the plan, with the arena the planner placed them in, the schedule's lower
-  bound (no placement can use less) and a budget; forward, backward and
-  recompute steps are shaded.
+  bound (no placement can use less) and a budget; each instruction is shaded
+  by its tag (forward, backward, recompute, update).
+- :func:`plot_memory_by_kind` — the same live bytes as a stack of what they
+  hold: activations kept for the backward, gradients, optimizer updates,
+  scratch and other values (:func:`live_bytes_by`), or the scopes that wrote them.
 - :func:`plot_arena_layout` — every block of the arena as a rectangle:
   steps it is live × the bytes it occupies.
 - :func:`plot_frontier` — memory against recompute for several policies and
@@ -18,16 +21,20 @@ format comes from the suffix: ``.png``, ``.svg``, ``.pdf``).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from graphc.errors import GraphError
+from graphc.ir import TOP_LEVEL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from graphc.compile import Program
+    from graphc.plan import Plan
 
 # One colour per instruction tag, the same as the plan images (graphc.render).
 TAG_COLOURS = {
@@ -75,42 +82,46 @@ def _memory(program: "Program"):
 
 
 def _tag_runs(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Maximal runs of equal tags: ``(tag, first step, last step + 1)``."""
+    """Maximal runs of adjacent instructions of one tag: ``(tag, first instruction, last + 1)``."""
     runs: list[tuple[str, int, int]] = []
     for i, tag in enumerate(tags):
-        if runs and runs[-1][0] == tag and runs[-1][2] == i:
+        if runs and runs[-1][0] == tag:
             runs[-1] = (tag, runs[-1][1], i + 1)
         else:
             runs.append((tag, i, i + 1))
     return runs
 
 
-def step_tags(program: "Program", steps: int) -> list[str]:
-    """The tag of each plan step for shading, ``steps`` long.
+def _shade_tags(ax: "Axes", tags: Sequence[str], ymin: float = 0.0, alpha: float = 0.18) -> None:
+    """Shade each instruction's interval ``[i, i + 1]`` in the colour of its tag, one legend entry per tag.
 
-    A view bound once (a transpose of a param the backward pass reads, say)
-    runs no kernel; it takes the tag of the next kernel, so the shading shows
-    where the work is (a view after the last kernel takes that kernel's tag).
+    Adjacent instructions of one tag share a patch; an instruction between two of
+    another tag keeps a patch of its own. ``ymin`` (axes fraction) shades only a
+    strip along the top.
     """
-    instructions = program.plan.instructions
-    kernels = [ins.tag for ins in instructions if ins.mode != "view"]
-    following = kernels[-1] if kernels else "forward"
-    tags: list[str] = [following] * steps
-    for i in reversed(range(min(steps, len(instructions)))):
-        ins = instructions[i]
-        if ins.mode != "view":
-            following = ins.tag
-        tags[i] = following
-    return tags
-
-
-def _shade_tags(ax: "Axes", tags: Sequence[str]) -> None:
-    """Shade each run of forward/backward/recompute/update steps in its colour (one legend entry each)."""
     labelled: set[str] = set()
     for tag, start, stop in _tag_runs(tags):
         label = None if tag in labelled else f"{TAG_NAMES.get(tag, tag)} steps"
         labelled.add(tag)
-        ax.axvspan(start - 0.5, stop - 0.5, color=TAG_COLOURS.get(tag, "#cccccc"), alpha=0.18, lw=0, label=label)
+        ax.axvspan(start, stop, ymin=ymin, color=TAG_COLOURS.get(tag, "#cccccc"), alpha=alpha, lw=0, label=label)
+
+
+def _step_axis(ax: "Axes", steps: int) -> None:
+    """The x axis of plan steps: instruction ``i`` spans ``[i, i + 1]``, all of ``0 … steps`` shown."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(0, max(steps, 1))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    ax.set_xlabel("plan step (instruction)")
+
+
+def _bytes_axis(ax: "Axes", top: float, unit: str, what: str) -> None:
+    """A y axis of bytes shown in ``unit`` (values already divided by its scale), with a few round ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_ylim(0, top)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.set_ylabel(f"{what} ({unit})", fontsize=9)
 
 
 def plot_memory_timeline(
@@ -121,28 +132,27 @@ def plot_memory_timeline(
     The live bytes are the planner's own liveness (``program.memory.live_bytes``):
     a value is live from the step that writes it to the last step that reads
     it. Their maximum is the lower bound of this schedule; the arena (planned
-    bytes) sits at or above it, the gap being fragmentation.
+    bytes) sits at or above it, the gap being fragmentation. Instruction ``i``
+    spans ``[i, i + 1]`` on the x axis and is shaded by its own tag (forward,
+    backward, recompute, update), so a view bound for the backward pass among
+    forward steps shows as a backward step.
     """
     memory = _memory(program)
     live = list(memory.live_bytes)
     instructions = program.plan.instructions
-    tags = step_tags(program, len(live))
     peak = max([memory.planned_bytes, memory.lower_bound_bytes, budget or 0, *live, 1])
     scale, unit = byte_unit(peak)
     fig, ax = _figure()
-    _shade_tags(ax, tags)
-    steps = range(len(live))
-    ax.step(steps, [b / scale for b in live], where="mid", color="#1b1b1b", lw=1.4, label="live intermediates")
+    _shade_tags(ax, [ins.tag for ins in instructions])
+    ax.stairs([b / scale for b in live], range(len(live) + 1), color="#1b1b1b", lw=1.4, label="live intermediates")
     ax.axhline(memory.planned_bytes / scale, color="#1f4e8c", ls="--", lw=1.3,
                label=f"arena (planned) {format_bytes(memory.planned_bytes)}")
     ax.axhline(memory.lower_bound_bytes / scale, color="#2e8b57", ls=":", lw=1.6,
                label=f"lower bound {format_bytes(memory.lower_bound_bytes)}")
     if budget is not None:
         ax.axhline(budget / scale, color="#c0392b", ls="-.", lw=1.3, label=f"budget {format_bytes(budget)}")
-    ax.set_xlim(-0.5, len(live) - 0.5)
-    ax.set_ylim(0, peak / scale * 1.12)
-    ax.set_xlabel("plan step (instruction)")
-    ax.set_ylabel(f"bytes live ({unit})")
+    _step_axis(ax, len(live))
+    _bytes_axis(ax, peak / scale * 1.12, unit, "bytes live")
     ax.set_title(title or (f"memory timeline — plan {program.plan.name!r}: {len(instructions)} instructions, "
                            f"without reuse {format_bytes(memory.no_reuse_bytes)}"), fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
@@ -178,7 +188,7 @@ def block_label(program: "Program", iv: Any, offset: int) -> str:
 
 def plot_arena_layout(program: "Program", path: str | Path | None = None, label_blocks: int = 12,
                       title: str | None = None) -> "Figure":
-    """Each arena block as a rectangle: [first step, last step] × [offset, offset + bytes].
+    """Each arena block as a rectangle: [first step, last step + 1] × [offset, offset + bytes].
 
     Blocks that never overlap in time may share addresses; the rectangles
     never overlap. A block is coloured by the tag of the instruction that
@@ -197,7 +207,7 @@ def plot_arena_layout(program: "Program", path: str | Path | None = None, label_
         if offset is None:
             continue
         tag = instructions[iv.start].tag if iv.start < len(instructions) else "forward"
-        rects.append(Rectangle((iv.start - 0.45, offset / scale), iv.end - iv.start + 0.9, iv.nbytes / scale))
+        rects.append(Rectangle((iv.start + 0.05, offset / scale), iv.end - iv.start + 0.9, iv.nbytes / scale))
         colours.append(TAG_COLOURS.get(tag, "#bbbbbb"))
     ax.add_collection(PatchCollection(rects, facecolors=colours, edgecolors="#333333", linewidths=0.4, alpha=0.85))
     steps = max(len(memory.live_bytes), 1)
@@ -205,19 +215,203 @@ def plot_arena_layout(program: "Program", path: str | Path | None = None, label_
     for iv in largest:  # names only where they fit: wide enough and tall enough for a line of text
         offset = memory.offsets.get(iv.key)
         if offset is not None and (iv.end - iv.start + 1) >= steps / 12 and iv.nbytes >= memory.planned_bytes / 25:
-            ax.text((iv.start + iv.end) / 2, (offset + iv.nbytes / 2) / scale, block_label(program, iv, offset),
+            ax.text((iv.start + iv.end + 1) / 2, (offset + iv.nbytes / 2) / scale, block_label(program, iv, offset),
                     ha="center", va="center", fontsize=7, clip_on=True)
     ax.axhline(memory.planned_bytes / scale, color="#1f4e8c", ls="--", lw=1.2)
-    ax.set_xlim(-1, steps)
-    ax.set_ylim(0, memory.planned_bytes / scale * 1.1 or 1)
-    ax.set_xlabel("plan step (instruction)")
-    ax.set_ylabel(f"arena offset ({unit})")
+    _step_axis(ax, steps)
+    _bytes_axis(ax, memory.planned_bytes / scale * 1.1 or 1, unit, "arena offset")
     tags_used = {instructions[iv.start].tag for iv in memory.intervals if iv.start < len(instructions)}
     handles = [Patch(color=TAG_COLOURS[t], label=f"written by {TAG_NAMES[t]}") for t in TAG_COLOURS if t in tags_used]
     handles.append(Patch(facecolor="none", edgecolor="#1f4e8c", ls="--", label=f"arena {format_bytes(memory.planned_bytes)}"))
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     ax.set_title(title or (f"arena layout — plan {program.plan.name!r}: {len(rects)} blocks in "
                            f"{format_bytes(memory.planned_bytes)} ({memory.strategy})"), fontsize=10)
+    _save(fig, path)
+    return fig
+
+
+# What the bytes live in the arena hold, bottom to top of the stack (see live_bytes_by).
+KINDS = ("activations", "gradients", "update", "scratch", "other")
+KIND_NAMES = {
+    "activations": "activations kept",
+    "gradients": "gradients",
+    "update": "optimizer update",
+    "scratch": "scratch",
+    "other": "other forward values",
+}
+KIND_COLOURS = {
+    "activations": TAG_COLOURS["forward"],
+    "gradients": TAG_COLOURS["backward"],
+    "update": TAG_COLOURS["update"],
+    "scratch": "#8c8c8c",
+    "other": "#d9d0a3",
+}
+MAX_SCOPES = 10
+"""Scopes drawn apart in :func:`plot_memory_by_kind`; the smaller ones are drawn as one, ``other scopes``."""
+
+
+def _view_bases(plan: "Plan") -> dict[int, int]:
+    """For each buffer a view is bound on, through any chain of views: view buffer → the buffer it reads."""
+    bases: dict[int, int] = {}
+    for ins in plan.instructions:
+        if ins.mode == "view":
+            base = ins.args[0]
+            bases[ins.out] = bases.get(base, base)
+    return bases
+
+
+def _read_after_forward(plan: "Plan") -> set[int]:
+    """The buffers a backward, recompute or update kernel reads (directly or through views): values kept for them.
+
+    A value a recompute reads is a checkpoint: the backward pass rebuilds the rest from it.
+    """
+    bases = _view_bases(plan)
+    return {
+        bases.get(arg, arg)
+        for ins in plan.instructions
+        if ins.mode != "view" and ins.tag in ("backward", "recompute", "update")
+        for arg in ins.args
+    }
+
+
+def _arena_writes(plan: "Plan") -> dict[tuple[int, int], list[int]]:
+    """The steps writing a value into the arena, by the ``(offset, bytes)`` of the value, in order."""
+    writes: dict[tuple[int, int], list[int]] = {}
+    for step, ins in enumerate(plan.instructions):
+        out = plan.buffers[ins.out]
+        if out.kind == "temp" and ins.mode != "view":
+            writes.setdefault((out.offset, out.nbytes), []).append(step)
+    return writes
+
+
+def _holders(iv: Any, offset: int | None, writes: dict[tuple[int, int], list[int]]) -> list[tuple[int, int, int]]:
+    """The values a block holds in turn: ``(writing step, first step, last step)``, covering the block's life.
+
+    A block's values are the writes at its offset with its size while it is live
+    (values reused in place follow one another); no other block is live at that
+    offset then, or the two would overlap in the arena.
+    """
+    steps = writes.get((offset, iv.nbytes), [])
+    inside = steps[bisect_left(steps, iv.start): bisect_right(steps, iv.end)] or [iv.start]
+    bounds = [iv.start, *inside[1:], iv.end + 1]
+    return [(step, bounds[k], bounds[k + 1] - 1) for k, step in enumerate(inside)]
+
+
+def _kind(plan: "Plan", step: int, kept: set[int]) -> str:
+    """The kind of the value written at ``step`` (see :func:`live_bytes_by`)."""
+    ins = plan.instructions[step]
+    if ins.tag == "backward":
+        return "gradients"
+    if ins.tag == "update":
+        return "update"
+    if ins.tag in ("forward", "recompute") and ins.out in kept:
+        return "activations"
+    return "other"
+
+
+def _top_scope(plan: "Plan", step: int) -> str:
+    return plan.instructions[step].scope.split("/", 1)[0] or TOP_LEVEL
+
+
+def live_bytes_by(program: "Program", by: str = "kind") -> dict[str, list[int]]:
+    """The live bytes of each plan step (``program.memory.live_bytes``), split by kind or by scope.
+
+    Every block of the arena counts, at each step it is live, under the value it
+    holds then (the last value written into it; values reused in place follow
+    one another in a block), so at every step the parts sum to the live bytes.
+
+    ``by="kind"`` sorts a value by the tag of the instruction that wrote it and
+    by who reads it:
+
+    - ``activations``: a forward (or recomputed) value that a backward, recompute
+      or update instruction reads, directly or through a view: kept for the
+      backward pass (a checkpoint, when a recompute reads it);
+    - ``gradients``: a value a backward instruction writes;
+    - ``update``: a value an optimizer's instruction writes (the params and the
+      optimizer state themselves are stored outside the arena);
+    - ``scratch``: the workspace a kernel asks for, live at its own step;
+    - ``other``: a forward value that only forward instructions read.
+
+    ``by="scope"`` sorts a value by the first name of the scope of the
+    instruction that wrote it (``"encoder"`` for ``"encoder/block3"``,
+    ``"(top level)"`` for none), as ``memory.peak_bytes_by_scope`` does.
+    Parts are listed bottom to top of the stack: the kinds in :data:`KINDS`
+    order, the scopes largest at their peak first.
+    """
+    if by not in ("kind", "scope"):
+        raise GraphError(f"live_bytes_by: by={by!r}; choose 'kind' or 'scope'")
+    memory, plan = _memory(program), program.plan
+    steps = len(memory.live_bytes)
+    kept, writes = _read_after_forward(plan), _arena_writes(plan)
+    deltas: dict[str, list[int]] = {kind: [0] * (steps + 1) for kind in KINDS} if by == "kind" else {}
+
+    def add(part: str, first: int, last: int, nbytes: int) -> None:
+        delta = deltas.setdefault(part, [0] * (steps + 1))
+        delta[first] += nbytes
+        delta[last + 1] -= nbytes
+
+    for iv in memory.intervals:
+        if isinstance(iv.key, tuple):  # a kernel's scratch, keyed (node, k)
+            add("scratch" if by == "kind" else _top_scope(plan, iv.start), iv.start, iv.end, iv.nbytes)
+            continue
+        for step, first, last in _holders(iv, memory.offsets.get(iv.key), writes):
+            part = _kind(plan, step, kept) if by == "kind" else _top_scope(plan, step)
+            add(part, first, last, iv.nbytes)
+    parts = {part: list(accumulate(delta[:steps])) for part, delta in deltas.items()}
+    if by == "scope":
+        parts = dict(sorted(parts.items(), key=lambda item: (-max(item[1], default=0), item[0])))
+    return parts
+
+
+def _fewer_scopes(parts: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The :data:`MAX_SCOPES` largest scopes, and the rest summed as ``other scopes``."""
+    if len(parts) <= MAX_SCOPES:
+        return parts
+    names = list(parts)
+    kept = {name: parts[name] for name in names[: MAX_SCOPES - 1]}
+    rest = [parts[name] for name in names[MAX_SCOPES - 1:]]
+    kept["other scopes"] = [sum(column) for column in zip(*rest)]
+    return kept
+
+
+def plot_memory_by_kind(program: "Program", path: str | Path | None = None, by: str = "kind",
+                        title: str | None = None) -> "Figure":
+    """The live bytes of each plan step as a stack of what they hold: by kind, or by scope (``by="scope"``).
+
+    The stack's top is the live-intermediates line of :func:`plot_memory_timeline`
+    (the parts sum to it at every step); :func:`live_bytes_by` says how each
+    byte is sorted; a part that is never live is left out. A strip along the
+    top shows each instruction's tag.
+    """
+    memory = _memory(program)
+    parts = {part: nbytes for part, nbytes in live_bytes_by(program, by).items() if any(nbytes)}
+    if by == "scope":
+        parts = _fewer_scopes(parts)
+    live = list(memory.live_bytes)
+    scale, unit = byte_unit(max([memory.planned_bytes, *live, 1]))
+    fig, ax = _figure()
+    edges = range(len(live) + 1)
+    bottom = [0.0] * len(live)
+    for k, (part, nbytes) in enumerate(parts.items()):
+        top = [b + n / scale for b, n in zip(bottom, nbytes)]
+        colour = KIND_COLOURS[part] if by == "kind" else f"C{k % 10}"
+        name = KIND_NAMES[part] if by == "kind" else part
+        ax.stairs(top, edges, baseline=bottom, fill=True, color=colour, alpha=0.9, lw=0,
+                  label=f"{name} (max {format_bytes(max(nbytes, default=0))})")
+        bottom = top
+    ax.stairs([b / scale for b in live], edges, color="#1b1b1b", lw=1.0, label="live intermediates")
+    ax.axhline(memory.planned_bytes / scale, color="#1f4e8c", ls="--", lw=1.2,
+               label=f"arena (planned) {format_bytes(memory.planned_bytes)}")
+    _shade_tags(ax, [ins.tag for ins in program.plan.instructions], ymin=0.96, alpha=0.7)
+    _step_axis(ax, len(live))
+    _bytes_axis(ax, max(memory.planned_bytes, *live, 1) / scale * 1.15, unit, "bytes live")
+    outside = f"outside the arena: params {format_bytes(memory.params_bytes)}, optimizer state {format_bytes(memory.state_bytes)}"
+    ax.set_title(title or f"live bytes by {by} — plan {program.plan.name!r}\n{outside}", fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    stack = len(parts)  # the stack's entries listed top first, as drawn
+    order = [*reversed(range(stack)), *range(stack, len(labels))]
+    fig.legend([handles[k] for k in order], [labels[k] for k in order], loc="outside right upper", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
     return fig
 
@@ -276,9 +470,30 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], path: str | Path | None = N
     return fig
 
 
+MARKERS = "osD^v<>ph*"
+
+
+def policy_marker(k: int) -> dict[str, Any]:
+    """The marker of the ``k``-th policy: its own shape, smaller than the one before, hollow after the first.
+
+    Policies often land on the same point (no recompute at a large budget); drawn
+    in order, each later marker sits inside the earlier ones and every one shows.
+    """
+    colour = f"C{k % 10}"
+    return {
+        "marker": MARKERS[k % len(MARKERS)],
+        "ms": max(12.0 - 2.0 * k, 4.0),
+        "mec": colour,
+        "mfc": colour if k == 0 else "none",
+        "mew": 1.6,
+        "color": colour,
+    }
+
+
 def _frontier_panel(ax: "Axes", rows: Sequence[Mapping[str, Any]], policies: Sequence[str]) -> None:
     """One graph's points: a series per policy, and the frontier over all of them."""
-    markers = "osD^v<>ph*"
+    from matplotlib.ticker import MaxNLocator
+
     scale, unit = byte_unit(max(r["planned_bytes"] for r in rows))
     points = []
     by_policy: dict[str, list[tuple[float, float]]] = {p: [] for p in policies}
@@ -289,13 +504,14 @@ def _frontier_panel(ax: "Axes", rows: Sequence[Mapping[str, Any]], policies: Seq
         points.append((x, y))
     for k, (policy, pts) in enumerate(by_policy.items()):
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[k % len(markers)], ms=6, lw=1,
-                alpha=0.85, label=policy, color=f"C{k}")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1, alpha=0.85, label=policy, zorder=2 + k,
+                **policy_marker(k))
     front = pareto_front(points)
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#333333", ls="--", lw=1,
-            label="frontier")
+            label="frontier", zorder=1)
     ax.set_xlabel("recompute (extra FLOPs, % of forward)", fontsize=9)
-    ax.set_ylabel(f"arena (planned, {unit})", fontsize=9)
-    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    _bytes_axis(ax, max(y for _, y in points) * 1.1, unit, "arena (planned)")
     ax.set_xlim(left=-2)
+    ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)

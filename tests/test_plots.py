@@ -1,4 +1,4 @@
-"""graphc.plots: the memory timeline, the arena layout and the frontier produce figures and files."""
+"""graphc.plots: the memory timeline, the live bytes by kind, the arena layout and the frontier produce figures and files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import sys
 import pytest
 
 pytest.importorskip("matplotlib")
+
+from matplotlib.colors import to_rgba
+from matplotlib.patches import Rectangle, StepPatch
 
 import graphc as gc
 from graphc import plots, zoo
@@ -22,28 +25,126 @@ def step() -> gc.Program:
     return gc.compile([v["loss"]], updates=gc.sgd(v["loss"], v["params"], 0.1))
 
 
+@pytest.fixture(scope="module")
+def sqrt_step() -> gc.Program:
+    """A residual MLP's training step with recomputed activations: forward, backward, recompute and update
+    instructions, and transposes for the backward pass bound among the forward ones."""
+    _, v = zoo.residual_mlp(depth=4, width=16, batch=8)
+    return gc.compile([v["loss"]], updates=gc.sgd(v["loss"], v["params"], 0.1), remat="sqrt")
+
+
+@pytest.fixture(scope="module")
+def adam_step() -> gc.Program:
+    """A residual MLP trained with Adam: update temporaries in the arena, optimizer state outside it."""
+    _, v = zoo.residual_mlp(depth=2, width=16, batch=8)
+    return gc.compile([v["loss"]], updates=gc.optim.adam(v["loss"], v["params"], 0.01))
+
+
+def _stairs(ax, label: str) -> StepPatch:
+    (patch,) = [p for p in ax.patches if isinstance(p, StepPatch) and p.get_label() == label]
+    return patch
+
+
 def test_memory_timeline_draws_live_bytes_arena_bound_and_budget(step, tmp_path):
     fig = gc.plot_memory_timeline(step, tmp_path / "timeline.png", budget=step.memory.planned_bytes * 2)
     assert (tmp_path / "timeline.png").read_bytes()[:8] == PNG_MAGIC
     (ax,) = fig.axes
     labels = [line.get_label() for line in ax.get_lines()]
-    assert "live intermediates" in labels
     assert any(label.startswith("arena (planned)") for label in labels)
     assert any(label.startswith("lower bound") for label in labels)
     assert any(label.startswith("budget") for label in labels)
-    live = ax.get_lines()[0].get_ydata()
-    assert len(live) == len(step.memory.live_bytes)
+    scale, _ = plots.byte_unit(step.memory.planned_bytes * 2)
+    live = _stairs(ax, "live intermediates").get_data()
+    assert list(live.edges) == list(range(len(step.memory.live_bytes) + 1)), "instruction i spans [i, i + 1]"
+    assert [round(v * scale) for v in live.values] == step.memory.live_bytes
     shaded = {p.get_label() for p in ax.patches}
     assert {"forward steps", "backward (∂) steps", "update (←) steps"} <= shaded
 
 
-def test_step_tags_give_views_the_tag_of_the_next_kernel(step):
-    tags = plots.step_tags(step, len(step.memory.live_bytes))
-    instructions = step.plan.instructions
-    for i, tag in enumerate(tags[: len(instructions)]):
-        if instructions[i].mode != "view":
-            assert tag == instructions[i].tag
-    assert len(tags) == len(instructions), "one step per instruction: runs return arrays written in place"
+def _shading(ax) -> dict[tuple[float, float], tuple[float, ...]]:
+    """The tag patches of a timeline: their x interval → their colour."""
+    spans = {}
+    for patch in ax.patches:
+        if isinstance(patch, Rectangle):
+            x0, x1 = patch.get_x(), patch.get_x() + patch.get_width()
+            spans[(round(x0, 6), round(x1, 6))] = to_rgba(patch.get_facecolor(), 1)[:3]
+    return spans
+
+
+@pytest.mark.parametrize("program, apart", [("step", False), ("sqrt_step", True)])
+def test_memory_timeline_shades_each_instruction_by_its_own_tag(program, apart, request):
+    program = request.getfixturevalue(program)
+    tags = [ins.tag for ins in program.plan.instructions]
+    (ax,) = gc.plot_memory_timeline(program).axes
+    spans = _shading(ax)
+    colour = {tag: to_rgba(c)[:3] for tag, c in plots.TAG_COLOURS.items()}
+    covered = sorted(spans)
+    assert covered[0][0] == 0 and covered[-1][1] == len(tags), "the shading covers every instruction"
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:])), "no gaps, no overlaps"
+    for (x0, x1), rgb in spans.items():  # a patch is one run of one tag, and shows that tag
+        run = set(tags[int(x0): int(x1)])
+        assert len(run) == 1 and colour[run.pop()] == rgb
+    lonely = [i for i in range(1, len(tags) - 1) if tags[i - 1] != tags[i] != tags[i + 1]]
+    assert bool(lonely) == apart
+    for i in lonely:  # e.g. a transpose bound for the backward pass among forward steps
+        assert spans.get((i, i + 1)) == colour[tags[i]]
+    assert ax.get_xlim() == (0, len(tags))
+
+
+def test_tag_runs_merge_only_adjacent_instructions_of_one_tag():
+    tags = ["backward", "forward", "forward", "backward", "forward", "update", "update"]
+    assert plots._tag_runs(tags) == [("backward", 0, 1), ("forward", 1, 3), ("backward", 3, 4), ("forward", 4, 5),
+                                     ("update", 5, 7)]
+
+
+@pytest.mark.parametrize("program", ["step", "sqrt_step", "adam_step"])
+@pytest.mark.parametrize("by", ["kind", "scope"])
+def test_live_bytes_by_kind_or_scope_sum_to_the_live_bytes(program, by, request):
+    program = request.getfixturevalue(program)
+    parts = plots.live_bytes_by(program, by)
+    assert all(len(nbytes) == len(program.memory.live_bytes) for nbytes in parts.values())
+    assert [sum(column) for column in zip(*parts.values())] == program.memory.live_bytes
+    assert all(b >= 0 for nbytes in parts.values() for b in nbytes)
+
+
+def test_live_bytes_by_kind_has_the_kinds_of_a_training_step(step, sqrt_step, adam_step):
+    assert list(plots.live_bytes_by(step)) == list(plots.KINDS)
+    for program, kinds in ((step, {"activations", "gradients"}), (sqrt_step, {"activations", "gradients"}),
+                           (adam_step, {"activations", "gradients", "update"})):
+        live = {kind for kind, nbytes in plots.live_bytes_by(program).items() if any(nbytes)}
+        assert kinds <= live <= set(plots.KINDS)
+    inference = gc.compile([zoo.mlp(4, sizes=(3, 5, 2))[1]["loss"]])
+    live = {kind for kind, nbytes in plots.live_bytes_by(inference).items() if any(nbytes)}
+    assert "other" in live and live <= {"other", "scratch"}, "with no backward pass no value is kept for one"
+
+
+def test_live_bytes_by_scope_match_the_memory_report_at_the_peak(adam_step):
+    parts = plots.live_bytes_by(adam_step, "scope")
+    peak = adam_step.memory.peak_step
+    at_peak = {scope: nbytes[peak] for scope, nbytes in parts.items() if nbytes[peak]}
+    report = {scope or "(top level)": nbytes for scope, nbytes in adam_step.memory.peak_bytes_by_scope.items() if nbytes}
+    assert at_peak == report
+    assert "optim" in parts
+
+
+@pytest.mark.parametrize("by", ["kind", "scope"])
+def test_memory_by_kind_stack_tops_out_at_the_live_bytes(sqrt_step, by, tmp_path):
+    fig = gc.plot_memory_by_kind(sqrt_step, tmp_path / f"by_{by}.png", by=by)
+    assert (tmp_path / f"by_{by}.png").read_bytes()[:8] == PNG_MAGIC
+    (ax,) = fig.axes
+    live = _stairs(ax, "live intermediates").get_data().values
+    stack = [p for p in ax.patches if isinstance(p, StepPatch) and p.get_label() != "live intermediates"]
+    parts = {k: v for k, v in plots.live_bytes_by(sqrt_step, by).items() if any(v)}
+    assert len(stack) == len(parts)
+    for lower, upper in zip(stack, stack[1:]):  # each part sits on the one below
+        assert list(upper.get_data().baseline) == pytest.approx(list(lower.get_data().values))
+    assert list(stack[-1].get_data().values) == pytest.approx(list(live))
+    assert ax.get_xlim() == (0, len(sqrt_step.plan.instructions))
+
+
+def test_memory_by_kind_rejects_an_unknown_split(step):
+    with pytest.raises(gc.GraphError, match="by='tag'"):
+        gc.plot_memory_by_kind(step, by="tag")
 
 
 def test_arena_layout_rectangles_never_overlap_while_live(step, tmp_path):
@@ -72,6 +173,39 @@ def test_frontier_one_panel_per_graph_and_the_pareto_points(tmp_path):
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == ["chain", "unet"]
     assert plots.pareto_front([(0, 6.0), (85, 1.5), (95, 1.6)]) == [(0, 6.0), (85, 1.5)]
+
+
+def test_frontier_draws_every_policy_even_on_shared_points():
+    rows = [{"policy": policy, "budget": None, "planned_bytes": 6 * 2**20, "recompute_flops": 0, "forward_flops": 100}
+            for policy in ("none", "sqrt", "revolve", "greedy")]  # four policies, one point
+    rows.append({"policy": "sqrt", "budget": 2_000_000, "planned_bytes": 1_500_000, "recompute_flops": 85,
+                 "forward_flops": 100})
+    fig = gc.plot_frontier(rows)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["none", "sqrt", "revolve", "greedy", "frontier"]
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    series = {line.get_label(): line for line in ax.get_lines()}
+    drawn = [series[policy] for policy in ("none", "sqrt", "revolve", "greedy")]
+    for line in drawn:
+        assert line.get_marker() not in ("", "None", None) and (0.0, 6.0) in zip(line.get_xdata(), line.get_ydata())
+    assert len({line.get_marker() for line in drawn}) == len(drawn), "a shape per policy"
+    sizes = [line.get_markersize() for line in drawn]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == len(sizes), "each later marker inside the last"
+    assert all(line.get_markerfacecolor() == "none" for line in drawn[1:]), "later markers hollow"
+
+
+def test_frontier_ticks_are_few_and_in_byte_units():
+    rows = [{"policy": "p", "budget": None, "planned_bytes": n, "recompute_flops": r, "forward_flops": 1000}
+            for n, r in ((3_000_000_000, 0), (1_234_567_890, 417), (987_654_321, 1333))]
+    fig = gc.plot_frontier(rows)
+    fig.canvas.draw()
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert ax.get_ylabel().endswith("(GiB)")
+    for axis in (ax.xaxis, ax.yaxis):
+        low, high = axis.get_view_interval()
+        shown = [t for t in axis.get_majorticklocs() if low <= t <= high]
+        assert 2 <= len(shown) <= 7
+    assert max(ax.get_yticks()) < 10, "ticks in GiB, not bytes"
 
 
 def test_frontier_without_graph_key_is_one_panel():
