@@ -250,6 +250,11 @@ class _Best:
             self.tell(phase)
         return R
 
+    def proven(self) -> bool:
+        """Whether the cheapest schedule costs no more than the LP bound at the budget: no
+        schedule is cheaper, so no search can improve on it (HiGHS's tolerance allowed)."""
+        return self.bound is not None and self.cost <= self.bound + 1e-9 * max(1.0, abs(self.bound))
+
 
 def solve_lp_rounding(problem: RematProblem, *, time_limit: float = 60.0, seed: int = 0, n_random: int = 16,
                       lp_budget_factors: Sequence[float] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7), improve: int = 3,
@@ -336,10 +341,14 @@ def _round_and_search(problem: RematProblem, best: _Best, build: list[float], ti
             if repaired is not None:
                 fitting.setdefault(np.packbits(repaired).tobytes(), best.offer(repaired, "rounded and repaired"))
     starts = sorted(fitting.values(), key=lambda R: _cost(problem, R))[: max(improve, 1)]
-    if not starts or improve <= 0:
+    if not starts or improve <= 0 or best.proven():
         return
     starts = [best.offer(_hold_instead(problem, R, deadline), "local search") for R in starts]
     start = min(starts, key=lambda R: _cost(problem, R))
+    if best.proven():
+        return
     start = best.offer(_swap(problem, start, min(deadline, time.perf_counter() + swap_seconds)), "local search (swaps)")
     for r in range(restarts):
+        if best.proven():
+            return
         best.offer(_iterated_search(problem, start, seed * restarts + r, kicks, deadline), "iterated local search")
