@@ -82,16 +82,35 @@ def _layout(problem: RematProblem) -> _Layout:
 
 
 class _Rows:
-    """A sparse constraint matrix built block by block from (row, col, value) triplets."""
+    """A sparse constraint matrix built block by block from (row, col, value) triplets.
+
+    Rows added one at a time (:meth:`row`, a few entries each: the bound's and the joint
+    program's) gather in lists and become one block when the next block, term or matrix
+    is asked for: the same triplets in the same order, without NumPy calls per row.
+    """
 
     def __init__(self) -> None:
         self.m = 0
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.lo: list[np.ndarray] = []
         self.hi: list[np.ndarray] = []
+        self._pending: tuple[list[int], list[int], list[float], list[float], list[float]] = ([], [], [], [], [])
+
+    def _flush(self) -> None:
+        """The rows added by :meth:`row` since the last flush, as one block."""
+        rows, cols, vals, lo, hi = self._pending
+        if not lo:
+            return
+        self.lo.append(np.array(lo, dtype=float))
+        self.hi.append(np.array(hi, dtype=float))
+        vals_ = np.array(vals, dtype=float)
+        keep = vals_ != 0
+        self.parts.append((np.array(rows, dtype=np.int64)[keep], np.array(cols, dtype=np.int64)[keep], vals_[keep]))
+        self._pending = ([], [], [], [], [])
 
     def block(self, m: int, lo: np.ndarray | float, hi: np.ndarray | float) -> int:
         """Reserve m rows with bounds lo <= A x <= hi; returns the first row."""
+        self._flush()
         base = self.m
         self.m += m
         self.lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (m,)))
@@ -99,22 +118,31 @@ class _Rows:
         return base
 
     def term(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float) -> None:
+        self._flush()
         vals = np.broadcast_to(np.asarray(vals, dtype=float), np.shape(rows))
         keep = vals != 0
         self.parts.append((np.asarray(rows)[keep], np.asarray(cols)[keep], vals[keep]))
 
     def row(self, entries: list[tuple[int, float]], lo: float, hi: float = np.inf) -> None:
         """One row lo <= Σ coefficient · x[col] <= hi over ``entries`` (col, coefficient)."""
-        base = self.block(1, lo, hi)
-        self.term(np.full(len(entries), base), np.array([c for c, _ in entries], dtype=np.int64),
-                  np.array([v for _, v in entries], dtype=float))
+        rows, cols, vals, los, his = self._pending
+        base = self.m
+        self.m += 1
+        for col, value in entries:
+            rows.append(base)
+            cols.append(col)
+            vals.append(value)
+        los.append(lo)
+        his.append(hi)
 
     def fits_zero(self) -> bool:
         """Whether x = 0 (no variables at all) meets every row's bounds."""
+        self._flush()
         lo, hi = (np.concatenate(b) if b else np.zeros(0) for b in (self.lo, self.hi))
         return bool(np.all(lo <= 0.0) and np.all(hi >= 0.0))
 
     def constraint(self, n_vars: int) -> LinearConstraint:
+        self._flush()
         rows, cols, vals = (np.concatenate([p[j] for p in self.parts]) if self.parts else np.zeros(0) for j in range(3))
         A = sp.csr_matrix((vals, (rows.astype(np.int64), cols.astype(np.int64))), shape=(self.m, n_vars))
         return LinearConstraint(A, np.concatenate(self.lo or [np.zeros(0)]), np.concatenate(self.hi or [np.zeros(0)]))
