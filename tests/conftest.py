@@ -1,6 +1,9 @@
 """Shared fixtures and session checks (keep this file small: what several test files share)."""
 
+import importlib.util
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,38 @@ graphc.validate.VALIDATE_PLANS = True
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TOOL_CACHES = {"__pycache__", ".pytest_cache", ".hypothesis", ".venv"}  # written by the tools, not by tests
+
+
+# --- JAX, the oracle, compiles with XLA's older CPU emitters ----------------------------------
+#
+# The JAX tests compile thousands of small XLA programs (every op they call eagerly, every
+# jitted reference), and compiling, not running, is their time. XLA's newer CPU fusion emitters
+# take about twice as long to compile them as the older ones, which compute the same values:
+# bit for bit on every case of test_numerics, within a few ulps (at most 16, float64) on random
+# DAGs of test_against_jax, whose tolerance is 1e-9. An XLA that does not know a flag in
+# XLA_FLAGS aborts, so the flag is set only once a child process has started JAX with it, once
+# per session: pytest-xdist's workers inherit the outcome from the controller.
+
+ORACLE_XLA_FLAG = "--xla_cpu_use_fusion_emitters=false"
+_PROBED = "GRAPHC_TESTS_XLA_FLAG_PROBED"
+
+
+def _oracle_xla_flags() -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if os.environ.get(_PROBED) or "xla_cpu_use_fusion_emitters" in flags or importlib.util.find_spec("jax") is None:
+        return
+    os.environ[_PROBED] = "1"
+    wanted = f"{flags} {ORACLE_XLA_FLAG}".strip()
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], env={**os.environ, "XLA_FLAGS": wanted},
+                               capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return
+    if probe.returncode == 0:
+        os.environ["XLA_FLAGS"] = wanted
+
+
+_oracle_xla_flags()
 
 
 @pytest.fixture
