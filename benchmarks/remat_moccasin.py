@@ -9,30 +9,37 @@ node and edge counts (not the paper's instances, which are not published), sizes
 random in 1..10; the no-recompute peak is the store-all schedule's.
 
 For each point: CP-SAT's status, recompute objective (cost − Σ costs), its bound, the bound of
-the joint moment program (``graphc.remat.joint``, a quarter of the time limit), the gap against
+the joint moment program (``graphc.remat.joint``, a sixth of the time limit), the gap against
 the larger bound, and the seconds in all (limit ``--time-limit``, 360 s by default,
 ``--workers`` 8); and the MILP's where it runs (``--milp-max`` nodes). CP-SAT is hinted with
-the joint program's schedule when it fits. ``--quick``: the 100-node graph at 20 s. Rows print as they finish.
+the cheapest schedule that fits of the joint program's and ``graphc.remat.cpsat.starting_schedule``'s
+(a third of the time: the eviction simulation, then the interval program with one and two
+levels of recompute). ``--quick``: the 100-node graph at 20 s. Rows print as they finish.
 
     python benchmarks/remat_moccasin.py [--quick] [--sizes 100 250] [--time-limit 360] [--milp-max 100]
 
-Measured here (2 cores, ``--time-limit 240 --milp-max 0``, CP-SAT with 8 workers; recompute in
-the graphs' cost units, both bounds in the fixed order):
+Measured here (2 cores shared with other work, ``--milp-max 0``, CP-SAT with 8 workers;
+recompute in the graphs' cost units, both bounds in the fixed order; 100 nodes at 360 s, the
+rest at 300 s):
 
-| nodes | edges | budget | CP-SAT status | recompute | CP-SAT bound | joint bound | gap | seconds |
-|------:|------:|-------:|---------------|----------:|-------------:|------------:|----:|--------:|
-|   100 |   236 |   80 % | feasible      |        47 |            0 |          47 | 0 % |     240 |
-|   100 |   236 |   90 % | optimal       |        11 |           11 |          11 | 0 % |      11 |
-|   250 |   944 |   80 % | no schedule   |         - |            0 |          94 |   - |     240 |
-|   250 |   944 |   90 % | optimal       |        13 |           13 |           8 | 0 % |     176 |
-|   500 | 2,461 |   80 % | no schedule   |         - |            0 |         217 |   - |     240 |
-|   500 | 2,461 |   90 % | no schedule   |         - |            0 |          37 |   - |     240 |
-| 1,000 | 5,875 |   80 % | no schedule   |         - |           11 |         896 |   - |     240 |
-| 1,000 | 5,875 |   90 % | no schedule   |         - |            0 |         166 |   - |     240 |
+| nodes | edges | budget | CP-SAT status | recompute | CP-SAT bound | joint bound | gap    | seconds |
+|------:|------:|-------:|---------------|----------:|-------------:|------------:|-------:|--------:|
+|   100 |   236 |   80 % | feasible      |        54 |            0 |          47 | 13.0 % |     361 |
+|   100 |   236 |   90 % | optimal       |        11 |           11 |          11 |    0 % |      17 |
+|   250 |   944 |   80 % | feasible      |       229 |            0 |          92 | 59.8 % |     301 |
+|   250 |   944 |   90 % | feasible      |        13 |            0 |           8 | 38.5 % |     300 |
+|   500 | 2,461 |   80 % | no schedule   |         - |            0 |         208 |      - |     300 |
+|   500 | 2,461 |   90 % | feasible      |        80 |            0 |          37 | 53.8 % |     300 |
+| 1,000 | 5,875 |   80 % | no schedule   |         - |            0 |         860 |      - |     301 |
+| 1,000 | 5,875 |   90 % | no schedule   |         - |            0 |         165 |      - |     301 |
 
-At 100 nodes and 80 % the joint program's bound proves CP-SAT's schedule optimal, which
-CP-SAT's own bound (0) cannot. Where no schedule is found, neither the joint program's
-schedule (its moments grown where it peaks, a quarter of the time) nor CP-SAT's search fits.
+The first schedules at 250 nodes and 80 % and at 500 nodes and 90 % come from the interval
+program; CP-SAT then improves them (at 500 and 90 %, a run at 360 s reached 62). At 1,000 nodes
+and 90 % the interval program alone finds a schedule of recompute 315 in 130 s, longer than
+its share here. At 100 nodes and 80 % an earlier run (hinted by the joint program alone,
+240 s) reached 47, which the joint bound proves optimal; at 250 nodes and 90 % one at 360 s
+proved 13 optimal. At 500 and 1,000 nodes and 80 % no schedule is known: the interval
+program with one level proves it has none, and with two it finds none in its time.
 Moccasin reports solutions at every point within 6 minutes on 16 cores.
 """
 
