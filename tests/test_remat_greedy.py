@@ -10,18 +10,12 @@ import pytest
 from hypothesis import given, settings, HealthCheck
 
 from remat_problems import random_layered_dag, training_chain
-from test_remat_solvers import check_schedule, staged_brute_force, tiny_problems
+from test_remat_solvers import checked_cost, staged_brute_force, tiny_problems
 
 from graphc.remat.greedy import ALPHAS, evicting_schedule, evicting_schedules
-from graphc.remat.problem import RematProblem, _canonical, store_all_peak
+from graphc.remat.problem import RematProblem, store_all_peak
 
 SOME = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-
-
-def _checked(problem: RematProblem, R: np.ndarray) -> float:
-    solution = _canonical(problem, R, status="feasible", seconds=0.0, lower_bound=None)
-    check_schedule(problem, solution)
-    return solution.cost
 
 
 @SOME
@@ -33,7 +27,7 @@ def test_every_schedule_fits_and_costs_at_least_the_optimum(problem: RematProble
         if R is None:
             continue
         assert optimum is not None, "a schedule where the brute force finds none"
-        assert _checked(problem, R) >= optimum - 1e-9
+        assert checked_cost(problem, R) >= optimum - 1e-9
 
 
 def test_store_all_when_it_fits() -> None:
@@ -45,7 +39,7 @@ def test_store_all_when_it_fits() -> None:
 def test_a_training_chain_below_its_peak_is_scheduled_by_recomputing() -> None:
     problem = training_chain(12)
     problem = replace(problem, budget=store_all_peak(problem) * 2 // 3)
-    costs = [_checked(problem, R) for R in evicting_schedules(problem)]
+    costs = [checked_cost(problem, R) for R in evicting_schedules(problem)]
     assert costs and min(costs) > sum(problem.costs)
 
 
@@ -57,4 +51,4 @@ def test_layered_graphs(n: int, fraction: float) -> None:
     schedules = evicting_schedules(problem)
     assert schedules
     for R in schedules:
-        _checked(problem, R)
+        checked_cost(problem, R)

@@ -9,18 +9,12 @@ import numpy as np
 from hypothesis import given, settings, HealthCheck
 
 from remat_problems import random_layered_dag, training_chain
-from test_remat_solvers import check_schedule, staged_brute_force, tiny_problems
+from test_remat_solvers import checked_cost, staged_brute_force, tiny_problems
 
 from graphc.remat.intervals import IntervalProgram, interval_schedule
-from graphc.remat.problem import RematProblem, _canonical, store_all_peak
+from graphc.remat.problem import RematProblem, store_all_peak
 
 SOME = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-
-
-def _checked(problem: RematProblem, R: np.ndarray) -> float:
-    solution = _canonical(problem, R, status="feasible", seconds=0.0, lower_bound=None)
-    check_schedule(problem, solution)
-    return solution.cost
 
 
 @SOME
@@ -32,7 +26,7 @@ def test_schedules_fit_and_cost_at_least_the_optimum(problem: RematProblem) -> N
         if R is None:
             continue
         assert optimum is not None, "a schedule where the brute force finds none"
-        assert _checked(problem, R) >= optimum - 1e-9
+        assert checked_cost(problem, R) >= optimum - 1e-9
 
 
 def test_store_all_when_it_fits() -> None:
@@ -49,7 +43,7 @@ def test_one_value_dropped_between_its_reads() -> None:
     assert staged_brute_force(problem) == 13.0
     for solver in ("highs", "cpsat"):
         R = interval_schedule(problem, 10.0, two_levels=False, solver=solver)
-        assert R is not None and _checked(problem, R) == 13.0 and R[3, 0]
+        assert R is not None and checked_cost(problem, R) == 13.0 and R[3, 0]
 
 
 def test_two_levels_recompute_a_dependency_in_the_same_stage() -> None:
@@ -59,6 +53,6 @@ def test_two_levels_recompute_a_dependency_in_the_same_stage() -> None:
     problem = replace(problem, budget=store_all_peak(problem) - 3)
     assert IntervalProgram(problem, two_levels=True).columns > IntervalProgram(problem, two_levels=False).columns
     assert interval_schedule(problem, 10.0, two_levels=False) is None
-    costs = {solver: _checked(problem, interval_schedule(problem, 10.0, two_levels=True, solver=solver))
+    costs = {solver: checked_cost(problem, interval_schedule(problem, 10.0, two_levels=True, solver=solver))
              for solver in ("highs", "cpsat")}
     assert costs["highs"] == costs["cpsat"] >= staged_brute_force(problem) - 1e-9

@@ -35,6 +35,7 @@ from graphc.remat.milp import _build, _layout, _unit, model_size
 from graphc.remat.problem import (
     RematProblem,
     RematSolution,
+    _canonical,
     _graph,
     _prune_fast,
     _stage_memory,
@@ -191,6 +192,13 @@ def tiny_problems(draw, max_n: int = 8) -> RematProblem:
     else:
         budget = max(low - 1, 0) if kind == "below" else high
     return replace(problem, budget=budget)
+
+
+def checked_cost(problem: RematProblem, R: np.ndarray) -> float:
+    """The cost of stage matrix R, after checking its canonical schedule (:func:`check_schedule`)."""
+    solution = _canonical(problem, R, status="feasible", seconds=0.0, lower_bound=None)
+    check_schedule(problem, solution)
+    return solution.cost
 
 
 def check_schedule(problem: RematProblem, solution: RematSolution) -> None:

@@ -66,6 +66,21 @@ def _stage_computes(t: int, needed: Sequence[int], deps: list[list[int]], held: 
     return sorted(chosen) + [t]
 
 
+def _comeback(v: int, deps: list[list[int]], held: np.ndarray) -> tuple[list[int], list[int]]:
+    """What computing v again computes (v and, recursively, what it reads that is not held), and the
+    held values those read; the first list stops growing past ``COMEBACK_LIMIT`` + 1 values."""
+    computed, read_held = [v], []
+    todo, seen = [v], {v}
+    while todo and len(computed) <= COMEBACK_LIMIT:
+        for d in deps[todo.pop()]:
+            if d not in seen:
+                seen.add(d)
+                (read_held if held[d] else computed).append(d)
+                if not held[d]:
+                    todo.append(d)
+    return computed, read_held
+
+
 def _eviction_price(v: int, t: int, at: int, deps: list[list[int]], sizes: np.ndarray, costs: np.ndarray,
                     held: np.ndarray, last_read: np.ndarray, alpha: float) -> tuple[int, float]:
     """What evicting v in stage t and computing it again in stage ``at`` costs per byte-stage saved.
@@ -73,22 +88,12 @@ def _eviction_price(v: int, t: int, at: int, deps: list[list[int]], sizes: np.nd
     The comeback computes v and, recursively, what it reads that is not held; what it reads that
     is held must live until ``at``: M_d · (at − last_read_d) byte-stages lost. Saved: M_v · (at − t).
     (0, cost / net^α) when the net saving is positive, else (1, cost): evicting then saves
-    memory now only to spend more later."""
-    cost, lost = 0.0, 0
-    todo, seen = [v], {v}
-    while todo:
-        u = todo.pop()
-        cost += float(costs[u])
-        if len(seen) > COMEBACK_LIMIT:
-            return 2, math.inf
-        for d in deps[u]:
-            if d in seen:
-                continue
-            seen.add(d)
-            if not held[d]:
-                todo.append(d)
-            elif last_read[d] < at:
-                lost += int(sizes[d]) * (at - int(last_read[d]))
+    memory now only to spend more later; (2, inf) past ``COMEBACK_LIMIT`` values computed."""
+    computed, read_held = _comeback(v, deps, held)
+    if len(computed) > COMEBACK_LIMIT:
+        return 2, math.inf
+    cost = float(costs[computed].sum())
+    lost = sum(int(sizes[d]) * (at - int(last_read[d])) for d in read_held if last_read[d] < at)
     net = int(sizes[v]) * (at - t) - lost
     return (0, cost / net ** alpha) if net > 0 else (1, cost)
 
@@ -96,19 +101,11 @@ def _eviction_price(v: int, t: int, at: int, deps: list[list[int]], sizes: np.nd
 def _plan_comeback(v: int, at: int, deps: list[list[int]], held: np.ndarray, readers: list[list[int]],
                    last_read: np.ndarray) -> None:
     """Record that v will be computed again in stage ``at``: what that reads and is held now is read
-    there too (it lives on until then, and its own eviction is weighed against that read); what is
-    not held comes back with v, so the same holds for its dependencies."""
-    todo, seen = [v], {v}
-    while todo:
-        for d in deps[todo.pop()]:
-            if d in seen:
-                continue
-            seen.add(d)
-            if not held[d]:
-                todo.append(d)
-            elif last_read[d] < at:
-                bisect.insort(readers[d], at)
-                last_read[d] = at
+    there too (it lives on until then, and its own eviction is weighed against that read)."""
+    for d in _comeback(v, deps, held)[1]:
+        if last_read[d] < at:
+            bisect.insort(readers[d], at)
+            last_read[d] = at
 
 
 def evicting_schedule(problem: RematProblem, alpha: float = 1.0) -> np.ndarray | None:
