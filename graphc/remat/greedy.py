@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from graphc.remat.bound import readers
 from graphc.remat.problem import RematProblem, _deps
 
 ALPHAS = (1.0, 2.0, 0.5, 4.0)
@@ -35,15 +36,10 @@ COMEBACK_LIMIT = 64
 """A comeback that computes more values than this is priced out."""
 
 
-def _readers(problem: RematProblem, deps: list[list[int]]) -> list[list[int]]:
-    """Per node, the stages whose own node reads it (ascending); n for a kept output."""
-    readers: list[list[int]] = [[] for _ in range(problem.n)]
-    for k, ds in enumerate(deps):
-        for d in ds:
-            readers[d].append(k)
-    for k in set(problem.keep):
-        readers[k].append(problem.n)
-    return readers
+def _readers(problem: RematProblem) -> list[list[int]]:
+    """Per node, the stages whose own node reads it (ascending), then n for a kept output."""
+    kept = set(problem.keep)
+    return [rs + [problem.n] if v in kept else rs for v, rs in enumerate(readers(problem))]
 
 
 def _next_read(readers: list[int], t: int) -> int | None:
@@ -113,7 +109,7 @@ def evicting_schedule(problem: RematProblem, alpha: float = 1.0) -> np.ndarray |
     a compute does not fit even after every evictable value is evicted."""
     n, budget = problem.n, problem.budget
     deps = _deps(problem)
-    readers = _readers(problem, deps)
+    readers = _readers(problem)
     sizes = np.asarray(problem.sizes, dtype=np.int64)
     costs = np.asarray(problem.costs, dtype=float)
     extra = problem.extra()

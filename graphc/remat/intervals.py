@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphc.remat.bound import readers
 from graphc.remat.milp import _Rows, _unit
 from graphc.remat.problem import RematProblem, _deps, _graph, _profile, _shortcut
 
@@ -53,13 +54,10 @@ class _Gap:
     end: int  # the stage that computes it again (its next read, or the last stage for an output)
 
 
-def _gaps(problem: RematProblem, deps: list[list[int]]) -> tuple[list[_Gap], np.ndarray]:
+def _gaps(problem: RematProblem) -> tuple[list[_Gap], np.ndarray]:
     """Every gap with a stage strictly inside, and each value's last read (n for an output)."""
     n = problem.n
-    reads: list[list[int]] = [[v] for v in range(n)]  # a value is "read" when computed
-    for k, ds in enumerate(deps):
-        for d in ds:
-            reads[d].append(k)
+    reads = [[v, *rs] for v, rs in enumerate(readers(problem))]  # a value is "read" when computed
     may = problem.may_recompute()
     kept = set(problem.keep)
     gaps: list[_Gap] = []
@@ -83,7 +81,7 @@ class IntervalProgram:
         self.problem = problem
         self.two_levels = two_levels
         self.deps = _deps(problem)
-        self.gaps, self.last = _gaps(problem, self.deps)
+        self.gaps, self.last = _gaps(problem)
         self.memory = _store_all_memory(problem)
         self._layout()
 
