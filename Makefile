@@ -23,6 +23,22 @@ help:
 	@echo "make clean  remove $(VENV), build artefacts and out/"
 
 # --- internal: the virtualenv, reinstalled only when pyproject.toml changes -------------
+# uv installs the same requirements as pip in a seventh of the time (about 10 s instead of 70 s
+# for the test extras). It reads no pip configuration, so the machine's (a local wheel folder,
+# extra indexes, a constraints file) is passed on; pip does the install when uv cannot.
+pip_config = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^global\.$(1)='\(.*\)'$$/\1/p")
+UV_SOURCES = $(foreach d,$(call pip_config,find-links),--find-links $(d)) \
+              $(foreach u,$(call pip_config,extra-index-url),--extra-index-url $(u)) \
+              $(foreach c,$(call pip_config,constraint),--constraint $(c))
+define install
+	if $(VPY) -m pip install -q --disable-pip-version-check uv \
+	   && $(VENV)/bin/uv pip install --python $(VPY) $(UV_SOURCES) $(1); then :; \
+	else \
+	  echo "uv failed; installing with pip"; \
+	  $(VPY) -m pip install --no-compile $(1); \
+	fi  # bytecode is compiled on first import: only what runs
+endef
+
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -40,7 +56,7 @@ $(STAMP): pyproject.toml
 	    $(PYTHON) -m venv $(VENV); \
 	  fi; \
 	fi
-	$(VPY) -m pip install --no-compile -e '.[$(EXTRAS)]'  # bytecode is compiled on first import: only what runs
+	$(call install,-e '.[$(EXTRAS)]')
 	touch $@
 
 # --- internal: graphviz's `dot`, needed to render images --------------------------------
