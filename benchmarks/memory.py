@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 import graphc as gc
 from graphc import zoo
@@ -549,8 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else 3
 
-    rows = []
-    for name, build in zoo.ZOO.items():
+    rows = []  # a bar on stderr while the graphs are measured, on a terminal only
+    for name, build in tqdm(zoo.ZOO.items(), desc="zoo graphs", file=sys.stderr, disable=None, leave=False):
         rows.append(measure(name, build, repeats))
     print(f"graphc memory benchmark: the training step [loss, *grads] of every zoo graph (numpy {np.__version__})")
     print(f"sizes in KiB; run−out in B; compile in ms (auto mode, best of {repeats}); see the module docstring")
@@ -559,7 +560,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("training steps: the loss returned, the updates compiled in (sizes in KiB; peak: live at the peak step by kind)")
     grad_arenas = {r.name: r.planned["auto"] for r in rows if not (args.quick and r.nodes > QUICK_STEP_MAX_NODES)}
-    steps = [measure_step(name, zoo.ZOO[name], opt, arena) for name, arena in grad_arenas.items() for opt in OPTIMIZERS]
+    steps = [measure_step(name, zoo.ZOO[name], opt, arena)
+             for name, arena in tqdm(grad_arenas.items(), desc="training steps", file=sys.stderr, disable=None, leave=False)
+             for opt in OPTIMIZERS]
     print(format_steps(steps))
     if len(grad_arenas) < len(rows):
         print(f"(--quick: graphs of more than {QUICK_STEP_MAX_NODES:,} nodes left out: "

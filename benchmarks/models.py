@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tqdm import tqdm
+
 import graphc as gc
 from graphc import models
 from graphc.ops import lookup
@@ -186,11 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/bench"), help="folder of models.md and models.json")
     args = parser.parse_args(argv)
     rows = []
-    for case in CASES:
-        if args.quick and case.label not in QUICK:
-            continue
-        print(f"{case.label}, batch {case.examples} ...", file=sys.stderr, flush=True)
-        rows.append(measure(case))
+    cases = [case for case in CASES if not args.quick or case.label in QUICK]
+    with tqdm(cases, desc="models", file=sys.stderr, disable=None, leave=False) as bar:  # a terminal only
+        for case in bar:
+            bar.set_postfix_str(f"{case.label}, batch {case.examples}")
+            rows.append(measure(case))
     print(text_table(rows))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "models.md").write_text(markdown(rows))

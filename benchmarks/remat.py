@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 import graphc as gc
 from graphc import zoo
@@ -165,8 +166,9 @@ def frontier(build: Callable, points: int) -> tuple[gc.Program, dict[str, int], 
     lows = {p: least_feasible(step, p) for p in POLICIES}
     low = min(lows.values())
     budgets = sorted({int(low + (top - low) * k / (points - 1)) for k in range(points)})
+    todo = [(policy, budget) for policy in POLICIES for budget in budgets if budget >= lows[policy]]
     return store_all, lows, [(policy, budget, compile_or_failure(step, policy, budget))
-                             for policy in POLICIES for budget in budgets if budget >= lows[policy]]
+                             for policy, budget in tqdm(todo, desc="points", file=sys.stderr, disable=None, leave=False)]
 
 
 def compile_or_failure(step: TrainingStep, policy: str, budget: int) -> gc.Program | str:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import itertools
 import subprocess
 import sys
 import threading
@@ -81,38 +80,41 @@ def _version() -> str:
 
 
 class Progress:
-    """``with Progress("rendering"):`` — on a terminal, a spinner with the elapsed seconds.
+    """``with Progress("rendering"):`` — on a terminal, tqdm's line with the elapsed time.
 
-    Writes to stderr, so stdout stays clean for listings and JSON. Work that
-    takes a second or more ends with one line saying so; work that fails
-    leaves nothing behind (the error says what happened).
+    Writes to stderr, so stdout stays clean for listings and JSON; off a terminal
+    tqdm draws nothing. The work has no count of steps, so the line is the
+    description and the time (tqdm with ``total=None``), redrawn by a thread
+    while the work runs. Work that takes a second or more ends with one line
+    saying so; work that fails leaves nothing behind (the error says what happened).
     """
 
-    SHOW_AFTER = 0.5  # seconds before the spinner appears
+    SHOW_AFTER = 0.5  # seconds before the line appears
     REPORT_AFTER = 1.0  # seconds of work worth a closing line
 
     def __init__(self, what: str, stream: TextIO | None = None) -> None:
         self.what = what
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._drawn = False
 
-    def _spin(self) -> None:
+    def _redraw(self, bar: Any) -> None:
         if self._stop.wait(self.SHOW_AFTER):
             return
-        for mark in itertools.cycle("|/-\\"):
-            self.stream.write(f"\r{mark} {self.what} {time.perf_counter() - self.start:5.1f} s")
-            self.stream.flush()
-            self._drawn = True
+        while True:
+            bar.update(0)  # redraws, as tqdm's own update does, and notes that the line was drawn
             if self._stop.wait(0.2):
                 break
 
     def __enter__(self) -> "Progress":
+        from tqdm import tqdm
+
         self.start = time.perf_counter()
-        if self.tty:
-            self._thread = threading.Thread(target=self._spin, daemon=True)
+        tty = self.stream.isatty()
+        self._bar = tqdm(total=None, desc=self.what, file=self.stream, disable=not tty, leave=False,
+                         delay=self.SHOW_AFTER, bar_format="{desc} {elapsed}")
+        if tty:
+            self._thread = threading.Thread(target=self._redraw, args=(self._bar,), daemon=True)
             self._thread.start()
         return self
 
@@ -120,8 +122,7 @@ class Progress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._drawn:
-            self.stream.write("\r" + " " * (len(self.what) + 12) + "\r")
+        self._bar.close()  # leave=False: the line is cleared
         seconds = time.perf_counter() - self.start
         if exc_type is None and seconds >= self.REPORT_AFTER:
             print(f"{self.what}: done in {seconds:.1f} s", file=self.stream, flush=True)

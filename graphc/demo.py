@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 import graphc as gc
 from graphc import zoo
@@ -205,11 +206,6 @@ class TrainResult:
     eval_program: gc.Program | None = field(default=None, repr=False)
 
 
-def _bar(done: int, total: int, width: int = 24) -> str:
-    filled = width * done // total
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
 def accuracy(program: gc.Program, features: np.ndarray, labels: np.ndarray) -> float:
     """Share of rows whose arg-max logit is the label: all rows in one run of a program whose
     batch size is None (no padding, no loop over chunks)."""
@@ -234,8 +230,8 @@ def train_digits(
     the same graph, so it reads the params the training step wrote. The graph's
     batch size is None: each epoch shuffles the training rows and steps through
     all of them, the last partial batch included (it gets a program of its own),
-    and the test split is evaluated in one run. ``stream`` receives a progress
-    bar per epoch (None for silence).
+    and the test split is evaluated in one run. ``stream`` receives a line per
+    epoch, and on a terminal tqdm's bar while the epoch runs (None for silence).
     """
     features, labels = load_digits()
     train_idx, test_idx = split(len(features), test_fraction, seed)
@@ -249,13 +245,14 @@ def train_digits(
     if not 1 <= batch <= len(train_idx):
         raise ValueError(f"batch {batch} must be between 1 and the {len(train_idx)} training rows")
     steps_per_epoch = -(-len(train_idx) // batch)  # the last step takes the rows that remain
-    tty = stream is not None and stream.isatty()
-    back = "\r" if tty else ""  # on a terminal the bar redraws in place
+    tty = stream is not None and stream.isatty()  # on a terminal, a bar per epoch that the epoch's line replaces
     history: list[Epoch] = []
     train_seconds = eval_seconds = 0.0
     for epoch in range(1, epochs + 1):
         order = rng.permutation(train_idx)
         total, seconds = 0.0, 0.0
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch:>3d}/{epochs}", file=stream, disable=not tty,
+                   leave=False, bar_format="{desc} {bar:24} {postfix}")
         for step in range(steps_per_epoch):
             rows = order[step * batch: (step + 1) * batch]
             feeds = {"x": features[rows], "y": labels[rows]}
@@ -263,20 +260,18 @@ def train_digits(
             (loss,) = train_step.run(feeds)
             seconds += time.perf_counter() - start
             total += float(loss) * len(rows)  # a mean over the batch's rows: weighted, the mean over the epoch's rows
-            if tty and (step % 8 == 0 or step == steps_per_epoch - 1):
-                seen = min((step + 1) * batch, len(order))
-                stream.write(f"\repoch {epoch:>3d}/{epochs} {_bar(step + 1, steps_per_epoch)} loss {total / seen:.4f}")
-                stream.flush()
+            if tty:
+                bar.set_postfix_str(f"loss {total / min((step + 1) * batch, len(order)):.4f}", refresh=False)
+                bar.update()
+        bar.close()
         start = time.perf_counter()
         acc = accuracy(evaluate, x_test, y_test)
         eval_seconds += time.perf_counter() - start
         train_seconds += seconds
         history.append(Epoch(epoch, total / len(order), acc, seconds))
         if stream is not None:
-            stream.write(
-                f"{back}epoch {epoch:>3d}/{epochs} {_bar(1, 1)} loss {total / len(order):.4f}"
-                f"  test accuracy {100 * acc:5.1f}%  ({seconds:.2f} s)\n"
-            )
+            stream.write(f"epoch {epoch:>3d}/{epochs}  loss {total / len(order):.4f}"
+                         f"  test accuracy {100 * acc:5.1f}%  ({seconds:.2f} s)\n")
             stream.flush()
     return TrainResult(
         test_accuracy=history[-1].test_accuracy if history else accuracy(evaluate, x_test, y_test),
