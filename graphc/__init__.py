@@ -29,10 +29,11 @@ from graphc.saving import load_params, save_params
 from graphc.saving import load_program as load
 from graphc.render import render, to_dot
 from graphc.plots import plot_arena_layout, plot_frontier, plot_memory_by_kind, plot_memory_timeline  # matplotlib is imported when called
+from graphc.report import write_report
 
 __all__ = [
     "GraphError", "ShapeError", "Aval", "Graph", "Node", "Value", "scope", "Primitive", "defop", "grad", "gradcheck", "compile", "sgd", "optim", "Program", "Plan", "Cost",
     "load", "save_params", "load_params",
-    "render", "to_dot", "plot_memory_timeline", "plot_memory_by_kind", "plot_arena_layout", "plot_frontier",
+    "render", "to_dot", "plot_memory_timeline", "plot_memory_by_kind", "plot_arena_layout", "plot_frontier", "write_report",
     *_ops.PUBLIC_OPS,
 ]

@@ -3,6 +3,7 @@
     graphc demo                               the lecture's DAG, then an MLP on digits
     graphc plan FILE.py:FUNC                  compile FUNC's outputs; print the plan and memory report
     graphc render FILE.py:FUNC -o out.png     draw the graph (or plan) FUNC's outputs need
+    graphc report FILE.py:FUNC -o report.html one HTML page: pictures, plots, plan, memory, recompute
     graphc bench remat [FILE.py:FUNC]         sweep memory budgets; table and charts of memory vs time
     graphc bench memory|speed|all             run benchmarks/<name>.py
 
@@ -261,8 +262,8 @@ SOLVER_POLICIES = ("optimal", "optimal-lp")
 """The --remat policies that run a solver: the command shows its progress and prints how it ended."""
 
 
-def _compile(spec: str, args: argparse.Namespace):
-    """The program of ``spec``, planned but not bound: the commands print and draw it, never run it,
+def _compile(spec: str, args: argparse.Namespace, called: tuple[list[Any], Any] | None = None):
+    """The program of ``spec`` (``called``: what FUNC returned, split by :func:`call_function`), planned but not bound: the commands print and draw it, never run it,
     so a model whose arena is larger than this machine's memory can be planned.
 
     A solver policy shows the solver's progress on stderr (Ctrl-C stops the solve and keeps the
@@ -271,7 +272,7 @@ def _compile(spec: str, args: argparse.Namespace):
     import graphc as gc
 
     _check_compile_options(args)
-    outputs, updates = call_function(spec)
+    outputs, updates = called if called is not None else call_function(spec)
     what = f"compiling {len(outputs)} output{'s' if len(outputs) > 1 else ''} of {spec}"
     options = dict(updates=updates, memory=args.memory, remat=args.remat, memory_budget=args.budget, bind=False,
                    solver=args.solver, time_limit=args.time_limit)
@@ -349,6 +350,7 @@ def _run_render(args: argparse.Namespace) -> int:
     from graphc.render import make_scene, render
 
     from graphc.render import FORMATS
+    from graphc.report import drawn_values
 
     view = args.view
     out = args.output or f"{args.target.rpartition(':')[2]}_{view}.png"
@@ -357,9 +359,7 @@ def _run_render(args: argparse.Namespace) -> int:
     if view == "plan":
         target = _compile(args.target, args)
     else:
-        outputs, updates = call_function(args.target)
-        pairs = updates.items() if isinstance(updates, Mapping) else (updates or ())
-        target = outputs + [new for _, new in pairs]
+        target = drawn_values(*call_function(args.target))
     nodes = len(make_scene(target, view).boxes)
     with Progress(f"rendering the {view} view ({nodes:,d} nodes) to {out}"):
         render(target, out, view, max_nodes=args.max_nodes, collapse=not args.no_collapse)
@@ -386,6 +386,42 @@ def _add_render(sub: Subparsers) -> None:
     p.add_argument("--no-collapse", action="store_true", help="fail instead of collapsing when above --max-nodes")
     _add_compile_options(p)
     p.set_defaults(handler=_run_render, command_name="render")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from graphc.report import write_report
+
+    out = Path(args.output or f"{args.target.rpartition(':')[2]}_report.html")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"-o {out}: the report is an HTML page; name it .html")
+    _check_compile_options(args)
+    outputs, updates = call_function(args.target)
+    program = _compile(args.target, args, (outputs, updates))
+    with Progress(f"writing the report to {out}"):
+        write_report(outputs, out, updates, program=program, label=args.target, max_nodes=args.max_nodes)
+    print(out)
+    return 0
+
+
+def _add_report(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write one HTML page about FILE.py:FUNC: pictures, plots, plan, memory, recompute",
+        description="Import FILE.py, call FUNC(), compile what it returns (planned, not run), and write one "
+        "self-contained HTML page: the forward, joint and plan pictures (wheel to zoom, drag to pan), the memory "
+        "plots, the memory report and FLOP count, what --remat chose, and the plan listing. The page loads nothing "
+        "from anywhere: it works offline. Pictures need graphviz's `dot`, plots matplotlib; without them the page "
+        "says so in their place.",
+        epilog=FUNC_HELP + "\n\nexample: graphc report step.py:train_step --remat sqrt -o step.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", metavar="FILE.py:FUNC", help="a Python file and a function in it")
+    p.add_argument("-o", "--output", metavar="OUT", default=None, help="the page to write (default: FUNC_report.html)")
+    p.add_argument("--max-nodes", type=_max_nodes, default=150, metavar="N",
+                   help="above N boxes, pictures collapse repeated blocks and group nodes (default 150; 'all' draws "
+                        "every node)")
+    _add_compile_options(p)
+    p.set_defaults(handler=_run_report, command_name="report")
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -478,7 +514,7 @@ def _add_bench(sub: Subparsers) -> None:
 
 
 # Order = order in --help.
-_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_plan, _add_render, _add_bench)
+_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_plan, _add_render, _add_report, _add_bench)
 
 
 # --- entry point -------------------------------------------------------------------------

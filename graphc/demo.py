@@ -339,7 +339,8 @@ def see_it(out_dir: Path, train_program: gc.Program | None = None, stream: TextI
 
     ``seed_joint.png`` (the lecture's DAG and its adjoint, each J^T term on its
     edge), ``seed_plan.png`` (the compiled plan: steps, buffers, arena
-    offsets), and for the MLP's training step ``memory_timeline.png`` and
+    offsets), ``seed_report.html`` (all of it on one page, see :mod:`graphc.report`),
+    and for the MLP's training step ``memory_timeline.png`` and
     ``arena_layout.png``. Images that need a missing tool (graphviz's ``dot``,
     matplotlib) are skipped with a note.
     """
@@ -353,6 +354,7 @@ def see_it(out_dir: Path, train_program: gc.Program | None = None, stream: TextI
         written.append(gc.render(gc.compile([v["loss"], dw1, dw2]), out_dir / "seed_plan.png"))
     except RuntimeError as exc:  # graphviz's `dot` is not installed
         print(f"(graph images skipped: {exc})", file=out)
+    written.append(gc.write_report([v["loss"], dw1, dw2], out_dir / "seed_report.html"))  # notes for missing tools
     if train_program is not None:
         try:
             gc.plot_memory_timeline(train_program, out_dir / "memory_timeline.png")

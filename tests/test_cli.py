@@ -87,13 +87,13 @@ def assert_one_line_error(run: subprocess.CompletedProcess, *needles: str) -> No
 
 def test_help(workdir):
     top = graphc("--help", cwd=workdir)
-    assert top.returncode == 0 and all(c in top.stdout for c in ("demo", "plan", "render", "bench"))
+    assert top.returncode == 0 and all(c in top.stdout for c in ("demo", "plan", "render", "report", "bench"))
     plan_help = graphc("plan", "--help", cwd=workdir)
     assert plan_help.returncode == 0 and "usage: graphc plan" in plan_help.stdout
     assert "FILE.py:FUNC" in plan_help.stdout and "(outputs, updates)" in plan_help.stdout and "--json" in plan_help.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "render", "bench"])
+@pytest.mark.parametrize("command", ["demo", "render", "report", "bench"])
 def test_help_of_every_command(command, capsys):
     code, out, err = run_main(capsys, command, "--help")
     assert code == 0 and f"usage: graphc {command}" in out
@@ -145,6 +145,16 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def test_report_writes_one_page(workdir, capsys, monkeypatch):
+    monkeypatch.chdir(workdir)
+    code, out, err = run_main(capsys, "report", "model.py:train_step", "--remat", "sqrt", "-o", "out/step.html")
+    assert code == 0, err
+    assert out.strip() == "out/step.html" and "remat='sqrt'" in err
+    text = (workdir / "out" / "step.html").read_text(encoding="utf-8")
+    assert "model.py:train_step" in text and "plan 'mlp6-7-3'" in text and text.count('<div class="zoom">') == 3
+    assert "remat=&#x27;sqrt&#x27;" in text  # the recompute report
+
+
 def test_plan_of_a_gigabyte_step_prints_its_report_without_allocating_its_arena(workdir, capsys, monkeypatch):
     monkeypatch.chdir(workdir)
     tracemalloc.start()
@@ -170,6 +180,9 @@ def test_plan_of_a_gigabyte_step_prints_its_report_without_allocating_its_arena(
         (("plan", "model.py:seed", "--remat", "bogus"), ("--remat 'bogus' is not a recompute policy",)),
         (("render", "model.py:seed", "-o", "seed.gif"), ("-o seed.gif", ".png, .svg, .pdf")),
         (("render", "model.py:seed", "--max-nodes", "lots"), ("neither a number nor 'all'",)),
+        (("report", "model.py:seed", "-o", "seed.png"), ("-o seed.png", "name it .html")),
+        (("report", "model.py:missing"), ("has no function 'missing'",)),
+        (("report", "model.py:seed", "--remat", "bogus"), ("--remat 'bogus' is not a recompute policy",)),
         (("bench", "fastest"), ("invalid choice: 'fastest'",)),
     ],
 )
