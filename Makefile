@@ -18,12 +18,13 @@ PYTEST_ARGS ?=
 SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help venv dot chromium demo test bench clean
+.PHONY: help venv dot chromium demo test bench images clean
 
 help:
 	@echo "make test   run the test suite (sets up $(VENV), graphviz and chromium first)"
 	@echo "make demo   run 'graphc demo'"
 	@echo "make bench  run the benchmarks"
+	@echo "make images draw the pictures of README.md's \"See it\" into docs/images/"
 	@echo "make clean  remove $(VENV), build artefacts and out/"
 
 # --- internal: the virtualenv, and graphc installed in it --------------------------------
@@ -116,6 +117,9 @@ bench: venv
 	else \
 	  echo "no benchmarks yet (benchmarks/run_all.py)"; \
 	fi
+
+images: venv dot chromium
+	$(VPY) docs/make_images.py
 
 clean:
 	rm -rf $(VENV) build dist out *.egg-info .pytest_cache .hypothesis
