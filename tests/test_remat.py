@@ -35,6 +35,25 @@ def test_every_policy_gives_bit_identical_gradients(name, policy):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("name", ["chain-100", "residual", "unet", "attention"])
+@pytest.mark.parametrize("policy", ["sqrt", "revolve"])
+def test_no_plan_recomputes_a_value_that_nothing_reads(name, policy):
+    """A recompute whose result no later instruction reads (nor the caller) is work for nothing: what
+    only a kept checkpoint needed, a step's other values on the way to a state, a value computed again
+    before its first copy was read."""
+    graph, values = zoo.ZOO[name]()
+    plan = gc.compile(zoo.training_outputs(values), remat=policy, bind=False).plan
+    read_after: dict[int, int] = {out: len(plan.instructions) for out in plan.outputs}
+    unread = []
+    for i in reversed(range(len(plan.instructions))):
+        instruction = plan.instructions[i]
+        if instruction.tag == "recompute" and read_after.get(instruction.out, -1) <= i:
+            unread.append(f"{i}: {instruction.op} {instruction.origin}")
+        for a in instruction.args:
+            read_after[a] = max(read_after.get(a, -1), i)
+    assert any(ins.tag == "recompute" for ins in plan.instructions) and not unread, unread
+
+
 def _forward_step_count(prog: gc.Program, op: str) -> int:
     return sum(1 for ins in prog.plan.instructions if ins.op == op and ins.tag in ("forward", "recompute"))
 

@@ -85,12 +85,13 @@ def revolve(flow: Dataflow, segments: list[list[Node]], snapshots: int) -> Dataf
     """Binomial checkpointing over the chain of segments with ``snapshots`` snapshots."""
     steps = len(segments)
     builder = _Builder(flow, segments)
+    state_needs = [builder.needed_for_state(k) for k in range(steps)]
     evaluated = [False] * steps
     snaps: dict[int, Node | None] = {0: None}
 
     def advance(a: int, b: int) -> None:
-        for k in range(a, b):  # step k+1 is segment k
-            builder.evaluate(k, first=not evaluated[k])
+        for k in range(a, b):  # step k+1 is segment k; run again, only as far as its last state
+            builder.evaluate(k, first=not evaluated[k], needed=None if not evaluated[k] else state_needs[k])
             evaluated[k] = True
 
     for action, a, b in revolve_actions(steps, snapshots):
@@ -120,7 +121,7 @@ def _revolve_candidates(flow: Dataflow, segments: list[list[Node]], budget: int 
     else:
         settings = _ladder(count - 1)
     builder = _Builder(flow, segments)
-    segment_flops = [sum(node_flops(n, flow) for n in seg) for seg in segments]
+    segment_flops = [sum(node_flops(n, flow) for n in builder.needed_for_state(k)) for k in range(count)]
     retaped = sum(sum(node_flops(n, flow) for n in builder.needed_by_backward(k)) for k in range(count - 1))
     candidates = []
     for s in settings:

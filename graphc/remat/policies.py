@@ -17,7 +17,7 @@ from graphc.ir import Node, is_int, is_real
 from graphc.memory.analysis import alias_analysis, peak_live_bytes
 from graphc.dataflow import Dataflow
 from graphc.remat.binomial import _revolve_candidates
-from graphc.remat.candidates import Candidate, choose, Deadline, node_flops
+from graphc.remat.candidates import Candidate, choose, Deadline, node_flops, recompute_flops
 from graphc.remat.optimal import moment_candidates, remat_problem, _remembered, _solver_candidate
 from graphc.remat.progress import ProgressFn, SolverOutcome
 from graphc.remat.segments import forward_nodes, segments_between, separators
@@ -279,7 +279,7 @@ def rematerialize(
     chosen, rewritten = found
     solver_chosen = any(chosen is c for c in solved)
     choice = _why_chosen(chosen, solved, outcome, budget) if outcome is not None and not solver_chosen else ""
-    report = RematReport(policy, chosen.label, chosen.recompute_flops, chosen.planned_bytes, len(candidates), outcome,
+    report = RematReport(policy, chosen.label, recompute_flops(rewritten), chosen.planned_bytes, len(candidates), outcome,
                          forward_flops=sum(node_flops(n, flow) for n in forward), budget=budget, choice=choice,
                          solver_chosen=solver_chosen, chain_dp=blocks_outcome, bound=bound)
     return rewritten, report
@@ -322,7 +322,7 @@ def _unbudgeted(flow: Dataflow, policy: str, segments: list[list[Node]], store_a
     rewritten = own.build()
     own.planned_bytes = measure(rewritten)
     if own.planned_bytes < store_all.planned_bytes:
-        return rewritten, RematReport(policy, own.label, own.recompute_flops, own.planned_bytes, 2)
+        return rewritten, RematReport(policy, own.label, recompute_flops(rewritten), own.planned_bytes, 2)
     label = (f"store all ({own.label} plans {own.planned_bytes:,d} B, "
              f"no less than storing everything: nothing to trade the recompute for)")
     return flow, RematReport(policy, label, 0, store_all.planned_bytes, 2)

@@ -128,10 +128,19 @@ class _Builder:
             self._emit(instance, args)
             self.current[node] = instance
 
-    def needed_by_backward(self, k: int) -> set[Node]:
-        """Values of segment k that its backward nodes read, with their ancestors inside segment k."""
+    def needed_by_backward(self, k: int, kept: Node | None = None) -> set[Node]:
+        """Values of segment k that its backward nodes read, with their ancestors inside segment k;
+        ``kept`` is held, so what only it needs is not."""
         segment = set(self.segments[k])
-        wanted = {a for b in self._by_step.get(k, ()) for a in self.flow.args[b] if a in segment}
+        wanted = {a for b in self._by_step.get(k, ()) for a in self.flow.args[b] if a in segment} - {kept}
+        return self._with_ancestors_in(segment, wanted)
+
+    def needed_for_state(self, k: int) -> set[Node]:
+        """Segment k's last node (the state the next segment starts from) with its ancestors inside segment k:
+        what a run that only advances computes."""
+        return self._with_ancestors_in(set(self.segments[k]), {self.segments[k][-1]})
+
+    def _with_ancestors_in(self, segment: set[Node], wanted: set[Node]) -> set[Node]:
         stack = list(wanted)
         while stack:
             for a in self.flow.args[stack.pop()]:
@@ -173,8 +182,24 @@ class _Builder:
         self._drain()
         if len(self._done) != len(self._backward):
             raise GraphError("recompute: the backward nodes could not all be ordered (a cycle through the forward graph?)")
-        roots = [r for r in self.flow.roots]
-        return self.flow.derive(self.nodes, self.args, roots)
+        nodes = _without_unread_recomputes(self.nodes, self.args, self.flow.roots)
+        return self.flow.derive(nodes, {n: self.args[n] for n in nodes}, list(self.flow.roots))
+
+
+def _without_unread_recomputes(nodes: list[Node], args: dict[Node, tuple[Node, ...]], roots: Sequence[Node]) -> list[Node]:
+    """``nodes`` less the recomputes nothing reads (a value computed again and then computed once
+    more before any read, or what only a held value needed), and what only those read."""
+    readers = dict.fromkeys(roots, 1)
+    for node in nodes:
+        for a in args[node]:
+            readers[a] = readers.get(a, 0) + 1
+    dropped: set[Node] = set()
+    for node in reversed(nodes):
+        if node.recompute_of is not None and not readers.get(node):
+            dropped.add(node)
+            for a in args[node]:
+                readers[a] -= 1
+    return [n for n in nodes if n not in dropped] if dropped else nodes
 
 
 # --- √n checkpointing --------------------------------------------------------------------------
@@ -185,7 +210,7 @@ def checkpoint_recompute_flops(flow: Dataflow, segments: list[list[Node]], keep_
 
     Run r (``keep_every`` segments) is computed again, but for the last run, as far as its own
     backward nodes (those whose forward consumer is in it) read it: those values and their
-    ancestors inside the run, less the run's kept last state.
+    ancestors inside the run, less the run's kept last state and what only it needs.
     """
     from graphc.remat.candidates import node_flops
     run_of = {n: i // keep_every for i, segment in enumerate(segments) for n in segment}
@@ -200,14 +225,15 @@ def checkpoint_recompute_flops(flow: Dataflow, segments: list[list[Node]], keep_
     for run, values in wanted.items():
         if run == last_run:
             continue
+        kept = segments[min((run + 1) * keep_every, len(segments)) - 1][-1]
+        values.discard(kept)
         stack = list(values)
         while stack:
             for a in flow.args[stack.pop()]:
                 if run_of.get(a) == run and a not in values:
                     values.add(a)
                     stack.append(a)
-        kept = segments[min((run + 1) * keep_every, len(segments)) - 1][-1]
-        total += sum(node_flops(n, flow) for n in values if n is not kept)
+        total += sum(node_flops(n, flow) for n in values)
     return total
 
 
@@ -222,7 +248,7 @@ def checkpoint_segments(flow: Dataflow, segments: list[list[Node]], keep_every: 
     for k in reversed(range(len(runs))):
         if k < len(runs) - 1:
             kept = runs[k][-1]
-            needed = builder.needed_by_backward(k) - {kept}
+            needed = builder.needed_by_backward(k, kept)
             builder.evaluate(k, first=False, needed=needed)
         builder.reverse(k)
     return builder.finish()
