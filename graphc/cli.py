@@ -361,8 +361,9 @@ def _run_render(args: argparse.Namespace) -> int:
     else:
         target = drawn_values(*call_function(args.target))
     nodes = len(make_scene(target, view).boxes)
-    with Progress(f"rendering the {view} view ({nodes:,d} nodes) to {out}"):
-        render(target, out, view, max_nodes=args.max_nodes, collapse=not args.no_collapse)
+    focus = f", focus {args.focus}" if args.focus else ""
+    with Progress(f"rendering the {view} view ({nodes:,d} nodes{focus}) to {out}"):
+        render(target, out, view, max_nodes=args.max_nodes, collapse=not args.no_collapse, focus=args.focus)
     print(out)
     return 0
 
@@ -382,8 +383,10 @@ def _add_render(sub: Subparsers) -> None:
                    help="what to draw (default: joint, forward and adjoint together)")
     p.add_argument("-o", "--output", metavar="OUT", default=None, help="the image to write (default: FUNC_VIEW.png)")
     p.add_argument("--max-nodes", type=_max_nodes, default=150, metavar="N",
-                   help="above N boxes, collapse repeated blocks and group nodes (default 150; 'all' draws every node)")
+                   help="above N boxes, draw scopes and repeated blocks as units (default 150; 'all' draws every node)")
     p.add_argument("--no-collapse", action="store_true", help="fail instead of collapsing when above --max-nodes")
+    p.add_argument("--focus", metavar="SCOPE", default=None,
+                   help="expand the gc.scope SCOPE (e.g. layer3/block2) and draw the rest collapsed into units")
     _add_compile_options(p)
     p.set_defaults(handler=_run_render, command_name="render")
 

@@ -363,6 +363,27 @@ def live_bytes_by(program: "Program", by: str = "kind") -> dict[str, list[int]]:
     return parts
 
 
+def bytes_at_peak_by_step(program: "Program") -> dict[int, int]:
+    """The bytes live at the peak step (``memory.peak_step``), by the plan step that wrote them.
+
+    A block of the arena counts under the value it holds at the peak (the last
+    one written into it), a kernel's scratch under its kernel's step, as
+    :func:`live_bytes_by` sorts them; the parts sum to ``memory.lower_bound_bytes``.
+    The picture of a plan adds them up by scope (:mod:`graphc.render`).
+    """
+    memory, plan = _memory(program), program.plan
+    peak, writes = memory.peak_step, _arena_writes(plan)
+    held: dict[int, int] = {}
+    for iv in memory.intervals:
+        if not iv.start <= peak <= iv.end:
+            continue
+        step = iv.start
+        if not isinstance(iv.key, tuple):  # a value's block, not a kernel's scratch (keyed (node, k))
+            step = next(s for s, first, last in _holders(iv, memory.offsets.get(iv.key), writes) if first <= peak <= last)
+        held[step] = held.get(step, 0) + iv.nbytes
+    return held
+
+
 def _fewer_scopes(parts: dict[str, list[int]]) -> dict[str, list[int]]:
     """The :data:`MAX_SCOPES` largest scopes, and the rest summed as ``other scopes``."""
     if len(parts) <= MAX_SCOPES:

@@ -12,6 +12,7 @@ The builders:
 - :func:`mlp` — a classifier with a softmax cross-entropy loss;
 - :func:`chain` — n dense tanh layers in a row (n = 100 … 1,000 and more);
 - :func:`residual_mlp` — skip adds ``h ← h + relu(h·W + b)``;
+- :func:`rnn` — an unrolled recurrent net, ``h ← tanh(x_t·W + h·W_h + b)``, its weights shared by every step;
 - :func:`unet` — a U-Net on 1-D signals: pooling down, repeating up, long skips by concat;
 - :func:`attention` — self-attention, ``softmax(q kᵀ/√d) v``, with a residual;
 - :func:`random_dag` — random layered DAGs with fan-out and skips;
@@ -239,6 +240,41 @@ def residual_mlp(
         logits = _dense(h, w, b, name="logits")
         loss = softmax_cross_entropy(logits, y, name="loss")
     return graph, {"x": x, "y": y, "params": params, "logits": logits, "loss": loss, "classes": classes}
+
+
+# --- an unrolled recurrent net -------------------------------------------------------------
+
+
+def rnn(
+    steps: int = 20, features: int = 16, hidden: int = 32, batch: int = 8, dtype: Any = "float32"
+) -> tuple[Graph, Values]:
+    """A recurrent net unrolled over ``steps`` time steps, its three weights shared by every step.
+
+    With ``x`` of shape ``(steps, batch, features)`` and a learned initial state ``h(0)``::
+
+        h(t) = tanh(x[t] · W + h(t-1) · W_h + b),   t = 1 … steps
+        ℓ    = mean((h(steps) - y)²)
+
+    The same ``W``, ``W_h`` and ``b`` are read at every step, so each of their
+    gradients is a sum of ``steps`` J^T terms (backpropagation through time).
+    No scopes: a picture finds the time steps as repeated blocks.
+
+    Returns ``(graph, values)`` with ``x``, ``y``, ``params`` (``[W, W_h, b, h0]``),
+    ``h`` (the last state) and ``loss``.
+    """
+    if steps < 1:
+        raise GraphError(f"rnn: steps = {steps}; need at least one")
+    with Graph(f"rnn-{steps}") as graph:
+        x = input("x", shape=(steps, batch, features), dtype=dtype)
+        y = input("y", shape=(batch, hidden), dtype=dtype)
+        w = param("W", shape=(features, hidden), dtype=dtype)
+        w_h = param("W_h", shape=(hidden, hidden), dtype=dtype)
+        b = param("b", shape=(hidden,), dtype=dtype)
+        h = h0 = param("h0", shape=(batch, hidden), dtype=dtype, init=0.0)
+        for t in range(steps):
+            h = tanh(add(add(matmul(x[t], w), matmul(h, w_h)), b), name=f"h{t + 1}")
+        loss = mse(h, y, name="loss")
+    return graph, {"x": x, "y": y, "params": [w, w_h, b, h0], "h": h, "loss": loss}
 
 
 # --- a U-Net on 1-D signals ------------------------------------------------------------------

@@ -49,6 +49,10 @@ def huge_step():
         loss = gc.mean(gc.tanh(x @ w) ** 2)
     return [loss], gc.sgd(loss, [w], 0.1)
 
+def scoped_step():
+    g, v = zoo.gpt2(batch=1, layers=2, width=8, heads=2, context=4, vocab=11)
+    return [v["loss"]], gc.sgd(v["loss"], v["params"], 0.1)
+
 NOT_A_FUNCTION = 3
 '''
 
@@ -121,6 +125,18 @@ def test_render_writes_an_image(workdir):
     run = graphc("render", "model.py:train_step", "--view", "plan", "-o", "step.svg", cwd=workdir)
     assert run.returncode == 0, run.stderr
     assert "← " in (workdir / "step.svg").read_text()  # update instructions
+
+
+def test_render_focus_expands_one_scope(workdir, capsys, monkeypatch):
+    monkeypatch.chdir(workdir)
+    code, out, err = run_main(capsys, "render", "model.py:scoped_step", "--view", "plan", "--focus", "block1",
+                              "-o", "focus.svg")
+    assert code == 0, err
+    svg = (workdir / "focus.svg").read_text()
+    assert "focus: block1 expanded, the rest collapsed" in svg and "block0" in svg and " fwd" in svg
+    code, out, err = run_main(capsys, "render", "model.py:scoped_step", "--focus", "block9", "-o", "bad.svg")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "focus='block9'" in err and "block0, block1, embed, head, optim" in err
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+import graphc.plots
 import graphc.validate
 from graphc import zoo
 from graphc.render import collapse, plan_view
@@ -353,7 +354,9 @@ def test_a_deep_chain_collapses_its_repeated_layers():
     dot = gc.to_dot(g, "joint")
     drawn = dot.source.count("label=") - dot.source.count("->")
     assert drawn <= R.DEFAULT_MAX_NODES + 2  # boxes (+ the graph's title and the legend)
-    assert "× 197 repeats of a 5-node block" in dot.source
+    # all 200 layers are units: the first and the last drawn apart, the 198 between as one box; a layer's
+    # unit holds its 3 forward ops, its W and b, and the 9 adjoint nodes of its J^T terms
+    assert "× 198 repeats of a 14-node block" in dot.source
     assert "matmul → add → tanh" in dot.source or "add → tanh → matmul" in dot.source
     assert "max_nodes=None draws every node" in dot.source
 
@@ -404,3 +407,175 @@ def test_bad_arguments_raise_graph_errors(tmp_path):
         gc.to_dot(g, "plan")
     with pytest.raises(gc.GraphError, match="expected a Graph"):
         gc.to_dot(42)
+
+
+# --- hierarchy first: scopes and repeated blocks drawn as units --------------------------------------
+
+U = importlib.import_module("graphc.render.units")
+COUNTED = ("forward", "adjoint", "recompute", "update")
+
+
+def compiled_step(graph: gc.Graph, values: dict, remat: str = "sqrt") -> gc.Program:
+    """The SGD training step of a zoo model, planned without binding and without the validator (drawn only)."""
+    updates = gc.sgd(values["loss"], values["params"], 0.01)
+    validating = graphc.validate.VALIDATE_PLANS
+    graphc.validate.VALIDATE_PLANS = False
+    try:
+        return gc.compile([values["loss"]], updates=updates, bind=False, remat=remat)
+    finally:
+        graphc.validate.VALIDATE_PLANS = validating
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2() -> tuple[gc.Graph, gc.Program]:
+    """A 3-block GPT-2 (scopes embed, block0 … block2, head, optim) and its SGD step under √n recompute."""
+    graph, values = zoo.gpt2(batch=2, layers=3, width=8, heads=2, context=4, vocab=11)
+    return graph, compiled_step(graph, values)
+
+
+@pytest.fixture(scope="module")
+def big_plans() -> dict[str, gc.Program]:
+    """The SGD training steps of ResNet-50 and GPT-2 small under √n recompute, planned once for the module."""
+    return {"resnet50": compiled_step(*zoo.resnet50(batch=32)), "gpt2": compiled_step(*zoo.gpt2(batch=8))}
+
+
+@pytest.fixture(scope="module")
+def rnn20() -> tuple[gc.Graph, gc.Program]:
+    """The 20-step unrolled RNN with its gradients, and its step under √n recompute."""
+    graph, values = zoo.rnn(20)
+    return graph, compiled_step(graph, values)
+
+
+def inside(scope: str, path: str) -> bool:
+    return scope == path or scope.startswith(path + "/")
+
+
+def collapsed(scene: R.Scene) -> dict[str, R.Box]:
+    """The collapsed boxes of a scene of units, by their title."""
+    return {box.name: box for box in scene.boxes if box.tally is not None}
+
+
+def test_a_units_counts_are_the_graphs(tiny_gpt2):
+    """block1's box counts the nodes of scope block1, computed here from the graph alone."""
+    graph, _ = tiny_gpt2
+    box = collapsed(R.make_scene(graph, "joint", focus="block0"))["block1"]
+    readers: dict = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    nodes = [n for n in graph.nodes if inside(n.scope, "block1")]
+    written = {n for n in nodes if n.kind == "const" and n.data.size == 1 and n in readers
+               and (n.adjoint is None or n.adjoint.role != "seed")}
+    drawn = [n for n in nodes if n not in written]  # scalar constants are written into the labels that read them
+    expected = {
+        "forward": sum(1 for n in drawn if n.adjoint is None and not n.is_source),
+        "adjoint": sum(1 for n in drawn if n.adjoint is not None),
+        "source": sum(1 for n in drawn if n.adjoint is None and n.is_source),
+        "kept": sum(1 for n in drawn if n.adjoint is None and not n.is_source
+                    and any(r.adjoint is not None for r in readers.get(n, []))),
+    }
+    assert box.tally == {kind: count for kind, count in expected.items() if count}
+    assert box.nbytes == sum(n.aval.nbytes for n in drawn)
+    assert "Σ values" in box.html and f'{expected["adjoint"]} ∂' in box.html
+
+
+def test_a_units_counts_are_the_plans(tiny_gpt2):
+    """block1's box counts the instructions of scope block1 by tag, and the bytes they hold at the peak."""
+    _, program = tiny_gpt2
+    plan = program.plan
+    box = collapsed(R.make_scene(program, focus="block0"))["block1"]
+    steps = [k for k, ins in enumerate(plan.instructions) if inside(ins.scope, "block1")]
+    tags = [plan.instructions[k].tag for k in steps]
+    forward_out = {ins.out for ins in plan.instructions if ins.tag == "forward"}
+    read_later = {a for ins in plan.instructions if ins.tag in ("backward", "recompute") for a in ins.args}
+    kept = sum(1 for k in steps if plan.instructions[k].out in forward_out & read_later)
+    expected = {"forward": tags.count("forward"), "adjoint": tags.count("backward"),
+                "recompute": tags.count("recompute"), "update": tags.count("update"), "kept": kept}
+    assert expected["recompute"] > 0  # √n recomputes in this block: the count shows it
+    assert {kind: box.tally.get(kind, 0) for kind in expected} == expected
+    held = graphc.plots.bytes_at_peak_by_step(program)
+    assert sum(held.values()) == program.memory.lower_bound_bytes
+    assert box.nbytes == sum(held.get(k, 0) for k in steps)
+    assert f'{expected["recompute"]} ↻' in box.html and "at the peak" in box.html
+
+
+def test_focus_expands_exactly_that_scope(big_plans):
+    program = big_plans["resnet50"]
+    full = R.make_scene(program)
+    scene = R.make_scene(program, focus="layer3/block2")
+    units = collapsed(scene)
+    home = [b.home if b.home is not None else b.scope for b in full.boxes]
+    focused = sum(1 for h in home if inside(h, "layer3/block2"))
+    assert sum(1 for b in scene.boxes if b.tally is None and inside(b.scope, "layer3/block2")) == focused
+    assert not any(inside(title, "layer3/block2") for title in units)
+    assert {f"layer3/block{k}" for k in (0, 1, 3, 4, 5)} <= set(units)  # its siblings, collapsed
+    assert {"stem", "layer1", "layer2", "layer4", "head", "optim"} <= set(units)  # the rest, collapsed
+    assert R.to_dot(program, focus="layer3/block2").source.count("layer3/block2") >= 1
+
+
+def test_focus_in_a_small_picture_collapses_the_rest(tiny_gpt2):
+    graph, _ = tiny_gpt2
+    scene = R.make_scene(graph, "forward", focus="block2")
+    assert set(collapsed(scene)) == {"embed", "block0", "block1", "head"}
+    assert any(b.tally is None and b.scope == "block2" for b in scene.boxes)
+
+
+def test_an_unknown_focus_names_it_and_the_top_level_scopes(tiny_gpt2, tmp_path):
+    graph, program = tiny_gpt2
+    with pytest.raises(gc.GraphError, match=r"focus='block7'.*block0, block1, block2, embed, head, optim"):
+        gc.to_dot(program, focus="block7")
+    with pytest.raises(gc.GraphError, match=r"focus='block1/attn'.*graph 'gpt2.*block0, block1, block2, embed, head"):
+        gc.render(graph, tmp_path / "g.svg", "forward", focus="block1/attn")
+    g, _, _ = seed_with_grads()
+    with pytest.raises(gc.GraphError, match="top-level scopes are none: it has no scopes"):
+        R.make_scene(g, focus="layer1")
+
+
+def test_the_time_steps_of_an_unrolled_rnn_are_repeats(rnn20):
+    graph, program = rnn20
+    for scene in (R.make_scene(graph, "joint"), R.make_scene(graph, "forward"), R.make_scene(program)):
+        copies = [u for u in U.unit_tree(scene).walk() if u.kind == "copy"]
+        assert [u.title[0] for u in copies] == [f"repeat {k} of 20" for k in range(1, 21)], scene.title
+        for k, unit in enumerate(copies, start=1):  # one step each: the tanh that makes h(k) and the ops before it
+            states = [scene.boxes[i].name for i in unit.own if scene.boxes[i].op == "tanh" and scene.boxes[i].kind == "forward"]
+            assert states == [f"h{k}"], scene.title
+    shrunk = R.drawn_scene(graph, "joint")
+    assert len(shrunk.boxes) <= R.DEFAULT_MAX_NODES and "× 18 repeats of a" in " ".join(collapsed(shrunk))
+
+
+@pytest.mark.parametrize("name, stages", [
+    ("resnet50", ["stem", "head", "optim"] + [f"layer{s}/block{b}" for s, n in enumerate((3, 4, 6, 3), 1) for b in range(n)]),
+    ("gpt2", ["embed", "head", "optim"] + [f"block{b}" for b in range(12)]),
+])
+def test_a_big_plan_fits_with_every_stage_and_recompute_shown(big_plans, name, stages):
+    program = big_plans[name]
+    plan = program.plan
+    scene = R.drawn_scene(program)
+    assert len(scene.boxes) <= R.DEFAULT_MAX_NODES
+    units = collapsed(scene)
+    clusters = {b.scope for b in scene.boxes if b.tally is None}
+    for stage in stages:  # a box of its own, or its contents drawn in its cluster
+        assert stage in units or stage in clusters, stage
+    assert not any("nodes grouped" in line for b in scene.boxes for line in b.lines)  # no bands
+    shown = R.add_tallies(R.box_tally(b) for b in scene.boxes)
+    tags = [ins.tag for ins in plan.instructions]
+    for kind, tag in zip(COUNTED, ("forward", "backward", "recompute", "update")):
+        assert shown.get(kind, 0) == tags.count(tag), kind  # every instruction counted once
+    assert tags.count("recompute") > 0
+    for box in units.values():  # each unit says how many of its instructions are recomputed, zeros too
+        assert f'{box.tally.get("recompute", 0)} ↻' in box.html
+    assert sum(b.nbytes for b in scene.boxes if b.nbytes) == program.memory.lower_bound_bytes
+
+
+def test_units_nest_as_scopes_do(big_plans):
+    """ResNet-50's stages are expanded one level: their blocks are units drawn in the stage's cluster."""
+    scene = R.drawn_scene(big_plans["resnet50"])
+    blocks = {name: box for name, box in collapsed(scene).items() if "/block" in name}
+    assert len(blocks) == 16
+    assert all(box.scope == name.split("/")[0] for name, box in blocks.items())
+
+
+def test_a_picture_within_max_nodes_is_drawn_as_before():
+    g, _, _ = seed_with_grads()
+    scene = R.drawn_scene(g, "joint")
+    assert scene == R.make_scene(g, "joint") and not any(b.html or b.group for b in scene.boxes)

@@ -50,18 +50,20 @@ and joint views of a graph), :mod:`~graphc.render.plan_view` (the plan view),
 
 from graphc.render.collapse import BAND_SIZES, EDGES_PER_BOX, MAX_PERIOD, MIN_HIDDEN, common_scope, fit, shrink
 from graphc.render.dot import (
-    CHAIN_MAX, CLUSTER_STYLE, DEFAULT_MAX_NODES, FONT, FORMATS, SCOPE_CLUSTER_STYLE, VIEWS, make_scene, render,
-    scene_to_dot, to_dot,
+    CHAIN_MAX, CLUSTER_STYLE, DEFAULT_MAX_NODES, FONT, FORMATS, SCOPE_CLUSTER_STYLE, VIEWS, drawn_scene, make_scene,
+    render, scene_to_dot, to_dot,
 )
 from graphc.render.graph_view import ADJOINT_TITLE, graph_scene
 from graphc.render.plan_view import PLAN_TAGS, plan_scene
 from graphc.render.scene import (
-    CHECKPOINT_BORDER, CHECKPOINT_EDGE, CLUSTER_BORDER, CLUSTER_FILL, COLOURS, CONTRIBUTION_EDGE, EDGE, LEGEND, Arrow,
-    Box, Scene, dot_label, dot_text, shape_text, value_text,
+    CHECKPOINT_BORDER, CHECKPOINT_EDGE, CLUSTER_BORDER, CLUSTER_FILL, COLOURS, CONTRIBUTION_EDGE, EDGE, LEGEND, TALLY,
+    Arrow, Box, Scene, add_tallies, box_tally, dot_label, dot_text, shape_text, value_text,
 )
+from graphc.render.units import Unit, expanded_units, outline, unit_tree
 
 __all__ = [
-    "render", "to_dot", "make_scene", "scene_to_dot", "graph_scene", "plan_scene", "fit", "shrink", "common_scope",
+    "render", "to_dot", "make_scene", "drawn_scene", "scene_to_dot", "graph_scene", "plan_scene", "fit", "shrink",
+    "common_scope", "outline", "unit_tree", "expanded_units", "Unit", "box_tally", "add_tallies", "TALLY",
     "Scene", "Box", "Arrow", "dot_text", "dot_label", "shape_text", "value_text",
     "VIEWS", "FORMATS", "DEFAULT_MAX_NODES", "CHAIN_MAX", "PLAN_TAGS", "MAX_PERIOD", "MIN_HIDDEN", "EDGES_PER_BOX",
     "BAND_SIZES", "FONT", "COLOURS", "EDGE", "CONTRIBUTION_EDGE", "CHECKPOINT_EDGE", "CHECKPOINT_BORDER", "CLUSTER_FILL",

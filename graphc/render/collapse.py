@@ -4,6 +4,11 @@ Runs of a repeated block (a layer of a deep chain, say) keep their first and
 last copies and draw the copies in between as one ``×k`` box; if that is not
 enough, consecutive boxes of one part are grouped into bands that list their
 ops. A group is a stretch of a topological order, so the picture stays acyclic.
+Each group box counts what it holds by kind, as a unit's box does.
+
+:func:`graphc.render.to_dot` draws big scenes in units first
+(:mod:`graphc.render.units`); it shrinks here what units alone cannot (a big
+graph without scopes or repeats, say).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from typing import Hashable, Iterable
 
 import numpy as np
 
-from graphc.render.scene import CHECKPOINT_BORDER, COLOURS, Arrow, Box, Scene
+from graphc.render.scene import (
+    CHECKPOINT_BORDER, COLOURS, Arrow, Box, Scene, add_tallies, box_tally, sum_bytes, tally_columns, tally_html,
+)
 
 MAX_PERIOD = 64  # the longest repeated block looked for, in boxes
 MIN_HIDDEN = 4  # a repeated block is collapsed only if that hides at least this many boxes
 EDGES_PER_BOX = 1.0  # a shrunk picture with more arrows than this × max_nodes is shrunk further
+ONE_SCREEN_INCHES = "20.8,20.8"  # a shrunk picture is scaled to at most this size: 2,000 px at 96 dpi
 BAND_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # boxes per band, tried in turn
 
 
@@ -94,7 +102,7 @@ def _bandable_runs(scene: Scene, units: list[list[int]], keep_groups: bool) -> t
     barrier = object()  # a kept group ends a run
     kept, previous = 0, barrier
     for unit in units:
-        if keep_groups and len(unit) > 1:
+        if keep_groups and (len(unit) > 1 or scene.boxes[unit[0]].group):  # a group, or a unit drawn before
             kept, previous = kept + 1, barrier
             continue
         part = scene.boxes[unit[0]].part
@@ -152,7 +160,8 @@ def _band_groups(scene: Scene, owner: list[int | None], groups: list[_Group], ma
     return [g for g in groups if g.members[0] not in absorbed] + bands
 
 
-def _group_box(scene: Scene, group: _Group) -> Box:
+def _group_box(scene: Scene, group: _Group, columns: list[str]) -> Box:
+    """One box for a group: what it holds in words, its counts by kind in their colours, its bytes."""
     members = [scene.boxes[i] for i in group.members]
     computed = [b for b in members if b.computed]
     named = computed or members
@@ -172,11 +181,15 @@ def _group_box(scene: Scene, group: _Group) -> Box:
         lines = [f"{len(members)} nodes grouped", common + more, span]
     parts = Counter(b.part for b in members)
     part = parts.most_common(1)[0][0]
-    attrs = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": COLOURS["group"], "penwidth": "1.4"}
+    attrs = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": COLOURS["group"], "penwidth": "1.4",
+             "margin": "0.04,0.02"}
     if any(b.attrs.get("peripheries") == "2" for b in members):
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
+    tally = add_tallies(box_tally(b) for b in members)
+    nbytes = sum_bytes(b.nbytes for b in members)
     return Box(lines, attrs, part, ("group",), "group", span, in_order=any(b.in_order for b in members), group=True,
-               scope=common_scope(b.scope for b in members))
+               scope=common_scope(b.scope for b in members), tally=tally, nbytes=nbytes,
+               html=tally_html(lines, tally, columns, nbytes, scene.bytes_meaning))
 
 
 def common_scope(paths: Iterable[str]) -> str:
@@ -226,6 +239,7 @@ def _quotient(scene: Scene, groups: list[_Group], owner: list[int | None], notes
     boxes: list[Box] = []
     new_index: list[int] = [0] * len(scene.boxes)
     placed: dict[int, int] = {}
+    columns = tally_columns(scene.boxes)
     for i, box in enumerate(scene.boxes):
         g = owner[i]
         if g is None:
@@ -235,7 +249,7 @@ def _quotient(scene: Scene, groups: list[_Group], owner: list[int | None], notes
             new_index[i] = placed[g]
         else:
             placed[g] = new_index[i] = len(boxes)
-            boxes.append(_group_box(scene, groups[g]))
+            boxes.append(_group_box(scene, groups[g], columns))
     merged: dict[tuple[int, int], list[Arrow]] = {}
     for a in scene.arrows:
         s, d = new_index[a.src], new_index[a.dst]
@@ -266,7 +280,9 @@ def fit(scene: Scene, max_nodes: int) -> Scene:
             break
         limit = int(limit * 0.75)
     hint = "max_nodes=None draws every node; gc.render([values], ...) draws what those values need"
-    return replace(small, notes=small.notes + [hint])
+    said = any("max_nodes=None" in note for note in small.notes)  # drawn in units first, which says it
+    attrs = {**small.graph_attrs, "size": ONE_SCREEN_INCHES}
+    return replace(small, notes=small.notes + ([] if said else [hint]), graph_attrs=attrs)
 
 
 def _without_crossing_reads(scene: Scene) -> Scene:

@@ -24,6 +24,7 @@ from graphc.render.plan_view import plan_scene
 from graphc.render.scene import (
     CLUSTER_BORDER, CLUSTER_FILL, EDGE, LEGEND, UPDATE_CLUSTER_BORDER, UPDATE_CLUSTER_FILL, Scene, dot_label,
 )
+from graphc.render.units import outline
 
 VIEWS = ("forward", "adjoint", "joint", "plan")
 FORMATS = ("png", "svg", "pdf")
@@ -44,11 +45,12 @@ CLUSTER_STYLE = {
 def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     """The scene as a graphviz Digraph; every label escaped."""
     title = [scene.title] + scene.notes
+    graph_attrs = {"rankdir": "TB", "fontname": FONT, "fontsize": "12", "labelloc": "t", "labeljust": "l",
+                   "label": dot_label(title), "nodesep": "0.25", "ranksep": "0.35", "newrank": "true",
+                   **scene.graph_attrs}
     dot = graphviz.Digraph(
         name=name,
-        graph_attr={"rankdir": "TB", "fontname": FONT, "fontsize": "12", "labelloc": "t", "labeljust": "l",
-                    "label": dot_label(title), "nodesep": "0.25", "ranksep": "0.35", "newrank": "true",
-                    **scene.graph_attrs},
+        graph_attr={key: value for key, value in graph_attrs.items() if value != ""},  # "": the attribute left out
         node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.08,0.03"},
         edge_attr={"fontname": FONT, "fontsize": "8", "color": EDGE, "fontcolor": "#404040", "arrowsize": "0.6"},
     )
@@ -59,7 +61,7 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
     for i, box in enumerate(scene.boxes):
         part = box.part if box.part in clusters else ""
         where = _scope_cluster(scopes, part, box.scope) if box.scope else clusters.get(part, dot)
-        where.node(f"n{i}", label=dot_label(box.lines), **box.attrs)
+        where.node(f"n{i}", label=box.html if box.html is not None else dot_label(box.lines), **box.attrs)
     _nest_scope_clusters(scopes, clusters, dot)
     for cluster in clusters.values():
         dot.subgraph(cluster)
@@ -108,8 +110,16 @@ def _legend_html(keys: Sequence[str]) -> str:
             + "".join(cells) + "</TR></TABLE>>")
 
 
-def make_scene(target: Any, view: str | None = None) -> Scene:
-    """The unshrunk scene of ``target`` in ``view`` (None: joint for graphs, plan for plans and programs).
+def make_scene(target: Any, view: str | None = None, *, focus: str | None = None,
+               max_nodes: int | None = DEFAULT_MAX_NODES) -> Scene:
+    """The scene of ``target`` in ``view`` (None: joint for graphs, plan for plans and programs).
+
+    Without ``focus``, every node (or instruction) is a box: the scene before
+    any shrinking. With ``focus`` (a scope path, ``"layer3/block2"``), the
+    scene in units (:func:`graphc.render.units.outline`): that scope expanded
+    as far as ``max_nodes`` boxes allow, the path to it one level at each step,
+    the rest collapsed; an unknown path is a :class:`GraphError` that lists the
+    top-level scopes.
 
     The plan view draws a plan that exists, a :class:`~graphc.Plan` or a
     :class:`~graphc.Program`'s. Values in the plan view are compiled here, with
@@ -122,12 +132,37 @@ def make_scene(target: Any, view: str | None = None) -> Scene:
     if view not in VIEWS:
         raise GraphError(f"view={view!r} is not a view; choose one of {', '.join(VIEWS)}")
     if planned:
-        return plan_scene(target, view)
-    if view == "plan":
-        return plan_scene(_compiled(target), "plan")
-    if not isinstance(target, (Graph, Value, list, tuple)):
+        scene = plan_scene(target, view)
+    elif view == "plan":
+        scene = plan_scene(_compiled(target), "plan")
+    elif not isinstance(target, (Graph, Value, list, tuple)):
         raise GraphError(f"render: expected a Graph, a list of Values or a Program, got {type(target).__name__}")
-    return graph_scene(target, view)
+    else:
+        scene = graph_scene(target, view)
+    return scene if focus is None else outline(scene, max_nodes, focus)
+
+
+def drawn_scene(target: Any, view: str | None = None, *, max_nodes: int | None = DEFAULT_MAX_NODES,
+                collapse: bool = True, focus: str | None = None) -> Scene:
+    """The scene :func:`to_dot` draws: within ``max_nodes`` boxes, in units when it has to shrink.
+
+    Up to ``max_nodes`` boxes, every node is drawn. Above, the scene is drawn in
+    units (scopes and repeated blocks, :mod:`graphc.render.units`), and if the
+    units alone are still too many, consecutive boxes are grouped into bands
+    (:func:`graphc.render.collapse.fit`). ``collapse=False`` raises instead of shrinking.
+    """
+    scene = make_scene(target, view, focus=focus, max_nodes=max_nodes)
+    if max_nodes is None or len(scene.boxes) <= max_nodes:
+        return scene
+    if focus is None:
+        if not collapse:
+            raise GraphError(
+                f"{scene.title}: {len(scene.boxes):,d} boxes to draw, more than max_nodes={max_nodes}; "
+                "draw a part (pass the Values whose subgraph you want, e.g. gc.render([h10], ...)), "
+                "raise max_nodes (max_nodes=None draws all, slowly), or let repeated blocks collapse (collapse=True)"
+            )
+        scene = outline(scene, max_nodes)
+    return scene if len(scene.boxes) <= max_nodes else fit(scene, max_nodes)
 
 
 def _compiled(target: Any) -> Program:
@@ -140,15 +175,18 @@ def _compiled(target: Any) -> Program:
 
 
 def to_dot(
-    target: Any, view: str | None = None, *, max_nodes: int | None = DEFAULT_MAX_NODES, collapse: bool = True
+    target: Any, view: str | None = None, *, max_nodes: int | None = DEFAULT_MAX_NODES, collapse: bool = True,
+    focus: str | None = None,
 ) -> graphviz.Digraph:
     """A :class:`graphviz.Digraph` of ``target`` (a Graph, Values, or a Program) in ``view``.
 
     ``view`` is ``"forward"``, ``"adjoint"``, ``"joint"`` (default for graphs) or
     ``"plan"`` (default for programs; Values are compiled first). Above
-    ``max_nodes`` boxes, repeated blocks are collapsed and then consecutive
-    nodes grouped; ``collapse=False`` raises :class:`GraphError` instead, and
-    ``max_nodes=None`` draws every node. In Jupyter the result shows inline.
+    ``max_nodes`` boxes, scopes and repeated blocks are drawn as units, one box
+    each with its counts by kind, expanded while the budget allows;
+    ``collapse=False`` raises :class:`GraphError` instead, and ``max_nodes=None``
+    draws every node. ``focus="stage3/block2"`` expands that scope and collapses
+    the rest. In Jupyter the result shows inline.
 
     Examples
     --------
@@ -159,16 +197,7 @@ def to_dot(
     >>> "Jᵀ x3|w1" in gc.to_dot(g, "joint").source
     True
     """
-    scene = make_scene(target, view)
-    if max_nodes is not None and len(scene.boxes) > max_nodes:
-        if not collapse:
-            raise GraphError(
-                f"{scene.title}: {len(scene.boxes):,d} boxes to draw, more than max_nodes={max_nodes}; "
-                "draw a part (pass the Values whose subgraph you want, e.g. gc.render([h10], ...)), "
-                "raise max_nodes (max_nodes=None draws all, slowly), or let repeated blocks collapse (collapse=True)"
-            )
-        scene = fit(scene, max_nodes)
-    return scene_to_dot(scene)
+    return scene_to_dot(drawn_scene(target, view, max_nodes=max_nodes, collapse=collapse, focus=focus))
 
 
 def render(
@@ -179,10 +208,12 @@ def render(
     max_nodes: int | None = DEFAULT_MAX_NODES,
     collapse: bool = True,
     dpi: int = 96,
+    focus: str | None = None,
 ) -> Path:
     """Draw ``target`` into ``path``; the suffix picks the format (``.png``, ``.svg``, ``.pdf``).
 
-    Arguments as for :func:`to_dot`; ``dpi`` sets the resolution of PNGs.
+    Arguments as for :func:`to_dot`; ``dpi`` sets the resolution of PNGs (a
+    picture drawn in units is scaled to at most 2,000 pixels a side at 96 dpi).
     Returns the path written. Raises :class:`GraphError` for an unknown view or
     suffix, and ``RuntimeError`` if graphviz's ``dot`` program is not installed.
     """
@@ -191,7 +222,7 @@ def render(
     if fmt not in FORMATS:
         raise GraphError(f"render: cannot tell the image type of {str(path)!r}; use a suffix among "
                          + ", ".join("." + f for f in FORMATS))
-    dot = to_dot(target, view, max_nodes=max_nodes, collapse=collapse)
+    dot = to_dot(target, view, max_nodes=max_nodes, collapse=collapse, focus=focus)
     if fmt == "png":
         dot.graph_attr["dpi"] = str(dpi)
     try:

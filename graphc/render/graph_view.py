@@ -260,7 +260,11 @@ def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool, folds: _Fol
     signature = (part, op, role, node.shape, str(node.dtype), kept,
                  tuple((i.op_name, i.shape) for i in node.inputs), tuple(sorted(map(str, node.attrs.items()))),
                  tuple(value_text(n.data) for n in written if n in folds.constants))
-    return Box(lines, attrs, part, signature, op, node.name)
+    # Repeats are found by the shapes: a loop's first step reads an initial value where the others read the
+    # previous step's (an op of another name), attribute values vary along a loop (x[t]), and the last step's
+    # value may be kept for the backward pass where the others are not.
+    motif = signature[:5] + (tuple(i.shape for i in node.inputs), tuple(sorted(node.attrs)))
+    return Box(lines, attrs, part, signature, op, node.name, motif=motif)
 
 
 def _reference_box(node: Node) -> Box:
@@ -313,13 +317,34 @@ def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
         else:
             kept = view == "joint" and node in read_by_backward
             boxes.append(_op_box(node, part[node], facts, kept, folds))
-        boxes[-1].scope = node.scope
+            boxes[-1].kept = kept
+        _unit_facts(boxes[-1], node, part[node], node in referenced, index)
     arrows = [_graph_arrow(i, n, index, part, facts) for n in drawn if n not in referenced
               for i in folds.operands(n) if i in drawn_set]
     legend = _graph_legend(view, drawn, part, facts)
     shown = drawn_set.union(*(folds.written(n) for n in drawn if n not in referenced))
     title = f"{view} view of {what}: {count_text(len(shown), len(nodes), 'nodes')}"
-    return Scene(title, boxes, arrows, legend, _graph_clusters(view, drawn, part))
+    return Scene(title, boxes, arrows, legend, _graph_clusters(view, drawn, part), bytes_meaning="values")
+
+
+def _unit_facts(box: Box, node: Node, part: str, referenced: bool, index: dict[Node, int]) -> None:
+    """What a collapsed unit counts of ``node``'s box: its scope, kind, size and the forward box it goes with.
+
+    An adjoint node goes with its consumer (whose J^T it applies; its scope is
+    the consumer's too), or else with the forward value it is the gradient of.
+    """
+    box.scope = node.scope
+    if referenced:
+        box.kind = "reference"
+    elif part == "adjoint":
+        box.kind = "adjoint"
+    else:
+        box.kind = "source" if node.is_source else part
+    box.nbytes = None if node.aval.has_batch else node.aval.nbytes
+    info = node.adjoint
+    if info is not None:
+        partner = info.consumer if info.consumer in index else info.forward
+        box.anchor = index.get(partner)
 
 
 def _drawn_nodes(nodes: Sequence[Node], part: dict[Node, str], folds: _Folds, view: str) -> list[Node]:

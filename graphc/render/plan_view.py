@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from graphc.plan import BIND_VIEW, Plan
+from graphc.render.collapse import common_scope
 from graphc.render.scene import (
     CHECKPOINT_BORDER, CHECKPOINT_EDGE, COLOURS, Arrow, Box, Scene, count_text, shape_text, value_text,
 )
@@ -40,12 +41,55 @@ def plan_scene(target: Plan | Program, view: str = "plan") -> Scene:
     steps = [k for k, ins in enumerate(plan.instructions) if ins.tag in wanted]
     kept = _kept_checkpoints(plan)
     boxes, where, references = _plan_sources(plan, steps)
+    first = len(boxes)  # steps[j] is box first + j
     arrows = _plan_instructions(plan, steps, kept, boxes, where)
     legend = _plan_legend(plan, steps, kept, boxes, references)
     clusters = {"adjoint": "backward instructions"} if view == "joint" else {}
     drawn = count_text(len(steps), len(plan.instructions), "instructions")
     title = f"{'' if view == 'plan' else f'{view} view of '}plan {plan.name!r}: {drawn}, arena {plan.arena_bytes:,d} B"
-    return Scene(title, boxes, arrows, legend, clusters, notes=[PLAN_KEY], graph_attrs={"ranksep": "0.25"})
+    held = _bytes_at_peak(target)
+    _unit_facts(plan, steps, boxes, first, arrows, held)
+    return Scene(title, boxes, arrows, legend, clusters, notes=[PLAN_KEY], graph_attrs={"ranksep": "0.25"},
+                 bytes_meaning="peak" if held is not None else "")
+
+
+def _bytes_at_peak(target: Plan | Program) -> dict[int, int] | None:
+    """The bytes live at the peak by the step that wrote them, when the target has a memory plan (a Program)."""
+    if getattr(target, "memory", None) is None:
+        return None
+    from graphc.plots import bytes_at_peak_by_step
+
+    return bytes_at_peak_by_step(target)
+
+
+def _unit_facts(plan: Plan, steps: list[int], boxes: list[Box], first: int, arrows: list[Arrow],
+                held: dict[int, int] | None) -> None:
+    """What collapsing into units needs: each box's bytes at the peak, its home scope, its forward partner.
+
+    A buffer box (a param, an input, a value read from an instruction not drawn)
+    has no scope of its own: it is counted in the innermost scope of the drawn
+    instructions that read it, updates left out (a param belongs with the layer
+    that reads it, not with the optimizer). A backward or recomputed instruction goes with the
+    forward instruction of its ``origin`` (the value it recomputes, or whose gradient it computes).
+    """
+    forward_box: dict[str, int] = {}
+    for j, k in enumerate(steps):
+        if plan.instructions[k].tag == "forward":
+            forward_box.setdefault(plan.buffers[plan.instructions[k].out].name, first + j)
+    for j, k in enumerate(steps):
+        box, ins = boxes[first + j], plan.instructions[k]
+        box.nbytes = None if held is None else held.get(k, 0)
+        if ins.origin and ins.tag in ("backward", "recompute"):  # a backward step may come before its forward value
+            box.anchor = forward_box.get(ins.origin)
+    readers: dict[int, list[Box]] = {}
+    for a in arrows:
+        if a.src < first <= a.dst:
+            readers.setdefault(a.src, []).append(boxes[a.dst])
+    for i in range(first):
+        read_by = readers.get(i, [])
+        computing = [b for b in read_by if b.kind != "update"] or read_by
+        boxes[i].home = common_scope(b.scope for b in computing)
+        boxes[i].nbytes = None if held is None else 0  # params, inputs and constants live outside the arena
 
 
 def _plan_sources(plan: Plan, steps: list[int]) -> tuple[list[Box], dict[int, int], list[int]]:
@@ -70,7 +114,7 @@ def _plan_sources(plan: Plan, steps: list[int]) -> tuple[list[Box], dict[int, in
         buf = plan.buffers[b]
         lines = [f"%{b} {buf.name}", f"{plan.instructions[writer[b]].tag} value"]
         attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
-        boxes.append(Box(lines, attrs, "reference", ("reference", buf.shape), "ref", buf.name))
+        boxes.append(Box(lines, attrs, "reference", ("reference", buf.shape), "ref", buf.name, kind="reference"))
     return boxes, where, references
 
 
@@ -123,11 +167,11 @@ def _buffer_box(buf, plan: Plan) -> Box:
         text = value_text(value) if value is not None and value.size == 1 else f"const {shape}"
         return Box([f"%{buf.id} = {text}"], {"shape": "ellipse", "style": "filled", "fillcolor": COLOURS["const"],
                    "fontsize": "8", "height": "0.25", "margin": "0.02"}, "source", ("const", buf.shape), "const",
-                   buf.name, computed=False)
+                   buf.name, computed=False, kind="source")
     shape_attr = "invhouse" if buf.kind == "input" else "cylinder"
     fill = COLOURS["input"] if buf.kind == "input" else COLOURS["param"]
     return Box([f"%{buf.id} {buf.name}", f"{buf.kind} {shape}"], {"shape": shape_attr, "style": "filled",
-               "fillcolor": fill}, "source", (buf.kind, buf.shape), buf.kind, buf.name, computed=False)
+               "fillcolor": fill}, "source", (buf.kind, buf.shape), buf.kind, buf.name, computed=False, kind="source")
 
 
 def _instruction_box(plan: Plan, step: int, kept: bool, is_view: bool) -> Box:
@@ -148,6 +192,8 @@ def _instruction_box(plan: Plan, step: int, kept: bool, is_view: bool) -> Box:
         attrs.update(peripheries="2", color=CHECKPOINT_BORDER)
     part = "adjoint" if ins.tag == "backward" else ins.tag
     signature = (ins.tag, ins.op, ins.mode, out.shape, kept, tuple(plan.buffers[a].shape for a in ins.args))
-    return Box(lines, attrs, part, signature, ins.op, out.name, in_order=True, scope=ins.scope)
+    motif = signature[:4] + signature[5:]  # repeats are found whichever copies a recompute policy keeps
+    return Box(lines, attrs, part, signature, ins.op, out.name, in_order=True, scope=ins.scope,
+               kind="adjoint" if ins.tag == "backward" else ins.tag, kept=kept, motif=motif)
 
 

@@ -12,6 +12,8 @@ from typing import Any, Hashable, Iterable, Sequence
 import graphviz
 import numpy as np
 
+from graphc.plots import format_bytes
+
 # Fill colours, one per kind of box.
 COLOURS = {
     "input": "#cfe8cf",
@@ -23,6 +25,7 @@ COLOURS = {
     "update": "#e4d9f3",
     "recompute": "#ffcf99",
     "group": "#ececec",
+    "unit": "#f7f7f7",
     "reference": "#ffffff",
 }
 EDGE = "#5f5f5f"
@@ -49,6 +52,20 @@ LEGEND = {
     "kept": ("kept for backward", "#ffffff", CHECKPOINT_BORDER),
     "reference": ("forward value read", "#ffffff", "#8c8c8c"),
     "group": ("collapsed nodes", COLOURS["group"], ""),
+    "unit": ("a scope or repeated block, collapsed: its boxes counted by kind", COLOURS["unit"], ""),
+    "bytes_peak": ("MiB: its values live at the peak step", "#ffffff", ""),
+    "bytes_values": ("MiB: Σ of its values' sizes", "#ffffff", ""),
+}
+
+# The counts a collapsed box shows, in this order: kind -> (text after the count, fill, border).
+TALLY = {
+    "forward": ("fwd", COLOURS["forward"], ""),
+    "adjoint": ("∂", COLOURS["adjoint"], ""),
+    "recompute": ("↻", COLOURS["recompute"], ""),
+    "kept": ("kept", "#ffffff", CHECKPOINT_BORDER),
+    "update": ("←", COLOURS["update"], ""),
+    "source": ("src", COLOURS["input"], ""),
+    "reference": ("read", "#ffffff", "#8c8c8c"),
 }
 
 
@@ -66,6 +83,15 @@ class Box:
     in_order: bool = False  # plan instructions: drawn one below the other, in execution order
     scope: str = ""  # the gc.scope path of the node or instruction: its box is drawn in that scope's cluster
     group: bool = False  # a box standing for a collapsed group of boxes (an op may be named "group")
+    # What collapsing into units needs (graphc.render.units):
+    kind: str = ""  # a key of TALLY other than "kept": what the box is counted as in a collapsed unit
+    kept: bool = False  # a forward value the backward pass reads (drawn with a double border)
+    nbytes: int | None = 0  # bytes a unit counts: the value's size (graphs) or what it holds at the peak (plans)
+    anchor: int | None = None  # the forward box it belongs with (an adjoint box: its consumer's), a unit takes both
+    home: str | None = None  # the scope it is counted in when it has none of its own (a plan's params: their readers')
+    motif: Hashable = None  # the signature repeats are found by (None: ``signature``); loop indices left out
+    tally: dict[str, int] | None = None  # a collapsed box: the boxes it stands for, counted by kind
+    html: str | None = None  # an HTML-like label (a collapsed box's table of counts), drawn instead of ``lines``
 
 
 @dataclass
@@ -89,6 +115,7 @@ class Scene:
     clusters: dict[str, str]  # part -> cluster label
     notes: list[str] = field(default_factory=list)
     graph_attrs: dict[str, str] = field(default_factory=dict)
+    bytes_meaning: str = ""  # what Box.nbytes counts: "peak" (plans), "values" (graphs) or "" (not known)
 
 
 # --- labels ----------------------------------------------------------------------------------
@@ -122,3 +149,73 @@ def value_text(value: Any) -> str:
 def count_text(shown: int, total: int, things: str) -> str:
     """``all 30 nodes``, or ``12 of 30 nodes``: how much of the selection a picture shows."""
     return f"all {total:,d} {things}" if shown == total else f"{shown:,d} of {total:,d} {things}"
+
+
+# --- collapsed boxes: counts by kind --------------------------------------------------------------
+
+
+def box_tally(box: Box) -> dict[str, int]:
+    """What ``box`` counts as in a collapsed unit: its own tally, or one box of its kind (and kept)."""
+    if box.tally is not None:
+        return box.tally
+    counts = {box.kind: 1} if box.kind else {}
+    if box.kept:
+        counts["kept"] = 1
+    return counts
+
+
+def add_tallies(tallies: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The sum of several tallies, kind by kind."""
+    total: dict[str, int] = {}
+    for tally in tallies:
+        for kind, count in tally.items():
+            total[kind] = total.get(kind, 0) + count
+    return total
+
+
+def sum_bytes(values: Iterable[int | None]) -> int | None:
+    """The sum, or None if any part is not known (a shape holding the batch size)."""
+    total = 0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def html_text(text: str) -> str:
+    """``text`` safe inside an HTML-like label: ``& < > "`` as entities."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def tally_html(titles: Sequence[str], tally: dict[str, int], columns: Sequence[str], nbytes: int | None,
+               bytes_meaning: str) -> str:
+    """The label of a collapsed box: its title lines, a row of coloured counts, its bytes.
+
+    ``columns`` are the kinds every collapsed box of the picture shows (the same
+    cells in the same order in each, zeros included, so a box without
+    recomputes says ``0 ↻``); ``bytes_meaning`` ``"peak"`` or ``"values"``
+    says what ``nbytes`` is, and nothing is written when it is not known.
+    """
+    width = max(len(columns), 1)
+    rows = [f'<TR><TD COLSPAN="{width}" BORDER="0">{"<BR/>".join(html_text(t) for t in titles)}</TD></TR>']
+    cells = []
+    for kind in columns:
+        text, fill, border = TALLY[kind]
+        count = f"{tally.get(kind, 0):,d} {html_text(text)}"
+        colour = f' COLOR="{border}"' if border else ""
+        font = f'<FONT COLOR="{border}">{count}</FONT>' if border else count
+        cells.append(f'<TD BGCOLOR="{fill}"{colour}>{font}</TD>')
+    if cells:
+        rows.append("<TR>" + "".join(cells) + "</TR>")
+    if nbytes is not None and bytes_meaning:
+        said = "at the peak" if bytes_meaning == "peak" else "Σ values"
+        text = f'<FONT POINT-SIZE="8">{format_bytes(nbytes)} {said}</FONT>'
+        rows.append(f'<TR><TD COLSPAN="{width}" BORDER="0">{text}</TD></TR>')
+    return '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="2">' + "".join(rows) + "</TABLE>>"
+
+
+def tally_columns(boxes: Iterable[Box]) -> list[str]:
+    """The kinds of TALLY some box of ``boxes`` counts, in TALLY's order: the cells every collapsed box shows."""
+    seen = add_tallies(box_tally(b) for b in boxes)
+    return [kind for kind in TALLY if seen.get(kind)]
