@@ -326,3 +326,18 @@ def test_feeds_need_the_number_of_classes_of_a_bare_label():
         zoo.feeds(graph)
     y = zoo.feeds(graph, classes=2)["y"]
     assert y.dtype == np.int32 and set(np.unique(y)) <= {0, 1}
+
+
+def test_rnn_unrolls_one_step_per_time_step_with_shared_weights():
+    """h(t) = tanh(x[t]·W + h(t-1)·W_h + b) from h(0) = h0: the loss against NumPy's loop, the gradients by gradcheck."""
+    graph, values = zoo.rnn(steps=5, features=3, hidden=4, batch=2, dtype="float64")
+    data = zoo.feeds(graph, seed=3)
+    w, w_h, b, h0 = (p.value for p in values["params"])
+    h = h0
+    for t in range(5):
+        h = np.tanh(data["x"][t] @ w + h @ w_h + b)
+    (loss,) = gc.compile([values["loss"]]).run(data)
+    np.testing.assert_allclose(loss, np.mean((h - data["y"]) ** 2), rtol=1e-12)
+    assert sum(1 for n in graph.nodes if n.op_name == "tanh") == 5
+    report = gc.gradcheck(values["loss"], values["params"], data)  # raises where a gradient is wrong
+    assert set(report.max_rel_error) == {"W", "W_h", "b", "h0"}

@@ -35,17 +35,57 @@ What the pictures show:
   the joint view, inside the forward and the adjoint clusters each).
 
 Every label is escaped, so names with ``: / " < \\`` are drawn as written.
-A picture of more than ``max_nodes`` boxes (150 by default) is shrunk: runs
-of a repeated block (a layer of a deep chain, say) keep their first and last
-copies and draw the copies in between as one ``×k`` box, and if that is not
-enough, consecutive nodes are grouped into boxes that list their ops.
-``max_nodes=None`` draws every node; ``collapse=False`` raises instead.
+A picture of at most ``max_nodes`` boxes (150 by default) draws every node.
+
+A bigger one is drawn hierarchy first, in units (:mod:`~graphc.render.units`):
+
+- the units are the :func:`graphc.scope` paths, nested as the scopes nest
+  (a scope holds its forward nodes and the adjoint nodes of their J^T, and
+  in a plan their recomputed copies), and the repeated blocks found among the
+  boxes of one scope (a deep chain's layers, an unrolled RNN's time steps:
+  ``repeat 3 of 20``); a run of copies keeps its first and last copies apart
+  and the ones between in one ``× k repeats of a p-node block`` unit;
+- a collapsed unit is ONE box that says what it holds: its path (or which
+  copy it is), its counts of forward, ``∂`` adjoint, ``↻`` recomputed, kept
+  (read by the backward pass), ``←`` update and source boxes, each in its
+  colour (zeros too, so a unit without recomputes says ``0 ↻``), and its
+  bytes: those live at the peak step for a compiled program's plan (as
+  ``memory.peak_bytes_by_scope`` counts them, per block), the sum of its
+  values' sizes for a graph (``Σ values``; a shape with the batch size has none);
+- the top-level units are drawn collapsed, then units are expanded one level
+  at a time, the biggest first (the first and last copies of a run together,
+  the ones between together), while the picture stays within a quarter of
+  ``max_nodes`` boxes (a unit's box is bigger than a node's): ResNet-50's four stages open into
+  their 16 blocks, GPT-2's twelve blocks stay one box each. An expanded
+  scope is a dashed cluster labelled with its path; a unit box sits in the
+  cluster of the scope that holds it;
+- ``focus="layer3/block2"`` (``render``, ``to_dot``, ``make_scene``, and
+  ``graphc render --focus``) expands that scope as far as ``max_nodes``
+  allows, the scopes on the way to it one level each (their other children
+  collapsed), and collapses the rest; it applies to small pictures too. An
+  unknown path is a :class:`~graphc.GraphError` that names it and lists the
+  top-level scopes;
+- arrows between units are merged and counted (``×12``); one that points back
+  (the gradient flowing into an earlier unit) is dashed and does not shape
+  the layout, nor do the light ones into an optimizer's updates; a source
+  read by more than four units (a constant every block reads) is left out and
+  named in the title's notes;
+- the part clusters of the joint views are left out (a unit holds forward and
+  backward work), and the picture is scaled to at most 2,000 pixels a side
+  at 96 dpi (``size``).
+
+What units cannot shrink enough (a big graph without scopes or repeats) is
+then grouped into bands of consecutive boxes, each counted the same way.
+``max_nodes=None`` draws every node; ``collapse=False`` raises instead of
+shrinking. :func:`drawn_scene` gives the scene ``to_dot`` draws, without
+running graphviz.
 
 The package, one module per job: :mod:`~graphc.render.scene` (boxes, arrows,
-colours, the legend), :mod:`~graphc.render.graph_view` (the forward, adjoint
-and joint views of a graph), :mod:`~graphc.render.plan_view` (the plan view),
-:mod:`~graphc.render.collapse` (shrinking big scenes) and
-:mod:`~graphc.render.dot` (DOT output and the entry points below).
+colours, the legend, the counts of a collapsed box), :mod:`~graphc.render.graph_view`
+(the forward, adjoint and joint views of a graph), :mod:`~graphc.render.plan_view`
+(the plan view), :mod:`~graphc.render.units` (scopes and repeated blocks as
+units), :mod:`~graphc.render.collapse` (repeats and bands, for what units do
+not shrink) and :mod:`~graphc.render.dot` (DOT output and the entry points below).
 """
 
 from graphc.render.collapse import BAND_SIZES, EDGES_PER_BOX, MAX_PERIOD, MIN_HIDDEN, common_scope, fit, shrink

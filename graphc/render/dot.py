@@ -73,7 +73,8 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
         for a, b in zip(sequence, sequence[1:]):
             dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
     if scene.legend:
-        dot.node("legend", label=_legend_html(list(dict.fromkeys(scene.legend))), shape="plain", fontsize="9")
+        legend = _legend_html(list(dict.fromkeys(scene.legend)), scene.legend_column)
+        dot.node("legend", label=legend, shape="plain", fontsize="9")
     return dot
 
 
@@ -98,14 +99,17 @@ def _nest_scope_clusters(scopes: dict[tuple[str, str], graphviz.Digraph], cluste
         parent.subgraph(scopes[(part, path)])
 
 
-def _legend_html(keys: Sequence[str]) -> str:
-    """One row of coloured cells (an HTML-like label: only our own fixed words go in)."""
+def _legend_html(keys: Sequence[str], column: bool = False) -> str:
+    """One row (or one column) of coloured cells (an HTML-like label: only our own fixed words go in)."""
     cells = []
     for key in keys:
         text, fill, border = LEGEND[key]
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         font = f'<FONT COLOR="{border}">{text}</FONT>' if border else text
         cells.append(f'<TD BGCOLOR="{fill}"{f" COLOR={chr(34)}{border}{chr(34)}" if border else ""}>{font}</TD>')
+    if column:
+        rows = "".join(f"<TR>{cell}</TR>" for cell in ['<TD BORDER="0">legend</TD>'] + cells)
+        return f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="3">{rows}</TABLE>>'
     return ('<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="3"><TR><TD BORDER="0">legend</TD>'
             + "".join(cells) + "</TR></TABLE>>")
 

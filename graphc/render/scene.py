@@ -52,9 +52,9 @@ LEGEND = {
     "kept": ("kept for backward", "#ffffff", CHECKPOINT_BORDER),
     "reference": ("forward value read", "#ffffff", "#8c8c8c"),
     "group": ("collapsed nodes", COLOURS["group"], ""),
-    "unit": ("a scope or repeated block, collapsed: its boxes counted by kind", COLOURS["unit"], ""),
-    "bytes_peak": ("MiB: its values live at the peak step", "#ffffff", ""),
-    "bytes_values": ("MiB: Σ of its values' sizes", "#ffffff", ""),
+    "unit": ("unit: a scope or repeat, its boxes by kind", COLOURS["unit"], ""),
+    "bytes_peak": ("at the peak: bytes live at the peak step", "#ffffff", ""),
+    "bytes_values": ("Σ values: sum of their sizes", "#ffffff", ""),
 }
 
 # The counts a collapsed box shows, in this order: kind -> (text after the count, fill, border).
@@ -116,6 +116,7 @@ class Scene:
     notes: list[str] = field(default_factory=list)
     graph_attrs: dict[str, str] = field(default_factory=dict)
     bytes_meaning: str = ""  # what Box.nbytes counts: "peak" (plans), "values" (graphs) or "" (not known)
+    legend_column: bool = False  # the legend as a column (a picture in units keeps its width for the units)
 
 
 # --- labels ----------------------------------------------------------------------------------

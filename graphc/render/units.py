@@ -14,8 +14,10 @@ then the ops of a block. The units of a scene are
   between into one ``× k repeats`` unit.
 
 :func:`outline` draws the top-level units collapsed, then expands units one
-level at a time, the smallest first, while the picture stays within its budget
-of boxes; ``focus="stage3/block2"`` expands the path to that scope one level at
+level at a time, the biggest first, while the picture stays within a quarter
+of ``max_nodes`` boxes (OUTLINE_SHARE: a unit's box, a table of counts, is
+bigger than a node's, and graphviz lays out fewer boxes faster);
+``focus="stage3/block2"`` expands the path to that scope one level at
 each step (its siblings stay collapsed) and that scope as far as the budget
 allows. A collapsed unit is one box that counts what it holds by kind
 (forward, ∂ adjoint, ↻ recomputed, kept for the backward pass, ← updates,
@@ -41,12 +43,13 @@ from graphc.render.scene import (
 
 MIN_COPIES = 4  # a block is a repeated block when at least this many copies follow one another
 MIN_REPEATED = 8  # ... and they hold at least this many forward boxes together
+MIN_BLOCK = 2  # the shortest repeated block looked for, in forward boxes (four relus in a row are no layers)
 MAX_BLOCK = 64  # the longest repeated block looked for, in forward boxes
 SPINE = ("forward", "reference")  # the kinds of box repeats are found among; the other boxes follow them
 MAX_PARTNERS = 8  # a box that goes with more forward boxes than this goes with none (see _partners)
 UNIT_ATTRS = {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": "#f7f7f7", "color": "#6b6b6b",
               "penwidth": "1.3", "margin": "0.04,0.02"}
-OUTLINE_SHARE = 0.4  # units are expanded while the picture has at most this share of max_nodes boxes (a focus: all)
+OUTLINE_SHARE = 0.25  # units are expanded while the picture has at most this share of max_nodes boxes (a focus: all)
 UPDATE_EDGE = "#b9a6d9"  # arrows into an optimizer's updates: light, they do not shape the layout
 SHARED_SOURCE = 4  # a source read by more units than this is drawn without its arrows into them
 
@@ -57,8 +60,9 @@ class Unit:
 
     ``own`` are the boxes drawn when the unit is expanded that no child holds;
     ``cluster`` is the path of the cluster its contents are drawn in then (a
-    scope's path, a copy's title under its scope's). Copies of one run share a
-    ``family`` and are expanded together or not at all.
+    scope's path, a copy's title under its scope's). Units of one ``family``
+    are expanded together or not at all: the first and last copies of a run,
+    and the copies between them.
     """
 
     title: list[str]
@@ -167,10 +171,10 @@ def _run_units(scene: Scene, unit: Unit, copies: list[list[int]], family: int) -
     n = len(copies)
     under = f"{unit.cluster}/" if unit.cluster else ""
 
-    def copy_unit(k: int) -> Unit:
+    def copy_unit(k: int) -> Unit:  # the first and the last copy are expanded together, the middle ones too
         title = f"repeat {k + 1} of {n}"
         return Unit([title, _block_text(scene, copies[k])], "copy", unit.path, under + title, own=copies[k],
-                    family=family if 0 < k < n - 1 else None)
+                    family=2 * family + (0 < k < n - 1))
 
     middle = [copy_unit(k) for k in range(1, n - 1)]
     size = len(copies[1])
@@ -228,7 +232,7 @@ def _best_stretch(codes: np.ndarray, free: np.ndarray) -> tuple[int, int, int] |
     """
     n = len(codes)
     best: tuple[int, int, int, int] | None = None  # (covered, start, period, length)
-    for p in range(1, min(MAX_BLOCK, n // MIN_COPIES) + 1):
+    for p in range(MIN_BLOCK, min(MAX_BLOCK, n // MIN_COPIES) + 1):
         same = (codes[:-p] == codes[p:]) & free[:-p] & free[p:]
         if not same.any():
             continue
@@ -279,9 +283,10 @@ def expanded_units(root: Unit, budget: float, focus: Unit | None = None) -> set[
     """The units drawn as their contents; the others are drawn as one box each.
 
     Without a focus: the root, then level by level the units (a run's copies
-    all together) that keep the picture within ``budget`` boxes, the smallest
-    growth first. With one: the scopes on the path to it, and it and its
-    descendants, level by level within the budget.
+    all together) that keep the picture within ``budget`` boxes, the biggest
+    first (the stages of a model before its optimizer's updates). With one:
+    the scopes on the path to it, and it and its descendants, level by level
+    within the budget.
     """
     expanded = {root}
     drawn = len(root.own) + len(root.children)
@@ -295,7 +300,7 @@ def expanded_units(root: Unit, budget: float, focus: Unit | None = None) -> set[
     level = [child for unit in start for child in unit.children]
     while level:
         grown = []
-        for family in sorted(_families(level), key=lambda f: (sum(u.growth() for u in f), f[0].members()[0])):
+        for family in sorted(_families(level), key=lambda f: (-sum(len(u.members()) for u in f), f[0].members()[0])):
             growth = sum(u.growth() for u in family)
             if drawn + growth <= budget:
                 expanded.update(family)
@@ -425,7 +430,7 @@ def merge_arrows(scene: Scene, new_index: Sequence[int], leaves: set[int]) -> li
     """The arrows between the drawn boxes: parallel ones merged and counted, none inside a box.
 
     An arrow between two boxes drawn as they were keeps its label; merged ones
-    are labelled ``×k`` and drawn in the colour most of them had. One that
+    are labelled ``×k`` (beside the arrow) and drawn in the colour most of them had. One that
     points back in the order (the gradient flowing from a later unit into an
     earlier one) or into updates does not rank the boxes
     (``constraint=false``), so the forward flow decides the layout. An update
@@ -447,7 +452,10 @@ def merge_arrows(scene: Scene, new_index: Sequence[int], leaves: set[int]) -> li
             result.append(Arrow(s, d, label, dict(group[0].attrs)))
         elif not writes:
             updates = all(scene.boxes[a.dst].kind == "update" for a in group)
-            result.append(Arrow(s, d, f"×{len(group)}" if len(group) > 1 else "", _merged_attrs(group, s > d, updates)))
+            attrs = _merged_attrs(group, s > d, updates)
+            if len(group) > 1:  # an xlabel takes no rank of its own, as an edge's label does in dot's layout
+                attrs["xlabel"] = f"×{len(group)}"
+            result.append(Arrow(s, d, "", attrs))
     return result
 
 
@@ -482,4 +490,4 @@ def _outlined(scene: Scene, boxes: list[Box], arrows: list[Arrow], focus: str | 
     # No newrank: graphviz 2.43 crashes on some pictures of units with it (it reads any value as true: "" drops it).
     attrs = {**scene.graph_attrs, "size": ONE_SCREEN_INCHES, "newrank": ""}
     return dataclasses.replace(scene, title=title, boxes=boxes, arrows=arrows, clusters={}, legend=legend,
-                               notes=scene.notes + notes, graph_attrs=attrs)
+                               notes=scene.notes + notes, graph_attrs=attrs, legend_column=True)
