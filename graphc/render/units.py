@@ -82,6 +82,7 @@ class Unit:
         return len(self.own) + len(self.children) - 1
 
     def walk(self) -> Iterator["Unit"]:
+        """This unit and every unit inside it, parents before children."""
         yield self
         for child in self.children:
             yield from child.walk()
