@@ -4,6 +4,7 @@
     graphc plan FILE.py:FUNC                  compile FUNC's outputs; print the plan and memory report
     graphc render FILE.py:FUNC -o out.png     draw the graph (or plan) FUNC's outputs need
     graphc report FILE.py:FUNC -o report.html one HTML page: pictures, plots, plan, memory, recompute
+    graphc export FILE.py:FUNC --graphml OUT  write that graph (or plan) for other tools: GraphML, ...
     graphc bench remat [FILE.py:FUNC]         sweep memory budgets; table and charts of memory vs time
     graphc bench memory|speed|all             run benchmarks/<name>.py
 
@@ -427,6 +428,61 @@ def _add_report(sub: Subparsers) -> None:
     p.set_defaults(handler=_run_report, command_name="report")
 
 
+def _export_graphml(target: Any, path: Path) -> None:
+    import networkx as nx
+
+    from graphc.export import to_networkx
+
+    nx.write_graphml(to_networkx(target), path)
+
+
+EXPORTS: dict[str, tuple[str, Callable[[Any, Path], None]]] = {
+    "graphml": ("the graph (or plan) as GraphML (networkx's write_graphml: Gephi, yEd, Cytoscape)", _export_graphml),
+}
+"""The outputs of ``graphc export``: option name -> (help, writer(target, path)). Each is an option
+``--NAME OUT``; a command may ask for several at once."""
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    wanted = [(name, Path(getattr(args, name))) for name in EXPORTS if getattr(args, name) is not None]
+    if not wanted:
+        options = " or ".join(f"--{name} OUT" for name in EXPORTS)
+        raise UsageError(f"nothing to write: give an output, {options}")
+    if args.view == "plan":
+        target = _compile(args.target, args)
+    else:
+        from graphc.report import drawn_values
+
+        target = drawn_values(*call_function(args.target))
+    for name, path in wanted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with Progress(f"writing the {args.view} as {name} to {path}"):
+            EXPORTS[name][1](target, path)
+        print(path)
+    return 0
+
+
+def _add_export(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write the graph or plan of FILE.py:FUNC for other tools (GraphML)",
+        description="Import FILE.py, call FUNC(), and write what its outputs need — the graph, forward and adjoint "
+        "(--view graph, the default), or the compiled plan (--view plan: each value with its step and arena "
+        "offset) — in each format asked for. GraphML holds a node per value (op, shape, dtype, bytes, kind, scope) "
+        "and an edge per operand (its position, the Jᵀ term it carries); see graphc.export.",
+        epilog=FUNC_HELP + "\n\nexample: graphc export step.py:train_step --graphml step.graphml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", metavar="FILE.py:FUNC", help="a Python file and a function in it")
+    p.add_argument("--view", choices=("graph", "plan"), default="graph",
+                   help="what to write: graph (default) or the compiled plan (with the compile options below)")
+    outputs = p.add_argument_group("outputs (at least one)")
+    for name, (text, _) in EXPORTS.items():
+        outputs.add_argument(f"--{name}", metavar="OUT", default=None, help=f"write {text} to OUT")
+    _add_compile_options(p)
+    p.set_defaults(handler=_run_export, command_name="export")
+
+
 def _run_bench(args: argparse.Namespace) -> int:
     if args.name == "remat":
         return _run_bench_remat(args)
@@ -517,7 +573,8 @@ def _add_bench(sub: Subparsers) -> None:
 
 
 # Order = order in --help.
-_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_plan, _add_render, _add_report, _add_bench)
+_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_demo, _add_plan, _add_render, _add_report, _add_export,
+                                                         _add_bench)
 
 
 # --- entry point -------------------------------------------------------------------------
