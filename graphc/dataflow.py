@@ -78,6 +78,8 @@ class Dataflow:
 
     def ancestors(self, nodes: Sequence[Node]) -> set[Node]:
         """``nodes`` and every node they depend on (iteratively: no recursion limit)."""
+        # Not nx.ancestors: on 10⁵ nodes this takes 61–99 ms, networkx 300–350 ms on a DiGraph built
+        # beforehand and 0.9–1.05 s with building it (benchmarks/networkx_algorithms.py).
         seen: set[Node] = set()
         stack = list(nodes)
         while stack:

@@ -681,6 +681,8 @@ def check_name(name: Any, what: str) -> str:
 
 def ancestors(roots: Iterable[Node]) -> list[Node]:
     """The roots and every node they read, in creation (topological) order; iterative, no recursion."""
+    # Not nx.ancestors: on 10⁵ nodes this takes 77–98 ms, networkx 330–500 ms on a DiGraph built
+    # beforehand and 0.8–1.2 s with building it (benchmarks/networkx_algorithms.py).
     seen: set[Node] = set()
     stack = list(roots)
     while stack:

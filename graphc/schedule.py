@@ -143,6 +143,8 @@ def _update_arithmetic(flow: Dataflow) -> tuple[set[Node], list[tuple[Node, Node
 
 def _acyclic(successors: dict[Node, list[Node]], waiting: dict[Node, int]) -> bool:
     """Whether every node can be ordered (Kahn's algorithm runs to the end)."""
+    # Not nx.is_directed_acyclic_graph: on 10⁵ nodes this takes 113–126 ms, networkx 218–302 ms on a
+    # DiGraph built beforehand and 0.65–0.76 s with building it (benchmarks/networkx_algorithms.py).
     left = dict(waiting)
     ready = [n for n, k in left.items() if k == 0]
     count = 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 import doctest
 import io
 import sys
-from pathlib import Path
 
 import networkx as nx
 import pytest

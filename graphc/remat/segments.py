@@ -45,6 +45,10 @@ def separators(flow: Dataflow, forward: Sequence[Node]) -> list[int]:
     gradient-checkpointing project for TensorFlow uses, restricted to those on
     every path). A linear sweep over last uses finds them all.
     """
+    # The same positions are the dominators of the last forward node in the forward graph with an edge
+    # from each step to the next (tests/test_networkx.py), but nx.immediate_dominators is slower: on
+    # 10⁵ nodes this takes 55–110 ms, networkx 144–222 ms and 274–440 ms with building its graph
+    # (benchmarks/networkx_algorithms.py).
     last_forward_use = last_reads(flow, forward)
     open_count, cuts = 0, []
     for i, node in enumerate(forward):
