@@ -152,7 +152,7 @@ def test_a_program_has_its_steps_offsets_and_updates():
         assert attrs.get("offset") == buf.offset
         assert G.in_degree(by_step[step]) == len(set(ins.args))
     kinds = {d["kind"] for _, d in G.nodes(data=True)}
-    assert kinds == {"input", "param", "const", "forward", "adjoint", "update"}
+    assert kinds == {"input", "param", "const", "forward", "adjoint", "update"} and kinds <= set(export.KINDS)
     # an update writes its param's buffer: a node of its own, keyed by the param's name and its step
     writes = [n for n, d in G.nodes(data=True) if d.get("storage") == "param" and "step" in d]
     assert writes and all("#" in n for n in writes)
@@ -320,10 +320,11 @@ def test_creation_order_and_schedules_are_topological(recipe):
     assert list(nx.lexicographical_topological_sort(G, key=lambda n: n.id)) == built.graph.nodes
     flow, _ = training_flow(recipe)
     F = as_networkx(flow.nodes, lambda n: flow.args[n])
-    order = [n for n in flow.nodes if not n.is_source]
-    for nodes in (flow.nodes, schedule(flow)):
+    computed = {n for n in flow.nodes if not n.is_source}
+    scheduled = schedule(flow)
+    assert len(scheduled) == len(computed) and set(scheduled) == computed
+    for nodes in (flow.nodes, scheduled):
         position = {n: i for i, n in enumerate(nodes)}
-        assert set(nodes) >= set(order)
         assert all(position[u] < position[v] for u, v in F.edges if not u.is_source)
 
 
