@@ -101,8 +101,9 @@ def unit_tree(scene: Scene) -> Unit:
     families = iter(range(1 << 30))
     for unit in list(scopes.values()):
         _add_repeats(scene, unit, partner, families)
-    for unit in root.walk():
+    for unit in list(root.walk()):
         unit.children.sort(key=lambda u: u.members()[0])
+        _add_scope_runs(scene, unit, families)
     return root
 
 
@@ -165,6 +166,39 @@ def _add_repeats(scene: Scene, unit: Unit, partner: list[frozenset[int]], famili
             (held[found.pop()] if len(found) == 1 and None not in found else rest).append(i)
         unit.own = rest
         unit.children += _run_units(scene, unit, held, next(families))
+
+
+def _add_scope_runs(scene: Scene, unit: Unit, families: Iterator[int]) -> None:
+    """Group runs of at least ``MIN_COPIES`` sibling scopes that hold the same ops (``layer0`` … ``layer39``)
+    as the runs of repeated blocks are: the first, a ``× k repeats`` unit of the middle ones, the last."""
+    children, grouped, k = unit.children, [], 0
+    signatures = [_scope_signature(scene, child) for child in children]
+    while k < len(children):
+        end = k + 1
+        while signatures[k] is not None and end < len(children) and signatures[end] == signatures[k]:
+            end += 1
+        if end - k >= MIN_COPIES:
+            grouped += _scope_run(scene, unit, children[k:end], next(families))
+        else:
+            grouped += children[k:end]
+        k = end
+    unit.children = grouped
+
+
+def _scope_signature(scene: Scene, unit: Unit) -> tuple | None:
+    """What a scope holds, as its boxes' motifs in order (None for units that are no scope)."""
+    return tuple(_motif(scene.boxes[i]) for i in unit.members()) if unit.kind == "scope" else None
+
+
+def _scope_run(scene: Scene, unit: Unit, copies: list[Unit], family: int) -> list[Unit]:
+    """Sibling scopes that hold the same ops: the first and the last expanded together, the middle ones too."""
+    for k, copy in enumerate(copies):
+        copy.family = 2 * family + (0 < k < len(copies) - 1)
+    middle = copies[1:-1]
+    size = len(middle[0].members())
+    run = Unit([f"× {len(middle)} repeats of a {size}-node scope", _block_text(scene, middle[0].members()),
+                f"{middle[0].path} … {middle[-1].path}"], "run", unit.path, unit.cluster, children=middle)
+    return [copies[0], run, copies[-1]]
 
 
 def _run_units(scene: Scene, unit: Unit, copies: list[list[int]], family: int) -> list[Unit]:
