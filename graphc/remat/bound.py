@@ -86,7 +86,7 @@ def _unpack(row: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(row.view(np.uint8), bitorder="little")[:n].astype(bool)
 
 
-def _own_bytes(problem: RematProblem, in_place: bool) -> np.ndarray:
+def own_bytes(problem: RematProblem, in_place: bool) -> np.ndarray:
     """Per node: the bytes its value adds while it runs, beyond its reads (with ``in_place``, it may
     overlay its largest read)."""
     sizes = np.asarray(problem.sizes, dtype=float)
@@ -96,7 +96,7 @@ def _own_bytes(problem: RematProblem, in_place: bool) -> np.ndarray:
     return np.maximum(sizes - largest, 0.0)
 
 
-def _store_all_held(problem: RematProblem, own: np.ndarray) -> np.ndarray:
+def store_all_held(problem: RematProblem, own: np.ndarray) -> np.ndarray:
     """Per node: the most its moment's rows hold when everything is stored and nodes run in index
     order (right after it, or while it runs): where the moments are heaviest."""
     n = problem.n
@@ -115,7 +115,7 @@ def _store_all_held(problem: RematProblem, own: np.ndarray) -> np.ndarray:
     return np.maximum(after, before + own + problem.extra())
 
 
-def _heaviest(held: np.ndarray, count: int, spacing: int) -> list[int]:
+def heaviest(held: np.ndarray, count: int, spacing: int) -> list[int]:
     """Up to ``count`` moments, heaviest first, at least ``spacing`` apart."""
     chosen: list[int] = []
     for m in np.argsort(-held, kind="stable"):
@@ -208,7 +208,7 @@ class Moments:
         n = problem.n
         self.problem = problem
         self.fixed_order = fixed_order
-        self.own = _own_bytes(problem, in_place)
+        self.own = own_bytes(problem, in_place)
         self.users = readers(problem)
         self.ancestors = _bitsets([list(d) for d in problem.deps], n, range(n))
         self.descendants = _bitsets(self.users, n, range(n - 1, -1, -1))
@@ -263,15 +263,15 @@ def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: in
         return RecomputeBound(0.0, None, 0.0)
     every = Moments(problem, in_place, fixed_order) if moments_of is None else moments_of
     n = problem.n
-    held = _store_all_held(problem, every.own)
+    held = store_all_held(problem, every.own)
     if held.max() <= problem.budget:  # storing everything meets every moment
         return RecomputeBound(0.0, None, time.perf_counter() - started)
     best, best_moment, proven, drops = 0.0, None, True, []
     spacing = max(n // (4 * moments), 1)
-    chosen = _heaviest(held, moments, spacing)
+    chosen = heaviest(held, moments, spacing)
     if not every.fixed_order:  # half of them where every order holds the most (held in index order can
         mandatory = every.order_free_held()  # peak where another order need not, e.g. at a weight's gradient)
-        chosen = list(dict.fromkeys(_heaviest(mandatory, moments - moments // 2, spacing) + chosen))[:moments]
+        chosen = list(dict.fromkeys(heaviest(mandatory, moments - moments // 2, spacing) + chosen))[:moments]
     for rank, m in enumerate(chosen):
         left = time_limit - (time.perf_counter() - started)
         if left <= 0:

@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from graphc.remat.bound import _own_bytes, _store_all_held, _heaviest, readers as _readers
+from graphc.remat.bound import heaviest, own_bytes, readers as _readers, store_all_held
 from graphc.remat.milp import _Rows
 from graphc.remat.problem import RematProblem
 
@@ -79,7 +79,7 @@ def solve_joint(problem: RematProblem, moments: Sequence[int], *, time_limit: fl
     sizes = np.asarray(problem.sizes, dtype=float)
     costs = np.asarray(problem.costs, dtype=float)
     may = problem.may_recompute()
-    own = _own_bytes(problem, in_place)
+    own = own_bytes(problem, in_place)
     budget = max(float(problem.budget), 1.0)
     k: dict[tuple[int, int], int] = {}
     z: dict[tuple[int, int], int] = {}
@@ -168,8 +168,8 @@ def joint_schedule(problem: RematProblem, peak_at: Callable[[np.ndarray], tuple[
     bound of the solves at the true budget, and the moments used."""
     started = time.perf_counter()
     readers = _readers(problem)
-    held = _store_all_held(problem, _own_bytes(problem, in_place))
-    moments = _heaviest(held, start, max(problem.n // (4 * start), 1))
+    held = store_all_held(problem, own_bytes(problem, in_place))
+    moments = heaviest(held, start, max(problem.n // (4 * start), 1))
     budget, step = problem.budget, problem.budget * margin
     best: JointSolution | None = None
     bound = 0.0
