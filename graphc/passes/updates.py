@@ -1,101 +1,13 @@
-"""Graph rewrites run by ``compile``: dead code, common subexpressions, running sums,
-and the nodes that write updates and outputs.
-
-The passes never change the user's graph. They produce a :class:`Dataflow`,
-the compile-time view of the part of the graph the outputs and updates need:
-canonical nodes in topological order, each with its (rewritten) operands.
-"""
+"""The nodes that write updates into params, and the storage of the returned values."""
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from graphc.dataflow import Dataflow
-from graphc.ir import Node, ancestors
+from graphc.ir import Node
 from graphc.memory.analysis import alias_analysis, old_value_readers
 from graphc.ops.elementwise import copy as copy_op
-
-
-def dead_code_elimination(roots: Sequence[Node]) -> Dataflow:
-    """Keep only the ancestors of ``roots`` (iteratively: no recursion limit)."""
-    nodes = ancestors(roots)
-    return Dataflow(nodes, {n: n.inputs for n in nodes}, list(roots))
-
-
-def _cse_key(node: Node, args: tuple[Node, ...]) -> Hashable | None:
-    """Nodes with equal keys compute equal values; None for nodes never merged."""
-    if node.kind == "input" or node.kind == "param":
-        return None
-    if node.kind == "const":
-        data = node.data
-        return ("const", data.dtype.str, data.shape, data.tobytes())
-    attrs = ()
-    if node.attrs:
-        try:
-            attrs = tuple(sorted(node.attrs.items()))
-            hash(attrs)
-        except TypeError:  # a custom op with unhashable attributes: leave it alone
-            return None
-    return (node.op, tuple([a.id for a in args]), attrs, node.aval)
-
-
-def common_subexpression_elimination(flow: Dataflow) -> Dataflow:
-    """Merge nodes that apply the same op with the same attributes to the same operands.
-
-    One sweep in topological order: operands are canonical before their
-    consumers are keyed, so chains of duplicates collapse together.
-    """
-    canonical: dict[Node, Node] = {}
-    seen: dict[Hashable, Node] = {}
-    nodes: list[Node] = []
-    args: dict[Node, tuple[Node, ...]] = {}
-    flow_args = flow.args
-    for node in flow.nodes:
-        node_args = tuple([canonical[a] for a in flow_args[node]])
-        key = _cse_key(node, node_args)
-        if key is not None and key in seen:
-            canonical[node] = seen[key]
-            continue
-        if key is not None:
-            seen[key] = node
-        canonical[node] = node
-        nodes.append(node)
-        args[node] = node_args
-    return flow.derive(nodes, args, [canonical[r] for r in flow.roots])
-
-
-def split_accumulations(flow: Dataflow) -> Dataflow:
-    """Rewrite each ``add_n(t1 … tk)`` as a running sum ``((t1 + t2) + t3) + …``
-    (any op with a ``fold_of`` fact as the running fold of that binary op).
-
-    Terms are added in topological order, so the schedule can add each term as
-    soon as it exists and free it, instead of holding all k terms for one sum
-    (the problem of tensorflow#10607); with in-place reuse the running sum
-    stays in one buffer.
-    """
-    replaced: dict[Node, Node] = {}
-    position = {n: i for i, n in enumerate(flow.nodes)}
-    nodes: list[Node] = []
-    args: dict[Node, tuple[Node, ...]] = {}
-    flow_args = flow.args
-    for node in flow.nodes:
-        node_args = tuple([replaced.get(a, a) for a in flow_args[node]]) if replaced else flow_args[node]
-        if node.op is None or node.op.fold_of is None or len(node_args) < 2:
-            nodes.append(node)
-            args[node] = node_args
-            continue
-        terms = sorted(node_args, key=lambda t: position.get(t, len(position)))
-        total = terms[0]
-        for k, term in enumerate(terms[1:], start=1):
-            last = k == len(terms) - 1
-            step = flow.instance(node, (total, term), op=node.op.fold_of, name=node.name if last else f"{node.name}.{k}")
-            nodes.append(step)
-            args[step] = (total, term)
-            total = step
-        replaced[node] = total
-    return flow.derive(nodes, args, [replaced.get(r, r) for r in flow.roots])
 
 
 def write_updates(flow: Dataflow, params: Sequence[Node]) -> Dataflow:
@@ -233,11 +145,3 @@ def own_outputs(flow: Dataflow) -> Dataflow:
         nodes.append(node)
         nodes.extend(after.get(i, ()))
     return Dataflow(nodes, args, outputs + list(flow.writes), flow.writes, flow.ids)
-
-
-def optimize(outputs: Sequence[Node], updates: Sequence[tuple[Node, Node]] = ()) -> Dataflow:
-    """The default pass pipeline: DCE, CSE, running sums for gradient accumulation, then the
-    writers of ``updates`` (param, new value) and storage of their own for the outputs."""
-    roots = list(outputs) + [value for _, value in updates]
-    flow = split_accumulations(common_subexpression_elimination(dead_code_elimination(roots)))
-    return own_outputs(write_updates(flow, [param for param, _ in updates]))
