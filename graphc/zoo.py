@@ -549,7 +549,7 @@ def label_classes(graph: Graph, label: Node) -> int | None:
     """The number of classes an int input indexes, read off the node that consumes it.
 
     Each op that reads indices says the range they index (``Primitive.index_bound``):
-    ``softmax_cross_entropy(logits, labels)`` indexes ``logits.shape[-1]`` classes,
+    ``softmax_cross_entropy(logits, labels)`` (its ``nll_loss`` node) indexes ``logits.shape[-1]`` classes,
     ``one_hot(labels, classes)`` ``classes``, ``embedding(tokens, weight)`` ``weight.shape[0]``
     rows; None if no consumer tells.
     """

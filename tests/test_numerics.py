@@ -75,6 +75,8 @@ TOLERANCE: dict[str, Tolerance] = {
     "softmax": Tolerance(8, 8, grad_floor=1.0),
     "log_softmax": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
     "softmax_cross_entropy": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
+    "nll_loss": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
+    "softmax_cross_entropy_grad": Tolerance(4, 4, value_floor=1.0, grad_floor=1.0),
     "abs": Tolerance(0, 0),
     "minimum": Tolerance(0, 0),
     "where": Tolerance(0, 0),
@@ -235,8 +237,22 @@ _jax_logsumexp_rows = jax.jit(functools.partial(jax.nn.logsumexp, axis=-1))
 
 
 def _jax_sce(logits, labels):
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
+    return _jax_nll(jax.nn.log_softmax(logits, axis=-1), labels)
+
+
+def _jax_nll(log_probs, labels):
+    return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
+
+
+def _jax_sce_grad(log_probs, scale, labels):
+    return (jnp.exp(log_probs) - jax.nn.one_hot(labels, log_probs.shape[-1], dtype=log_probs.dtype)) * scale
+
+
+def _log_probs(dtype: np.dtype) -> list[np.ndarray]:
+    """log_softmax of every shifted and scaled row, in float64: log-probabilities from 0 down to -2e16."""
+    (x,) = _logits(dtype)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return [shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))]
 
 
 UNARY = {
@@ -319,6 +335,14 @@ CASES += [
          label="softmax_cross_entropy-shifted"),
     Case("softmax_cross_entropy", gc.softmax_cross_entropy, _jax_sce, _scaled_logits, _labels_for(_scaled_logits),
          label="softmax_cross_entropy-scaled"),
+    # The op named softmax_cross_entropy: the one kernel plans saved before nll_loss run.
+    Case("softmax_cross_entropy", gc.ops.fused_softmax_cross_entropy, _jax_sce, _shifted_logits,
+         _labels_for(_shifted_logits), label="softmax_cross_entropy-fused-shifted"),
+    Case("softmax_cross_entropy", gc.ops.fused_softmax_cross_entropy, _jax_sce, _scaled_logits,
+         _labels_for(_scaled_logits), label="softmax_cross_entropy-fused-scaled"),
+    Case("nll_loss", gc.ops.nll_loss, _jax_nll, _log_probs, _labels_for(_log_probs)),
+    Case("softmax_cross_entropy_grad", lambda lp, scale, labels: gc.ops.softmax_cross_entropy_grad(lp, labels, scale),
+         _jax_sce_grad, lambda dt: _log_probs(dt) + [np.array(0.75)], _labels_for(_log_probs)),
 ]
 
 

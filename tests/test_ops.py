@@ -57,6 +57,14 @@ def _log_softmax(x, axis=-1):
     return x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
 
 
+def _nll_loss(log_probs, labels):
+    return -np.mean(np.take_along_axis(log_probs, labels[..., None], axis=-1))
+
+
+def _softmax_cross_entropy_grad(log_probs, labels, scale):
+    return (np.exp(log_probs) - (labels[..., None] == np.arange(log_probs.shape[-1]))) * scale
+
+
 def _softmax_cross_entropy(logits, labels):
     picked = np.take_along_axis(_log_softmax(logits), labels[..., None], axis=-1)
     return -np.mean(picked)
@@ -156,6 +164,9 @@ NP = SimpleNamespace(
     softmax=lambda x, axis=-1: np.exp(x) / np.sum(np.exp(x), axis=axis, keepdims=True),
     log_softmax=_log_softmax,
     softmax_cross_entropy=_softmax_cross_entropy,
+    fused_softmax_cross_entropy=_softmax_cross_entropy,
+    nll_loss=_nll_loss,
+    softmax_cross_entropy_grad=_softmax_cross_entropy_grad,
     one_hot=lambda labels, classes, dtype: (labels[..., None] == np.arange(classes)).astype(dtype),
     mse=lambda p, t: np.mean((p - t) ** 2),
     add_n=lambda *xs: functools.reduce(np.add, xs),
@@ -482,11 +493,25 @@ for op in ["softmax", "log_softmax"]:
     case(op, lambda m, x, op=op: getattr(m, op)(x, axis=1), A(2, 3, 4), label="(2,3,4)-axis=1")
     case(op, lambda m, x, op=op: getattr(m, op)(x) * x, A(3, 4), label="fanout")
 
-case("softmax_cross_entropy", lambda m, x, lab: m.softmax_cross_entropy(x, lab), A(4, 5), L((4,), 5))
-case("softmax_cross_entropy", lambda m, x, lab: m.softmax_cross_entropy(x, lab), A(2, 3, 5), L((2, 3), 5, "int32"))
-case("softmax_cross_entropy", lambda m, x, lab: m.softmax_cross_entropy(x, lab), A(5), L((), 5))
+# gc.softmax_cross_entropy is nll_loss(log_softmax(x)): its gradient is the one softmax_cross_entropy_grad kernel
+for args in [(A(4, 5), L((4,), 5)), (A(2, 3, 5), L((2, 3), 5, "int32")), (A(5), L((), 5))]:
+    case("nll_loss", lambda m, x, lab: m.softmax_cross_entropy(x, lab), *args,
+         label="softmax_cross_entropy-" + _shapes(*args))
+case("nll_loss", lambda m, x, l1, l2: m.softmax_cross_entropy(x, l1) * m.softmax_cross_entropy(x, l2),
+     A(4, 3), L((4,), 3), L((4,), 3), label="softmax_cross_entropy-fanout")
+case("nll_loss", lambda m, x, lab: m.nll_loss(x, lab), A(4, 5), L((4,), 5))  # any values, not log-probabilities
+case("nll_loss", lambda m, x, lab: (lambda lp: m.nll_loss(lp, lab) + m.sum(lp * lp))(m.log_softmax(x)),
+     A(3, 4), L((3,), 4), label="log-probs-read-twice")  # log_softmax's J^T of a sum: the general rule
+case("nll_loss", lambda m, x, lab: m.nll_loss(x * x, lab) * m.nll_loss(x, lab), A(2, 3, 4), L((2, 3), 4), label="fanout")
+case("softmax_cross_entropy_grad", lambda m, x, lab, s: m.softmax_cross_entropy_grad(x, lab, s), A(4, 5), L((4,), 5), A())
+case("softmax_cross_entropy_grad", lambda m, x, lab, s: m.softmax_cross_entropy_grad(x, lab, s * s) * x,
+     A(2, 3, 4), L((2, 3), 4, "int32"), A(), label="fanout")
+# the op named softmax_cross_entropy: the one kernel of plans saved before
+case("softmax_cross_entropy", lambda m, x, lab: m.fused_softmax_cross_entropy(x, lab), A(4, 5), L((4,), 5))
+case("softmax_cross_entropy", lambda m, x, lab: m.fused_softmax_cross_entropy(x, lab), A(2, 3, 5), L((2, 3), 5, "int32"))
+case("softmax_cross_entropy", lambda m, x, lab: m.fused_softmax_cross_entropy(x, lab), A(5), L((), 5))
 case("softmax_cross_entropy",
-     lambda m, x, l1, l2: m.softmax_cross_entropy(x, l1) * m.softmax_cross_entropy(x, l2),
+     lambda m, x, l1, l2: m.fused_softmax_cross_entropy(x, l1) * m.fused_softmax_cross_entropy(x, l2),
      A(4, 3), L((4,), 3), L((4,), 3), label="fanout")
 
 case("mse", lambda m, x, y: m.mse(x, y), A(3, 4), A(3, 4))
@@ -752,3 +777,48 @@ def test_maximum_ties_split_the_gradient_in_half() -> None:
     got_a, got_b = gc.compile([da, db]).run({"a": a, "b": b})
     np.testing.assert_array_equal(got_a, [0.5, 0.0, 1.0])
     np.testing.assert_array_equal(got_b, [0.5, 1.0, 0.0])
+
+
+# --- the cross-entropy: log_softmax + nll_loss, the backward one kernel -------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("offset", [0.0, 1e8, 1e16, -1e16])
+def test_cross_entropy_has_the_bits_of_the_fused_kernel(dtype, offset, rng) -> None:
+    """nll_loss(log_softmax(x)) subtracts the fused kernel's two numbers the other way round and
+    averages them in the same order: the same loss, at logits of 1e16 too."""
+    logits = (rng.standard_normal((6, 5)) * 3 + offset).astype(dtype)
+    labels = rng.integers(0, 5, size=6)
+    with gc.Graph("ce") as g:
+        x = gc.input("x", logits.shape, dtype)
+        y = gc.input("y", labels.shape, "int64")
+        composed, fused = gc.softmax_cross_entropy(x, y), G.fused_softmax_cross_entropy(x, y)
+    got, want = gc.compile([composed, fused]).run({"x": logits, "y": labels})
+    assert got.tobytes() == want.tobytes()
+
+
+def test_cross_entropy_backward_reads_the_forward_log_probabilities() -> None:
+    """One log_softmax (forward), whose result the backward's one kernel reads; no softmax, no one-hot."""
+    with gc.Graph("ce-step"):
+        x = gc.input("x", (8, 4), "float32")
+        y = gc.input("y", (8,), "int64")
+        w = gc.param("w", (4, 10), "float32")
+        loss = gc.softmax_cross_entropy(x @ w, y, name="loss")
+        dw = gc.grad(loss, w)
+    plan = gc.compile([loss, dw]).plan
+    ops = [ins.op for ins in plan.instructions]
+    assert ops.count("log_softmax") == 1 and ops.count("softmax_cross_entropy_grad") == 1
+    assert {"softmax", "one_hot", "softmax_cross_entropy"}.isdisjoint(ops)
+    forward = next(ins for ins in plan.instructions if ins.op == "log_softmax")
+    backward = next(ins for ins in plan.instructions if ins.op == "softmax_cross_entropy_grad")
+    assert backward.args[0] == forward.out and forward.tag == "forward" and backward.tag == "backward"
+    assert plan.buffers[forward.out].name == "loss.log_probs"
+
+
+def test_cross_entropy_errors_name_softmax_cross_entropy() -> None:
+    with gc.Graph("ce-errors"):
+        x = gc.input("x", (8, 4), "float32")
+        with pytest.raises(gc.GraphError, match=r"softmax_cross_entropy: labels of shape \(3,\) do not index"):
+            gc.softmax_cross_entropy(x, np.zeros(3, np.int64))
+        loss = gc.softmax_cross_entropy(x, np.zeros(8, np.int64))
+    assert loss.node.op_name == "nll_loss" and loss.name.startswith("softmax_cross_entropy_")

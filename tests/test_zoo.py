@@ -132,6 +132,8 @@ _JAX_OPS: dict[str, Callable[..., Any]] = {
     "softmax_cross_entropy": lambda logits, labels: -jnp.mean(
         jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), labels[..., None], axis=-1)
     ),
+    "log_softmax": lambda x, axis: jax.nn.log_softmax(x, axis=axis),
+    "nll_loss": lambda log_probs, labels: -jnp.mean(jnp.take_along_axis(log_probs, labels[..., None], axis=-1)),
 }
 
 

@@ -41,10 +41,14 @@ from graphc.ops.source import default_init, glorot_uniform  # noqa: E402
 from graphc.ops.conv import (  # noqa: E402  conv2d's and the pools' gradient primitives
     avg_pool2d_grad, conv2d_input_grad, conv2d_weight_grad, max_pool2d_gather, max_pool2d_grad,
 )
+from graphc.ops.nn import (  # noqa: E402  the cross-entropy's pieces, and the fused kernel of older plans
+    fused_softmax_cross_entropy, nll_loss, softmax_cross_entropy_grad,
+)
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
     "OP_MODULES", "PUBLIC_OPS", "div_by_count", "times_inverse_count", "unbroadcast", "default_init", "glorot_uniform",
     "avg_pool2d_grad", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d_gather", "max_pool2d_grad",
+    "fused_softmax_cross_entropy", "nll_loss", "softmax_cross_entropy_grad",
     *PUBLIC_OPS,
 ]

@@ -407,12 +407,7 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
     attrs = attrs or {}
     if name is not None:
         check_name(name, f"{prim.name}: name")
-    graph = _graph_of(prim, operands)
-    float_dtype = _float_dtype_of(operands)
-    nodes = tuple(
-        _operand_node(graph, item, None if i in prim.int_operands else float_dtype, f"{prim.name}: operand {i}")
-        for i, item in enumerate(operands)
-    )
+    graph, nodes = _operand_nodes(prim, operands)
     if not prim.trusted:
         _check_vjp_arity(prim, len(nodes))
         if prim.view and len(nodes) != 1:
@@ -420,15 +415,47 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
                 f"{prim.name}{f' {name!r}' if name else ''}: a view op takes one operand (the array it views), "
                 f"got {len(nodes)}: {describe_operands(nodes)}; pass the others as attributes"
             )
+    aval, attrs = _checked_aval(prim, nodes, attrs, name)
+    return Value(graph.add(prim, nodes, attrs, aval, name))
+
+
+def checked_operands(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None = None,
+                     name: str | None = None) -> tuple[Value, ...]:
+    """The operands as :func:`bind` would take them for ``prim`` (numbers made constants), once ``prim``'s
+    shape rule accepts them, else the GraphError ``bind`` would raise; no node of ``prim`` is added.
+
+    For a function that computes ``prim``'s value with other ops (``softmax_cross_entropy`` builds
+    ``nll_loss(log_softmax(x))``): its errors still name the function's op.
+    """
+    if name is not None:
+        check_name(name, f"{prim.name}: name")
+    _, nodes = _operand_nodes(prim, operands)
+    _checked_aval(prim, nodes, attrs or {}, name)
+    return tuple(Value(n) for n in nodes)
+
+
+def _operand_nodes(prim: Primitive, operands: Sequence[Any]) -> tuple[Any, tuple[Node, ...]]:
+    """The operands' graph and their nodes, numbers made constants of the operands' float dtype."""
+    graph = _graph_of(prim, operands)
+    float_dtype = _float_dtype_of(operands)
+    nodes = tuple(
+        _operand_node(graph, item, None if i in prim.int_operands else float_dtype, f"{prim.name}: operand {i}")
+        for i, item in enumerate(operands)
+    )
+    return graph, nodes
+
+
+def _checked_aval(prim: Primitive, nodes: Sequence[Node], attrs: dict[str, Any], name: str | None) -> tuple[Aval, dict[str, Any]]:
+    """The aval and normalised attrs of ``prim`` over ``nodes``, or a GraphError naming the op and the shapes."""
     in_avals = [n.aval for n in nodes]
     label = f" {name!r}" if name else ""
     try:
         if any(None in a.shape for a in in_avals) or (prim.shape_attrs and attrs_hold_batch(prim, attrs)):
-            aval, attrs = infer_with_batch(prim, in_avals, attrs)
-        else:
-            aval, attrs = infer_aval(prim, in_avals, attrs)
-            if aval.size > MAX_ELEMENTS:
-                raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
+            return infer_with_batch(prim, in_avals, attrs)
+        aval, attrs = infer_aval(prim, in_avals, attrs)
+        if aval.size > MAX_ELEMENTS:
+            raise ShapeError(f"the result's shape {aval.shape} has {aval.size:,d} elements, too large (at most 2^60)")
+        return aval, attrs
     except (ShapeError, ValueError) as err:  # GraphError is a ValueError: the context is added once more
         raise GraphError(f"{prim.name}{label}: {err}; operands: {describe_operands(nodes)}") from None
     except TypeError as err:
@@ -438,7 +465,6 @@ def bind(prim: Primitive, operands: Sequence[Any], attrs: dict[str, Any] | None 
             f"{prim.name}{label}: its shape rule raised {type(err).__name__}: {err}; "
             f"operands: {describe_operands(nodes)}"
         ) from err
-    return Value(graph.add(prim, nodes, attrs, aval, name))
 
 
 def infer_aval(prim: Primitive, in_avals: Sequence[Aval], attrs: dict[str, Any]) -> tuple[Aval, dict[str, Any]]:

@@ -16,7 +16,7 @@ import numpy as np
 from graphc.ir import FLOAT_DTYPES, INT_DTYPES, Aval, Value, is_int
 from graphc.ops import reduce as R
 from graphc.ops import elementwise as E
-from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, normalize_axis, same_float_dtype
+from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, checked_operands, normalize_axis, same_float_dtype
 
 __all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
     "softmax", "log_softmax", "softmax_cross_entropy", "one_hot", "mse", "gelu", "softplus",
@@ -84,15 +84,46 @@ softmax_op = Primitive(
     doc="eˣ / Σ eˣ along an axis.  J^T: y·(g - Σ g·y).",
 )
 
+
+def _log_softmax_vjp(g: Value, y: Value, x: Value, axis: int) -> Value:
+    """g - eʸ·Σ g, where eʸ = softmax(x) comes from the forward's result y.
+
+    When g is ``one_hot(labels)·c`` along the last axis, with c one number (what
+    :func:`nll_loss`'s J^T gives: the cross-entropy), Σ g is c in every row, and
+    the J^T is ``-(eʸ - onehot)·c``: one :data:`softmax_cross_entropy_grad_op`
+    kernel, which builds no one-hot.
+    """
+    picked = _one_hot_times_number(g, y, axis)
+    if picked is not None:
+        labels, c = picked
+        scale = Value(c.node.inputs[0]) if c.node.op is E.neg else E.neg(c)  # nll_loss's c is -g/N: g/N
+        return softmax_cross_entropy_grad_op(y, labels, scale)
+    return g - E.exp(y) * R.sum(g, axis=axis, keepdims=True)
+
+
+def _one_hot_times_number(g: Value, y: Value, axis: int) -> tuple[Value, Value] | None:
+    """(labels, c) when g is ``one_hot(labels, classes)·c`` with one class per row of y along ``axis``
+    (the last) and c of shape (); else None."""
+    node = g.node
+    if node.op is not E.mul or axis != y.ndim - 1 or g.aval != y.aval:
+        return None
+    hot, c = node.inputs
+    if hot.op is not one_hot_op:
+        hot, c = c, hot
+    if hot.op is not one_hot_op or c.shape != () or hot.aval != y.aval:
+        return None
+    return Value(hot.inputs[0]), Value(c)
+
+
 log_softmax_op = Primitive(
     "log_softmax",
     infer=_softmax_aval,
     normalize=_axis_normalize,
     kernel=lambda out, x, axis, scratch: _log_softmax_into(out, x, axis, *scratch),
-    vjp=[lambda g, y, x, axis: g - E.exp(y) * R.sum(g, axis=axis, keepdims=True)],
+    vjp=[_log_softmax_vjp],
     flops=lambda ins, out, axis: 6 * out.size,
     scratch=_row_scratch,
-    doc="x - log Σ eˣ along an axis.  J^T: g - softmax(x)·Σ g.",
+    doc="x - log Σ eˣ along an axis.  J^T: g - softmax(x)·Σ g, with softmax(x) = eʸ.",
 )
 
 
@@ -168,6 +199,99 @@ def _sce_aval(logits: Aval, labels: Aval) -> Aval:
     return Aval((), logits.dtype)
 
 
+def _rows(labels: Value | Aval) -> tuple[int, ...]:
+    """The dims whose product N a mean over rows divides by: labels.shape, or (1,) for one row
+    (0 rows give 1/N = 0: no terms)."""
+    return labels.shape if labels.shape else (1,)
+
+
+def _nll_kernel(out: np.ndarray, log_probs: np.ndarray, labels: np.ndarray) -> None:
+    """mean over rows of -log_probs[label]: each row's term, then NumPy's mean of them.
+
+    With log_probs from log_softmax, a row's term is log Σ exp(x - max) - (x[label] - max)
+    (the same two numbers subtracted the other way, so the same bits), as the fused
+    softmax_cross_entropy kernel computes it, then averaged in the same order.
+    """
+    picked = np.take_along_axis(log_probs, labels[..., None], axis=-1)
+    np.negative(picked, out=picked)
+    out[...] = picked.mean()
+
+
+def _nll_vjp(g: Value, y: Value, log_probs: Value, labels: Value) -> Value:
+    """∂ mean(-lp[label]) / ∂ lp = -onehot(labels)·g / N; log_softmax's J^T turns it into one kernel."""
+    hot = one_hot(labels, log_probs.shape[-1], log_probs.dtype)
+    return hot * E.neg(E.times_inverse_count(g, _rows(labels)))
+
+
+nll_loss_op = Primitive(
+    "nll_loss",
+    infer=_sce_aval,
+    kernel=_nll_kernel,
+    vjp=[_nll_vjp, ZERO],
+    flops=lambda ins, out: 2 * ins[1].size,
+    int_operands=frozenset({1}),
+    check_operands=lambda log_probs, labels: _labels_out_of_range(labels, log_probs.shape[-1]),
+    index_bound=lambda k, log_probs, labels: log_probs.shape[-1] if k == 1 else None,
+    doc="mean over rows of -log_probs[label], the classes along the last axis.  J^T: (-onehot·g / N, zero).",
+)
+
+
+def nll_loss(log_probs: Any, labels: Any, name: str | None = None) -> Value:
+    """Mean over rows of ``-log_probs[label]`` for int ``labels`` of shape ``log_probs.shape[:-1]``.
+
+    The negative log-likelihood of labels under log-probabilities whose classes lie
+    along the last axis (torch's ``nll_loss`` with ``reduction="mean"`` has them at
+    axis 1). Of ``log_softmax(logits)`` it is the cross-entropy, which is how
+    :func:`softmax_cross_entropy` computes it.
+    """
+    return nll_loss_op(log_probs, labels, name=name)
+
+
+def _sce_grad_aval(log_probs: Aval, labels: Aval, scale: Aval) -> Aval:
+    same_float_dtype(log_probs, scale)
+    _check_labels(log_probs, labels)
+    if scale.shape != ():
+        raise ShapeError(f"scale must be one number (shape ()), got shape {scale.shape}")
+    return log_probs
+
+
+def _sce_grad_kernel(out: np.ndarray, log_probs: np.ndarray, labels: np.ndarray, scale: np.ndarray) -> None:
+    """(exp(log_probs) - onehot(labels))·scale: exp, 1 subtracted at each label, one product.
+
+    ``out`` may be ``log_probs`` itself (each element is read before it is written).
+    """
+    np.exp(log_probs, out=out)
+    index = labels[..., None]
+    np.put_along_axis(out, index, np.take_along_axis(out, index, axis=-1) - 1, axis=-1)
+    np.multiply(out, scale, out=out)
+
+
+def _sce_grad_vjp_scale(g: Value, y: Value, log_probs: Value, labels: Value, scale: Value) -> Value:
+    """Σ g·(e^lp - onehot): the result is linear in the scale."""
+    hot = one_hot(labels, log_probs.shape[-1], log_probs.dtype)
+    return R.sum(g * (E.exp(log_probs) - hot))
+
+
+def softmax_cross_entropy_grad(log_probs: Any, labels: Any, scale: Any, name: str | None = None) -> Value:
+    """``(exp(log_probs) - onehot(labels))·scale``, scale one number: the cross-entropy's J^T (an internal primitive)."""
+    return softmax_cross_entropy_grad_op(log_probs, labels, scale, name=name)
+
+
+softmax_cross_entropy_grad_op = Primitive(
+    "softmax_cross_entropy_grad",
+    infer=_sce_grad_aval,
+    kernel=_sce_grad_kernel,
+    vjp=[lambda g, y, log_probs, labels, scale: g * E.exp(log_probs) * scale, ZERO, _sce_grad_vjp_scale],
+    flops=lambda ins, out: 6 * out.size,
+    elementwise=True,
+    int_operands=frozenset({1}),
+    check_operands=lambda log_probs, labels, scale: _labels_out_of_range(labels, log_probs.shape[-1]),
+    index_bound=lambda k, log_probs, labels, scale: log_probs.shape[-1] if k == 1 else None,
+    doc="(exp(log_probs) - onehot(labels))·scale: the cross-entropy's J^T, with no one-hot built.  "
+        "J^T: (g·e^lp·scale, zero, Σ g·(e^lp - onehot)).",
+)
+
+
 def _sce_kernel(out: np.ndarray, logits: np.ndarray, labels: np.ndarray, scratch: Sequence[np.ndarray]) -> None:
     """mean over rows of log Σ exp(x - max) - (x[label] - max).
 
@@ -183,9 +307,8 @@ def _sce_kernel(out: np.ndarray, logits: np.ndarray, labels: np.ndarray, scratch
 
 
 def _sce_vjp(g: Value, y: Value, logits: Value, labels: Value) -> Value:
-    """∂ mean(-log p[label]) / ∂ logits = (softmax(logits) - onehot(labels)) / N."""
-    rows = labels.shape if labels.shape else (1,)  # the count is Π labels.shape, at least 1 (0 rows: no terms)
-    return (softmax(logits) - one_hot(labels, logits.shape[-1], logits.dtype)) * E.times_inverse_count(g, rows)
+    """∂ mean(-log p[label]) / ∂ logits = (softmax(logits) - onehot(labels)) / N, softmax(logits) = e^log_softmax."""
+    return softmax_cross_entropy_grad_op(log_softmax(logits), labels, E.times_inverse_count(g, _rows(labels)))
 
 
 softmax_cross_entropy_op = Primitive(
@@ -198,13 +321,33 @@ softmax_cross_entropy_op = Primitive(
     int_operands=frozenset({1}),
     check_operands=lambda logits, labels: _labels_out_of_range(labels, logits.shape[-1]),
     index_bound=lambda k, logits, labels: logits.shape[-1] if k == 1 else None,
-    doc="mean over rows of -log softmax(logits)[label].  J^T: (softmax - onehot)·g / N.",
+    doc="mean over rows of -log softmax(logits)[label], in one kernel (plans saved before "
+        "softmax_cross_entropy was log_softmax + nll_loss run it).  J^T: (softmax - onehot)·g / N.",
 )
 
 
-def softmax_cross_entropy(logits: Any, labels: Any, name: str | None = None) -> Value:
-    """Mean cross-entropy of int ``labels`` (shape ``logits.shape[:-1]``) under softmax(logits)."""
+def fused_softmax_cross_entropy(logits: Any, labels: Any, name: str | None = None) -> Value:
+    """The cross-entropy in the one ``softmax_cross_entropy`` kernel (an internal primitive, which
+    plans saved before the loss was log_softmax + nll_loss run): the same value, no log-probabilities kept."""
     return softmax_cross_entropy_op(logits, labels, name=name)
+
+
+def softmax_cross_entropy(logits: Any, labels: Any, name: str | None = None) -> Value:
+    """Mean cross-entropy of int ``labels`` (shape ``logits.shape[:-1]``) under softmax(logits).
+
+    Built as ``nll_loss(log_softmax(logits), labels)``: the forward computes the
+    log-probabilities, exact for logits of any size (1e16 too), and the backward
+    reads them, ``(e^lp - onehot)·g / N`` in one kernel, so the probabilities are
+    neither recomputed nor a one-hot built; the planner keeps the log-probabilities
+    for the backward or recomputes them, like any value. The loss has the bits of
+    the single fused kernel graphc used before (:data:`softmax_cross_entropy_op`).
+    """
+    logits, labels = checked_operands(softmax_cross_entropy_op, (logits, labels), name=name)
+    log_probs = log_softmax(logits, name=None if name is None else f"{name}.log_probs")
+    loss = nll_loss(log_probs, labels, name=name)
+    if name is None:  # what a plan listing or a run-time error calls it
+        loss.node.name = f"softmax_cross_entropy_{loss.node.id}"
+    return loss
 
 
 def mse(prediction: Any, target: Any, name: str | None = None) -> Value:
