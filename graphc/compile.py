@@ -2,6 +2,7 @@
 
     outputs, updates
       ─► passes     Dataflow: dead code, common subexpressions, running sums,
+                    constants folded and exact identities (simplify=True),
                     writers of the updates, storage of their own for the outputs
       ─► remat      the same Dataflow with recomputed clones (memory budget)
       ─► schedule   one order: updates as early as their reads allow
@@ -357,7 +358,7 @@ def _check_outputs(outputs: Any) -> list[Value]:
 
 
 def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any, name: Any, bind: Any,
-                   solver: Any = "auto", progress: Any = False) -> None:
+                   solver: Any = "auto", progress: Any = False, simplify: Any = True) -> None:
     """The compile options, checked before any work: each wrong one is a GraphError naming it."""
     if not isinstance(remat, str) or remat not in REMAT_POLICIES:
         raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
@@ -369,6 +370,8 @@ def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any,
     check_solver(solver)
     if not isinstance(progress, bool):
         raise GraphError(f"compile: progress={progress!r} must be True or False")
+    if not isinstance(simplify, bool):
+        raise GraphError(f"compile: simplify={simplify!r} must be True or False")
     if name is not None and not (isinstance(name, str) and name):
         raise GraphError(f"compile: name must be a non-empty string or None, got {name!r}")
     check_bind(bind)
@@ -388,6 +391,7 @@ def compile(  # noqa: A001
     name: str | None = None,
     check_numerics: bool = False,
     bind: bool = True,
+    simplify: bool = True,
 ) -> Program:
     """Compile ``outputs`` into a :class:`Program`.
 
@@ -424,6 +428,12 @@ def compile(  # noqa: A001
     ``cost`` and ``remat`` are there, its arena is not, so a model of gigabytes
     is planned in the memory of its graph. ``prog.bind()`` allocates it later,
     in place; running an unbound program is a GraphError saying to.
+
+    ``simplify=False`` leaves out the simplification pass (constants folded at
+    compile time, exact algebraic identities such as ``x·1 → x``; see
+    :mod:`graphc.passes.simplification`): the plan then computes every op the
+    graph applies (equal ones once), which is how tests compare a simplified plan
+    with the unsimplified one: they compute the same bits.
     """
     single = isinstance(outputs, Value)
     values = _check_outputs(outputs)
@@ -434,16 +444,16 @@ def compile(  # noqa: A001
                 f"compile: output {v.node.describe()} belongs to graph {v.graph.name!r}, another graph than "
                 f"the first output's ({graph.name!r}); compile Values of one graph"
             )
-    _check_options(remat, memory, memory_budget, time_limit, name, bind, solver, progress)
+    _check_options(remat, memory, memory_budget, time_limit, name, bind, solver, progress, simplify)
     pairs = _with_state_updates(_check_updates(updates, graph), values, graph)
     batched = _batch_program(values, pairs, single, remat=remat, memory_budget=memory_budget, memory=memory,
                              time_limit=time_limit, solver=solver, progress=progress, name=name,
-                             check_numerics=check_numerics, bind=bind)
+                             check_numerics=check_numerics, bind=bind, simplify=simplify)
     if batched is not None:
         return batched
 
     out_nodes = [v.node for v in values]
-    flow = optimize(out_nodes, pairs)
+    flow = optimize(out_nodes, pairs, simplify=simplify)
     flow, remat_report = rematerialize(
         flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory).planned_bytes, time_limit,
         solver=solver, progress=print_progress if progress else None,

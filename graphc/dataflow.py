@@ -15,7 +15,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from graphc.ir import OP, Node
+import numpy as np
+
+from graphc.ir import OP, Aval, Node
 from graphc.ops.core import Primitive
 
 
@@ -57,23 +59,37 @@ class Dataflow:
         return Dataflow(nodes, args, list(roots), dict(zip(writers, params)), self.ids)
 
     def instance(self, like: Node, args: tuple[Node, ...], *, op: Primitive | None = None,
-                 name: str | None = None, recompute: bool = False) -> Node:
+                 name: str | None = None, recompute: bool = False, attrs: dict | None = None,
+                 aval: Aval | None = None) -> Node:
         """A compile-time node outside the user's graph: ``like``'s op (or ``op``), aval, scope and metadata.
 
         With ``recompute`` it is a clone that evaluates ``like`` again (``recompute_of``);
-        otherwise a synthetic node (a step of a running sum, a copy), which keeps
-        ``like``'s adjoint record so plans and images still say what it computes.
+        otherwise a synthetic node (a step of a running sum, a copy, a simplified
+        node), which keeps ``like``'s adjoint record so plans and images still say
+        what it computes. ``attrs`` and ``aval`` default to ``like``'s (no attributes
+        for another op); a simplified node passes its own.
         """
         op = like.op if op is None else op
-        attrs = like.attrs if op is like.op else {}
+        if attrs is None:
+            attrs = like.attrs if op is like.op else {}
         default = f"{like.name}'" if recompute else like.name
-        node = Node(like.graph, op, args, attrs, like.aval, name or default, self.ids(), like.kind if op is like.op else OP)
+        node = Node(like.graph, op, args, attrs, like.aval if aval is None else aval, name or default, self.ids(),
+                    like.kind if op is like.op else OP)
         node.scope = like.scope
         if recompute:
             node.recompute_of = like
         else:
             node.adjoint = like.adjoint
             node.recompute_of = like.recompute_of
+        return node
+
+    def constant(self, like: Node, array: np.ndarray) -> Node:
+        """A compile-time constant outside the user's graph, in ``like``'s scope, holding ``array``
+        (which it owns: the caller hands over an array nobody else writes; it is made read-only)."""
+        array.setflags(write=False)
+        node = Node(like.graph, None, (), {}, Aval(array.shape, array.dtype), like.name, self.ids(), "const")
+        node.data = array
+        node.scope = like.scope
         return node
 
     def ancestors(self, nodes: Sequence[Node]) -> set[Node]:

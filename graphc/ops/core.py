@@ -46,6 +46,15 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
 - ``with_node_id``: ``with_node_id(attrs, node_id) -> attrs`` fills in the
   attributes that depend on the new node's id (a random op's stream), called
   by :meth:`Graph.add <graphc.ir.Graph.add>` when the id is allocated.
+- ``simplify``: ``simplify(term) -> Term | Apply | None``, the op's algebraic
+  identities (``x·1 → x``, ``neg(neg(x)) → x``): given the node as a :class:`Term`
+  (its operands after rewriting, constants with their values), the value it equals —
+  an existing :class:`Term` or a new :class:`Apply` — or None to keep the node.
+  A rule returns only rewrites that are exact: the same bits for every input,
+  inf, NaN and the sign of zero included (:func:`graphc.passes.simplify` runs them).
+- ``foldable``: whether a node whose operands are all constants may be evaluated
+  once at compile time by its kernel (:func:`graphc.passes.fold`); False for an op
+  whose result is not a function of its operands alone (random draws).
 """
 
 from __future__ import annotations
@@ -106,6 +115,8 @@ class Primitive:
     shape_attrs: frozenset[str] = field(default_factory=frozenset)
     fold_of: "Primitive | None" = None
     index_bound: Callable[..., int | None] | None = None
+    simplify: "Callable[[Term], Term | Apply | None] | None" = None
+    foldable: bool = True
 
     trusted: bool = field(init=False, default=False)  # one of graphc's own ops: its rules need no checking
 
@@ -279,6 +290,99 @@ def _check_memory_facts(
             f"defop {name!r}: keeps_contiguous, needs_contiguous and copy_kernel describe a view op; "
             "pass view=True as well, or drop them"
         )
+
+
+# --- simplification rules -------------------------------------------------------
+
+
+class Term:
+    """A node as a simplification rule (``Primitive.simplify``) sees it.
+
+    ``op``, ``attrs`` and ``aval`` (``shape``, ``dtype``) are the node's, ``args``
+    its operands after rewriting (Terms too), ``value`` the array of a constant
+    (None for any other node) and ``scalar`` the one number all of a constant's
+    elements are, bit for bit — seen through views, which only pick and repeat
+    elements (a broadcast of the seed 1.0 is all ones) — or None. Rules read
+    Terms; they never change a node.
+    """
+
+    __slots__ = ("node", "_args", "_args_of", "_terms")
+
+    def __init__(self, node: Node, args: Sequence[Node], args_of: Callable[[Node], Sequence[Node]]) -> None:
+        self.node = node
+        self._args = args
+        self._args_of = args_of
+        self._terms: tuple[Term, ...] | None = None
+
+    @property
+    def args(self) -> tuple["Term", ...]:
+        if self._terms is None:
+            args_of = self._args_of
+            self._terms = tuple([Term(a, args_of(a), args_of) for a in self._args])
+        return self._terms
+
+    @property
+    def op(self) -> "Primitive | None":
+        return self.node.op
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.node.attrs
+
+    @property
+    def aval(self) -> Aval:
+        return self.node.aval
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.node.dtype
+
+    @property
+    def value(self) -> np.ndarray | None:
+        return self.node.data if self.node.kind == "const" else None
+
+    @property
+    def scalar(self) -> float | int | None:
+        """The number every element of this constant (or view of one) is, bit for bit (so -0.0 is not 0.0); else None."""
+        term = self
+        while term.op is not None and term.op.view:
+            (term,) = term.args
+        data = term.value
+        if data is None or data.size == 0:
+            return None
+        flat = data.reshape(-1)
+        if data.size > 1:
+            bits = flat.view(f"u{data.dtype.itemsize}")
+            if not bool(np.all(bits == bits[0])):
+                return None
+        return flat[0].item()
+
+    def is_number(self, number: float) -> bool:
+        """Whether this is a constant whose every element is ``number`` (the sign of a zero included)."""
+        value = self.scalar
+        return (value is not None and value == number
+                and math.copysign(1.0, value) == math.copysign(1.0, number))
+
+    def __repr__(self) -> str:
+        return f"<Term {self.node.name}: {self.node.op_name} {self.aval}>"
+
+
+@dataclass(frozen=True)
+class Apply:
+    """A node a simplification rule asks for: ``prim(*operands; **attrs)``.
+
+    Each operand is a :class:`Term` (a value the program has), another ``Apply``,
+    or a number or array: a new constant, of the dtype of the node rewritten
+    unless it is an array of its own dtype.
+    """
+
+    prim: Primitive
+    operands: tuple
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 # --- building nodes -----------------------------------------------------------

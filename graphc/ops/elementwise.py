@@ -15,7 +15,9 @@ import numpy as np
 from graphc.ir import FLOAT_DTYPES, Aval, Value, is_int
 from graphc.ops import reduce as R
 from graphc.ops import shape as S
-from graphc.ops.core import ZERO, Primitive, ShapeError, as_dtype, bind, broadcast_shapes, same_float_dtype
+from graphc.ops.core import (
+    ZERO, Apply, Primitive, ShapeError, Term, as_dtype, bind, broadcast_shapes, same_float_dtype,
+)
 
 __all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
     "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sign",
@@ -43,7 +45,8 @@ def _binary_aval(a: Aval, b: Aval) -> Aval:
     return Aval(broadcast_shapes(a.shape, b.shape), same_float_dtype(a, b))
 
 
-def _unary(name: str, kernel: Any, vjp: Any, flops_per_element: int = 1, doc: str = "") -> Primitive:
+def _unary(name: str, kernel: Any, vjp: Any, flops_per_element: int = 1, doc: str = "",
+           simplify: Any = None) -> Primitive:
     return Primitive(
         name,
         infer=_unary_aval,
@@ -52,10 +55,12 @@ def _unary(name: str, kernel: Any, vjp: Any, flops_per_element: int = 1, doc: st
         flops=lambda ins, out: flops_per_element * out.size,
         elementwise=True,
         doc=doc,
+        simplify=simplify,
     )
 
 
-def _binary(name: str, kernel: Any, vjp_a: Any, vjp_b: Any, flops_per_element: int = 1, doc: str = "") -> Primitive:
+def _binary(name: str, kernel: Any, vjp_a: Any, vjp_b: Any, flops_per_element: int = 1, doc: str = "",
+            simplify: Any = None) -> Primitive:
     return Primitive(
         name,
         infer=_binary_aval,
@@ -64,7 +69,142 @@ def _binary(name: str, kernel: Any, vjp_a: Any, vjp_b: Any, flops_per_element: i
         flops=lambda ins, out: flops_per_element * out.size,
         elementwise=True,
         doc=doc,
+        simplify=simplify,
     )
+
+
+# --- algebraic identities (Primitive.simplify), each exact ----------------------------------
+#
+# A rule returns a value equal to the node's for every input, bit for bit: inf and the
+# sign of zero included (a NaN stays a NaN; its sign bit, which no op of graphc reads,
+# may differ where a neg moves). Identities that are not exact are left out, and say why:
+#
+# - x + 0 → x: -0 + 0 is +0, not -0, and 1/x tells them apart (x + (-0) and x - 0 are exact);
+# - x - x → 0: inf - inf is NaN;  x·0 → 0: -3·0 is -0 and inf·0 is NaN;
+# - (x·a)·b → x·(a·b) for any constants a, b: the two round differently, and x·a may
+#   overflow (or lose bits below the normal range) where x·(a·b) does not. Merged only
+#   when it is exact, see _merge_scalars.
+
+
+def _single(t: Term) -> bool:
+    """Whether ``t`` is a constant of one element (a scalar of any rank)."""
+    return t.value is not None and t.value.size == 1
+
+
+def _constant_operand(t: Term) -> tuple[Term, Term] | None:
+    """(the other operand, the constant) of a binary node one of whose operands is a constant."""
+    a, b = t.args
+    if b.value is not None:
+        return a, b
+    if a.value is not None:
+        return b, a
+    return None
+
+
+def _is_power_of_two_at_least_one(value: float) -> bool:
+    mantissa, exponent = math.frexp(math.fabs(value))
+    return math.isfinite(value) and mantissa == 0.5 and exponent >= 1
+
+
+def _merge_scalars(t: Term) -> Apply | None:
+    """(x·a)·b → x·(a·b) for one-element constants, where it is exact: |a| a power of two ≥ 1, |b| ≥ 1.
+
+    x·2^i is exact (or ±inf), so (x·a)·b rounds the exact x·a·b once, as x·(a·b)
+    does; where x·a overflows, |x·a·b| ≥ |x·a| overflows too, with the same sign;
+    and a·b, a power of two times b, is exact unless it overflows (then not merged).
+    Any other pair changes last bits, or turns an overflow of x·a into a finite
+    number, so it is left alone: the plans must compute what the graph says.
+    """
+    split = _constant_operand(t)
+    if split is None:
+        return None
+    inner, b = split
+    if not _single(b) or inner.op is not mul:
+        return None
+    inner_split = _constant_operand(inner)
+    if inner_split is None:
+        return None
+    x, a = inner_split
+    if not _single(a):
+        return None
+    a_value, b_value = float(a.value.reshape(-1)[0]), float(b.value.reshape(-1)[0])
+    if not (_is_power_of_two_at_least_one(a_value) and math.isfinite(b_value) and math.fabs(b_value) >= 1.0):
+        return None
+    with np.errstate(over="ignore"):
+        product = np.multiply(a.value, b.value)
+    if not np.all(np.isfinite(product)):
+        return None
+    return Apply(mul, (x, product))
+
+
+def _add_simplify(t: Term) -> Term | Apply | None:
+    """x + (-0) → x;  x + x → x·2 (one rounding of the same 2x);  x + (-y) → x - y (IEEE's a - b is a + (-b))."""
+    a, b = t.args
+    if b.is_number(-0.0):
+        return a
+    if a.is_number(-0.0):
+        return b
+    if a.node is b.node:
+        return Apply(mul, (a, 2.0))
+    if b.op is neg:
+        return Apply(sub, (a, b.args[0]))
+    if a.op is neg:
+        return Apply(sub, (b, a.args[0]))
+    return None
+
+
+def _sub_simplify(t: Term) -> Term | Apply | None:
+    """x - 0 → x (exact: -0 - 0 is -0);  x - (-y) → x + y."""
+    a, b = t.args
+    if b.is_number(0.0):
+        return a
+    if b.op is neg:
+        return Apply(add, (a, b.args[0]))
+    return None
+
+
+def _mul_simplify(t: Term) -> Term | Apply | None:
+    """x·1 → x;  (-x)·c → x·(-c) and (-x)·(-y) → x·y (a sign moves exactly);  exact scalar chains."""
+    a, b = t.args
+    if b.is_number(1.0):
+        return a
+    if a.is_number(1.0):
+        return b
+    if a.op is neg and b.op is neg:
+        return Apply(mul, (a.args[0], b.args[0]))
+    split = _constant_operand(t)
+    if split is not None and split[0].op is neg:
+        return Apply(mul, (split[0].args[0], np.negative(split[1].value)))
+    return _merge_scalars(t)
+
+
+def _div_simplify(t: Term) -> Term | None:
+    """x / 1 → x."""
+    a, b = t.args
+    return a if b.is_number(1.0) else None
+
+
+def _pow_simplify(t: Term) -> Term | Apply | None:
+    """x¹ → x (C's pow is exact there);  x² → x·x for a one-element exponent 2, which NumPy's
+    power computes as x·x itself (its square fast path; tests/test_passes.py checks it still does)."""
+    a, b = t.args
+    if b.is_number(1.0):
+        return a
+    if _single(b) and b.is_number(2.0):
+        return Apply(mul, (a, a))
+    return None
+
+
+def _neg_simplify(t: Term) -> Term | Apply | None:
+    """-(-x) → x;  -(x·c) → x·(-c) for a constant c."""
+    (a,) = t.args
+    if a.op is neg:
+        return a.args[0]
+    if a.op is mul:
+        split = _constant_operand(a)
+        if split is not None:
+            return Apply(mul, (split[0], np.negative(split[1].value)))
+    return None
 
 
 add = _binary(
@@ -73,6 +213,7 @@ add = _binary(
     lambda g, y, a, b: unbroadcast(g, a.shape),
     lambda g, y, a, b: unbroadcast(g, b.shape),
     doc="a + b.  J^T: g summed to each operand's shape.",
+    simplify=_add_simplify,
 )
 sub = _binary(
     "sub",
@@ -80,6 +221,7 @@ sub = _binary(
     lambda g, y, a, b: unbroadcast(g, a.shape),
     lambda g, y, a, b: unbroadcast(neg(g), b.shape),
     doc="a - b.  J^T: (g, -g).",
+    simplify=_sub_simplify,
 )
 mul = _binary(
     "mul",
@@ -87,6 +229,7 @@ mul = _binary(
     lambda g, y, a, b: unbroadcast(g * b, a.shape),
     lambda g, y, a, b: unbroadcast(g * a, b.shape),
     doc="a * b.  J^T: (g·b, g·a).",
+    simplify=_mul_simplify,
 )
 div = _binary(
     "div",
@@ -94,6 +237,7 @@ div = _binary(
     lambda g, y, a, b: unbroadcast(g / b, a.shape),
     lambda g, y, a, b: unbroadcast(neg(g * y / b), b.shape),
     doc="a / b.  J^T: (g / b, -g·y / b).",
+    simplify=_div_simplify,
 )
 
 
@@ -129,6 +273,7 @@ pow = _binary(  # noqa: A001
     _pow_vjp_exponent,
     flops_per_element=10,
     doc="a ** b.  J^T: (g·b·a^(b-1), g·y·ln a), 0 where b = 0 and where a = 0 respectively.",
+    simplify=_pow_simplify,
 )
 def _copy_kernel(out: np.ndarray, x: np.ndarray) -> None:
     np.copyto(out, x)
@@ -144,7 +289,8 @@ copy = Primitive(
     doc="A copy of x into storage of its own (any dtype).  J^T: g.  Plans use it to write a returned "
         "array or a param's new value where no kernel can write it directly.",
 )
-neg = _unary("neg", lambda out, x: np.negative(x, out=out), lambda g, y, x: neg(g), doc="-x.  J^T: -g.")
+neg = _unary("neg", lambda out, x: np.negative(x, out=out), lambda g, y, x: neg(g), doc="-x.  J^T: -g.",
+             simplify=_neg_simplify)
 exp = _unary("exp", lambda out, x: np.exp(x, out=out), lambda g, y, x: g * y, 4, doc="eˣ.  J^T: g·y.")
 log = _unary("log", lambda out, x: np.log(x, out=out), lambda g, y, x: g / x, 4, doc="ln x.  J^T: g / x.")
 sqrt = _unary("sqrt", lambda out, x: np.sqrt(x, out=out), lambda g, y, x: g / (2.0 * y), 2, doc="√x.  J^T: g / 2y.")
@@ -416,6 +562,18 @@ def _astype_aval(x: Aval, dtype: str) -> Aval:
     return Aval(x.shape, as_dtype(dtype, FLOAT_DTYPES))
 
 
+def _astype_simplify(t: Term) -> Term | None:
+    """A cast to x's own dtype → x;  float32 → float64 → float32 → x (widening is exact, and undone exactly)."""
+    (a,) = t.args
+    if a.dtype == t.dtype:
+        return a
+    if a.op is astype_op:
+        (x,) = a.args
+        if x.dtype == t.dtype and a.dtype.itemsize > x.dtype.itemsize:
+            return x
+    return None
+
+
 astype_op = Primitive(
     "astype",
     infer=_astype_aval,
@@ -424,6 +582,7 @@ astype_op = Primitive(
     normalize=_astype_normalize,
     elementwise=True,
     doc="x converted to another float dtype (rounded to nearest).  J^T: g converted back to x's dtype.",
+    simplify=_astype_simplify,
 )
 
 

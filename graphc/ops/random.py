@@ -80,6 +80,7 @@ uniform_op = Primitive(
     int_operands=frozenset({0}),
     with_node_id=_stream_of_node,
     shape_attrs=frozenset({"shape"}),
+    foldable=False,  # a key known at compile time still draws at run time: no megabyte constants of noise
     doc="U[0, 1) numbers of the given shape, a pure function of (key, stream).",
 )
 

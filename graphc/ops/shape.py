@@ -17,7 +17,7 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Aval, Value, is_int
-from graphc.ops.core import Primitive, ShapeError, as_int, as_shape, normalize_axis
+from graphc.ops.core import Apply, Primitive, ShapeError, Term, as_int, as_shape, normalize_axis
 
 __all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
     "reshape", "transpose", "broadcast_to", "slice_axis", "pad_axis", "concat",
@@ -53,7 +53,17 @@ def _reshape_aval(x: Aval, shape: tuple[int, ...]) -> Aval:
     return Aval(shape, x.dtype)
 
 
-_RESHAPE = Primitive(
+def _reshape_simplify(t: Term) -> Term | Apply | None:
+    """A reshape to x's own shape → x;  reshape(reshape(x)) → one reshape of x (the same elements, in order)."""
+    (a,) = t.args
+    if a.shape == t.shape:
+        return a
+    if a.op is reshape_op:
+        return Apply(reshape_op, a.args, {"shape": t.shape})
+    return None
+
+
+reshape_op = Primitive(
     "reshape",
     infer=_reshape_aval,
     normalize=_reshape_normalize,
@@ -66,12 +76,13 @@ _RESHAPE = Primitive(
     copy_kernel=lambda out, x, shape: np.copyto(out.reshape(x.shape), x),  # out is contiguous: no copy made
     shape_attrs=frozenset({"shape"}),
     doc="The same elements in a new shape.  J^T: reshape back.",
+    simplify=_reshape_simplify,
 )
 
 
 def reshape(x: Any, shape: Sequence[int] | int, name: str | None = None) -> Value:
     """``x`` with shape ``shape`` (one entry may be -1)."""
-    return _RESHAPE(x, shape=shape, name=name)
+    return reshape_op(x, shape=shape, name=name)
 
 
 # --- transpose ----------------------------------------------------------------
@@ -94,7 +105,20 @@ def _transpose_keeps_contiguous(x: Aval, y: Aval, axes: tuple[int, ...]) -> bool
     return moved == sorted(moved)
 
 
-_TRANSPOSE = Primitive(
+def _transpose_simplify(t: Term) -> Term | Apply | None:
+    """The identity permutation → x;  transpose(transpose(x, p), q) → transpose(x, p∘q), or x when that is the identity
+    (the VJP of a transpose is the transpose back)."""
+    (a,) = t.args
+    axes = t.attrs["axes"]
+    if a.op is transpose_op:
+        axes = tuple(a.attrs["axes"][i] for i in axes)
+        (a,) = a.args
+        if axes != tuple(range(len(axes))):
+            return Apply(transpose_op, (a,), {"axes": axes})
+    return a if axes == tuple(range(len(axes))) else None
+
+
+transpose_op = Primitive(
     "transpose",
     infer=lambda x, axes: Aval(tuple(x.shape[a] for a in axes), x.dtype),
     normalize=_transpose_normalize,
@@ -104,12 +128,13 @@ _TRANSPOSE = Primitive(
     view=True,
     keeps_contiguous=_transpose_keeps_contiguous,
     doc="Permute axes (reverse them by default).  J^T: the inverse permutation.",
+    simplify=_transpose_simplify,
 )
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None, name: str | None = None) -> Value:
     """``x`` with its axes permuted (reversed when ``axes`` is None)."""
-    return _TRANSPOSE(x, axes=axes, name=name)
+    return transpose_op(x, axes=axes, name=name)
 
 
 # --- broadcast_to -------------------------------------------------------------
@@ -128,7 +153,17 @@ def _broadcast_vjp(g: Value, y: Value, x: Value, shape: tuple[int, ...]) -> Valu
     return unbroadcast(g, x.shape)
 
 
-_BROADCAST_TO = Primitive(
+def _broadcast_simplify(t: Term) -> Term | Apply | None:
+    """A broadcast to x's own shape → x;  broadcast_to(broadcast_to(x)) → one broadcast of x."""
+    (a,) = t.args
+    if a.shape == t.shape:
+        return a
+    if a.op is broadcast_to_op:
+        return Apply(broadcast_to_op, a.args, {"shape": t.shape})
+    return None
+
+
+broadcast_to_op = Primitive(
     "broadcast_to",
     infer=_broadcast_aval,
     normalize=lambda x, shape: {"shape": as_shape(shape)},
@@ -139,12 +174,13 @@ _BROADCAST_TO = Primitive(
     keeps_contiguous=lambda x, y, shape: y.shape == x.shape,  # a broadcast that repeats nothing
     shape_attrs=frozenset({"shape"}),
     doc="Repeat along broadcast axes (a read-only view).  J^T: sum over those axes.",
+    simplify=_broadcast_simplify,
 )
 
 
 def broadcast_to(x: Any, shape: Sequence[int], name: str | None = None) -> Value:
     """``x`` broadcast to ``shape`` by NumPy's rules."""
-    return _BROADCAST_TO(x, shape=shape, name=name)
+    return broadcast_to_op(x, shape=shape, name=name)
 
 
 # --- slice_axis and pad_axis ---------------------------------------------------
