@@ -5,6 +5,7 @@
     graphc render FILE.py:FUNC -o out.png     draw the graph (or plan) FUNC's outputs need
     graphc report FILE.py:FUNC -o report.html one HTML page: pictures, plots, plan, memory, recompute
     graphc export FILE.py:FUNC --graphml OUT  write that graph (or plan) for other tools: GraphML, ...
+    graphc export FILE.py:FUNC -o step.py     the compiled program as a module that runs with NumPy alone
     graphc bench remat [FILE.py:FUNC]         sweep memory budgets; table and charts of memory vs time
     graphc bench memory|speed|all             run benchmarks/<name>.py
 
@@ -44,7 +45,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # the object returned by add_subparsers()
@@ -428,57 +429,108 @@ def _add_report(sub: Subparsers) -> None:
     p.set_defaults(handler=_run_report, command_name="report")
 
 
-def _export_graphml(target: Any, path: Path) -> None:
+def _export_graphml(target: Any, path: Path) -> list[Path]:
     import networkx as nx
 
     from graphc.export import to_networkx
 
     nx.write_graphml(to_networkx(target), path)
+    return [path]
 
 
-EXPORTS: dict[str, tuple[str, Callable[[Any, Path], None]]] = {
-    "graphml": ("the graph (or plan) as GraphML (networkx's write_graphml: Gephi, yEd, Cytoscape)", _export_graphml),
+def _export_python(program: Any, path: Path) -> list[Path]:
+    from graphc.codegen import write_module
+
+    return write_module(program, path)
+
+
+class Export(NamedTuple):
+    """One output of ``graphc export``: what it writes, its writer, the suffix ``-o OUT`` knows it by,
+    and whether it writes the compiled program whatever ``--view`` says."""
+
+    help: str
+    write: Callable[[Any, Path], list[Path]]  # writer(target, path) -> the files written
+    suffix: str
+    program: bool = False
+
+
+EXPORTS: dict[str, Export] = {
+    "graphml": Export("the graph (or plan) as GraphML (networkx's write_graphml: Gephi, yEd, Cytoscape)",
+                      _export_graphml, ".graphml"),
+    "python": Export("the compiled plan as a Python module that runs with NumPy alone (run(feeds, params)), and the "
+                     "params' values beside it (OUT with the suffix .npz)", _export_python, ".py", program=True),
 }
-"""The outputs of ``graphc export``: option name -> (help, writer(target, path)). Each is an option
-``--NAME OUT``; a command may ask for several at once."""
+"""The outputs of ``graphc export``: option name -> :class:`Export`. Each is an option ``--NAME OUT``,
+and ``-o OUT`` picks one by OUT's suffix; a command may ask for several at once."""
+
+
+def _wanted_exports(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    wanted = [(name, Path(getattr(args, name))) for name in EXPORTS if getattr(args, name) is not None]
+    for out in args.output or ():
+        suffix = Path(out).suffix.lower()
+        names = [name for name, export in EXPORTS.items() if export.suffix == suffix]
+        if not names:
+            known = ", ".join(f"{e.suffix} ({name})" for name, e in EXPORTS.items())
+            raise UsageError(f"-o {out}: the suffix picks what to write; use one of {known}")
+        wanted.append((names[0], Path(out)))
+    if not wanted:
+        options = " or ".join(f"--{name} OUT" for name in EXPORTS)
+        raise UsageError(f"nothing to write: give an output, {options} (or -o OUT)")
+    return wanted
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    wanted = [(name, Path(getattr(args, name))) for name in EXPORTS if getattr(args, name) is not None]
-    if not wanted:
-        options = " or ".join(f"--{name} OUT" for name in EXPORTS)
-        raise UsageError(f"nothing to write: give an output, {options}")
-    if args.view == "plan":
-        target = _compile(args.target, args)
-    else:
-        from graphc.report import drawn_values
+    wanted = _wanted_exports(args)
+    called = call_function(args.target)
+    targets: dict[str, Any] = {}
 
-        target = drawn_values(*call_function(args.target))
+    def target(view: str) -> Any:
+        if view not in targets:
+            if view == "plan":
+                targets[view] = _compile(args.target, args, called)
+            else:
+                from graphc.report import drawn_values
+
+                targets[view] = drawn_values(*called)
+        return targets[view]
+
     for name, path in wanted:
+        export = EXPORTS[name]
+        view = "plan" if export.program else args.view
+        what = "program" if export.program else args.view
         path.parent.mkdir(parents=True, exist_ok=True)
-        with Progress(f"writing the {args.view} as {name} to {path}"):
-            EXPORTS[name][1](target, path)
-        print(path)
+        item = target(view)
+        with Progress(f"writing the {what} as {name} to {path}"):
+            written = export.write(item, path)
+        for file in written:
+            print(file)
     return 0
 
 
 def _add_export(sub: Subparsers) -> None:
     p = sub.add_parser(
         "export",
-        help="write the graph or plan of FILE.py:FUNC for other tools (GraphML)",
+        help="write the graph or plan of FILE.py:FUNC for other tools (GraphML), or as a NumPy module",
         description="Import FILE.py, call FUNC(), and write what its outputs need — the graph, forward and adjoint "
         "(--view graph, the default), or the compiled plan (--view plan: each value with its step and arena "
         "offset) — in each format asked for. GraphML holds a node per value (op, shape, dtype, bytes, kind, scope) "
-        "and an edge per operand (its position, the Jᵀ term it carries); see graphc.export.",
-        epilog=FUNC_HELP + "\n\nexample: graphc export step.py:train_step --graphml step.graphml",
+        "and an edge per operand (its position, the Jᵀ term it carries); see graphc.export. --python (or -o "
+        "step.py) writes the compiled program as one Python module that needs NumPy alone, its run(feeds, params) "
+        "bit for bit the program's run, and the params' values as step.npz beside it (module.load_params reads "
+        "them); see graphc.codegen.",
+        epilog=FUNC_HELP + "\n\nexamples: graphc export step.py:train_step --graphml step.graphml\n"
+        "          graphc export step.py:train_step -o out/step.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("target", metavar="FILE.py:FUNC", help="a Python file and a function in it")
     p.add_argument("--view", choices=("graph", "plan"), default="graph",
                    help="what to write: graph (default) or the compiled plan (with the compile options below)")
     outputs = p.add_argument_group("outputs (at least one)")
-    for name, (text, _) in EXPORTS.items():
-        outputs.add_argument(f"--{name}", metavar="OUT", default=None, help=f"write {text} to OUT")
+    outputs.add_argument("-o", "--output", metavar="OUT", action="append", default=None,
+                         help="write OUT, in the format its suffix names: " + ", ".join(
+                             f"{e.suffix} ({name})" for name, e in EXPORTS.items()))
+    for name, export in EXPORTS.items():
+        outputs.add_argument(f"--{name}", metavar="OUT", default=None, help=f"write {export.help} to OUT")
     _add_compile_options(p)
     p.set_defaults(handler=_run_export, command_name="export")
 

@@ -228,6 +228,21 @@ class Program:
             save_program(path, self.plan, arrays, roles, single=self._single,
                          feedable=self._feedable, check_numerics=self.check_numerics)
 
+    def to_source(self) -> str:
+        """This program as the source of a Python module that runs with NumPy alone.
+
+        The module's ``run(feeds, params, arena=None)`` returns what ``run(feeds)`` returns, bit
+        for bit, reading ``params`` (name → array) where this program reads its stored params
+        and updating them in place as this program's updates do; one line of NumPy per
+        instruction, the arena's views made once. ``prog.params`` and ``prog.state`` are the
+        arrays to start from. A kernel that needs more than NumPy (``erf``, the exact ``gelu``)
+        is a GraphError naming the instruction and its op. See :mod:`graphc.codegen`.
+        """
+        from graphc.codegen import program_source
+
+        return program_source(self.plan, single=self._single, feedable=self._feedable,
+                              check_numerics=self.check_numerics)
+
     def __repr__(self) -> str:
         unbound = "" if self.bound else ", not bound"
         return (f"<Program {self.plan.name!r}: {len(self.plan.instructions)} instructions, "

@@ -288,6 +288,14 @@ class BatchProgram(Program):
             f"one plan; save one size's program, prog.specializations[size].save(path) (sizes made: {sizes})"
         )
 
+    def to_source(self) -> str:
+        """A module has one plan: write the specialisation of one size."""
+        sizes = ", ".join(map(str, self._programs)) or "none yet"
+        raise GraphError(
+            f"program {self._options['name'] or self._graph.name!r}: its batch size varies, and a module holds one "
+            f"plan; write one size's program, prog.specialize(size).to_source() (sizes made: {sizes})"
+        )
+
     def __repr__(self) -> str:
         name = self._options["name"] or self._graph.name
         unbound = "" if self.bound else ", not bound"
