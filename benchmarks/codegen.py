@@ -14,13 +14,14 @@ both loops per instruction, and what the generated code saves per instruction. B
 programs train side by side from the same params, and their losses are checked equal (bit for
 bit) before anything is timed.
 
-Timing: the calls of each implementation are repeated so that one repetition lasts about
-20 ms; repetitions of the four timings are interleaved, round by round, in one process, and
-the table gives the median time of one call in µs. ``noise`` is the largest interquartile
-range over median of a row: closer ratios than that are no difference. NumPy's BLAS runs on
-one thread (threadpoolctl), as in ``speed.py``.
+Timing: the four calls are alternated one by one, round after round, for about 3 s per
+workload (0.5 s with ``--quick``), in one process; the table gives the 10th percentile of each
+call's times in µs (on a machine shared with other work, the times a call takes when nothing
+else interrupts it), and ``median`` the speed-up of the medians, for comparison. ``to_source``
+and ``compile`` are what the module costs once: writing it, and Python compiling it.
+NumPy's BLAS runs on one thread (threadpoolctl), as in ``speed.py``.
 
-    python benchmarks/codegen.py [--quick] [--repeat N]
+    python benchmarks/codegen.py [--quick]
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ import numpy as np
 import graphc as gc
 from graphc import zoo
 
-REPEAT_SECONDS = 0.02
 
 
 @dataclass
@@ -98,59 +98,63 @@ def prepare(workload: Workload) -> Bench:
     })
 
 
-def time_calls(bench: Bench, repeat: int, rng: np.random.Generator) -> dict[str, list[float]]:
-    """Seconds per call of each timing, ``repeat`` interleaved repetitions (in a random order each round)."""
-    numbers = {}
-    for key, call in bench.calls.items():
-        start, count = time.perf_counter(), 0
-        while time.perf_counter() - start < REPEAT_SECONDS / 4 or count < 3:
-            call()
-            count += 1
-        numbers[key] = max(1, int(count * REPEAT_SECONDS / (time.perf_counter() - start)))
+def time_calls(bench: Bench, seconds: float) -> dict[str, list[float]]:
+    """Seconds of single calls of each timing, alternated call by call for about ``seconds`` (5 to 400 rounds)."""
+    per_round = 0.0
+    for call in bench.calls.values():
+        start = time.perf_counter()
+        call()
+        per_round += time.perf_counter() - start
+    rounds = max(5, min(400, int(seconds / max(per_round, 1e-9))))
     samples: dict[str, list[float]] = {key: [] for key in bench.calls}
-    keys = list(bench.calls)
-    for _ in range(repeat):
-        for key in rng.permutation(keys):
-            call, n = bench.calls[key], numbers[key]
-            start = time.perf_counter()
-            for _ in range(n):
-                call()
-            samples[key].append((time.perf_counter() - start) / n)
+    clock = time.perf_counter
+    for _ in range(rounds):
+        for key, call in bench.calls.items():
+            start = clock()
+            call()
+            samples[key].append(clock() - start)
     return samples
 
 
-def spread(values: list[float]) -> float:
-    q = statistics.quantiles(values, n=4)
-    return (q[2] - q[0]) / statistics.median(values)
+def source_seconds(workload: Workload) -> tuple[float, float]:
+    """Seconds of ``prog.to_source()`` and of compiling the module it returns (paid once)."""
+    graph, values = workload.build()
+    prog = gc.compile(values["loss"], updates=gc.sgd(values["loss"], values["params"], 0.01))
+    start = time.perf_counter()
+    source = prog.to_source()
+    middle = time.perf_counter()
+    compile(source, "<module>", "exec")
+    return middle - start, time.perf_counter() - middle
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="four small workloads, 5 repetitions")
-    parser.add_argument("--repeat", type=int, default=None, help="repetitions per timing (default 21; 5 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="four small workloads, about 0.5 s of calls each")
     args = parser.parse_args(argv)
-    repeat = args.repeat or (5 if args.quick else 21)
+    seconds = 0.5 if args.quick else 3.0
     from threadpoolctl import threadpool_limits
 
-    rng = np.random.default_rng(0)
-    header = (f"{'workload':28s} {'instr':>5s} {'runtime run':>11s} {'source run':>10s} {'speed-up':>8s} {'(min)':>6s} "
-              f"{'runtime/instr':>13s} {'source/instr':>12s} {'saved/instr':>11s} {'noise':>5s}")
-    print("one training step (loss, SGD updates compiled in): µs per call, the median over repetitions (speed-up also")
-    print("of the minima); /instr: the instructions' loop alone (runtime: its prepared calls; source: step), minima")
+    header = (f"{'workload':28s} {'instr':>5s} {'runtime run':>11s} {'source run':>10s} {'speed-up':>8s} "
+              f"{'runtime/instr':>13s} {'source/instr':>12s} {'saved/instr':>11s} {'median':>7s} {'to_source':>9s} "
+              f"{'compile':>7s}")
+    print("one training step (loss, SGD updates compiled in), µs per call, 10th percentile of calls alternated one by")
+    print("one; /instr: the instructions' loop alone (runtime: its prepared calls; source: step); median: the speed-up")
+    print("of the medians; to_source, compile: ms, once")
     print(header)
     print("-" * len(header))
     with threadpool_limits(1):
         for workload in workloads(args.quick):
             bench = prepare(workload)
-            samples = time_calls(bench, repeat, rng)
+            samples = time_calls(bench, seconds)
+            low = {key: float(np.percentile(v, 10)) * 1e6 for key, v in samples.items()}
             med = {key: statistics.median(v) * 1e6 for key, v in samples.items()}
-            low = {key: min(v) * 1e6 for key, v in samples.items()}
             n = bench.instructions
-            noise = max(spread(v) for v in samples.values())
-            print(f"{bench.name:28s} {n:5d} {med['runtime run']:11.1f} {med['source run']:10.1f} "
-                  f"{med['runtime run'] / med['source run']:7.2f}x {low['runtime run'] / low['source run']:5.2f}x "
-                  f"{low['runtime loop'] / n:13.2f} {low['source step'] / n:12.2f} "
-                  f"{(low['runtime loop'] - low['source step']) / n:11.2f} {noise:5.2f}", flush=True)
+            writing, compiling = source_seconds(workload)
+            print(f"{bench.name:28s} {n:5d} {low['runtime run']:11.1f} {low['source run']:10.1f} "
+                  f"{low['runtime run'] / low['source run']:7.2f}x {low['runtime loop'] / n:13.2f} "
+                  f"{low['source step'] / n:12.2f} {(low['runtime loop'] - low['source step']) / n:11.2f} "
+                  f"{med['runtime run'] / med['source run']:6.2f}x {writing * 1e3:9.1f} {compiling * 1e3:7.1f}",
+                  flush=True)
     return 0
 
 

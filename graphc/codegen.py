@@ -65,6 +65,11 @@ raising the runtime's message; a run that fails after it wrote a param puts it
 back; ``np.setbufsize`` is set as the runtime sets it, so reductions sum in the
 same chunks. ``check_numerics`` programs get the runtime's NaN/Inf checks.
 
+The runtime does not run this code: ``benchmarks/codegen.py`` measures the module 1.15–1.22×
+faster than ``prog.run`` on steps of tiny arrays and 1.00–1.08× where kernels do real work
+(NumPy's own dispatch, the floor of both, is most of an instruction's time), short of what a
+second executor with all the runtime's rules would be worth (``benchmarks/README.md``).
+
 Arenas: ``run(..., arena=None)`` allocates an arena the first time and keeps it;
 a passed arena (``new_arena()``, or any writable C-contiguous array of at least
 ``ARENA_BYTES`` bytes) is bound once and reused while the same array is passed
@@ -978,6 +983,9 @@ def _binding(arena):
     return binding
 
 
+_PARAM_SPECS = [(name, shape, np.dtype(dtype), name in UPDATED) for name, (shape, dtype) in PARAMS.items()]
+
+
 def _checked_feed(name, kind, shape, dtype, value):
     what = f"feed {name!r} (the graph's {kind} of shape {shape} {dtype})"
     try:
@@ -1024,9 +1032,12 @@ def run(feeds, params, arena=None):
     arrays = []
     copies = []  # (slot, value) to fill
     write_back = []  # (the caller's param, the array the run updates) for params not read in place
-    for name, (shape, dtype) in PARAMS.items():
-        written = name in UPDATED
+    for name, shape, dtype, written in _PARAM_SPECS:
         stored = params.get(name)
+        if (type(stored) is np.ndarray and stored.shape == shape and stored.dtype == dtype and name not in feeds
+                and stored.flags.c_contiguous and (not written or stored.flags.writeable)):
+            arrays.append(stored)  # the common case: read (and updated) in place
+            continue
         if stored is not None or written:
             if stored is None:
                 raise GraphError(f"param {name!r} ({shape} {dtype}) is updated by the run: give its array in params")
@@ -1035,11 +1046,8 @@ def run(feeds, params, arena=None):
             value = _checked_feed(name, "param", shape, dtype, feeds[name])
         elif stored is None:
             raise GraphError(f"param {name!r} ({shape} {dtype}) is needed: give its array in params (or feed it)")
-        elif stored.flags.c_contiguous:
-            arrays.append(stored)
-            continue
         else:
-            value = stored
+            value = stored  # not C-contiguous: copied in, and back if updated
         slot = np.empty(shape, dtype)
         copies.append((slot, value))
         arrays.append(slot)
