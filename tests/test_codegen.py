@@ -326,6 +326,22 @@ def test_check_numerics_raises_the_runtimes_message_and_puts_the_params_back():
     np.testing.assert_array_equal(params["w"], before)
 
 
+def test_recomputed_values_and_outputs_that_are_params_or_their_views_match():
+    """A √n schedule of an Adam step (recompute instructions), and outputs that read a param the run updates."""
+    graph, values = zoo.chain(12, width=6, batch=4, dtype="float64")
+    w = values["params"][0]
+    prog = gc.compile([values["loss"], w, gc.transpose(w), w[1:3]], remat="sqrt",
+                      updates=gc.optim.adam(values["loss"], values["params"], lr=1e-2))
+    assert any(ins.tag == "recompute" for ins in prog.plan.instructions)
+    module, params = _namespace(prog), _stored(graph, prog)
+    for seed in range(2):
+        feeds = zoo.feeds(graph, seed=seed)
+        for a, b in zip(module["run"](feeds, params), prog.run(feeds)):
+            np.testing.assert_array_equal(a, b)
+    for name in params:
+        np.testing.assert_array_equal(params[name], graph.params[name].data)
+
+
 def test_a_program_whose_batch_size_varies_says_to_write_one_size():
     with gc.Graph("batched"):
         x = gc.input("x", (None, 3))
