@@ -360,7 +360,8 @@ def test_a_program_whose_batch_size_varies_says_to_write_one_size():
 
 
 def _every_op_programs():
-    """One small program per registered op (the first case of tests/test_ops.py), forward and gradient."""
+    """One small program per registered op (the first case of tests/test_ops.py), forward and gradient,
+    unsimplified (a float64 cast of float64 operands is no instruction once simplified)."""
     import test_ops
 
     seen: dict[str, Any] = {}
@@ -371,7 +372,7 @@ def _every_op_programs():
         graph, xs, y, arrays = test_ops._build(case, "float64", rng)
         wrt = [x for x, a in zip(xs, case.args) if a.is_float]
         grads = gc.grad(gc.sum(y * y) if y.shape else y, wrt) if wrt else []
-        seen[case.op] = (gc.compile([y, *grads]), test_ops._feeds(xs, arrays), graph)
+        seen[case.op] = (gc.compile([y, *grads], simplify=False), test_ops._feeds(xs, arrays), graph)
     return seen
 
 
