@@ -579,3 +579,48 @@ def test_a_picture_within_max_nodes_is_drawn_as_before():
     g, _, _ = seed_with_grads()
     scene = R.drawn_scene(g, "joint")
     assert scene == R.make_scene(g, "joint") and not any(b.html or b.group for b in scene.boxes)
+
+
+@functools.lru_cache(maxsize=None)
+def small_step(name: str) -> tuple[gc.Graph, gc.Program]:
+    """The lecture's seed DAG, an MLP or a 10-layer chain with its SGD step under √n recompute."""
+    graph, values = {"seed": zoo.seed_dag, "mlp": lambda: zoo.mlp(32), "chain-10": lambda: zoo.chain(10)}[name]()
+    if name == "seed":
+        values = {**values, "params": [values["w1"], values["w2"]]}
+    return graph, compiled_step(graph, values)
+
+
+@pytest.mark.parametrize("name", ["seed", "mlp", "chain-10"])
+def test_small_pictures_are_drawn_node_by_node(name):
+    """Every view of the small graphs within max_nodes stays a picture of every node: none is too deep or too big."""
+    graph, program = small_step(name)
+    for target, view in [(graph, v) for v in ("forward", "adjoint", "joint")] + [(program, "plan")]:
+        scene = R.make_scene(target, view)
+        if len(scene.boxes) > R.DEFAULT_MAX_NODES:
+            continue  # the 10-layer chain's joint view and plan: in units already
+        ranks, laid_out = R.layout_load(scene)
+        assert ranks <= R.MAX_RANKS and laid_out <= R.MAX_LAID_OUT, (scene.title, ranks, laid_out)
+        assert R.drawn_scene(target, view) == scene
+
+
+def test_layout_load_counts_ranks_and_the_bends_of_long_arrows():
+    """A chain is as deep as it is long and has no long arrows; a weight read by every step makes long ones."""
+    g, v = zoo.chain(10)
+    chain = R.make_scene(g, "forward")
+    assert R.layout_load(chain) == (34, len(chain.boxes))  # x, W1, b1 at the top; 3 ops a layer; y, sub, mul, mean
+    g, v = zoo.rnn(20)
+    rnn = R.make_scene(g, "forward")
+    ranks, laid_out = R.layout_load(rnn)
+    assert len(rnn.boxes) == 129 and ranks > R.MAX_RANKS and laid_out > 10 * len(rnn.boxes)
+
+
+def test_an_rnns_forward_view_is_drawn_in_units():
+    """129 boxes, within max_nodes, but W, W_h, b and x read by all 20 steps: one screen of units, not 4289×6658 px."""
+    g, v = zoo.rnn(20)
+    scene = R.drawn_scene(g, "forward")
+    units = collapsed(scene)
+    assert len(scene.boxes) < 40 and units and scene.graph_attrs["size"] == collapse.ONE_SCREEN_INCHES
+    assert R.layout_load(scene)[0] <= R.MAX_RANKS
+    shown = R.add_tallies(R.box_tally(b) for b in scene.boxes)
+    assert shown["forward"] == sum(1 for b in R.make_scene(g, "forward").boxes if b.kind == "forward")
+    assert R.drawn_scene(g, "forward", collapse=False) == R.make_scene(g, "forward")  # within max_nodes: as asked

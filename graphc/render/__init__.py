@@ -35,7 +35,11 @@ What the pictures show:
   the joint view, inside the forward and the adjoint clusters each).
 
 Every label is escaped, so names with ``: / " < \\`` are drawn as written.
-A picture of at most ``max_nodes`` boxes (150 by default) draws every node.
+A picture of at most ``max_nodes`` boxes (150 by default) draws every node,
+unless it would be more than about two screens deep or too slow to lay out
+(:func:`layout_load`): a 20-step RNN's forward view, 129 boxes whose three
+weights and input are read by every step, took ``dot`` 10 to 80 seconds to lay
+out at 4,289 × 6,658 pixels; it is drawn in units, in a third of a second.
 
 A bigger one is drawn hierarchy first, in units (:mod:`~graphc.render.units`):
 
@@ -90,8 +94,8 @@ not shrink) and :mod:`~graphc.render.dot` (DOT output and the entry points below
 
 from graphc.render.collapse import BAND_SIZES, EDGES_PER_BOX, MAX_PERIOD, MIN_HIDDEN, common_scope, fit, shrink
 from graphc.render.dot import (
-    CHAIN_MAX, CLUSTER_STYLE, DEFAULT_MAX_NODES, FONT, FORMATS, SCOPE_CLUSTER_STYLE, VIEWS, drawn_scene, make_scene,
-    render, scene_to_dot, to_dot,
+    CHAIN_MAX, CLUSTER_STYLE, DEFAULT_MAX_NODES, FONT, FORMATS, MAX_LAID_OUT, MAX_RANKS, SCOPE_CLUSTER_STYLE, VIEWS,
+    drawn_scene, layout_load, make_scene, render, scene_to_dot, to_dot,
 )
 from graphc.render.graph_view import ADJOINT_TITLE, graph_scene
 from graphc.render.plan_view import PLAN_TAGS, plan_scene
@@ -102,7 +106,7 @@ from graphc.render.scene import (
 from graphc.render.units import Unit, expanded_units, outline, unit_tree
 
 __all__ = [
-    "render", "to_dot", "make_scene", "drawn_scene", "scene_to_dot", "graph_scene", "plan_scene", "fit", "shrink",
+    "render", "to_dot", "make_scene", "drawn_scene", "scene_to_dot", "layout_load", "MAX_RANKS", "MAX_LAID_OUT", "graph_scene", "plan_scene", "fit", "shrink",
     "common_scope", "outline", "unit_tree", "expanded_units", "Unit", "box_tally", "add_tallies", "TALLY",
     "Scene", "Box", "Arrow", "dot_text", "dot_label", "shape_text", "value_text",
     "VIEWS", "FORMATS", "DEFAULT_MAX_NODES", "CHAIN_MAX", "PLAN_TAGS", "MAX_PERIOD", "MIN_HIDDEN", "EDGES_PER_BOX",

@@ -30,6 +30,8 @@ VIEWS = ("forward", "adjoint", "joint", "plan")
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_MAX_NODES = 150
 CHAIN_MAX = 60  # plans of at most this many boxes are drawn strictly in execution order
+MAX_RANKS = 48  # a picture drawn node by node is at most this many boxes deep: about two screens tall
+MAX_LAID_OUT = 800  # ... and graphviz lays out at most this many boxes and bends of long arrows (see layout_load)
 
 FONT = "Helvetica,Arial,sans-serif"
 SCOPE_CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#9a9a9a", "fontcolor": "#555555", "fontsize": "10"}
@@ -67,15 +69,62 @@ def scene_to_dot(scene: Scene, name: str = "graphc") -> graphviz.Digraph:
         dot.subgraph(cluster)
     for a in scene.arrows:
         dot.edge(f"n{a.src}", f"n{a.dst}", label=dot_label(a.label.split("\n")) if a.label else None, **a.attrs)
-    sequence = [i for i, box in enumerate(scene.boxes) if box.in_order]
-    whole = not any(box.group for box in scene.boxes)
-    if whole and len(scene.boxes) <= CHAIN_MAX:  # execution order top to bottom (too slow for dot on big plans)
-        for a, b in zip(sequence, sequence[1:]):
-            dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
+    for a, b in _execution_chain(scene):  # execution order top to bottom (too slow for dot on big plans)
+        dot.edge(f"n{a}", f"n{b}", style="invis", weight="4")
     if scene.legend:
         legend = _legend_html(list(dict.fromkeys(scene.legend)), scene.legend_column)
         dot.node("legend", label=legend, shape="plain", fontsize="9")
     return dot
+
+
+def _execution_chain(scene: Scene) -> list[tuple[int, int]]:
+    """The invisible arrows that draw a small plan's instructions one below the other, in execution order."""
+    if len(scene.boxes) > CHAIN_MAX or any(box.group for box in scene.boxes):
+        return []
+    sequence = [i for i, box in enumerate(scene.boxes) if box.in_order]
+    return list(zip(sequence, sequence[1:]))
+
+
+def layout_load(scene: Scene) -> tuple[int, int]:
+    """How deep and how big a picture drawn node by node is, as graphviz's ``dot`` would rank it.
+
+    Returns ``(ranks, laid_out)``. Boxes are ranked as ``dot`` ranks them,
+    about: each below the boxes it reads (the longest path from the top), a
+    box that reads nothing just above its first reader, a small plan's
+    instructions one per rank. ``ranks`` is the longest path, in boxes: a
+    rank is about 90 pixels at 96 dpi (a box, its arrows' labels and the
+    space between), so 48 ranks are about two screens. ``laid_out`` counts the
+    boxes and the bends of the arrows that span several ranks (``dot`` lays out
+    an arrow by a point on every rank it crosses): a weight read by every step
+    of a 20-step RNN makes thousands of them, and ``dot`` takes a minute to
+    order them where a 10-layer chain of the same number of boxes takes a
+    fraction of a second.
+    """
+    n = len(scene.boxes)
+    pairs = [(a.src, a.dst) for a in scene.arrows if a.attrs.get("constraint") != "false" and a.src != a.dst]
+    pairs += _execution_chain(scene)
+    reads: list[list[int]] = [[] for _ in range(n)]
+    readers: list[list[int]] = [[] for _ in range(n)]
+    for src, dst in pairs:
+        reads[dst].append(src)
+        readers[src].append(dst)
+    order, waiting = [], [len(r) for r in reads]
+    ready = [i for i in range(n) if not waiting[i]]
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for j in readers[i]:
+            waiting[j] -= 1
+            if not waiting[j]:
+                ready.append(j)
+    rank = [0] * n
+    for i in order:
+        rank[i] = max((rank[j] + 1 for j in reads[i]), default=0)
+    for i in reversed(order):  # what reads nothing sits just above its first reader
+        if not reads[i] and readers[i]:
+            rank[i] = min(rank[j] for j in readers[i]) - 1
+    bends = sum(max(rank[dst] - rank[src] - 1, 0) for src, dst in pairs)
+    return (max(rank) - min(rank) + 1 if n else 0), n + bends
 
 
 def _scope_cluster(scopes: dict[tuple[str, str], graphviz.Digraph], part: str, path: str) -> graphviz.Digraph:
@@ -150,14 +199,22 @@ def drawn_scene(target: Any, view: str | None = None, *, max_nodes: int | None =
                 collapse: bool = True, focus: str | None = None) -> Scene:
     """The scene :func:`to_dot` draws: within ``max_nodes`` boxes, in units when it has to shrink.
 
-    Up to ``max_nodes`` boxes, every node is drawn. Above, the scene is drawn in
-    units (scopes and repeated blocks, :mod:`graphc.render.units`), and if the
-    units alone are still too many, consecutive boxes are grouped into bands
-    (:func:`graphc.render.collapse.fit`). ``collapse=False`` raises instead of shrinking.
+    Up to ``max_nodes`` boxes, every node is drawn, unless the picture would be
+    more than about two screens deep or too slow to lay out (:func:`layout_load`:
+    more than MAX_RANKS ranks or MAX_LAID_OUT boxes and bends). Above, the scene
+    is drawn in units (scopes and repeated blocks, :mod:`graphc.render.units`),
+    and if the units alone are still too many, consecutive boxes are grouped
+    into bands (:func:`graphc.render.collapse.fit`). ``collapse=False`` raises
+    instead of shrinking (and draws a scene within ``max_nodes`` node by node).
     """
     scene = make_scene(target, view, focus=focus, max_nodes=max_nodes)
-    if max_nodes is None or len(scene.boxes) <= max_nodes:
+    if max_nodes is None:
         return scene
+    if len(scene.boxes) <= max_nodes:
+        if focus is not None or not collapse:
+            return scene
+        ranks, laid_out = layout_load(scene)
+        return scene if ranks <= MAX_RANKS and laid_out <= MAX_LAID_OUT else outline(scene, max_nodes)
     if focus is None:
         if not collapse:
             raise GraphError(
