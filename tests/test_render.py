@@ -624,3 +624,30 @@ def test_an_rnns_forward_view_is_drawn_in_units():
     shown = R.add_tallies(R.box_tally(b) for b in scene.boxes)
     assert shown["forward"] == sum(1 for b in R.make_scene(g, "forward").boxes if b.kind == "forward")
     assert R.drawn_scene(g, "forward", collapse=False) == R.make_scene(g, "forward")  # within max_nodes: as asked
+
+
+def test_an_adjoint_view_runs_from_the_last_block_to_the_first(tiny_gpt2):
+    """A unit of the adjoint view goes where its backward work begins, not where the forward values it reads are listed:
+    the gradient flows down the picture from the head to the embedding, every arrow ranking the units."""
+    _, program = tiny_gpt2
+    scene = U.outline(R.make_scene(program, "adjoint"), 20)
+    assert [b.name for b in scene.boxes if b.tally is not None] == ["head", "block2", "block1", "block0", "embed"]
+    between = [a for a in scene.arrows if scene.boxes[a.src].tally and scene.boxes[a.dst].tally]
+    assert between and all(a.attrs.get("constraint") != "false" for a in between)
+    assert R.layout_load(scene)[0] >= 5  # one below the other, not side by side
+
+
+def test_the_time_steps_of_an_rnns_backward_pass_hold_their_jacobian_terms():
+    """The J^T of x[t]·W for W goes with time step t (it reads x[t]), not with W, which every step reads."""
+    g, v = zoo.rnn(20)
+    gc.grad(v["loss"], v["params"])
+    scene = R.drawn_scene(g, "adjoint")
+    loose = [b for b in scene.boxes if b.tally is None and b.kind == "adjoint"]
+    assert len(scene.boxes) < 40 and len(loose) < 15  # 121 boxes, 110 of them loose, when they went with W
+    full = R.make_scene(g, "adjoint")
+    copies = [u for u in U.unit_tree(full).walk() if u.kind == "copy"]
+    assert len(copies) == 20
+    for unit in copies[1:-1]:  # a step's cotangent, its J^T for h(t-1), W, W_h and b: 11 boxes
+        held = [full.boxes[i] for i in unit.members()]
+        assert sum(1 for b in held if b.kind == "adjoint") == 11
+        assert sum(1 for b in held if b.op == "transpose") == 3

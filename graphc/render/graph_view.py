@@ -331,7 +331,10 @@ def _unit_facts(box: Box, node: Node, part: str, referenced: bool, index: dict[N
     """What a collapsed unit counts of ``node``'s box: its scope, kind, size and the forward box it goes with.
 
     An adjoint node goes with its consumer (whose J^T it applies; its scope is
-    the consumer's too), or else with the forward value it is the gradient of.
+    the consumer's too), or else with the forward value it is the gradient of,
+    unless that is a param or an input: the J^T of an RNN's ``x[t] · W`` for
+    ``W`` goes with what it reads (``x[t]``, time step t), not with ``W``,
+    which every step reads.
     """
     box.scope = node.scope
     if referenced:
@@ -344,7 +347,7 @@ def _unit_facts(box: Box, node: Node, part: str, referenced: bool, index: dict[N
     info = node.adjoint
     if info is not None:
         partner = info.consumer if info.consumer in index else info.forward
-        box.anchor = index.get(partner)
+        box.anchor = None if partner is None or partner.is_source else index.get(partner)
 
 
 def _drawn_nodes(nodes: Sequence[Node], part: dict[Node, str], folds: _Folds, view: str) -> list[Node]:

@@ -76,6 +76,9 @@ def _unit_facts(plan: Plan, steps: list[int], boxes: list[Box], first: int, arro
     for j, k in enumerate(steps):
         if plan.instructions[k].tag == "forward":
             forward_box.setdefault(plan.buffers[plan.instructions[k].out].name, first + j)
+    for i in range(first):  # the adjoint view draws the forward values it reads as references
+        if boxes[i].kind == "reference":
+            forward_box.setdefault(boxes[i].name, i)
     for j, k in enumerate(steps):
         box, ins = boxes[first + j], plan.instructions[k]
         box.nbytes = None if held is None else held.get(k, 0)

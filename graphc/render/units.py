@@ -400,8 +400,14 @@ def outline(scene: Scene, max_nodes: int | None, focus: str | None = None) -> Sc
 
 
 def _place(scene: Scene, members: list[int]) -> int:
-    """Where a drawn box goes in the order: at its first computed member (a plan lists every source first)."""
-    return next((i for i in members if scene.boxes[i].kind != "source"), members[0])
+    """Where a drawn box goes in the order: at its first computed member.
+
+    A plan lists every source first, and an adjoint view the forward values it
+    reads (references) before its own work; a unit of the adjoint view of
+    block 3 goes where block 3's backward work begins, after block 4's.
+    """
+    return next((i for i in members if scene.boxes[i].kind not in ("source", "reference")),
+                next((i for i in members if scene.boxes[i].kind != "source"), members[0]))
 
 
 def _without_shared_sources(boxes: list[Box], arrows: list[Arrow]) -> tuple[list[Box], list[Arrow], list[str]]:
