@@ -145,6 +145,16 @@ def test_plan_view_shows_steps_buffers_offsets_and_checkpoints():
     assert "style=invis" in source  # small plans are drawn strictly in execution order
 
 
+def test_an_output_is_said_to_be_one_not_at_offset_none():
+    """The loss is returned, not placed in the arena: its box says ``output``, as the plan listing does."""
+    g, v, grads = seed_with_grads()
+    program = gc.compile([v["loss"], *grads])
+    scene = R.make_scene(program)
+    loss = next(b for b in scene.boxes if b.name == "loss")
+    assert loss.lines[1].endswith("  output") and " output " in str(program.plan)
+    assert not any("None" in line for b in scene.boxes for line in b.lines)
+
+
 def test_values_in_plan_view_are_compiled():
     g, v, grads = seed_with_grads()
     assert "plan 'seed'" in gc.to_dot([v["loss"], *grads], "plan").source

@@ -185,7 +185,7 @@ def _instruction_box(plan: Plan, step: int, kept: bool, is_view: bool) -> Box:
                  f"%{ins.out} {shape_text(out.shape)}  written in place"]
     else:
         args = " ".join(f"%{a}" for a in ins.args)
-        place = "view" if is_view else f"@{out.offset}"
+        place = "view" if is_view else "output" if out.kind == "output" else f"@{out.offset}"  # as the listing says
         lines = [f"#{step} {_TAG_MARK.get(ins.tag, '')}%{ins.out} = {ins.op} {args}",
                  f"{out.name}  {shape_text(out.shape)}  {place}"]
     if kept:
