@@ -8,8 +8,9 @@ format comes from the suffix: ``.png``, ``.svg``, ``.pdf``).
 
 - :func:`plot_memory_timeline` — the bytes of intermediates live at each step
   of the plan, with the arena the planner placed them in, the schedule's lower
-  bound (no placement can use less) and a budget; each instruction is shaded
-  by its tag (forward, backward, recompute, update).
+  bound (no placement can use less) and a budget; a strip above it has a lane
+  per tag (forward, recompute, backward, update) with a bar at each instruction
+  of that tag.
 - :func:`plot_memory_by_kind` — the same live bytes as a stack of what they
   hold: activations kept for the backward, gradients, optimizer updates,
   scratch and other values (:func:`live_bytes_by`), or the scopes that wrote them.
@@ -92,18 +93,53 @@ def _tag_runs(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return runs
 
 
-def _shade_tags(ax: "Axes", tags: Sequence[str], ymin: float = 0.0, alpha: float = 0.18) -> None:
-    """Shade each instruction's interval ``[i, i + 1]`` in the colour of its tag, one legend entry per tag.
+TAG_ORDER = ("forward", "recompute", "backward", "update")
+"""The lanes of the instruction strip, top to bottom (see :func:`_tag_lanes`)."""
 
-    Adjacent instructions of one tag share a patch; an instruction between two of
-    another tag keeps a patch of its own. ``ymin`` (axes fraction) shades only a
-    strip along the top.
+
+def _figure_with_lanes(tags: Sequence[str], width: float = 9.0, height: float = 4.6) -> tuple["Figure", "Axes", "Axes"]:
+    """A figure of two panels sharing the step axis: a strip of tag lanes on top (:func:`_tag_lanes`), the plot below."""
+    from matplotlib.figure import Figure
+
+    present = [tag for tag in TAG_ORDER if tag in set(tags)] + sorted(set(tags) - set(TAG_ORDER))
+    fig = Figure(figsize=(width, height), layout="constrained")
+    lanes, ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [0.2 + 0.16 * len(present), 3.4]})
+    _tag_lanes(lanes, tags, present)
+    return fig, lanes, ax
+
+
+def _tag_lanes(ax: "Axes", tags: Sequence[str], present: Sequence[str]) -> None:
+    """One lane per tag, named on the left: instruction ``i`` is a bar over ``[i, i + 1]`` in its tag's lane.
+
+    Adjacent instructions of one tag make one bar. Each tag has a lane of its
+    own, so a recompute among backward steps, or the updates a training step
+    interleaves with its forward pass (batch norm's running statistics), show as
+    such, where shades of the plot's background would blend into another
+    colour. One collection of bars per tag, labelled ``"<tag> steps"``.
     """
-    labelled: set[str] = set()
-    for tag, start, stop in _tag_runs(tags):
-        label = None if tag in labelled else f"{TAG_NAMES.get(tag, tag)} steps"
-        labelled.add(tag)
-        ax.axvspan(start, stop, ymin=ymin, color=TAG_COLOURS.get(tag, "#cccccc"), alpha=alpha, lw=0, label=label)
+    runs = _tag_runs(tags)
+    for row, tag in enumerate(present):
+        spans = [(start, stop - start) for t, start, stop in runs if t == tag]
+        ax.broken_barh(spans, (row - 0.42, 0.84), facecolors=TAG_COLOURS.get(tag, "#cccccc"), lw=0,
+                       label=f"{TAG_NAMES.get(tag, tag)} steps")
+    ax.set_ylim(len(present) - 0.5, -0.5)
+    ax.set_yticks(range(len(present)), [TAG_NAMES.get(tag, tag) for tag in present], fontsize=7)
+    ax.tick_params(axis="y", length=0)
+    ax.tick_params(axis="x", bottom=False, labelbottom=False)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+
+
+def _stairs(ax: "Axes", values: Sequence[float], edges: Sequence[float], *, color: str, fill: bool = False,
+            baseline: Any = 0, **kwargs: Any) -> Any:
+    """``ax.stairs`` without its cost: the StepPatch is added as an artist (no data limits computed from its
+    thousands of segments, which took seconds a plot on a plan of 2,000 steps); the callers set the limits."""
+    from matplotlib.patches import StepPatch
+
+    colours = {"facecolor": color, "edgecolor": "none"} if fill else {"edgecolor": color, "facecolor": "none"}
+    patch = StepPatch(values, edges, baseline=baseline, fill=fill, **colours, **kwargs)
+    ax.add_artist(patch)
+    return patch
 
 
 def _step_axis(ax: "Axes", steps: int) -> None:
@@ -133,18 +169,18 @@ def plot_memory_timeline(
     a value is live from the step that writes it to the last step that reads
     it. Their maximum is the lower bound of this schedule; the arena (planned
     bytes) sits at or above it, the gap being fragmentation. Instruction ``i``
-    spans ``[i, i + 1]`` on the x axis and is shaded by its own tag (forward,
-    backward, recompute, update), so a view bound for the backward pass among
-    forward steps shows as a backward step.
+    spans ``[i, i + 1]`` on the x axis; the strip above the plot has a lane per
+    tag (forward, recompute, backward, update) and a bar in its tag's lane at
+    every instruction, so a view bound for the backward pass among forward
+    steps shows as a backward step, and every recompute as a recompute.
     """
     memory = _memory(program)
     live = list(memory.live_bytes)
     instructions = program.plan.instructions
     peak = max([memory.planned_bytes, memory.lower_bound_bytes, budget or 0, *live, 1])
     scale, unit = byte_unit(peak)
-    fig, ax = _figure()
-    _shade_tags(ax, [ins.tag for ins in instructions])
-    ax.stairs([b / scale for b in live], range(len(live) + 1), color="#1b1b1b", lw=1.4, label="live intermediates")
+    fig, lanes, ax = _figure_with_lanes([ins.tag for ins in instructions])
+    _stairs(ax, [b / scale for b in live], range(len(live) + 1), color="#1b1b1b", lw=1.4, label="live intermediates")
     ax.axhline(memory.planned_bytes / scale, color="#1f4e8c", ls="--", lw=1.3,
                label=f"arena (planned) {format_bytes(memory.planned_bytes)}")
     ax.axhline(memory.lower_bound_bytes / scale, color="#2e8b57", ls=":", lw=1.6,
@@ -153,11 +189,9 @@ def plot_memory_timeline(
         ax.axhline(budget / scale, color="#c0392b", ls="-.", lw=1.3, label=f"budget {format_bytes(budget)}")
     _step_axis(ax, len(live))
     _bytes_axis(ax, peak / scale * 1.12, unit, "bytes live")
-    ax.set_title(title or (f"memory timeline — plan {program.plan.name!r}: {len(instructions)} instructions, "
-                           f"without reuse {format_bytes(memory.no_reuse_bytes)}"), fontsize=10)
-    handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda k: (not labels[k].endswith("steps"), k))
-    fig.legend([handles[k] for k in order], [labels[k] for k in order], loc="outside right upper", fontsize=8)
+    lanes.set_title(title or (f"memory timeline — plan {program.plan.name!r}: {len(instructions)} instructions, "
+                              f"without reuse {format_bytes(memory.no_reuse_bytes)}"), fontsize=10)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
     return fig
@@ -186,6 +220,31 @@ def block_label(program: "Program", iv: Any, offset: int) -> str:
     return " → ".join(names) if len(names) <= 3 else " → ".join(names[:3]) + f" → … (+{len(names) - 3})"
 
 
+LABEL_CHARS_ACROSS = 100
+"""Characters of a block's name (7-point text) that the arena layout's plot area holds across: a name is
+written inside its block only when it fits there."""
+
+
+def _fitted(label: str, room: float) -> str:
+    """``label`` (``a → b → c → … (+4)``) shortened to at most ``room`` characters by leaving out names; "" if the
+    first name alone does not fit."""
+    if len(label) <= room:
+        return label
+    names = label.split(" → ")
+    if names[-1].startswith("… (+"):
+        hidden = int(names[-1][4:-1])
+        names = names[:-1]
+    else:
+        hidden = 0
+    while len(names) > 1:
+        hidden += 1
+        names = names[:-1]
+        shorter = " → ".join(names) + f" → … (+{hidden})"
+        if len(shorter) <= room:
+            return shorter
+    return names[0] if len(names[0]) <= room else ""
+
+
 def plot_arena_layout(program: "Program", path: str | Path | None = None, label_blocks: int = 12,
                       title: str | None = None) -> "Figure":
     """Each arena block as a rectangle: [first step, last step + 1] × [offset, offset + bytes].
@@ -212,10 +271,13 @@ def plot_arena_layout(program: "Program", path: str | Path | None = None, label_
     ax.add_collection(PatchCollection(rects, facecolors=colours, edgecolors="#333333", linewidths=0.4, alpha=0.85))
     steps = max(len(memory.live_bytes), 1)
     largest = sorted(memory.intervals, key=lambda iv: -iv.nbytes * (iv.end - iv.start + 1))[:label_blocks]
-    for iv in largest:  # names only where they fit: wide enough and tall enough for a line of text
+    for iv in largest:  # names only where they fit: tall enough for a line of text, wide enough for the name
         offset = memory.offsets.get(iv.key)
-        if offset is not None and (iv.end - iv.start + 1) >= steps / 12 and iv.nbytes >= memory.planned_bytes / 25:
-            ax.text((iv.start + iv.end + 1) / 2, (offset + iv.nbytes / 2) / scale, block_label(program, iv, offset),
+        if offset is None or iv.nbytes < memory.planned_bytes / 25:
+            continue
+        label = _fitted(block_label(program, iv, offset), (iv.end - iv.start + 1) / steps * LABEL_CHARS_ACROSS)
+        if label:
+            ax.text((iv.start + iv.end + 1) / 2, (offset + iv.nbytes / 2) / scale, label,
                     ha="center", va="center", fontsize=7, clip_on=True)
     ax.axhline(memory.planned_bytes / scale, color="#1f4e8c", ls="--", lw=1.2)
     _step_axis(ax, steps)
@@ -401,8 +463,8 @@ def plot_memory_by_kind(program: "Program", path: str | Path | None = None, by: 
 
     The stack's top is the live-intermediates line of :func:`plot_memory_timeline`
     (the parts sum to it at every step); :func:`live_bytes_by` says how each
-    byte is sorted; a part that is never live is left out. A strip along the
-    top shows each instruction's tag.
+    byte is sorted; a part that is never live is left out. The strip above
+    the plot has a lane per instruction tag, as the timeline's.
     """
     memory = _memory(program)
     parts = {part: nbytes for part, nbytes in live_bytes_by(program, by).items() if any(nbytes)}
@@ -410,24 +472,23 @@ def plot_memory_by_kind(program: "Program", path: str | Path | None = None, by: 
         parts = _fewer_scopes(parts)
     live = list(memory.live_bytes)
     scale, unit = byte_unit(max([memory.planned_bytes, *live, 1]))
-    fig, ax = _figure()
+    fig, lanes, ax = _figure_with_lanes([ins.tag for ins in program.plan.instructions])
     edges = range(len(live) + 1)
     bottom = [0.0] * len(live)
     for k, (part, nbytes) in enumerate(parts.items()):
         top = [b + n / scale for b, n in zip(bottom, nbytes)]
         colour = KIND_COLOURS[part] if by == "kind" else f"C{k % 10}"
         name = KIND_NAMES[part] if by == "kind" else part
-        ax.stairs(top, edges, baseline=bottom, fill=True, color=colour, alpha=0.9, lw=0,
-                  label=f"{name} (max {format_bytes(max(nbytes, default=0))})")
+        _stairs(ax, top, edges, baseline=bottom, fill=True, color=colour, alpha=0.9, lw=0,
+                label=f"{name} (max {format_bytes(max(nbytes, default=0))})")
         bottom = top
-    ax.stairs([b / scale for b in live], edges, color="#1b1b1b", lw=1.0, label="live intermediates")
+    _stairs(ax, [b / scale for b in live], edges, color="#1b1b1b", lw=1.0, label="live intermediates")
     ax.axhline(memory.planned_bytes / scale, color="#1f4e8c", ls="--", lw=1.2,
                label=f"arena (planned) {format_bytes(memory.planned_bytes)}")
-    _shade_tags(ax, [ins.tag for ins in program.plan.instructions], ymin=0.96, alpha=0.7)
     _step_axis(ax, len(live))
     _bytes_axis(ax, max(memory.planned_bytes, *live, 1) / scale * 1.15, unit, "bytes live")
     outside = f"outside the arena: params {format_bytes(memory.params_bytes)}, optimizer state {format_bytes(memory.state_bytes)}"
-    ax.set_title(title or f"live bytes by {by} — plan {program.plan.name!r}\n{outside}", fontsize=10)
+    lanes.set_title(title or f"live bytes by {by} — plan {program.plan.name!r}\n{outside}", fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
     stack = len(parts)  # the stack's entries listed top first, as drawn
     order = [*reversed(range(stack)), *range(stack, len(labels))]

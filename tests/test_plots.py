@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from matplotlib.colors import to_rgba
-from matplotlib.patches import Rectangle, StepPatch
+from matplotlib.patches import StepPatch
 
 import graphc as gc
 from graphc import plots, zoo
@@ -48,7 +48,7 @@ def _stairs(ax, label: str) -> StepPatch:
 def test_memory_timeline_draws_live_bytes_arena_bound_and_budget(step, tmp_path):
     fig = gc.plot_memory_timeline(step, tmp_path / "timeline.png", budget=step.memory.planned_bytes * 2)
     assert (tmp_path / "timeline.png").read_bytes()[:8] == PNG_MAGIC
-    (ax,) = fig.axes
+    lanes, ax = fig.axes
     labels = [line.get_label() for line in ax.get_lines()]
     assert any(label.startswith("arena (planned)") for label in labels)
     assert any(label.startswith("lower bound") for label in labels)
@@ -57,38 +57,43 @@ def test_memory_timeline_draws_live_bytes_arena_bound_and_budget(step, tmp_path)
     live = _stairs(ax, "live intermediates").get_data()
     assert list(live.edges) == list(range(len(step.memory.live_bytes) + 1)), "instruction i spans [i, i + 1]"
     assert [round(v * scale) for v in live.values] == step.memory.live_bytes
-    shaded = {p.get_label() for p in ax.patches}
-    assert {"forward steps", "backward (∂) steps", "update (←) steps"} <= shaded
+    assert [c.get_label() for c in lanes.collections] == ["forward steps", "backward (∂) steps", "update (←) steps"]
+    assert [t.get_text() for t in lanes.get_yticklabels()] == ["forward", "backward (∂)", "update (←)"]
+    assert ax.get_ylim()[1] > max(live.values)  # the plot fits under its top
 
 
-def _shading(ax) -> dict[tuple[float, float], tuple[float, ...]]:
-    """The tag patches of a timeline: their x interval → their colour."""
-    spans = {}
-    for patch in ax.patches:
-        if isinstance(patch, Rectangle):
-            x0, x1 = patch.get_x(), patch.get_x() + patch.get_width()
-            spans[(round(x0, 6), round(x1, 6))] = to_rgba(patch.get_facecolor(), 1)[:3]
-    return spans
+def _lanes(lanes) -> dict[str, list[tuple[float, float]]]:
+    """The tag lanes of a plot: each lane's name → the x intervals of its bars."""
+    bars = {}
+    for collection, tick in zip(lanes.collections, lanes.get_yticklabels()):
+        extents = [path.get_extents() for path in collection.get_paths()]
+        bars[tick.get_text()] = [(round(e.x0, 6), round(e.x1, 6)) for e in extents]
+        assert to_rgba(collection.get_facecolor()[0])[:3] == to_rgba(plots.TAG_COLOURS[collection.get_label().split()[0]])[:3]
+    return bars
 
 
 @pytest.mark.parametrize("program, apart", [("step", False), ("sqrt_step", True)])
-def test_memory_timeline_shades_each_instruction_by_its_own_tag(program, apart, request):
+@pytest.mark.parametrize("plot", ["timeline", "by_kind"])
+def test_every_instruction_has_a_bar_in_the_lane_of_its_tag(program, apart, plot, request):
+    """Lanes, not shades: a recompute among backward steps, or updates among forward ones, keep their own colour."""
     program = request.getfixturevalue(program)
     tags = [ins.tag for ins in program.plan.instructions]
-    (ax,) = gc.plot_memory_timeline(program).axes
-    spans = _shading(ax)
-    colour = {tag: to_rgba(c)[:3] for tag, c in plots.TAG_COLOURS.items()}
-    covered = sorted(spans)
-    assert covered[0][0] == 0 and covered[-1][1] == len(tags), "the shading covers every instruction"
+    draw = gc.plot_memory_timeline if plot == "timeline" else gc.plot_memory_by_kind
+    lanes, ax = draw(program).axes
+    names = {plots.TAG_NAMES[tag]: tag for tag in plots.TAG_COLOURS}
+    bars = _lanes(lanes)
+    assert [names[name] for name in bars] == [tag for tag in plots.TAG_ORDER if tag in tags]
+    covered = sorted(span for spans in bars.values() for span in spans)
+    assert covered[0][0] == 0 and covered[-1][1] == len(tags), "the bars cover every instruction"
     assert all(a[1] == b[0] for a, b in zip(covered, covered[1:])), "no gaps, no overlaps"
-    for (x0, x1), rgb in spans.items():  # a patch is one run of one tag, and shows that tag
-        run = set(tags[int(x0): int(x1)])
-        assert len(run) == 1 and colour[run.pop()] == rgb
+    for name, spans in bars.items():  # a bar is one run of one tag, in that tag's lane
+        for x0, x1 in spans:
+            assert set(tags[int(x0): int(x1)]) == {names[name]}
     lonely = [i for i in range(1, len(tags) - 1) if tags[i - 1] != tags[i] != tags[i + 1]]
     assert bool(lonely) == apart
     for i in lonely:  # e.g. a transpose bound for the backward pass among forward steps
-        assert spans.get((i, i + 1)) == colour[tags[i]]
-    assert ax.get_xlim() == (0, len(tags))
+        assert (i, i + 1) in bars[plots.TAG_NAMES[tags[i]]]
+    assert ax.get_xlim() == (0, len(tags)) == lanes.get_xlim()
 
 
 def test_tag_runs_merge_only_adjacent_instructions_of_one_tag():
@@ -131,7 +136,7 @@ def test_live_bytes_by_scope_match_the_memory_report_at_the_peak(adam_step):
 def test_memory_by_kind_stack_tops_out_at_the_live_bytes(sqrt_step, by, tmp_path):
     fig = gc.plot_memory_by_kind(sqrt_step, tmp_path / f"by_{by}.png", by=by)
     assert (tmp_path / f"by_{by}.png").read_bytes()[:8] == PNG_MAGIC
-    (ax,) = fig.axes
+    lanes, ax = fig.axes
     live = _stairs(ax, "live intermediates").get_data().values
     stack = [p for p in ax.patches if isinstance(p, StepPatch) and p.get_label() != "live intermediates"]
     parts = {k: v for k, v in plots.live_bytes_by(sqrt_step, by).items() if any(v)}
@@ -159,6 +164,27 @@ def test_arena_layout_rectangles_never_overlap_while_live(step, tmp_path):
             overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
             overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
             assert overlap_x <= 0.1 or overlap_y <= 1e-9
+
+
+def test_a_block_name_is_shortened_to_fit_its_block_or_left_out():
+    """ResNet-50's names ran out of their blocks over their neighbours' (conv2d_input_grad_1778 → add_n_1855 → …)."""
+    label = "conv2d_input_grad_1778 → add_n_1855 → mul_1858 → … (+7)"
+    assert plots._fitted(label, 60) == label
+    assert plots._fitted(label, 40) == "conv2d_input_grad_1778 → … (+9)"
+    assert plots._fitted(label, 25) == "conv2d_input_grad_1778"
+    assert plots._fitted(label, 20) == ""
+    assert plots._fitted("h1 → h2", 4) == "h1"
+
+
+def test_arena_layout_names_fit_inside_their_blocks(sqrt_step):
+    (ax,) = gc.plot_arena_layout(sqrt_step, label_blocks=50).axes
+    steps = len(sqrt_step.memory.live_bytes)
+    blocks = [p.get_extents() for p in ax.collections[0].get_paths()]
+    assert ax.texts
+    for text in ax.texts:
+        x, y = text.get_position()
+        (block,) = [b for b in blocks if b.x0 <= x <= b.x1 and b.y0 <= y <= b.y1]
+        assert len(text.get_text()) <= (block.x1 - block.x0 + 0.1) / steps * plots.LABEL_CHARS_ACROSS
 
 
 def test_frontier_one_panel_per_graph_and_the_pareto_points(tmp_path):
