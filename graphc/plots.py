@@ -254,6 +254,7 @@ def plot_arena_layout(program: "Program", path: str | Path | None = None, label_
     first writes it; the ``label_blocks`` largest are named.
     """
     from matplotlib.collections import PatchCollection
+    from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch, Rectangle
 
     memory = _memory(program)
@@ -268,7 +269,10 @@ def plot_arena_layout(program: "Program", path: str | Path | None = None, label_
         tag = instructions[iv.start].tag if iv.start < len(instructions) else "forward"
         rects.append(Rectangle((iv.start + 0.05, offset / scale), iv.end - iv.start + 0.9, iv.nbytes / scale))
         colours.append(TAG_COLOURS.get(tag, "#bbbbbb"))
-    ax.add_collection(PatchCollection(rects, facecolors=colours, edgecolors="#333333", linewidths=0.4, alpha=0.85))
+    # Edges a darker shade of the fill, not grey: a stack of a thousand thin blocks is then a darker shade of its
+    # tag's colour, where grey edges made one dark grey mass that no legend entry names.
+    edges = [tuple(0.55 * c for c in to_rgb(colour)) for colour in colours]
+    ax.add_collection(PatchCollection(rects, facecolors=colours, edgecolors=edges, linewidths=0.4, alpha=0.85))
     steps = max(len(memory.live_bytes), 1)
     largest = sorted(memory.intervals, key=lambda iv: -iv.nbytes * (iv.end - iv.start + 1))[:label_blocks]
     for iv in largest:  # names only where they fit: tall enough for a line of text, wide enough for the name

@@ -187,6 +187,17 @@ def test_arena_layout_names_fit_inside_their_blocks(sqrt_step):
         assert len(text.get_text()) <= (block.x1 - block.x0 + 0.1) / steps * plots.LABEL_CHARS_ACROSS
 
 
+def test_arena_block_edges_are_a_darker_shade_of_their_fill(sqrt_step):
+    """No grey of its own: a thousand thin blocks (GPT-2's) stacked read as their tag's colour, which the legend names."""
+    (ax,) = gc.plot_arena_layout(sqrt_step).axes
+    (collection,) = ax.collections
+    for face, edge in zip(collection.get_facecolor(), collection.get_edgecolor()):
+        assert tuple(edge[:3]) == pytest.approx(tuple(0.55 * c for c in face[:3]))
+    named = {to_rgba(colour)[:3] for colour in plots.TAG_COLOURS.values()}
+    assert {tuple(round(c, 6) for c in face[:3]) for face in collection.get_facecolor()} <= {
+        tuple(round(c, 6) for c in rgb) for rgb in named}
+
+
 def test_frontier_one_panel_per_graph_and_the_pareto_points(tmp_path):
     rows = [
         {"graph": "chain", "policy": "none", "budget": None, "planned_bytes": 6_000_000, "recompute_flops": 0, "forward_flops": 100},
