@@ -661,3 +661,15 @@ def test_the_time_steps_of_an_rnns_backward_pass_hold_their_jacobian_terms():
         held = [full.boxes[i] for i in unit.members()]
         assert sum(1 for b in held if b.kind == "adjoint") == 11
         assert sum(1 for b in held if b.op == "transpose") == 3
+
+
+def test_a_plans_adjoint_view_puts_the_transposes_of_the_weights_with_their_blocks():
+    """A backward instruction goes with the forward value it differentiates, read as a reference: computed, or
+    recomputed (a buffer ``h3'``, whose writer's origin is ``h3``). Under √n the backward pass reads recomputed
+    values, and the weights' transposes, bound before the forward pass, went with none: 57 loose boxes of 65."""
+    g, v = zoo.residual_mlp(16, width=8, batch=4)
+    program = gc.compile([v["loss"]], updates=gc.sgd(v["loss"], v["params"], 0.1), bind=False, remat="sqrt")
+    scene = U.outline(R.make_scene(program, "adjoint"), 60)
+    loose = [b for b in scene.boxes if b.tally is None and b.kind in ("adjoint", "source")]
+    assert len(loose) < 35
+    assert not any(b.op == "ref" for b in R.make_scene(program, "adjoint").boxes)  # references named by their op

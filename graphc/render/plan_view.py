@@ -76,9 +76,10 @@ def _unit_facts(plan: Plan, steps: list[int], boxes: list[Box], first: int, arro
     for j, k in enumerate(steps):
         if plan.instructions[k].tag == "forward":
             forward_box.setdefault(plan.buffers[plan.instructions[k].out].name, first + j)
-    for i in range(first):  # the adjoint view draws the forward values it reads as references
+    origin = {plan.buffers[ins.out].name: ins.origin for ins in plan.instructions}
+    for i in range(first):  # the adjoint view draws the forward values it reads (computed, or recomputed) as references
         if boxes[i].kind == "reference":
-            forward_box.setdefault(boxes[i].name, i)
+            forward_box.setdefault(origin.get(boxes[i].name) or boxes[i].name, i)
     for j, k in enumerate(steps):
         box, ins = boxes[first + j], plan.instructions[k]
         box.nbytes = None if held is None else held.get(k, 0)
@@ -117,7 +118,8 @@ def _plan_sources(plan: Plan, steps: list[int]) -> tuple[list[Box], dict[int, in
         buf = plan.buffers[b]
         lines = [f"%{b} {buf.name}", f"{plan.instructions[writer[b]].tag} value"]
         attrs = {"shape": "box", "style": "rounded,dashed", "color": "#8c8c8c", "fontcolor": "#6b6b6b"}
-        boxes.append(Box(lines, attrs, "reference", ("reference", buf.shape), "ref", buf.name, kind="reference"))
+        op = plan.instructions[writer[b]].op  # what a unit's text lists: relu → add, not ref → ref
+        boxes.append(Box(lines, attrs, "reference", ("reference", buf.shape), op, buf.name, kind="reference"))
     return boxes, where, references
 
 
