@@ -673,3 +673,18 @@ def test_a_plans_adjoint_view_puts_the_transposes_of_the_weights_with_their_bloc
     loose = [b for b in scene.boxes if b.tally is None and b.kind in ("adjoint", "source")]
     assert len(loose) < 35
     assert not any(b.op == "ref" for b in R.make_scene(program, "adjoint").boxes)  # references named by their op
+
+
+def test_the_gradient_flowing_back_into_an_expanded_scope_does_not_rank_it(tiny_gpt2):
+    """embed holds the embedding (block0 reads it) and the sum of its gradient's terms (which reads block0's
+    backward work): dot ranks a cluster as one piece, and that arrow put embed below block0."""
+    _, program = tiny_gpt2
+    scene = R.make_scene(program, focus="embed")
+    names = {i: b.name for i, b in enumerate(scene.boxes)}
+    block0 = next(i for i, b in enumerate(scene.boxes) if b.name == "block0")
+    into = [a for a in scene.arrows if a.src == block0 and scene.boxes[a.dst].scope == "embed"]
+    out_of = [a for a in scene.arrows if a.dst == block0 and scene.boxes[a.src].scope == "embed"
+              and scene.boxes[a.src].kind == "forward"]  # the embedding; its recomputed copy is read later
+    assert into and out_of, names
+    assert all(a.attrs.get("constraint") == "false" and a.attrs.get("style") == "dashed" for a in into)
+    assert all(a.attrs.get("constraint") != "false" for a in out_of)

@@ -395,8 +395,38 @@ def outline(scene: Scene, max_nodes: int | None, focus: str | None = None) -> Sc
             boxes.append(dataclasses.replace(scene.boxes[members[0]], scope=cluster))
         else:
             boxes.append(_unit_box(scene, unit, members, cluster, columns))
-    boxes, arrows, notes = _without_shared_sources(boxes, merge_arrows(scene, new_index, leaves))
+    boxes, arrows, notes = _without_shared_sources(boxes, _into_clusters(boxes, merge_arrows(scene, new_index, leaves)))
     return _outlined(scene, boxes, arrows, focus, notes)
+
+
+def _into_clusters(boxes: list[Box], arrows: list[Arrow]) -> list[Arrow]:
+    """The arrows, those into a cluster from a box that comes after some of its boxes made not to rank.
+
+    An expanded scope holds its forward and its backward work: GPT-2's ``embed``
+    holds the embedding, which block0 reads, and the sum of the embedding's
+    gradient terms, which reads block0's backward work. ``dot`` ranks a cluster
+    as one piece, so the arrow from block0 into the cluster's backward box put
+    the whole cluster below block0, and block0 at the top of the picture.
+    Such an arrow (the gradient flowing back into an earlier scope) is drawn
+    dashed, as the other arrows pointing back are, and does not rank.
+    """
+    first: dict[str, int] = {}  # a cluster (and each scope around it) -> its first box in the order
+    for i, box in enumerate(boxes):
+        if box.tally is None and box.scope:
+            names = box.scope.split("/")
+            for depth in range(1, len(names) + 1):
+                first.setdefault("/".join(names[:depth]), i)
+    result = []
+    for a in arrows:
+        cluster = boxes[a.dst].scope if boxes[a.dst].tally is None else ""
+        outside = cluster and not (boxes[a.src].scope + "/").startswith(cluster + "/")
+        if outside and a.attrs.get("constraint") != "false" and first.get(cluster, a.src) < a.src:
+            attrs = {**a.attrs, "constraint": "false", "style": "dashed"}
+            if attrs.get("color", EDGE) == EDGE:
+                attrs.update(color=CONTRIBUTION_EDGE, fontcolor=CONTRIBUTION_EDGE)
+            a = Arrow(a.src, a.dst, a.label, attrs)
+        result.append(a)
+    return result
 
 
 def _place(scene: Scene, members: list[int]) -> int:
