@@ -688,3 +688,14 @@ def test_the_gradient_flowing_back_into_an_expanded_scope_does_not_rank_it(tiny_
     assert into and out_of, names
     assert all(a.attrs.get("constraint") == "false" and a.attrs.get("style") == "dashed" for a in into)
     assert all(a.attrs.get("constraint") != "false" for a in out_of)
+
+
+def test_a_param_listed_first_does_not_make_its_block_earlier_work():
+    """A plan lists its sources first: the last copy's weight comes before the run of copies in the order, its
+    matmul after. The run's arrow into that matmul is the forward flow and ranks it (below the run)."""
+    g, v = zoo.residual_mlp(30, width=8, batch=4)
+    program = gc.compile([v["loss"]], updates=gc.sgd(v["loss"], v["params"], 0.1), bind=False, remat="sqrt")
+    scene = U.outline(R.make_scene(program, "forward"), 100)
+    run = next(i for i, b in enumerate(scene.boxes) if b.name.startswith("× 28 repeats"))
+    last = [a for a in scene.arrows if a.src == run and scene.boxes[a.dst].scope == "repeat 30 of 30"]
+    assert last and all(a.attrs.get("constraint") != "false" for a in last)

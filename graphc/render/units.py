@@ -410,9 +410,9 @@ def _into_clusters(boxes: list[Box], arrows: list[Arrow]) -> list[Arrow]:
     Such an arrow (the gradient flowing back into an earlier scope) is drawn
     dashed, as the other arrows pointing back are, and does not rank.
     """
-    first: dict[str, int] = {}  # a cluster (and each scope around it) -> its first box in the order
-    for i, box in enumerate(boxes):
-        if box.tally is None and box.scope:
+    first: dict[str, int] = {}  # a cluster (and each scope around it) -> its first computed box in the order
+    for i, box in enumerate(boxes):  # (a plan lists its sources first: a param read late is no earlier work)
+        if box.tally is None and box.scope and box.kind not in ("source", "reference"):
             names = box.scope.split("/")
             for depth in range(1, len(names) + 1):
                 first.setdefault("/".join(names[:depth]), i)
