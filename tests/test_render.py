@@ -695,7 +695,7 @@ def test_a_param_listed_first_does_not_make_its_block_earlier_work():
     matmul after. The run's arrow into that matmul is the forward flow and ranks it (below the run)."""
     g, v = zoo.residual_mlp(30, width=8, batch=4)
     program = gc.compile([v["loss"]], updates=gc.sgd(v["loss"], v["params"], 0.1), bind=False, remat="sqrt")
-    scene = U.outline(R.make_scene(program, "forward"), 100)
+    scene = U.outline(R.make_scene(program, "forward"), 120)  # the first and last copies expanded
     run = next(i for i, b in enumerate(scene.boxes) if b.name.startswith("× 28 repeats"))
     last = [a for a in scene.arrows if a.src == run and scene.boxes[a.dst].scope == "repeat 30 of 30"]
     assert last and all(a.attrs.get("constraint") != "false" for a in last)
