@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 import graphc as gc
 from graphc import zoo
 from graphc.remat import bound, optimal
+from graphc.remat.bound import RecomputeBound
+from graphc.remat.policies import RematReport
 from graphc.remat.problem import RematProblem, events_of, replay
 from remat_problems import training_chain
 from test_remat_solvers import brute_force, staged_brute_force, tiny_problems
@@ -124,3 +126,13 @@ def test_above_the_size_limit_no_bound_is_computed_and_none_is_reported(monkeypa
     report = gc.compile(outputs, updates=updates, bind=False, remat="optimal", memory_budget=int(0.7 * top),
                         time_limit=2).remat
     assert report.bound is None and report.bound_gap is None and "bound:" not in str(report)
+
+
+def test_a_bound_of_nothing_says_it_cannot_measure_the_gap() -> None:
+    """A moment bound of 0 rules nothing out: the report says so, with no gap, rather than "less than 0 FLOPs"."""
+    report = RematReport("optimal", "block DP", 1_000, 4_096, 3, budget=4_096, bound=RecomputeBound(0.0, None, 0.25))
+    assert report.bound_gap is None
+    line = str(report).splitlines()[-1]
+    assert line.startswith("bound: 0 FLOPs: in another order") and "not known" in line and "less than" not in line
+    nonzero = RematReport("optimal", "block DP", 1_000, 4_096, 3, budget=4_096, bound=RecomputeBound(250.0, 7, 0.25))
+    assert nonzero.bound_gap == 0.75 and "recomputes less than 250 FLOPs (gap 75.0%" in str(nonzero)

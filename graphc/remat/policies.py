@@ -78,6 +78,8 @@ class RematReport:
             return None
         if self.recompute_flops <= 0:
             return 0.0
+        if self.bound.value <= 0:
+            return None  # a bound of nothing measures no distance
         return max(self.recompute_flops - self.bound.value, 0.0) / self.recompute_flops
 
     @property
@@ -96,6 +98,16 @@ class RematReport:
         status = "interrupted by Ctrl-C" if o.status == "interrupted" else o.status
         return f"solver {o.solver}: {status}{why}{found}{bound}{gap}, {o.seconds:.2f} s"
 
+    def _bound_line(self) -> str:
+        bound = self.bound
+        proven = "" if bound.proven else ", the solves stopped at their time limit"
+        if bound.value <= 0 < self.recompute_flops:
+            return (f"bound: 0 FLOPs: in another order, a schedule might fit the budget with no recompute; the "
+                    f"moment bound cannot rule it out, so how far this schedule is from the best is not known "
+                    f"({bound.seconds:.2f} s{proven})")
+        return (f"bound: no schedule within the budget, in any order, recomputes less than {bound.value:,.0f} FLOPs "
+                f"(gap {self.bound_gap:.1%}{proven}, {bound.seconds:.2f} s)")
+
     def __str__(self) -> str:
         per_forward = (f" ({self.recompute_flops / self.forward_flops:.2f}× one forward pass)"
                        if self.forward_flops else "")
@@ -107,9 +119,7 @@ class RematReport:
             if outcome is not None:
                 lines.append(self._solver_line(outcome))
         if self.bound is not None and self.bound.feasible:
-            proven = "" if self.bound.proven else ", the solves stopped at their time limit"
-            lines.append(f"bound: no schedule within the budget, in any order, recomputes less than "
-                         f"{self.bound.value:,.0f} FLOPs (gap {self.bound_gap:.1%}{proven}, {self.bound.seconds:.2f} s)")
+            lines.append(self._bound_line())
         if self.choice:
             lines.append(f"chosen: {self.choice}")
         return "\n".join(lines)
