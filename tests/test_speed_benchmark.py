@@ -8,13 +8,14 @@ The JAX and PyTorch cases are skipped where those are not installed.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from graphc import zoo
+from graphc import models, zoo
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "speed.py"
 
@@ -35,6 +36,12 @@ WORKLOADS = [
     speed.Workload("chain", "chain", lambda: zoo.chain(6, width=8, batch=4)),
     speed.Workload("attention-1h", "attention", lambda: zoo.attention(seq=6, dim=8)),
     speed.Workload("attention-2h", "attention", lambda: zoo.attention(seq=6, dim=8, heads=2), {"heads": 2}),
+]
+
+MODEL_WORKLOADS = [
+    speed.Workload("resnet18", "resnet18", lambda: models.resnet18(batch=4, image=32, classes=10, width=1 / 8)),
+    speed.Workload("gpt2", "gpt2", lambda: models.gpt2(batch=2, layers=2, width=16, heads=2, context=8, vocab=11),
+                   {"layers": 2, "heads": 2}),
 ]
 
 
@@ -98,3 +105,36 @@ def test_a_missing_framework_is_reported_not_installed(monkeypatch):
     assert "torch" not in impls
     assert row.absent == {"jax": "skipped", "torch": "not installed"}
     assert "not installed" in speed.format_table([row])
+
+
+@pytest.mark.parametrize("implementation", ["numpy", "jax", "torch"])
+@pytest.mark.parametrize("workload", MODEL_WORKLOADS, ids=lambda w: w.name)
+def test_model_implementation_agrees_with_graphc(workload, implementation):
+    _require(implementation)
+    problem = speed.build(workload)
+    impls = speed.implementations(problem, ["graphc", implementation])
+    (agreement,) = speed.check(problem, impls)
+    assert agreement.mismatched == []
+    assert agreement.max_relative < 1e-4
+    if implementation == "numpy":  # graphc's own plan as straight-line NumPy: the same kernels, bit for bit
+        assert agreement.max_relative == 0.0
+
+
+def test_overhead_and_gemm_share_are_computed_from_the_medians():
+    row = speed.Row("w", instructions=100, flops=2_000_000, agreements=[], setup_ms={},
+                    ms={"graphc": 1.5, "numpy": 1.0, "torch": 2.0})
+    assert row.overhead_us() == pytest.approx(5.0)  # 0.5 ms over 100 instructions
+    assert row.gemm_share("graphc", gflops=2.0) == pytest.approx(2e6 / 1.5e-3 / 2e9)
+    assert row.gemm_share("jax", gflops=2.0) is None
+    table = speed.format_table([row])
+    assert "µs/instr" in table and "0.75" in table  # graphc/torch
+    assert "%gemm" in speed.format_gemm([row], 2.0)
+
+
+def test_jax_thread_flags_are_added_only_before_jax_is_imported(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setitem(sys.modules, "jax", None)  # as if imported already
+    assert speed.cap_jax_threads() is False
+    monkeypatch.delitem(sys.modules, "jax")
+    assert speed.cap_jax_threads() is True
+    assert speed.JAX_ONE_THREAD in os.environ["XLA_FLAGS"]
