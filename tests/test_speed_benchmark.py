@@ -110,6 +110,8 @@ def test_a_missing_framework_is_reported_not_installed(monkeypatch):
 @pytest.mark.parametrize("implementation", ["numpy", "jax", "torch"])
 @pytest.mark.parametrize("workload", MODEL_WORKLOADS, ids=lambda w: w.name)
 def test_model_implementation_agrees_with_graphc(workload, implementation):
+    if (workload.name, implementation) == ("resnet18", "jax"):
+        pytest.skip("XLA compiles the ResNet's step for ~9 s; the benchmark checks it against graphc before timing")
     _require(implementation)
     problem = speed.build(workload)
     impls = speed.implementations(problem, ["graphc", implementation])
