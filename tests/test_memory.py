@@ -199,6 +199,18 @@ def test_no_in_place_through_a_transposed_view():
     np.testing.assert_allclose(prog.run({"x": xs}), np.sum(np.exp(xs) + np.exp(xs).T), rtol=1e-5)
 
 
+def test_an_update_that_reads_its_param_beside_its_first_step_is_not_opened_in_place():
+    """{w: w + w·x}: w·x is the last read of w before the writer, but the writer reads w too,
+    so w·x may not be written over w (it was: the writer then added w·x to itself)."""
+    with gc.Graph("reads twice") as g:
+        x = gc.input("x", (3,), "float64")
+        w = gc.param("w", (3,), "float64", init=np.ones(3))
+        loss = gc.sum(x * 2.0)
+    prog = gc.compile(loss, updates={w: w + w * x})
+    prog.run({"x": np.full(3, 3.0)})
+    np.testing.assert_array_equal(prog.params["w"], np.full(3, 4.0))
+
+
 # --- the runtime allocates nothing but its outputs ---------------------------------------------
 
 

@@ -166,7 +166,9 @@ def _update_openers(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node
     of that value in ``order``, is elementwise of the param's shape and dtype, and
     is read by the param's writer alone, directly: it can overwrite the old value
     (no one reads it later) and its own value lives in the param's storage until
-    the writer, reading it element by element, writes the new value over it.
+    the writer, reading it element by element, writes the new value over it. The
+    writer must not read the old value itself as well (``w + w·x``: ``w·x`` written
+    over ``w`` would leave the writer ``w·x + w·x``).
     """
     if not flow.writes:
         return {}
@@ -189,6 +191,7 @@ def _update_openers(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node
             and last not in flow.writes
             and last not in flow.outputs
             and all(view_owner[a] is not last or a is last for a in flow.args[writer])
+            and all(a is last or view_base(a, flow, view_owner) is not param for a in flow.args[writer])
         ):
             openers[last] = param
     return openers
