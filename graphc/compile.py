@@ -32,6 +32,8 @@ from graphc.gcpause import without_cyclic_gc
 from graphc.ir import Aval, Node, Value, ancestors, as_values, is_real, optimizer_scope
 from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
 from graphc.ops.core import lookup
+from graphc.ops import fused as fused_ops
+from graphc.passes import fuse as fuse_chains
 from graphc.passes import optimize
 from graphc.plan import Plan, lower
 from graphc.runtime import Executable, check_feeds_mapping
@@ -373,7 +375,7 @@ def _check_outputs(outputs: Any) -> list[Value]:
 
 
 def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any, name: Any, bind: Any,
-                   solver: Any = "auto", progress: Any = False, simplify: Any = True) -> None:
+                   solver: Any = "auto", progress: Any = False, simplify: Any = True, fuse: Any = False) -> None:
     """The compile options, checked before any work: each wrong one is a GraphError naming it."""
     if not isinstance(remat, str) or remat not in REMAT_POLICIES:
         raise GraphError(f"remat={remat!r} is not a known policy; choose one of {', '.join(REMAT_POLICIES)}")
@@ -387,6 +389,13 @@ def _check_options(remat: Any, memory: Any, memory_budget: Any, time_limit: Any,
         raise GraphError(f"compile: progress={progress!r} must be True or False")
     if not isinstance(simplify, bool):
         raise GraphError(f"compile: simplify={simplify!r} must be True or False")
+    if not isinstance(fuse, bool):
+        raise GraphError(f"compile: fuse={fuse!r} must be True or False")
+    if fuse and not fused_ops.available():
+        raise GraphError(
+            f"compile(fuse=True) evaluates fused chains with {fused_ops.LIBRARY}, which is not installed: "
+            "pip install graphc[fast] (or compile with fuse=False, the NumPy path)"
+        )
     if name is not None and not (isinstance(name, str) and name):
         raise GraphError(f"compile: name must be a non-empty string or None, got {name!r}")
     check_bind(bind)
@@ -407,6 +416,7 @@ def compile(  # noqa: A001
     check_numerics: bool = False,
     bind: bool = True,
     simplify: bool = True,
+    fuse: bool = False,
 ) -> Program:
     """Compile ``outputs`` into a :class:`Program`.
 
@@ -459,16 +469,18 @@ def compile(  # noqa: A001
                 f"compile: output {v.node.describe()} belongs to graph {v.graph.name!r}, another graph than "
                 f"the first output's ({graph.name!r}); compile Values of one graph"
             )
-    _check_options(remat, memory, memory_budget, time_limit, name, bind, solver, progress, simplify)
+    _check_options(remat, memory, memory_budget, time_limit, name, bind, solver, progress, simplify, fuse)
     pairs = _with_state_updates(_check_updates(updates, graph), values, graph)
     batched = _batch_program(values, pairs, single, remat=remat, memory_budget=memory_budget, memory=memory,
                              time_limit=time_limit, solver=solver, progress=progress, name=name,
-                             check_numerics=check_numerics, bind=bind, simplify=simplify)
+                             check_numerics=check_numerics, bind=bind, simplify=simplify, fuse=fuse)
     if batched is not None:
         return batched
 
     out_nodes = [v.node for v in values]
     flow = optimize(out_nodes, pairs, simplify=simplify)
+    if fuse:
+        flow = fuse_chains(flow)
     flow, remat_report = rematerialize(
         flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory).planned_bytes, time_limit,
         solver=solver, progress=print_progress if progress else None,

@@ -55,6 +55,10 @@ keeps them in tables keyed by the primitive; PyTensor on one ``Op`` class):
 - ``foldable``: whether a node whose operands are all constants may be evaluated
   once at compile time by its kernel (:func:`graphc.passes.fold`); False for an op
   whose result is not a function of its operands alone (random draws).
+- ``fused_expr``: for an elementwise op without attributes, the op as a numexpr
+  expression of its operands ``{0}``, ``{1}`` (``"({0} + {1})"``), which
+  :func:`graphc.passes.fuse` uses to write a chain of such ops as one ``fused``
+  node (``compile(fuse=True)``); None for an op that is never fused.
 """
 
 from __future__ import annotations
@@ -117,6 +121,7 @@ class Primitive:
     index_bound: Callable[..., int | None] | None = None
     simplify: "Callable[[Term], Term | Apply | None] | None" = None
     foldable: bool = True
+    fused_expr: str | None = None
 
     trusted: bool = field(init=False, default=False)  # one of graphc's own ops: its rules need no checking
 

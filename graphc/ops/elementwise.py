@@ -46,7 +46,7 @@ def _binary_aval(a: Aval, b: Aval) -> Aval:
 
 
 def _unary(name: str, kernel: Any, vjp: Any, flops_per_element: int = 1, doc: str = "",
-           simplify: Any = None) -> Primitive:
+           simplify: Any = None, fused: str | None = None) -> Primitive:
     return Primitive(
         name,
         infer=_unary_aval,
@@ -56,11 +56,12 @@ def _unary(name: str, kernel: Any, vjp: Any, flops_per_element: int = 1, doc: st
         elementwise=True,
         doc=doc,
         simplify=simplify,
+        fused_expr=fused,
     )
 
 
 def _binary(name: str, kernel: Any, vjp_a: Any, vjp_b: Any, flops_per_element: int = 1, doc: str = "",
-            simplify: Any = None) -> Primitive:
+            simplify: Any = None, fused: str | None = None) -> Primitive:
     return Primitive(
         name,
         infer=_binary_aval,
@@ -70,6 +71,7 @@ def _binary(name: str, kernel: Any, vjp_a: Any, vjp_b: Any, flops_per_element: i
         elementwise=True,
         doc=doc,
         simplify=simplify,
+        fused_expr=fused,
     )
 
 
@@ -214,6 +216,7 @@ add = _binary(
     lambda g, y, a, b: unbroadcast(g, b.shape),
     doc="a + b.  J^T: g summed to each operand's shape.",
     simplify=_add_simplify,
+    fused="({0} + {1})",
 )
 sub = _binary(
     "sub",
@@ -222,6 +225,7 @@ sub = _binary(
     lambda g, y, a, b: unbroadcast(neg(g), b.shape),
     doc="a - b.  J^T: (g, -g).",
     simplify=_sub_simplify,
+    fused="({0} - {1})",
 )
 mul = _binary(
     "mul",
@@ -230,6 +234,7 @@ mul = _binary(
     lambda g, y, a, b: unbroadcast(g * a, b.shape),
     doc="a * b.  J^T: (g·b, g·a).",
     simplify=_mul_simplify,
+    fused="({0} * {1})",
 )
 div = _binary(
     "div",
@@ -238,6 +243,7 @@ div = _binary(
     lambda g, y, a, b: unbroadcast(neg(g * y / b), b.shape),
     doc="a / b.  J^T: (g / b, -g·y / b).",
     simplify=_div_simplify,
+    fused="({0} / {1})",
 )
 
 
@@ -290,16 +296,20 @@ copy = Primitive(
         "array or a param's new value where no kernel can write it directly.",
 )
 neg = _unary("neg", lambda out, x: np.negative(x, out=out), lambda g, y, x: neg(g), doc="-x.  J^T: -g.",
-             simplify=_neg_simplify)
-exp = _unary("exp", lambda out, x: np.exp(x, out=out), lambda g, y, x: g * y, 4, doc="eˣ.  J^T: g·y.")
-log = _unary("log", lambda out, x: np.log(x, out=out), lambda g, y, x: g / x, 4, doc="ln x.  J^T: g / x.")
-sqrt = _unary("sqrt", lambda out, x: np.sqrt(x, out=out), lambda g, y, x: g / (2.0 * y), 2, doc="√x.  J^T: g / 2y.")
+             simplify=_neg_simplify, fused="(-{0})")
+exp = _unary("exp", lambda out, x: np.exp(x, out=out), lambda g, y, x: g * y, 4, doc="eˣ.  J^T: g·y.",
+             fused="exp({0})")
+log = _unary("log", lambda out, x: np.log(x, out=out), lambda g, y, x: g / x, 4, doc="ln x.  J^T: g / x.",
+             fused="log({0})")
+sqrt = _unary("sqrt", lambda out, x: np.sqrt(x, out=out), lambda g, y, x: g / (2.0 * y), 2, doc="√x.  J^T: g / 2y.",
+              fused="sqrt({0})")
 tanh = _unary(
     "tanh",
     lambda out, x: np.tanh(x, out=out),
     lambda g, y, x: g * ((1.0 - y) * (1.0 + y)),
     4,
     doc="tanh x.  J^T: g·(1 - y)(1 + y), which keeps the digits of 1 - y² when |y| → 1.",
+    fused="tanh({0})",
 )
 
 
@@ -325,6 +335,7 @@ sigmoid = _unary(
     lambda g, y, x: g * y * (1.0 - y),
     4,
     doc="σ(x) = 1/(1+e⁻ˣ).  J^T: g·y·(1 - y).",
+    fused="(1 / (1 + exp(-{0})))",  # the kernel's four steps, in its order
 )
 relu = _unary(
     "relu",
@@ -332,6 +343,7 @@ relu = _unary(
     lambda g, y, x: g * greater(y, 0.0),
     doc="max(x, 0).  J^T: g·[y > 0], which is g·[x > 0]: reading the result, not the operand, lets the "
         "operand die at the forward op (batch norm's output before a ReLU, as PyTorch's in-place ReLU).",
+    fused="where({0} <= 0, 0, {0})",  # np.maximum(x, 0): +0 for -0, NaN kept
 )
 
 # Masks: piecewise-constant, so their gradient is zero by structure.

@@ -13,7 +13,9 @@ One module per job:
 - :mod:`~graphc.passes.folding` and :mod:`~graphc.passes.simplification`: constants folded
   and exact algebraic identities, in one sweep that also merges equal nodes;
 - :mod:`~graphc.passes.updates`: the writers of updates, and storage of their own
-  for the returned values.
+  for the returned values;
+- :mod:`~graphc.passes.fusion`: chains of elementwise nodes as one numexpr kernel
+  (``compile(fuse=True)``, after the others; not part of :func:`optimize`).
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from graphc.passes.cse import common_subexpression_elimination
 from graphc.passes.dce import dead_code_elimination
 from graphc.passes import simplification
 from graphc.passes.folding import FOLD_LIMIT_BYTES, fold
+from graphc.passes.fusion import fuse
 from graphc.passes.simplification import simplify
 from graphc.passes.updates import own_outputs, write_updates
 
 __all__ = [
     "Dataflow", "dead_code_elimination", "common_subexpression_elimination", "split_accumulations", "fold",
-    "FOLD_LIMIT_BYTES", "simplify", "write_updates", "own_outputs", "optimize",
+    "FOLD_LIMIT_BYTES", "simplify", "write_updates", "own_outputs", "optimize", "fuse",
 ]
 
 
