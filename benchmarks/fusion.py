@@ -11,23 +11,24 @@ against one core. ``instructions`` and ``arena`` are the plans' own figures.
 
     python benchmarks/fusion.py [--quick]
 
-Measured on the project's 2-core machine, shared with other work (load average 3.8 during
+Measured on the project's 2-core machine, shared with other work (load average 3.0 during
 the run; numexpr 2.14.2, NumPy 2.4.6, float32, no threadpoolctl installed; the figures move
-by tens of percent between runs, the ratios less)::
+by tens of percent between runs, the ratios less: an earlier run gave 1.8–2.9)::
 
     workload                            instructions      arena KiB      ms per step   fused/NumPy
                                         NumPy  fused   NumPy  fused   NumPy   fused
-    mlp 32×64-128-10 (tanh)               108     76      64     64   0.451   0.890       1.98
-    mlp 32×64-128-10 (relu)               106     77      64     64   0.547   1.044       1.91
-    chain 100×32, batch 16               5604   3802     208    208  23.746  68.854       2.90
-    attention seq 32, dim 32              140    108      28     28   0.247   0.539       2.18
-    mlp 256×256-1024-1024-10 (tanh)       164    114    8192   8192 125.074 228.655       1.83
+    mlp 32×64-128-10 (tanh)               108     76      64     64   0.320   0.691       2.16
+    mlp 32×64-128-10 (relu)               106     76      64     64   0.335   0.675       2.01
+    chain 100×32, batch 16               5604   3802     208    208   9.649  24.731       2.56
+    attention seq 32, dim 32              140    108      28     28   0.231   0.511       2.21
+    mlp 256×256-1024-1024-10 (tanh)       164    114    8192   8192  93.607 148.576       1.59
 
-Fusion removes 28–32 % of the instructions of these steps; the arena does not shrink (the
+Fusion removes 23–32 % of the instructions of these steps; the arena does not shrink (the
 planner's in-place reuse already kept each chain in one buffer: a bias add is written into
 its matmul's output, ``np.matmul(a, b, out=o); np.add(o, bias, out=o)``, without fusion).
-And one numexpr thread is slower, 1.8–2.9×: a numexpr call costs what NumPy's two ufunc
-calls cost on small arrays (about 4 µs for ``a·b + b`` on 16×32 float32), and its float32
+And one numexpr thread is slower, 1.6–2.9×: a numexpr call costs what NumPy's two ufunc
+calls cost on small arrays (about 4 µs for ``a·b + b`` on 16×32 float32, more with
+broadcast operands: the Adam chains read one-element constants), and its float32
 ``tanh`` and ``exp`` are several times slower than NumPy 2's vectorised loops (16 µs against
 2.8 µs for ``tanh`` of 16×32; graphc/ops/fused.py has the per-chain figures). Hence
 ``fuse=False`` stays the default.

@@ -70,6 +70,23 @@ def test_arithmetic_chains_are_bit_identical_with_broadcasting_and_in_place():
     np.testing.assert_array_equal(fused.run(feeds), plain.run(feeds))
 
 
+def test_relu_and_its_mask_fuse_bit_for_bit_with_nan_and_signed_zeros():
+    with gc.Graph("relu"):
+        x = gc.input("x", shape=(2, 4), dtype="float32")
+        g = gc.input("g", shape=(2, 4), dtype="float32")
+        c = gc.input("c", shape=(4,), dtype="float32")
+        y = gc.relu(x + c)
+        masked = g * gc.greater(y, 0.0) - gc.less_equal(x, c) * g  # g·[y > 0], the ReLU's J^T, and more
+    special = np.array([[-0.0, 0.0, np.nan, -np.inf], [np.inf, -1.5, 2.5, 1e-40]], np.float32)
+    feeds = {"x": special, "g": -special[::-1], "c": np.array([0.0, -0.0, 1.0, 0.5], np.float32)}
+    plain, fused = gc.compile([y, masked]), gc.compile([y, masked], fuse=True)
+    assert fused_count(fused) == 2 and len(fused.plan.instructions) == 2
+    with np.errstate(all="ignore"):
+        for got, want in zip(fused.run(feeds), plain.run(feeds)):
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
 def test_a_value_read_outside_the_chain_is_not_absorbed_and_outputs_stay():
     with gc.Graph("shared"):
         x = gc.input("x", shape=(4, 4))

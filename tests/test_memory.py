@@ -211,6 +211,19 @@ def test_an_update_that_reads_its_param_beside_its_first_step_is_not_opened_in_p
     np.testing.assert_array_equal(prog.params["w"], np.full(3, 4.0))
 
 
+def test_bias_add_and_relu_mask_are_written_in_place_without_fusion():
+    """The fusions NumPy allows directly, done by in-place reuse: the bias added into the
+    matmul's output (np.matmul(a, b, out=o); np.add(o, bias, out=o)), the ReLU over it, and
+    the backward pass's mask [h > 0] written over h where h dies."""
+    graph, values = zoo.mlp(32, (64, 128, 10), activation="relu")
+    plan = gc.compile(zoo.training_outputs(values)).plan
+    offset = {ins.op + str(k): plan.buffers[ins.out].offset for k, ins in enumerate(plan.instructions)}
+    first = [name for name in offset if name.startswith(("matmul", "add", "relu", "greater"))]
+    matmul, add, relu = first[0], first[1], first[2]
+    greater = next(name for name in first if name.startswith("greater"))
+    assert offset[matmul] == offset[add] == offset[relu] == offset[greater]
+
+
 # --- the runtime allocates nothing but its outputs ---------------------------------------------
 
 

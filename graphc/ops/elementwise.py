@@ -355,6 +355,7 @@ def _comparison(name: str, ufunc: np.ufunc, symbol: str) -> Primitive:
         ZERO,
         ZERO,
         doc=f"[a {symbol} b] as 0.0 / 1.0 in the operands' float dtype.",
+        fused=f"where({{0}} {symbol} {{1}}, 1, 0)",  # an int 0/1 in numexpr, cast as the ufunc casts
     )
 
 

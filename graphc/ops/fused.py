@@ -61,12 +61,13 @@ any other attribute. The numbers say the NumPy path is the right default: on one
 fusion saves instructions and intermediate buffers, not time; numexpr's own threads
 (it starts as many as the machine has cores, up to ``NUMEXPR_MAX_THREADS``; graphc
 leaves that process-wide setting alone) are where it can be faster. Whole training steps
-(``benchmarks/fusion.py``) confirm it: 28–32 % fewer instructions, 1.8–2.9× the time.
+(``benchmarks/fusion.py``) confirm it: 23–32 % fewer instructions, 1.6–2.9× the time.
 
 Numerics. numexpr evaluates the arithmetic of a chain in the chain's dtype, in the
 same order as the unfused kernels (its float32 arrays stay float32; the expression has
 no literal but the integers 0 and 1, which it casts to the arrays' dtype), so a chain
-of ``+ - * /`` and ``neg`` computes the very bits of the NumPy path. ``exp``, ``log``,
+of ``+ - * /``, ``neg``, ``sqrt``, ``relu`` and comparisons (``g·[y > 0]``, the ReLU's
+J^T, becomes one pass with no mask) computes the very bits of the NumPy path. ``exp``, ``log``,
 ``tanh`` and ``sqrt`` go through the C library instead of NumPy's own loops and may
 differ in the last bits, by at most :data:`ULP_TOLERANCE` ulps per function. Through a
 whole training step those differences grow as any rounding does: on the zoo graphs
@@ -128,9 +129,14 @@ def _program(expr: str, dtypes: tuple[str, ...]) -> Any:
 
 
 def _fused_kernel(out: np.ndarray, *inputs: np.ndarray, expr: str, flops: int) -> None:
-    """``out = expr(a0, a1, …)``, one numexpr pass over the broadcast operands."""
+    """``out = expr(a0, a1, …)``, one numexpr pass over the broadcast operands.
+
+    ``same_kind`` casting lets a chain that ends in a comparison (an int 0/1 in numexpr)
+    write its float ``out``, as the comparison's ufunc does; the arithmetic of a chain
+    is in its operands' dtype (no float literal in the expression), so nothing else is cast.
+    """
     program = _program(expr, tuple([a.dtype.name for a in inputs]))
-    program(*inputs, out=out, order="K", casting="safe", ex_uses_vml=False)
+    program(*inputs, out=out, order="K", casting="same_kind", ex_uses_vml=False)
 
 
 fused = Primitive(
