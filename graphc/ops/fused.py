@@ -58,7 +58,8 @@ a millisecond, numba a kernel per chain and dtype in ~0.2–0.5 s, which every c
 of a new program would pay (and the test suite's 5-minute budget with it); (3) a fused
 node is then plain data, an expression string in the plan's JSON, saved and loaded as
 any other attribute. The numbers say the NumPy path is the right default: on one thread
-fusion saves instructions and intermediate buffers, not time; numexpr's own threads
+fusion saves instructions (hardly any arena: in-place reuse already keeps a chain in one
+buffer), not time; numexpr's own threads
 (it starts as many as the machine has cores, up to ``NUMEXPR_MAX_THREADS``; graphc
 leaves that process-wide setting alone) are where it can be faster. Whole training steps
 (``benchmarks/fusion.py``) confirm it: 23–32 % fewer instructions, 1.6–2.9× the time.
@@ -67,9 +68,9 @@ Numerics. numexpr evaluates the arithmetic of a chain in the chain's dtype, in t
 same order as the unfused kernels (its float32 arrays stay float32; the expression has
 no literal but the integers 0 and 1, which it casts to the arrays' dtype), so a chain
 of ``+ - * /``, ``neg``, ``sqrt``, ``relu`` and comparisons (``g·[y > 0]``, the ReLU's
-J^T, becomes one pass with no mask) computes the very bits of the NumPy path. ``exp``, ``log``,
-``tanh`` and ``sqrt`` go through the C library instead of NumPy's own loops and may
-differ in the last bits, by at most :data:`ULP_TOLERANCE` ulps per function. Through a
+J^T, becomes one pass with no mask) computes the very bits of the NumPy path (``sqrt`` is
+correctly rounded in both). ``exp``, ``log`` and ``tanh`` go through the C library instead
+of NumPy's own loops and may differ in the last bits, by at most :data:`ULP_TOLERANCE` ulps per function. Through a
 whole training step those differences grow as any rounding does: on the zoo graphs
 (float32, ``zoo.training_outputs``) the fused results differ from the NumPy path's by at
 most 2.4 ulps of each output's largest magnitude (mlp 2.4, random-100 2.0), 76 on
