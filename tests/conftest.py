@@ -133,40 +133,40 @@ _BEFORE = pytest.StashKey[set]()
 #
 # pytest-xdist hands tests out in collection order and sorts nothing by itself: a 20-second
 # test collected last keeps one core busy while the other idles. These tests (node ids under
-# tests/, or their prefixes) took 5 s or more each on two cores; they start first, longest
+# tests/, or their prefixes) took 3 s or more each on two cores; they start first, longest
 # first, and `make test` hands tests out a few at a time (--maxschedchunk), so the two
 # workers share them. A name that no longer exists only loses its place.
 
 RUN_FIRST = (
     "test_notebooks.py::test_notebook_runs",
-    "test_remat_solvers.py::test_lp_rounding_within_ten_percent_on_training_chains",
-    "test_remat_solvers.py::test_milp_with_incumbent_equals_staged_brute_force",
+    "test_bench_remat.py::test_bench_remat_on_two_dask_workers_writes_into_the_cwd_what_a_serial_run_gives",
     "test_large.py::test_1e5_node_forward_graph_compiles",
-    "test_against_jax.py::test_random_dags_match_jax",
-    "test_remat_solvers.py::test_milp_is_a_valid_upper_bound_on_any_order",
-    "test_zoo.py::test_entry_compiles_runs_and_matches_the_no_reuse_plan[chain-1000]",
-    "test_render.py::test_every_view_of_every_zoo_graph_renders_svg[chain-1000-forward]",
-    "test_large.py",
-    "test_against_jax.py::test_softmax_cross_entropy_hessian_matches_jax",
-    "test_remat_solvers.py::test_fused_schedules_run_on_the_original",
-    "test_remat_solvers.py::test_training_chain_closed_forms",
-    "test_demo.py",
-    "test_plan_fuzz.py::test_damaged_plan_files_are_refused_or_run_exactly_as_written",
-    "test_remat_solvers.py::test_minimal_least_budget",
-    "test_remat.py::test_a_lower_budget_never_gives_less_recompute_nor_a_larger_arena",
-    "test_zoo.py::test_entry_compiles_runs_and_matches_the_no_reuse_plan[random-1000]",
-    "test_remat_solvers.py::test_milp_equals_staged_brute_force",
-    "test_remat_solvers.py::test_benchmark_solve_times_small",
-    "test_zoo.py::test_small_instance_matches_jax[unet]",
-    "test_against_jax.py::test_hessian_vector_product",
-    "test_remat.py::test_the_milp_proves_training_graphs_optimal_and_lp_rounding_comes_within_ten_percent",
-    "test_zoo.py::test_entry_compiles_runs_and_matches_the_no_reuse_plan[unet]",
-    "test_against_jax.py::test_mlp_gradients_match_jax",
-    "test_zoo.py::test_every_placement_keeps_lower_bound_le_planned_le_no_reuse[chain-100]",
-    "test_training.py::test_half_the_store_all_arena_fits_revolve_and_optimal",
     "test_optim.py::test_optimizer_matches_torch_for_20_steps",
-    "test_saving.py::test_damaged_params_file_is_refused_untouched_or_loads_exactly",
-    "test_render.py::test_every_view_of_every_zoo_graph_renders_svg[unet-plan]",
+    "test_demo.py",
+    "test_docs.py::test_document_runs",
+    "test_remat_cpsat.py::test_ctrl_c_stops_the_search_and_keeps_the_best_schedule",
+    "test_large.py",
+    "test_codegen.py::test_modules_run_with_numpy_alone_and_match_the_runtime_bit_for_bit",
+    "test_against_jax.py::test_random_dags_match_jax",
+    "test_speed_benchmark.py::test_model_implementation_agrees_with_graphc",
+    "test_render.py::test_every_view_of_every_zoo_graph_renders_svg[chain-1000",
+    "test_render.py::test_every_view_of_every_zoo_graph_renders_svg[random-100-joint]",
+    "test_remat_solvers.py::test_time_limit_returns_the_best_known_schedule",
+    "test_remat_cpsat.py::test_optimal_with_cpsat_reports_its_outcome",
+    "test_remat_report.py::test_sigint_during_a_long_solve_ends_the_compile_with_the_best_schedule",
+    "test_zoo.py::test_entry_compiles_runs_and_matches_the_no_reuse_plan[chain-1000]",
+    "test_remat.py::test_a_larger_budget_never_gives_more_recompute_nor_a_larger_arena_at_equal_recompute",
+    "test_cli.py::test_render_writes_an_image",
+    "test_report.py",
+    "test_remat_cpsat.py::test_cpsat_equals_staged_brute_force",
+    "test_training.py::test_half_the_store_all_arena_fits_revolve_and_optimal",
+    "test_remat_blocks.py",
+    "test_remat_solvers.py::test_milp_is_a_valid_upper_bound_on_any_order",
+    "test_remat_solvers.py::test_training_chain_closed_forms",
+    "test_remat_solvers.py::test_fused_schedules_run_on_the_original",
+    "test_remat.py::test_the_milp_proves_training_graphs_optimal_and_lp_rounding_comes_within_ten_percent",
+    "test_plan_fuzz.py::test_damaged_plan_files_are_refused_or_run_exactly_as_written",
+    "test_saving.py::test_damaged_program_file_is_refused_or_loads_exactly",
 )
 
 
