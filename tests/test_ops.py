@@ -826,3 +826,20 @@ def test_cross_entropy_errors_name_softmax_cross_entropy() -> None:
             gc.softmax_cross_entropy(x, np.zeros(3, np.int64))
         loss = gc.softmax_cross_entropy(x, np.zeros(8, np.int64))
     assert loss.node.op_name == "nll_loss" and loss.name.startswith("softmax_cross_entropy_")
+
+
+def test_the_cross_entropy_gradient_kernel_writes_a_strided_out_as_a_contiguous_one():
+    """The kernel subtracts 1 at each label through a view of rows; an out that has none (strided) takes the
+    general path, with the same bits."""
+    from graphc.ops.nn import _sce_grad_kernel
+    rng = np.random.default_rng(0)
+    log_probs = np.log(rng.dirichlet(np.ones(5), size=(3, 4)))
+    labels = rng.integers(0, 5, size=(3, 4))
+    scale = np.array(0.125)
+    contiguous = np.empty_like(log_probs)
+    _sce_grad_kernel(contiguous, log_probs, labels, scale)
+    strided = np.empty((3, 4, 10))[..., ::2]
+    _sce_grad_kernel(strided, log_probs, labels, scale)
+    np.testing.assert_array_equal(strided, contiguous)
+    expected = (np.exp(log_probs) - np.eye(5)[labels]) * scale
+    np.testing.assert_allclose(contiguous, expected, rtol=1e-15, atol=1e-17)
