@@ -53,13 +53,14 @@ def _reshape_aval(x: Aval, shape: tuple[int, ...]) -> Aval:
     return Aval(shape, x.dtype)
 
 
-def _reshape_simplify(t: Term) -> Term | Apply | None:
-    """A reshape to x's own shape → x;  reshape(reshape(x)) → one reshape of x (the same elements, in order)."""
+def _to_shape_simplify(t: Term) -> Term | Apply | None:
+    """A reshape or broadcast to x's own shape → x;  the same op twice → once, to the outer shape
+    (reshape: the same elements, in order; broadcast: the same elements, repeated)."""
     (a,) = t.args
     if a.shape == t.shape:
         return a
-    if a.op is reshape_op:
-        return Apply(reshape_op, a.args, {"shape": t.shape})
+    if a.op is t.op:
+        return Apply(t.op, a.args, {"shape": t.shape})
     return None
 
 
@@ -76,7 +77,7 @@ reshape_op = Primitive(
     copy_kernel=lambda out, x, shape: np.copyto(out.reshape(x.shape), x),  # out is contiguous: no copy made
     shape_attrs=frozenset({"shape"}),
     doc="The same elements in a new shape.  J^T: reshape back.",
-    simplify=_reshape_simplify,
+    simplify=_to_shape_simplify,
 )
 
 
@@ -153,16 +154,6 @@ def _broadcast_vjp(g: Value, y: Value, x: Value, shape: tuple[int, ...]) -> Valu
     return unbroadcast(g, x.shape)
 
 
-def _broadcast_simplify(t: Term) -> Term | Apply | None:
-    """A broadcast to x's own shape → x;  broadcast_to(broadcast_to(x)) → one broadcast of x."""
-    (a,) = t.args
-    if a.shape == t.shape:
-        return a
-    if a.op is broadcast_to_op:
-        return Apply(broadcast_to_op, a.args, {"shape": t.shape})
-    return None
-
-
 broadcast_to_op = Primitive(
     "broadcast_to",
     infer=_broadcast_aval,
@@ -174,7 +165,7 @@ broadcast_to_op = Primitive(
     keeps_contiguous=lambda x, y, shape: y.shape == x.shape,  # a broadcast that repeats nothing
     shape_attrs=frozenset({"shape"}),
     doc="Repeat along broadcast axes (a read-only view).  J^T: sum over those axes.",
-    simplify=_broadcast_simplify,
+    simplify=_to_shape_simplify,
 )
 
 
