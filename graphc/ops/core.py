@@ -311,19 +311,21 @@ class Term:
     Terms; they never change a node.
     """
 
-    __slots__ = ("node", "_args", "_args_of", "_terms")
+    __slots__ = ("node", "_args", "_args_of", "_terms", "_scalars")
 
-    def __init__(self, node: Node, args: Sequence[Node], args_of: Callable[[Node], Sequence[Node]]) -> None:
+    def __init__(self, node: Node, args: Sequence[Node], args_of: Callable[[Node], Sequence[Node]],
+                 scalars: dict[Node, float | int | None] | None = None) -> None:
         self.node = node
         self._args = args
         self._args_of = args_of
         self._terms: tuple[Term, ...] | None = None
+        self._scalars = {} if scalars is None else scalars  # per constant node, shared by a sweep's Terms
 
     @property
     def args(self) -> tuple["Term", ...]:
         if self._terms is None:
-            args_of = self._args_of
-            self._terms = tuple([Term(a, args_of(a), args_of) for a in self._args])
+            args_of, scalars = self._args_of, self._scalars
+            self._terms = tuple([Term(a, args_of(a), args_of, scalars) for a in self._args])
         return self._terms
 
     @property
@@ -356,15 +358,9 @@ class Term:
         term = self
         while term.op is not None and term.op.view:
             (term,) = term.args
-        data = term.value
-        if data is None or data.size == 0:
-            return None
-        flat = data.reshape(-1)
-        if data.size > 1:
-            bits = flat.view(f"u{data.dtype.itemsize}")
-            if not bool(np.all(bits == bits[0])):
-                return None
-        return flat[0].item()
+        if term.node not in self._scalars:  # a rule asks several times; a large constant is scanned once
+            self._scalars[term.node] = _every_element(term.value)
+        return self._scalars[term.node]
 
     def is_number(self, number: float) -> bool:
         """Whether this is a constant whose every element is ``number`` (the sign of a zero included)."""
@@ -374,6 +370,18 @@ class Term:
 
     def __repr__(self) -> str:
         return f"<Term {self.node.name}: {self.node.op_name} {self.aval}>"
+
+
+def _every_element(data: np.ndarray | None) -> float | int | None:
+    """The number every element of ``data`` is, bit for bit; None when they differ, or for no array."""
+    if data is None or data.size == 0:
+        return None
+    flat = data.reshape(-1)
+    if data.size > 1:
+        bits = flat.view(f"u{data.dtype.itemsize}")
+        if not bool(np.all(bits == bits[0])):
+            return None
+    return flat[0].item()
 
 
 @dataclass(frozen=True)

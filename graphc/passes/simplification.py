@@ -75,6 +75,7 @@ class _Sweep:
         self.nodes: list[Node] = []
         self.args: dict[Node, tuple[Node, ...]] = {}
         self.seen: dict[Hashable, Node] = {}
+        self.scalars: dict[Node, float | int | None] = {}  # what Term.scalar found, per constant
 
     def args_of(self, node: Node) -> tuple[Node, ...]:
         return self.args[node]
@@ -98,7 +99,7 @@ class _Sweep:
             return self.constant(node, value)
         rule = node.op.simplify
         if rule is not None and rewrites < MAX_REWRITES:
-            result = rule(Term(node, args, self.args_of))
+            result = rule(Term(node, args, self.args_of, self.scalars))
             if result is not None:
                 found = self.result(result, node, rewrites + 1)
                 if found is not None:
