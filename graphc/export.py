@@ -56,7 +56,7 @@ from graphc.gcpause import without_cyclic_gc
 from graphc.ir import Graph, Node, Value, ancestors, dtype_name
 from graphc.plan import Buffer, Plan
 # The pictures' own rules, imported so that the kinds and J^T labels here are the ones the images show.
-from graphc.render.graph_view import _adjoint_facts, _parts
+from graphc.render.graph_view import adjoint_facts, node_parts
 
 if TYPE_CHECKING:
     import networkx
@@ -177,8 +177,8 @@ def _operand_positions(operands: Sequence[Any]) -> dict[Any, list[int]]:
 
 
 def _graph_digraph(G: "networkx.DiGraph", graph: Graph, nodes: list[Node]) -> "networkx.DiGraph":
-    part = _parts(nodes)
-    facts = _adjoint_facts(graph, set(nodes))
+    part = node_parts(nodes)
+    facts = adjoint_facts(graph, set(nodes))
     taken: set[str] = set()
     key = {node: _unique_key(node.name, node.id, taken) for node in nodes}
     G.graph.update(name=graph.name, source="graph")

@@ -34,7 +34,7 @@ def _auto_named(node: Node) -> bool:
     return node.name == f"{node.op_name}_{node.id}"
 
 
-def _parts(nodes: Sequence[Node]) -> dict[Node, str]:
+def node_parts(nodes: Sequence[Node]) -> dict[Node, str]:
     """forward, adjoint, or update (an ordinary op that reads a gradient, e.g. ``w − η·dw``)."""
     part: dict[Node, str] = {}
     for node in nodes:  # id order: inputs first
@@ -135,7 +135,7 @@ def _folds(nodes: Sequence[Node], part: dict[Node, str]) -> _Folds:
 
 
 @dataclass
-class _AdjointFacts:
+class AdjointFacts:
     """What the contribution records say, arranged for drawing."""
 
     labels: dict[tuple[Node, Node], list[str]]  # (src, dst) edge -> Jᵀ labels
@@ -179,7 +179,7 @@ def _rule_steps(c: Contribution) -> list[Node]:
     return sorted(steps, key=lambda n: n.id)
 
 
-def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
+def adjoint_facts(graph: Graph, shown: set[Node]) -> AdjointFacts:
     """Edge labels for the J^T terms and the ∂ℓ/∂x each adjoint node holds.
 
     A term added into a Σ labels its edge into the Σ; a term that is the whole
@@ -207,7 +207,7 @@ def _adjoint_facts(graph: Graph, shown: set[Node]) -> _AdjointFacts:
     for forward, sums in accumulations.items():
         for a in sums:
             totals.setdefault(a, []).append(forward.name)
-    return _AdjointFacts(labels, totals)
+    return AdjointFacts(labels, totals)
 
 
 # --- boxes ------------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def _source_box(node: Node, part: str) -> Box:
     return Box(lines, attrs, part, signature, kind, node.name, computed=False)
 
 
-def _op_box(node: Node, part: str, facts: _AdjointFacts, kept: bool, folds: _Folds) -> Box:
+def _op_box(node: Node, part: str, facts: AdjointFacts, kept: bool, folds: _Folds) -> Box:
     info = node.adjoint
     op = node.op_name
     written = folds.written(node)
@@ -299,11 +299,11 @@ def graph_scene(target: Graph | Sequence[Value], view: str) -> Scene:
     shows (folded hyper-parameters count as shown where a label writes them).
     """
     graph, nodes, what = select_nodes(target)
-    part = _parts(nodes)
+    part = node_parts(nodes)
     folds = _folds(nodes, part)
     drawn = _drawn_nodes(nodes, part, folds, view)
     drawn_set = set(drawn)
-    facts = _adjoint_facts(graph, drawn_set) if view != "forward" else _AdjointFacts({}, {})
+    facts = adjoint_facts(graph, drawn_set) if view != "forward" else AdjointFacts({}, {})
     read_by_backward = {i for n in drawn if part[n] != "forward" for i in folds.operands(n) if part.get(i) == "forward"}
     referenced = {n for n in drawn if view == "adjoint" and part[n] == "forward"}
     index: dict[Node, int] = {}
@@ -370,7 +370,7 @@ def _graph_clusters(view: str, drawn: Sequence[Node], part: dict[Node, str]) -> 
     return clusters
 
 
-def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, str], facts: _AdjointFacts) -> Arrow:
+def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, str], facts: AdjointFacts) -> Arrow:
     texts = facts.labels.get((src, dst))
     shape = shape_text(src.shape)
     if texts:
@@ -383,7 +383,7 @@ def _graph_arrow(src: Node, dst: Node, index: dict[Node, int], part: dict[Node, 
     return Arrow(index[src], index[dst], shape, attrs)
 
 
-def _graph_legend(view: str, drawn: Sequence[Node], part: dict[Node, str], facts: _AdjointFacts) -> list[str]:
+def _graph_legend(view: str, drawn: Sequence[Node], part: dict[Node, str], facts: AdjointFacts) -> list[str]:
     """The legend's keys for what the view draws (a seed is an adjoint box, not a grey constant)."""
     if view == "adjoint":
         ops = {n.op_name for n in drawn if part[n] != "forward" and not _is_seed(n)}
