@@ -348,20 +348,26 @@ def _max_nodes(text: str) -> int | None:
     return value
 
 
+def _view_target(args: argparse.Namespace, view: str, called: tuple[list[Any], Any] | None = None) -> Any:
+    """What a view of FILE.py:FUNC draws or exports: its compiled program for "plan", else the values
+    (outputs and updates) it returned. ``called``: what FUNC returned, if it was called already."""
+    if view == "plan":
+        return _compile(args.target, args, called)
+    from graphc.report import drawn_values
+
+    return drawn_values(*(called if called is not None else call_function(args.target)))
+
+
 def _run_render(args: argparse.Namespace) -> int:
     from graphc.render import make_scene, render
 
     from graphc.render import FORMATS
-    from graphc.report import drawn_values
 
     view = args.view
     out = args.output or f"{args.target.rpartition(':')[2]}_{view}.png"
     if Path(out).suffix.lower().lstrip(".") not in FORMATS:
         raise UsageError(f"-o {out}: the suffix gives the image type; use one of " + ", ".join("." + f for f in FORMATS))
-    if view == "plan":
-        target = _compile(args.target, args)
-    else:
-        target = drawn_values(*call_function(args.target))
+    target = _view_target(args, view)
     nodes = len(make_scene(target, view).boxes)
     focus = f", focus {args.focus}" if args.focus else ""
     with Progress(f"rendering the {view} view ({nodes:,d} nodes{focus}) to {out}"):
@@ -486,12 +492,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     def target(view: str) -> Any:
         if view not in targets:
-            if view == "plan":
-                targets[view] = _compile(args.target, args, called)
-            else:
-                from graphc.report import drawn_values
-
-                targets[view] = drawn_values(*called)
+            targets[view] = _view_target(args, view, called)
         return targets[view]
 
     for name, path in wanted:
