@@ -82,7 +82,7 @@ MOCCASIN_EDGES = {100: 236, 250: 944, 500: 2461, 1000: 5875}
 
 
 def random_layered_dag(n: int, edges: int | None = None, *, seed: int = 0, reach: int = 3,
-                       budget_fraction: float = 0.9) -> RematProblem:
+                       budget_fraction: float = 0.9, keep_sinks: bool = True) -> RematProblem:
     """A random layered DAG of n nodes and ``edges`` edges, after Moccasin's graph set (inference, no adjoint).
 
     Layers of ⌈√n⌉ nodes; every node past the first layer reads one random node of the layer
@@ -110,6 +110,7 @@ def random_layered_dag(n: int, edges: int | None = None, *, seed: int = 0, reach
         read[u] = True
     problem = RematProblem(sizes=rng.integers(1, 11, size=n).tolist(),
                            costs=rng.integers(1, 11, size=n).astype(float).tolist(),
-                           deps=[sorted(d) for d in deps], keep=np.nonzero(~read)[0].tolist(), budget=0)
+                           deps=[sorted(d) for d in deps],
+                           keep=np.nonzero(~read)[0].tolist() if keep_sinks else [], budget=0)
     budget = max(int(budget_fraction * store_all_peak(problem)), budget_lower_bound(problem))
     return replace(problem, budget=budget)
