@@ -384,17 +384,39 @@ def _profile(g: _Graph, R: np.ndarray) -> _Profile:
     return _Profile(stage, node, reader, read, free_at, memory)
 
 
+SWEEP_MAX_READS = 4096
+"""Up to this many reads, ``_reached`` sweeps them in Python; above, SciPy's graph search does
+(building its sparse matrix costs about as much as sweeping a few thousand reads)."""
+
+
+def _reached(prof: _Profile, roots: np.ndarray) -> np.ndarray:
+    """The positions that a root reads, directly or through other reached positions (sorted).
+
+    Every read points to an earlier position and ``prof.reader`` is sorted, so one sweep
+    over the reads from the last reader to the first settles each position before its reads."""
+    P = len(prof.node)
+    if len(prof.reader) > SWEEP_MAX_READS:
+        rows = np.concatenate((prof.reader, np.full(len(roots), P)))
+        cols = np.concatenate((prof.read, roots))
+        graph = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(P + 1, P + 1))
+        reached = breadth_first_order(graph, P, directed=True, return_predecessors=False)
+        return np.sort(reached[reached < P])
+    marked = np.zeros(P, dtype=bool)
+    marked[roots] = True
+    marked = marked.tolist()
+    for reader, read in zip(reversed(prof.reader.tolist()), reversed(prof.read.tolist())):
+        if marked[reader]:
+            marked[read] = True
+    return np.flatnonzero(marked)
+
+
 def _prune_fast(g: _Graph, R: np.ndarray) -> tuple[np.ndarray, _Profile]:
     """``_prune`` by reachability: keep the computes a frontier compute or a kept output reads,
     directly or through other kept computes (reads point backwards: one graph search)."""
     prof = _profile(g, R)
     P = len(prof.node)
     roots = np.nonzero((prof.node == prof.stage) | (prof.free_at < 0))[0]
-    rows = np.concatenate((prof.reader, np.full(len(roots), P)))
-    cols = np.concatenate((prof.read, roots))
-    graph = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(P + 1, P + 1))
-    reached = breadth_first_order(graph, P, directed=True, return_predecessors=False)
-    reached = reached[reached < P]
+    reached = _reached(prof, roots)
     if len(reached) == P:
         return R, prof
     pruned = np.zeros_like(R)
