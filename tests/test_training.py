@@ -10,6 +10,8 @@ The laws, on the zoo's graphs with every optimizer and every recompute policy:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,21 @@ def _step(model: str, optimizer: str, remat: str = "none", **options):
     return graph, values, prog
 
 
+@functools.lru_cache(maxsize=None)
+def _shared_step(model: str, optimizer: str, remat: str):
+    """``_step(model, optimizer, remat)`` compiled once per worker, with its params' initial values:
+    the two tests over every model, optimizer and policy share these programs. A test that runs
+    one calls ``_initial_params`` first (a run writes the params and optimizer state in place)."""
+    graph, values, prog = _step(model, optimizer, remat)
+    initial = {name: node.data.copy() for name, node in graph.params.items()}
+    return graph, values, prog, initial
+
+
+def _initial_params(graph: gc.Graph, initial: dict[str, np.ndarray]) -> None:
+    for name, node in graph.params.items():
+        node.data[...] = initial[name]
+
+
 def _writes(plan: Plan) -> dict[str, int]:
     """Param name → the step that writes its stored array."""
     return {plan.buffers[ins.out].name: k for k, ins in enumerate(plan.instructions)
@@ -66,7 +83,7 @@ def _last_reads(plan: Plan) -> dict[int, int]:
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_each_update_is_written_in_place_and_its_gradient_dies_with_it(model, optimizer, remat):
-    graph, values, prog = _step(model, optimizer, remat)
+    graph, values, prog, _ = _shared_step(model, optimizer, remat)
     plan = prog.plan
     writes = _writes(plan)
     assert set(writes) == set(plan.params), "every param and state param is written once"
@@ -91,7 +108,8 @@ def test_each_update_is_written_in_place_and_its_gradient_dies_with_it(model, op
 def test_every_recompute_policy_trains_bit_for_bit_as_store_all(model, optimizer):
     results = {}
     for remat in POLICIES:
-        graph, values, prog = _step(model, optimizer, remat)
+        graph, values, prog, initial = _shared_step(model, optimizer, remat)
+        _initial_params(graph, initial)
         feeds = zoo.feeds(graph)
         losses = [prog.run(feeds) for _ in range(2)]
         results[remat] = (losses, {name: node.data.copy() for name, node in graph.params.items()})
