@@ -30,7 +30,7 @@ from graphc.autodiff import grad
 from graphc.errors import GraphError
 from graphc.gcpause import without_cyclic_gc
 from graphc.ir import Aval, Node, Value, ancestors, as_values, is_real, optimizer_scope
-from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory
+from graphc.memory import MEMORY_MODES, MemoryPlan, plan_memory, planned_bytes
 from graphc.ops.core import lookup
 from graphc.ops import fused as fused_ops
 from graphc.passes import fuse as fuse_chains
@@ -482,7 +482,7 @@ def compile(  # noqa: A001
     if fuse:
         flow = fuse_chains(flow)
     flow, remat_report = rematerialize(
-        flow, remat, memory_budget, lambda f: plan_memory(f, schedule(f), memory).planned_bytes, time_limit,
+        flow, remat, memory_budget, lambda f: planned_bytes(f, schedule(f), memory), time_limit,
         solver=solver, progress=print_progress if progress else None,
     )
     order = schedule(flow)

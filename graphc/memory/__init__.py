@@ -156,15 +156,8 @@ def peak_by_scope(intervals: Sequence[Interval], peak: int, order: Sequence[Node
     return dict(sorted(by_scope.items(), key=lambda item: (-item[1], item[0])))
 
 
-def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> MemoryPlan:
-    """Liveness, in-place reuse and arena offsets for one schedule.
-
-    ``mode`` ``"auto"`` places the blocks with every strategy and keeps the
-    smallest arena (ExecuTorch does the same; greedy-by-size only up to
-    :data:`GREEDY_BY_SIZE_MAX_BLOCKS` blocks); a strategy's name uses that one
-    alone; ``"no-reuse"`` gives every value storage of its own (no in-place,
-    no sharing), the baseline the others are measured against.
-    """
+def _place(flow: Dataflow, order: Sequence[Node], mode: str):
+    """Aliasing, scratch, storage, intervals, each strategy's arena bytes and the best (name, offsets)."""
     view_owner = alias_analysis(flow)
     scratch = node_scratch(flow, order)
     if mode == "no-reuse":
@@ -174,13 +167,33 @@ def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> Me
         storage = storage_assignment(flow, order, view_owner)
         intervals = liveness(flow, order, storage, scratch)
         strategies = auto_strategies(len(intervals)) if mode == "auto" else [mode]
-    live = live_bytes_per_step(intervals, len(order))
     sizes, best = {}, None
     for name in strategies:
         offsets = STRATEGIES[name](intervals)
         sizes[name] = arena_bytes(intervals, offsets)
         if best is None or sizes[name] < sizes[best[0]]:
             best = (name, offsets)
+    return view_owner, scratch, storage, intervals, sizes, best
+
+
+def planned_bytes(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> int:
+    """``plan_memory(flow, order, mode).planned_bytes`` without the plan's other figures (the live
+    bytes, the peak by kind and by scope, the arena without reuse): what a recompute search measures."""
+    _, _, _, _, sizes, best = _place(flow, order, mode)
+    return sizes[best[0]]
+
+
+def plan_memory(flow: Dataflow, order: Sequence[Node], mode: str = "auto") -> MemoryPlan:
+    """Liveness, in-place reuse and arena offsets for one schedule.
+
+    ``mode`` ``"auto"`` places the blocks with every strategy and keeps the
+    smallest arena (ExecuTorch does the same; greedy-by-size only up to
+    :data:`GREEDY_BY_SIZE_MAX_BLOCKS` blocks); a strategy's name uses that one
+    alone; ``"no-reuse"`` gives every value storage of its own (no in-place,
+    no sharing), the baseline the others are measured against.
+    """
+    view_owner, scratch, storage, intervals, sizes, best = _place(flow, order, mode)
+    live = live_bytes_per_step(intervals, len(order))
     peak, by_kind = peak_by_kind(intervals, live, flow.roles())
     return MemoryPlan(
         offsets=best[1],
