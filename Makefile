@@ -106,10 +106,12 @@ chromium:
 demo: $(DEMO_STAMP) dot
 	$(VENV)/bin/graphc demo
 
-# Tests go to the two workers a few at a time, the longest first (tests/conftest.py's RUN_FIRST):
-# with xdist's default chunks of hundreds, one worker could be handed every long test.
+# Tests go to the two workers a file at a time (--dist loadfile), so a worker compiles a file's
+# shared programs, module fixtures and JAX's XLA programs once, not each worker for its share;
+# files go out in the order of tests/conftest.py's RUN_FIRST (--no-loadscope-reorder: xdist
+# would otherwise send the files with the most tests first), those with the longest tests first.
 test: $(TEST_STAMP) dot chromium
-	$(VPY) -m pytest -q -n 2 --maxschedchunk 4 $(PYTEST_ARGS)
+	$(VPY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: venv
 	@if [ -f benchmarks/run_all.py ]; then \

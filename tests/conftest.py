@@ -134,8 +134,9 @@ _BEFORE = pytest.StashKey[set]()
 # pytest-xdist hands tests out in collection order and sorts nothing by itself: a 20-second
 # test collected last keeps one core busy while the other idles. These tests (node ids under
 # tests/, or their prefixes) took 3 s or more each on two cores; they start first, longest
-# first, and `make test` hands tests out a few at a time (--maxschedchunk), so the two
-# workers share them. A name that no longer exists only loses its place.
+# first. `make test` hands out whole files (--dist loadfile --no-loadscope-reorder) in the
+# order of their first test here, so the files holding the longest tests go out first and the
+# small files fill in at the end. A name that no longer exists only loses its place.
 
 RUN_FIRST = (
     "test_notebooks.py::test_notebook_runs",
