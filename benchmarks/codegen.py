@@ -3,12 +3,13 @@
 For each workload (a training step: the loss, with SGD updates compiled in) the script
 compiles the program once and writes it as a module with ``prog.to_source()``, then times
 
-- ``prog.run(feeds)``: the runtime, :class:`graphc.runtime.Executable` (each instruction a
-  prepared ``functools.partial`` of the op's kernel, called in a loop);
+- ``prog.run(feeds)``: the runtime, :class:`graphc.runtime.Executable` (since issue 14 the
+  instructions are one Python function the runtime writes for its binding on the first run:
+  a ``lambda`` kernel inlined as its NumPy call, any other kernel called by name);
 - ``module.run(feeds, params)``: the generated module (each instruction one NumPy call
   written out, ``np.add(b3, b4, out=b5)``, in one function);
 
-and, inside each, the instructions alone: the runtime's loop over its prepared calls, and the
+and, inside each, the instructions alone: the runtime's function of the instructions, and the
 generated ``step``. A step's time is ``fixed + instructions × per-instruction``; the table gives
 both loops per instruction, and what the generated code saves per instruction. Both
 programs train side by side from the same params, and their losses are checked equal (bit for
@@ -81,14 +82,9 @@ def prepare(workload: Workload) -> Bench:
         expected, got = prog.run(feeds), run(feeds, params)
         if not np.array_equal(expected, got):
             raise SystemExit(f"{workload.name}: the generated module computed {got}, the runtime {expected}")
-    executable = prog._executable
-    steps = executable.steps
+    runtime_loop = prog._executable._prepare()  # the instructions (and the outputs' new arrays)
     slots, step = namespace["_binding"](None)
     arrays = [params[name] for name in namespace["PARAMS"]]
-
-    def runtime_loop() -> None:
-        for s in steps:
-            s()
 
     return Bench(workload.name, len(prog.plan.instructions), {
         "runtime run": lambda: prog.run(feeds),
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'runtime/instr':>13s} {'source/instr':>12s} {'saved/instr':>11s} {'median':>7s} {'to_source':>9s} "
               f"{'compile':>7s}")
     print("one training step (loss, SGD updates compiled in), µs per call, 10th percentile of calls alternated one by")
-    print("one; /instr: the instructions' loop alone (runtime: its prepared calls; source: step); median: the speed-up")
+    print("one; /instr: the instructions alone (runtime: its written function; source: step); median: the speed-up")
     print("of the medians; to_source, compile: ms, once")
     print(header)
     print("-" * len(header))

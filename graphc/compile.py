@@ -158,7 +158,8 @@ class Program:
         Feeds the outputs do not need are accepted; unknown names are an error.
         Safe to call from several threads at once (see the class docstring).
         """
-        feeds = checked_feeds(feeds, self._feedable)
+        if type(feeds) is not dict or not self._feedable.issuperset(feeds):  # else a dict of known names
+            feeds = checked_feeds(feeds, self._feedable)
         if self._executable is None:
             raise GraphError(
                 f"program {self.plan.name!r} was compiled with bind=False: it has a plan but no memory to run in; "
@@ -172,16 +173,15 @@ class Program:
         try:
             return self._unpack(executable.run(feeds))
         finally:
-            with self._pool_lock:
-                self._idle.append(executable)
+            self._idle.append(executable)  # list.append and list.pop are atomic
 
     __call__ = run
 
     def _take_executable(self) -> Executable:
-        with self._pool_lock:
-            if self._idle:
-                return self._idle.pop()
-        return Executable(self.plan, self._stored, check_numerics=self.check_numerics)
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return Executable(self.plan, self._stored, check_numerics=self.check_numerics)
 
     def _unpack(self, results: list[np.ndarray]) -> list[np.ndarray] | np.ndarray:
         return results[0] if self._single else results

@@ -2,12 +2,20 @@
 
 Binding allocates one 64-byte-aligned arena and makes every intermediate a
 view of it at its planned offset; feeds get slots of their own, stored params
-are read (and written, by updates) where they are stored, views are bound
-once, and each kernel call is prepared with its arrays, so a run is a loop of
-calls with no lookups and no allocation but the arrays it returns:
+are read (and written, by updates) where they are stored, and views are bound
+once. On its first run an executable writes its instructions as one Python
+function over those arrays (:class:`_StepWriter`; ``Executable.source`` is its
+text): a kernel written as a ``lambda`` inlined as the NumPy call it makes
+(``np.add(b9, b3, out=b10)``, as :mod:`graphc.codegen` inlines it), any other
+kernel called by name with its operands and attributes, so that an instruction
+costs its kernel and nothing else. A run is then:
 
-    check feeds and stored params  →  new output arrays (the kernels that write them re-bound)
-    →  copy feeds into their slots  →  step() for every instruction  →  return the outputs
+    check feeds and stored params  →  copy feeds into their slots  →  the function:
+    operand checks of feeds, new output arrays, one line per instruction  →  the outputs
+
+The outputs are new arrays of each run, written by the kernels that compute them
+(no copy out of the arena), and so are the views bound on them; nothing else is
+allocated.
 
 Updates are instructions like any other: the kernel that computes a param's
 new value writes the stored array (``np.subtract(W, t, out=W)``) as soon as
@@ -22,12 +30,13 @@ stored params at the end. The caller's arrays are only read (copied into
 slots), and each run returns arrays of its own that no later run touches.
 
 An :class:`Executable` is one arena: one run at a time. ``check_numerics``
-binds a second kind of step that checks each result for NaN and Inf; without
-it the run loop is the same loop of kernel calls.
+adds, after each instruction with a float result, a check for NaN and Inf;
+without it the function has none.
 """
 
 from __future__ import annotations
 
+from collections import abc
 from functools import partial
 from typing import Any, Callable, Mapping
 
@@ -44,6 +53,36 @@ from graphc.plan import BIND_VIEW, CONST, COPY, INPUT, KERNEL, OUTPUT, PARAM, SC
 # elements per call (NumPy's default is 8192, 64 KiB for float64); a small one
 # keeps a run's transient allocations small and is no slower.
 UFUNC_BUFFER_ELEMENTS = 1024
+
+try:  # NumPy 2 keeps the ufunc settings (errors, buffer size) in a context variable
+    from numpy._core.umath import _extobj_contextvar as _EXTOBJ, _make_extobj
+except ImportError:  # pragma: no cover - another NumPy: np.setbufsize and a stand-in for the variable's reset
+    _EXTOBJ = _make_extobj = None
+
+_ufunc_settings: tuple[Any, Any] = (None, None)  # (the caller's settings, the same with our buffer size)
+
+
+def _set_ufunc_buffer() -> Any:
+    """Set the ufunc buffer to UFUNC_BUFFER_ELEMENTS for a run, the caller's other settings (np.seterr,
+    np.errstate) kept; returns what :func:`_reset_ufunc_buffer` takes. The settings object derived from the
+    caller's is made once and kept while the caller's stay the same: ``np.setbufsize`` and back cost a
+    small step 7 µs a run."""
+    global _ufunc_settings
+    if _EXTOBJ is None:
+        return np.setbufsize(UFUNC_BUFFER_ELEMENTS)
+    current = _EXTOBJ.get()
+    caller, ours = _ufunc_settings
+    if caller is not current:
+        ours = _make_extobj(bufsize=UFUNC_BUFFER_ELEMENTS)  # from the current settings
+        _ufunc_settings = (current, ours)
+    return _EXTOBJ.set(ours)
+
+
+def _reset_ufunc_buffer(token: Any) -> None:
+    if _EXTOBJ is None:
+        np.setbufsize(token)
+    else:
+        _EXTOBJ.reset(token)
 
 
 def _aligned_arena(nbytes: int) -> np.ndarray:
@@ -63,6 +102,10 @@ class Executable:
     its stored array; otherwise it is copied into a slot of its own at every run.
     ``stored`` may be a live mapping (the graph's params): a run checks that each
     param it reads or updates is still the array it was bound to.
+
+    The instructions run as one Python function written for this binding on the
+    first run (``source`` is its text): one line per instruction over the bound
+    arrays, see :class:`_StepWriter`.
     """
 
     def __init__(self, plan: Plan, stored: Mapping[str, np.ndarray], *, share_params: bool = True,
@@ -89,7 +132,7 @@ class Executable:
             elif buf.kind == PARAM and share_params and _shareable(stored.get(buf.name), buf):
                 arrays[buf.id] = stored[buf.name]
                 shared.add(buf.name)
-            elif buf.kind in (INPUT, PARAM, OUTPUT):
+            elif buf.kind in (INPUT, PARAM):
                 arrays[buf.id] = np.empty(buf.shape, np.dtype(buf.dtype))
             elif buf.kind == CONST:
                 arrays[buf.id] = plan.constants[buf.id]
@@ -98,85 +141,42 @@ class Executable:
         self.slots = {b.name: (b, arrays[b.id]) for b in plan.buffers
                       if b.kind in (INPUT, PARAM) and b.name not in shared}
         self.stored = {b.name: stored[b.name] for b in plan.buffers if b.kind == PARAM and b.name in stored}
+        self._fills = [(name, buf, slot, np.dtype(buf.dtype)) for name, (buf, slot) in self.slots.items()]
         self._write_back = [(self.stored[name], self.slots[name][1]) for name in self.written if name not in shared]
         self._from_sources = _source_derived_buffers(plan)
-        self.checks: list[Callable[[], None]] = []  # operand checks that read feeds, params, constants: run first
-        self.steps: list[Callable[[], Any]] = []
-        self._positions: dict[int, slice] = {}
-        for index, ins in enumerate(plan.instructions):
-            steps, check = self._instruction_steps(index, ins, arrays)
-            if check is not None:
-                self.checks.append(check)
-            self._positions[index] = slice(len(self.steps), len(self.steps) + len(steps))
-            self.steps.extend(steps)
-        checks_in_place = any(isinstance(step, partial) and step.func is _check_operands for step in self.steps)
-        self._guard = bool(self.written) and (self.check_numerics or checks_in_place)
+        # Outputs are new arrays at each run, and so are the views bound on them; every other view is bound here.
+        self._per_run = _per_run_buffers(plan)
+        for ins in plan.instructions:
+            if ins.mode == BIND_VIEW and ins.out not in self._per_run:
+                arrays[ins.out] = lookup(ins.op).kernel(*[arrays[a] for a in ins.args], **ins.attrs)
         self._arrays = arrays
-        self._per_run = _per_run_instructions(plan)
-        self._rebinds = [self._rebind_of(index) for index in self._per_run]
-        self._output_specs = [(o, plan.buffers[o].shape, np.dtype(plan.buffers[o].dtype)) for o in plan.outputs]
-        self._fresh = True  # the output arrays have not been returned yet
+        checks_in_place = any(self._checked_in_place(ins) for ins in plan.instructions)
+        self._guard = bool(self.written) and (self.check_numerics or checks_in_place)
+        self._step: Callable[[], list[np.ndarray]] | None = None  # written on the first run
+        self.source: str | None = None
 
-    def _instruction_steps(self, index: int, ins: Instruction, arrays: list) -> tuple[list[Callable[[], Any]], Callable[[], None] | None]:
-        """The calls that run instruction ``index`` (none for a view: it is bound here, once),
-        and its operand check where the operands it examines (the int operands: labels,
-        indices) are feeds, params or constants: that check runs before the first step."""
-        args = [arrays[a] for a in ins.args]
+    def _checked_in_place(self, ins: Instruction) -> bool:
+        """Whether ``ins`` has an operand check that reads a computed value: run just before its kernel
+        (a check of feeds, params and constants alone runs before anything is computed or written)."""
         prim = lookup(ins.op)
-        kernel = prim.kernel
-        if ins.mode == BIND_VIEW:
-            arrays[ins.out] = kernel(*args, **ins.attrs)
-            return [], None
-        out = arrays[ins.out]
-        if ins.mode == COPY:
-            step = partial(prim.copy_view, out, *args, **ins.attrs)
-        elif ins.scratch:
-            step = partial(kernel, out, *args, scratch=tuple(arrays[s] for s in ins.scratch), **ins.attrs)
-        else:
-            step = partial(kernel, out, *args, **ins.attrs)
-        if self.check_numerics:
-            step = partial(_checked_step, step, self.plan, index, out, args)
-        if prim.check_operands is None:
-            return [step], None
-        check = partial(_check_operands, self.plan, index, prim.check_operands, args, ins.attrs)
+        if ins.mode == BIND_VIEW or prim.check_operands is None:
+            return False
         examined = [a for k, a in enumerate(ins.args) if k in prim.int_operands] or ins.args
-        if all(a in self._from_sources for a in examined):
-            return [step], check
-        return [check, step], None
+        return not all(a in self._from_sources for a in examined)
 
-    def _new_outputs(self) -> None:
-        """Fresh arrays for the outputs (the caller owns the last run's), and the steps that use them."""
-        arrays, steps = self._arrays, self.steps
-        for o, shape, dtype in self._output_specs:
-            arrays[o] = np.empty(shape, dtype)
-        for rebind in self._rebinds:
-            rebind(arrays, steps)
-
-    def _rebind_of(self, index: int) -> Callable[[list, list], None]:
-        """How instruction ``index`` is bound again on new output arrays: a plain kernel call
-        directly (the common case, a few µs per run matter for small steps), anything else
-        (views, copies, scratch, checks) as at bind time."""
-        ins = self.plan.instructions[index]
-        position = self._positions[index]
-        prim = lookup(ins.op)
-        if ins.mode == KERNEL and not ins.scratch and prim.check_operands is None and not self.check_numerics:
-            kernel, out, args, attrs, at = prim.kernel, ins.out, ins.args, ins.attrs, position.start
-
-            def rebind_kernel(arrays: list, steps: list) -> None:
-                steps[at] = partial(kernel, arrays[out], *[arrays[a] for a in args], **attrs)
-            return rebind_kernel
-
-        def rebind(arrays: list, steps: list) -> None:
-            steps[position] = self._instruction_steps(index, ins, arrays)[0]
-        return rebind
+    def _prepare(self) -> Callable[[], list[np.ndarray]]:
+        """The function that runs the instructions and returns the outputs (written once, on the first run)."""
+        if self._step is None:
+            self.source, self._step = _StepWriter(self).function()
+        return self._step
 
     def run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
         """Execute once with ``feeds`` (name → array); return the outputs (arrays of this run's own)."""
-        bufsize = np.setbufsize(UFUNC_BUFFER_ELEMENTS)
+        token = _set_ufunc_buffer()
         try:
             return self._run(feeds)
         finally:
-            np.setbufsize(bufsize)
+            _reset_ufunc_buffer(token)
 
     def _run(self, feeds: Mapping[str, Any]) -> list[np.ndarray]:
         if self.shared and not self.shared.isdisjoint(feeds):  # a fed param must not touch storage
@@ -184,34 +184,30 @@ class Executable:
                 self._copying = Executable(self.plan, self._all_stored, share_params=False,
                                            check_numerics=self.check_numerics)
             return self._copying._run(feeds)
+        step = self._step or self._prepare()
         self._check_storage()
-        for name, (buf, slot) in self.slots.items():
-            if name in feeds:
-                np.copyto(slot, _checked_feed(buf, feeds[name]))
-            elif name in self.stored:
-                np.copyto(slot, self.stored[name])
-            else:
-                raise GraphError(f"input {name!r} ({buf.shape} {buf.dtype}) is needed but was not fed")
-        for check in self.checks:
-            check()
-        if not self._fresh:
-            self._new_outputs()
-        self._fresh = False
+        for name, buf, slot, dtype in self._fills:
+            value = feeds.get(name, _MISSING)
+            if value is _MISSING:
+                value = self.stored.get(name, _MISSING)
+                if value is _MISSING:
+                    raise GraphError(f"input {name!r} ({buf.shape} {buf.dtype}) is needed but was not fed")
+            elif type(value) is not np.ndarray or value.shape != buf.shape or value.dtype != dtype:
+                value = _checked_feed(buf, value)
+            np.copyto(slot, value)
         if self._guard:
-            self._run_guarded()
+            outputs = self._run_guarded(step)
         else:
-            for step in self.steps:
-                step()
+            outputs = step()
         for target, slot in self._write_back:
             np.copyto(target, slot)
-        return [self._arrays[o] for o in self.plan.outputs]
+        return outputs
 
-    def _run_guarded(self) -> None:
+    def _run_guarded(self, step: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
         """The steps, with the params the plan writes put back as they were if one raises."""
         saved = [(self.stored[name], self.stored[name].copy()) for name in self.written]
         try:
-            for step in self.steps:
-                step()
+            return step()
         except BaseException:
             for target, value in saved:
                 np.copyto(target, value)
@@ -236,17 +232,148 @@ class Executable:
                 )
 
 
-def _per_run_instructions(plan: Plan) -> list[int]:
-    """The instructions that touch an output or a view bound on one: re-bound at each run."""
+_MISSING = object()
+
+
+class _StepWriter:
+    """Writes an Executable's instructions as one Python function and compiles it.
+
+    The function's body is the plan, in order: the operand checks that read only feeds,
+    params and constants first, then a new array for each output, then one line per
+    instruction. A kernel written as a ``lambda`` is inlined (its body, as
+    :mod:`graphc.codegen` writes it: ``np.add(b9, b3, out=b10)``), the same ufunc calls
+    with the same arrays and attributes that calling the kernel makes; any other kernel is
+    called (``_nll_kernel(b16, b13, b1)``). The bound arrays, attributes and functions are
+    the globals of the function, the outputs and the views bound on them its locals: a
+    run makes no call per instruction but the kernel's own, and binds nothing.
+    An instruction whose kernel cannot be inlined or named this way (a callable that is
+    not a Python function) is called through a ``functools.partial`` of its attributes.
+    """
+
+    def __init__(self, executable: Executable) -> None:
+        from graphc import codegen  # codegen imports this module
+
+        self.executable = executable
+        self.plan = executable.plan
+        self.namespace: dict[str, Any] = {"np": np, "__builtins__": __builtins__}
+        self.names = _RuntimeNames(self.namespace, codegen)
+        self.names.taken.update({"_fail", "_nonfinite", "_problem"})
+        self.namespace["_fail"] = partial(_fail, self.plan)
+        self.namespace["_nonfinite"] = partial(_nonfinite, self.plan)
+        self.CannotEmit = codegen.CannotEmit
+        self.Source = codegen.Source
+
+    def var(self, buffer: int) -> str:
+        """The name of a buffer: a global bound to its array, or a local for a per-run one."""
+        name = f"b{buffer}"
+        if buffer not in self.executable._per_run and name not in self.namespace:
+            self.namespace[name] = self.executable._arrays[buffer]
+        return name
+
+    def attrs(self, index: int, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes as names bound to the very objects (no literals to read back)."""
+        return {key: self.Source(self.names.bind(value, f"a{index}_{key}")) for key, value in attrs.items()}
+
+    def call(self, index: int, fn: Any, args: list[str], attrs: Mapping[str, Any], suffix: str = "") -> str:
+        """Source of ``fn(*args, **attrs)``: inlined, or a call of ``fn`` by name, or of a partial."""
+        try:
+            return self.names.call(fn, args, self.attrs(index, attrs))
+        except self.CannotEmit:
+            bound = self.names.bind(partial(fn, **attrs), f"k{index}{suffix}")
+            return f"{bound}({', '.join(args)})"
+
+    def instruction(self, index: int, ins: Instruction) -> list[str]:
+        prim = lookup(ins.op)
+        args = [self.var(a) for a in ins.args]
+        if ins.mode == BIND_VIEW:  # on a per-run buffer (the others are bound once)
+            return [f"{self.var(ins.out)} = {self.call(index, prim.kernel, args, ins.attrs)}"]
+        lines = []
+        if self.executable._checked_in_place(ins):
+            lines.extend(self.check(index, ins, args))
+        out = self.var(ins.out)
+        if ins.mode == COPY:
+            lines.append(self.call(index, prim.copy_view, [out, *args], ins.attrs))
+        else:
+            attrs = dict(ins.attrs)
+            if ins.scratch:
+                scratch = tuple(self.executable._arrays[s] for s in ins.scratch)
+                attrs = {"scratch": scratch, **attrs}
+            lines.append(self.call(index, prim.kernel, [out, *args], attrs))
+        if self.executable.check_numerics and np.dtype(self.plan.buffers[ins.out].dtype).kind == "f":
+            lines.append(f"if not np.isfinite({out}).all():")
+            lines.append(f"    _nonfinite({index}, {out}, ({''.join(a + ', ' for a in args)}))")
+        return lines
+
+    def check(self, index: int, ins: Instruction, args: list[str]) -> list[str]:
+        """``_problem = check_operands(...)``, raising the runtime's message if it found one."""
+        problem = self.call(index, lookup(ins.op).check_operands, args, ins.attrs, "_check")
+        return [f"_problem = {problem}", "if _problem is not None:", f"    _fail({index}, _problem)"]
+
+    def function(self) -> tuple[str, Callable[[], list[np.ndarray]]]:
+        plan, executable = self.plan, self.executable
+        early: list[str] = []
+        body: list[str] = []
+        for index, ins in enumerate(plan.instructions):
+            if ins.mode == BIND_VIEW and ins.out not in executable._per_run:
+                continue
+            prim = lookup(ins.op)
+            if ins.mode != BIND_VIEW and prim.check_operands is not None and not executable._checked_in_place(ins):
+                check = self.check(index, ins, [self.var(a) for a in ins.args])
+                if check[0] not in early:  # the same check of the same arrays (labels read by two kernels): once
+                    early.extend(check)
+            body.extend(self.instruction(index, ins))
+        outputs = []
+        for o in dict.fromkeys(plan.outputs):
+            buf = plan.buffers[o]
+            dtype = self.names.bind(np.dtype(buf.dtype), f"dtype_{buf.dtype}")
+            outputs.append(f"{self.var(o)} = np.empty({buf.shape!r}, {dtype})")
+        lines = [f"def step():", *("    " + line for line in (*early, *outputs, *body)),
+                 f"    return [{', '.join(self.var(o) for o in plan.outputs)}]"]
+        source = "\n".join(lines) + "\n"
+        exec(compile(source, f"<graphc plan {plan.name!r}>", "exec"), self.namespace)  # noqa: S102 - graphc's own plan
+        return source, self.namespace["step"]
+
+
+class _RuntimeNames:
+    """codegen's writer of kernel calls, with every object it names bound in ``namespace`` (nothing copied)."""
+
+    def __new__(cls, namespace: dict[str, Any], codegen: Any) -> Any:
+        class Names(codegen._Module):
+            def reference(self, obj: Any, hint: str) -> str:
+                if obj is np:
+                    return "np"
+                return self.bind(obj, hint)
+
+            def function(self, fn: Any, known: Mapping[str, Any] | None = None) -> str:
+                return self.bind(fn, fn.__name__)
+
+            def bind(self, obj: Any, hint: str) -> str:
+                known = self.names.get(id(obj))
+                if known is not None and known[0] is obj:
+                    return known[1]
+                name = self.fresh(hint)
+                namespace[name] = obj
+                self.names[id(obj)] = (obj, name)
+                return name
+
+        return Names()
+
+
+def _fail(plan: Plan, index: int, problem: str) -> None:
+    raise GraphError(f"{describe_instruction(plan, index)}: {problem}")
+
+
+def _nonfinite(plan: Plan, index: int, out: np.ndarray, args: tuple) -> None:
+    raise GraphError(_numerics_message(plan, index, out, list(args)))
+
+
+def _per_run_buffers(plan: Plan) -> set[int]:
+    """The outputs, and the views bound on them: new arrays at each run."""
     per_run = set(plan.outputs)
-    indices = []
-    for index, ins in enumerate(plan.instructions):
-        touched = ins.out in per_run or any(a in per_run for a in ins.args)
-        if touched:
-            indices.append(index)
-            if ins.mode == BIND_VIEW:
-                per_run.add(ins.out)
-    return indices
+    for ins in plan.instructions:
+        if ins.mode == BIND_VIEW and any(a in per_run for a in ins.args):
+            per_run.add(ins.out)
+    return per_run
 
 
 def _check_stored_params(plan: Plan, stored: Mapping[str, Any]) -> None:
@@ -310,7 +437,7 @@ def check_feeds_mapping(feeds: Any) -> Mapping[str, Any]:
     """``feeds`` as a mapping of names to arrays, or a GraphError saying what to pass."""
     if feeds is None:
         return {}
-    if not isinstance(feeds, Mapping):
+    if not isinstance(feeds, abc.Mapping):
         raise GraphError(f"feeds must be a mapping of input names to arrays, like {{'x': X}}, "
                          f"got a {type(feeds).__name__}")
     for key in feeds:
