@@ -36,6 +36,7 @@ without it the function has none.
 
 from __future__ import annotations
 
+import re
 from collections import abc
 from functools import partial
 from typing import Any, Callable, Mapping
@@ -258,6 +259,8 @@ class _StepWriter:
         self.namespace: dict[str, Any] = {"np": np, "__builtins__": __builtins__}
         self.names = _RuntimeNames(self.namespace, codegen)
         self.names.taken.update({"_fail", "_nonfinite", "_problem"})
+        self.forms: dict[tuple, str | None] = {}  # (kernel, operands, attribute names) → text with placeholders
+        self.plain_names: dict[tuple, str] = {}
         self.namespace["_fail"] = partial(_fail, self.plan)
         self.namespace["_nonfinite"] = partial(_nonfinite, self.plan)
         self.CannotEmit = codegen.CannotEmit
@@ -270,17 +273,43 @@ class _StepWriter:
             self.namespace[name] = self.executable._arrays[buffer]
         return name
 
-    def attrs(self, index: int, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """The attributes as names bound to the very objects (no literals to read back)."""
-        return {key: self.Source(self.names.bind(value, f"a{index}_{key}")) for key, value in attrs.items()}
+    def attrs(self, index: int, attrs: Mapping[str, Any]) -> dict[str, str]:
+        """The attributes as names bound to the very objects (no literals to read back); equal plain
+        values (ints, floats, strings, tuples of them; by type and repr) share a name."""
+        names = {}
+        for key, value in attrs.items():
+            plain = (type(value), repr(value)) if _plain(value) else None
+            name = self.plain_names.get(plain) if plain else None
+            if name is None:
+                name = self.names.bind(value, f"a{index}_{key}")
+                if plain:
+                    self.plain_names[plain] = name
+            names[key] = name
+        return names
 
     def call(self, index: int, fn: Any, args: list[str], attrs: Mapping[str, Any], suffix: str = "") -> str:
-        """Source of ``fn(*args, **attrs)``: inlined, or a call of ``fn`` by name, or of a partial."""
-        try:
-            return self.names.call(fn, args, self.attrs(index, attrs))
-        except self.CannotEmit:
+        """Source of ``fn(*args, **attrs)``: inlined, or a call of ``fn`` by name, or of a partial.
+
+        The text of a kernel depends on the kernel, the number of operands and the attributes'
+        names only (operands and attributes are names here): it is written once with placeholders
+        and filled in for each instruction."""
+        form_key = (fn, len(args), tuple(attrs))
+        form = self.forms.get(form_key, _MISSING)
+        if form is _MISSING:
+            holders = [f"_ph_a{k}_" for k in range(len(args))]
+            slots = {key: self.Source(f"_ph_k{k}_") for k, key in enumerate(attrs)}
+            try:
+                form = self.names.call(fn, holders, slots)
+            except self.CannotEmit:
+                form = None
+            self.forms[form_key] = form
+        if form is None:
             bound = self.names.bind(partial(fn, **attrs), f"k{index}{suffix}")
             return f"{bound}({', '.join(args)})"
+        names = self.attrs(index, attrs)
+        fill = {f"_ph_a{k}_": a for k, a in enumerate(args)}
+        fill.update((f"_ph_k{k}_", names[key]) for k, key in enumerate(attrs))
+        return _PLACEHOLDER.sub(lambda m: fill[m.group(0)], form)
 
     def instruction(self, index: int, ins: Instruction) -> list[str]:
         prim = lookup(ins.op)
@@ -332,6 +361,17 @@ class _StepWriter:
         source = "\n".join(lines) + "\n"
         exec(compile(source, f"<graphc plan {plan.name!r}>", "exec"), self.namespace)  # noqa: S102 - graphc's own plan
         return source, self.namespace["step"]
+
+
+_PLACEHOLDER = re.compile(r"(?<!\w)_ph_[ak]\d+_(?!\w)")
+
+
+def _plain(value: Any) -> bool:
+    """An attribute value that a name may stand for by type and repr: None, a bool, int, float or
+    str, or a tuple of those."""
+    if type(value) is tuple:
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (bool, int, float, str)
 
 
 class _RuntimeNames:
