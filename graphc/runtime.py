@@ -11,7 +11,7 @@ kernel called by name with its operands and attributes, so that an instruction
 costs its kernel and nothing else. A run is then:
 
     check feeds and stored params  →  copy feeds into their slots  →  the function:
-    operand checks of feeds, new output arrays, one line per instruction  →  the outputs
+    new output arrays (and the views on them), operand checks of feeds, one line per instruction  →  the outputs
 
 The outputs are new arrays of each run, written by the kernels that compute them
 (no copy out of the arena), and so are the views bound on them; nothing else is
@@ -239,9 +239,9 @@ _MISSING = object()
 class _StepWriter:
     """Writes an Executable's instructions as one Python function and compiles it.
 
-    The function's body is the plan, in order: the operand checks that read only feeds,
-    params and constants first, then a new array for each output, then one line per
-    instruction. A kernel written as a ``lambda`` is inlined (its body, as
+    The function's body is the plan: a new array for each output and the views bound on
+    them, then the operand checks that read only feeds, params and constants, then one line
+    per instruction in plan order. A kernel written as a ``lambda`` is inlined (its body, as
     :mod:`graphc.codegen` writes it: ``np.add(b9, b3, out=b10)``), the same ufunc calls
     with the same arrays and attributes that calling the kernel makes; any other kernel is
     called (``_nll_kernel(b16, b13, b1)``). The bound arrays, attributes and functions are
@@ -339,24 +339,29 @@ class _StepWriter:
         return [f"_problem = {problem}", "if _problem is not None:", f"    _fail({index}, _problem)"]
 
     def function(self) -> tuple[str, Callable[[], list[np.ndarray]]]:
+        """``step()``: new arrays for the outputs and the views bound on them (before anything reads
+        them: an operand check may take a shape from one), the operand checks of feeds, params and
+        constants, then the instructions in plan order."""
         plan, executable = self.plan, self.executable
+        fresh: list[str] = []
+        for o in dict.fromkeys(plan.outputs):
+            buf = plan.buffers[o]
+            dtype = self.names.bind(np.dtype(buf.dtype), f"dtype_{buf.dtype}")
+            fresh.append(f"{self.var(o)} = np.empty({buf.shape!r}, {dtype})")
         early: list[str] = []
         body: list[str] = []
         for index, ins in enumerate(plan.instructions):
-            if ins.mode == BIND_VIEW and ins.out not in executable._per_run:
+            if ins.mode == BIND_VIEW:
+                if ins.out in executable._per_run:
+                    fresh.extend(self.instruction(index, ins))
                 continue
             prim = lookup(ins.op)
-            if ins.mode != BIND_VIEW and prim.check_operands is not None and not executable._checked_in_place(ins):
+            if prim.check_operands is not None and not executable._checked_in_place(ins):
                 check = self.check(index, ins, [self.var(a) for a in ins.args])
                 if check[0] not in early:  # the same check of the same arrays (labels read by two kernels): once
                     early.extend(check)
             body.extend(self.instruction(index, ins))
-        outputs = []
-        for o in dict.fromkeys(plan.outputs):
-            buf = plan.buffers[o]
-            dtype = self.names.bind(np.dtype(buf.dtype), f"dtype_{buf.dtype}")
-            outputs.append(f"{self.var(o)} = np.empty({buf.shape!r}, {dtype})")
-        lines = [f"def step():", *("    " + line for line in (*early, *outputs, *body)),
+        lines = ["def step():", *("    " + line for line in (*fresh, *early, *body)),
                  f"    return [{', '.join(self.var(o) for o in plan.outputs)}]"]
         source = "\n".join(lines) + "\n"
         exec(compile(source, f"<graphc plan {plan.name!r}>", "exec"), self.namespace)  # noqa: S102 - graphc's own plan

@@ -361,3 +361,27 @@ def test_outputs_of_an_updating_run_equal_those_of_the_same_run_without_updates(
     for a, b in zip(updating, plain):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(w.value, np.array(values) - lr * plain[3])
+
+
+def test_an_output_read_by_an_operand_check_and_viewed_is_new_at_each_run():
+    """log_probs is returned, viewed (its transpose returned too) and read by nll_loss, whose label
+    check runs before any kernel: each run's outputs are new arrays, and the check reads them."""
+    from graphc.ops.nn import nll_loss
+
+    with gc.Graph("output-checked"):
+        x = gc.input("x", (4, 3))
+        y = gc.input("y", (4,), "int64")
+        lp = gc.log_softmax(x, axis=1)
+        loss = nll_loss(lp, y)
+    prog = gc.compile([lp, lp.T, loss])
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((4, 3)).astype(np.float32), "y": np.array([0, 1, 2, 0])}
+    first = prog.run(feeds)
+    second = prog.run(feeds)
+    for a, b in zip(first, second):
+        assert a is not b and not np.shares_memory(a, b)
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(second[1], second[0].T)
+    assert second[2] == np.float32(-second[0][np.arange(4), feeds["y"]].mean())
+    with pytest.raises(gc.GraphError, match="labels must lie in"):
+        prog.run({**feeds, "y": np.array([0, 1, 3, 0])})
