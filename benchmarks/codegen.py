@@ -3,7 +3,7 @@
 For each workload (a training step: the loss, with SGD updates compiled in) the script
 compiles the program once and writes it as a module with ``prog.to_source()``, then times
 
-- ``prog.run(feeds)``: the runtime, :class:`graphc.runtime.Executable` (since issue 14 the
+- ``prog.run(feeds)``: the runtime, :class:`graphc.runtime.Executable` (its
   instructions are one Python function the runtime writes for its binding on the first run:
   a ``lambda`` kernel inlined as its NumPy call, any other kernel called by name);
 - ``module.run(feeds, params)``: the generated module (each instruction one NumPy call
