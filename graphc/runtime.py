@@ -257,7 +257,7 @@ class _StepWriter:
         self.executable = executable
         self.plan = executable.plan
         self.namespace: dict[str, Any] = {"np": np, "__builtins__": __builtins__}
-        self.names = _RuntimeNames(self.namespace, codegen)
+        self.names = _runtime_names(self.namespace, codegen)
         self.names.taken.update({"_fail", "_nonfinite", "_problem"})
         self.forms: dict[tuple, str | None] = {}  # (kernel, operands, attribute names) → text with placeholders
         self.plain_names: dict[tuple, str] = {}
@@ -379,29 +379,27 @@ def _plain(value: Any) -> bool:
     return value is None or type(value) in (bool, int, float, str)
 
 
-class _RuntimeNames:
-    """codegen's writer of kernel calls, with every object it names bound in ``namespace`` (nothing copied)."""
+def _runtime_names(namespace: dict[str, Any], codegen: Any) -> Any:
+    """codegen's writer of kernel calls, with every object it names bound in ``namespace`` (nothing
+    copied). Its class is made here: codegen imports this module, so this module imports codegen late."""
 
-    def __new__(cls, namespace: dict[str, Any], codegen: Any) -> Any:
-        class Names(codegen._Module):
-            def reference(self, obj: Any, hint: str) -> str:
-                if obj is np:
-                    return "np"
-                return self.bind(obj, hint)
+    class RuntimeNames(codegen._Module):
+        def reference(self, obj: Any, hint: str) -> str:
+            return "np" if obj is np else self.bind(obj, hint)
 
-            def function(self, fn: Any, known: Mapping[str, Any] | None = None) -> str:
-                return self.bind(fn, fn.__name__)
+        def function(self, fn: Any, known: Mapping[str, Any] | None = None) -> str:
+            return self.bind(fn, fn.__name__)
 
-            def bind(self, obj: Any, hint: str) -> str:
-                known = self.names.get(id(obj))
-                if known is not None and known[0] is obj:
-                    return known[1]
-                name = self.fresh(hint)
-                namespace[name] = obj
-                self.names[id(obj)] = (obj, name)
-                return name
+        def bind(self, obj: Any, hint: str) -> str:
+            known = self.names.get(id(obj))
+            if known is not None and known[0] is obj:
+                return known[1]
+            name = self.fresh(hint)
+            namespace[name] = obj
+            self.names[id(obj)] = (obj, name)
+            return name
 
-        return Names()
+    return RuntimeNames()
 
 
 def _fail(plan: Plan, index: int, problem: str) -> None:
