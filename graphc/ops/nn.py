@@ -151,8 +151,8 @@ def _labels_out_of_range(labels: np.ndarray, classes: int) -> str | None:
     """Why ``labels`` do not index ``classes`` classes, or None: a negative label would
     silently pick a class from the end."""
     # seen as unsigned, a negative label is larger than any class: one reduction finds both kinds
-    # (labels are int32 or int64; a view by a dtype string would cost 2 µs more)
-    unsigned = labels.view(np.uint64 if labels.itemsize == 8 else np.uint32) if labels.dtype.kind == "i" else labels
+    # (labels are int32 or int64, _check_labels; a view by a dtype string would cost 2 µs more)
+    unsigned = labels.view(np.uint64 if labels.itemsize == 8 else np.uint32)
     if labels.size and np.maximum.reduce(unsigned, axis=None) >= classes:
         bad = labels[(labels < 0) | (labels >= classes)]
         return (f"labels must lie in [0, {classes}) for {classes} classes, got {bad.size} outside "
