@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import graphc as gc
 from graphc import zoo
@@ -59,6 +59,34 @@ def test_a_moments_solution_is_a_schedule_that_recomputes_what_it_drops(problem:
         assert math.isclose(run.cost - sum(problem.costs), sum(problem.costs[v] for v in recomputed))
     union = bound.drop_stages(problem, found.drops)  # every moment's drops at once
     assert set(problem.keep) <= replay(problem, events_of(problem, union)).in_memory
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tiny_problems(max_n=7), st.data())
+def test_fewer_nodes_writing_in_place_never_lower_the_bound(problem: RematProblem, data) -> None:
+    """Overlaying a read frees memory, so marking fewer nodes as writing in place only tightens the
+    moments: the bound with a mask lies between every node's overlaying and none's, and none's is
+    below the brute force (whose model has no in-place writes)."""
+    mask = data.draw(st.lists(st.booleans(), min_size=problem.n, max_size=problem.n))
+    every, some, none = (bound.moment_bound(problem, in_place=flag).value for flag in (True, mask, False))
+    assert every <= some + 1e-9 and some <= none + 1e-9
+    best = brute_force(problem)
+    if best is not None:
+        assert none <= best - sum(problem.costs) + 1e-9
+
+
+def test_only_elementwise_kernels_with_an_operand_of_their_own_shape_write_in_place() -> None:
+    """The planner writes a relu over its operand, never a log-softmax over the logits (it reads them
+    whole) nor a reduction, so the bound gives those bytes of their own while they run."""
+    from graphc.passes import optimize
+    with gc.Graph("head"):
+        x = gc.input("x", shape=(8, 16))
+        w = gc.param("w", shape=(16, 32))
+        out = gc.sum(gc.log_softmax(gc.relu(x @ w), axis=-1) * 2.0)
+    flow = optimize([out.node], [])
+    nodes, _ = optimal._solver_nodes(flow)
+    marked = {n.op.name: flag for n, flag in zip(nodes, optimal.writes_in_place(flow, nodes))}
+    assert marked == {"matmul": False, "relu": True, "log_softmax": False, "mul": True, "sum": False}
 
 
 def test_the_bound_on_a_training_chain_against_its_optimum() -> None:

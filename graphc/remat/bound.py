@@ -86,14 +86,15 @@ def _unpack(row: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(row.view(np.uint8), bitorder="little")[:n].astype(bool)
 
 
-def own_bytes(problem: RematProblem, in_place: bool) -> np.ndarray:
-    """Per node: the bytes its value adds while it runs, beyond its reads (with ``in_place``, it may
-    overlay its largest read)."""
+def own_bytes(problem: RematProblem, in_place: bool | Sequence[bool]) -> np.ndarray:
+    """Per node: the bytes its value adds while it runs, beyond its reads. A node that may write in
+    place (``in_place``: every node when True, else per node) overlays its largest read."""
     sizes = np.asarray(problem.sizes, dtype=float)
-    if not in_place:
+    overlays = np.full(problem.n, in_place) if isinstance(in_place, bool) else np.asarray(in_place, dtype=bool)
+    if not overlays.any():
         return sizes
     largest = np.array([max((sizes[p] for p in reads), default=0.0) for reads in problem.deps])
-    return np.maximum(sizes - largest, 0.0)
+    return np.where(overlays, np.maximum(sizes - largest, 0.0), sizes)
 
 
 def store_all_held(problem: RematProblem, own: np.ndarray) -> np.ndarray:
@@ -204,7 +205,7 @@ def _moment_program(problem: RematProblem, m: int, ancestors: np.ndarray, descen
 class Moments:
     """The moments of one problem: its reachability computed once, each moment's program solved on demand."""
 
-    def __init__(self, problem: RematProblem, in_place: bool = False, fixed_order: bool = False) -> None:
+    def __init__(self, problem: RematProblem, in_place: bool | Sequence[bool] = False, fixed_order: bool = False) -> None:
         n = problem.n
         self.problem = problem
         self.fixed_order = fixed_order
@@ -242,7 +243,7 @@ class Moments:
 
 
 def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: int | None = None,
-                 in_place: bool = False, fixed_order: bool = False,
+                 in_place: bool | Sequence[bool] = False, fixed_order: bool = False,
                  moments_of: Moments | None = None) -> RecomputeBound:
     """max_m LB(m) (module docstring) over ``moments`` nodes (``MOMENTS_SOLVED`` by default): where storing
     everything in index order holds the most, and (any order) half of them where every order must hold
@@ -251,8 +252,9 @@ def moment_bound(problem: RematProblem, *, time_limit: float = 10.0, moments: in
     Memory is ``problem.sizes`` (and ``problem.workspace`` while a node runs) against
     ``problem.budget``; costs are ``problem.costs``; ``problem.recomputable`` says which
     values may be computed again. ``time_limit`` is shared among the moments' programs.
-    ``in_place``: a node's value may overlay its largest read (graphc's planner does this for
-    elementwise kernels), so while it runs it adds only what it holds beyond that read.
+    ``in_place``: a node's value may overlay its largest read (every node when True, else the
+    nodes marked: graphc's planner does this for elementwise kernels), so while it runs it adds
+    only what it holds beyond that read.
     ``fixed_order``: the bound of schedules that first compute nodes in index order (the MILP's and
     CP-SAT's model), where the split at each moment is known: stronger, and valid only for those.
     ``moments_of`` passes the problem's :class:`Moments` when the caller keeps them (to solve again).

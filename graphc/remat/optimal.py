@@ -115,6 +115,16 @@ def bound_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Nod
     return problem, nodes
 
 
+def writes_in_place(flow: Dataflow, nodes: Sequence[Node]) -> list[bool]:
+    """Per solver node: may the planner write its value over an operand's storage (an elementwise
+    kernel, not an output, with an operand of its own shape and dtype that is no view; see
+    :func:`graphc.memory.analysis.storage_assignment`). The bound lets these overlay a read; every other
+    node's value needs bytes of its own while it runs (a log-softmax of the logits holds both)."""
+    roots = set(flow.roots)  # returned or written to a param: storage of their own
+    return [n.op.elementwise and n not in roots
+            and any(a.aval == n.aval and not a.is_view and not a.is_source for a in flow.args[n]) for n in nodes]
+
+
 MOMENT_SCHEDULES = 4
 """How many moments' solutions (the bound's first) become schedules."""
 MOMENT_RESOLVES = 6
@@ -146,7 +156,7 @@ def moment_candidates(flow: Dataflow, budget: int, measure: Callable[[Dataflow],
     if problem.n > BOUND_MAX_NODES:
         return [], None
     small = problem.n <= MILP_MAX_NODES  # the whole-graph MILP searches these: fewer moments and schedules
-    moments = Moments(problem, in_place=True)
+    moments = Moments(problem, in_place=writes_in_place(flow, nodes))
     bound = moment_bound(problem, time_limit=seconds, moments_of=moments, moments=SMALL_MOMENTS if small else None)
     candidates: list[Candidate] = []
     fitting = np.inf  # the least recompute of a schedule found that fits
