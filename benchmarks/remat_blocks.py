@@ -19,28 +19,32 @@ Measured on the 2-core machine (shared, so the seconds are loose), published mod
 
 | graph (training step)       | point | budget MiB | policy  | arena MiB | recompute / forward | bound / forward | gap   | compile s |
 |-----------------------------|-------|-----------:|---------|----------:|--------------------:|----------------:|------:|----------:|
-| residual_mlp(50)            | sqrt  |          - | sqrt    |       0.2 |              0.9160 |                 |       |       0.2 |
-|                             |       |        0.2 | optimal |       0.2 |              0.8563 |          0.5614 | 34.4% |      14.9 |
-| ResNet-50, batch 32, 224 px | 1/2   |     1626.2 | sqrt    |    1494.5 |              0.8042 |                 |       |       4.5 |
-|                             |       |            | revolve |    1617.0 |              1.3127 |                 |       |       3.0 |
-|                             |       |            | optimal |    1623.1 |              0.0143 |          0.0135 |  5.9% |      13.9 |
-|                             | 3/4   |     2108.5 | sqrt    |    1764.0 |              0.7514 |                 |       |       3.1 |
-|                             |       |            | revolve |    1715.0 |              0.9583 |                 |       |       1.1 |
-|                             |       |            | optimal |    2107.0 |              0.0065 |          0.0064 |  2.6% |       7.7 |
-| GPT-2 small, batch 8, 1024  | 1/2   |     7773.1 | sqrt    |    7392.3 |              0.3885 |                 |       |       1.2 |
-|                             |       |            | revolve |    3765.1 |              0.4829 |                 |       |       0.7 |
-|                             |       |            | optimal |    7773.1 |              0.0481 |          0.0249 | 48.2% |      11.4 |
-|                             | 3/4   |    10089.1 | sqrt    |    7392.3 |              0.3885 |                 |       |       1.5 |
-|                             |       |            | revolve |    3765.1 |              0.4829 |                 |       |       0.6 |
-|                             |       |            | optimal |   10053.1 |              0.0134 |          0.0009 | 93.6% |      19.5 |
+| residual_mlp(50)            | sqrt  |          - | sqrt    |       0.2 |              0.9959 |                 |       |       0.2 |
+|                             |       |        0.2 | optimal |       0.2 |              0.8365 |          0.5416 | 35.3% |      15.3 |
+| ResNet-50, batch 32, 224 px | 1/2   |     1620.1 | sqrt    |    1617.0 |              0.9450 |                 |       |       9.2 |
+|                             |       |            | revolve |    1598.6 |              1.2226 |                 |       |       5.4 |
+|                             |       |            | optimal |    1617.0 |              0.0135 |          0.0135 | 0.00% |      13.3 |
+|                             | 3/4   |     2099.4 | sqrt    |    1715.0 |              0.7504 |                 |       |       4.5 |
+|                             |       |            | revolve |    1702.8 |              0.9583 |                 |       |       1.7 |
+|                             |       |            | optimal |    2097.8 |              0.0065 |          0.0065 | 0.00% |       7.0 |
+| GPT-2 small, batch 8, 1024  | 1/2   |     7773.1 | sqrt    |    7392.3 |              0.3886 |                 |       |       1.2 |
+|                             |       |            | revolve |    3765.1 |              0.4840 |                 |       |       0.8 |
+|                             |       |            | optimal |    7773.1 |              0.0481 |          0.0481 | 0.01% |       7.7 |
+|                             | 3/4   |    10089.1 | sqrt    |    7392.3 |              0.3886 |                 |       |       0.9 |
+|                             |       |            | revolve |    3765.1 |              0.4840 |                 |       |       0.9 |
+|                             |       |            | optimal |   10077.1 |              0.0134 |          0.0134 | 0.00% |       9.2 |
 
-Store-all plans 2590.9 MiB (ResNet-50) and 12405.1 MiB (GPT-2); the least feasible budgets of
-"optimal", 661.5 and 3141.1 MiB, took 22 s and 15 s to find. On the two models "optimal" chose a
-moment schedule (``graphc.remat.bound``) at every point: the chain DP's schedules recomputed
-0.116 and 0.029 (ResNet-50), 0.059 and 0.024 (GPT-2) of a forward pass at the same points. The
-residual MLP keeps the chain DP's schedule. The gaps are what the single-moment bound cannot see
-(GPT-2's recomputed attention and its gradients meet at moments it does not tie together) and
-what the moment schedules overshoot. On the small graphs the whole-graph MILP solves (section 3), at ¼
+Store-all plans 2578.6 MiB (ResNet-50) and 12405.1 MiB (GPT-2); the least feasible budgets of
+"optimal", 661.5 and 3141.1 MiB, took 44 s and 17 s to find. On the two models "optimal" chose a
+moment schedule (``graphc.remat.bound``) at every point, and it recomputes what the bound says no
+schedule in any order can do without: these schedules are optimal. Two facts of the planner make
+that so. The bound lets only the nodes the planner writes in place overlay a read (GPT-2's
+log-softmax holds its 1.5 GiB and the logits' at once; letting it overlay them put the bound at
+0.0249 and 0.0009 of a forward pass), and the scheduler defers a node run just before the peak
+past it (ResNet's backward batch norms listed a product before a variance whose kernel needs a
+temporary as large as its input; the moment schedules overshot by 11–32 MB and the chosen ones
+recomputed 0.0143 and 0.0065). The residual MLP keeps the chain DP's schedule; its bound is the
+single moment's, which does not see the blocks recomputed one after another. On the small graphs the whole-graph MILP solves (section 3), at ¼
 of the way only the DP's schedule fits (the MILP's model is infeasible there); at ½ and ¾ the DP
 alone recomputes 0.67× and 1.0× the MILP's on chain(6), 1.5× and 17× on residual_mlp(4) (its
 per-stage memory model cannot see where the arena peaks); "optimal" keeps the better of the two.
@@ -89,7 +93,7 @@ def row(graph: str, point: str, budget: int | None, policy: str, prog: gc.Progra
     bound_text = "-" if bound is None or not bound.feasible else f"{bound.value / forward:.4f}"
     gap = prog.remat.bound_gap
     print(f"| {graph:<22} | {point:<5} | {budget_text:>10} | {policy:<8} | {prog.memory.planned_bytes / 2**20:10.1f} "
-          f"| {prog.cost.recompute_flops / forward:9.4f} | {bound_text:>9} | {'-' if gap is None else f'{gap:.1%}':>6} "
+          f"| {prog.cost.recompute_flops / forward:9.4f} | {bound_text:>9} | {'-' if gap is None else f'{gap:.2%}':>6} "
           f"| {seconds:8.1f} | {describe(prog)} |", flush=True)
 
 
