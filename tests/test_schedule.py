@@ -31,6 +31,14 @@ def training_flow(recipe) -> Dataflow:
     return optimize([loss.node, *(g.node for g in gc.grad(loss, [a, b]))])
 
 
+def momentum_step_flow(size: int, seed: int) -> Dataflow:
+    """The optimized flow of a random DAG's loss with momentum SGD updates of its params."""
+    _, values = zoo.random_dag(size, seed=seed, dtype="float64")
+    assume(values["params"])
+    updates = gc.optim.sgd(values["loss"], values["params"], 0.1, momentum=0.9)
+    return optimize([values["loss"].node], [(p.node, v.node) for p, v in updates.items()])
+
+
 def assert_topological_order_of_computed_nodes(flow: Dataflow, order: list) -> None:
     computed = [n for n in flow.nodes if not n.is_source]
     assert sorted(order, key=id) == sorted(computed, key=id), "each computed node exactly once"
@@ -97,10 +105,7 @@ def test_schedule_lowers_the_peak_of_the_lower_peak_order_creation_order_on_a_ti
 @settings(max_examples=15, deadline=None)
 @given(st.integers(20, 60), st.integers(0, 2**16))
 def test_lowering_the_peak_never_raises_it_and_keeps_every_constraint(size, seed):
-    graph, values = zoo.random_dag(size, seed=seed, dtype="float64")
-    assume(values["params"])
-    updates = gc.optim.sgd(values["loss"], values["params"], 0.1, momentum=0.9)
-    flow = optimize([values["loss"].node], [(p.node, v.node) for p, v in updates.items()])
+    flow = momentum_step_flow(size, seed)
     given_order = creation_order(flow)
     lowered = lower_peak(flow, given_order)
     assert_topological_order_of_computed_nodes(flow, lowered)
@@ -188,10 +193,7 @@ def test_a_plain_chain_keeps_creation_order():
 @settings(max_examples=10, deadline=None)
 @given(st.integers(20, 40), st.integers(0, 2**16))
 def test_every_order_runs_each_writer_after_every_read_of_its_old_value(size, seed):
-    graph, values = zoo.random_dag(size, seed=seed, dtype="float64")
-    assume(values["params"])
-    updates = gc.optim.sgd(values["loss"], values["params"], 0.1, momentum=0.9)
-    flow = optimize([values["loss"].node], [(p.node, v.node) for p, v in updates.items()])
+    flow = momentum_step_flow(size, seed)
     readers = reads_before_writes(flow, alias_analysis(flow))
     for order in (creation_order(flow), greedy_order(flow), schedule(flow)):
         assert_topological_order_of_computed_nodes(flow, order)
