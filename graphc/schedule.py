@@ -247,11 +247,11 @@ def lower_peak(flow: Dataflow, order: list[Node], given: Constraints | None = No
                owner: dict[Node, Node] | None = None, scratch: dict[Node, list] | None = None) -> list[Node]:
     """``order`` with its peak of live bytes lowered by deferring nodes past it.
 
-    A node run shortly before the peak step whose every successor runs after it (a writer aside:
-    updates run as soon as they may) can run right after the peak instead: its value is then not held at the peak, though its operands may be
-    held longer. The move that lowers (peak, steps at the peak) the most is made, and again at the
-    new peak, until no move in ``PEAK_WINDOW`` steps helps or ``PEAK_WORK`` is spent (nearest
-    moves are tried first).
+    A node run shortly before the peak step whose successors all run after it can run right after
+    the peak instead (a writer aside: updates run as soon as they may). Its value is then not held
+    at the peak, though its operands may be held longer. Of the ``PEAK_WINDOW`` nodes before the
+    peak, the move that lowers (peak, steps at the peak) the most is made (the nearest on a tie),
+    and again at the new peak, until no move helps or ``PEAK_WORK`` is spent.
 
     A backward batch norm, for one: the gradient's product is listed before the variance whose
     kernel needs a temporary as large as its input, so both are held at once; deferring the
@@ -269,17 +269,20 @@ def lower_peak(flow: Dataflow, order: list[Node], given: Constraints | None = No
     while passes > 0:
         peak = live.index(best[0])
         position = {n: i for i, n in enumerate(order)}
-        moves = []
-        for step in range(peak - 1, max(0, peak - PEAK_WINDOW) - 1, -1):
-            node = order[step]
-            if passes > 0 and node not in flow.writes and all(position[s] > peak for s in given.successors[node]):
-                trial = order[:step] + order[step + 1:peak + 1] + [node] + order[peak + 1:]
-                trial_live = _live_bytes(flow, trial, owner, scratch)
-                passes -= 1
-                moves.append((_peak_score(trial_live), -step, trial, trial_live))
-        if not moves or min(moves, key=lambda move: move[:2])[0] >= best:
+        movable = [step for step in range(peak - 1, max(0, peak - PEAK_WINDOW) - 1, -1)
+                   if order[step] not in flow.writes and all(position[s] > peak for s in given.successors[order[step]])]
+        if not movable:
             break
-        best, _, order, live = min(moves, key=lambda move: move[:2])
+        moves = []
+        for step in movable[:passes]:
+            trial = order[:step] + order[step + 1:peak + 1] + [order[step]] + order[peak + 1:]
+            trial_live = _live_bytes(flow, trial, owner, scratch)
+            moves.append((_peak_score(trial_live), -step, trial, trial_live))
+        passes -= len(moves)
+        score, _, trial, trial_live = min(moves, key=lambda move: move[:2])
+        if score >= best:
+            break
+        best, order, live = score, trial, trial_live
     return order
 
 
