@@ -515,13 +515,41 @@ def _largest_scratch(batch: int) -> int:
 
 
 def test_conv_and_pool_scratch_does_not_grow_with_the_batch(monkeypatch) -> None:
-    """Each kernel's scratch for its images is at most the bound (plus what one image's scratch
-    holds that does not depend on the batch, e.g. a weight gradient's product)."""
+    """Each kernel takes a batch a part at a time: as many images as the bound's bytes hold, or
+    (a weight gradient) as many as make WEIGHT_GRAD_DEPTH output pixels. Past that its scratch
+    stops growing with the batch."""
     one_image = _largest_scratch(1)
-    bound = 3 * one_image
-    monkeypatch.setattr("graphc.ops.conv.SCRATCH_BOUND_BYTES", bound)
+    monkeypatch.setattr("graphc.ops.conv.SCRATCH_BOUND_BYTES", 3 * one_image)
     assert _largest_scratch(2) > one_image  # a small batch is taken at once
-    assert _largest_scratch(64) <= bound + one_image
+    assert _largest_scratch(64) == _largest_scratch(512)
+
+
+@pytest.mark.parametrize("hw", [(5, 4), (13, 13)])  # 3×2 outputs: 20 images in one product; 7×7: 6, 6, 6 and 2
+def test_a_weight_gradient_sums_over_groups_of_images(hw) -> None:
+    """Small maps are taken several images to a product (depth at least WEIGHT_GRAD_DEPTH pixels);
+    the groups depend on the shapes alone. Checked against the sum over windows in float64."""
+    from graphc.ops import conv2d_weight_grad
+    from graphc.ops.conv import WEIGHT_GRAD_DEPTH, images_per_product
+    assert images_per_product(32, (56, 56)) == 1 and images_per_product(32, (4, 4)) == WEIGHT_GRAD_DEPTH // 16
+    assert images_per_product(3, (4, 4)) == 3
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 6, *hw))
+    out_hw = ((hw[0] + 1) // 2, (hw[1] + 1) // 2)  # kernel 3, stride 2, padding 1
+    gs = rng.standard_normal((20, 8, *out_hw))
+    with gc.Graph("weight grad"):
+        xs = gc.input("x", x.shape, dtype="float64")
+        g = gc.input("g", gs.shape, dtype="float64")
+        dw = conv2d_weight_grad(xs, g, kernel_size=(3, 3), stride=(2, 2), padding=1, groups=2)
+    got = gc.compile(dw).run({"x": x, "g": gs})
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = np.zeros((8, 3, 3, 3))
+    for o in range(8):
+        for c in range(3):
+            for i in range(3):
+                for j in range(3):
+                    window = padded[:, o // 4 * 3 + c, i:i + 2 * out_hw[0]:2, j:j + 2 * out_hw[1]:2]
+                    want[o, c, i, j] = np.sum(window * gs[:, o])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_kernels_taking_the_batch_one_image_at_a_time_give_the_same_bits(monkeypatch) -> None:

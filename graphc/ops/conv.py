@@ -160,7 +160,8 @@ A chunk's scratch then stays in a core's L2 cache (1 MiB here), which makes the 
 passes over it 1.5–3× faster than over a whole batch, while the BLAS products of a
 convolution run as fast on one image as on several (benchmarks/conv.py at 1, 4, 8 and
 32 MiB). And the scratch no longer grows with the batch: ResNet-50's weight gradients
-took 1.9 GB of im2col matrices at batch 184 when each took its whole batch at once."""
+took 1.9 GB of im2col matrices at batch 184 when each took its whole batch at once. (A weight
+gradient now takes its images in groups of :data:`WEIGHT_GRAD_DEPTH` output pixels instead.)"""
 
 
 def batch_chunk(batch: int, bytes_per_image: int) -> int:
@@ -410,34 +411,86 @@ def _weight_grad_normalize(x: Aval, g: Aval, kernel_size: Any, stride: Any = 1, 
     return {"kernel_size": kernel, **_conv_attrs(kernel, stride, padding, dilation, groups)}
 
 
+WEIGHT_GRAD_DEPTH = 256
+"""Output pixels each product of a weight gradient sums over: the images of a batch are taken together
+until their pixels reach this many. One image per product, as with a large map, made a 4×4 map's
+gradient a product of depth 16 for each image, each as large as the weights and added to them: two
+thirds of a ResNet-18 step at 32 px. The grouping depends on the shapes alone, so the sum's order, and
+the bits, do not depend on how much scratch the kernel may take."""
+
+
+def images_per_product(batch: int, out_hw: Sequence[int]) -> int:
+    """How many images one product of a weight gradient takes (:data:`WEIGHT_GRAD_DEPTH`)."""
+    return max(1, min(batch, -(-WEIGHT_GRAD_DEPTH // max(out_hw[0] * out_hw[1], 1))))
+
+
 def _weight_grad_scratch(x: Aval, g: Aval, kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair,
                          groups: int) -> list[Aval]:
-    """The im2col scratch of x (a chunk of images) and one image's product (G, O/G, Cg·kH·kW)."""
-    product = Aval((groups, g.shape[1] // groups, x.shape[1] // groups * math.prod(kernel_size)), x.dtype)
-    return _im2col_scratch(x, kernel_size, stride, padding, dilation, groups, g.shape[2:]) + [product]
+    """For a group of P images (:func:`images_per_product`): the padded images (if padded), their windows
+    by channel (C·kH·kW, P·OH·OW), the cotangent by channel (O, P·OH·OW) when P > 1, and one group's
+    product (G, O/G, Cg·kH·kW). One image of a pointwise kernel is its own matrix: no windows."""
+    pixels = math.prod(g.shape[2:])
+    per = images_per_product(x.shape[0], g.shape[2:])
+    channels, out_channels = x.shape[1], g.shape[1]
+    product = Aval((groups, out_channels // groups, channels // groups * math.prod(kernel_size)), x.dtype)
+    if per == 1 and _is_pointwise(tuple(kernel_size), stride, padding):  # type: ignore[arg-type]
+        return [product]
+    padded = [Aval(_padded_shape(_per_image(x, per), padding), x.dtype)] if padding != ((0, 0), (0, 0)) else []
+    windows = Aval((channels * math.prod(kernel_size) * per * pixels,), x.dtype)
+    by_channel = [Aval((out_channels * per * pixels,), x.dtype)] if per > 1 else []
+    return padded + [windows] + by_channel + [product]
+
+
+def _windows_by_channel(flat: np.ndarray, image: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
+                        out_hw: Sequence[int]) -> np.ndarray:
+    """cols[(c, i, j), (n, h, w)] = image[n, c, s·h + d·i, s·w + d·j], written into ``flat``, as a
+    (C·kH·kW, N·OH·OW) matrix: the im2col of N images side by side, one offset at a time."""
+    n, channels = image.shape[:2]
+    rows = _reshaped(flat[:channels * math.prod(kernel) * n * math.prod(out_hw)], (channels, *kernel, n, *out_hw))
+    windows = _windows(image, kernel, stride, dilation, out_hw)
+    for i, j in _offsets(kernel):
+        np.copyto(rows[:, i, j], windows[..., i, j].transpose(1, 0, 2, 3))
+    return _reshaped(rows, (channels * math.prod(kernel), n * math.prod(out_hw)))
 
 
 def _weight_grad_kernel(out: np.ndarray, x: np.ndarray, g: np.ndarray, kernel_size: Pair, stride: Pair,
                         padding: Padding, dilation: Pair, groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
-    """dW[g] = Σ_n g[n, g] @ cols[n, g]ᵀ: one matmul per image and group, added to dW in the order of the images.
+    """dW[g] = Σ_groups of images  g[images, g] @ cols[images, g]ᵀ: one product per group of P images
+    (:func:`images_per_product`), of depth P·OH·OW, the first written into dW and each later one added.
 
-    The first image's product is written into dW, each later one added: the sum NumPy's
-    reduction over a leading axis makes, so the result does not depend on the chunk.
+    With P = 1 this is one (O/G, OH·OW) @ (OH·OW, Cg·kH·kW) product per image, added in the
+    order of the images: the sum NumPy's reduction over a leading axis makes.
     """
-    *im2col_scratch, product = scratch
     n, out_channels, oh, ow = g.shape
+    per = images_per_product(n, (oh, ow))
+    product = scratch[-1]
     total = _reshaped(out, product.shape)
-    g_cols = g.reshape(n, groups, out_channels // groups, oh * ow)
-    chunk = im2col_scratch[-1].shape[0] if im2col_scratch else n
-    for images in _chunks(n, chunk):
+    padded = scratch[0] if padding != ((0, 0), (0, 0)) else None
+    for start in range(0, n, per):
+        images = slice(start, min(start + per, n))
         count = images.stop - images.start
-        cols = _columns(x[images], kernel_size, stride, padding, dilation, groups, (oh, ow),
-                        [s[:count] for s in im2col_scratch])
-        for k in range(count):
-            first = images.start + k == 0
-            np.matmul(g_cols[images.start + k], cols[k].transpose(0, 2, 1), out=total if first else product)
-            if not first:
-                np.add(total, product, out=total)
+        if len(scratch) == 1:  # one image of a pointwise kernel: the image is its matrix
+            cols = x[start].reshape(groups, x.shape[1] // groups, oh * ow)
+            grads = g[start].reshape(groups, out_channels // groups, oh * ow)
+        else:
+            image = _padded(x[images], padding, 0.0, None if padded is None else padded[:count])
+            flat = scratch[1 if padded is not None else 0]
+            cols = _windows_by_channel(flat, image, kernel_size, stride, dilation, (oh, ow))
+            cols = _reshaped(cols, (groups, cols.shape[0] // groups, cols.shape[1]))
+            grads = _by_channel(g[images], scratch[-2] if per > 1 else None, groups)
+        np.matmul(grads, cols.transpose(0, 2, 1), out=total if start == 0 else product)
+        if start:
+            np.add(total, product, out=total)
+
+
+def _by_channel(g: np.ndarray, flat: np.ndarray | None, groups: int) -> np.ndarray:
+    """The cotangent of N images as (G, O/G, N·OH·OW), copied into ``flat`` (one image is already that)."""
+    n, out_channels, oh, ow = g.shape
+    if flat is None:
+        return g.reshape(groups, out_channels // groups, oh * ow)
+    rows = _reshaped(flat[:out_channels * n * oh * ow], (out_channels, n, oh * ow))
+    np.copyto(rows, g.reshape(n, out_channels, oh * ow).transpose(1, 0, 2))
+    return _reshaped(rows, (groups, out_channels // groups, n * oh * ow))
 
 
 conv2d_weight_grad_op = Primitive(
