@@ -372,7 +372,7 @@ def test_small_cnn_trains_with_sgd_as_torch_does() -> None:
 def test_a_cnn_training_step_plans_no_less_than_its_lower_bound_and_allocates_only_its_outputs() -> None:
     from graphc.validate import validate
 
-    _, loss, p, _ = _small_cnn(8)
+    _, loss, p, _ = _small_cnn(16)
     grads = gc.grad(loss, list(p.values()))
     prog = gc.compile([loss, *grads], updates=gc.sgd(loss, list(p.values()), 0.01))
     validate(prog.plan)
@@ -380,7 +380,7 @@ def test_a_cnn_training_step_plans_no_less_than_its_lower_bound_and_allocates_on
     assert memory.lower_bound_bytes <= memory.planned_bytes < memory.no_reuse_bytes
     assert sum(b.kind == "scratch" for b in prog.plan.buffers) >= 6  # im2col, padding and pooling masks
     rng = np.random.default_rng(15)
-    feeds = {"x": rng.standard_normal((8, 3, 12, 10)).astype(np.float32), "labels": rng.integers(0, 5, 8)}
+    feeds = {"x": rng.standard_normal((16, 3, 12, 10)).astype(np.float32), "labels": rng.integers(0, 5, 16)}
     peak, outputs_bytes = run_peak(prog, feeds)
     slack = 64 * 1024
     assert memory.planned_bytes > 2 * slack  # the arena itself would not fit in the slack
@@ -516,7 +516,7 @@ def _largest_scratch(batch: int) -> int:
 
 def test_conv_and_pool_scratch_does_not_grow_with_the_batch(monkeypatch) -> None:
     """Each kernel takes a batch a part at a time: as many images as the bound's bytes hold, or
-    (a weight gradient) as many as make WEIGHT_GRAD_DEPTH output pixels. Past that its scratch
+    (a weight gradient) as many as make PRODUCT_PIXELS output pixels. Past that its scratch
     stops growing with the batch."""
     one_image = _largest_scratch(1)
     monkeypatch.setattr("graphc.ops.conv.SCRATCH_BOUND_BYTES", 3 * one_image)
@@ -526,11 +526,11 @@ def test_conv_and_pool_scratch_does_not_grow_with_the_batch(monkeypatch) -> None
 
 @pytest.mark.parametrize("hw", [(5, 4), (13, 13)])  # 3×2 outputs: 20 images in one product; 7×7: 6, 6, 6 and 2
 def test_a_weight_gradient_sums_over_groups_of_images(hw) -> None:
-    """Small maps are taken several images to a product (depth at least WEIGHT_GRAD_DEPTH pixels);
+    """Small maps are taken several images to a product (depth at least PRODUCT_PIXELS pixels);
     the groups depend on the shapes alone. Checked against the sum over windows in float64."""
     from graphc.ops import conv2d_weight_grad
-    from graphc.ops.conv import WEIGHT_GRAD_DEPTH, images_per_product
-    assert images_per_product(32, (56, 56)) == 1 and images_per_product(32, (4, 4)) == WEIGHT_GRAD_DEPTH // 16
+    from graphc.ops.conv import PRODUCT_PIXELS, images_per_product
+    assert images_per_product(32, (56, 56)) == 1 and images_per_product(32, (4, 4)) == PRODUCT_PIXELS // 16
     assert images_per_product(3, (4, 4)) == 3
     rng = np.random.default_rng(0)
     x = rng.standard_normal((20, 6, *hw))

@@ -160,8 +160,8 @@ A chunk's scratch then stays in a core's L2 cache (1 MiB here), which makes the 
 passes over it 1.5–3× faster than over a whole batch, while the BLAS products of a
 convolution run as fast on one image as on several (benchmarks/conv.py at 1, 4, 8 and
 32 MiB). And the scratch no longer grows with the batch: ResNet-50's weight gradients
-took 1.9 GB of im2col matrices at batch 184 when each took its whole batch at once. (A weight
-gradient now takes its images in groups of :data:`WEIGHT_GRAD_DEPTH` output pixels instead.)"""
+took 1.9 GB of im2col matrices at batch 184 when each took its whole batch at once. (On small
+maps the convolutions take their images in groups of :data:`PRODUCT_PIXELS` output pixels instead.)"""
 
 
 def batch_chunk(batch: int, bytes_per_image: int) -> int:
@@ -190,6 +190,59 @@ def _im2col(cols: np.ndarray, image: np.ndarray, kernel: Pair, stride: Pair, dil
     rows = _reshaped(cols, (n, channels, *kernel, *out_hw))
     for i, j in _offsets(kernel):
         np.copyto(rows[:, :, i, j], windows[..., i, j])
+
+
+PRODUCT_PIXELS = 256
+"""Output pixels each BLAS product of a convolution kernel covers at least: the images of a batch are
+taken together until their output maps hold this many. With one image per product, a 1×1 map made
+conv2d a matrix-vector product per image, reading the weights once for each, and a 4×4 map made the
+weight gradient 16 rank-16 products, each as large as the weights and added to them (two thirds of a
+ResNet-18 step at 32 px). The grouping depends on the shapes alone, so a kernel's sums, and its bits,
+do not depend on how much scratch it may take."""
+
+
+def images_per_product(batch: int, out_hw: Sequence[int]) -> int:
+    """How many images one product of a convolution kernel takes (:data:`PRODUCT_PIXELS`)."""
+    return max(1, min(batch, -(-PRODUCT_PIXELS // max(out_hw[0] * out_hw[1], 1))))
+
+
+def _grouped_scratch(x: Aval, kernel: Sequence[int], padding: Padding, out_channels: int, out_hw: Sequence[int],
+                     per: int) -> list[Aval]:
+    """For P images to a product: the padded images (if padded), their windows by channel
+    (C·kH·kW, P·OH·OW), and room for the other side of the product by channel (O, P·OH·OW)."""
+    pixels = per * math.prod(out_hw)
+    padded = [Aval(_padded_shape(_per_image(x, per), padding), x.dtype)] if padding != ((0, 0), (0, 0)) else []
+    return padded + [Aval((x.shape[1] * math.prod(kernel) * pixels,), x.dtype), Aval((out_channels * pixels,), x.dtype)]
+
+
+def _groups_of_images(n: int, per: int) -> list[slice]:
+    return [slice(start, min(start + per, n)) for start in range(0, n, per)]
+
+
+def _windows_by_channel(flat: np.ndarray, image: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
+                        out_hw: Sequence[int], groups: int) -> np.ndarray:
+    """cols[g, (c, i, j), (n, h, w)] = image[n, g·Cg + c, s·h + d·i, s·w + d·j], written into ``flat``:
+    the im2col matrices of N images side by side, (G, Cg·kH·kW, N·OH·OW), one offset at a time."""
+    n, channels = image.shape[:2]
+    rows = _reshaped(flat[:channels * math.prod(kernel) * n * math.prod(out_hw)], (channels, *kernel, n, *out_hw))
+    windows = _windows(image, kernel, stride, dilation, out_hw)
+    for i, j in _offsets(kernel):
+        np.copyto(rows[:, i, j], windows[..., i, j].transpose(1, 0, 2, 3))
+    return _reshaped(rows, (groups, channels // groups * math.prod(kernel), n * math.prod(out_hw)))
+
+
+def _by_channel(a: np.ndarray, flat: np.ndarray, groups: int) -> np.ndarray:
+    """The maps of N images (N, O, OH, OW) as (G, O/G, N·OH·OW), copied into ``flat``."""
+    n, channels, oh, ow = a.shape
+    rows = _reshaped(flat[:channels * n * oh * ow], (channels, n, oh * ow))
+    np.copyto(rows, a.reshape(n, channels, oh * ow).transpose(1, 0, 2))
+    return _reshaped(rows, (groups, channels // groups, n * oh * ow))
+
+
+def _by_image(out: np.ndarray, product: np.ndarray) -> None:
+    """Copy a product by channel (G, O/G, N·OH·OW) into N images' maps ``out`` (N, O, OH, OW)."""
+    n, channels, oh, ow = out.shape
+    np.copyto(_reshaped(out, (n, channels, oh * ow)), product.reshape(channels, n, oh * ow).transpose(1, 0, 2))
 
 
 # --- conv2d -----------------------------------------------------------------------------------
@@ -264,12 +317,32 @@ def _columns(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding, dilati
     return scratch[-1]
 
 
+def _conv_scratch(x: Aval, w: Aval, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> list[Aval]:
+    out_hw = _conv_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    per = images_per_product(x.shape[0], out_hw)
+    if per > 1:
+        return _grouped_scratch(x, w.shape[2:], padding, w.shape[0], out_hw, per)
+    return _im2col_scratch(x, w.shape[2:], stride, padding, dilation, groups, out_hw)
+
+
 def _conv_kernel(out: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Padding, dilation: Pair,
                  groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
     """out[n, g] = W[g] @ cols[n, g]: (O/G, Cg·kH·kW) @ (Cg·kH·kW, OH·OW) for each image and group,
-    a chunk of images at a time (the scratch's)."""
+    a chunk of images at a time (the scratch's); on small maps, one product for each group of
+    images (:func:`images_per_product`), their columns side by side."""
     n, out_channels, oh, ow = out.shape
     weights = w.reshape(groups, out_channels // groups, -1)
+    per = images_per_product(n, (oh, ow))
+    if per > 1:
+        padded = scratch[0] if len(scratch) == 3 else None
+        for images in _groups_of_images(n, per):
+            count = images.stop - images.start
+            image = _padded(x[images], padding, 0.0, None if padded is None else padded[:count])
+            cols = _windows_by_channel(scratch[-2], image, tuple(w.shape[2:]), stride, dilation, (oh, ow), groups)  # type: ignore[arg-type]
+            product = _reshaped(scratch[-1][:out_channels * count * oh * ow], (groups, out_channels // groups, count * oh * ow))
+            np.matmul(weights, cols, out=product)
+            _by_image(out[images], product)
+        return
     chunk = scratch[-1].shape[0] if scratch else n
     for images in _chunks(n, chunk):
         part = out[images]
@@ -293,8 +366,7 @@ conv2d_op = Primitive(
         lambda g, y, x, w, **a: conv2d_weight_grad(x, g, kernel_size=tuple(w.shape[2:]), **a),
     ],
     flops=_conv_flops,
-    scratch=lambda x, w, stride, padding, dilation, groups: _im2col_scratch(
-        x, w.shape[2:], stride, padding, dilation, groups, _conv_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)),
+    scratch=_conv_scratch,
     doc="2-D cross-correlation of NCHW images with (O, C/groups, kH, kW) weights.  "
         "J^T: conv2d_input_grad(g, w) and conv2d_weight_grad(x, g).",
 )
@@ -327,16 +399,23 @@ def _input_grad_normalize(g: Aval, w: Aval, input_hw: Any, stride: Any = 1, padd
 def _input_grad_scratch(g: Aval, w: Aval, input_hw: Pair, stride: Pair, padding: Padding, dilation: Pair,
                         groups: int) -> list[Aval]:
     x = Aval((g.shape[0], w.shape[1] * groups, *input_hw), g.dtype)
+    per = images_per_product(g.shape[0], g.shape[2:])
+    if per > 1:
+        return _grouped_scratch(x, w.shape[2:], padding, w.shape[0], g.shape[2:], per)
     return _im2col_scratch(x, w.shape[2:], stride, padding, dilation, groups, g.shape[2:])
 
 
 def _col2im(image: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
-            out_hw: Sequence[int]) -> None:
-    """image = 0, then image[n, c, s·h + d·i, s·w + d·j] += cols[n, (c, i, j), (h, w)] for every offset (i, j)."""
+            out_hw: Sequence[int], by_channel: bool = False) -> None:
+    """image = 0, then image[n, c, s·h + d·i, s·w + d·j] += cols[n, (c, i, j), (h, w)] for every offset (i, j)
+    (``by_channel``: cols[(c, i, j), (n, h, w)], the images side by side)."""
     n, channels = image.shape[:2]
     image[...] = 0
     windows = _windows(image, kernel, stride, dilation, out_hw, writeable=True)
-    terms = _reshaped(cols, (n, channels, *kernel, *out_hw))
+    if by_channel:
+        terms = _reshaped(cols, (channels, *kernel, n, *out_hw)).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        terms = _reshaped(cols, (n, channels, *kernel, *out_hw))
     for i, j in _offsets(kernel):
         target = windows[..., i, j]
         np.add(target, terms[:, :, i, j], out=target)
@@ -345,11 +424,24 @@ def _col2im(image: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, dil
 def _input_grad_kernel(out: np.ndarray, g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair,
                        padding: Padding, dilation: Pair, groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
     """cols[n, g] = W[g]ᵀ @ g[n, g], then each column added back to the pixels its window read,
-    a chunk of images at a time."""
+    a chunk of images at a time; on small maps, one product for each group of images
+    (:func:`images_per_product`), their cotangents side by side."""
     n, channels, h, w_ = out.shape
     out_channels, per_group, kh, kw = w.shape
     oh, ow = g.shape[2:]
     weights_t = w.reshape(groups, out_channels // groups, -1).transpose(0, 2, 1)
+    per = images_per_product(n, (oh, ow))
+    if per > 1:
+        padded = scratch[0] if len(scratch) == 3 else None
+        for images in _groups_of_images(n, per):
+            count = images.stop - images.start
+            cols = _reshaped(scratch[-2][:channels * kh * kw * count * oh * ow], (groups, per_group * kh * kw, count * oh * ow))
+            np.matmul(weights_t, _by_channel(g[images], scratch[-1], groups), out=cols)
+            image = out[images] if padded is None else padded[:count]
+            _col2im(image, cols, (kh, kw), stride, dilation, (oh, ow), by_channel=True)
+            if padded is not None:
+                np.copyto(out[images], _interior(image, padding, (h, w_)))
+        return
     g_cols = g.reshape(n, groups, out_channels // groups, oh * ow)
     if not scratch:  # pointwise: the columns are the image
         np.matmul(weights_t, g_cols, out=_reshaped(out, (n, groups, per_group, h * w_)))
@@ -411,86 +503,43 @@ def _weight_grad_normalize(x: Aval, g: Aval, kernel_size: Any, stride: Any = 1, 
     return {"kernel_size": kernel, **_conv_attrs(kernel, stride, padding, dilation, groups)}
 
 
-WEIGHT_GRAD_DEPTH = 256
-"""Output pixels each product of a weight gradient sums over: the images of a batch are taken together
-until their pixels reach this many. One image per product, as with a large map, made a 4×4 map's
-gradient a product of depth 16 for each image, each as large as the weights and added to them: two
-thirds of a ResNet-18 step at 32 px. The grouping depends on the shapes alone, so the sum's order, and
-the bits, do not depend on how much scratch the kernel may take."""
-
-
-def images_per_product(batch: int, out_hw: Sequence[int]) -> int:
-    """How many images one product of a weight gradient takes (:data:`WEIGHT_GRAD_DEPTH`)."""
-    return max(1, min(batch, -(-WEIGHT_GRAD_DEPTH // max(out_hw[0] * out_hw[1], 1))))
-
-
 def _weight_grad_scratch(x: Aval, g: Aval, kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair,
                          groups: int) -> list[Aval]:
-    """For a group of P images (:func:`images_per_product`): the padded images (if padded), their windows
-    by channel (C·kH·kW, P·OH·OW), the cotangent by channel (O, P·OH·OW) when P > 1, and one group's
-    product (G, O/G, Cg·kH·kW). One image of a pointwise kernel is its own matrix: no windows."""
-    pixels = math.prod(g.shape[2:])
+    """For a group of P images (:func:`images_per_product`): :func:`_grouped_scratch` (P = 1: the padded
+    image and its windows; none for a pointwise kernel), and one group's product (G, O/G, Cg·kH·kW)."""
     per = images_per_product(x.shape[0], g.shape[2:])
-    channels, out_channels = x.shape[1], g.shape[1]
-    product = Aval((groups, out_channels // groups, channels // groups * math.prod(kernel_size)), x.dtype)
-    if per == 1 and _is_pointwise(tuple(kernel_size), stride, padding):  # type: ignore[arg-type]
-        return [product]
-    padded = [Aval(_padded_shape(_per_image(x, per), padding), x.dtype)] if padding != ((0, 0), (0, 0)) else []
-    windows = Aval((channels * math.prod(kernel_size) * per * pixels,), x.dtype)
-    by_channel = [Aval((out_channels * per * pixels,), x.dtype)] if per > 1 else []
-    return padded + [windows] + by_channel + [product]
-
-
-def _windows_by_channel(flat: np.ndarray, image: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
-                        out_hw: Sequence[int]) -> np.ndarray:
-    """cols[(c, i, j), (n, h, w)] = image[n, c, s·h + d·i, s·w + d·j], written into ``flat``, as a
-    (C·kH·kW, N·OH·OW) matrix: the im2col of N images side by side, one offset at a time."""
-    n, channels = image.shape[:2]
-    rows = _reshaped(flat[:channels * math.prod(kernel) * n * math.prod(out_hw)], (channels, *kernel, n, *out_hw))
-    windows = _windows(image, kernel, stride, dilation, out_hw)
-    for i, j in _offsets(kernel):
-        np.copyto(rows[:, i, j], windows[..., i, j].transpose(1, 0, 2, 3))
-    return _reshaped(rows, (channels * math.prod(kernel), n * math.prod(out_hw)))
+    product = Aval((groups, g.shape[1] // groups, x.shape[1] // groups * math.prod(kernel_size)), x.dtype)
+    if per > 1:
+        return _grouped_scratch(x, kernel_size, padding, g.shape[1], g.shape[2:], per) + [product]
+    return _im2col_scratch(_per_image(x, 1), kernel_size, stride, padding, dilation, groups, g.shape[2:]) + [product]
 
 
 def _weight_grad_kernel(out: np.ndarray, x: np.ndarray, g: np.ndarray, kernel_size: Pair, stride: Pair,
                         padding: Padding, dilation: Pair, groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
-    """dW[g] = Σ_groups of images  g[images, g] @ cols[images, g]ᵀ: one product per group of P images
+    """dW[g] = Σ over groups of images  g[images, g] @ cols[images, g]ᵀ: one product per group of P images
     (:func:`images_per_product`), of depth P·OH·OW, the first written into dW and each later one added.
 
     With P = 1 this is one (O/G, OH·OW) @ (OH·OW, Cg·kH·kW) product per image, added in the
     order of the images: the sum NumPy's reduction over a leading axis makes.
     """
+    *columns, product = scratch
     n, out_channels, oh, ow = g.shape
     per = images_per_product(n, (oh, ow))
-    product = scratch[-1]
     total = _reshaped(out, product.shape)
-    padded = scratch[0] if padding != ((0, 0), (0, 0)) else None
-    for start in range(0, n, per):
-        images = slice(start, min(start + per, n))
+    for images in _groups_of_images(n, per):
         count = images.stop - images.start
-        if len(scratch) == 1:  # one image of a pointwise kernel: the image is its matrix
-            cols = x[start].reshape(groups, x.shape[1] // groups, oh * ow)
-            grads = g[start].reshape(groups, out_channels // groups, oh * ow)
-        else:
+        if per > 1:
+            padded = columns[0] if len(columns) == 3 else None
             image = _padded(x[images], padding, 0.0, None if padded is None else padded[:count])
-            flat = scratch[1 if padded is not None else 0]
-            cols = _windows_by_channel(flat, image, kernel_size, stride, dilation, (oh, ow))
-            cols = _reshaped(cols, (groups, cols.shape[0] // groups, cols.shape[1]))
-            grads = _by_channel(g[images], scratch[-2] if per > 1 else None, groups)
-        np.matmul(grads, cols.transpose(0, 2, 1), out=total if start == 0 else product)
-        if start:
+            cols = _windows_by_channel(columns[-2], image, kernel_size, stride, dilation, (oh, ow), groups)
+            grads = _by_channel(g[images], columns[-1], groups)
+        else:
+            cols = _columns(x[images], kernel_size, stride, padding, dilation, groups, (oh, ow), columns)[0]
+            grads = g[images.start].reshape(groups, out_channels // groups, oh * ow)
+        first = images.start == 0
+        np.matmul(grads, cols.transpose(0, 2, 1), out=total if first else product)
+        if not first:
             np.add(total, product, out=total)
-
-
-def _by_channel(g: np.ndarray, flat: np.ndarray | None, groups: int) -> np.ndarray:
-    """The cotangent of N images as (G, O/G, N·OH·OW), copied into ``flat`` (one image is already that)."""
-    n, out_channels, oh, ow = g.shape
-    if flat is None:
-        return g.reshape(groups, out_channels // groups, oh * ow)
-    rows = _reshaped(flat[:out_channels * n * oh * ow], (out_channels, n, oh * ow))
-    np.copyto(rows, g.reshape(n, out_channels, oh * ow).transpose(1, 0, 2))
-    return _reshaped(rows, (groups, out_channels // groups, n * oh * ow))
 
 
 conv2d_weight_grad_op = Primitive(
