@@ -78,38 +78,43 @@ threads on this 2-core machine, a step of 0.25 ms took 110 ms.
 
     python benchmarks/speed.py [--quick] [--threads N] [--skip jax,torch] [--plot out/bench/speed.png]
 
-Measured 2026-11-30 01:44–01:46 UTC on this 2-core machine, shared with other
-work (load average about 2 during the run), numpy 2.4.6, jax 0.10.2, torch
-2.13.0+cpu, every library on one thread (``--threads 1``); GEMM rate 75.3
-GFLOP/s. The runtime runs each plan as one function it writes on the first run
-(see :mod:`graphc.runtime`). On the model rows ``numpy`` is graphc's plan as
-straight-line NumPy::
+Measured 2026-11-30 03:46–03:51 UTC on this 2-core machine (load average about 1 before the
+run), numpy 2.4.6, jax 0.10.2, torch 2.13.0+cpu, every library on one thread (``--threads 1``);
+GEMM rate 79.3 GFLOP/s. On the model rows ``numpy`` is graphc's plan as straight-line NumPy::
 
     workload                     instr  graphc ms  numpy ms   jax ms  torch ms  graphc/np  jax/np  torch/np  graphc/torch  µs/instr  noise
     ---------------------------  -----  ---------  --------  -------  --------  ---------  ------  --------  ------------  --------  -----
-    mlp 32×64-128-10                20      0.201     0.166    0.246     0.485       1.21    1.48      2.92          0.42       1.8   0.49
-    mlp 256×64-256-256-10           32      3.674     3.343    3.730     5.359       1.10    1.12      1.60          0.69      10.4   0.31
-    chain 32×64, batch 16          388      1.932     1.782    1.690     5.019       1.08    0.95      2.82          0.38       0.4   0.34
-    chain 32×256, batch 256        388     71.437    72.992   43.812    78.913       0.98    0.60      1.08          0.91      -4.0   0.21
-    attention 128×64, 4 heads       52      1.363     1.301    1.631     2.411       1.05    1.25      1.85          0.57       1.2   0.29
-    resnet18 b8 32px 10 classes    662    381.482   362.920  214.524   160.137       1.05    0.59      0.44          2.38      28.0   0.18
-    gpt2 L2 T128 D128 V1024 b4     294     68.772    68.376   67.519    59.755       1.01    0.99      0.87          1.15       1.3   0.08
-    
+    mlp 32×64-128-10                20      0.245     0.203    0.171     0.513       1.21    0.84      2.53          0.48       2.1   0.21
+    mlp 256×64-256-256-10           32      3.243     3.084    3.629     4.869       1.05    1.18      1.58          0.67       5.0   0.41
+    chain 32×64, batch 16          388      1.825     1.688    1.588     4.575       1.08    0.94      2.71          0.40       0.4   0.43
+    chain 32×256, batch 256        388     55.266    65.691   46.627    65.237       0.84    0.71      0.99          0.85     -26.9   0.28
+    attention 128×64, 4 heads       52      1.304     1.282    1.472     2.226       1.02    1.15      1.74          0.59       0.4   0.35
+    resnet18 b8 32px 10 classes    662    137.195   134.967  204.726   133.732       1.02    1.52      0.99          1.03       3.4   0.25
+    gpt2 L2 T128 D128 V1024 b4     294     62.107    62.394   39.143    53.337       1.00    0.63      0.85          1.16      -1.0   0.46
 
     workload                      MFLOP  graphc %gemm  numpy %gemm  jax %gemm  torch %gemm
     ---------------------------  ------  ------------  -----------  ---------  -----------
-    mlp 32×64-128-10                1.3           8.8         10.7        7.2          3.7
-    mlp 256×64-256-256-10         122.7          44.3         48.7       43.7         30.4
-    chain 32×64, batch 16          12.8           8.8          9.5       10.0          3.4
-    chain 32×256, batch 256      3209.0          59.6         58.4       97.2         54.0
-    attention 128×64, 4 heads      22.8          22.2         23.2       18.5         12.5
-    resnet18 b8 32px 10 classes  1758.2           6.1          6.4       10.9         14.6
-    gpt2 L2 T128 D128 V1024 b4   1859.0          35.9         36.1       36.5         41.3
+    mlp 32×64-128-10                1.3           6.9          8.3        9.9          3.3
+    mlp 256×64-256-256-10         122.7          47.7         50.2       42.7         31.8
+    chain 32×64, batch 16          12.8           8.8          9.6       10.2          3.5
+    chain 32×256, batch 256      3209.0          73.2         61.6       86.8         62.0
+    attention 128×64, 4 heads      22.8          22.0         22.4       19.5         12.9
+    resnet18 b8 32px 10 classes  1758.2          16.2         16.4       10.8         16.6
+    gpt2 L2 T128 D128 V1024 b4   1859.0          37.7         37.6       59.9         44.0
+
+The ResNet-18 step went from 381 ms (2.38 × PyTorch, 6.1 % of the GEMM rate) to 137 ms (1.03 ×,
+16.2 %) when the convolution kernels began to take small maps' images in groups of at least 256
+output pixels per BLAS product (``graphc.ops.conv.PRODUCT_PIXELS``): the weight gradient of a 4×4
+map had been 16 rank-16 products per image, each the size of the weights (219 of 322 ms of
+kernels), and a 1×1 map's convolution a matrix-vector product per image. The run before that
+(01:44–01:46 UTC, load about 2) gave, in the same order, graphc/np 1.21, 1.10, 1.08, 0.98, 1.05,
+1.05, 1.01 and graphc/torch 0.42, 0.69, 0.38, 0.91, 0.57, 2.38, 1.15.
 
 Medians of separate repetitions drift on this machine by more than the differences
-sought (noise up to 0.49 above, 1.16 in a run at load 6–7), so the runtime before and
-after the change was also compared round by round: the program of the parent commit (the loop of
-``functools.partial`` calls), the new one and the hand-written NumPy, alternated in
+sought (noise up to 0.49 in a run, 1.16 in a run at load 6–7), so when the runtime began to
+write each plan as one function, the runtime before and after that change was also compared
+round by round: the program before it (the loop of ``functools.partial`` calls), the one after
+and the hand-written NumPy, alternated in
 one process for 40 s per workload in samples of about 5 ms, each sample's time over
 the NumPy sample next to it (01:26–01:29 UTC, load 5–6; median, in brackets the
 quartiles of those ratios)::
@@ -126,23 +131,19 @@ hand-written NumPy's 256 KiB arrays back to the system after each step and they 
 faulted in again (see ``benchmarks/README.md``): on the 256-wide rows it compares
 the runtime before and after, not graphc against NumPy.
 
-The issue's target graphc ≤ 1.05 × NumPy is met on the 256-wide chain (0.98),
-attention (1.05; 0.92 round by round), the ResNet-18 and the GPT-2 (1.05 and 1.01,
-where NumPy is graphc's plan without the runtime: the runtime now costs about what
-the straight-line module does). It is not met on the 256-wide MLP (1.10, noise
-0.31), the small MLP (1.21 here, 1.16 round by round) and the 64-wide chain (1.08
-here, 1.14 round by round). On the 256-wide MLP the matrix products and the
-256×256 elementwise kernels are nearly all of the time (10 µs per instruction, within
-the noise). On the small MLP and the 64-wide chain the instructions alone run as fast as the hand-written NumPy (their function measured 0.97–1.01 ×
-NumPy in the same kind of comparison), and the rest is work the hand-written step
-does not do or does in fewer NumPy calls: the run copies the two feeds into their
-slots (1.7 µs on the small MLP) and checks that the labels lie in range (about
-2 µs), graphc's tanh derivative is (1 − h)(1 + h), one NumPy call per layer more
-than the hand-written 1 − h·h (32 calls on the chain), and the chain's loss seed is
-two products (by 1/N, then by 2) against one. Changing those would change the bits
-of the results. graphc ≤ 0.9 × PyTorch eager is met on the five zoo workloads and
-not on the models (ResNet-18 2.38, GPT-2 1.15). The targets with fusion are not
-measured: the fusion pass is not on this branch.
+graphc ≤ 1.05 × NumPy holds on the 256-wide MLP (1.05), the 256-wide chain (0.84),
+attention (1.02), the ResNet-18 and the GPT-2 (1.02 and 1.00, where NumPy is graphc's plan
+without the runtime). It does not on the small MLP (1.21, noise 0.21) and the 64-wide chain
+(1.08; 1.14 round by round above). On those the instructions alone run as fast as the
+hand-written NumPy (their function measured 0.97–1.01 × NumPy in the round-by-round comparison),
+and the rest is work the hand-written step does not do or does in fewer NumPy calls: the run
+copies the two feeds into their slots (1.7 µs on the small MLP) and checks that the labels lie in
+range (about 2 µs), graphc's tanh derivative is (1 − h)(1 + h), one NumPy call per layer more
+than the hand-written 1 − h·h (32 calls on the chain), and the chain's loss seed is two products
+(by 1/N, then by 2) against one. Changing those would change the bits of the results. graphc ≤
+0.9 × PyTorch eager holds on the five zoo workloads, not on the ResNet-18 (1.03) and the GPT-2
+(1.16; its matrix products reach 50–54 GFLOP/s, and its layer norms, GELUs and softmaxes are
+several NumPy passes each where PyTorch runs one kernel).
 """
 
 from __future__ import annotations
