@@ -21,21 +21,21 @@ Measured on the 2-core machine (shared, so the seconds are loose), published mod
 |-----------------------------|-------|-----------:|---------|----------:|--------------------:|----------------:|------:|----------:|
 | residual_mlp(50)            | sqrt  |          - | sqrt    |       0.2 |              0.9959 |                 |       |       0.2 |
 |                             |       |        0.2 | optimal |       0.2 |              0.8365 |          0.5416 | 35.3% |      15.3 |
-| ResNet-50, batch 32, 224 px | 1/2   |     1620.1 | sqrt    |    1617.0 |              0.9450 |                 |       |       9.2 |
+| ResNet-50, batch 32, 224 px | 1/2   |     1620.1 | sqrt    |    1617.0 |              0.9450 |                 |       |       8.2 |
 |                             |       |            | revolve |    1598.6 |              1.2226 |                 |       |       5.4 |
-|                             |       |            | optimal |    1617.0 |              0.0135 |          0.0135 | 0.00% |      13.3 |
+|                             |       |            | optimal |    1617.0 |              0.0135 |          0.0135 | 0.00% |      16.8 |
 |                             | 3/4   |     2099.4 | sqrt    |    1715.0 |              0.7504 |                 |       |       4.5 |
 |                             |       |            | revolve |    1702.8 |              0.9583 |                 |       |       1.7 |
-|                             |       |            | optimal |    2097.8 |              0.0065 |          0.0065 | 0.00% |       7.0 |
+|                             |       |            | optimal |    2097.8 |              0.0065 |          0.0065 | 0.00% |      10.6 |
 | GPT-2 small, batch 8, 1024  | 1/2   |     7773.1 | sqrt    |    7392.3 |              0.3886 |                 |       |       1.2 |
 |                             |       |            | revolve |    3765.1 |              0.4840 |                 |       |       0.8 |
-|                             |       |            | optimal |    7773.1 |              0.0481 |          0.0481 | 0.01% |       7.7 |
+|                             |       |            | optimal |    7773.1 |              0.0481 |          0.0481 | 0.00% |       7.9 |
 |                             | 3/4   |    10089.1 | sqrt    |    7392.3 |              0.3886 |                 |       |       0.9 |
 |                             |       |            | revolve |    3765.1 |              0.4840 |                 |       |       0.9 |
-|                             |       |            | optimal |   10077.1 |              0.0134 |          0.0134 | 0.00% |       9.2 |
+|                             |       |            | optimal |   10077.1 |              0.0134 |          0.0134 | 0.00% |       9.0 |
 
 Store-all plans 2578.6 MiB (ResNet-50) and 12405.1 MiB (GPT-2); the least feasible budgets of
-"optimal", 661.5 and 3141.1 MiB, took 44 s and 17 s to find. On the two models "optimal" chose a
+"optimal", 661.5 and 3141.1 MiB, took 42 s and 17 s to find. On the two models "optimal" chose a
 moment schedule (``graphc.remat.bound``) at every point, and it recomputes what the bound says no
 schedule in any order can do without (within 0.01 %): these schedules are optimal. Two facts of the planner make
 that so. The bound lets only the nodes the planner writes in place overlay a read (GPT-2's
