@@ -66,3 +66,36 @@ def test_drawn_graphs_are_the_generators_with_nothing_kept(moccasin):
     assert name == "drawn_n100" and problem.keep == [] and kept.keep
     assert (problem.sizes, problem.costs, problem.deps) == (kept.sizes, kept.costs, kept.deps)
     assert store_all_peak(problem) <= store_all_peak(kept)
+
+
+def test_the_reference_driver_maps_the_2023_or_tools_calls_onto_todays() -> None:
+    """benchmarks/moccasin_reference.py runs Moccasin's 2023 code on today's OR-Tools: the three calls
+    it maps behave as the code expects (in a child process: the mapping patches OR-Tools' classes)."""
+    pytest.importorskip("ortools")
+    import subprocess
+
+    script = f"""
+import sys
+sys.path.insert(0, {str(BENCHMARKS)!r})
+import moccasin_reference
+moccasin_reference._adapt_ortools()
+from ortools.sat.python import cp_model
+model = cp_model.CpModel()
+x = model.NewIntVar(0, 10, "x")
+model.Add(x >= 3)
+model.Minimize(x)
+class Seen(cp_model.CpSolverSolutionCallback):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+    def on_solution_callback(self):
+        self.count += 1
+seen = Seen()
+solver = cp_model.CpSolver()
+assert solver.SolveWithSolutionCallback(model, seen) == cp_model.OPTIMAL and solver.Value(x) == 3 and seen.count >= 1
+model.Proto().ClearField("objective")
+assert not model.HasObjective()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
