@@ -231,6 +231,15 @@ def _windows_by_channel(flat: np.ndarray, image: np.ndarray, kernel: Pair, strid
     return _reshaped(rows, (groups, channels // groups * math.prod(kernel), n * math.prod(out_hw)))
 
 
+def _group_windows(images: np.ndarray, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair,
+                   out_hw: Sequence[int], groups: int, scratch: Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`_windows_by_channel` of a group of images, padded first (``scratch`` as
+    :func:`_grouped_scratch` lays it out: the padded images if padded, the windows, the other side)."""
+    padded = scratch[0][:len(images)] if len(scratch) == 3 else None
+    image = _padded(images, padding, 0.0, padded)
+    return _windows_by_channel(scratch[-2], image, kernel, stride, dilation, out_hw, groups)
+
+
 def _by_channel(a: np.ndarray, flat: np.ndarray, groups: int) -> np.ndarray:
     """The maps of N images (N, O, OH, OW) as (G, O/G, N·OH·OW), copied into ``flat``."""
     n, channels, oh, ow = a.shape
@@ -318,6 +327,7 @@ def _columns(x: np.ndarray, kernel: Pair, stride: Pair, padding: Padding, dilati
 
 
 def _conv_scratch(x: Aval, w: Aval, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> list[Aval]:
+    """A group's :func:`_grouped_scratch` on small maps, else the im2col scratch of a chunk of images."""
     out_hw = _conv_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
     per = images_per_product(x.shape[0], out_hw)
     if per > 1:
@@ -334,11 +344,9 @@ def _conv_kernel(out: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, pa
     weights = w.reshape(groups, out_channels // groups, -1)
     per = images_per_product(n, (oh, ow))
     if per > 1:
-        padded = scratch[0] if len(scratch) == 3 else None
         for images in _groups_of_images(n, per):
             count = images.stop - images.start
-            image = _padded(x[images], padding, 0.0, None if padded is None else padded[:count])
-            cols = _windows_by_channel(scratch[-2], image, tuple(w.shape[2:]), stride, dilation, (oh, ow), groups)  # type: ignore[arg-type]
+            cols = _group_windows(x[images], tuple(w.shape[2:]), stride, padding, dilation, (oh, ow), groups, scratch)  # type: ignore[arg-type]
             product = _reshaped(scratch[-1][:out_channels * count * oh * ow], (groups, out_channels // groups, count * oh * ow))
             np.matmul(weights, cols, out=product)
             _by_image(out[images], product)
@@ -527,11 +535,8 @@ def _weight_grad_kernel(out: np.ndarray, x: np.ndarray, g: np.ndarray, kernel_si
     per = images_per_product(n, (oh, ow))
     total = _reshaped(out, product.shape)
     for images in _groups_of_images(n, per):
-        count = images.stop - images.start
         if per > 1:
-            padded = columns[0] if len(columns) == 3 else None
-            image = _padded(x[images], padding, 0.0, None if padded is None else padded[:count])
-            cols = _windows_by_channel(columns[-2], image, kernel_size, stride, dilation, (oh, ow), groups)
+            cols = _group_windows(x[images], kernel_size, stride, padding, dilation, (oh, ow), groups, columns)
             grads = _by_channel(g[images], columns[-1], groups)
         else:
             cols = _columns(x[images], kernel_size, stride, padding, dilation, groups, (oh, ow), columns)[0]
