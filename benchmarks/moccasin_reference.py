@@ -28,7 +28,8 @@ Measured here (2 cores, nothing else running; 180 s per phase, so 6 minutes a po
 | RL4   | 1,000 |   80 % | none (phase 1 at 180 s)  |         – |     – |     186 |
 | RL4   | 1,000 |   90 % | none (phase 1 at 180 s)  |         – |     – |     185 |
 
-The paper's runs had 16 cores and an hour; on two cores its CP-SAT proves RL1 optimal at
+Given the whole 6 minutes for its first phase (``--phase-seconds 360``), RL2 at 90 % still ends
+with no schedule. The paper's runs had 16 cores and an hour; on two cores its CP-SAT proves RL1 optimal at
 both budgets (the recompute graphc's finds too, in 14 s and 8 s) and finds no schedule within
 the budget on the larger graphs, where graphc's finds one at every point (``remat_moccasin.py``).
 """
