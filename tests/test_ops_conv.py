@@ -516,8 +516,8 @@ def _largest_scratch(batch: int) -> int:
 
 def test_conv_and_pool_scratch_does_not_grow_with_the_batch(monkeypatch) -> None:
     """Each kernel takes a batch a part at a time: as many images as the bound's bytes hold, or
-    (a weight gradient) as many as make PRODUCT_PIXELS output pixels. Past that its scratch
-    stops growing with the batch."""
+    (a convolution on a small map) as many as make PRODUCT_PIXELS output pixels. Past that its
+    scratch stops growing with the batch."""
     one_image = _largest_scratch(1)
     monkeypatch.setattr("graphc.ops.conv.SCRATCH_BOUND_BYTES", 3 * one_image)
     assert _largest_scratch(2) > one_image  # a small batch is taken at once
