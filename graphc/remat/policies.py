@@ -233,6 +233,9 @@ def rematerialize(
       recompute, nor a larger arena at equal recompute;
     - the stage ends within ``time_limit`` seconds (searches and solves get
       the time left of one :class:`Deadline`), with the best schedule known;
+      on flows of up to ``EXACT_LEAST_MAX_NODES`` nodes the candidates found are
+      all measured, past the deadline too, so "optimal" never recomputes more
+      than √n or revolve where those fit, whatever the time limit;
     - a budget below :func:`least_budget_bound` is reported before any search.
 
     ``solver`` picks the solver of the "optimal" policy ("auto": by the problem's size);
@@ -256,9 +259,12 @@ def rematerialize(
     if budget is None:
         return _unbudgeted(flow, policy, segments, store_all, measure)
     candidates = [store_all]
+    # a small flow's √n ladder is whole and its candidates all measured, past the deadline too (quick):
+    # the least recompute that fits is then chosen whatever the time limit, so √n's and revolve's are never beaten
+    small = len(flow.nodes) <= EXACT_LEAST_MAX_NODES
     if len(segments) >= 2 and policy != "none":
         if policy != "revolve":
-            candidates += _sqrt_candidates(flow, segments, budget, deadline)
+            candidates += _sqrt_candidates(flow, segments, budget, None if small else deadline)
         if policy != "sqrt":
             candidates += _revolve_candidates(flow, segments, budget)
     outcome, solved, blocks_outcome, bound = None, [], None, None
@@ -279,9 +285,7 @@ def rematerialize(
                                             measure_seconds, solver=check_solver(solver), progress=progress)
         candidates += solved
         _end_progress_line(progress)
-    found = choose(candidates, budget, measure, deadline)
-    if found is None and len(flow.nodes) <= EXACT_LEAST_MAX_NODES:
-        found = choose(candidates, budget, measure)  # past the deadline: measuring a small flow is quick
+    found = choose(candidates, budget, measure, None if small else deadline)
     if found is None:  # every candidate measured, unless the deadline cut a large flow's search short
         least = min(c.planned_bytes for c in candidates if c.planned_bytes is not None)
         cut_short = any(c.planned_bytes is None for c in candidates)
