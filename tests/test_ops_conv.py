@@ -416,12 +416,10 @@ def _conv_problems(draw):
     return x_shape, w_shape, {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(problem=_conv_problems())
-def test_conv2d_grads_are_its_transposes(problem) -> None:
-    """⟨conv2d(x, w), g⟩ = ⟨x, conv2d_input_grad(g, w)⟩ = ⟨w, conv2d_weight_grad(x, g)⟩, and conv2d is torch's."""
-    x_shape, w_shape, kwargs = problem
-    rng = np.random.default_rng(17)
+def assert_conv_and_its_transposes(x_shape, w_shape, kwargs, seed: int) -> tuple:
+    """conv2d against the reference, and ⟨conv2d(x, w), g⟩ = ⟨x, conv2d_input_grad(g, w)⟩ =
+    ⟨w, conv2d_weight_grad(x, g)⟩, in float64. Returns the output's shape."""
+    rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     with gc.Graph("conv-law"):
         xv, wv = gc.input("x", x_shape, "float64"), gc.input("w", w_shape, "float64")
@@ -435,6 +433,14 @@ def test_conv2d_grads_are_its_transposes(problem) -> None:
     pairing = np.vdot(y_value, g)
     assert np.isclose(np.vdot(x, dx_value), pairing, rtol=1e-12, atol=1e-12)
     assert np.isclose(np.vdot(w, dw_value), pairing, rtol=1e-12, atol=1e-12)
+    return y.shape
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=_conv_problems())
+def test_conv2d_grads_are_its_transposes(problem) -> None:
+    """⟨conv2d(x, w), g⟩ = ⟨x, conv2d_input_grad(g, w)⟩ = ⟨w, conv2d_weight_grad(x, g)⟩, and conv2d is the reference's."""
+    assert_conv_and_its_transposes(*problem, seed=17)
 
 
 @pytest.mark.parametrize("hw, kwargs", [  # 10×10 outputs: 3, 3 and 1 images to a product; 10×8: 4 and 3
@@ -445,22 +451,9 @@ def test_conv_kernels_on_groups_of_images_with_a_smaller_last_group(hw, kwargs) 
     """Seven images taken a few to a product, the last group smaller: conv2d against the reference,
     and both gradients against it by the pairing law, in float64."""
     from graphc.ops.conv import images_per_product
-    x_shape, w_shape = (7, 4, *hw), (6, 4 // kwargs["groups"], 3, 3)
-    rng = np.random.default_rng(23)
-    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    with gc.Graph("conv-groups"):
-        xv, wv = gc.input("x", x_shape, "float64"), gc.input("w", w_shape, "float64")
-        y = gc.conv2d(xv, wv, **kwargs)
-        gv = gc.input("g", y.shape, "float64")
-        dx = gc.ops.conv2d_input_grad(gv, wv, input_hw=x_shape[2:], **kwargs)
-        dw = gc.ops.conv2d_weight_grad(xv, gv, kernel_size=w_shape[2:], **kwargs)
-    assert 1 < images_per_product(7, y.shape[2:]) < 7 and 7 % images_per_product(7, y.shape[2:])
-    g = rng.standard_normal(y.shape)
-    y_value, dx_value, dw_value = gc.compile([y, dx, dw]).run({"x": x, "w": w, "g": g})
-    np.testing.assert_allclose(y_value, ref.conv2d(x, w, **kwargs), rtol=1e-12, atol=1e-12)
-    pairing = np.vdot(y_value, g)
-    assert np.isclose(np.vdot(x, dx_value), pairing, rtol=1e-12, atol=1e-12)
-    assert np.isclose(np.vdot(w, dw_value), pairing, rtol=1e-12, atol=1e-12)
+    out_shape = assert_conv_and_its_transposes((7, 4, *hw), (6, 4 // kwargs["groups"], 3, 3), kwargs, seed=23)
+    per = images_per_product(7, out_shape[2:])
+    assert 1 < per < 7 and 7 % per
 
 
 @st.composite
