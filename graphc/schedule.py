@@ -27,8 +27,7 @@ from dataclasses import dataclass
 
 from graphc.ir import Node
 from graphc.dataflow import Dataflow
-from graphc.memory.analysis import (alias_analysis, live_bytes_per_step, liveness, node_scratch, peak_live_bytes,
-                                    reads_before_writes, runs_kernel, storage_assignment)
+from graphc.memory.analysis import alias_analysis, live_bytes, node_scratch, reads_before_writes, runs_kernel
 
 
 @dataclass(frozen=True)
@@ -230,9 +229,12 @@ def schedule(flow: Dataflow) -> list[Node]:
     first = creation_order(flow, given)
     second = greedy_order(flow, given)
     owner, scratch = alias_analysis(flow), node_scratch(flow, first)
-    if second != first and peak_live_bytes(flow, second, owner, scratch) < peak_live_bytes(flow, first, owner, scratch):
-        first = second
-    return lower_peak(flow, first, given, owner, scratch)
+    live = live_bytes(flow, first, owner, scratch)
+    if second != first:
+        second_live = live_bytes(flow, second, owner, scratch)
+        if max(second_live, default=0) < max(live, default=0):
+            first, live = second, second_live
+    return lower_peak(flow, first, given, owner, scratch, live)
 
 
 PEAK_WINDOW = 16
@@ -244,7 +246,8 @@ window (above 6,250 nodes) is kept as it is."""
 
 
 def lower_peak(flow: Dataflow, order: list[Node], given: Constraints | None = None,
-               owner: dict[Node, Node] | None = None, scratch: dict[Node, list] | None = None) -> list[Node]:
+               owner: dict[Node, Node] | None = None, scratch: dict[Node, list] | None = None,
+               live: list[int] | None = None) -> list[Node]:
     """``order`` with its peak of live bytes lowered by deferring nodes past it.
 
     A node run shortly before the peak step whose successors all run after it can run right after
@@ -255,7 +258,7 @@ def lower_peak(flow: Dataflow, order: list[Node], given: Constraints | None = No
 
     A backward batch norm, for one: the gradient's product is listed before the variance whose
     kernel needs a temporary as large as its input, so both are held at once; deferring the
-    product past the variance holds one of them.
+    product past the variance holds one of them. ``live``: ``order``'s live bytes, when known.
     """
     order = list(order)
     passes = PEAK_WORK // max(len(order), 1) - 1
@@ -264,7 +267,7 @@ def lower_peak(flow: Dataflow, order: list[Node], given: Constraints | None = No
     given = given or constraints(flow)
     owner = alias_analysis(flow) if owner is None else owner
     scratch = node_scratch(flow, order) if scratch is None else scratch
-    live = _live_bytes(flow, order, owner, scratch)
+    live = live_bytes(flow, order, owner, scratch) if live is None else live
     best = _peak_score(live)
     while passes > 0:
         peak = live.index(best[0])
@@ -276,7 +279,7 @@ def lower_peak(flow: Dataflow, order: list[Node], given: Constraints | None = No
         moves = []
         for step in movable[:passes]:
             trial = order[:step] + order[step + 1:peak + 1] + [order[step]] + order[peak + 1:]
-            trial_live = _live_bytes(flow, trial, owner, scratch)
+            trial_live = live_bytes(flow, trial, owner, scratch)
             moves.append((_peak_score(trial_live), -step, trial, trial_live))
         passes -= len(moves)
         score, _, trial, trial_live = min(moves, key=lambda move: move[:2])
@@ -284,11 +287,6 @@ def lower_peak(flow: Dataflow, order: list[Node], given: Constraints | None = No
             break
         best, order, live = score, trial, trial_live
     return order
-
-
-def _live_bytes(flow: Dataflow, order: list[Node], owner: dict[Node, Node], scratch: dict[Node, list]) -> list[int]:
-    storage = storage_assignment(flow, order, owner)
-    return live_bytes_per_step(liveness(flow, order, storage, scratch), len(order))
 
 
 def _peak_score(live: list[int]) -> tuple[int, int]:

@@ -108,6 +108,21 @@ def is_copying_view(node: Node, storage: dict[Node, Node]) -> bool:
     return node.is_view and storage[node] is node
 
 
+def overlay_operands(flow: Dataflow, node: Node, view_owner: dict[Node, Node], pinned: set[Node]) -> list[Node]:
+    """The operands whose storage ``node`` may be written into, whatever the order: ``node`` is an
+    elementwise kernel and no output (``pinned``: the roots' storage), the operand has its shape and
+    dtype, is no view, no source and no output, and no other operand reads it through a view
+    (``x + x`` is fine, ``x + xᵀ`` is not). :func:`storage_assignment` takes the first of them
+    read for the last time at the node's step."""
+    if not node.op.elementwise or node in pinned:
+        return []
+    operands = flow.args[node]
+    return [operand for operand in operands
+            if view_owner[operand] is operand and not operand.is_source and operand not in pinned
+            and operand.aval == node.aval
+            and all(view_owner[other] is not operand or other is operand for other in operands)]
+
+
 def storage_assignment(
     flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node], inplace: bool = True
 ) -> dict[Node, Node]:
@@ -126,26 +141,16 @@ def storage_assignment(
     """
     last_read = value_last_reads(flow, order, view_owner)
     pinned = {view_owner[r] for r in flow.roots}
-    args = flow.args
     opening = _update_openers(flow, order, view_owner) if inplace else {}
     storage: dict[Node, Node] = {}
     for step, node in enumerate(order):
         if view_owner[node] is not node:
             continue
         storage[node] = opening.get(node, node)
-        if not (inplace and node.op.elementwise) or node in pinned or node in opening:
+        if not inplace or node in opening:
             continue
-        operands = args[node]
-        for operand in operands:
-            if (
-                view_owner[operand] is operand
-                and last_read[operand] == step
-                and not operand.is_source
-                and not storage[operand].is_source
-                and operand not in pinned
-                and operand.aval == node.aval
-                and all(view_owner[other] is not operand or other is operand for other in operands)
-            ):
+        for operand in overlay_operands(flow, node, view_owner, pinned):
+            if last_read[operand] == step and not storage[operand].is_source:
                 storage[node] = storage[operand]
                 break
     computed = {}
@@ -266,13 +271,13 @@ def node_scratch(flow: Dataflow, order: Sequence[Node]) -> dict[Node, list[Aval]
     return {n: n.op.scratch(*(a.aval for a in flow.args[n]), **n.attrs) for n in order if n.op.scratch}
 
 
-def peak_live_bytes(
+def live_bytes(
     flow: Dataflow,
     order: Sequence[Node],
     view_owner: dict[Node, Node] | None = None,
     scratch: dict[Node, list[Aval]] | None = None,
-) -> int:
-    """The lower bound of a schedule: the most bytes live at any one step.
+) -> list[int]:
+    """The bytes live at each step of a schedule (in-place reuse and scratch included).
 
     ``view_owner`` (:func:`alias_analysis`) and ``scratch`` (:func:`node_scratch`)
     depend on the flow alone: a caller comparing several orders passes them once.
@@ -280,8 +285,17 @@ def peak_live_bytes(
     view_owner = alias_analysis(flow) if view_owner is None else view_owner
     scratch = node_scratch(flow, order) if scratch is None else scratch
     storage = storage_assignment(flow, order, view_owner)
-    intervals = liveness(flow, order, storage, scratch)
-    return max(live_bytes_per_step(intervals, len(order)), default=0)
+    return live_bytes_per_step(liveness(flow, order, storage, scratch), len(order))
+
+
+def peak_live_bytes(
+    flow: Dataflow,
+    order: Sequence[Node],
+    view_owner: dict[Node, Node] | None = None,
+    scratch: dict[Node, list[Aval]] | None = None,
+) -> int:
+    """The lower bound of a schedule: the most bytes live at any one step (:func:`live_bytes`)."""
+    return max(live_bytes(flow, order, view_owner, scratch), default=0)
 
 
 def no_reuse_bytes(flow: Dataflow, order: Sequence[Node], view_owner: dict[Node, Node],

@@ -15,7 +15,7 @@ import numpy as np
 
 from graphc.errors import GraphError
 from graphc.ir import Node
-from graphc.memory.analysis import alias_analysis, align, node_scratch
+from graphc.memory.analysis import alias_analysis, align, node_scratch, overlay_operands
 from graphc.dataflow import Dataflow
 from graphc.remat.candidates import Candidate, Deadline, node_flops, recompute_flops
 from graphc.remat.progress import ProgressFn, SolverOutcome
@@ -116,13 +116,13 @@ def bound_problem(flow: Dataflow, budget: int) -> tuple["RematProblem", list[Nod
 
 
 def writes_in_place(flow: Dataflow, nodes: Sequence[Node]) -> list[bool]:
-    """Per solver node: may the planner write its value over an operand's storage (an elementwise
-    kernel, not an output, with an operand of its own shape and dtype that is no view; see
-    :func:`graphc.memory.analysis.storage_assignment`). The bound lets these overlay a read; every other
-    node's value needs bytes of its own while it runs (a log-softmax of the logits holds both)."""
-    roots = set(flow.roots)  # returned or written to a param: storage of their own
-    return [n.op.elementwise and n not in roots
-            and any(a.aval == n.aval and not a.is_view and not a.is_source for a in flow.args[n]) for n in nodes]
+    """Per solver node: may the planner write its value over an operand's storage in some order
+    (:func:`graphc.memory.analysis.overlay_operands`, the planner's own rule). The bound lets these
+    overlay a read; every other node's value needs bytes of its own while it runs (a log-softmax of
+    the logits holds both)."""
+    owner = alias_analysis(flow)
+    pinned = {owner[r] for r in flow.roots}
+    return [bool(overlay_operands(flow, n, owner, pinned)) for n in nodes]
 
 
 MOMENT_SCHEDULES = 4
