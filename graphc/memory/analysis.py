@@ -128,10 +128,9 @@ def storage_assignment(
 ) -> dict[Node, Node]:
     """For each node, the node whose storage holds its value, with in-place reuse.
 
-    An elementwise op writes into an operand's storage when that operand is
-    read for the last time at this step, has the op's shape and dtype, is no
-    view and no source, is not an output, and no other operand reads the same
-    storage through a different view (``x + x`` is fine, ``x + xᵀ`` is not).
+    An elementwise op writes into the storage of the first of its
+    :func:`overlay_operands` (its shape and dtype, no view, no source, no output,
+    read through no other view) that is read for the last time at this step.
     An output is never written into an operand's storage: it is returned, so it
     has storage of its own outside the arena; a writer's storage is its param.
 
