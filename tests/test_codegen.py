@@ -37,12 +37,13 @@ ZOO_GRAPHS["chain-25"] = lambda: zoo.chain(25)  # ZOO's chain-100, shorter: the 
 
 
 def _small_cnn(batch: int = 4, dtype: str = "float32"):
-    """conv → relu → max_pool → avg_pool → conv (stride 2) → global_avg_pool → matmul → softmax_cross_entropy."""
+    """conv → relu → max_pool → avg_pool → conv (stride 2) → max_pool to 1×1 → conv (3×3 cut to its centre) →
+    global_avg_pool → matmul → softmax_cross_entropy."""
     rng = np.random.default_rng(0)
     weights = {
         "w1": rng.standard_normal((8, 3, 3, 3)) * 0.3, "b1": rng.standard_normal(8) * 0.1,
         "w2": rng.standard_normal((12, 8, 3, 3)) * 0.2, "b2": rng.standard_normal(12) * 0.1,
-        "w3": rng.standard_normal((12, 5)) * 0.3,
+        "w3": rng.standard_normal((12, 5)) * 0.3, "w4": rng.standard_normal((12, 12, 3, 3)) * 0.3,
     }
     with gc.Graph("small-cnn") as g:
         x = gc.input("x", (batch, 3, 12, 10), dtype)
@@ -51,6 +52,7 @@ def _small_cnn(batch: int = 4, dtype: str = "float32"):
         h = gc.max_pool2d(gc.relu(gc.conv2d(x, p["w1"], p["b1"], padding=1)), 2)
         h = gc.avg_pool2d(h, 2, stride=1, padding=1)
         h = gc.conv2d(h, p["w2"], p["b2"], stride=2, padding=1)
+        h = gc.conv2d(gc.max_pool2d(h, (4, 3)), p["w4"], padding=1)
         loss = gc.softmax_cross_entropy(gc.global_avg_pool(h) @ p["w3"], labels)
     return g, {"loss": loss, "params": list(p.values())}
 

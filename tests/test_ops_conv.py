@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
@@ -36,6 +36,9 @@ CONVS = [
     ("same-even-kernel", (1, 2, 5, 6), (2, 2, 2, 4), {"padding": "same", "dilation": (1, 2)}),
     ("pointwise", (2, 4, 3, 5), (2, 4, 1, 1), {}),
     ("stride3-leftover-rows", (1, 2, 8, 7), (2, 2, 2, 2), {"stride": 3, "padding": (0, 1)}),
+    ("one-pixel-map-centre-tap", (3, 4, 1, 1), (5, 4, 3, 3), {"padding": 1}),  # 8 of 9 offsets read padding
+    ("5x5-on-a-1x2-map", (2, 3, 1, 2), (4, 3, 5, 5), {"padding": 2}),  # 1×3 of 5×5 offsets read x
+    ("5x1-on-one-row", (1, 2, 1, 260), (3, 2, 5, 1), {"padding": (2, 0)}),  # one image per product, cut to 1×1
 ]
 CONV_IDS = [c[0] for c in CONVS]
 
@@ -303,6 +306,44 @@ def test_conv_flops_follow_the_formula() -> None:
     dx, dw = gc.grad(loss, [x, w])
     by_op = {n.op.name: n.op.flops([a.aval for a in n.inputs], n.aval, **n.attrs) for n in (dx.node, dw.node)}
     assert by_op == {"conv2d_input_grad": conv_flops, "conv2d_weight_grad": conv_flops}
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(size=st.integers(1, 6), kernel=st.integers(1, 5), stride=st.integers(1, 3), before=st.integers(0, 4),
+       after=st.integers(0, 4), dilation=st.integers(1, 3))
+def test_live_taps_are_the_offsets_that_read_the_image(size, kernel, stride, before, after, dilation) -> None:
+    """The cut window spans exactly the offsets that read a pixel of the image at some output, and its
+    padding puts every output's window where it was."""
+    from graphc.ops import conv
+    span = dilation * (kernel - 1) + 1
+    assume(size + before + after >= span)
+    out = (size + before + after - span) // stride + 1
+    reading = [i for i in range(kernel) if any(0 <= o * stride + i * dilation - before < size for o in range(out))]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv, "LIVE_TAPS_CUT", 1.0)  # cut whenever an offset is dead
+        taps = conv.live_taps((size, 1), (kernel, 1), (stride, 1), ((before, after), (0, 0)), (dilation, 1), (out, 1))
+    if taps is None:  # nothing to cut, nothing read at all, or a cut that would need a negative padding
+        whole = bool(reading) and reading[0] == 0 and reading[-1] == kernel - 1
+        negative = bool(reading) and (reading[0] * dilation > before or (kernel - 1 - reading[-1]) * dilation > after)
+        assert not reading or whole or negative
+        return
+    (first, _), (length, width), ((top, bottom), _) = taps
+    assert (first, length, width) == (reading[0], reading[-1] + 1 - reading[0], 1)
+    assert top == before - first * dilation and min(top, bottom) >= 0
+    assert (size + top + bottom - dilation * (length - 1) - 1) // stride + 1 == out
+
+
+def test_a_window_cut_to_its_live_taps_counts_only_their_flops() -> None:
+    """A 3×3 convolution padded by 1 on a 1×1 map multiplies its centre tap alone, in all three kernels."""
+    with gc.Graph("centre"):
+        x = gc.input("x", (2, 4, 1, 1))
+        w = gc.input("w", (6, 4, 3, 3))
+        loss = gc.sum(gc.conv2d(x, w, padding=1))
+    dx, dw = gc.grad(loss, [x, w])
+    centre = 2 * 2 * 6 * 4
+    assert gc.compile(loss).cost.forward_flops == centre + 2 * 6
+    by_op = {n.op.name: n.op.flops([a.aval for a in n.inputs], n.aval, **n.attrs) for n in (dx.node, dw.node)}
+    assert by_op == {"conv2d_input_grad": centre, "conv2d_weight_grad": centre}
 
 
 def _small_cnn(batch: int, dtype: str = "float32", seed: int = 0):
