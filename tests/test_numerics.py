@@ -102,6 +102,8 @@ TOLERANCE: dict[str, Tolerance] = {
     # Gradients (1/σ̂)(g - mean g - x̂·mean(g·x̂)): differences of O(1) terms, counted in ulps of 1.
     "layer_norm": Tolerance(8, 8, grad_floor=1.0),
     "batch_norm": Tolerance(16, 16, grad_floor=1.0),
+    "norm_statistics": Tolerance(8, 8, grad_floor=1.0),
+    "standardized": Tolerance(16, 16, grad_floor=1.0),
 }
 
 DTYPES = ("float32", "float64")
@@ -327,6 +329,10 @@ CASES += [
     Case("layer_norm", lambda x: gc.layer_norm(x, 4), jax.jit(functools.partial(_jax_standardized, axis=-1)),
          _norm_rows),
     Case("batch_norm", lambda x: gc.batch_norm(x, None, None, training=True),
+         jax.jit(functools.partial(_jax_standardized, axis=0)), lambda dt: [_norm_rows(dt)[0].T.copy()]),
+    Case("norm_statistics", lambda x: gc.ops.standardized(x, gc.ops.norm_statistics(x, (1,)), (1,)),
+         jax.jit(functools.partial(_jax_standardized, axis=-1)), _norm_rows),
+    Case("standardized", lambda x: gc.ops.standardized(x, gc.ops.norm_statistics(x, (0,)), (0,)),
          jax.jit(functools.partial(_jax_standardized, axis=0)), lambda dt: [_norm_rows(dt)[0].T.copy()]),
     Case("softmax", gc.softmax, lambda x: jax.nn.softmax(x, axis=-1), _logits),
     Case("log_softmax", gc.log_softmax, lambda x: jax.nn.log_softmax(x, axis=-1), _logits),

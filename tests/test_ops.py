@@ -116,6 +116,17 @@ def _standardized(x, axes, eps):
     return centred / np.sqrt(np.var(x, axis=axes, keepdims=True) + eps)
 
 
+def _norm_statistics(x, axes, eps=1e-5):
+    """[μ, 0, 1/√(σ² + eps), s²]: in exact arithmetic the rounded mean is μ and its correction 0."""
+    mean = np.mean(x, axis=axes, keepdims=True)
+    inverse_sigma = 1.0 / np.sqrt(np.var(x, axis=axes, keepdims=True) + eps)
+    return np.stack([mean, np.zeros_like(mean), inverse_sigma, np.var(x, axis=axes, keepdims=True, ddof=1)])
+
+
+def _standardized_by(x, stats, axes):
+    return (x - stats[0] - stats[1]) * stats[2]
+
+
 def _layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     k = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
     y = _standardized(x, tuple(range(x.ndim - k, x.ndim)), eps)
@@ -194,6 +205,8 @@ NP = SimpleNamespace(
     embedding=lambda indices, weight, padding_idx=None: weight[indices],
     scatter_add=_scatter_add,
     layer_norm=_layer_norm,
+    norm_statistics=_norm_statistics,
+    standardized=_standardized_by,
     batch_norm=_batch_norm,
 )
 
@@ -538,6 +551,10 @@ case("batch_norm", lambda m, x, w, b: m.batch_norm(x, None, None, w, b, training
 case("batch_norm", lambda m, x: m.batch_norm(x, None, None, training=True, eps=1e-3), A(2, 3, 2, 2))
 case("batch_norm", lambda m, x, b: m.batch_norm(x, None, None, None, b, training=True) * x, A(4, 3), A(3),
      label="fanout")
+case("norm_statistics", lambda m, x, w: m.norm_statistics(x, (0, 2), eps=1e-3) * w, A(3, 2, 4), A(4, 2, 1))
+case("norm_statistics", lambda m, x: m.norm_statistics(x, (1,))[2] * x, A(3, 4), label="fanout")
+case("standardized", lambda m, x, s: m.standardized(x, s, (1,)), A(3, 4), Arg((4, 3, 1), "pos"))
+case("standardized", lambda m, x: m.standardized(x, m.norm_statistics(x, (0,)), (0,)) * x, A(4, 3), label="fanout")
 
 # --- random numbers: a pure function of an int key ---------------------------------------
 

@@ -44,11 +44,12 @@ from graphc.ops.conv import (  # noqa: E402  conv2d's and the pools' gradient pr
 from graphc.ops.nn import (  # noqa: E402  the cross-entropy's pieces, and the fused kernel of older plans
     fused_softmax_cross_entropy, nll_loss, softmax_cross_entropy_grad,
 )
+from graphc.ops.norm import norm_statistics, standardized  # noqa: E402  what the norms' VJPs read
 
 __all__ = [
     "ZERO", "GraphError", "Primitive", "ShapeError", "bind", "defop", "lookup", "registered",
     "OP_MODULES", "PUBLIC_OPS", "div_by_count", "times_inverse_count", "unbroadcast", "default_init", "glorot_uniform",
     "avg_pool2d_grad", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d_gather", "max_pool2d_grad",
-    "fused_softmax_cross_entropy", "nll_loss", "softmax_cross_entropy_grad",
+    "fused_softmax_cross_entropy", "nll_loss", "softmax_cross_entropy_grad", "norm_statistics", "standardized",
     *PUBLIC_OPS,
 ]

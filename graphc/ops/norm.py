@@ -58,38 +58,167 @@ def _row_scratch(x: Aval, axes: tuple[int, ...]) -> list[Aval]:
 
 def _standardize(out: np.ndarray, x: np.ndarray, axes: tuple[int, ...], eps: float,
                  scratch: Sequence[np.ndarray]) -> None:
-    """out = (x - μ)/√(σ² + ε) over ``axes``, σ² biased, by the corrected two-pass algorithm.
+    """out = (x - μ)/√(σ² + ε) over ``axes``, σ² biased, by the corrected two-pass algorithm
+    (:func:`_row_statistics`, with ``out`` as the room for the deviations): the only array of
+    x's size written."""
+    shift, correction, inverse_sigma, square = scratch
+    _row_statistics(shift, correction, inverse_sigma, None, x, axes, eps, out, square)
+    _apply_statistics(out, x, shift, correction, inverse_sigma)
+
+
+def _row_statistics(shift: np.ndarray, correction: np.ndarray, inverse_sigma: np.ndarray,
+                    unbiased: np.ndarray | None, x: np.ndarray, axes: tuple[int, ...], eps: float,
+                    deviations: np.ndarray, square: np.ndarray) -> None:
+    """m̃, c and 1/σ̂ = 1/√(σ² + ε) of x over ``axes`` (rows kept as 1), by the corrected two-pass algorithm,
+    and (unless ``unbiased`` is None) the unbiased variance ``(Σ d² - (Σ d)²/n)/(n - 1)`` by the very ops
+    of :func:`graphc.var` with ``ddof=1``.
 
     m̃ = mean(x) is rounded to the spacing of μ (1e-3 at 1e4 in float32), an error of
     every deviation as large as the spread itself; ``c = mean(x - m̃)`` recovers it from
     deviations that are exact, and ``σ² = mean((x - m̃)²) - c²`` (Chan, Golub and
-    LeVeque 1983). ``out`` is the only array of x's size written.
+    LeVeque 1983). ``deviations`` (x's size) and ``square`` (a row) are overwritten.
     """
-    shift, correction, spread, square = scratch
     count = math.prod(x.shape[a] for a in axes)
     np.mean(x, axis=axes, keepdims=True, out=shift)
-    np.subtract(x, shift, out=out)
-    np.add.reduce(out, axis=axes, keepdims=True, out=correction)
+    np.subtract(x, shift, out=deviations)
+    np.add.reduce(deviations, axis=axes, keepdims=True, out=correction)
+    np.multiply(deviations, deviations, out=deviations)
+    np.add.reduce(deviations, axis=axes, keepdims=True, out=inverse_sigma)
+    if unbiased is not None:
+        np.multiply(correction, correction, out=unbiased)
+        np.divide(unbiased, count, out=unbiased)
+        np.subtract(inverse_sigma, unbiased, out=unbiased)
+        np.maximum(unbiased, 0.0, out=unbiased)  # Σ d² ≥ (Σ d)²/n exactly
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(unbiased, count - 1 if count > 1 else 0.0, out=unbiased)
     np.divide(correction, count, out=correction)
-    np.multiply(out, out, out=out)
-    np.add.reduce(out, axis=axes, keepdims=True, out=spread)
-    np.divide(spread, count, out=spread)
+    np.divide(inverse_sigma, count, out=inverse_sigma)
     np.multiply(correction, correction, out=square)
-    np.subtract(spread, square, out=spread)
-    np.maximum(spread, 0.0, out=spread)  # mean(d²) ≥ c² exactly; rounding must not make σ² negative
-    np.add(spread, eps, out=spread)
-    np.sqrt(spread, out=spread)
-    np.reciprocal(spread, out=spread)
+    np.subtract(inverse_sigma, square, out=inverse_sigma)
+    np.maximum(inverse_sigma, 0.0, out=inverse_sigma)  # mean(d²) ≥ c² exactly; rounding must not make σ² negative
+    np.add(inverse_sigma, eps, out=inverse_sigma)
+    np.sqrt(inverse_sigma, out=inverse_sigma)
+    np.reciprocal(inverse_sigma, out=inverse_sigma)
+
+
+def _apply_statistics(out: np.ndarray, x: np.ndarray, shift: np.ndarray, correction: np.ndarray,
+                      inverse_sigma: np.ndarray) -> None:
+    """out = ((x - m̃) - c)·(1/σ̂): x standardised with its row statistics."""
     np.subtract(x, shift, out=out)
     np.subtract(out, correction, out=out)
-    np.multiply(out, spread, out=out)
+    np.multiply(out, inverse_sigma, out=out)
 
 
-def _standardized_vjp(g: Value, x: Value, x_hat: Value, axes: tuple[int, ...], eps: float) -> Value:
-    """(1/σ̂)·(g - mean(g) - x̂·mean(g·x̂)) over ``axes``: the J^T of x ↦ x̂ (g already times weight)."""
-    inverse_sigma = 1.0 / E.sqrt(R.var(x, axis=axes, keepdims=True) + eps)
+# --- the statistics as a value: what the VJPs read ----------------------------------------------
+
+
+def _row_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+def _check_axes(axes: Any, ndim: int) -> tuple[int, ...]:
+    """``axes`` as sorted non-negative ints, or a ShapeError."""
+    if not isinstance(axes, (tuple, list)) or not axes or not all(is_int(a) and -ndim <= a < ndim for a in axes):
+        raise ShapeError(f"axes must be a non-empty sequence of axes of a {ndim}-D input, got {axes!r:.60}")
+    normal = tuple(sorted(int(a) % ndim for a in axes))
+    if len(set(normal)) != len(normal):
+        raise ShapeError(f"axes {tuple(axes)} name an axis twice")
+    return normal
+
+
+def _statistics_aval(x: Aval, axes: tuple[int, ...], eps: float) -> Aval:
+    same_float_dtype(x)
+    return Aval((4, *_row_shape(x.shape, axes)), x.dtype)
+
+
+def _statistics_kernel(out: np.ndarray, x: np.ndarray, axes: tuple[int, ...], eps: float,
+                       scratch: Sequence[np.ndarray]) -> None:
+    deviations, square = scratch
+    _row_statistics(out[0], out[1], out[2], out[3], x, axes, eps, deviations, square)
+
+
+def _statistic(stats: Value, index: int) -> Value:
+    """Row ``index`` of a :func:`norm_statistics` value: 0 m̃, 1 c, 2 1/σ̂, 3 Σ(x - μ)²/(n - 1) (each x's shape
+    with the axes as 1)."""
+    return S.reshape(S.slice_axis(stats, 0, index, index + 1), stats.shape[1:])
+
+
+def _statistics_vjp(g: Value, y: Value, x: Value, axes: tuple[int, ...], eps: float) -> Value:
+    """∂m̃/∂x = 1/n and ∂c/∂x = 0 (in exact arithmetic m̃ = μ and c = 0, which rounding separates);
+    ∂(1/σ̂)/∂x = -(x - μ)/(n·σ̂³) = -x̂/(n·σ̂²); ∂s²/∂x = 2(x - μ)/(n - 1). (n may hold the batch size.)"""
+    inverse_sigma = _statistic(y, 2)
+    x_hat = standardized(x, y, axes)
+    centred = (x - _statistic(y, 0)) - _statistic(y, 1)
+    moments = R.per_degree_of_freedom(_statistic(g, 0) - _statistic(g, 2) * inverse_sigma * inverse_sigma * x_hat,
+                                      x, axes, 0)
+    return moments + R.per_degree_of_freedom(_statistic(g, 3) * 2.0 * centred, x, axes, 1)
+
+
+norm_statistics_op = Primitive(
+    "norm_statistics",
+    infer=_statistics_aval,
+    normalize=lambda x, axes, eps: {"axes": _check_axes(axes, x.ndim), "eps": _check_eps(eps)},
+    kernel=_statistics_kernel,
+    vjp=[_statistics_vjp],
+    flops=lambda ins, out, **attrs: 5 * ins[0].size,
+    scratch=lambda x, axes, eps: [x, Aval(_row_shape(x.shape, axes), x.dtype)],
+    doc="[m̃, c, 1/σ̂, s²] of x over ``axes`` (stacked on a new first axis): the statistics layer_norm and "
+        "batch_norm standardise with, and the unbiased variance of the running statistics.  "
+        "J^T: (g₀ - g₂·x̂/σ̂²)/n + 2g₃(x - μ)/(n - 1).",
+)
+
+
+def _standardized_aval(x: Aval, stats: Aval, axes: tuple[int, ...]) -> Aval:
+    same_float_dtype(x, stats)
+    if stats.shape != (4, *_row_shape(x.shape, axes)):
+        raise ShapeError(f"the statistics {stats.shape} are not those of {x.shape} over the axes {axes}")
+    return x
+
+
+def _standardized_vjp_stats(g: Value, y: Value, x: Value, stats: Value, axes: tuple[int, ...]) -> Value:
+    """∂/∂m̃ = ∂/∂c = -Σ g/σ̂, ∂/∂(1/σ̂) = Σ g·(x - m̃ - c) over ``axes`` and 0 for s², stacked as the
+    statistics."""
+    shifted = R.sum(g * -_statistic(stats, 2), axis=axes, keepdims=True)
+    scaled = R.sum(g * ((x - _statistic(stats, 0)) - _statistic(stats, 1)), axis=axes, keepdims=True)
+    rows = [S.reshape(v, (1, *v.shape)) for v in (shifted, shifted, scaled)]
+    return S.pad_axis(S.concat(rows, axis=0), 0, 0, 1)
+
+
+standardized_op = Primitive(
+    "standardized",
+    infer=_standardized_aval,
+    normalize=lambda x, stats, axes: {"axes": _check_axes(axes, x.ndim)},
+    kernel=lambda out, x, stats, axes: _apply_statistics(out, x, stats[0], stats[1], stats[2]),
+    vjp=[lambda g, y, x, stats, axes: g * _statistic(stats, 2), _standardized_vjp_stats],
+    flops=lambda ins, out, **attrs: 3 * out.size,
+    doc="((x - m̃) - c)·(1/σ̂) with the rows of norm_statistics(x): the very bits of layer_norm's and "
+        "batch_norm's x̂.  J^T: g/σ̂, and the sums of -g/σ̂ (twice) and g·(x - m̃ - c).",
+)
+
+
+def norm_statistics(x: Any, axes: Sequence[int], eps: float = 1e-5, name: str | None = None) -> Value:
+    """[m̃, c, 1/σ̂, s²] of ``x`` over ``axes``, stacked on a new first axis, each row x's shape with ``axes``
+    as 1: the rounded mean, the correction ``mean(x - m̃)``, ``1/√(σ² + eps)`` (σ² the biased variance)
+    and the unbiased variance s², by the ops of ``graphc.var(x, axes, ddof=1)``."""
+    return norm_statistics_op(x, axes=tuple(axes), eps=eps, name=name)
+
+
+def standardized(x: Any, stats: Any, axes: Sequence[int], name: str | None = None) -> Value:
+    """x̂ = ((x - m̃) - c)·(1/σ̂) with ``stats = norm_statistics(x, axes)``: (x - μ)/√(σ² + eps)."""
+    return standardized_op(x, stats, axes=tuple(axes), name=name)
+
+
+def _standardized_vjp(g: Value, x_hat: Value, stats: Value, axes: tuple[int, ...]) -> Value:
+    """(1/σ̂)·(g - mean(g) - x̂·mean(g·x̂)) over ``axes``: the J^T of x ↦ x̂ (g already times weight),
+    with x̂ and 1/σ̂ from x's :data:`norm_statistics_op`, the forward kernel's own."""
     centred = g - R.mean(g, axis=axes, keepdims=True)
-    return inverse_sigma * (centred - x_hat * R.mean(g * x_hat, axis=axes, keepdims=True))
+    return _statistic(stats, 2) * (centred - x_hat * R.mean(g * x_hat, axis=axes, keepdims=True))
+
+
+def _standardized_parts(x: Value, axes: tuple[int, ...], eps: float) -> tuple[Value, Value]:
+    """x̂ and x's statistics over ``axes``: what the VJPs of layer_norm and batch_norm read."""
+    stats = norm_statistics(x, axes, eps)
+    return standardized(x, stats, axes), stats
 
 
 def _split_affine(affine: Sequence[Any], has_weight: bool, has_bias: bool) -> tuple[Any, Any]:
@@ -178,12 +307,13 @@ def _layer_norm_vjp(index: int):
         axes = _normalized_axes(x.ndim, normalized_shape)
         samples = tuple(range(x.ndim - len(normalized_shape)))
         weight, _ = _split_affine(affine, has_weight, has_bias)
-        if index == 1 and has_weight:
-            return R.sum(g * layer_norm(x, normalized_shape, eps=eps), axis=samples)
-        if index >= 1:
+        if index >= 1 and not (index == 1 and has_weight):
             return R.sum(g, axis=samples)
+        x_hat, stats = _standardized_parts(x, axes, eps)
+        if index == 1:
+            return R.sum(g * x_hat, axis=samples)
         scaled = g if weight is None else g * weight
-        return _standardized_vjp(scaled, x, layer_norm(x, normalized_shape, eps=eps), axes, eps)
+        return _standardized_vjp(scaled, x_hat, stats, axes)
 
     return rule
 
@@ -275,13 +405,13 @@ def _batch_norm_vjp(index: int):
     def rule(g: Value, y: Value, x: Value, *affine: Value, eps: float, has_weight: bool, has_bias: bool) -> Value:
         axes = _batch_axes(x.ndim)
         weight, _ = _split_affine(affine, has_weight, has_bias)
-        x_hat = batch_norm_op(x, eps=eps, has_weight=False, has_bias=False)
-        if index == 1 and has_weight:
-            return R.sum(g * x_hat, axis=axes)
-        if index >= 1:
+        if index >= 1 and not (index == 1 and has_weight):
             return R.sum(g, axis=axes)
+        x_hat, stats = _standardized_parts(x, axes, eps)
+        if index == 1:
+            return R.sum(g * x_hat, axis=axes)
         scaled = g if weight is None else g * S.reshape(weight, _channel_shape(x.ndim, x.shape[1]))
-        return _standardized_vjp(scaled, x, x_hat, axes, eps)
+        return _standardized_vjp(scaled, x_hat, stats, axes)
 
     return rule
 
@@ -408,14 +538,24 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
         if stat.node in x.graph.state_updates:
             raise _already_updated(stat, x.graph.state_updates[stat.node])
     y = batch_norm_op(*operands, **attrs, name=name)
-    axes = _batch_axes(x.ndim)
-    if mean_stat is not None:
-        new_mean = mean_stat * (1.0 - rate) + R.mean(x, axis=axes) * rate
-        _record_state_update(mean_stat, new_mean, y)
-    if var_stat is not None:
-        new_var = var_stat * (1.0 - rate) + R.var(x, axis=axes, ddof=1) * rate
-        _record_state_update(var_stat, new_var, y)
+    if stats:
+        _record_running_statistics(x, y, mean_stat, var_stat, rate, eps)
     return y
+
+
+def _record_running_statistics(x: Value, y: Value, mean_stat: Value | None, var_stat: Value | None, rate: float,
+                               eps: float) -> None:
+    """r ← (1 - rate)·r + rate·s from x's :func:`norm_statistics`, which the VJP reads too (so the batch's
+    statistics are computed once): s the mean m̃ (``graphc.mean``'s bits) and the unbiased variance
+    (``graphc.var(ddof=1)``'s bits)."""
+    stats = norm_statistics(x, _batch_axes(x.ndim), eps)
+    channels = (x.shape[1],)
+    if mean_stat is not None:
+        batch_mean = S.reshape(_statistic(stats, 0), channels)
+        _record_state_update(mean_stat, mean_stat * (1.0 - rate) + batch_mean * rate, y)
+    if var_stat is not None:
+        batch_var = S.reshape(_statistic(stats, 3), channels)
+        _record_state_update(var_stat, var_stat * (1.0 - rate) + batch_var * rate, y)
 
 
 def _batch_norm_eval(x: Value, running_mean: Value, running_var: Value, weight: Any, bias: Any, eps: Any,

@@ -193,7 +193,7 @@ def _moment_kernel(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdi
         np.sqrt(out, out=out)
 
 
-def _inverse_dof(term: Value, x: Value, axis: tuple[int, ...], ddof: float) -> Value:
+def per_degree_of_freedom(term: Value, x: Value, axis: tuple[int, ...], ddof: float) -> Value:
     """``term / (n - ddof)`` with n the count of ``axis``, which may hold the batch size (None).
 
     With the batch in the count, 1/n is a ``div_by_count`` node that specialising
@@ -225,12 +225,12 @@ def _centred(x: Value, axis: tuple[int, ...]) -> Value:
 
 def _var_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool, ddof: float) -> Value:
     """∂ var/∂x = 2(x - mean)/(n - ddof) (the mean's own derivative sums to zero)."""
-    return _inverse_dof(2.0 * _centred(x, axis) * _with_kept_dims(g, x, axis), x, axis, ddof)
+    return per_degree_of_freedom(2.0 * _centred(x, axis) * _with_kept_dims(g, x, axis), x, axis, ddof)
 
 
 def _std_vjp(g: Value, y: Value, x: Value, axis: tuple[int, ...], keepdims: bool, ddof: float) -> Value:
     """∂ std/∂x = (x - mean)/((n - ddof)·std): inf or NaN where std = 0, as torch's."""
-    return _inverse_dof(_centred(x, axis) * (_with_kept_dims(g, x, axis) / _with_kept_dims(y, x, axis)), x, axis, ddof)
+    return per_degree_of_freedom(_centred(x, axis) * (_with_kept_dims(g, x, axis) / _with_kept_dims(y, x, axis)), x, axis, ddof)
 
 
 _VAR = Primitive(
