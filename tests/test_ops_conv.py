@@ -39,6 +39,9 @@ CONVS = [
     ("one-pixel-map-centre-tap", (3, 4, 1, 1), (5, 4, 3, 3), {"padding": 1}),  # 8 of 9 offsets read padding
     ("5x5-on-a-1x2-map", (2, 3, 1, 2), (4, 3, 5, 5), {"padding": 2}),  # 1×3 of 5×5 offsets read x
     ("5x1-on-one-row", (1, 2, 1, 260), (3, 2, 5, 1), {"padding": (2, 0)}),  # one image per product, cut to 1×1
+    # stride 1 on ≥ 128 pixels: the input gradient is the convolution with the flipped weights
+    ("depthwise-input-grad-as-conv", (4, 4, 6, 6), (4, 1, 3, 3), {"groups": 4, "padding": 1}),
+    ("groups2-dilation2-input-grad-as-conv", (2, 4, 9, 8), (6, 2, 3, 2), {"groups": 2, "dilation": 2, "padding": (2, 1)}),
 ]
 CONV_IDS = [c[0] for c in CONVS]
 
