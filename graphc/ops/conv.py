@@ -20,6 +20,11 @@ each linear in both its operands and so differentiable again with the three:
 
 - ``conv2d_input_grad(g, w)`` = ``J^T_{φ|x} g``, the transposed convolution;
 - ``conv2d_weight_grad(x, g)`` = ``J^T_{φ|w} g``, the windows of x correlated with g.
+
+The three kernels skip the kernel offsets that read only zero padding where most do
+(:func:`live_taps`: a 3×3 window on a 1×1 map multiplies its centre alone), and at stride 1
+on enough pixels the transposed convolution is the convolution of g with the flipped
+weights (:data:`TRANSPOSED_AS_CONVOLUTION_PIXELS`).
 """
 
 from __future__ import annotations
@@ -178,9 +183,9 @@ window → cut: 1 of 9 offsets live (3×3 on 1×1 maps), 2.66 → 1.24, 3.40 →
 def live_taps(hw: Sequence[int], kernel: Sequence[int], stride: Pair, padding: Padding, dilation: Pair,
               out_hw: Sequence[int]) -> tuple[Pair, Pair, Padding] | None:
     """The part of the kernel window that ever reads the image: its first offset, its size, and the
-    padding that keeps every output pixel's window in place (``before - first·d`` on each side). None when more than
-    :data:`LIVE_TAPS_CUT` of the offsets read the image (or none does, or cutting would need a negative
-    padding, with a dilation).
+    padding that keeps every output pixel's window in place (``before - first·d`` on each side).
+    None when more than :data:`LIVE_TAPS_CUT` of the offsets read the image (or none does, or cutting
+    would need a negative padding, with a dilation).
 
     An offset that reads only padding multiplies zeros: a 3×3 convolution padded by 1 on a 1×1 map
     (ResNet's last stage at 32 px) reads the image with its centre alone, so eight ninths of its
