@@ -379,7 +379,8 @@ _GELU_CUBIC = 0.044715  # the tanh approximation's coefficient (Hendrycks & Gimp
 # p = -2u = x·(A + B·x²), u = √(2/π)(x + 0.044715x³): the exponent of x·σ(2u) = x / (1 + e^p)
 _GELU_P_LINEAR = -2.0 * _SQRT_2_OVER_PI
 _GELU_P_CUBIC = -2.0 * _SQRT_2_OVER_PI * _GELU_CUBIC
-_GELU_GRAD_CLIP = 1e3  # |x| beyond which the tanh form's derivative is 1 or 0 in float64 (|u| > 3·10⁷)
+# where the tanh form's derivative is 0 (below) or 1 (above: 1 + 3e-27 at x = 9) in float32 and float64 alike
+_GELU_GRAD_RANGE = (-1e3, 9.0)
 
 
 def _gelu_normalize(x: Aval, approximate: Any = "none") -> dict[str, Any]:
@@ -397,26 +398,27 @@ def _gelu_kernel(out: np.ndarray, x: np.ndarray, approximate: str) -> None:
     """
     if approximate == "tanh":
         _gelu_tanh_into(out, x)
-        return
-    from scipy.special import erfc
+    else:
+        from scipy.special import erfc
 
-    np.multiply(x, -_SQRT_HALF, out=out)
-    erfc(out, out=out)
-    np.multiply(out, x, out=out)
-    np.multiply(out, 0.5, out=out)
+        np.multiply(x, -_SQRT_HALF, out=out)
+        erfc(out, out=out)
+        np.multiply(out, x, out=out)
+        np.multiply(out, 0.5, out=out)
 
 
 def _gelu_tanh_into(out: np.ndarray, x: np.ndarray) -> None:
     """out = x / (1 + e^p), p = -2u = x·(A + B·x²): ½x(1 + tanh u) = x·σ(2u), in 7 passes (one exp).
 
     e^p is half the cost of tanh here, and x·σ(2u) does not cancel where 1 + tanh(u) does
-    (to 0 below x ≈ -5.4 in float32). Where e^p overflows (p > log(max)), out is x/∞ = -0.
+    (to 0 below x ≈ -5.4 in float32). Where e^p overflows (p > log(max)), out is x/∞ = -0, silently.
     """
     np.multiply(x, x, out=out)
     np.multiply(out, _GELU_P_CUBIC, out=out)
     np.add(out, _GELU_P_LINEAR, out=out)
     np.multiply(out, x, out=out)
-    np.exp(out, out=out)
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
     np.add(out, 1.0, out=out)
     np.divide(x, out, out=out)
 
@@ -446,10 +448,11 @@ def _gelu_tanh_derivative(x: Value) -> Value:
 
     1 - s is E/(1 + E), computed as 1/(1 + 1/E): no cancellation where s is near 1 (x > 0,
     where 1 - tanh(u) loses its digits), and no ∞/∞ where E overflows (x ≪ 0: s = 0, 1 - s = 1).
-    x is clipped to ±1000, beyond which the derivative is exactly 1 or 0, so that k = 2x·u′
-    stays finite (k·0 is then 0, not NaN).
+    x is clipped to [-1000, 9], outside which the derivative is 0 or 1 to the last bit of
+    float64: k = 2x·u′ stays finite (k·0 is then 0, not NaN) and E > 0 (1/E is never a
+    division by zero).
     """
-    x = E.clip(x, -_GELU_GRAD_CLIP, _GELU_GRAD_CLIP)
+    x = E.clip(x, *_GELU_GRAD_RANGE)
     squared = x * x
     exp_p = E.exp(x * (_GELU_P_LINEAR + _GELU_P_CUBIC * squared))
     k = x * (2.0 * _SQRT_2_OVER_PI + 6.0 * _SQRT_2_OVER_PI * _GELU_CUBIC * squared)
