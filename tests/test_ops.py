@@ -398,6 +398,17 @@ case("matmul", lambda m, x: x @ x, A(3, 3), label="fanout")
 case("matmul", lambda m, x: m.matmul(x, x), A(2, 3, 3), label="fanout-batched")
 case("matmul", lambda m, x: x @ m.transpose(x), A(3, 4), label="fanout-xxT")
 case("matmul", lambda m, x: x @ x, A(4,), label="fanout-dot")
+# a dense layer's weight gradient is one GEMM of the stacked rows; a swapped transpose's gradient has its layout
+case("matmul", lambda m, x, y: m.matmul(x, y), A(2, 3, 4, 5), A(5, 2), label="stacked-two-batch-dims")
+case("matmul", lambda m, x, y: m.matmul(m.transpose(x, (1, 0, 2)), y), A(3, 2, 4), A(4, 5), label="stacked-non-contiguous")
+case("matmul", lambda m, x, w: m.matmul(x, m.transpose(w)), A(2, 3, 4), A(5, 4), label="stacked-tied-transpose")
+case("matmul", lambda m, x, y: m.matmul(m.transpose(x), y), A(4, 3), A(4, 5), label="transposed-a")
+case("matmul", lambda m, x, y: m.matmul(m.transpose(x, (0, 2, 1)), m.transpose(y, (0, 2, 1))), A(2, 4, 3), A(2, 5, 4),
+     label="batched-transposed-both")
+case("matmul", lambda m, x, y: m.matmul(x, m.transpose(y, (0, 2, 1))), A(2, 3, 4), A(1, 5, 4),
+     label="broadcast-batch-transposed-b")
+case("matmul", lambda m, x, y: m.matmul(m.transpose(x, (1, 0)), y), A(4, 3), A(2, 4, 5), label="broadcast-transposed-a")
+case("matmul", lambda m, x, w: m.matmul(m.matmul(x, m.transpose(w)), w), A(2, 3, 4), A(5, 4), label="fanout-tied")
 
 # --- reductions ------------------------------------------------------------------------
 
@@ -860,3 +871,41 @@ def test_the_cross_entropy_gradient_kernel_writes_a_strided_out_as_a_contiguous_
     np.testing.assert_array_equal(strided, contiguous)
     expected = (np.exp(log_probs) - np.eye(5)[labels]) * scale
     np.testing.assert_allclose(contiguous, expected, rtol=1e-15, atol=1e-17)
+
+
+def test_a_dense_layers_weight_gradient_is_one_gemm_and_a_tied_one_lands_untransposed() -> None:
+    """x @ W with x of shape (B, T, K): ∂W is reshape(x)ᵀ @ reshape(g), the reshapes views and no sum over B;
+    the gradient of a tied Wᵀ (logits = h @ embᵀ) is written by its GEMM in emb's own layout, no transpose left."""
+    with gc.Graph("dense-grads"):
+        x = gc.input("x", (2, 3, 4), "float32")
+        w = gc.param("w", (4, 6), "float32")
+        emb = gc.param("emb", (5, 6), "float32")
+        loss = gc.sum(gc.tanh(gc.matmul(gc.tanh(x @ w), gc.transpose(emb))))
+        dw, demb = gc.grad(loss, [w, emb])
+    prog = gc.compile([dw, demb])
+    plan = prog.plan
+    writer = {ins.out: ins for ins in plan.instructions}
+    for grad in plan.outputs:
+        assert writer[grad].op == "matmul", writer[grad]
+    assert not [ins for ins in plan.instructions if ins.op == "sum"]
+    assert all(ins.mode == "view" for ins in plan.instructions if ins.op in ("reshape", "transpose"))
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    wv, ev = (np.asarray(p.node.data, np.float64) for p in (w, emb))
+    h = np.tanh(xv.astype(np.float64) @ wv)
+    g = 1 - np.tanh(h @ ev.T) ** 2
+    gh = (g @ ev) * (1 - h * h)
+    got_w, got_emb = prog.run({"x": xv})
+    np.testing.assert_allclose(got_emb, np.einsum("btv,btd->vd", g, h), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_w, np.einsum("btk,btn->kn", xv, gh), rtol=1e-5, atol=1e-6)
+
+
+def test_the_matmul_kernel_runs_stacked_rows_as_one_gemm_with_numpys_values() -> None:
+    """A C-contiguous stack times a matrix is one GEMM of its rows; a strided stack takes NumPy's loop."""
+    from graphc.ops.linalg import _matmul_kernel
+    rng = np.random.default_rng(1)
+    b = rng.standard_normal((4, 5))
+    for a in (rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 2, 4)).transpose(1, 0, 2)):
+        out = np.empty((2, 3, 5))
+        _matmul_kernel(out, a, b)
+        np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-14, atol=1e-14)
