@@ -8,6 +8,7 @@ planner can place them.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -379,8 +380,20 @@ _GELU_CUBIC = 0.044715  # the tanh approximation's coefficient (Hendrycks & Gimp
 # p = -2u = x·(A + B·x²), u = √(2/π)(x + 0.044715x³): the exponent of x·σ(2u) = x / (1 + e^p)
 _GELU_P_LINEAR = -2.0 * _SQRT_2_OVER_PI
 _GELU_P_CUBIC = -2.0 * _SQRT_2_OVER_PI * _GELU_CUBIC
-# where the tanh form's derivative is 0 (below) or 1 (above: 1 + 3e-27 at x = 9) in float32 and float64 alike
-_GELU_GRAD_RANGE = (-1e3, 9.0)
+_GELU_GRAD_TOP = 9.0  # above it the tanh form's derivative is 1 to the last bit of float64 (1 + 3e-27 at x = 9)
+
+
+@functools.lru_cache(maxsize=None)
+def _gelu_grad_floor(dtype: np.dtype) -> float:
+    """The x below which the tanh form's derivative is computed at this x instead: where e^p = e^(-2u) is
+    still finite in ``dtype`` with a margin (x ≈ -10.0 in float32, -21.3 in float64). There the derivative
+    is below 1e-35 (1e-305), 0 in ulps of 1, and below it e^p would overflow, with NumPy's warning."""
+    ceiling = math.log(float(np.finfo(dtype).max)) - 1.0
+    low, high = -1e3, 0.0  # p(x) = x·(A + B·x²) falls from p(-1000) > ceiling to p(0) = 0
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if middle * (_GELU_P_LINEAR + _GELU_P_CUBIC * middle * middle) > ceiling else (low, middle)
+    return high
 
 
 def _gelu_normalize(x: Aval, approximate: Any = "none") -> dict[str, Any]:
@@ -447,12 +460,11 @@ def _gelu_tanh_derivative(x: Value) -> Value:
     """d/dx x·σ(2u) = s + k·s(1 - s) = s·(1 + k·(1 - s)), s = σ(2u) = 1/(1 + E), E = e^(-2u), k = 2x·u′.
 
     1 - s is E/(1 + E), computed as 1/(1 + 1/E): no cancellation where s is near 1 (x > 0,
-    where 1 - tanh(u) loses its digits), and no ∞/∞ where E overflows (x ≪ 0: s = 0, 1 - s = 1).
-    x is clipped to [-1000, 9], outside which the derivative is 0 or 1 to the last bit of
-    float64: k = 2x·u′ stays finite (k·0 is then 0, not NaN) and E > 0 (1/E is never a
-    division by zero).
+    where 1 - tanh(u) loses its digits). x is clipped to [:func:`_gelu_grad_floor`, 9], outside
+    which the derivative is 0 in ulps of 1 (below 1e-35) or 1 to the last bit: E stays finite
+    and > 0, so nothing overflows and 1/E is never a division by zero.
     """
-    x = E.clip(x, *_GELU_GRAD_RANGE)
+    x = E.clip(x, _gelu_grad_floor(x.dtype), _GELU_GRAD_TOP)
     squared = x * x
     exp_p = E.exp(x * (_GELU_P_LINEAR + _GELU_P_CUBIC * squared))
     k = x * (2.0 * _SQRT_2_OVER_PI + 6.0 * _SQRT_2_OVER_PI * _GELU_CUBIC * squared)
