@@ -57,8 +57,9 @@ module asks the Python objects, and tests no op by name):
   ``scipy.special`` and have no such stand-in: their plans cannot be written.
 
 The rules of :class:`~graphc.runtime.Executable` hold in ``run``: feeds are
-checked (shape and dtype, no casting) and copied into slots of their own; the
-caller's arrays are never written except the params it passes, which are read
+checked (shape and dtype, no casting) and copied into slots of their own (the
+runtime reads a C-contiguous feed in place where its plan writes no param in
+place; only read, either way); the caller's arrays are never written except the params it passes, which are read
 and updated in place as the program's stored params are (a param that is fed,
 or whose array is not C-contiguous, is copied, and its update copied back at the
 end); outputs are new arrays of each run, never views of the arena; the
