@@ -76,7 +76,10 @@ from the library timed next, and on a small machine shared with other processes
 a parallel call waits for a descheduled thread: with PyTorch's default of two
 threads on this 2-core machine, a step of 0.25 ms took 110 ms.
 
-    python benchmarks/speed.py [--quick] [--threads N] [--skip jax,torch] [--plot out/bench/speed.png]
+    python benchmarks/speed.py [--quick] [--threads N] [--skip jax,torch] [--only mlp,chain] [--plot out/bench/speed.png]
+
+``--only`` keeps the workloads whose names contain one of the comma-separated parts
+(``--only "mlp 32×,chain 32×64"``: the small MLP and the 64-wide chain of the full list).
 
 Measured 2026-11-30 03:46–03:51 UTC on this 2-core machine (load average about 1 before the
 run), numpy 2.4.6, jax 0.10.2, torch 2.13.0+cpu, every library on one thread (``--threads 1``);
@@ -242,6 +245,12 @@ def workloads(quick: bool) -> list[Workload]:
                  lambda: models.gpt2(batch=4, layers=2, width=128, heads=4, context=128, vocab=1024),
                  {"layers": 2, "heads": 4}),
     ]
+
+
+def selected(candidates: list[Workload], only: str) -> list[Workload]:
+    """The workloads whose name contains one of the comma-separated parts of ``only`` (all if it has none)."""
+    parts = [part.strip() for part in only.split(",") if part.strip()]
+    return [w for w in candidates if not parts or any(part in w.name for part in parts)]
 
 
 def build(workload: Workload) -> Problem:
@@ -935,10 +944,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "0 leaves each library at its default (default 1)")
     parser.add_argument("--skip", default="", metavar="NAMES",
                         help="comma-separated implementations to leave out: numpy, jax, torch (graphc always runs)")
+    parser.add_argument("--only", default="", metavar="NAMES",
+                        help="comma-separated parts of workload names: run only the workloads whose name contains "
+                             "one (\"mlp 32×,chain 32×64\"); default all")
     args = parser.parse_args(argv)
     skipped = {n.strip() for n in args.skip.split(",") if n.strip()}
     if skipped - set(IMPLEMENTATIONS) or "graphc" in skipped:
         parser.error(f"--skip: {args.skip!r}; choose among {', '.join(IMPLEMENTATIONS[1:])}")
+    chosen = selected(workloads(args.quick), args.only)
+    if not chosen:
+        parser.error(f"--only: {args.only!r} names no workload; the workloads are: "
+                     f"{'; '.join(w.name for w in workloads(args.quick))}")
     names = [n for n in IMPLEMENTATIONS if n not in skipped]
     repeats, warmup = (5, 2) if args.quick else (15, 5)
     if args.threads == 1 and "jax" in names:
@@ -946,7 +962,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with thread_limit(args.threads or None, names) as threads:
         gflops = gemm_rate(512 if args.quick else 1024)
-        prepared = [prepare(w, names) for w in workloads(args.quick)]
+        prepared = [prepare(w, names) for w in chosen]
         rows = [row for row, _ in prepared]
         print(f"graphc speed benchmark: one training step [loss, *grads] on the CPU ({versions(names)}; {threads})")
         print(format_checks(rows), flush=True)

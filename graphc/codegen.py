@@ -26,7 +26,7 @@ What the module holds, in order:
   offset, the feed slots, and the views of those, made once per arena; it
   returns the slots and ``step``, a closure over them whose body is the plan,
   one line per instruction in plan order (the listing's line as a comment),
-  each a NumPy call with ``out=``: ``np.matmul(b0, b2, out=b7)``;
+  each a NumPy call into its output: ``np.matmul(b0, b2, b7)``;
 - ``run``, which checks and copies the feeds, picks the params' arrays, calls
   ``step`` and returns the outputs; ``new_arena()`` and ``load_params(path)``.
 
@@ -36,7 +36,9 @@ module asks the Python objects, and tests no op by name):
 - a kernel written as a ``lambda`` is inlined: its body, found in its file and
   checked to compile to the very bytecode Python runs, with the operands
   replaced by buffer names and the attributes by literals. ``lambda out, a, b:
-  np.add(a, b, out=out)`` becomes ``np.add(b3, b4, out=b5)``; a closure's
+  np.add(a, b, out=out)`` becomes ``np.add(b3, b4, b5)`` (a ufunc's ``out=`` passed
+  positionally, which skips the parsing of a keyword, where NumPy takes it so without a
+  warning: not ``np.maximum``'s); a closure's
   cells become what they hold (``ufunc`` → ``np.greater``). Views
   (``x.transpose(axes)``), the copies of views and the run-time operand checks
   are inlined the same way;
@@ -55,8 +57,9 @@ module asks the Python objects, and tests no op by name):
   ``scipy.special`` and have no such stand-in: their plans cannot be written.
 
 The rules of :class:`~graphc.runtime.Executable` hold in ``run``: feeds are
-checked (shape and dtype, no casting) and copied into slots of their own; the
-caller's arrays are never written except the params it passes, which are read
+checked (shape and dtype, no casting) and copied into slots of their own (the
+runtime reads a C-contiguous feed in place where its plan writes no param in
+place; only read, either way); the caller's arrays are never written except the params it passes, which are read
 and updated in place as the program's stored params are (a param that is fed,
 or whose array is not C-contiguous, is copied, and its update copied back at the
 end); outputs are new arrays of each run, never views of the arena; the
@@ -97,6 +100,8 @@ import symtable
 import os
 import textwrap
 import types
+import warnings
+import weakref
 import zipfile
 import zlib
 from pathlib import Path
@@ -709,7 +714,7 @@ class _Module:
         return f"{name}({', '.join(parts)})"
 
     def _inline(self, fn: types.FunctionType, args: Sequence[str], kwargs: Mapping[str, Any]) -> str:
-        template = _template(fn)
+        template = _template(fn, bool(args) and args[0].isidentifier())
         try:
             bound = template.signature.bind(*args, **kwargs)
         except TypeError as err:
@@ -774,22 +779,108 @@ class _Template:
     signature: inspect.Signature
 
 
-_TEMPLATES: dict[types.CodeType, _Template] = {}
+_TEMPLATES: dict[tuple[types.CodeType, tuple[bool, ...]], _Template] = {}
 
 
-def _template(fn: types.FunctionType) -> _Template:
-    code = fn.__code__
-    found = _TEMPLATES.get(code)
+def _template(fn: types.FunctionType, positional_out: bool = False) -> _Template:
+    """The template of ``fn``'s body. With ``positional_out`` (the lambda's first operand is an
+    array, as a kernel's ``out`` is), each call of a ufunc of one output that passes that
+    operand as ``out=`` passes it positionally instead (see :func:`_positional_out`)."""
+    flags = _positional_out(fn) if positional_out else ()
+    key = (fn.__code__, flags)
+    found = _TEMPLATES.get(key)
     if found is None:
         node = _lambda_tree(fn)
         if _has_inner_scope(node.body):
             raise CannotEmit(f"the lambda {_label(fn)} has an inner scope (a comprehension, lambda or :=); "
                              "write it as a def, which is copied")
+        for call, flag in zip(_calls(node), flags):
+            if flag:
+                call.args.append(call.keywords.pop().value)
         names = sorted({n.id for n in ast.walk(node.body) if isinstance(n, ast.Name)})
         mapping = {name: ast.Name(f"__graphc_{k}__", ast.Load()) for k, name in enumerate(names)}
         text = ast.unparse(_Rename(mapping).visit(node.body))
-        found = _TEMPLATES[code] = _Template(text, tuple(names), inspect.signature(fn))
+        found = _TEMPLATES[key] = _Template(text, tuple(names), inspect.signature(fn))
     return found
+
+
+def _calls(node: ast.Lambda) -> list[ast.Call]:
+    return [n for n in ast.walk(node.body) if isinstance(n, ast.Call)]
+
+
+_POSITIONAL_OUT: "weakref.WeakKeyDictionary[types.FunctionType, tuple[bool, ...]]" = weakref.WeakKeyDictionary()
+
+
+def _positional_out(fn: types.FunctionType) -> tuple[bool, ...]:
+    """For each call in ``fn``'s body (in :func:`_calls` order), whether it may pass ``out`` positionally.
+
+    ``np.add(a, b, out=out)`` is ``np.add(a, b, out)``: a ufunc takes its output array after its
+    inputs, and the positional form skips the parsing of a keyword (a tenth of a call on small
+    arrays). A call qualifies when its callee, a name or a chain of attributes read from the
+    lambda's globals or closure, is a ufunc of one output taking as many inputs as the call
+    passes positionally (no ``*``), and its only keyword is ``out=`` the lambda's first
+    parameter (a kernel's ``out``: an array). Found once per function (its closure may hold
+    another ufunc than another closure of the same code)."""
+    found = _POSITIONAL_OUT.get(fn)
+    if found is None:
+        node = _lambda_tree(fn)
+        params = node.args.posonlyargs + node.args.args
+        first = params[0].arg if params else None
+        cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+        flags = []
+        for call in _calls(node):
+            keywords = call.keywords
+            qualifies = (first is not None and len(keywords) == 1 and keywords[0].arg == "out"
+                         and isinstance(keywords[0].value, ast.Name) and keywords[0].value.id == first
+                         and not any(isinstance(a, ast.Starred) for a in call.args))
+            callee = _resolve(call.func, fn, cells) if qualifies else None
+            flags.append(isinstance(callee, np.ufunc) and callee.nout == 1 and callee.nin == len(call.args)
+                         and _takes_positional_out(callee))
+        found = _POSITIONAL_OUT[fn] = tuple(flags)
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_positional_out(ufunc: np.ufunc) -> bool:
+    """Whether ``ufunc`` takes its output array positionally as it does by keyword, without a
+    warning: tried once on arrays of one element (NumPy 2.4 deprecates it for ``np.maximum`` and
+    ``np.minimum``, whose third positional argument people took for a third input)."""
+    signature = next((t for t in ufunc.types if "O" not in t), None)
+    if signature is None:
+        return False
+    ins, outs = signature.split("->")
+    core = re.findall(r"\(([^)]*)\)", ufunc.signature or "")
+    shapes = [tuple(1 for d in group.split(",") if d.strip()) for group in core] or [()] * (len(ins) + len(outs))
+    if len(shapes) != len(ins) + len(outs):
+        return False
+    operands = [np.ones(shape, np.dtype(char)) for shape, char in zip(shapes, ins)]
+    out = np.zeros(shapes[-1], np.dtype(outs[0]))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ufunc(*operands, out=out)
+            return ufunc(*operands, out) is out
+    except Exception:  # noqa: BLE001 - any refusal or warning: keep the keyword
+        return False
+
+
+def _resolve(expr: ast.expr, fn: types.FunctionType, cells: Mapping[str, Any]) -> Any:
+    """The object a name or a chain of attributes (``np.add``) means in ``fn``, or None: nothing is called."""
+    if isinstance(expr, ast.Attribute):
+        base = _resolve(expr.value, fn, cells)
+        return None if base is None else getattr(base, expr.attr, None)
+    if not isinstance(expr, ast.Name):
+        return None
+    if expr.id in fn.__code__.co_varnames:  # a parameter or local: known at run time only
+        return None
+    if expr.id in cells:
+        try:
+            return cells[expr.id].cell_contents
+        except ValueError:  # an empty cell
+            return None
+    if expr.id in fn.__globals__:
+        return fn.__globals__[expr.id]
+    return getattr(builtins, expr.id, None)
 
 
 def _numpy_home(obj: Any) -> tuple[str, str] | None:

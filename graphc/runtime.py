@@ -6,12 +6,20 @@ are read (and written, by updates) where they are stored, and views are bound
 once. On its first run an executable writes its instructions as one Python
 function over those arrays (:class:`_StepWriter`; ``Executable.source`` is its
 text): a kernel written as a ``lambda`` inlined as the NumPy call it makes
-(``np.add(b9, b3, out=b10)``, as :mod:`graphc.codegen` inlines it), any other
+(``np.add(b9, b3, b10)``, as :mod:`graphc.codegen` inlines it), any other
 kernel called by name with its operands and attributes, so that an instruction
 costs its kernel and nothing else. A run is then:
 
-    check feeds and stored params  →  copy feeds into their slots  →  the function:
-    new output arrays (and the views on them), operand checks of feeds, one line per instruction  →  the outputs
+    check stored params  →  the function: take the feeds in (check each; read it in place or copy it
+    into its slot), new output arrays (and the views on them and on the feeds read in place),
+    operand checks of feeds, one line per instruction  →  the outputs
+
+A feed is read where the caller keeps it (no copy) when it is an ndarray of the
+input's very shape and dtype, C-contiguous and aligned, and the plan writes no
+stored param in place: no instruction writes an input, so the caller's array is
+only read, and no output is one (see :func:`_inputs_read_in_place`). Any other
+feed is checked and copied into the input's slot, as are the feeds of a plan
+with updates.
 
 The outputs are new arrays of each run, written by the kernels that compute them
 (no copy out of the arena), and so are the views bound on them; nothing else is
@@ -26,8 +34,9 @@ puts the written params back as they were, so a failed run changes nothing.
 
 A run that feeds a param (overriding its stored value for that run) uses a
 second binding whose param slots are copies; its updates are copied into the
-stored params at the end. The caller's arrays are only read (copied into
-slots), and each run returns arrays of its own that no later run touches.
+stored params at the end. The caller's arrays are only read (in place, or
+copied into slots), and each run returns arrays of its own that no later run
+touches.
 
 An :class:`Executable` is one arena: one run at a time. ``check_numerics``
 adds, after each instruction with a float result, a check for NaN and Inf;
@@ -138,22 +147,23 @@ class Executable:
             elif buf.kind == CONST:
                 arrays[buf.id] = plan.constants[buf.id]
         self.shared = frozenset(shared)
-        # slots a run fills: every input, and the params not read in place
+        # slots: every input (a feed read in place falls back to its slot), and the params not read in place
         self.slots = {b.name: (b, arrays[b.id]) for b in plan.buffers
                       if b.kind in (INPUT, PARAM) and b.name not in shared}
         self.stored = {b.name: stored[b.name] for b in plan.buffers if b.kind == PARAM and b.name in stored}
-        self._fills = [(name, buf, slot, np.dtype(buf.dtype)) for name, (buf, slot) in self.slots.items()]
+        self.read_in_place = _inputs_read_in_place(plan, updates_in_place=not self.shared.isdisjoint(self.written))
         self._write_back = [(self.stored[name], self.slots[name][1]) for name in self.written if name not in shared]
         self._from_sources = _source_derived_buffers(plan)
-        # Outputs are new arrays at each run, and so are the views bound on them; every other view is bound here.
-        self._per_run = _per_run_buffers(plan)
+        # Outputs are new arrays at each run, and so are the feeds read in place and the views bound on either;
+        # every other view is bound here.
+        self._per_run = _per_run_buffers(plan, self.read_in_place)
         for ins in plan.instructions:
             if ins.mode == BIND_VIEW and ins.out not in self._per_run:
                 arrays[ins.out] = lookup(ins.op).kernel(*[arrays[a] for a in ins.args], **ins.attrs)
         self._arrays = arrays
         checks_in_place = any(self._checked_in_place(ins) for ins in plan.instructions)
         self._guard = bool(self.written) and (self.check_numerics or checks_in_place)
-        self._step: Callable[[], list[np.ndarray]] | None = None  # written on the first run
+        self._step: Step | None = None  # written on the first run
         self.source: str | None = None
 
     def _checked_in_place(self, ins: Instruction) -> bool:
@@ -165,7 +175,7 @@ class Executable:
         examined = [a for k, a in enumerate(ins.args) if k in prim.int_operands] or ins.args
         return not all(a in self._from_sources for a in examined)
 
-    def _prepare(self) -> Callable[[], list[np.ndarray]]:
+    def _prepare(self) -> Step:
         """The function that runs the instructions and returns the outputs (written once, on the first run)."""
         if self._step is None:
             self.source, self._step = _StepWriter(self).function()
@@ -187,28 +197,19 @@ class Executable:
             return self._copying._run(feeds)
         step = self._step or self._prepare()
         self._check_storage()
-        for name, buf, slot, dtype in self._fills:
-            value = feeds.get(name, _MISSING)
-            if value is _MISSING:
-                value = self.stored.get(name, _MISSING)
-                if value is _MISSING:
-                    raise GraphError(f"input {name!r} ({buf.shape} {buf.dtype}) is needed but was not fed")
-            elif type(value) is not np.ndarray or value.shape != buf.shape or value.dtype != dtype:
-                value = _checked_feed(buf, value)
-            np.copyto(slot, value)
         if self._guard:
-            outputs = self._run_guarded(step)
+            outputs = self._run_guarded(step, feeds)
         else:
-            outputs = step()
+            outputs = step(feeds)
         for target, slot in self._write_back:
             np.copyto(target, slot)
         return outputs
 
-    def _run_guarded(self, step: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
-        """The steps, with the params the plan writes put back as they were if one raises."""
+    def _run_guarded(self, step: Step, feeds: Mapping[str, Any]) -> list[np.ndarray]:
+        """The step, with the params the plan writes put back as they were if it raises."""
         saved = [(self.stored[name], self.stored[name].copy()) for name in self.written]
         try:
-            return step()
+            return step(feeds)
         except BaseException:
             for target, value in saved:
                 np.copyto(target, value)
@@ -235,18 +236,23 @@ class Executable:
 
 _MISSING = object()
 
+Step = Callable[[Mapping[str, Any]], list[np.ndarray]]
+"""The function an Executable writes: ``step(feeds)`` takes the feeds in, runs the plan, returns the outputs."""
+
 
 class _StepWriter:
     """Writes an Executable's instructions as one Python function and compiles it.
 
-    The function's body is the plan: a new array for each output and the views bound on
-    them, then the operand checks that read only feeds, params and constants, then one line
-    per instruction in plan order. A kernel written as a ``lambda`` is inlined (its body, as
-    :mod:`graphc.codegen` writes it: ``np.add(b9, b3, out=b10)``), the same ufunc calls
+    The function's body is the plan: the feeds taken in (:meth:`intake`), a new array for
+    each output and the views bound on them and on the feeds read in place, then the operand
+    checks that read only feeds, params and constants, then one line per instruction in plan
+    order. A kernel written as a ``lambda`` is inlined (its body, as
+    :mod:`graphc.codegen` writes it: ``np.add(b9, b3, b10)``), the same ufunc calls
     with the same arrays and attributes that calling the kernel makes; any other kernel is
     called (``_nll_kernel(b16, b13, b1)``). The bound arrays, attributes and functions are
-    the globals of the function, the outputs and the views bound on them its locals: a
-    run makes no call per instruction but the kernel's own, and binds nothing.
+    the globals of the function; the feeds read in place, the outputs and the views bound
+    on them its locals: a run makes no call per instruction but the kernel's own, and binds
+    nothing else.
     An instruction whose kernel cannot be inlined or named this way (a callable that is
     not a Python function) is called through a ``functools.partial`` of its attributes.
     """
@@ -258,7 +264,10 @@ class _StepWriter:
         self.plan = executable.plan
         self.namespace: dict[str, Any] = {"np": np, "__builtins__": __builtins__}
         self.names = _runtime_names(self.namespace, codegen)
-        self.names.taken.update({"_fail", "_nonfinite", "_problem"})
+        self.names.taken.update({"_fail", "_nonfinite", "_problem", "_take", "_MISSING", "_ndarray", "_v", "feeds"})
+        self.namespace.update(_MISSING=_MISSING, _ndarray=np.ndarray,  # no reference to the executable: no cycle
+                              _take=partial(_take_feed, self.plan, executable.stored, executable.read_in_place,
+                                            executable._arrays))
         self.forms: dict[tuple, str | None] = {}  # (kernel, operands, attribute names) → text with placeholders
         self.plain_names: dict[tuple, str] = {}
         self.namespace["_fail"] = partial(_fail, self.plan)
@@ -338,12 +347,33 @@ class _StepWriter:
         problem = self.call(index, lookup(ins.op).check_operands, args, ins.attrs, "_check")
         return [f"_problem = {problem}", "if _problem is not None:", f"    _fail({index}, _problem)"]
 
-    def function(self) -> tuple[str, Callable[[], list[np.ndarray]]]:
-        """``step()``: new arrays for the outputs and the views bound on them (before anything reads
-        them: an operand check may take a shape from one), the operand checks of feeds, params and
-        constants, then the instructions in plan order."""
+    def intake(self, buf: Buffer) -> list[str]:
+        """The lines that take the feed of an input or param slot in: a quick test of the usual case (an
+        ndarray of the very shape and dtype; read in place, also C-contiguous, aligned and writable),
+        :func:`_take_feed` for any other (it raises the feed errors, or gives the array to read), then
+        for a slot the copy into it."""
+        dtype = self.names.bind(np.dtype(buf.dtype), f"dtype_{buf.dtype}")
+        direct = buf.id in self.executable.read_in_place
+        name = self.var(buf.id) if direct else "_v"
+        usual = f"type({name}) is _ndarray and {name}.shape == {buf.shape!r} and {name}.dtype is {dtype}"
+        if direct:
+            usual += f" and {name}.flags.carray"
+        lines = [f"{name} = feeds.get({buf.name!r}, _MISSING)",
+                 f"if not ({usual}):",
+                 f"    {name} = _take({buf.id}, {name})"]
+        if not direct:
+            lines.append(f"np.copyto({self.var(buf.id)}, _v)")
+        return lines
+
+    def function(self) -> tuple[str, Step]:
+        """``step(feeds)``: the feeds taken in (read in place, or checked and copied into their slots),
+        new arrays for the outputs and the views bound on them and on the feeds read in place (before
+        anything reads them: an operand check may take a shape from one), the operand checks of feeds,
+        params and constants, then the instructions in plan order."""
         plan, executable = self.plan, self.executable
         fresh: list[str] = []
+        for buf, _ in executable.slots.values():
+            fresh.extend(self.intake(buf))
         for o in dict.fromkeys(plan.outputs):
             buf = plan.buffers[o]
             dtype = self.names.bind(np.dtype(buf.dtype), f"dtype_{buf.dtype}")
@@ -361,7 +391,7 @@ class _StepWriter:
                 if check[0] not in early:  # the same check of the same arrays (labels read by two kernels): once
                     early.extend(check)
             body.extend(self.instruction(index, ins))
-        lines = ["def step():", *("    " + line for line in (*fresh, *early, *body)),
+        lines = ["def step(feeds):", *("    " + line for line in (*fresh, *early, *body)),
                  f"    return [{', '.join(self.var(o) for o in plan.outputs)}]"]
         source = "\n".join(lines) + "\n"
         exec(compile(source, f"<graphc plan {plan.name!r}>", "exec"), self.namespace)  # noqa: S102 - graphc's own plan
@@ -410,13 +440,36 @@ def _nonfinite(plan: Plan, index: int, out: np.ndarray, args: tuple) -> None:
     raise GraphError(_numerics_message(plan, index, out, list(args)))
 
 
-def _per_run_buffers(plan: Plan) -> set[int]:
-    """The outputs, and the views bound on them: new arrays at each run."""
-    per_run = set(plan.outputs)
+def _per_run_buffers(plan: Plan, read_in_place: frozenset[int] = frozenset()) -> set[int]:
+    """The outputs, the inputs read in place (the caller's arrays), and the views bound on either:
+    other arrays at each run."""
+    per_run = set(plan.outputs) | read_in_place
     for ins in plan.instructions:
         if ins.mode == BIND_VIEW and any(a in per_run for a in ins.args):
             per_run.add(ins.out)
     return per_run
+
+
+def _inputs_read_in_place(plan: Plan, updates_in_place: bool) -> frozenset[int]:
+    """The inputs whose feeds a run may read where the caller keeps them rather than copy into a slot.
+
+    A feed is only read: no instruction writes its buffer or a view of it (a plan never does:
+    kernels write temps, outputs and params, :mod:`graphc.validate`; checked here all the same),
+    and it is never returned (outputs are new arrays). A run that writes stored params in place
+    copies its feeds: a feed may be the stored array of such a param, or a view of one, whose
+    old values a copy keeps for the reads after the update; the one ``np.shares_memory`` test
+    per feed and param that would tell costs more than the copy.
+    """
+    if updates_in_place:
+        return frozenset()
+    bases: dict[int, frozenset[int]] = {b.id: frozenset({b.id}) for b in plan.buffers}
+    written: set[int] = set()
+    for ins in plan.instructions:
+        if ins.mode == BIND_VIEW:
+            bases[ins.out] = frozenset().union(*(bases[a] for a in ins.args))
+        else:
+            written |= bases[ins.out]
+    return frozenset(b.id for b in plan.buffers_of(INPUT) if b.id not in written)
 
 
 def _check_stored_params(plan: Plan, stored: Mapping[str, Any]) -> None:
@@ -438,6 +491,27 @@ def _check_stored_params(plan: Plan, stored: Mapping[str, Any]) -> None:
 def _shareable(array: np.ndarray | None, buf: Buffer) -> bool:
     """Whether a stored param can be read in place: C order (shape and dtype are checked at bind)."""
     return isinstance(array, np.ndarray) and array.flags.c_contiguous
+
+
+def _take_feed(plan: Plan, stored: Mapping[str, np.ndarray], read_in_place: frozenset[int],
+               arrays: list[np.ndarray | None], buffer: int, value: Any) -> np.ndarray:
+    """The array a run reads for the input or param ``buffer`` given ``value``, its feed (or
+    ``_MISSING``), when the step's quick test did not pass: the stored array of an unfed param;
+    a GraphError for an unfed input or a feed of the wrong kind, shape or dtype; else the feed as
+    an array. An input read in place reads it where it is when it is C-contiguous and aligned
+    (read-only too: it is only read), else from its slot (``arrays[buffer]``), copied there."""
+    buf = plan.buffers[buffer]
+    if value is _MISSING:
+        value = stored.get(buf.name, _MISSING)
+        if value is _MISSING:
+            raise GraphError(f"input {buf.name!r} ({buf.shape} {buf.dtype}) is needed but was not fed")
+        return value
+    array = _checked_feed(buf, value)
+    if buffer in read_in_place and not (array.flags.c_contiguous and array.flags.aligned):
+        slot = arrays[buffer]
+        np.copyto(slot, array)
+        return slot
+    return array
 
 
 def _checked_feed(buf: Buffer, value: Any) -> np.ndarray:

@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -507,11 +508,43 @@ def test_custom_ops_are_copied_or_inlined_or_refused_naming_the_op():
         np.testing.assert_array_equal(_namespace(prog)["run"](feeds, {}), prog.run(feeds))
     source = _custom("codegen_cube", _cube_kernel, offset=0.5).to_source()
     assert "def _cube_kernel(" in source and "def _scaled(" in source and "_SCALE = 3.0" in source
-    assert "np.multiply(b0, 2.0, out=b1)" in _custom("codegen_twice", lambda out, x: np.multiply(x, 2.0, out=out)).to_source()
+    assert "np.multiply(b0, 2.0, b1)" in _custom("codegen_twice", lambda out, x: np.multiply(x, 2.0, out=out)).to_source()
     with pytest.raises(gc.GraphError, match=r"op 'codegen_closure'.* is a closure \(it reads k"):
         _custom("codegen_closure", _make_closure_kernel(2.0)).to_source()
     with pytest.raises(gc.GraphError, match=r"op 'codegen_scipy'.* imports scipy.special"):
         _custom("codegen_scipy", _scipy_kernel).to_source()
+
+
+def _with_ufunc(ufunc):
+    """A kernel that calls ``ufunc`` from its closure (the ufunc is found there, not by name)."""
+    return lambda out, a, b: ufunc(a, b, out=out)
+
+
+def test_a_ufunc_writes_its_output_positionally_where_numpy_takes_it_so_without_a_warning():
+    """``np.add(a, b, out=out)`` is inlined as ``np.add(b0, b1, b2)``, also from a closure's cell;
+    ``np.maximum`` keeps ``out=`` (NumPy 2.4 deprecates its third positional argument), and so do
+    calls with another keyword, an ``out`` that is not the kernel's first operand, or ``*`` operands."""
+    module = codegen._Module()
+    assert module.call(_with_ufunc(np.add), ["b2", "b0", "b1"], {}) == "np.add(b0, b1, b2)"
+    assert module.call(lambda out, x: np.tanh(x, out=out), ["b1", "b0"], {}) == "np.tanh(b0, b1)"
+    assert module.call(_with_ufunc(np.maximum), ["b2", "b0", "b1"], {}) == "np.maximum(b0, b1, out=b2)"
+    assert module.call(lambda out, x: np.add(x, 1, out=out, casting="unsafe"), ["b1", "b0"], {}) == \
+        "np.add(b0, 1, out=b1, casting='unsafe')"
+    assert module.call(lambda x, out: np.add(x, 1, out=out), ["b0", "b1"], {}) == "np.add(b0, 1, out=b1)"
+    assert module.call(lambda out, *xs: np.add(*xs, out=out), ["b2", "b0", "b1"], {}) == "np.add(*(b0, b1), out=b2)"
+    assert not codegen._takes_positional_out(np.minimum) and codegen._takes_positional_out(np.matmul)
+    with gc.Graph("positional-out"):
+        a = gc.input("a", (3, 4), "float32")
+        b = gc.input("b", (3, 4), "float32")
+        y = gc.sum(gc.maximum(a, b) * gc.tanh(a) + gc.relu(b))
+    prog = gc.compile([y, *gc.grad(y, [a, b])])
+    rng = np.random.default_rng(5)
+    feeds = {"a": rng.standard_normal((3, 4), np.float32), "b": rng.standard_normal((3, 4), np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DeprecationWarning from a positional out of np.maximum
+        got, want = _namespace(prog)["run"](feeds, {}), prog.run(feeds)
+    for x, w in zip(got, want):
+        np.testing.assert_array_equal(x, w)
 
 
 def test_constants_are_exact_literals_when_small_and_bytes_when_large():

@@ -99,6 +99,15 @@ def test_main_exits_1_when_an_implementation_disagrees(monkeypatch, tmp_path, ca
     assert not (tmp_path / "speed.png").exists()
 
 
+def test_only_keeps_the_workloads_whose_name_contains_a_part(capsys):
+    full = speed.workloads(quick=False)
+    assert [w.name for w in speed.selected(full, "mlp 32×, chain 32×64")] == ["mlp 32×64-128-10", "chain 32×64, batch 16"]
+    assert speed.selected(full, "") == full
+    with pytest.raises(SystemExit):
+        speed.main(["--quick", "--only", "no such workload"])
+    assert "--only: 'no such workload' names no workload" in capsys.readouterr().err
+
+
 def test_a_missing_framework_is_reported_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     row, impls = speed.prepare(WORKLOADS[2], ["graphc", "numpy", "torch"])
