@@ -76,7 +76,7 @@ from the library timed next, and on a small machine shared with other processes
 a parallel call waits for a descheduled thread: with PyTorch's default of two
 threads on this 2-core machine, a step of 0.25 ms took 110 ms.
 
-    python benchmarks/speed.py [--quick] [--threads N] [--skip jax,torch] [--only mlp,chain] [--plot out/bench/speed.png]
+    python benchmarks/speed.py [--quick] [--threads N] [--skip jax,torch] [--only mlp,chain] [--repeats N] [--plot out/bench/speed.png]
 
 ``--only`` keeps the workloads whose names contain one of the comma-separated parts
 (``--only "mlp 32×,chain 32×64"``: the small MLP and the 64-wide chain of the full list).
@@ -947,6 +947,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", metavar="NAMES",
                         help="comma-separated parts of workload names: run only the workloads whose name contains "
                              "one (\"mlp 32×,chain 32×64\"); default all")
+    parser.add_argument("--repeats", type=int, default=0, metavar="N",
+                        help="interleaved repetitions per implementation (default 15, 5 with --quick): more "
+                             "for steadier medians on a shared machine")
     args = parser.parse_args(argv)
     skipped = {n.strip() for n in args.skip.split(",") if n.strip()}
     if skipped - set(IMPLEMENTATIONS) or "graphc" in skipped:
@@ -957,6 +960,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"{'; '.join(w.name for w in workloads(args.quick))}")
     names = [n for n in IMPLEMENTATIONS if n not in skipped]
     repeats, warmup = (5, 2) if args.quick else (15, 5)
+    repeats = args.repeats or repeats
+    if repeats < 1:
+        parser.error(f"--repeats: {repeats} must be at least 1")
     if args.threads == 1 and "jax" in names:
         cap_jax_threads()  # before anything imports jax
 

@@ -108,6 +108,12 @@ def test_only_keeps_the_workloads_whose_name_contains_a_part(capsys):
     assert "--only: 'no such workload' names no workload" in capsys.readouterr().err
 
 
+def test_repeats_below_one_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        speed.main(["--quick", "--repeats", "-1"])
+    assert "--repeats: -1 must be at least 1" in capsys.readouterr().err
+
+
 def test_a_missing_framework_is_reported_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     row, impls = speed.prepare(WORKLOADS[2], ["graphc", "numpy", "torch"])
