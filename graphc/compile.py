@@ -22,7 +22,7 @@ import os
 import threading
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import IO, Any, Mapping, Sequence
+from typing import IO, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -291,6 +291,11 @@ class _StoredParams(Mapping):
 
     def __len__(self) -> int:
         return len(self._params)
+
+    def holders(self, names: Iterable[str]) -> dict[str, Any]:
+        """The param nodes of ``names``, each with its name and its live array as ``.data``: a run checks
+        them directly, without a lookup per param."""
+        return {name: self._params[name] for name in names}
 
 
 def _update_pairs(updates: Any) -> list[tuple[Any, Any]]:

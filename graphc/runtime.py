@@ -151,6 +151,8 @@ class Executable:
         self.slots = {b.name: (b, arrays[b.id]) for b in plan.buffers
                       if b.kind in (INPUT, PARAM) and b.name not in shared}
         self.stored = {b.name: stored[b.name] for b in plan.buffers if b.kind == PARAM and b.name in stored}
+        holders = getattr(stored, "holders", None)  # the graph's param nodes: their .data is the live array
+        self._bound = [(holder, self.stored[name]) for name, holder in holders(self.stored).items()] if holders else None
         self.read_in_place = _inputs_read_in_place(plan, updates_in_place=not self.shared.isdisjoint(self.written))
         self._write_back = [(self.stored[name], self.slots[name][1]) for name in self.written if name not in shared]
         self._from_sources = _source_derived_buffers(plan)
@@ -218,13 +220,15 @@ class Executable:
     def _check_storage(self) -> None:
         """Every stored param this binding reads or writes is still the array it was bound to,
         and every param it updates is writable: checked before anything is computed or written."""
-        live = self._all_stored
-        for name, array in self.stored.items():
-            if live.get(name) is not array:
-                raise GraphError(
-                    f"param {name!r}: its stored array was replaced after the program was bound; "
-                    f"change a param's value with .assign(array) (in place), or compile the program again"
-                )
+        if self._bound is not None:  # a loop of attribute reads: 0.1 µs a param, against 0.7 through the mapping
+            for holder, array in self._bound:
+                if holder.data is not array:
+                    raise _replaced(holder.name)
+        else:
+            live = self._all_stored
+            for name, array in self.stored.items():
+                if live.get(name) is not array:
+                    raise _replaced(name)
         for name in self.written:
             if not self.stored[name].flags.writeable:
                 raise GraphError(
@@ -232,6 +236,13 @@ class Executable:
                     f"make it writable (array.flags.writeable = True) or compile without updating it "
                     f"(no param was written)"
                 )
+
+
+def _replaced(name: str) -> GraphError:
+    return GraphError(
+        f"param {name!r}: its stored array was replaced after the program was bound; "
+        f"change a param's value with .assign(array) (in place), or compile the program again"
+    )
 
 
 _MISSING = object()
