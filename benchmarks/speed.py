@@ -81,72 +81,83 @@ threads on this 2-core machine, a step of 0.25 ms took 110 ms.
 ``--only`` keeps the workloads whose names contain one of the comma-separated parts
 (``--only "mlp 32×,chain 32×64"``: the small MLP and the 64-wide chain of the full list).
 
-Measured 2026-11-30 03:46–03:51 UTC on this 2-core machine (load average about 1 before the
-run), numpy 2.4.6, jax 0.10.2, torch 2.13.0+cpu, every library on one thread (``--threads 1``);
-GEMM rate 79.3 GFLOP/s. On the model rows ``numpy`` is graphc's plan as straight-line NumPy::
+Measured 2026-11-30 06:28–06:30 UTC on this 2-core machine (load average about 1 before the run),
+numpy 2.4.6, jax 0.10.2, torch 2.13.0+cpu, every library on one thread (``--threads 1``), 60
+repetitions (``--repeats 60``); GEMM rate 83.6 GFLOP/s. On the model rows ``numpy`` is graphc's plan
+as straight-line NumPy::
 
     workload                     instr  graphc ms  numpy ms   jax ms  torch ms  graphc/np  jax/np  torch/np  graphc/torch  µs/instr  noise
     ---------------------------  -----  ---------  --------  -------  --------  ---------  ------  --------  ------------  --------  -----
-    mlp 32×64-128-10                20      0.245     0.203    0.171     0.513       1.21    0.84      2.53          0.48       2.1   0.21
-    mlp 256×64-256-256-10           32      3.243     3.084    3.629     4.869       1.05    1.18      1.58          0.67       5.0   0.41
-    chain 32×64, batch 16          388      1.825     1.688    1.588     4.575       1.08    0.94      2.71          0.40       0.4   0.43
-    chain 32×256, batch 256        388     55.266    65.691   46.627    65.237       0.84    0.71      0.99          0.85     -26.9   0.28
-    attention 128×64, 4 heads       52      1.304     1.282    1.472     2.226       1.02    1.15      1.74          0.59       0.4   0.35
-    resnet18 b8 32px 10 classes    662    137.195   134.967  204.726   133.732       1.02    1.52      0.99          1.03       3.4   0.25
-    gpt2 L2 T128 D128 V1024 b4     294     62.107    62.394   39.143    53.337       1.00    0.63      0.85          1.16      -1.0   0.46
+    mlp 32×64-128-10                20      0.168     0.153    0.169     0.391       1.10    1.11      2.56          0.43       0.8   0.60
+    mlp 256×64-256-256-10           32      3.224     3.114    2.907     5.023       1.04    0.93      1.61          0.64       3.5   0.18
+    chain 32×64, batch 16          388      1.927     1.730    1.520     5.094       1.11    0.88      2.95          0.38       0.5   0.42
+    chain 32×256, batch 256        388     54.761    59.819   46.416    66.558       0.92    0.78      1.11          0.82     -13.0   0.27
+    attention 128×64, 4 heads       52      1.194     1.220    1.331     2.166       0.98    1.09      1.78          0.55      -0.5   0.15
+    resnet18 b8 32px 10 classes    680    121.056   116.781  222.536   181.507       1.04    1.91      1.55          0.67       6.3   0.22
+    gpt2 L2 T128 D128 V1024 b4     293     59.834    58.743   48.704    58.702       1.02    0.83      1.00          1.02       3.7   0.16
 
     workload                      MFLOP  graphc %gemm  numpy %gemm  jax %gemm  torch %gemm
     ---------------------------  ------  ------------  -----------  ---------  -----------
-    mlp 32×64-128-10                1.3           6.9          8.3        9.9          3.3
-    mlp 256×64-256-256-10         122.7          47.7         50.2       42.7         31.8
-    chain 32×64, batch 16          12.8           8.8          9.6       10.2          3.5
-    chain 32×256, batch 256      3209.0          73.2         61.6       86.8         62.0
-    attention 128×64, 4 heads      22.8          22.0         22.4       19.5         12.9
-    resnet18 b8 32px 10 classes  1758.2          16.2         16.4       10.8         16.6
-    gpt2 L2 T128 D128 V1024 b4   1859.0          37.7         37.6       59.9         44.0
+    mlp 32×64-128-10                1.3           9.5         10.5        9.5          4.1
+    mlp 256×64-256-256-10         122.7          45.5         47.1       50.5         29.2
+    chain 32×64, batch 16          12.8           7.9          8.8       10.1          3.0
+    chain 32×256, batch 256      3209.0          70.1         64.1       82.7         57.6
+    attention 128×64, 4 heads      22.8          22.8         22.3       20.5         12.6
+    resnet18 b8 32px 10 classes  1452.1          14.3         14.9        7.8          9.6
+    gpt2 L2 T128 D128 V1024 b4   1855.4          37.1         37.8       45.5         37.8
 
-The ResNet-18 step went from 381 ms (2.38 × PyTorch, 6.1 % of the GEMM rate) to 137 ms (1.03 ×,
-16.2 %) when the convolution kernels began to take small maps' images in groups of at least 256
-output pixels per BLAS product (``graphc.ops.conv.PRODUCT_PIXELS``): the weight gradient of a 4×4
-map had been 16 rank-16 products per image, each the size of the weights (219 of 322 ms of
-kernels), and a 1×1 map's convolution a matrix-vector product per image. The run before that
-(01:44–01:46 UTC, load about 2) gave, in the same order, graphc/np 1.21, 1.10, 1.08, 0.98, 1.05,
-1.05, 1.01 and graphc/torch 0.42, 0.69, 0.38, 0.91, 0.57, 2.38, 1.15.
+The ResNet-18's FLOP count fell from 1,758 to 1,452 MFLOP: its last stage's 3×3 convolutions
+run on 1×1 maps, where eight of the nine kernel offsets read only zero padding, and the kernels
+now skip them (``graphc.ops.conv.live_taps``; ``prog.cost`` counts what they multiply). Three
+runs of 15 repetitions just before this one (06:25–06:28 UTC) gave graphc/np 1.20, 1.19, 1.15
+(small MLP), 1.14, 1.04, 1.14 (64-wide chain), and graphc/torch 0.67, 0.76, 0.73 (ResNet-18) and
+0.93, 1.00, 0.98 (GPT-2): the medians of one run move by more than the targets' margins.
 
-Medians of separate repetitions drift on this machine by more than the differences
-sought (noise up to 0.49 in a run, 1.16 in a run at load 6–7), so when the runtime began to
-write each plan as one function, the runtime before and after that change was also compared
-round by round: the program before it (the loop of ``functools.partial`` calls), the one after
-and the hand-written NumPy, alternated in
-one process for 40 s per workload in samples of about 5 ms, each sample's time over
-the NumPy sample next to it (01:26–01:29 UTC, load 5–6; median, in brackets the
-quartiles of those ratios)::
+PyTorch's times move most from run to run when JAX runs in the same process (the ResNet-18 step
+took PyTorch 100–195 ms within the hour), so the two models were also timed with graphc and
+PyTorch alone in one process, alternated round by round, graphc's time over PyTorch's in each
+round (median, in brackets the quartiles; 30–60 rounds each, load average 0.6–4.5)::
 
-    workload                     graphc/np before       graphc/np after
-    mlp 32×64-128-10             1.81 [0.99–2.70]       1.16 [0.59–1.57]
-    mlp 256×64-256-256-10        0.79 [0.44–1.31]       0.74 [0.40–1.15]
-    chain 32×64, batch 16        1.41 [0.73–2.01]       1.14 [0.56–1.39]
-    chain 32×256, batch 256      0.89 [0.85–0.92]       0.88 [0.83–0.91]
-    attention 128×64, 4 heads    1.02 [0.94–1.11]       0.92 [0.84–0.98]
+    run (UTC)   ResNet-18                GPT-2
+    05:53       0.814 [0.775, 0.837]     0.992 [0.956, 1.057]
+    06:31       0.665 [0.620, 0.723]     0.914 [0.894, 0.967]
 
-That comparison imports neither PyTorch nor JAX, so glibc's malloc hands the
-hand-written NumPy's 256 KiB arrays back to the system after each step and they are
-faulted in again (see ``benchmarks/README.md``): on the 256-wide rows it compares
-the runtime before and after, not graphc against NumPy.
+and the small steps against the hand-written NumPy the same way (alternating blocks of about
+2 ms for 30 s; 06:37 UTC): the small MLP 1.084 [0.993, 1.189], the 64-wide chain 1.039 [0.931,
+1.155].
 
-graphc ≤ 1.05 × NumPy holds on the 256-wide MLP (1.05), the 256-wide chain (0.84),
-attention (1.02), the ResNet-18 and the GPT-2 (1.02 and 1.00, where NumPy is graphc's plan
-without the runtime). It does not on the small MLP (1.21, noise 0.21) and the 64-wide chain
-(1.08; 1.14 round by round above). On those the instructions alone run as fast as the
-hand-written NumPy (their function measured 0.97–1.01 × NumPy in the round-by-round comparison),
-and the rest is work the hand-written step does not do or does in fewer NumPy calls: the run
-copies the two feeds into their slots (1.7 µs on the small MLP) and checks that the labels lie in
-range (about 2 µs), graphc's tanh derivative is (1 − h)(1 + h), one NumPy call per layer more
-than the hand-written 1 − h·h (32 calls on the chain), and the chain's loss seed is two products
-(by 1/N, then by 2) against one. Changing those would change the bits of the results. graphc ≤
-0.9 × PyTorch eager holds on the five zoo workloads, not on the ResNet-18 (1.03) and the GPT-2
-(1.16; its matrix products reach 50–54 GFLOP/s, and its layer norms, GELUs and softmaxes are
-several NumPy passes each where PyTorch runs one kernel).
+What made the models faster this time, per call of the kernels on one thread:
+
+- the convolutions skip the kernel offsets that read only padding where at most a quarter of them
+  read the image (ResNet-18's last stage: conv2d 2.66 → 1.24 ms, its input gradient 3.40 → 1.17,
+  its weight gradient 2.84 → 1.8);
+- at stride 1 on at least 128 pixels the input gradient is the convolution of g with the flipped
+  weights instead of adding each column back (64 channels on 8×8 maps: 0.76 of the time, 128 on
+  4×4: 0.87);
+- batch norm's and layer norm's VJPs read x̂ and 1/σ̂ from one ``norm_statistics`` node, which batch
+  norm's running statistics share: a ResNet-18 step computes each batch's statistics twice (the
+  forward kernel, and that node) where it computed them four times (the forward kernel, the running
+  mean and variance, and the VJP's recomputed x̂ and variance);
+- a dense layer's weight gradient is one GEMM over the stacked rows instead of a batched product
+  summed over the batch, and the tied output projection's gradient is written in the embedding's
+  layout (its strided add took 0.6 ms);
+- GELU's tanh form is ``x·σ(2u)``, one exp instead of a tanh (float32 tanh costs twice an exp here).
+
+And the small steps: a feed the plan only reads is read where the caller keeps it (no copy into
+its slot), a ufunc's output is passed positionally, ``mean`` is a sum and a division (np.mean's own
+arithmetic, half its cost on small arrays), and the check that no stored param was replaced reads
+the param nodes directly (43 µs a run on the chain's 64 params through the mapping).
+
+Against the targets: graphc ≤ 1.05 × NumPy holds on the 256-wide MLP, the 256-wide chain,
+attention, ResNet-18 and GPT-2 (the last two against graphc's plan without the runtime), and on
+the 64-wide chain round by round (1.04), not in every run of this table; it does not on the small
+MLP (1.08–1.10). The remaining difference there is work the hand-written step does not do: the
+label range check (about 1.3 µs, one reduction), tanh's derivative as (1 − h)(1 + h), one NumPy
+call per layer more than the hand-written 1 − h·h, and the loss seed's two products; changing
+the last two would change the bits of the results. graphc ≤ 0.9 × PyTorch eager holds on the zoo
+workloads (0.43–0.82 here) and on the ResNet-18 (0.67–0.81); not on the GPT-2 (0.91–1.02), where
+the matrix products (62 % of the kernels' time) run at 40–72 GFLOP/s, the attention's (K = 32)
+slowest, and layer norm, softmax and the cross-entropy are several NumPy passes each.
 """
 
 from __future__ import annotations

@@ -546,9 +546,9 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
 
 def _record_running_statistics(x: Value, y: Value, mean_stat: Value | None, var_stat: Value | None, rate: float,
                                eps: float) -> None:
-    """r ← (1 - rate)·r + rate·s from x's :func:`norm_statistics`, which the VJP reads too (so the batch's
-    statistics are computed once): s the mean m̃ (``graphc.mean``'s bits) and the unbiased variance
-    (``graphc.var(ddof=1)``'s bits)."""
+    """r ← (1 - rate)·r + rate·s from x's :func:`norm_statistics`, which the VJP reads too (so the two
+    share one computation of the batch's statistics): s the mean m̃ (``graphc.mean``'s bits) and the
+    unbiased variance (``graphc.var(ddof=1)``'s bits)."""
     stats = norm_statistics(x, _batch_axes(x.ndim), eps)
     channels = (x.shape[1],)
     if mean_stat is not None:
