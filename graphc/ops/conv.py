@@ -422,13 +422,22 @@ def _window_scratch(x: Aval, w: Aval, stride: Pair, padding: Padding, dilation: 
 def _conv_kernel(out: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Padding, dilation: Pair,
                  groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
     """:func:`_conv_window` over the :func:`live_taps` (their weights copied into the last scratch)."""
-    taps = live_taps(x.shape[2:], w.shape[2:], stride, padding, dilation, out.shape[2:])
+    _over_live_taps(_conv_window, out, x, w, x.shape[2:], out.shape[2:], stride, padding, dilation, groups, scratch)
+
+
+def _over_live_taps(kernel: Any, out: np.ndarray, image: np.ndarray, w: np.ndarray, hw: Sequence[int],
+                    out_hw: Sequence[int], stride: Pair, padding: Padding, dilation: Pair, groups: int,
+                    scratch: Sequence[np.ndarray]) -> None:
+    """``kernel(out, image, w, stride, padding, dilation, groups, scratch)``, or, where the window is
+    cut (:func:`live_taps`), the same with the live taps' weights (copied into the last scratch) and
+    the cut window's padding."""
+    taps = live_taps(hw, w.shape[2:], stride, padding, dilation, out_hw)
     if taps is None:
-        _conv_window(out, x, w, stride, padding, dilation, groups, scratch)
+        kernel(out, image, w, stride, padding, dilation, groups, scratch)
         return
     first, _, cut = taps
     _copy_live_weights(scratch[-1], w, first)
-    _conv_window(out, x, scratch[-1], stride, cut, dilation, groups, scratch[:-1])
+    kernel(out, image, scratch[-1], stride, cut, dilation, groups, scratch[:-1])
 
 
 def _conv_window(out: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, padding: Padding, dilation: Pair,
@@ -590,13 +599,7 @@ def _col2im(image: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, dil
 def _input_grad_kernel(out: np.ndarray, g: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair,
                        padding: Padding, dilation: Pair, groups: int, scratch: Sequence[np.ndarray] = ()) -> None:
     """:func:`_transposed_conv` over the :func:`live_taps` (their weights copied into the last scratch)."""
-    taps = live_taps(input_hw, w.shape[2:], stride, padding, dilation, g.shape[2:])
-    if taps is None:
-        _transposed_conv(out, g, w, stride, padding, dilation, groups, scratch)
-        return
-    first, _, cut = taps
-    _copy_live_weights(scratch[-1], w, first)
-    _transposed_conv(out, g, scratch[-1], stride, cut, dilation, groups, scratch[:-1])
+    _over_live_taps(_transposed_conv, out, g, w, input_hw, g.shape[2:], stride, padding, dilation, groups, scratch)
 
 
 def _transposed_conv(out: np.ndarray, g: np.ndarray, w: np.ndarray, stride: Pair, padding: Padding, dilation: Pair,
