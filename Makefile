@@ -110,8 +110,11 @@ demo: $(DEMO_STAMP) dot
 # shared programs, module fixtures and JAX's XLA programs once, not each worker for its share;
 # files go out in the order of tests/conftest.py's RUN_FIRST (--no-loadscope-reorder: xdist
 # would otherwise send the files with the most tests first), those with the longest tests first.
+# Python may write bytecode here even where the environment says not to (PYTHONDONTWRITEBYTECODE):
+# the suite starts dozens of processes (notebook kernels, CLI runs, dask workers) that import numpy,
+# scipy, jax and torch, and each compiled them from source again, about a minute in all.
 test: $(TEST_STAMP) dot chromium
-	$(VPY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(VPY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: venv
 	@if [ -f benchmarks/run_all.py ]; then \
