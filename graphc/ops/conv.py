@@ -288,10 +288,6 @@ def _grouped_scratch(x: Aval, kernel: Sequence[int], padding: Padding, out_chann
     return padded + [Aval((x.shape[1] * math.prod(kernel) * pixels,), x.dtype), Aval((out_channels * pixels,), x.dtype)]
 
 
-def _groups_of_images(n: int, per: int) -> list[slice]:
-    return [slice(start, min(start + per, n)) for start in range(0, n, per)]
-
-
 def _windows_by_channel(flat: np.ndarray, image: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
                         out_hw: Sequence[int], groups: int) -> np.ndarray:
     """cols[g, (c, i, j), (n, h, w)] = image[n, g·Cg + c, s·h + d·i, s·w + d·j], written into ``flat``:
@@ -449,7 +445,7 @@ def _conv_window(out: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair, pa
     weights = w.reshape(groups, out_channels // groups, -1)
     per = images_per_product(n, (oh, ow))
     if per > 1:
-        for images in _groups_of_images(n, per):
+        for images in _chunks(n, per):
             count = images.stop - images.start
             cols = _group_windows(x[images], tuple(w.shape[2:]), stride, padding, dilation, (oh, ow), groups, scratch)  # type: ignore[arg-type]
             product = _reshaped(scratch[-1][:out_channels * count * oh * ow], (groups, out_channels // groups, count * oh * ow))
@@ -620,7 +616,7 @@ def _transposed_conv(out: np.ndarray, g: np.ndarray, w: np.ndarray, stride: Pair
     per = images_per_product(n, (oh, ow))
     if per > 1:
         padded = scratch[0] if len(scratch) == 3 else None
-        for images in _groups_of_images(n, per):
+        for images in _chunks(n, per):
             count = images.stop - images.start
             cols = _reshaped(scratch[-2][:channels * kh * kw * count * oh * ow], (groups, per_group * kh * kw, count * oh * ow))
             np.matmul(weights_t, _by_channel(g[images], scratch[-1], groups), out=cols)
@@ -737,7 +733,7 @@ def _correlation(out: np.ndarray, x: np.ndarray, g: np.ndarray, kernel_size: Pai
     n, out_channels, oh, ow = g.shape
     per = images_per_product(n, (oh, ow))
     total = _reshaped(out, product.shape)
-    for images in _groups_of_images(n, per):
+    for images in _chunks(n, per):
         if per > 1:
             cols = _group_windows(x[images], kernel_size, stride, padding, dilation, (oh, ow), groups, columns)
             grads = _by_channel(g[images], columns[-1], groups)

@@ -389,11 +389,8 @@ def _gelu_grad_floor(dtype: np.dtype) -> float:
     still finite in ``dtype`` with a margin (x ≈ -10.0 in float32, -21.3 in float64). There the derivative
     is below 1e-35 (1e-305), 0 in ulps of 1, and below it e^p would overflow, with NumPy's warning."""
     ceiling = math.log(float(np.finfo(dtype).max)) - 1.0
-    low, high = -1e3, 0.0  # p(x) = x·(A + B·x²) falls from p(-1000) > ceiling to p(0) = 0
-    for _ in range(100):
-        middle = (low + high) / 2
-        low, high = (middle, high) if middle * (_GELU_P_LINEAR + _GELU_P_CUBIC * middle * middle) > ceiling else (low, middle)
-    return high
+    roots = np.roots([_GELU_P_CUBIC, 0.0, _GELU_P_LINEAR, -ceiling])  # p(x) = ceiling; p falls, so one real root
+    return float(roots[np.isreal(roots)].real[0])
 
 
 def _gelu_normalize(x: Aval, approximate: Any = "none") -> dict[str, Any]:

@@ -40,8 +40,8 @@ from graphc.ir import Aval, Node, Value, is_int, is_real
 from graphc.ops import elementwise as E
 from graphc.ops import reduce as R
 from graphc.ops import shape as S
-from graphc.ops.core import Primitive, ShapeError, constant_node, same_float_dtype
-from graphc.ops.reduce import mean_into
+from graphc.ops.core import Primitive, ShapeError, constant_node, normalize_axes, same_float_dtype
+from graphc.ops.reduce import deviation_sums, variance_from_sums
 
 __all__ = [  # the public ops of this module: graphc.ops and graphc re-export them
     "layer_norm", "batch_norm",
@@ -80,18 +80,9 @@ def _row_statistics(shift: np.ndarray, correction: np.ndarray, inverse_sigma: np
     LeVeque 1983). ``deviations`` (x's size) and ``square`` (a row) are overwritten.
     """
     count = math.prod(x.shape[a] for a in axes)
-    mean_into(shift, x, axes, True)
-    np.subtract(x, shift, out=deviations)
-    np.add.reduce(deviations, axis=axes, keepdims=True, out=correction)
-    np.multiply(deviations, deviations, out=deviations)
-    np.add.reduce(deviations, axis=axes, keepdims=True, out=inverse_sigma)
+    deviation_sums(shift, correction, inverse_sigma, x, axes, True, deviations)
     if unbiased is not None:
-        np.multiply(correction, correction, out=unbiased)
-        np.divide(unbiased, count, out=unbiased)
-        np.subtract(inverse_sigma, unbiased, out=unbiased)
-        np.maximum(unbiased, 0.0, out=unbiased)  # Σ d² ≥ (Σ d)²/n exactly
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(unbiased, count - 1 if count > 1 else 0.0, out=unbiased)
+        variance_from_sums(unbiased, inverse_sigma, correction, count, 1, unbiased)
     np.divide(correction, count, out=correction)
     np.divide(inverse_sigma, count, out=inverse_sigma)
     np.multiply(correction, correction, out=square)
@@ -115,16 +106,6 @@ def _apply_statistics(out: np.ndarray, x: np.ndarray, shift: np.ndarray, correct
 
 def _row_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axes else d for i, d in enumerate(shape))
-
-
-def _check_axes(axes: Any, ndim: int) -> tuple[int, ...]:
-    """``axes`` as sorted non-negative ints, or a ShapeError."""
-    if not isinstance(axes, (tuple, list)) or not axes or not all(is_int(a) and -ndim <= a < ndim for a in axes):
-        raise ShapeError(f"axes must be a non-empty sequence of axes of a {ndim}-D input, got {axes!r:.60}")
-    normal = tuple(sorted(int(a) % ndim for a in axes))
-    if len(set(normal)) != len(normal):
-        raise ShapeError(f"axes {tuple(axes)} name an axis twice")
-    return normal
 
 
 def _statistics_aval(x: Aval, axes: tuple[int, ...], eps: float) -> Aval:
@@ -158,7 +139,7 @@ def _statistics_vjp(g: Value, y: Value, x: Value, axes: tuple[int, ...], eps: fl
 norm_statistics_op = Primitive(
     "norm_statistics",
     infer=_statistics_aval,
-    normalize=lambda x, axes, eps: {"axes": _check_axes(axes, x.ndim), "eps": _check_eps(eps)},
+    normalize=lambda x, axes, eps: {"axes": normalize_axes(axes, x.ndim), "eps": _check_eps(eps)},
     kernel=_statistics_kernel,
     vjp=[_statistics_vjp],
     flops=lambda ins, out, **attrs: 5 * ins[0].size,
@@ -188,7 +169,7 @@ def _standardized_vjp_stats(g: Value, y: Value, x: Value, stats: Value, axes: tu
 standardized_op = Primitive(
     "standardized",
     infer=_standardized_aval,
-    normalize=lambda x, stats, axes: {"axes": _check_axes(axes, x.ndim)},
+    normalize=lambda x, stats, axes: {"axes": normalize_axes(axes, x.ndim)},
     kernel=lambda out, x, stats, axes: _apply_statistics(out, x, stats[0], stats[1], stats[2]),
     vjp=[lambda g, y, x, stats, axes: g * _statistic(stats, 2), _standardized_vjp_stats],
     flops=lambda ins, out, **attrs: 3 * out.size,
@@ -197,16 +178,16 @@ standardized_op = Primitive(
 )
 
 
-def norm_statistics(x: Any, axes: Sequence[int], eps: float = 1e-5, name: str | None = None) -> Value:
+def norm_statistics(x: Any, axes: int | Sequence[int], eps: float = 1e-5, name: str | None = None) -> Value:
     """[m̃, c, 1/σ̂, s²] of ``x`` over ``axes``, stacked on a new first axis, each row x's shape with ``axes``
     as 1: the rounded mean, the correction ``mean(x - m̃)``, ``1/√(σ² + eps)`` (σ² the biased variance)
     and the unbiased variance s², by the ops of ``graphc.var(x, axes, ddof=1)``."""
-    return norm_statistics_op(x, axes=tuple(axes), eps=eps, name=name)
+    return norm_statistics_op(x, axes=axes, eps=eps, name=name)
 
 
-def standardized(x: Any, stats: Any, axes: Sequence[int], name: str | None = None) -> Value:
+def standardized(x: Any, stats: Any, axes: int | Sequence[int], name: str | None = None) -> Value:
     """x̂ = ((x - m̃) - c)·(1/σ̂) with ``stats = norm_statistics(x, axes)``: (x - μ)/√(σ² + eps)."""
-    return standardized_op(x, stats, axes=tuple(axes), name=name)
+    return standardized_op(x, stats, axes=axes, name=name)
 
 
 def _standardized_vjp(g: Value, x_hat: Value, stats: Value, axes: tuple[int, ...]) -> Value:

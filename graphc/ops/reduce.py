@@ -72,6 +72,8 @@ _SUM = Primitive(
     flops=_reduction_flops,
     doc="Σ over axes.  J^T: g broadcast back over the summed axes.",
 )
+
+
 def mean_into(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> None:
     """out = mean of x over ``axis``: the sum, then a division by the count, which is how ``np.mean``
     computes a float32 or float64 mean (the same bits), without its Python-level overhead (3.4 µs
@@ -183,22 +185,36 @@ def _moment_kernel(out: np.ndarray, x: np.ndarray, axis: tuple[int, ...], keepdi
     gives inf or NaN, as NumPy's var.
     """
     deviation, mean_kept = scratch
-    mean_into(mean_kept, x, axis, True)
-    np.subtract(x, mean_kept, out=deviation)
-    np.add.reduce(deviation, axis=axis, keepdims=True, out=mean_kept)  # Σ d = n·(m - m̃), up to rounding
+    deviation_sums(mean_kept, mean_kept, out, x, axis, keepdims, deviation)
+    variance_from_sums(out, out, mean_kept, math.prod(x.shape[i] for i in axis), ddof, mean_kept)
+    if root:
+        np.sqrt(out, out=out)
+
+
+def deviation_sums(shift: np.ndarray, sums: np.ndarray, squares: np.ndarray, x: np.ndarray,
+                   axis: tuple[int, ...], keepdims: bool, deviation: np.ndarray) -> None:
+    """The two passes of the corrected two-pass algorithm: the rounded mean m̃ into ``shift``, then
+    with d = x - m̃ (in ``deviation``, x's size) Σ d into ``sums`` (both with the axes kept) and Σ d²
+    into ``squares`` (``keepdims`` as given). ``shift`` may be ``sums``: m̃ is read before Σ d is written."""
+    mean_into(shift, x, axis, True)
+    np.subtract(x, shift, out=deviation)
+    np.add.reduce(deviation, axis=axis, keepdims=True, out=sums)  # Σ d = n·(m - m̃), up to rounding
     np.multiply(deviation, deviation, out=deviation)
-    np.add.reduce(deviation, axis=axis, keepdims=keepdims, out=out)
-    n = math.prod(x.shape[i] for i in axis)
+    np.add.reduce(deviation, axis=axis, keepdims=keepdims, out=squares)
+
+
+def variance_from_sums(out: np.ndarray, squares: np.ndarray, sums: np.ndarray, n: int, ddof: float,
+                       square: np.ndarray) -> None:
+    """out = (Σ d² - (Σ d)²/n) / (n - ddof) from :func:`deviation_sums`' ``squares`` and ``sums``
+    (``out`` may be ``squares``; ``square``, of sums' shape, is overwritten and may be ``sums``)."""
     if n:
-        np.multiply(mean_kept, mean_kept, out=mean_kept)
-        np.divide(mean_kept, n, out=mean_kept)
-        np.subtract(out, mean_kept.reshape(out.shape), out=out)
+        np.multiply(sums, sums, out=square)
+        np.divide(square, n, out=square)
+        np.subtract(squares, square.reshape(out.shape), out=out)
         np.maximum(out, 0.0, out=out)  # Σ d² ≥ (Σ d)²/n exactly; rounding must not make it negative
     count = n - ddof
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(out, count if count > 0 else 0.0, out=out)
-    if root:
-        np.sqrt(out, out=out)
 
 
 def per_degree_of_freedom(term: Value, x: Value, axis: tuple[int, ...], ddof: float) -> Value:
